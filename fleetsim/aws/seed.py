@@ -1,0 +1,126 @@
+"""Build the scenario's AWS state: EC2 instances in each tenant's account, the fleet registry, buckets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from moto.ec2.models import ec2_backends
+
+from fleetsim.fleet import FleetState, SimHost
+from fleetsim.scenario import Scenario
+
+# Base images named by family, so EC2 reports a plausible platform; moto accepts unknown AMI ids.
+_BASE_IMAGE = "ami-0fleetsim0000000"
+
+
+def _run_instance_kwargs(region: str, tags: dict[str, str]) -> dict[str, Any]:
+    """The keyword arguments moto's RunInstances handler builds for its backend."""
+    return {
+        "instance_type": "m6i.large",
+        "is_instance_type_default": False,
+        "placement": None,
+        "placement_hostid": None,
+        "region_name": region,
+        "subnet_id": None,
+        "key_name": None,
+        "security_group_ids": [],
+        "nics": [],
+        "private_ip": None,
+        "associate_public_ip": None,
+        "tags": {"instance": tags},
+        "ebs_optimized": False,
+        "disable_api_stop": False,
+        "instance_market_options": {},
+        "instance_initiated_shutdown_behavior": None,
+        "launch_template": {},
+        "hibernation_options": {},
+        "iam_instance_profile_name": None,
+        "iam_instance_profile_arn": None,
+        "monitoring_state": "disabled",
+        "ipv6_address_count": None,
+        "metadata_options": {},
+        "client_token": "fleetsim",
+    }
+
+
+def seed_aws(state: FleetState, scenario: Scenario) -> None:
+    """Create every tenant's EC2 fleet in its own account and register the hosts with SSM."""
+    last_scan = scenario.last_scan
+    for tenant in scenario.tenants:
+        if tenant.aws is None:
+            continue
+        aws = tenant.aws
+        backend = ec2_backends[aws.account_id][aws.region]
+        faults = tenant.faults
+        for group in aws.groups:
+            shared = {
+                "Environment": group.environment,
+                "Criticality": group.criticality,
+                "Tenant": tenant.id,
+                "OsFamily": group.os_family,
+            }
+            reservation = backend.run_instances(
+                _BASE_IMAGE, group.count, None, [], **_run_instance_kwargs(aws.region, shared)
+            )
+            width = max(2, len(str(group.count)))
+            for index, instance in enumerate(reservation.instances, start=1):
+                name = f"{group.prefix}-{index:0{width}d}"
+                backend.tags[instance.id]["Name"] = name
+                family = state.catalog_by_family.get(group.os_family, [])
+                host = SimHost(
+                    tenant=tenant.id,
+                    cloud="aws",
+                    account=aws.account_id,
+                    region=aws.region,
+                    host_id=instance.id,
+                    name=name,
+                    environment=group.environment,
+                    os_family=group.os_family,
+                    criticality=group.criticality,
+                    kernel=group.kernel,
+                    agent_status="ConnectionLost" if name in faults.agent_offline else "Online",
+                    missing={p.id for p in family if p.released > group.installed_until},
+                    installed={p.id for p in family if p.released <= group.installed_until},
+                    install_fails=name in faults.install_fails,
+                    backup_fails=name in faults.backup_fails,
+                    backup_seconds=faults.backup_slow_seconds.get(name),
+                )
+                state.record_scan(host, state.default_approved(host, last_scan), last_scan, operation="Scan")
+                state.add_host(host)
+
+
+def seed_evidence_buckets(scenario: Scenario, endpoint_url: str) -> None:
+    """The platform account's evidence buckets: versioned, Object Lock in compliance mode, KMS-encrypted.
+
+    Done through boto3 against our own endpoint, the stable path, since bucket settings have many shapes.
+    """
+    import boto3
+
+    ev = scenario.evidence
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=ev.region,
+        aws_access_key_id="fleetsim",
+        aws_secret_access_key="fleetsim",
+    )
+    for name in ev.buckets:
+        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+        s3.put_object_lock_configuration(
+            Bucket=name,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": ev.object_lock_days}},
+            },
+        )
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]
+            },
+        )
+
+
+def seeded_at() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()

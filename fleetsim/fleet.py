@@ -1,0 +1,346 @@
+"""fleetsim's own model of the fleet: hosts, their patches, commands in flight and the ground truth.
+
+moto keeps EC2, S3, STS and the rest; this module keeps what moto lacks (the managed-instance registry,
+Run Command lifecycles, per-host patch state) and what the tests need to check the product against
+(what really happened to each host). Time is wall-clock; every lifecycle is computed from timestamps
+set when the request arrived and revealed lazily, so there are no background threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import heapq
+import math
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetsim.platforms import PLATFORMS, Platform
+from fleetsim.scenario import CatalogPatch, Scenario, Timings
+
+TERMINAL_INVOCATION_STATES = frozenset({"Success", "Failed", "Cancelled", "TimedOut", "DeliveryTimedOut"})
+ERROR_INVOCATION_STATES = frozenset({"Failed", "TimedOut", "DeliveryTimedOut"})
+# Severity levels the default patch baseline approves, in both vendors' vocabularies.
+DEFAULT_APPROVED_SEVERITIES = frozenset({"Critical", "Important"})
+DEFAULT_APPROVE_AFTER_DAYS = 7
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _stable_fraction(*parts: str) -> float:
+    digest = hashlib.sha256("|".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class SimHost:
+    """One host as the cloud really has it."""
+
+    tenant: str
+    cloud: str
+    account: str
+    region: str
+    host_id: str
+    name: str
+    environment: str
+    os_family: str
+    criticality: str
+    kernel: str | None
+    agent_status: str  # SSM PingStatus: Online | ConnectionLost
+    missing: set[str]
+    installed: set[str]
+    failed: set[str] = field(default_factory=set)
+    install_fails: bool = False
+    backup_fails: bool = False
+    backup_seconds: float | None = None
+    patch_state: dict[str, Any] | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def platform(self) -> Platform:
+        return PLATFORMS[self.os_family]
+
+    def ground_truth(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "cloud": self.cloud,
+            "account": self.account,
+            "region": self.region,
+            "host_id": self.host_id,
+            "name": self.name,
+            "environment": self.environment,
+            "os_family": self.os_family,
+            "criticality": self.criticality,
+            "agent_status": self.agent_status,
+            "kernel": self.kernel,
+            "missing": sorted(self.missing),
+            "installed": sorted(self.installed),
+            "failed": sorted(self.failed),
+            "actions": list(self.actions),
+        }
+
+
+@dataclass
+class Invocation:
+    instance_id: str
+    host_name: str
+    platform_type: str
+    delivered_at: float
+    started_at: float
+    ended_at: float
+    outcome: str
+    response_code: int = 0
+    output: str = ""
+    applied: bool = False
+
+    def status_at(self, now: float) -> str:
+        if now >= self.ended_at:
+            return self.outcome
+        if now >= self.started_at and self.outcome != "DeliveryTimedOut":
+            return "InProgress"
+        return "Pending"
+
+    @property
+    def plugin_name(self) -> str:
+        return "PatchWindows" if self.platform_type == "Windows" else "PatchLinux"
+
+
+@dataclass
+class Command:
+    command_id: str
+    account: str
+    region: str
+    document_name: str
+    parameters: dict[str, list[str]]
+    comment: str
+    targets: list[dict[str, Any]]
+    instance_ids: list[str]
+    max_concurrency: str
+    max_errors: str
+    requested_at: float
+    timeout_seconds: int
+    invocations: dict[str, Invocation]
+    override_patch_ids: frozenset[str] | None
+
+    @property
+    def operation(self) -> str:
+        return (self.parameters.get("Operation") or ["Scan"])[0]
+
+    def status_at(self, now: float) -> tuple[str, Counter[str]]:
+        counts: Counter[str] = Counter(inv.status_at(now) for inv in self.invocations.values())
+        terminal = sum(counts[s] for s in TERMINAL_INVOCATION_STATES)
+        if terminal < len(self.invocations):
+            return ("InProgress" if counts["InProgress"] or terminal else "Pending"), counts
+        errors = sum(counts[s] for s in ERROR_INVOCATION_STATES)
+        if errors > max_errors_allowed(self.max_errors, len(self.invocations)):
+            return "Failed", counts
+        return "Success", counts
+
+
+def max_errors_allowed(max_errors: str, targets: int) -> int:
+    if max_errors.endswith("%"):
+        return math.floor(targets * int(max_errors[:-1]) / 100)
+    return int(max_errors)
+
+
+def max_concurrency_slots(max_concurrency: str, targets: int) -> int:
+    if targets == 0:
+        return 0
+    if max_concurrency.endswith("%"):
+        slots = math.floor(targets * int(max_concurrency[:-1]) / 100)
+    else:
+        slots = int(max_concurrency)
+    return max(1, min(slots, targets))
+
+
+class FleetState:
+    """Everything fleetsim knows beyond moto; one lock guards it."""
+
+    def __init__(self, scenario: Scenario, clock: Any = time.time) -> None:
+        self.scenario = scenario
+        self.timings: Timings = scenario.timings
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.catalog: dict[str, CatalogPatch] = {p.id: p for p in scenario.patch_catalog}
+        self.catalog_by_family: dict[str, list[CatalogPatch]] = {}
+        for patch in scenario.patch_catalog:
+            self.catalog_by_family.setdefault(patch.os_family, []).append(patch)
+        self.hosts: dict[tuple[str, str, str], SimHost] = {}  # (account, region, host_id)
+        self.host_by_id: dict[str, SimHost] = {}
+        self.commands: dict[str, Command] = {}
+        self._due: list[tuple[float, str, str]] = []  # (ended_at, command_id, instance_id)
+        self.calls: Counter[str] = Counter()
+
+    # -- registry -------------------------------------------------------------------------------
+    def add_host(self, host: SimHost) -> None:
+        with self.lock:
+            self.hosts[(host.account, host.region, host.host_id)] = host
+            self.host_by_id[host.host_id] = host
+
+    def hosts_in(self, account: str, region: str) -> list[SimHost]:
+        return [h for (a, r, _), h in self.hosts.items() if a == account and r == region]
+
+    def host(self, account: str, region: str, host_id: str) -> SimHost | None:
+        return self.hosts.get((account, region, host_id))
+
+    # -- patch approval -------------------------------------------------------------------------
+    def default_approved(self, host: SimHost, as_of: dt.datetime) -> set[str]:
+        """What the default baseline approves for a host as of a time (Security, Critical/Important, 7 days)."""
+        cutoff = (as_of - dt.timedelta(days=DEFAULT_APPROVE_AFTER_DAYS)).date()
+        return {
+            p.id
+            for p in self.catalog_by_family.get(host.os_family, [])
+            if p.classification in ("Security", "SecurityUpdates", "CriticalUpdates")
+            and p.severity in DEFAULT_APPROVED_SEVERITIES
+            and p.released <= cutoff
+        }
+
+    def record_scan(self, host: SimHost, approved: set[str], at: dt.datetime, *, operation: str, **extra: Any) -> None:
+        applicable = approved & (host.missing | host.installed | host.failed)
+        host.patch_state = {
+            "InstanceId": host.host_id,
+            "PatchGroup": "",
+            "BaselineId": extra.get("baseline_id", "pb-fleetsim-default"),
+            "SnapshotId": extra.get("snapshot_id", ""),
+            "InstallOverrideList": extra.get("install_override_list", ""),
+            "OwnerInformation": extra.get("owner_information", ""),
+            "InstalledCount": len(host.installed),
+            "InstalledOtherCount": 0,
+            "InstalledPendingRebootCount": extra.get("pending_reboot", 0),
+            "InstalledRejectedCount": 0,
+            "MissingCount": len(applicable & host.missing),
+            "FailedCount": len(applicable & host.failed),
+            "UnreportedNotApplicableCount": 0,
+            "NotApplicableCount": len(self.catalog_by_family.get(host.os_family, [])) - len(applicable),
+            "OperationStartTime": extra.get("started", at),
+            "OperationEndTime": at,
+            "Operation": operation,
+            "RebootOption": extra.get("reboot_option", "RebootIfNeeded"),
+            "CriticalNonCompliantCount": sum(
+                1 for p in applicable & (host.missing | host.failed) if self.catalog[p].severity == "Critical"
+            ),
+            "SecurityNonCompliantCount": len(applicable & (host.missing | host.failed)),
+            "OtherNonCompliantCount": 0,
+        }
+
+    # -- Run Command ----------------------------------------------------------------------------
+    def schedule_command(self, command: Command, hosts: list[SimHost]) -> None:
+        """Lay out each invocation's timeline under MaxConcurrency and MaxErrors, deterministically."""
+        t = self.timings
+        now = command.requested_at
+        slots = max_concurrency_slots(command.max_concurrency, len(hosts))
+        allowed_errors = max_errors_allowed(command.max_errors, len(hosts))
+        free_at = [now + t.command_pending_seconds] * slots
+        heapq.heapify(free_at)
+        lo, hi = t.invocation_seconds
+        planned: list[Invocation] = []
+        for host in hosts:
+            start = heapq.heappop(free_at)
+            if host.agent_status != "Online":
+                outcome, end = "DeliveryTimedOut", start + t.delivery_timeout_seconds
+            else:
+                duration = lo + (hi - lo) * _stable_fraction(command.command_id, host.host_id)
+                fails = command.operation == "Install" and host.install_fails
+                outcome, end = ("Failed" if fails else "Success"), start + duration
+            heapq.heappush(free_at, end)
+            planned.append(
+                Invocation(host.host_id, host.name, host.platform.platform_type, now, start, end, outcome)
+            )
+        # Once errors exceed MaxErrors, invocations not yet started are never sent.
+        errors, stop_at = 0, math.inf
+        for inv in sorted(planned, key=lambda i: i.ended_at):
+            if inv.started_at >= stop_at:
+                continue
+            if inv.outcome in ERROR_INVOCATION_STATES:
+                errors += 1
+                if errors > allowed_errors:
+                    stop_at = min(stop_at, inv.ended_at)
+        for inv in planned:
+            if inv.started_at >= stop_at:
+                inv.outcome, inv.ended_at, inv.started_at = "Cancelled", stop_at, stop_at
+            command.invocations[inv.instance_id] = inv
+            heapq.heappush(self._due, (inv.ended_at, command.command_id, inv.instance_id))
+        self.commands[command.command_id] = command
+
+    def advance(self) -> float:
+        """Apply the effects of every invocation that has finished by now; return now."""
+        with self.lock:
+            now = self.clock()
+            while self._due and self._due[0][0] <= now:
+                _, command_id, instance_id = heapq.heappop(self._due)
+                command = self.commands[command_id]
+                self._apply(command, command.invocations[instance_id])
+            return now
+
+    def _apply(self, command: Command, inv: Invocation) -> None:
+        host = self.host(command.account, command.region, inv.instance_id)
+        if host is None or inv.applied:
+            return
+        inv.applied = True
+        ended = dt.datetime.fromtimestamp(inv.ended_at, dt.UTC)
+        action: dict[str, Any] = {
+            "at": ended.isoformat(),
+            "action": f"ssm.{command.operation.lower()}",
+            "command_id": command.command_id,
+            "result": inv.outcome,
+        }
+        if inv.outcome in ("Success", "Failed") and command.document_name == "AWS-RunPatchBaseline":
+            approved = (
+                set(command.override_patch_ids)
+                if command.override_patch_ids is not None
+                else self.default_approved(host, ended)
+            )
+            op_list = approved & (host.missing | host.failed | host.installed)
+            reboot_option = (command.parameters.get("RebootOption") or ["RebootIfNeeded"])[0]
+            pending_reboot = 0
+            if command.operation == "Install":
+                to_install = sorted(op_list & (host.missing | host.failed))
+                failing = set(to_install[: max(1, len(to_install) // 2)]) if inv.outcome == "Failed" else set()
+                installed = [p for p in to_install if p not in failing]
+                host.installed |= set(installed)
+                host.missing -= set(installed)
+                host.failed = (host.failed - set(installed)) | failing
+                host.missing -= failing
+                kernels = [self.catalog[p].kernel for p in installed if self.catalog[p].kernel]
+                if kernels and host.os_family in PLATFORMS and host.platform.platform_type == "Linux":
+                    if reboot_option == "NoReboot":
+                        pending_reboot = len(kernels)
+                    else:
+                        host.kernel = max(kernels)
+                        action["rebooted"] = True
+                action.update(installed=installed, failed=sorted(failing))
+                inv.response_code = 1 if failing else 0
+                inv.output = (
+                    f"Patch operation Install {'FAILED' if failing else 'completed'}: "
+                    f"Installed={len(installed)} Missing={len(op_list & host.missing)} Failed={len(failing)}"
+                )
+            else:
+                inv.output = f"Patch operation Scan completed: Missing={len(op_list & host.missing)}"
+            override = (command.parameters.get("InstallOverrideList") or [""])[0]
+            self.record_scan(
+                host,
+                approved,
+                ended,
+                operation=command.operation,
+                started=dt.datetime.fromtimestamp(inv.started_at, dt.UTC),
+                install_override_list=override,
+                reboot_option=reboot_option,
+                pending_reboot=pending_reboot,
+                snapshot_id=command.command_id,
+            )
+        elif inv.outcome == "DeliveryTimedOut":
+            inv.response_code = -1
+        host.actions.append(action)
+
+    # -- ground truth ---------------------------------------------------------------------------
+    def ground_truth(self, tenant: str | None = None) -> dict[str, Any]:
+        self.advance()
+        with self.lock:
+            hosts = [h.ground_truth() for h in self.hosts.values() if tenant in (None, h.tenant)]
+        hosts.sort(key=lambda h: (h["tenant"], h["name"]))
+        return {"generated_at": utcnow().isoformat(), "hosts": hosts}

@@ -1,0 +1,145 @@
+"""The scenario file: which tenants' fleets exist, the patch catalog, the timings and the faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timings(_Strict):
+    """How long things take in the emulated clouds (seconds of wall-clock time)."""
+
+    command_pending_seconds: float = 0.3
+    invocation_seconds: tuple[float, float] = (0.5, 1.5)
+    delivery_timeout_seconds: float = 5.0
+    ami_pending_seconds: float = 1.5
+
+
+class CatalogPatch(_Strict):
+    """One patch the vendor has released, as SSM's patch catalog describes it."""
+
+    id: str
+    os_family: str
+    title: str
+    classification: str
+    severity: str  # vendor-native: Critical/Important/Medium/Low (Linux), Critical/Important/Moderate/Low (MSRC)
+    cves: list[str] = Field(default_factory=list)
+    released: dt.date
+    kernel: str | None = None  # the kernel release this patch boots into, for kernel updates
+
+
+class FleetGroup(_Strict):
+    """A group of alike hosts named ``<prefix>-01`` .. ``<prefix>-NN``."""
+
+    prefix: str
+    count: int = Field(ge=1, le=20000)
+    environment: str
+    os_family: str
+    kernel: str | None = None
+    criticality: Literal["low", "medium", "high", "critical"] = "medium"
+    installed_until: dt.date  # catalog patches released on or before this date are installed
+
+
+class Faults(_Strict):
+    """Hosts (by name) that misbehave."""
+
+    agent_offline: list[str] = Field(default_factory=list)
+    install_fails: list[str] = Field(default_factory=list)
+    backup_fails: list[str] = Field(default_factory=list)
+    backup_slow_seconds: dict[str, float] = Field(default_factory=dict)
+
+
+class AwsFleet(_Strict):
+    account_id: str = Field(pattern=r"^\d{12}$")
+    region: str
+    groups: list[FleetGroup]
+
+
+class TenantFleet(_Strict):
+    id: str
+    aws: AwsFleet | None = None
+    faults: Faults = Faults()
+
+
+class EvidenceAccount(_Strict):
+    """The platform account that holds the tenants' evidence buckets."""
+
+    account_id: str = "123456789012"
+    region: str = "us-east-1"
+    buckets: list[str] = Field(default_factory=list)
+    object_lock_days: int = 365
+
+
+class Scenario(_Strict):
+    timings: Timings = Timings()
+    seed: int = 7
+    last_scan: dt.datetime = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
+    evidence: EvidenceAccount = EvidenceAccount()
+    patch_catalog: list[CatalogPatch]
+    tenants: list[TenantFleet]
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_tenants(cls, tenants: list[TenantFleet]) -> list[TenantFleet]:
+        ids = [t.id for t in tenants]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate tenant ids: {dupes}")
+        return tenants
+
+    @model_validator(mode="after")
+    def _faults_name_real_hosts(self) -> Scenario:
+        for tenant in self.tenants:
+            names = set(host_names(tenant))
+            f = tenant.faults
+            for field, hosts in (
+                ("agent_offline", f.agent_offline),
+                ("install_fails", f.install_fails),
+                ("backup_fails", f.backup_fails),
+                ("backup_slow_seconds", list(f.backup_slow_seconds)),
+            ):
+                unknown = sorted(set(hosts) - names)
+                if unknown:
+                    raise ValueError(f"tenants[{tenant.id}].faults.{field}: unknown hosts {unknown}")
+        return self
+
+
+def host_names(tenant: TenantFleet) -> list[str]:
+    """All host names a tenant's fleet groups expand to."""
+    names: list[str] = []
+    if tenant.aws:
+        for group in tenant.aws.groups:
+            width = max(2, len(str(group.count)))
+            names.extend(f"{group.prefix}-{i:0{width}d}" for i in range(1, group.count + 1))
+    return names
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message names the file and the field."""
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: cannot read scenario: {exc}") from exc
+    return parse_scenario(raw, source=str(path))
+
+
+def parse_scenario(raw: object, source: str = "<scenario>") -> Scenario:
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        lines = [
+            f"  - {'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ScenarioError(f"{source}: invalid scenario:\n" + "\n".join(lines)) from exc

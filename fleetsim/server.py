@@ -1,0 +1,142 @@
+"""One loopback HTTP endpoint for every emulated cloud, plus fleetsim's own control plane.
+
+Routing: ``/fleetsim/*`` is fleetsim's control plane (health, ground truth, call counts); everything
+else is AWS, served by moto with fleetsim's add-ons installed. Every request is counted by service and
+action so tests and benchmarks can compare the calls made with the physical minimum.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from collections import Counter
+from typing import Any
+from urllib.parse import parse_qs
+
+from moto.moto_api._internal.models import moto_api_backend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from fleetsim.aws import ec2 as ec2_addon
+from fleetsim.aws import ssm as ssm_addon
+from fleetsim.aws.seed import seed_aws, seed_evidence_buckets
+from fleetsim.fleet import FleetState
+from fleetsim.scenario import Scenario
+
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+def _aws_call_name(environ: dict[str, Any]) -> str:
+    """Name an AWS request as ``aws.<service>.<Action>`` from its signature and target or form."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    match = _CREDENTIAL_SCOPE.search(auth)
+    service = match.group(2) if match else "unknown"
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return f"aws.{service}.{target.rsplit('.', 1)[-1]}"
+    if service == "s3":
+        return f"aws.s3.{environ.get('REQUEST_METHOD', 'GET')}"
+    action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+    if not action and environ.get("REQUEST_METHOD") == "POST":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+    return f"aws.{service}.{action[0] if action else environ.get('REQUEST_METHOD', '?')}"
+
+
+class _QuietRequestHandler(MotoRequestHandler):
+    """Log only failed requests; a cycle makes thousands of successful ones."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if str(code).startswith(("4", "5")):
+            super().log_request(code, size)
+
+
+class FleetsimApp:
+    """The WSGI application: control plane first, then the clouds."""
+
+    def __init__(self, state: FleetState) -> None:
+        self.state = state
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.started_at = time.time()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/fleetsim/"):
+            return self.control(Request(environ))(environ, start_response)
+        name = _aws_call_name(environ)
+        with self.state.lock:
+            self.state.calls[name] += 1
+        return self.moto(environ, start_response)
+
+    def control(self, request: Request) -> Response:
+        route = request.path.removeprefix("/fleetsim/").rstrip("/")
+        if route == "health":
+            body: Any = {"status": "ok", "hosts": len(self.state.hosts), "uptime_s": time.time() - self.started_at}
+        elif route == "ground-truth":
+            body = self.state.ground_truth(request.args.get("tenant"))
+        elif route == "calls" and request.method == "GET":
+            with self.state.lock:
+                body = {"calls": dict(sorted(self.state.calls.items()))}
+        elif route == "calls/reset" and request.method == "POST":
+            with self.state.lock:
+                body = {"calls": dict(sorted(self.state.calls.items()))}
+                self.state.calls = Counter()
+        else:
+            return Response(json.dumps({"error": f"no route {request.path}"}), 404, mimetype="application/json")
+        return Response(json.dumps(body, default=str), 200, mimetype="application/json")
+
+
+class FleetsimServer:
+    """fleetsim on 127.0.0.1: seeded from a scenario, served from a thread or the foreground."""
+
+    def __init__(self, scenario: Scenario, port: int = 0, host: str = "127.0.0.1") -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"fleetsim listens on loopback only, not {host!r}")
+        self.scenario = scenario
+        # moto's backends are process-wide; a new fleetsim starts from an empty cloud.
+        moto_api_backend.reset()
+        self.state = FleetState(scenario)
+        ssm_addon.install(self.state)
+        ec2_addon.install(self.state)
+        seed_aws(self.state, scenario)
+        self.app = FleetsimApp(self.state)
+        self._server: BaseWSGIServer = make_server(
+            host, port, self.app, threaded=True, request_handler=_QuietRequestHandler
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _seed_over_http(self) -> None:
+        seed_evidence_buckets(self.scenario, self.url)
+
+    def start(self) -> FleetsimServer:
+        """Serve from a daemon thread (tests); returns once the buckets are seeded."""
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fleetsim")
+        self._thread.start()
+        self._seed_over_http()
+        return self
+
+    def serve_forever(self, on_ready: Any = None) -> None:
+        """Serve in the foreground (the CLI); ``on_ready`` runs once the endpoint answers."""
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fleetsim")
+        thread.start()
+        self._seed_over_http()
+        if on_ready:
+            on_ready(self)
+        thread.join()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)

@@ -1,0 +1,1 @@
+"""Patchcycle: compliance-driven OS patch cycles on Apache Airflow."""
