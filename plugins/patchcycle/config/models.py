@@ -1,0 +1,700 @@
+"""Strict, immutable models of a tenant's patching configuration.
+
+A tenant file holds facts only: who the tenant is, where its hosts live, which environments it
+patches in which order, which patches each OS family takes, and where evidence goes. Every model
+forbids unknown fields and is frozen, so a typo in a tenant file is an error and not a silent default.
+
+This module does no file I/O; see :mod:`patchcycle.config.loader` for reading tenant files.
+"""
+
+import math
+import re
+from collections import Counter
+from collections.abc import Hashable, Iterable
+from datetime import datetime, time
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+__all__ = [
+    "ENVIRONMENT_ORDER",
+    "AwsAccount",
+    "AwsCloud",
+    "AzureCloud",
+    "AzureSubscription",
+    "Baseline",
+    "Canary",
+    "ChangeWindow",
+    "Clouds",
+    "Contact",
+    "Contacts",
+    "Environment",
+    "EnvironmentName",
+    "EvidencePolicy",
+    "Framework",
+    "GcpCloud",
+    "GcpProject",
+    "HostTags",
+    "OsFamily",
+    "PreflightPolicy",
+    "RateControl",
+    "Severity",
+    "Tenant",
+    "Weekday",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Vocabulary
+# --------------------------------------------------------------------------------------------------
+
+
+class OsFamily(StrEnum):
+    """Operating-system families a patch baseline can target."""
+
+    amazon_linux_2 = "amazon_linux_2"
+    amazon_linux_2023 = "amazon_linux_2023"
+    rhel_7 = "rhel_7"
+    rhel_8 = "rhel_8"
+    rhel_9 = "rhel_9"
+    centos_7 = "centos_7"
+    ubuntu_20_04 = "ubuntu_20_04"
+    ubuntu_22_04 = "ubuntu_22_04"
+    windows_2016 = "windows_2016"
+    windows_2019 = "windows_2019"
+    windows_2022 = "windows_2022"
+
+    @property
+    def is_windows(self) -> bool:
+        """True for Windows Server families."""
+        return self.value.startswith("windows_")
+
+    @property
+    def is_linux(self) -> bool:
+        """True for Linux families."""
+        return not self.is_windows
+
+
+class Severity(StrEnum):
+    """Vendor severity of a patch, from most to least urgent."""
+
+    Critical = "Critical"
+    High = "High"
+    Medium = "Medium"
+    Low = "Low"
+
+    @property
+    def rank(self) -> int:
+        """Urgency as a number: Critical=4, High=3, Medium=2, Low=1."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK: dict[Severity, int] = {
+    Severity.Critical: 4,
+    Severity.High: 3,
+    Severity.Medium: 2,
+    Severity.Low: 1,
+}
+
+
+class Framework(StrEnum):
+    """Compliance frameworks a tenant reports against."""
+
+    soc2 = "soc2"
+    pci_dss = "pci_dss"
+    hipaa = "hipaa"
+    sox = "sox"
+
+
+class EnvironmentName(StrEnum):
+    """Deployment environments, patched in the order of :data:`ENVIRONMENT_ORDER`."""
+
+    nonprod = "nonprod"
+    staging = "staging"
+    prod = "prod"
+
+
+ENVIRONMENT_ORDER: tuple[EnvironmentName, ...] = (
+    EnvironmentName.nonprod,
+    EnvironmentName.staging,
+    EnvironmentName.prod,
+)
+"""Canonical patching order: nonprod before staging before prod."""
+
+
+class Weekday(StrEnum):
+    """Days of the week, as written in change windows."""
+
+    mon = "mon"
+    tue = "tue"
+    wed = "wed"
+    thu = "thu"
+    fri = "fri"
+    sat = "sat"
+    sun = "sun"
+
+    @property
+    def number(self) -> int:
+        """Day number as :meth:`datetime.date.weekday` counts it (Monday=0 ... Sunday=6)."""
+        return _WEEKDAYS.index(self)
+
+
+_WEEKDAYS: tuple[Weekday, ...] = tuple(Weekday)
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+AWS_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+MAX_CONCURRENCY_PATTERN = r"^([1-9]\d*|[1-9]\d?%|100%)$"
+MAX_ERRORS_PATTERN = r"^(\d+|\d{1,2}%|100%)$"
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+ConnectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=250)]
+AwsRegion = Annotated[str, StringConstraints(pattern=AWS_REGION_PATTERN)]
+AzureResourceGroup = Annotated[str, StringConstraints(pattern=r"^[-\w.()]*[-\w()]$", max_length=90)]
+GcpZone = Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+\d+-[a-z]$")]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _duplicates(values: Iterable[Hashable]) -> list[Hashable]:
+    """Values that occur more than once, in first-seen order."""
+    counts = Counter(values)
+    return [value for value, count in counts.items() if count > 1]
+
+
+def _require_unique(values: Iterable[Hashable], what: str) -> None:
+    """Raise ``ValueError`` naming every repeated value."""
+    repeated = _duplicates(values)
+    if repeated:
+        listed = ", ".join(repr(str(value)) for value in repeated)
+        raise ValueError(f"{what} must be unique; repeated: {listed}")
+
+
+class _ConfigModel(BaseModel):
+    """Base for tenant configuration models: unknown fields are errors and instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# People
+# --------------------------------------------------------------------------------------------------
+
+
+class Contact(_ConfigModel):
+    """A person or team mailbox to notify."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: NonEmptyStr
+    email: str
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        if not _EMAIL.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid email address")
+        return value
+
+
+class Contacts(_ConfigModel):
+    """Who is told about a tenant's patch cycles."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sre: list[Contact] = Field(min_length=1)
+    compliance: list[Contact] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Clouds
+# --------------------------------------------------------------------------------------------------
+
+
+class AwsAccount(_ConfigModel):
+    """An AWS account and the regions in it that hold the tenant's hosts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: str = Field(pattern=r"^\d{12}$")
+    regions: list[AwsRegion] = Field(min_length=1)
+    connection_id: ConnectionId | None = None
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _quoted_account_id(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(
+                f"AWS account ids must be quoted strings (unquoted numbers lose leading zeros), got {value!r}"
+            )
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _unique_regions(cls, value: list[str]) -> list[str]:
+        _require_unique(value, "regions")
+        return value
+
+
+class AwsCloud(_ConfigModel):
+    """The tenant's AWS footprint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accounts: list[AwsAccount] = Field(min_length=1)
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_accounts(cls, value: list[AwsAccount]) -> list[AwsAccount]:
+        _require_unique((account.account_id for account in value), "account_id values")
+        return value
+
+
+class AzureSubscription(_ConfigModel):
+    """An Azure subscription and the resource groups in it that hold the tenant's hosts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subscription_id: str = Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+    resource_groups: list[AzureResourceGroup] = Field(min_length=1)
+    connection_id: ConnectionId | None = None
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _lowercase_id(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("resource_groups")
+    @classmethod
+    def _unique_groups(cls, value: list[str]) -> list[str]:
+        # Azure resource group names are case-insensitive.
+        _require_unique((group.lower() for group in value), "resource_groups")
+        return value
+
+
+class AzureCloud(_ConfigModel):
+    """The tenant's Azure footprint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subscriptions: list[AzureSubscription] = Field(min_length=1)
+
+    @field_validator("subscriptions")
+    @classmethod
+    def _unique_subscriptions(cls, value: list[AzureSubscription]) -> list[AzureSubscription]:
+        _require_unique((sub.subscription_id for sub in value), "subscription_id values")
+        return value
+
+
+class GcpProject(_ConfigModel):
+    """A Google Cloud project and the zones in it that hold the tenant's hosts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_id: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    zones: list[GcpZone] = Field(min_length=1)
+    connection_id: ConnectionId | None = None
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zones(cls, value: list[str]) -> list[str]:
+        _require_unique(value, "zones")
+        return value
+
+
+class GcpCloud(_ConfigModel):
+    """The tenant's Google Cloud footprint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    projects: list[GcpProject] = Field(min_length=1)
+
+    @field_validator("projects")
+    @classmethod
+    def _unique_projects(cls, value: list[GcpProject]) -> list[GcpProject]:
+        _require_unique((project.project_id for project in value), "project_id values")
+        return value
+
+
+class Clouds(_ConfigModel):
+    """The clouds a tenant's hosts live in; at least one must be declared."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aws: AwsCloud | None = None
+    azure: AzureCloud | None = None
+    gcp: GcpCloud | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> "Clouds":
+        if not self.declared:
+            raise ValueError("declare at least one cloud (aws, azure or gcp)")
+        return self
+
+    @property
+    def declared(self) -> list[str]:
+        """Names of the declared clouds, in the order aws, azure, gcp."""
+        return [name for name in ("aws", "azure", "gcp") if getattr(self, name) is not None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Environments
+# --------------------------------------------------------------------------------------------------
+
+
+class RateControl(_ConfigModel):
+    """How fast a patch run may go and how many failures it tolerates.
+
+    Both values are written exactly as AWS Systems Manager accepts ``MaxConcurrency`` and
+    ``MaxErrors``: an absolute count (``"10"``) or a percentage of the targets (``"25%"``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrency: str = Field(pattern=MAX_CONCURRENCY_PATTERN)
+    max_errors: str = Field(pattern=MAX_ERRORS_PATTERN)
+
+    @field_validator("max_concurrency", "max_errors", mode="before")
+    @classmethod
+    def _count_as_text(cls, value: object) -> object:
+        # YAML reads `max_errors: 0` as an int; a bare count is unambiguous, so accept it as text.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    def max_errors_for(self, targets: int) -> int:
+        """Number of failed targets tolerated in a run over ``targets`` hosts.
+
+        A percentage is rounded down (``"10%"`` of 19 targets tolerates 1 error); a count is
+        returned as written.
+        """
+        _check_targets(targets)
+        percent = _percent(self.max_errors)
+        if percent is None:
+            return int(self.max_errors)
+        return math.floor(targets * percent / 100)
+
+    def max_concurrency_for(self, targets: int) -> int:
+        """Number of hosts patched at once in a run over ``targets`` hosts.
+
+        A percentage is rounded down but never below one; the result never exceeds ``targets``
+        and is zero only when there are no targets.
+        """
+        _check_targets(targets)
+        if targets == 0:
+            return 0
+        percent = _percent(self.max_concurrency)
+        wanted = int(self.max_concurrency) if percent is None else math.floor(targets * percent / 100)
+        return min(max(1, wanted), targets)
+
+
+def _percent(value: str) -> int | None:
+    """The percentage in ``"25%"`` as 25, or None for an absolute count."""
+    return int(value[:-1]) if value.endswith("%") else None
+
+
+def _check_targets(targets: int) -> None:
+    if targets < 0:
+        raise ValueError(f"targets must be zero or more, got {targets}")
+
+
+class ChangeWindow(_ConfigModel):
+    """When production changes are allowed, in the tenant's local time.
+
+    The window opens at ``start`` on each of ``days`` and closes at ``end``; when ``end`` is not
+    after ``start`` the window crosses midnight and closes on the following day.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str
+    days: list[Weekday] = Field(min_length=1)
+    start: time
+    end: time
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA zoneinfo key such as 'America/New_York' or 'UTC'"
+            ) from exc
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _unique_days(cls, value: list[Weekday]) -> list[Weekday]:
+        _require_unique(value, "days")
+        return value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _hh_mm(cls, value: object) -> object:
+        if isinstance(value, time):
+            if value.tzinfo is not None:
+                raise ValueError("times must not carry a timezone; set the window's timezone instead")
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f"got the number {value!r}: quote times as 'HH:MM' strings "
+                "(YAML reads an unquoted 10:00 as the base-60 number 600)"
+            )
+        if isinstance(value, str):
+            match = _HH_MM.fullmatch(value)
+            if match is None:
+                raise ValueError(f"time must be written 'HH:MM' (24-hour clock), got {value!r}")
+            return time(int(match[1]), int(match[2]))
+        raise ValueError(f"time must be written 'HH:MM' (24-hour clock), got {value!r}")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "ChangeWindow":
+        if self.start == self.end:
+            raise ValueError(f"start and end are both {self.start:%H:%M}; the window would be empty")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The window's timezone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def crosses_midnight(self) -> bool:
+        """True when the window closes on the day after it opens."""
+        return self.end <= self.start
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether the timezone-aware ``moment`` falls inside the window (start inclusive, end exclusive)."""
+        if moment.tzinfo is None:
+            raise ValueError("moment must be timezone-aware")
+        local = moment.astimezone(self.zone)
+        clock = local.time().replace(tzinfo=None, fold=0)
+        opening_days = {day.number for day in self.days}
+        today = local.weekday()
+        if not self.crosses_midnight:
+            return today in opening_days and self.start <= clock < self.end
+        opened_today = today in opening_days and clock >= self.start
+        opened_yesterday = (today - 1) % 7 in opening_days and clock < self.end
+        return opened_today or opened_yesterday
+
+
+class Canary(_ConfigModel):
+    """Hosts patched first in an environment, before the rest of it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    share: float = Field(default=0.0, ge=0.0, lt=1.0)
+    hosts: list[NonEmptyStr] = Field(default_factory=list)
+
+    @field_validator("hosts")
+    @classmethod
+    def _unique_hosts(cls, value: list[str]) -> list[str]:
+        _require_unique(value, "canary hosts")
+        return value
+
+
+class Environment(_ConfigModel):
+    """One environment of a tenant and how it is patched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: EnvironmentName
+    tag_values: Annotated[list[NonEmptyStr], Field(min_length=1)] | None = None
+    soak_hours: float = Field(default=0.0, ge=0, le=720)
+    change_window: ChangeWindow | None = None
+    rate_control: RateControl
+    canary: Canary = Field(default_factory=Canary)
+    approval_required: bool = False
+    health_error_rate_tolerance: Share = 0.1
+
+    @field_validator("tag_values")
+    @classmethod
+    def _unique_tag_values(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            _require_unique(value, "tag_values")
+        return value
+
+    @property
+    def matches_tag_values(self) -> list[str]:
+        """Values of the host environment tag that put a host in this environment."""
+        return list(self.tag_values) if self.tag_values is not None else [self.name.value]
+
+
+# --------------------------------------------------------------------------------------------------
+# Patch policy, preflight, evidence
+# --------------------------------------------------------------------------------------------------
+
+
+class Baseline(_ConfigModel):
+    """Which patches an OS family receives and how long they age before approval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    os_family: OsFamily
+    classifications: list[NonEmptyStr] = Field(min_length=1)
+    severities: list[Severity] = Field(min_length=1)
+    approve_after_days: int = Field(ge=0, le=365)
+    include_kernel_updates: bool = True
+
+    @field_validator("classifications")
+    @classmethod
+    def _unique_classifications(cls, value: list[str]) -> list[str]:
+        _require_unique(value, "classifications")
+        return value
+
+    @field_validator("severities")
+    @classmethod
+    def _unique_severities(cls, value: list[Severity]) -> list[Severity]:
+        _require_unique(value, "severities")
+        return value
+
+
+class PreflightPolicy(_ConfigModel):
+    """What pre-patch checks do with hosts that are not safe to patch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_held_share: Share
+    """Above this share of held hosts, the tenant's scope halts."""
+    kernel_gate: Literal["hold_kernel_update", "hold_host"] = "hold_kernel_update"
+
+
+class HostTags(_ConfigModel):
+    """The tag keys read from cloud hosts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    environment: NonEmptyStr = "Environment"
+    criticality: NonEmptyStr = "Criticality"
+    name: NonEmptyStr = "Name"
+
+
+class EvidencePolicy(_ConfigModel):
+    """Where compliance evidence is stored and how long shared links stay valid."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    connection_id: ConnectionId = "patchcycle_evidence"
+    region: AwsRegion = "us-east-1"
+    link_expiry_hours: int = Field(default=72, ge=1, le=168)
+
+    @field_validator("bucket")
+    @classmethod
+    def _s3_bucket_rules(cls, value: str) -> str:
+        if ".." in value or ".-" in value or "-." in value:
+            raise ValueError(f"S3 bucket name {value!r} must not contain '..', '.-' or '-.'")
+        if _IPV4.fullmatch(value):
+            raise ValueError(f"S3 bucket name {value!r} must not look like an IP address")
+        if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3")):
+            raise ValueError(f"S3 bucket name {value!r} uses a prefix or suffix AWS reserves")
+        return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Tenant
+# --------------------------------------------------------------------------------------------------
+
+
+class Tenant(_ConfigModel):
+    """A client institution whose fleet is patched as one compliance scope."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,38}[a-z0-9]$")
+    display_name: NonEmptyStr
+    owner: NonEmptyStr
+    """Team name, used as the Airflow DAG owner."""
+    contacts: Contacts
+    frameworks: list[Framework] = Field(min_length=1)
+    clouds: Clouds
+    environments: list[Environment] = Field(min_length=1)
+    baselines: list[Baseline] = Field(min_length=1)
+    preflight: PreflightPolicy
+    evidence: EvidencePolicy
+    host_tags: HostTags = Field(default_factory=HostTags)
+    incident_runbook_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+
+    @field_validator("frameworks")
+    @classmethod
+    def _unique_frameworks(cls, value: list[Framework]) -> list[Framework]:
+        _require_unique(value, "frameworks")
+        return value
+
+    @field_validator("environments")
+    @classmethod
+    def _environments_in_order(cls, value: list[Environment]) -> list[Environment]:
+        names = [env.name for env in value]
+        for name in _duplicates(names):
+            positions = " and ".join(str(i) for i, other in enumerate(names) if other == name)
+            raise ValueError(f"environment {str(name)!r} is declared more than once (entries {positions})")
+        for earlier, later in zip(names, names[1:], strict=False):
+            if ENVIRONMENT_ORDER.index(later) < ENVIRONMENT_ORDER.index(earlier):
+                order = " before ".join(str(name) for name in ENVIRONMENT_ORDER)
+                raise ValueError(
+                    f"environments are out of order: {str(later)!r} is listed after {str(earlier)!r}, "
+                    f"but they must be listed {order}"
+                )
+        owners: dict[str, EnvironmentName] = {}
+        for env in value:
+            for tag_value in env.matches_tag_values:
+                claimed_by = owners.setdefault(tag_value, env.name)
+                if claimed_by != env.name:
+                    raise ValueError(
+                        f"environment tag value {tag_value!r} is claimed by both "
+                        f"{str(claimed_by)!r} and {str(env.name)!r}"
+                    )
+        return value
+
+    @field_validator("baselines")
+    @classmethod
+    def _one_baseline_per_family(cls, value: list[Baseline]) -> list[Baseline]:
+        for family in _duplicates(baseline.os_family for baseline in value):
+            raise ValueError(f"more than one baseline for os_family {str(family)!r}")
+        return value
+
+    @property
+    def dag_id(self) -> str:
+        """Id of the tenant's patch-cycle DAG."""
+        return f"patch_cycle__{self.id}"
+
+    @property
+    def environment_names(self) -> list[EnvironmentName]:
+        """The tenant's environments, in patching order."""
+        return [env.name for env in self.environments]
+
+    def environment(self, name: EnvironmentName | str) -> Environment:
+        """The environment called ``name``; ``KeyError`` if the tenant does not have it."""
+        for env in self.environments:
+            if env.name == name:
+                return env
+        declared = ", ".join(self.environment_names)
+        raise KeyError(f"tenant {self.id!r} has no environment {str(name)!r} (it declares: {declared})")
+
+    def baseline_for(self, os_family: OsFamily | str) -> Baseline | None:
+        """The baseline for ``os_family``, or None when the tenant does not patch that family."""
+        for baseline in self.baselines:
+            if baseline.os_family == os_family:
+                return baseline
+        return None
+
+    def aws_connection_id(self, account: AwsAccount) -> str:
+        """Airflow connection for an AWS account: its own, else ``aws_<tenant id>``."""
+        return account.connection_id or f"aws_{self.id}"
+
+    def azure_connection_id(self, subscription: AzureSubscription) -> str:
+        """Airflow connection for an Azure subscription: its own, else ``azure_<tenant id>``."""
+        return subscription.connection_id or f"azure_{self.id}"
+
+    def gcp_connection_id(self, project: GcpProject) -> str:
+        """Airflow connection for a GCP project: its own, else ``gcp_<tenant id>``."""
+        return project.connection_id or f"gcp_{self.id}"

@@ -1,0 +1,181 @@
+"""The cycle's evidence document: every host's final state, every stage, the plan and the event log.
+
+Built from what the stages wrote to the evidence store, after success or failure alike, so an auditor
+sees the same structure whatever happened. Pure: plain data in, plain data out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from patchcycle.config.models import Tenant
+from patchcycle.domain import outcomes as o
+
+EVIDENCE_SCHEMA_VERSION = "1.0"
+_COUNTED = ("patched", "failed", "held", "excepted", "not_run", "out_of_scope")
+
+
+def _host_record(row: Mapping[str, Any], final_state: str, reason: str | None, stage_host: Mapping[str, Any]) -> dict:
+    state_after = stage_host.get("patch_state") or {}
+    return {
+        "host_id": row["host_id"],
+        "name": row.get("name"),
+        "cloud": row.get("cloud"),
+        "account": row.get("account"),
+        "region": row.get("region"),
+        "environment": row.get("environment"),
+        "os_family": row.get("os_family"),
+        "platform": row.get("platform"),
+        "criticality": row.get("criticality"),
+        "agent_status": row.get("agent_status"),
+        "final_state": final_state,
+        "reason": reason,
+        "backup_id": stage_host.get("backup_id"),
+        "command_id": stage_host.get("command_id"),
+        "missing_before": row.get("missing_count"),
+        "missing_after": state_after.get("MissingCount") if state_after else None,
+        "failed_after": state_after.get("FailedCount") if state_after else None,
+        "installed_after": state_after.get("InstalledCount") if state_after else None,
+    }
+
+
+def host_records(
+    inventory: Iterable[Mapping[str, Any]],
+    preflight: Mapping[str, Any] | None,
+    stages: Mapping[str, Mapping[str, Any] | None],
+    stage_reasons: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """Each inventoried host's final state: from the gate, the stage that patched it, or why none did."""
+    decisions = {d["host_id"]: d for d in (preflight or {}).get("decisions", [])}
+    records = []
+    for row in inventory:
+        host_id = row["host_id"]
+        decision = decisions.get(host_id)
+        env = row.get("environment")
+        stage = stages.get(env) if env else None
+        stage_host = (stage or {}).get("hosts", {}).get(host_id, {})
+        if decision is None:
+            state, reason = o.NOT_RUN, "pre-flight did not run"
+        elif decision["verdict"] == "out_of_scope":
+            state, reason = o.OUT_OF_SCOPE, decision.get("reason")
+        elif decision["verdict"] == "held":
+            state, reason = o.HELD, decision.get("reason")
+        elif stage_host:
+            state, reason = stage_host["final_state"], stage_host.get("reason")
+        else:
+            state, reason = o.NOT_RUN, stage_reasons.get(env or "", f"stage {env} did not run")
+        records.append(_host_record(row, state, reason, stage_host))
+    records.sort(key=lambda r: (r.get("environment") or "~", r.get("name") or "", r["host_id"]))
+    return records
+
+
+def _compliant_before(record: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    return not row.get("missing_count") and not row.get("failed_count")
+
+
+def _rollup(records: list[dict], rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    counts = Counter(r["final_state"] for r in records)
+    in_scope = [r for r in records if r["final_state"] != o.OUT_OF_SCOPE]
+    before = sum(1 for r in in_scope if _compliant_before(r, rows[r["host_id"]]))
+    after = 0
+    for r in in_scope:
+        if r["final_state"] == o.PATCHED:
+            after += 1
+        elif r["final_state"] in (o.HELD, o.NOT_RUN, o.EXCEPTED) and _compliant_before(r, rows[r["host_id"]]):
+            after += 1
+    share = (lambda n: round(n / len(in_scope), 4) if in_scope else 1.0)
+    result = {"in_scope": len(in_scope)}
+    result.update({k: counts.get(k, 0) for k in _COUNTED})
+    result["non_compliant"] = counts.get(o.NON_COMPLIANT, 0)
+    result.update(compliance_before=share(before), compliance_after=share(after))
+    return result
+
+
+def cycle_outcome(dry_run: bool, preflight: Mapping[str, Any] | None, stage_status: Mapping[str, str], records: list[dict]) -> str:
+    """planned (dry run) | failed (a gate halted or a stage failed) | partial (hosts left behind) | completed."""
+    if dry_run:
+        return "planned"
+    if preflight is None or preflight.get("halted") or any(s != "succeeded" for s in stage_status.values()):
+        return "failed"
+    if any(r["final_state"] in (o.FAILED, o.HELD, o.NON_COMPLIANT, o.NOT_RUN) for r in records):
+        return "partial"
+    return "completed"
+
+
+def build_evidence_document(
+    *,
+    tenant: Tenant,
+    cycle: Mapping[str, Any],
+    plan: Mapping[str, Any] | None,
+    inventory: list[Mapping[str, Any]] | None,
+    preflight: Mapping[str, Any] | None,
+    stages: Mapping[str, Mapping[str, Any] | None],
+    selected_environments: list[str],
+    events: list[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The evidence document (schema 1.0) of one cycle run."""
+    inventory = inventory or []
+    rows = {r["host_id"]: r for r in inventory}
+    stage_status: dict[str, str] = {}
+    stage_reasons: dict[str, str] = {}
+    stage_entries = []
+    blocked_by: str | None = None
+    if preflight is None:
+        blocked_by = "inventory or pre-flight did not complete"
+    elif preflight.get("halted"):
+        blocked_by = f"pre-flight halted the scope: {preflight.get('held_share', 0):.0%} of hosts held"
+    for env in selected_environments:
+        stage = stages.get(env)
+        if cycle.get("dry_run"):
+            status, reason = "skipped", "dry run: plan only"
+        elif stage is None:
+            status = "not_run"
+            reason = blocked_by or "an earlier stage failed or this stage did not complete"
+        else:
+            status, reason = stage["status"], stage.get("reason")
+        if stage and stage["status"] == "failed" and blocked_by is None:
+            blocked_by = f"stage {env} failed"
+        stage_status[env], stage_reasons[env] = status, (reason or "")
+        hosts = (stage or {}).get("hosts", {})
+        stage_entries.append(
+            {
+                "environment": env,
+                "status": status,
+                "started_at": (stage or {}).get("started_at"),
+                "finished_at": (stage or {}).get("finished_at"),
+                "hosts_targeted": sum(1 for h in hosts.values() if h.get("command_id")),
+                "hosts_succeeded": sum(1 for h in hosts.values() if h["final_state"] == o.PATCHED),
+                "hosts_failed": sum(1 for h in hosts.values() if h["final_state"] in (o.FAILED, o.NON_COMPLIANT)),
+                "backups": sum(1 for h in hosts.values() if h.get("backup_id")),
+                "command_ids": list((stage or {}).get("command_ids", [])),
+                "reason": reason,
+            }
+        )
+    if cycle.get("dry_run"):
+        stage_status = {}
+    records = host_records(inventory, preflight, stages, stage_reasons)
+    summary = {"hosts_total": len(records), **_rollup(records, rows)}
+    summary["by_environment"] = {
+        env: _rollup([r for r in records if r["environment"] == env], rows) for env in selected_environments
+    }
+    summary["by_cloud"] = {
+        cloud: _rollup([r for r in records if r["cloud"] == cloud], rows)
+        for cloud in sorted({r["cloud"] for r in records if r["cloud"]})
+    }
+    outcome = cycle_outcome(bool(cycle.get("dry_run")), preflight, stage_status, records)
+    return {
+        "schema_version": EVIDENCE_SCHEMA_VERSION,
+        "tenant": {
+            "id": tenant.id,
+            "display_name": tenant.display_name,
+            "frameworks": [f.value for f in tenant.frameworks],
+        },
+        "cycle": {**cycle, "outcome": outcome},
+        "summary": summary,
+        "stages": stage_entries,
+        "hosts": records,
+        "plan": {"hash": cycle.get("plan_hash"), **(dict(plan) if plan else {})},
+        "events": sorted(events, key=lambda e: (e.get("at") or "", e.get("action") or "")),
+    }

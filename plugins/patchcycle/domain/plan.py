@@ -1,0 +1,195 @@
+"""The cycle plan: which patches each OS family takes this cycle, fixed as of the cycle date and hashed.
+
+Every later stage installs exactly the plan's set (through an explicit install list), so staging and
+prod receive what non-prod received, and a backfilled cycle approves what was approvable on its own
+date, not what is newest today.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+from patchcycle.config.models import Baseline, OsFamily, Severity, Tenant
+from patchcycle.domain.platforms import normalize_severity
+
+PLAN_SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class CatalogPatch:
+    """A patch as the cloud's patch catalog lists it, already mapped to our OS family and severity."""
+
+    id: str
+    os_family: OsFamily
+    title: str
+    classification: str
+    vendor_severity: str
+    severity: Severity | None
+    cves: tuple[str, ...]
+    released: dt.date
+
+    @property
+    def is_kernel_update(self) -> bool:
+        title = self.title.lower()
+        return title.startswith(("kernel", "linux-image", "linux-generic"))
+
+
+@dataclass(frozen=True)
+class ApprovedPatch:
+    """A patch the plan approves, with the reason it qualified."""
+
+    id: str
+    title: str
+    classification: str
+    severity: str
+    cves: tuple[str, ...]
+    released: str
+    kernel_update: bool
+
+
+@dataclass(frozen=True)
+class BaselineDecision:
+    """The rule applied to one OS family: its baseline and the release-date cutoff it implies."""
+
+    os_family: str
+    classifications: tuple[str, ...]
+    severities: tuple[str, ...]
+    approve_after_days: int
+    cutoff: str
+    include_kernel_updates: bool
+
+
+@dataclass(frozen=True)
+class CyclePlan:
+    """The frozen plan of one tenant's cycle."""
+
+    tenant_id: str
+    cycle_date: str
+    environments: tuple[str, ...]
+    baselines: tuple[BaselineDecision, ...]
+    approved: dict[str, tuple[ApprovedPatch, ...]] = field(default_factory=dict)
+    schema_version: str = PLAN_SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["approved"] = {k: [asdict(p) for p in v] for k, v in sorted(self.approved.items())}
+        return data
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the plan's canonical JSON: the identity every stage carries."""
+        return hashlib.sha256(canonical_json(self.to_dict())).hexdigest()
+
+    @property
+    def patch_ids(self) -> list[str]:
+        return sorted({p.id for patches in self.approved.values() for p in patches})
+
+    def summary_lines(self) -> list[str]:
+        """The plan a human would approve, as text (printed by a dry run)."""
+        lines = [f"Cycle plan for {self.tenant_id}, cycle date {self.cycle_date}, plan {self.hash[:12]}"]
+        for decision in self.baselines:
+            patches = self.approved.get(decision.os_family, ())
+            lines.append(
+                f"  {decision.os_family}: {len(patches)} patch(es) approved "
+                f"({'/'.join(decision.severities)}; {'/'.join(decision.classifications)}; "
+                f"released on or before {decision.cutoff})"
+            )
+            for p in patches:
+                cves = ", ".join(p.cves) or "no CVE"
+                lines.append(f"    - {p.id} [{p.severity}] {p.title} ({cves}; released {p.released})")
+        return lines
+
+
+def canonical_json(data: object) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def approval_cutoff(cycle_date: dt.date, approve_after_days: int) -> dt.date:
+    """A patch is approvable on the cycle date if it was released at least N days before it."""
+    return cycle_date - dt.timedelta(days=approve_after_days)
+
+
+def is_approved(patch: CatalogPatch, baseline: Baseline, cycle_date: dt.date) -> bool:
+    if patch.os_family != baseline.os_family:
+        return False
+    if patch.classification not in baseline.classifications:
+        return False
+    if patch.severity is None or patch.severity not in baseline.severities:
+        return False
+    if patch.is_kernel_update and not baseline.include_kernel_updates:
+        return False
+    return patch.released <= approval_cutoff(cycle_date, baseline.approve_after_days)
+
+
+def build_cycle_plan(tenant: Tenant, cycle_date: dt.date, catalog: Iterable[CatalogPatch]) -> CyclePlan:
+    """Resolve the tenant's baselines as of ``cycle_date`` against the catalog and freeze the result."""
+    catalog = list(catalog)
+    approved: dict[str, tuple[ApprovedPatch, ...]] = {}
+    decisions = []
+    for baseline in sorted(tenant.baselines, key=lambda b: b.os_family.value):
+        decisions.append(
+            BaselineDecision(
+                os_family=baseline.os_family.value,
+                classifications=tuple(sorted(baseline.classifications)),
+                severities=tuple(s.value for s in sorted(baseline.severities, key=lambda s: -s.rank)),
+                approve_after_days=baseline.approve_after_days,
+                cutoff=approval_cutoff(cycle_date, baseline.approve_after_days).isoformat(),
+                include_kernel_updates=baseline.include_kernel_updates,
+            )
+        )
+        chosen = sorted(
+            (p for p in catalog if is_approved(p, baseline, cycle_date)), key=lambda p: (p.released, p.id)
+        )
+        approved[baseline.os_family.value] = tuple(
+            ApprovedPatch(
+                id=p.id,
+                title=p.title,
+                classification=p.classification,
+                severity=p.severity.value if p.severity else "Unspecified",
+                cves=tuple(sorted(p.cves)),
+                released=p.released.isoformat(),
+                kernel_update=p.is_kernel_update,
+            )
+            for p in chosen
+        )
+    return CyclePlan(
+        tenant_id=tenant.id,
+        cycle_date=cycle_date.isoformat(),
+        environments=tuple(e.name.value for e in tenant.environments),
+        baselines=tuple(decisions),
+        approved=approved,
+    )
+
+
+def catalog_patch_from_ssm(row: dict, os_family: OsFamily) -> CatalogPatch:
+    """One row of SSM ``describe_available_patches`` as a :class:`CatalogPatch`."""
+    vendor_severity = row.get("Severity") or row.get("MsrcSeverity") or ""
+    released = row["ReleaseDate"]
+    if isinstance(released, dt.datetime):
+        released = released.astimezone(dt.UTC).date()
+    elif isinstance(released, str):
+        released = dt.date.fromisoformat(released[:10])
+    return CatalogPatch(
+        id=row["Id"],
+        os_family=os_family,
+        title=row.get("Title") or row["Id"],
+        classification=row.get("Classification", ""),
+        vendor_severity=vendor_severity,
+        severity=normalize_severity(vendor_severity),
+        cves=tuple(row.get("CVEIds") or ()),
+        released=released,
+    )
+
+
+def install_override_list(plan: CyclePlan) -> str:
+    """The plan as an SSM ``InstallOverrideList`` document (YAML ``patches: [{id, title}]``)."""
+    import yaml
+
+    patches = [
+        {"id": p.id, "title": p.title} for family in sorted(plan.approved) for p in plan.approved[family]
+    ]
+    return yaml.safe_dump({"patches": patches}, sort_keys=False)

@@ -1,0 +1,58 @@
+"""What each OS family is called by the clouds' patch services, and how their words map to ours."""
+
+from __future__ import annotations
+
+from patchcycle.config.models import OsFamily, Severity
+
+# SSM patch catalog Product for each family (describe_available_patches PRODUCT filter).
+SSM_PRODUCTS: dict[OsFamily, str] = {
+    OsFamily.amazon_linux_2: "AmazonLinux2",
+    OsFamily.amazon_linux_2023: "AmazonLinux2023",
+    OsFamily.rhel_7: "RedhatEnterpriseLinux7.9",
+    OsFamily.rhel_8: "RedhatEnterpriseLinux8.8",
+    OsFamily.rhel_9: "RedhatEnterpriseLinux9.2",
+    OsFamily.centos_7: "CentOS7.9",
+    OsFamily.ubuntu_20_04: "Ubuntu20.04",
+    OsFamily.ubuntu_22_04: "Ubuntu22.04",
+    OsFamily.windows_2016: "WindowsServer2016",
+    OsFamily.windows_2019: "WindowsServer2019",
+    OsFamily.windows_2022: "WindowsServer2022",
+}
+
+# Vendor severities (Amazon/Red Hat/Canonical "Severity", Microsoft "MsrcSeverity") on our scale.
+_SEVERITY: dict[str, Severity] = {
+    "critical": Severity.Critical,
+    "important": Severity.High,
+    "high": Severity.High,
+    "moderate": Severity.Medium,
+    "medium": Severity.Medium,
+    "low": Severity.Low,
+}
+
+
+def normalize_severity(vendor_severity: str | None) -> Severity | None:
+    """Map a vendor's severity word to ours; ``None`` for unspecified or unknown words."""
+    return _SEVERITY.get((vendor_severity or "").strip().lower())
+
+
+def os_family_from_ssm(platform_name: str, platform_version: str) -> OsFamily | None:
+    """The OS family of a managed instance from SSM's PlatformName/PlatformVersion, if we patch it."""
+    name, version = platform_name.lower(), platform_version.strip()
+    major = version.split(".")[0]
+    if name.startswith("amazon linux"):
+        return {"2": OsFamily.amazon_linux_2, "2023": OsFamily.amazon_linux_2023}.get(major)
+    if name.startswith("red hat enterprise linux"):
+        return {"7": OsFamily.rhel_7, "8": OsFamily.rhel_8, "9": OsFamily.rhel_9}.get(major)
+    if name.startswith("centos"):
+        return OsFamily.centos_7 if major == "7" else None
+    if name.startswith("ubuntu"):
+        return {"20.04": OsFamily.ubuntu_20_04, "22.04": OsFamily.ubuntu_22_04}.get(version[:5])
+    if "windows server" in name:
+        for year, family in (
+            ("2016", OsFamily.windows_2016),
+            ("2019", OsFamily.windows_2019),
+            ("2022", OsFamily.windows_2022),
+        ):
+            if year in name:
+                return family
+    return None

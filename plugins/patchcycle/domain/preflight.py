@@ -1,0 +1,92 @@
+"""The pre-flight gate: which hosts may be backed up and patched this cycle, and which are held, and why.
+
+Held hosts are excluded and recorded with a reason; if more than the tenant's threshold is held the
+scope halts, because a cycle that silently skips a large part of the fleet is worse than no cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from patchcycle.config.models import Tenant
+
+
+@dataclass(frozen=True)
+class HostDecision:
+    host_id: str
+    verdict: str  # eligible | held | out_of_scope
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    """The gate's decision for every inventoried host."""
+
+    decisions: tuple[HostDecision, ...]
+    max_held_share: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def eligible(self) -> list[str]:
+        return [d.host_id for d in self.decisions if d.verdict == "eligible"]
+
+    @property
+    def held(self) -> list[HostDecision]:
+        return [d for d in self.decisions if d.verdict == "held"]
+
+    @property
+    def out_of_scope(self) -> list[HostDecision]:
+        return [d for d in self.decisions if d.verdict == "out_of_scope"]
+
+    @property
+    def held_share(self) -> float:
+        in_scope = len(self.eligible) + len(self.held)
+        return len(self.held) / in_scope if in_scope else 0.0
+
+    @property
+    def halted(self) -> bool:
+        """True when more of the in-scope fleet is held than the tenant tolerates."""
+        return self.held_share > self.max_held_share
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_held_share": self.max_held_share,
+            "held_share": round(self.held_share, 4),
+            "halted": self.halted,
+            "eligible": len(self.eligible),
+            "held": len(self.held),
+            "out_of_scope": len(self.out_of_scope),
+            "decisions": [d.__dict__ for d in self.decisions],
+            "notes": list(self.notes),
+        }
+
+
+def evaluate_host(tenant: Tenant, host: Mapping[str, Any], environments: set[str]) -> HostDecision:
+    """One host's verdict. Scope first (what we patch at all), then readiness (can we patch it now)."""
+    host_id = host["host_id"]
+    if not host.get("environment"):
+        tag = host.get("environment_tag")
+        return HostDecision(host_id, "out_of_scope", f"environment tag {tag!r} matches no environment")
+    if host["environment"] not in environments:
+        return HostDecision(host_id, "out_of_scope", f"environment {host['environment']} not selected for this run")
+    if host.get("agent_status") == "NotRegistered":
+        return HostDecision(host_id, "held", f"{host.get('agent_kind', 'agent')} agent not registered")
+    if not host.get("os_family"):
+        return HostDecision(host_id, "out_of_scope", f"platform {host.get('platform')!r} is not patched by Patchcycle")
+    if tenant.baseline_for(host["os_family"]) is None:
+        return HostDecision(host_id, "out_of_scope", f"no patch baseline for {host['os_family']}")
+    if not host.get("agent_online"):
+        kind = host.get("agent_kind", "agent")
+        return HostDecision(host_id, "held", f"{kind} agent {host.get('agent_status', 'unknown')}")
+    return HostDecision(host_id, "eligible")
+
+
+def evaluate_preflight(
+    tenant: Tenant, hosts: Iterable[Mapping[str, Any]], environments: Iterable[str] | None = None
+) -> PreflightResult:
+    """Decide every host; ``environments`` limits the run (default: all of the tenant's)."""
+    selected = set(environments) if environments is not None else {e.name.value for e in tenant.environments}
+    decisions = tuple(evaluate_host(tenant, h, selected) for h in hosts)
+    return PreflightResult(decisions=decisions, max_held_share=tenant.preflight.max_held_share)

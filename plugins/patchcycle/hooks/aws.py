@@ -1,0 +1,150 @@
+"""AWS, spoken to only here: SSM (fleet, Run Command, patch state) and EC2 (tags, AMI backups).
+
+Thin seams over the Amazon provider's hooks: one small method per cloud call, each batched and
+paginated to the API's documented maximum. Configured only by the Airflow AWS connection (endpoint,
+role, region), so the same code runs against fleetsim and against AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+# Documented maxima per call (the physical minimum of calls is n / these).
+SSM_INSTANCE_INFORMATION_PAGE = 50
+SSM_PATCH_STATES_BATCH = 50  # InstanceIds per DescribeInstancePatchStates
+SSM_INVOCATIONS_PAGE = 50
+SSM_AVAILABLE_PATCHES_PAGE = 100
+EC2_TAGS_PAGE = 1000
+EC2_CREATE_TAGS_BATCH = 1000  # resource ids per CreateTags (EC2's documented limit)
+EC2_IMAGES_PAGE = 1000
+
+PATCH_DOCUMENT = "AWS-RunPatchBaseline"
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SsmFleetHook(AwsBaseHook):
+    """SSM managed instances, patch catalog, patch state and Run Command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "ssm"
+        super().__init__(*args, **kwargs)
+
+    def managed_instances(self) -> list[dict[str, Any]]:
+        paginator = self.conn.get_paginator("describe_instance_information")
+        rows: list[dict[str, Any]] = []
+        for page in paginator.paginate(PaginationConfig={"PageSize": SSM_INSTANCE_INFORMATION_PAGE}):
+            rows.extend(page["InstanceInformationList"])
+        return rows
+
+    def patch_states(self, instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        states: dict[str, dict[str, Any]] = {}
+        for batch in chunks(list(instance_ids), SSM_PATCH_STATES_BATCH):
+            paginator = self.conn.get_paginator("describe_instance_patch_states")
+            for page in paginator.paginate(InstanceIds=list(batch)):
+                for state in page["InstancePatchStates"]:
+                    states[state["InstanceId"]] = state
+        return states
+
+    def available_patches(self, product: str) -> list[dict[str, Any]]:
+        paginator = self.conn.get_paginator("describe_available_patches")
+        rows: list[dict[str, Any]] = []
+        for page in paginator.paginate(
+            Filters=[{"Key": "PRODUCT", "Values": [product]}],
+            PaginationConfig={"PageSize": SSM_AVAILABLE_PATCHES_PAGE},
+        ):
+            rows.extend(page["Patches"])
+        return rows
+
+    def send_patch_install(
+        self,
+        *,
+        target_tag: tuple[str, str],
+        override_list_url: str,
+        max_concurrency: str,
+        max_errors: str,
+        comment: str,
+        reboot_option: str = "RebootIfNeeded",
+    ) -> dict[str, Any]:
+        """One command for a whole stage: SSM fans out to the tagged hosts under the rate control."""
+        key, value = target_tag
+        response = self.conn.send_command(
+            DocumentName=PATCH_DOCUMENT,
+            Targets=[{"Key": f"tag:{key}", "Values": [value]}],
+            Parameters={
+                "Operation": ["Install"],
+                "RebootOption": [reboot_option],
+                "InstallOverrideList": [override_list_url],
+            },
+            MaxConcurrency=max_concurrency,
+            MaxErrors=max_errors,
+            Comment=comment[:100],
+        )
+        return response["Command"]
+
+    def command(self, command_id: str) -> dict[str, Any]:
+        return self.conn.list_commands(CommandId=command_id)["Commands"][0]
+
+    def command_invocations(self, command_id: str) -> list[dict[str, Any]]:
+        paginator = self.conn.get_paginator("list_command_invocations")
+        rows: list[dict[str, Any]] = []
+        for page in paginator.paginate(
+            CommandId=command_id, Details=True, PaginationConfig={"PageSize": SSM_INVOCATIONS_PAGE}
+        ):
+            rows.extend(page["CommandInvocations"])
+        return rows
+
+
+class Ec2BackupHook(AwsBaseHook):
+    """EC2 tags and AMI backups."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "ec2"
+        super().__init__(*args, **kwargs)
+
+    def instance_tags(self, keys: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The given tag keys of every instance in the region, by instance id."""
+        tags: dict[str, dict[str, str]] = {}
+        paginator = self.conn.get_paginator("describe_tags")
+        for page in paginator.paginate(
+            Filters=[{"Name": "resource-type", "Values": ["instance"]}, {"Name": "key", "Values": list(keys)}],
+            PaginationConfig={"PageSize": EC2_TAGS_PAGE},
+        ):
+            for tag in page["Tags"]:
+                tags.setdefault(tag["ResourceId"], {})[tag["Key"]] = tag["Value"]
+        return tags
+
+    def tag_instances(self, instance_ids: Sequence[str], tags: dict[str, str]) -> int:
+        calls = 0
+        tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+        for batch in chunks(list(instance_ids), EC2_CREATE_TAGS_BATCH):
+            self.conn.create_tags(Resources=list(batch), Tags=tag_list)
+            calls += 1
+        return calls
+
+    def create_image(self, instance_id: str, name: str, tags: dict[str, str]) -> str:
+        """An AMI of the instance without rebooting it (crash-consistent, no downtime before the patch)."""
+        response = self.conn.create_image(
+            InstanceId=instance_id,
+            Name=name,
+            NoReboot=True,
+            TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+        )
+        return response["ImageId"]
+
+    def images_tagged(self, tags: dict[str, str]) -> list[dict[str, Any]]:
+        """Our own AMIs carrying all the given tags (the backups of one cycle stage)."""
+        paginator = self.conn.get_paginator("describe_images")
+        filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+        images: list[dict[str, Any]] = []
+        for page in paginator.paginate(
+            Owners=["self"], Filters=filters, PaginationConfig={"PageSize": EC2_IMAGES_PAGE}
+        ):
+            images.extend(page["Images"])
+        return images

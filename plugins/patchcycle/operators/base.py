@@ -1,0 +1,140 @@
+"""What every cycle task shares: its tenant, its cycle, its evidence store and its event log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.configuration import conf
+from airflow.sdk import BaseOperator
+
+from patchcycle.config.loader import default_tenants_dir, load_tenant
+from patchcycle.config.models import AwsAccount, Tenant
+from patchcycle.hooks.s3 import EvidenceBucketHook
+from patchcycle.reports.store import CyclePaths, EvidenceStore
+
+PLAN_TASK_ID = "plan"
+
+
+def poll_seconds() -> float:
+    """How often waits poll the clouds (``[patchcycle] poll_seconds``; 30 s unless configured)."""
+    return conf.getfloat("patchcycle", "poll_seconds", fallback=30.0)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class EventLog:
+    """Facts a task appends to the cycle's evidence: who, what, when, target, result, ids."""
+
+    def __init__(self, actor: str) -> None:
+        self.actor = actor
+        self.events: list[dict[str, Any]] = []
+
+    def record(self, action: str, *, target: str | None = None, result: str = "ok", **details: Any) -> None:
+        self.events.append(
+            {
+                "at": utcnow().isoformat(),
+                "actor": self.actor,
+                "action": action,
+                "target": target,
+                "result": result,
+                "details": details,
+            }
+        )
+
+
+class CycleTaskMixin:
+    """The cycle's context for a task: tenant, plan, evidence store, event log. Subclasses implement
+    :meth:`run`; :meth:`execute` writes their events to the evidence store whatever happens."""
+
+    tenant_id: str
+    task_id: str
+    dag_id: str
+    log: Any
+
+    # -- context -------------------------------------------------------------------------------
+    @cached_property
+    def tenant(self) -> Tenant:
+        return load_tenant(default_tenants_dir() / f"{self.tenant_id}.yaml")
+
+    @cached_property
+    def store(self) -> EvidenceStore:
+        ev = self.tenant.evidence
+        return EvidenceStore(EvidenceBucketHook(aws_conn_id=ev.connection_id, region_name=ev.region), ev.bucket)
+
+    def plan_info(self, context: Any) -> dict[str, Any]:
+        info = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
+        if not info:
+            raise RuntimeError("the plan task left no cycle plan; it must run first")
+        return info
+
+    def paths(self, context: Any) -> CyclePaths:
+        return CyclePaths(self.plan_info(context)["cycle_date"], context["run_id"])
+
+    def actor(self, context: Any) -> str:
+        run = context["dag_run"]
+        user = getattr(run, "triggering_user_name", None)
+        who = f"airflow:{self.dag_id}/{self.task_id}"
+        return f"{who} (triggered by {user})" if user else who
+
+    def aws_account(self, account_id: str) -> AwsAccount:
+        for account in (self.tenant.clouds.aws.accounts if self.tenant.clouds.aws else []):
+            if account.account_id == account_id:
+                return account
+        raise KeyError(f"tenant {self.tenant_id} declares no AWS account {account_id}")
+
+    def aws_conn_id(self, account_id: str) -> str:
+        return self.tenant.aws_connection_id(self.aws_account(account_id))
+
+    # -- execution -----------------------------------------------------------------------------
+    def execute(self, context: Any) -> Any:
+        log = EventLog(self.actor(context))
+        try:
+            return self.run(context, log)
+        finally:
+            self.flush_events(context, log, phase="")
+
+    def resume(self, context: Any, event: dict[str, Any], method: Any) -> Any:
+        """Run a deferred task's completion step with its own event log (``.resumed`` in the store)."""
+        log = EventLog(self.actor(context))
+        try:
+            return method(context, event, log)
+        finally:
+            self.flush_events(context, log, phase=".resumed")
+
+    def flush_events(self, context: Any, log: EventLog, phase: str) -> None:
+        """Append this attempt's events as their own object; earlier attempts' objects stay untouched."""
+        if not log.events:
+            return
+        try:
+            paths = self.paths(context)
+        except RuntimeError:
+            return  # no plan, no cycle to record against; the task's own log has the error
+        key = paths.events(f"{self.task_id}{phase}", int(context["ti"].try_number))
+        self.store.put_json(key, log.events)
+
+    def run(self, context: Any, log: EventLog) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stage_hosts(self, context: Any, environment: str) -> list[dict[str, Any]]:
+        """Inventory rows of the hosts the pre-flight gate let through, in one environment."""
+        paths = self.paths(context)
+        rows = self.store.get_json(paths.run_file("inventory.json"))
+        preflight = self.store.get_json(paths.run_file("preflight.json"))
+        eligible = {d["host_id"] for d in preflight["decisions"] if d["verdict"] == "eligible"}
+        return [r for r in rows if r["host_id"] in eligible and r["environment"] == environment]
+
+
+class CycleOperator(CycleTaskMixin, BaseOperator):
+    """Base of the cycle's operators."""
+
+    template_fields: Sequence[str] = ("tenant_id",)
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, tenant_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tenant_id = tenant_id

@@ -1,0 +1,97 @@
+"""Freeze the cycle plan: the tenant's baselines resolved against the patch catalog as of the cycle date."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.exceptions import AirflowFailException
+
+from patchcycle.config.models import OsFamily
+from patchcycle.domain.plan import build_cycle_plan, catalog_patch_from_ssm, install_override_list
+from patchcycle.domain.platforms import SSM_PRODUCTS
+from patchcycle.domain.schedule import resolve_cycle_date
+from patchcycle.hooks.aws import SsmFleetHook
+from patchcycle.operators.base import CycleOperator, EventLog
+from patchcycle.reports.store import CyclePaths
+
+
+def validate_run_params(params: dict[str, Any], environments: list[str]) -> list[str]:
+    """The run's environments, checked against the tenant; a soak override needs a reason."""
+    wanted = params.get("environments") or environments
+    unknown = [e for e in wanted if e not in environments]
+    if unknown:
+        raise AirflowFailException(
+            f"params.environments: {unknown} not configured for this tenant (it has {environments})"
+        )
+    if params.get("soak_hours_override") is not None and not (params.get("soak_override_reason") or "").strip():
+        raise AirflowFailException("params.soak_override_reason: a soak override needs a recorded reason")
+    return [e for e in environments if e in wanted]
+
+
+class PlanCycleOperator(CycleOperator):
+    """Resolve the cycle date, build the plan from the catalog, store it with its install list."""
+
+    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        params = context["params"]
+        tenant = self.tenant
+        environments = validate_run_params(params, [e.name.value for e in tenant.environments])
+        cycle_date = resolve_cycle_date(
+            requested=params.get("cycle_date"),
+            logical_date=context.get("logical_date"),
+            run_after=context["dag_run"].run_after,
+        )
+        if tenant.clouds.aws is None:
+            raise AirflowFailException(f"tenant {tenant.id}: no AWS account to read the patch catalog from")
+        account = tenant.clouds.aws.accounts[0]
+        hook = SsmFleetHook(aws_conn_id=tenant.aws_connection_id(account), region_name=account.regions[0])
+        catalog = []
+        for baseline in tenant.baselines:
+            family = OsFamily(baseline.os_family)
+            for row in hook.available_patches(SSM_PRODUCTS[family]):
+                catalog.append(catalog_patch_from_ssm(row, family))
+        plan = build_cycle_plan(tenant, cycle_date, catalog)
+        paths = CyclePaths(plan.cycle_date, context["run_id"])
+        plan_url = self.store.put_json(paths.plan(plan.hash), plan.to_dict())
+        install_url = self.store.put_bytes(
+            paths.install_list(plan.hash), install_override_list(plan).encode(), "application/x-yaml"
+        )
+        for line in plan.summary_lines():
+            self.log.info("%s", line)
+        dry_run = bool(params.get("dry_run"))
+        info = {
+            "cycle_date": plan.cycle_date,
+            "plan_hash": plan.hash,
+            "plan_url": plan_url,
+            "install_list_url": install_url,
+            "approved_patches": len(plan.patch_ids),
+            "environments": environments,
+            "dry_run": dry_run,
+            "soak_hours_override": params.get("soak_hours_override"),
+            "soak_override_reason": params.get("soak_override_reason"),
+        }
+        # The run context first, so every later event can be read against it.
+        self._info = info
+        log.record(
+            "plan.frozen",
+            target=tenant.id,
+            plan_hash=plan.hash,
+            cycle_date=plan.cycle_date,
+            approved_patches=len(plan.patch_ids),
+            environments=environments,
+            dry_run=dry_run,
+            run_type=str(context["dag_run"].run_type),
+        )
+        if params.get("soak_hours_override") is not None:
+            log.record(
+                "soak.override_requested",
+                target=tenant.id,
+                soak_hours=params["soak_hours_override"],
+                reason=params["soak_override_reason"],
+            )
+        return info
+
+    def paths(self, context: Any) -> CyclePaths:
+        info = getattr(self, "_info", None)
+        if info is None:
+            raise RuntimeError("no plan yet")
+        return CyclePaths(info["cycle_date"], context["run_id"])

@@ -1,0 +1,100 @@
+"""The evidence store: a tenant's S3 evidence bucket, written once per key and never overwritten.
+
+Layout under ``cycles/<cycle_date>/``::
+
+    plans/<plan_hash>/plan.json, install-list.yaml      the frozen plan (one per distinct plan)
+    runs/<run>/inventory.json, preflight.json            what the run saw and decided
+    runs/<run>/<env>/backups.json, backup-status.json, commands.json, stage.json
+    runs/<run>/events/<task>.try-<n>.json                append-only event log, one object per attempt
+    runs/<run>/pack/report.pdf, evidence.json, hosts.csv, manifest.json
+
+Objects are written with ``If-None-Match: *`` so a retry can never replace what an earlier attempt
+wrote; writing identical bytes again is accepted (idempotent), different bytes are an error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from patchcycle.hooks.s3 import EvidenceBucketHook
+
+
+class EvidenceConflict(RuntimeError):
+    """An attempt to replace evidence that already exists with different content."""
+
+
+def safe_run_segment(run_id: str) -> str:
+    """A run id as a key segment (run ids contain ':' and '+')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+
+
+class CyclePaths:
+    """Keys of one cycle run's evidence."""
+
+    def __init__(self, cycle_date: str, run_id: str) -> None:
+        self.cycle = f"cycles/{cycle_date}"
+        self.run = f"{self.cycle}/runs/{safe_run_segment(run_id)}"
+
+    def plan(self, plan_hash: str) -> str:
+        return f"{self.cycle}/plans/{plan_hash}/plan.json"
+
+    def install_list(self, plan_hash: str) -> str:
+        return f"{self.cycle}/plans/{plan_hash}/install-list.yaml"
+
+    def run_file(self, name: str) -> str:
+        return f"{self.run}/{name}"
+
+    def stage_file(self, environment: str, name: str) -> str:
+        return f"{self.run}/{environment}/{name}"
+
+    def events(self, task_id: str, try_number: int) -> str:
+        return f"{self.run}/events/{task_id}.try-{try_number}.json"
+
+    @property
+    def events_prefix(self) -> str:
+        return f"{self.run}/events/"
+
+    def pack(self, name: str) -> str:
+        return f"{self.run}/pack/{name}"
+
+
+class EvidenceStore:
+    """Write-once JSON and bytes in one tenant's evidence bucket."""
+
+    def __init__(self, hook: EvidenceBucketHook, bucket: str) -> None:
+        self.hook = hook
+        self.bucket = bucket
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        try:
+            self.hook.put_once(self.bucket, key, data, content_type)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+            existing = self.get_bytes(key)
+            if existing != data:
+                raise EvidenceConflict(f"{self.url(key)} already exists with different content") from exc
+        return self.url(key)
+
+    def put_json(self, key: str, obj: Any) -> str:
+        data = (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
+        return self.put_bytes(key, data, "application/json")
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.hook.get(self.bucket, key)
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+    def get_json_or_none(self, key: str) -> Any:
+        return json.loads(data) if (data := self.hook.get_or_none(self.bucket, key)) is not None else None
+
+    def keys(self, prefix: str) -> list[str]:
+        return self.hook.keys(self.bucket, prefix)
