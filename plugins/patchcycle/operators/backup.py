@@ -6,8 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from patchcycle.hooks.aws import Ec2BackupHook
-from patchcycle.operators.base import CycleOperator, EventLog
+from patchcycle.operators.base import CycleOperator, EventLog, utcnow
 
 
 def backup_tags(tenant_id: str, cycle_date: str, environment: str) -> dict[str, str]:
@@ -33,8 +32,16 @@ class CreateBackupsOperator(CycleOperator):
         self.environment = environment
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        started_at = utcnow().isoformat()
         info = self.plan_info(context)
+        if info["dry_run"] or self.environment not in info["environments"]:
+            # A dry run, or an environment this run does not include: the stage is skipped, not failed.
+            raise AirflowSkipException(f"{self.environment} is not part of this run")
         paths = self.paths(context)
+        from patchcycle.hooks.aws import Ec2BackupHook
+
         rows = self.stage_hosts(context, self.environment)
         tags = backup_tags(self.tenant_id, info["cycle_date"], self.environment)
         backups: dict[str, dict[str, Any]] = {}
@@ -65,4 +72,8 @@ class CreateBackupsOperator(CycleOperator):
                     name=host.get("name"),
                 )
         self.store.put_json(paths.stage_file(self.environment, "backups.json"), backups)
-        return {"backups": len(backups), "created": sum(1 for b in backups.values() if b["created"])}
+        return {
+            "backups": len(backups),
+            "created": sum(1 for b in backups.values() if b["created"]),
+            "started_at": started_at,
+        }

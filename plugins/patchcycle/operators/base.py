@@ -12,7 +12,6 @@ from airflow.sdk import BaseOperator
 
 from patchcycle.config.loader import default_tenants_dir, load_tenant
 from patchcycle.config.models import AwsAccount, Tenant
-from patchcycle.hooks.s3 import EvidenceBucketHook
 from patchcycle.reports.store import CyclePaths, EvidenceStore
 
 PLAN_TASK_ID = "plan"
@@ -63,6 +62,8 @@ class CycleTaskMixin:
 
     @cached_property
     def store(self) -> EvidenceStore:
+        from patchcycle.hooks.s3 import EvidenceBucketHook  # the AWS SDK loads when a task runs, not at parse
+
         ev = self.tenant.evidence
         return EvidenceStore(EvidenceBucketHook(aws_conn_id=ev.connection_id, region_name=ev.region), ev.bucket)
 

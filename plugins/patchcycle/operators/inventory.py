@@ -6,7 +6,6 @@ from typing import Any
 
 from patchcycle.domain.inventory import normalize_ssm_hosts, unregistered_ec2_hosts
 from patchcycle.domain.preflight import evaluate_preflight
-from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
 from patchcycle.operators.base import CycleOperator, EventLog
 
 
@@ -14,6 +13,8 @@ class InventoryOperator(CycleOperator):
     """SSM managed instances + EC2 tags + last patch state, batched, for every account and region."""
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
+
         tenant = self.tenant
         rows: list[dict[str, Any]] = []
         for account in tenant.clouds.aws.accounts if tenant.clouds.aws else []:
@@ -43,7 +44,7 @@ class PreflightOperator(CycleOperator):
     """Hold hosts that cannot be patched safely, record why, and halt the scope above the threshold."""
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         paths = self.paths(context)
         rows = self.store.get_json(paths.run_file("inventory.json"))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle.config.models import OsFamily
 from patchcycle.domain.plan import build_cycle_plan, catalog_patch_from_ssm, install_override_list
 from patchcycle.domain.platforms import SSM_PRODUCTS
 from patchcycle.domain.schedule import resolve_cycle_date
-from patchcycle.hooks.aws import SsmFleetHook
 from patchcycle.operators.base import CycleOperator, EventLog
 from patchcycle.reports.store import CyclePaths
 
@@ -32,6 +31,8 @@ class PlanCycleOperator(CycleOperator):
     """Resolve the cycle date, build the plan from the catalog, store it with its install list."""
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        from patchcycle.hooks.aws import SsmFleetHook
+
         params = context["params"]
         tenant = self.tenant
         environments = validate_run_params(params, [e.name.value for e in tenant.environments])

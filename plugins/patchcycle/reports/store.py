@@ -18,9 +18,10 @@ import json
 import re
 from typing import Any
 
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING
 
-from patchcycle.hooks.s3 import EvidenceBucketHook
+if TYPE_CHECKING:
+    from patchcycle.hooks.s3 import EvidenceBucketHook
 
 
 class EvidenceConflict(RuntimeError):
@@ -65,7 +66,7 @@ class CyclePaths:
 class EvidenceStore:
     """Write-once JSON and bytes in one tenant's evidence bucket."""
 
-    def __init__(self, hook: EvidenceBucketHook, bucket: str) -> None:
+    def __init__(self, hook: "EvidenceBucketHook", bucket: str) -> None:
         self.hook = hook
         self.bucket = bucket
 
@@ -73,6 +74,8 @@ class EvidenceStore:
         return f"s3://{self.bucket}/{key}"
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        from botocore.exceptions import ClientError
+
         try:
             self.hook.put_once(self.bucket, key, data, content_type)
         except ClientError as exc:

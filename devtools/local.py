@@ -1,0 +1,134 @@
+"""A local Airflow pointed at fleetsim: configuration, connections, metadata DB, and fleetsim's process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+EXECUTION_ROLE = "PatchcycleExecution"
+
+
+def aws_connection(url: str, region: str, role_account: str | None = None) -> str:
+    """An Airflow AWS connection (JSON form) whose every call goes to fleetsim.
+
+    Against AWS the same connection carries no endpoint: credentials (or the worker's role) and a
+    ``role_arn`` into the tenant's account are all it needs.
+    """
+    extra: dict[str, Any] = {
+        "region_name": region,
+        "endpoint_url": url,
+        # The STS client used for role_arn ignores the global endpoint_url; it needs its own.
+        "service_config": {"sts": {"endpoint_url": url}},
+    }
+    if role_account:
+        extra["role_arn"] = f"arn:aws:iam::{role_account}:role/{EXECUTION_ROLE}"
+    return json.dumps({"conn_type": "aws", "login": "fleetsim", "password": "fleetsim", "extra": extra})
+
+
+def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables for every tenant's AWS accounts and the evidence buckets."""
+    sys.path.insert(0, str(REPO / "plugins"))
+    from patchcycle.config.loader import load_tenants
+
+    tenant_set = load_tenants(tenants_dir)
+    env: dict[str, str] = {}
+    for tenant in tenant_set.tenants:
+        for account in tenant.clouds.aws.accounts if tenant.clouds.aws else []:
+            conn_id = tenant.aws_connection_id(account)
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = aws_connection(url, account.regions[0], account.account_id)
+        ev = tenant.evidence
+        env[f"AIRFLOW_CONN_{ev.connection_id.upper()}"] = aws_connection(url, ev.region)
+    return env
+
+
+def airflow_env(home: Path, fleetsim_url: str, *, poll_seconds: float = 1.0, tenants_dir: Path | None = None) -> dict[str, str]:
+    """The environment of every Airflow command of a local run."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW__PATCHCYCLE__POLL_SECONDS": str(poll_seconds),
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+            # Nothing in a local run may reach a real cloud, whatever the user's shell has set.
+            "AWS_ACCESS_KEY_ID": "fleetsim",
+            "AWS_SECRET_ACCESS_KEY": "fleetsim",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+    )
+    env.pop("AWS_PROFILE", None)
+    if tenants_dir:
+        env["PATCHCYCLE_TENANTS_DIR"] = str(tenants_dir)
+    env.update(tenant_connections(fleetsim_url, tenants_dir))
+    return env
+
+
+def migrate_db(env: dict[str, str]) -> None:
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+
+
+@contextmanager
+def running_fleetsim(scenario: Path, workdir: Path, timeout: float = 60.0) -> Iterator[str]:
+    """Start ``python -m fleetsim serve`` on a free loopback port; yield its URL; stop it afterwards."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ready = workdir / "fleetsim.ready.json"
+    ready.unlink(missing_ok=True)
+    log = open(workdir / "fleetsim.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetsim", "serve", "--scenario", str(scenario), "--port", "0",
+         "--ready-file", str(ready)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"fleetsim exited ({proc.returncode}); see {workdir / 'fleetsim.log'}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fleetsim did not start within {timeout:.0f}s")
+            time.sleep(0.1)
+        yield json.loads(ready.read_text())["url"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def fleetsim_get(url: str, path: str) -> Any:
+    with urllib.request.urlopen(f"{url}{path}", timeout=30) as resp:  # noqa: S310 - loopback
+        return json.load(resp)
+
+
+def run_cycle(
+    env: dict[str, str], dag_id: str, logical_date: str, conf: dict[str, Any], log_path: Path
+) -> int:
+    """Run one tenant's cycle through Airflow (``airflow dags test``, triggers inline); return its exit code."""
+    with open(log_path, "w") as log:
+        proc = subprocess.run(
+            [str(VENV_BIN / "airflow"), "dags", "test", dag_id, logical_date, "--conf", json.dumps(conf)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    return proc.returncode

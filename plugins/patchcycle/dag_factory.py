@@ -1,0 +1,139 @@
+"""One patch-cycle DAG per tenant, built from the tenant's facts. Wiring only: every task is a package operator.
+
+The task structure depends on the tenant's environments, never on its fleet size: a cycle has the same
+tasks for 10 hosts as for 10,000, because SSM fans out in the cloud.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.sdk import DAG, Param, TaskGroup, TriggerRule
+from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
+
+from patchcycle.config.models import Tenant
+from patchcycle.domain.schedule import CYCLE_CRON
+from patchcycle.operators.backup import CreateBackupsOperator
+from patchcycle.operators.evidence import CycleOutcomeOperator, WriteEvidencePackOperator, proceed_unless_dry_run
+from patchcycle.operators.inventory import InventoryOperator, PreflightOperator
+from patchcycle.operators.patch import PatchStageOperator
+from patchcycle.operators.plan import PlanCycleOperator
+from patchcycle.operators.soak import SoakOperator
+from patchcycle.operators.verify import VerifyStageOperator
+from patchcycle.sensors.backup import BackupsCompleteSensor
+
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class UnsupportedTenantSetting(ValueError):
+    """A tenant asks for a capability this version does not have; refusing beats silently ignoring it."""
+
+
+def cycle_params(tenant: Tenant) -> dict[str, Param]:
+    """The trigger form: what an SRE may choose for a manual run (validated as JSON Schema)."""
+    envs = [e.name.value for e in tenant.environments]
+    return {
+        "environments": Param(
+            envs,
+            type="array",
+            items={"type": "string", "enum": envs},
+            minItems=1,
+            uniqueItems=True,
+            examples=envs,
+            title="Environments",
+            description="Which environments this run patches, in the tenant's order.",
+        ),
+        "dry_run": Param(
+            False, type="boolean", title="Dry run", description="Freeze and print the plan only; change nothing."
+        ),
+        "cycle_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Cycle date",
+            description="Plan as of this date (YYYY-MM-DD). Empty: the run's logical date, or the latest cycle.",
+        ),
+        "soak_hours_override": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=720,
+            title="Soak override (hours)",
+            description="Replace the configured soak. Requires a reason, recorded in the evidence.",
+        ),
+        "soak_override_reason": Param(
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            title="Soak override reason",
+            description="Why the soak is shortened or lengthened (required with an override).",
+        ),
+    }
+
+
+def default_args(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "owner": tenant.owner,
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=20),
+    }
+
+
+def build_patch_cycle_dag(tenant: Tenant) -> DAG:
+    """The monthly cycle of one tenant: plan -> inventory -> pre-flight -> stages in order -> evidence."""
+    for env in tenant.environments:
+        if env.approval_required:
+            raise UnsupportedTenantSetting(
+                f"tenant {tenant.id}: environments.{env.name.value}.approval_required is not supported yet"
+            )
+    ids = {"tenant_id": tenant.id}
+    with DAG(
+        dag_id=tenant.dag_id,
+        description=f"Monthly OS patch cycle of {tenant.display_name}",
+        schedule=CronTriggerTimetable(CYCLE_CRON, timezone="UTC"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(tenant),
+        params=cycle_params(tenant),
+        tags=["patchcycle", f"tenant:{tenant.id}", *(f"framework:{f.value}" for f in tenant.frameworks)],
+        doc_md=(
+            f"**{tenant.display_name}** (`{tenant.id}`): environments "
+            f"{', '.join(e.name.value for e in tenant.environments)}; frameworks "
+            f"{', '.join(f.value for f in tenant.frameworks)}. Evidence: `s3://{tenant.evidence.bucket}`."
+        ),
+        dagrun_timeout=dt.timedelta(days=6),
+    ) as dag:
+        plan = PlanCycleOperator(task_id="plan", **ids)
+        gate = ShortCircuitOperator(
+            task_id="dry_run_gate",
+            python_callable=proceed_unless_dry_run,
+            op_args=[plan.output],
+            ignore_downstream_trigger_rules=False,
+        )
+        inventory = InventoryOperator(task_id="inventory", **ids)
+        preflight = PreflightOperator(task_id="preflight", **ids)
+        plan >> gate >> inventory >> preflight
+        previous: Any = preflight
+        for index, env in enumerate(tenant.environments):
+            name = env.name.value
+            with TaskGroup(group_id=name, tooltip=f"back up, patch and verify {name}") as stage:
+                backup = CreateBackupsOperator(
+                    task_id="backup", environment=name, trigger_rule=TriggerRule.NONE_FAILED, **ids
+                )
+                wait = BackupsCompleteSensor(task_id="wait_for_backups", environment=name, **ids)
+                patch = PatchStageOperator(task_id="patch", environment=name, **ids)
+                verify = VerifyStageOperator(task_id="verify", environment=name, **ids)
+                backup >> wait >> patch >> verify
+                if env.soak_hours > 0 and index + 1 < len(tenant.environments):
+                    verify >> SoakOperator(task_id="soak", environment=name, soak_hours=env.soak_hours, **ids)
+            previous >> stage
+            previous = stage
+        evidence = WriteEvidencePackOperator(task_id="evidence", trigger_rule=TriggerRule.ALL_DONE, **ids)
+        outcome = CycleOutcomeOperator(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, retries=0, **ids)
+        [plan, previous] >> evidence >> outcome
+    return dag

@@ -1,0 +1,139 @@
+"""Write the cycle's evidence pack (PDF, JSON, CSV, manifest) after the cycle, whatever its outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from patchcycle import __version__
+from patchcycle.domain.evidence import build_evidence_document
+from patchcycle.operators.base import CycleOperator, EventLog, utcnow
+from patchcycle.reports.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_sha256
+from patchcycle.reports.store import CyclePaths
+
+PACK_FILES = ("report.pdf", "evidence.json", "hosts.csv")
+
+
+class WriteEvidencePackOperator(CycleOperator):
+    """Assemble everything the stages recorded into the evidence document and the pack auditors receive."""
+
+    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        import json
+
+        # reportlab and pandas load when the pack is written, not each time the DAG file is parsed.
+        from patchcycle.reports.pdf import render_cycle_report
+        from patchcycle.reports.tables import hosts_csv
+
+        info = self.plan_info(context)
+        paths = self.paths(context)
+        store = self.store
+        environments = list(info["environments"])
+        stages = {env: store.get_json_or_none(paths.stage_file(env, "stage.json")) for env in environments}
+        events: list[dict[str, Any]] = []
+        for key in store.keys(paths.events_prefix):
+            events.extend(store.get_json(key))
+        run = context["dag_run"]
+        now = utcnow().isoformat()
+        cycle = {
+            "cycle_date": info["cycle_date"],
+            "run_id": context["run_id"],
+            "run_type": str(run.run_type),
+            "plan_hash": info["plan_hash"],
+            "dry_run": info["dry_run"],
+            "started_at": run.start_date.isoformat() if run.start_date else None,
+            "finished_at": now,
+            "generated_by": f"patchcycle {__version__}",
+            "soak_hours_override": info.get("soak_hours_override"),
+            "soak_override_reason": info.get("soak_override_reason"),
+        }
+        evidence = build_evidence_document(
+            tenant=self.tenant,
+            cycle=cycle,
+            plan=store.get_json(info["plan_url"].split(f"s3://{store.bucket}/", 1)[1]),
+            inventory=store.get_json_or_none(paths.run_file("inventory.json")),
+            preflight=store.get_json_or_none(paths.run_file("preflight.json")),
+            stages=stages,
+            selected_environments=environments,
+            events=events,
+        )
+        files = {
+            "report.pdf": render_cycle_report(evidence, generated_at=now),
+            "evidence.json": (json.dumps(evidence, indent=1, sort_keys=True, default=str) + "\n").encode(),
+            "hosts.csv": hosts_csv(evidence["hosts"]),
+        }
+        previous = self._previous_manifest_sha256(paths, info["cycle_date"])
+        manifest = build_manifest(
+            files,
+            tenant_id=self.tenant_id,
+            cycle_date=info["cycle_date"],
+            run_id=context["run_id"],
+            created_at=now,
+            previous_manifest_sha256=previous,
+        )
+        pack = self._free_pack_prefix(paths, int(context["ti"].try_number))
+        for name, data in files.items():
+            store.put_bytes(f"{pack}/{name}", data, _content_type(name))
+        store.put_bytes(f"{pack}/{MANIFEST_NAME}", manifest_bytes(manifest), "application/json")
+        link = store.hook.presigned_get(
+            store.bucket, f"{pack}/report.pdf", self.tenant.evidence.link_expiry_hours * 3600
+        )
+        log.record(
+            "evidence.written",
+            target=self.tenant_id,
+            outcome=evidence["cycle"]["outcome"],
+            pack=store.url(pack),
+            manifest_sha256=manifest_sha256(manifest),
+            previous_manifest_sha256=previous,
+        )
+        summary = evidence["summary"]
+        return {
+            "outcome": evidence["cycle"]["outcome"],
+            "pack_url": store.url(pack),
+            "report_link": link,
+            "summary": {k: v for k, v in summary.items() if not isinstance(v, dict)},
+        }
+
+    def _free_pack_prefix(self, paths: CyclePaths, try_number: int) -> str:
+        """``pack`` on the first attempt; a retry writes beside it and never over it."""
+        base = paths.pack("").rstrip("/")
+        if not self.store.keys(f"{base}/"):
+            return base
+        return f"{base}-try{try_number}"
+
+    def _previous_manifest_sha256(self, paths: CyclePaths, cycle_date: str) -> str | None:
+        """The manifest of the latest pack written before this one (earlier cycle dates): the chain link."""
+        candidates = [
+            k for k in self.store.keys("cycles/") if k.endswith(f"/{MANIFEST_NAME}") and "/pack" in k
+            and k.split("/")[1] < cycle_date
+        ]
+        if not candidates:
+            return None
+        from patchcycle.reports.manifest import sha256_hex
+
+        return sha256_hex(self.store.get_bytes(max(candidates)))
+
+
+def _content_type(name: str) -> str:
+    return {"pdf": "application/pdf", "json": "application/json", "csv": "text/csv"}[name.rsplit(".", 1)[1]]
+
+
+class CycleOutcomeOperator(CycleOperator):
+    """Fail the run when the cycle failed, so the DAG run's state tells the truth (the pack is already written)."""
+
+    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        result = context["ti"].xcom_pull(task_ids="evidence")
+        if not result:
+            raise AirflowFailException("no evidence pack was written for this run; see the evidence task's log")
+        if result["outcome"] == "failed":
+            raise AirflowFailException(f"cycle failed for {self.tenant_id}; evidence: {result['pack_url']}")
+        return {"outcome": result["outcome"], "checked_at": dt.datetime.now(dt.UTC).isoformat()}
+
+    def flush_events(self, context: Any, log: EventLog, phase: str) -> None:
+        """The outcome is already in the pack; nothing more to append."""
+
+
+def proceed_unless_dry_run(plan: dict[str, Any]) -> bool:
+    """The dry-run gate: a dry run stops after the plan (which its log prints) and writes plan-only evidence."""
+    return not plan.get("dry_run")
