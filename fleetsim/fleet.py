@@ -314,9 +314,9 @@ class FleetState:
                         host.kernel = max(kernels)
                         action["rebooted"] = True
                 action.update(installed=installed, failed=sorted(failing))
-                inv.response_code = 1 if failing else 0
+                inv.response_code = 1 if inv.outcome == "Failed" else 0
                 inv.output = (
-                    f"Patch operation Install {'FAILED' if failing else 'completed'}: "
+                    f"Patch operation Install {'FAILED' if inv.outcome == 'Failed' else 'completed'}: "
                     f"Installed={len(installed)} Missing={len(op_list & host.missing)} Failed={len(failing)}"
                 )
             else:

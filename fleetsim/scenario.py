@@ -9,9 +9,17 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fleetsim.platforms import PLATFORMS
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known_os_family(value: str) -> str:
+    if value not in PLATFORMS:
+        raise ValueError(f"unknown os_family {value!r}; fleetsim emulates {sorted(PLATFORMS)}")
+    return value
 
 
 class Timings(_Strict):
@@ -35,6 +43,8 @@ class CatalogPatch(_Strict):
     released: dt.date
     kernel: str | None = None  # the kernel release this patch boots into, for kernel updates
 
+    _os_family = field_validator("os_family")(_known_os_family)
+
 
 class FleetGroup(_Strict):
     """A group of alike hosts named ``<prefix>-01`` .. ``<prefix>-NN``."""
@@ -46,6 +56,8 @@ class FleetGroup(_Strict):
     kernel: str | None = None
     criticality: Literal["low", "medium", "high", "critical"] = "medium"
     installed_until: dt.date  # catalog patches released on or before this date are installed
+
+    _os_family = field_validator("os_family")(_known_os_family)
 
 
 class Faults(_Strict):

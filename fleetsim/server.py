@@ -118,6 +118,8 @@ class FleetsimServer:
 
     def _seed_over_http(self) -> None:
         seed_evidence_buckets(self.scenario, self.url)
+        with self.state.lock:  # the call counts are the clients' calls, not fleetsim's own seeding
+            self.state.calls = Counter()
 
     def start(self) -> FleetsimServer:
         """Serve from a daemon thread (tests); returns once the buckets are seeded."""

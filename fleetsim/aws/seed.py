@@ -98,15 +98,30 @@ def seed_evidence_buckets(scenario: Scenario, endpoint_url: str) -> None:
     import boto3
 
     ev = scenario.evidence
-    s3 = boto3.client(
-        "s3",
+    sts = boto3.client(
+        "sts",
         endpoint_url=endpoint_url,
         region_name=ev.region,
         aws_access_key_id="fleetsim",
         aws_secret_access_key="fleetsim",
     )
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{ev.account_id}:role/fleetsim-seed", RoleSessionName="fleetsim-seed"
+    )["Credentials"]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=ev.region,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
     for name in ev.buckets:
-        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+        # Outside us-east-1, S3 requires the bucket's region as its location constraint.
+        where = {}
+        if ev.region != "us-east-1":
+            where["CreateBucketConfiguration"] = {"LocationConstraint": ev.region}
+        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True, **where)
         s3.put_object_lock_configuration(
             Bucket=name,
             ObjectLockConfiguration={

@@ -8,6 +8,7 @@ fleet behind these actions is fleetsim's :class:`~fleetsim.fleet.FleetState`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +25,9 @@ from fleetsim import fleet as fleet_module
 from fleetsim.fleet import Command, FleetState, SimHost
 
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"
+# SendCommand's documented patterns for the rate controls.
+MAX_CONCURRENCY_PATTERN = re.compile(r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$")
+MAX_ERRORS_PATTERN = re.compile(r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$")
 STATUS_DETAILS = {"DeliveryTimedOut": "Delivery Timed Out", "TimedOut": "Execution Timed Out"}
 
 
@@ -124,7 +128,10 @@ def _instance_information(host: SimHost, now: float) -> dict[str, Any]:
 def _describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
     state = _fleet()
     now = state.advance()
-    filters = self._get_param("Filters") or []
+    filters = list(self._get_param("Filters") or []) + [
+        {"Key": f["key"], "Values": f.get("valueSet", [])}
+        for f in self._get_param("InstanceInformationFilterList") or []
+    ]
     hosts = sorted(state.hosts_in(self.current_account, self.region), key=lambda h: h.host_id)
     for f in filters:
         key, values = f["Key"], set(f.get("Values", []))
@@ -234,6 +241,12 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
     operation = (parameters.get("Operation") or ["Scan"])[0]
     if document == PATCH_DOCUMENT and operation not in ("Scan", "Install"):
         raise ValidationException(f"Operation must be Scan or Install, got {operation!r}")
+    max_concurrency = self._get_param("MaxConcurrency") or "50"
+    max_errors = self._get_param("MaxErrors") or "0"
+    if not MAX_CONCURRENCY_PATTERN.match(max_concurrency):
+        raise ValidationException(f"MaxConcurrency {max_concurrency!r} is not a valid value")
+    if not MAX_ERRORS_PATTERN.match(max_errors):
+        raise ValidationException(f"MaxErrors {max_errors!r} is not a valid value")
     with state.lock:
         hosts = _resolve_targets(self, state)
         override_url = (parameters.get("InstallOverrideList") or [""])[0]
@@ -247,8 +260,8 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
             comment=self._get_param("Comment") or "",
             targets=self._get_param("Targets") or [],
             instance_ids=[h.host_id for h in hosts],
-            max_concurrency=self._get_param("MaxConcurrency") or "50",
-            max_errors=self._get_param("MaxErrors") or "0",
+            max_concurrency=max_concurrency,
+            max_errors=max_errors,
             requested_at=now,
             timeout_seconds=int(self._get_param("TimeoutSeconds") or 3600),
             invocations={},
@@ -258,9 +271,9 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
         return ActionResult({"Command": _command_object(command, now)})
 
 
-def _get_command(state: FleetState, command_id: str | None) -> Command:
+def _get_command(state: FleetState, command_id: str | None, account: str, region: str) -> Command:
     command = state.commands.get(command_id or "")
-    if command is None:
+    if command is None or (command.account, command.region) != (account, region):
         raise InvalidCommandId(f"Command {command_id} does not exist")
     return command
 
@@ -272,7 +285,7 @@ def _list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
     instance_id = self._get_param("InstanceId")
     with state.lock:
         if command_id:
-            commands = [_get_command(state, command_id)]
+            commands = [_get_command(state, command_id, self.current_account, self.region)]
         else:
             commands = [
                 c
@@ -321,9 +334,10 @@ def _list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult
     details = bool(self._get_param("Details"))
     with state.lock:
         if command_id:
-            commands = [_get_command(state, command_id)]
+            commands = [_get_command(state, command_id, self.current_account, self.region)]
         else:
-            commands = [c for c in state.commands.values() if c.account == self.current_account]
+            here = (self.current_account, self.region)
+            commands = [c for c in state.commands.values() if (c.account, c.region) == here]
         rows = [
             (c, inv)
             for c in commands
@@ -342,7 +356,7 @@ def _get_command_invocation(self: SimpleSystemManagerResponse) -> ActionResult:
     state = _fleet()
     now = state.advance()
     with state.lock:
-        command = _get_command(state, self._get_param("CommandId"))
+        command = _get_command(state, self._get_param("CommandId"), self.current_account, self.region)
         inv = command.invocations.get(self._get_param("InstanceId") or "")
         plugin = self._get_param("PluginName")
         if inv is None or (plugin and plugin != inv.plugin_name):

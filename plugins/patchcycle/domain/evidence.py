@@ -72,6 +72,9 @@ def host_records(
 
 
 def _compliant_before(record: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    # A host with no recorded patch operation (never scanned, or no agent at all) is not known compliant.
+    if not row.get("last_patch_operation"):
+        return False
     return not row.get("missing_count") and not row.get("failed_count")
 
 

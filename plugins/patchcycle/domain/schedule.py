@@ -13,7 +13,9 @@ CYCLE_CRON = "0 2 * * SUN#4"
 
 def most_recent_cycle_date(now: dt.datetime) -> dt.date:
     """The latest scheduled cycle date at or before ``now`` (an aware datetime)."""
-    start = now.astimezone(dt.UTC) + dt.timedelta(seconds=1)
+    # Whole seconds: croniter's get_prev is strictly-before, so flooring then adding one second makes a
+    # fire time exactly at ``now`` count, and one a fraction of a second after ``now`` not.
+    start = now.astimezone(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
     return croniter(CYCLE_CRON, start).get_prev(dt.datetime).date()
 
 

@@ -1,0 +1,29 @@
+# Patchcycle: the two commands a new user needs are `make demo` and `make test`.
+PY := .venv/bin/python
+SYNCED := .venv/.patchcycle-synced
+
+.PHONY: install demo test lint bench clean
+
+install: $(SYNCED)
+
+$(SYNCED): pyproject.toml uv.lock scripts/bootstrap.sh
+	scripts/bootstrap.sh
+	@touch $@
+
+## Run every demo tenant's monthly cycle through Airflow against fleetsim; evidence lands in out/.
+## CYCLE_DATE=YYYY-MM-DD picks another cycle (default: the most recent fourth Sunday).
+demo: install
+	$(PY) -m devtools.demo $(if $(CYCLE_DATE),--cycle-date $(CYCLE_DATE))
+
+## The whole test suite (unit, fleetsim, DAG integrity, end-to-end cycles through Airflow).
+test: install
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+lint: install
+	.venv/bin/ruff check .
+
+bench: install
+	$(PY) benchmarks/bench_evidence_pack.py
+
+clean:
+	rm -rf var out .pytest_cache

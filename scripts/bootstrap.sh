@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install what the project needs on a fresh machine with Python 3.11: uv (pinned), then the locked
+# environment in .venv. Safe to run again; it only changes what is missing or out of date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+UV_VERSION=0.13.8
+if command -v uv >/dev/null 2>&1 && [ "$(uv --version | awk '{print $2}')" = "$UV_VERSION" ]; then
+  UV=uv
+else
+  if [ ! -x .tools/bin/uv ]; then
+    echo "bootstrap: installing uv $UV_VERSION into .tools/" >&2
+    python3.11 -m venv .tools 2>/dev/null || python3 -m venv .tools
+    .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+  fi
+  UV=.tools/bin/uv
+fi
+"$UV" sync --frozen --python 3.11 --quiet

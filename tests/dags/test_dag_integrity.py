@@ -1,0 +1,152 @@
+"""The DAG folder as Airflow's DAG processor sees it: imports, serialization, policy, schedule, params."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.definitions.param import ParamValidationError
+from airflow.serialization.serialized_objects import DagSerialization
+
+from patchcycle.config.loader import load_tenants
+from patchcycle.dag_factory import UnsupportedTenantSetting, build_patch_cycle_dag
+from tests.conftest import REPO
+
+TENANTS = load_tenants().tenants
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_no_import_errors(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+
+
+def test_one_cycle_dag_per_tenant(dagbag: DagBag) -> None:
+    assert len(TENANTS) >= 3
+    assert {f"patch_cycle__{t.id}" for t in TENANTS} <= set(dagbag.dag_ids)
+
+
+@pytest.mark.parametrize("tenant", TENANTS, ids=lambda t: t.id)
+def test_dag_serializes_and_round_trips(tenant) -> None:
+    dag = build_patch_cycle_dag(tenant)
+    data = DagSerialization.to_dict(dag)
+    DagSerialization.validate_schema(data)
+    restored = DagSerialization.from_dict(data)
+    assert sorted(restored.task_ids) == sorted(dag.task_ids)
+
+
+@pytest.mark.parametrize("tenant", TENANTS, ids=lambda t: t.id)
+def test_policy_owner_retries_and_no_per_host_tasks(tenant) -> None:
+    dag = build_patch_cycle_dag(tenant)
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    for task in dag.tasks:
+        assert task.owner == tenant.owner
+        if task.task_id not in ("outcome", "dry_run_gate"):
+            assert task.retries >= 1, task.task_id
+        assert not task.task_id.startswith(("i-", "host")), task.task_id
+    # The structure is a function of the tenant's environments only (never of its hosts).
+    per_stage = {"backup", "wait_for_backups", "patch", "verify"}
+    soaks = sum(1 for e in tenant.environments[:-1] if e.soak_hours > 0)
+    assert len(dag.tasks) == 4 + len(tenant.environments) * len(per_stage) + soaks + 2
+
+
+def test_stages_run_in_the_tenant_order() -> None:
+    dag = build_patch_cycle_dag(TENANTS[0])
+    assert "nonprod.verify" in dag.get_task("staging.backup").upstream_task_ids or (
+        "nonprod.verify" in {t.task_id for t in dag.get_task("staging.backup").upstream_list}
+    )
+    prod_backup_upstream = dag.get_task("prod.backup").upstream_task_ids
+    assert prod_backup_upstream & {"staging.verify", "staging.soak"}
+    evidence = dag.get_task("evidence")
+    assert evidence.trigger_rule == "all_done"
+    assert dag.get_task("outcome").upstream_task_ids == {"evidence"}
+
+
+def test_deferrable_waits() -> None:
+    dag = build_patch_cycle_dag(TENANTS[0])
+    for env in ("nonprod", "staging", "prod"):
+        assert dag.get_task(f"{env}.wait_for_backups").deferrable is True
+        assert dag.get_task(f"{env}.patch").deferrable is True
+
+
+def _fourth_sunday(year: int, month: int) -> dt.date:
+    first = dt.date(year, month, 1)
+    first_sunday = first + dt.timedelta(days=(6 - first.weekday()) % 7)
+    return first_sunday + dt.timedelta(weeks=3)
+
+
+def test_schedule_is_fourth_sunday_0200_utc() -> None:
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(build_patch_cycle_dag(TENANTS[0])))
+    timetable = serialized.timetable
+    restriction = TimeRestriction(earliest=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), latest=None, catchup=True)
+    last: DataInterval | None = None
+    seen = []
+    for _ in range(14):
+        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        assert info is not None
+        seen.append(info.logical_date)
+        last = info.data_interval
+    for when in seen:
+        assert when.date() == _fourth_sunday(when.year, when.month)
+        assert (when.hour, when.minute) == (2, 0)
+        assert when.utcoffset() == dt.timedelta(0)
+    assert [w.month for w in seen[:12]] == list(range(1, 13))
+
+
+def _validated(dag, conf):
+    params = copy.deepcopy(dag.params)
+    params.update(conf)
+    return params.validate()
+
+
+def test_params_defaults_are_valid_and_bad_input_is_rejected() -> None:
+    dag = build_patch_cycle_dag(TENANTS[0])
+    defaults = _validated(dag, {})
+    assert defaults["environments"] == ["nonprod", "staging", "prod"]
+    assert defaults["dry_run"] is False
+    assert _validated(dag, {"cycle_date": "2026-10-25", "environments": ["nonprod"]})["cycle_date"] == "2026-10-25"
+    for bad in (
+        {"environments": ["qa"]},
+        {"environments": []},
+        {"environments": ["prod", "prod"]},
+        {"cycle_date": "25/10/2026"},
+        {"soak_hours_override": -1},
+        {"dry_run": "yes"},
+    ):
+        with pytest.raises(ParamValidationError):
+            _validated(dag, bad)
+
+
+def test_unsupported_approval_setting_is_refused_not_ignored() -> None:
+    tenant = TENANTS[0]
+    envs = [e.model_copy(update={"approval_required": e.name.value == "prod"}) for e in tenant.environments]
+    with pytest.raises(UnsupportedTenantSetting, match="approval_required"):
+        build_patch_cycle_dag(tenant.model_copy(update={"environments": envs}))
+
+
+def test_a_broken_tenant_file_is_an_import_error_naming_file_and_field(tmp_path: Path, monkeypatch) -> None:
+    for source in (REPO / "include" / "tenants").glob("*.yaml"):
+        shutil.copy(source, tmp_path / source.name)
+    bad = (tmp_path / "cu_alpha.yaml").read_text().replace('max_errors: "5%"', 'max_errors: "150%"', 1)
+    assert bad != (tmp_path / "cu_alpha.yaml").read_text()
+    (tmp_path / "cu_broken.yaml").write_text(bad.replace("id: cu_alpha", "id: cu_broken"))
+    monkeypatch.setenv("PATCHCYCLE_TENANTS_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    errors = {Path(k).name: v for k, v in bag.import_errors.items()}
+    assert set(errors) == {"tenant_config_check.py"}
+    message = errors["tenant_config_check.py"]
+    assert "cu_broken.yaml" in message
+    assert "rate_control.max_errors" in message
+    assert "150%" in message
+    assert {f"patch_cycle__{t.id}" for t in TENANTS} <= set(bag.dag_ids)
+    assert "patch_cycle__cu_broken" not in bag.dag_ids

@@ -1,0 +1,203 @@
+"""Real cycles through Airflow against fleetsim, checked against what fleetsim says really happened."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from pypdf import PdfReader
+
+from patchcycle.config.loader import load_tenant
+from patchcycle.dag_factory import build_patch_cycle_dag
+from patchcycle.reports.manifest import manifest_sha256, verify_pack
+from tests.conftest import REPO
+from tests.e2e.conftest import HERE, CycleResult, write_scenario
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "patch_cycle__cu_alpha"
+NOV = "2026-11-22T02:00:00+00:00"
+OCT = "2026-10-25T02:00:00+00:00"
+# cu_alpha's amazon_linux_2 baseline (Security/Bugfix, Critical/High, 7 days) as of each cycle date:
+PLAN_NOV = {"ALAS2-2026-2610", "ALAS2-2026-2644", "ALAS2-2026-2671"}
+PLAN_OCT = {"ALAS2-2026-2610", "ALAS2-2026-2644"}
+NEVER_APPROVED = {"ALAS2-2026-2688", "ALAS2-2026-2702"}  # Medium; and released after the cutoff
+
+
+def installs(truth_host: dict) -> list[dict]:
+    return [a for a in truth_host["actions"] if a["action"] == "ssm.install"]
+
+
+def images(truth_host: dict) -> list[dict]:
+    return [a for a in truth_host["actions"] if a["action"] == "ec2.create_image"]
+
+
+def assert_evidence_tells_the_truth(result: CycleResult) -> None:
+    """Every host in the evidence, in the state fleetsim says it is in, with the ids fleetsim issued."""
+    evidence = result.evidence
+    assert {h["name"] for h in evidence["hosts"]} == set(result.truth)
+    for record in evidence["hosts"]:
+        truth = result.truth[record["name"]]
+        assert record["host_id"] == truth["host_id"]
+        state = record["final_state"]
+        made = images(truth)
+        if record["backup_id"]:
+            assert [a["image_id"] for a in made] == [record["backup_id"]], record["name"]
+        if state == "patched":
+            (install,) = installs(truth)
+            assert install["result"] == "Success" and install["command_id"] == record["command_id"]
+            assert not truth["failed"]
+            assert made and made[0]["ready_at"] <= install["at"], "patched before its backup was complete"
+        elif state == "failed":
+            assert truth["failed"], record["name"]
+            assert installs(truth)[0]["result"] == "Failed"
+        elif state in ("held", "not_run", "out_of_scope"):
+            assert not installs(truth), f"{record['name']} is {state} but was patched"
+        assert record["reason"] or state == "patched"
+
+
+def assert_pack_intact(result: CycleResult) -> None:
+    manifest = json.loads(result.files["manifest.json"])
+    files = {f["name"]: result.files[f["name"]] for f in manifest["files"]}
+    assert verify_pack(manifest, files) == []
+    assert [f["name"] for f in manifest["files"]] == ["report.pdf", "evidence.json", "hosts.csv"]
+    pdf = PdfReader(io.BytesIO(result.files["report.pdf"]))
+    text = "".join(page.extract_text() for page in pdf.pages)
+    assert len(pdf.pages) >= 2
+    assert "Alpha Federal Credit Union" in text
+    assert result.evidence["cycle"]["outcome"].upper() in text
+    csv_lines = result.files["hosts.csv"].decode().strip().splitlines()
+    assert len(csv_lines) == len(result.evidence["hosts"]) + 1
+
+
+def test_cycle_patches_in_order_and_its_evidence_matches_ground_truth(fleet) -> None:
+    result = fleet.run(DAG_ID, NOV)
+    assert result.returncode == 0, result.log[-3000:]
+    evidence = result.evidence
+    assert evidence["cycle"]["outcome"] == "partial"
+    assert [s["status"] for s in evidence["stages"]] == ["succeeded"] * 3
+    assert_evidence_tells_the_truth(result)
+    assert_pack_intact(result)
+
+    assert result.host("t-dev-app-02")["final_state"] == "failed"
+    assert result.host("t-prd-web-03")["final_state"] == "held"
+    assert result.host("t-prd-web-03")["reason"] == "ssm agent ConnectionLost"
+    assert result.host("t-prd-web-04")["final_state"] == "held"
+    assert "backup" in result.host("t-prd-web-04")["reason"] and "failed" in result.host("t-prd-web-04")["reason"]
+    patched = [h for h in evidence["hosts"] if h["final_state"] == "patched"]
+    assert len(patched) == 8
+    for record in patched:
+        truth = result.truth[record["name"]]
+        if truth["os_family"] == "amazon_linux_2":
+            # Exactly the frozen plan: approved patches in, unapproved ones still missing.
+            assert PLAN_NOV <= set(truth["installed"])
+            assert NEVER_APPROVED <= set(truth["missing"])
+            assert truth["kernel"] == "5.10.230-223.885.amzn2.x86_64"
+        else:
+            assert "KB5046615" in truth["installed"]
+    # Stages ran in order: every nonprod install ended before any prod backup began.
+    last_nonprod = max(a["at"] for n, t in result.truth.items() if n.startswith("t-dev") for a in installs(t))
+    first_prod = min(a["at"] for n, t in result.truth.items() if n.startswith("t-prd") for a in images(t))
+    assert last_nonprod < first_prod
+    summary = evidence["summary"]
+    assert (summary["patched"], summary["failed"], summary["held"]) == (8, 1, 2)
+    # Before: only the Windows host met its last scan's baseline; after: the eight patched hosts.
+    assert summary["compliance_before"] == round(1 / 11, 4)
+    assert summary["compliance_after"] == round(8 / 11, 4)
+    actions = {e["action"] for e in evidence["events"]}
+    assert {"plan.frozen", "inventory.collected", "preflight.held", "backup.created", "backup.failed",
+            "patch.sent", "patch.finished", "stage.verified", "soak.started", "soak.override_requested"} <= actions
+    assert set(result.task_states.values()) == {"success"}
+    dag = build_patch_cycle_dag(load_tenant(REPO / "include" / "tenants" / "cu_alpha.yaml"))
+    assert set(result.task_states) == set(dag.task_ids)
+
+
+@pytest.mark.scenario("alpha_nonprod_breaks.yaml")
+def test_a_failed_stage_stops_every_later_stage(fleet) -> None:
+    result = fleet.run(DAG_ID, NOV)
+    assert result.returncode != 0
+    evidence = result.evidence
+    assert evidence["cycle"]["outcome"] == "failed"
+    assert [(s["environment"], s["status"]) for s in evidence["stages"]] == [
+        ("nonprod", "failed"), ("staging", "not_run"), ("prod", "not_run")
+    ]
+    assert "max errors" in evidence["stages"][0]["reason"]
+    for name, truth in result.truth.items():
+        if not name.startswith("t-dev"):
+            assert truth["actions"] == [], f"{name} was touched after nonprod failed"
+    assert {h["final_state"] for h in evidence["hosts"] if h["environment"] != "nonprod"} <= {"not_run", "held"}
+    assert_evidence_tells_the_truth(result)
+    assert_pack_intact(result)
+    assert result.task_states["staging.backup"] == "upstream_failed"
+    assert result.task_states["evidence"] == "success"
+    assert result.task_states["outcome"] == "failed"
+
+
+def test_dry_run_plans_and_changes_nothing(fleet) -> None:
+    result = fleet.run(DAG_ID, NOV, {"dry_run": True})
+    assert result.returncode == 0, result.log[-3000:]
+    assert result.evidence["cycle"]["outcome"] == "planned"
+    assert all(t["actions"] == [] for t in result.truth.values())
+    assert any(k.endswith("/plan.json") for k in result.keys)
+    plan = result.evidence["plan"]
+    assert {p["id"] for p in plan["approved"]["amazon_linux_2"]} == PLAN_NOV
+    assert result.task_states["inventory"] == "skipped"
+    assert "Cycle plan for cu_alpha" in result.log
+
+
+def test_backfilled_cycles_plan_as_of_their_own_dates_and_chain_their_evidence(fleet) -> None:
+    october = fleet.run(DAG_ID, OCT)
+    assert october.returncode == 0, october.log[-3000:]
+    patched = [h for h in october.evidence["hosts"] if h["final_state"] == "patched" and h["os_family"] == "amazon_linux_2"]
+    assert patched
+    for record in patched:
+        truth = october.truth[record["name"]]
+        assert PLAN_OCT <= set(truth["installed"])
+        assert "ALAS2-2026-2671" in truth["missing"], "October's plan must not contain November's kernel"
+        assert truth["kernel"] == "5.10.220-209.869.amzn2.x86_64"
+    november = fleet.run(DAG_ID, NOV)
+    assert november.returncode == 0, november.log[-3000:]
+    assert november.evidence["cycle"]["plan_hash"] != october.evidence["cycle"]["plan_hash"]
+    plans = [k for k in november.keys if k.endswith("/plan.json")]
+    assert {k.split("/")[1] for k in plans} == {"2026-10-25", "2026-11-22"}
+    # November's pack chains to October's manifest.
+    nov_manifest = json.loads(november.files["manifest.json"])
+    assert nov_manifest["previous_manifest_sha256"] == manifest_sha256(json.loads(october.files["manifest.json"]))
+
+
+@pytest.mark.scenario("alpha_agents_down.yaml")
+def test_preflight_halts_the_scope_when_too_many_hosts_are_held(fleet) -> None:
+    result = fleet.run(DAG_ID, NOV)
+    assert result.returncode != 0
+    evidence = result.evidence
+    assert evidence["cycle"]["outcome"] == "failed"
+    assert all(t["actions"] == [] for t in result.truth.values()), "nothing may be touched after a halt"
+    held = [h for h in evidence["hosts"] if h["final_state"] == "held"]
+    assert len(held) == 4 and all(h["reason"] == "ssm agent ConnectionLost" for h in held)
+    assert result.task_states["preflight"] == "failed"
+    assert_pack_intact(result)
+
+
+def test_task_structure_is_the_same_for_a_large_fleet(fleet_large) -> None:
+    result = fleet_large.run(DAG_ID, NOV)
+    assert result.returncode == 0, result.log[-3000:]
+    assert result.evidence["summary"]["hosts_total"] == 300
+    dag = build_patch_cycle_dag(load_tenant(REPO / "include" / "tenants" / "cu_alpha.yaml"))
+    assert set(result.task_states) == set(dag.task_ids)
+
+
+@pytest.fixture
+def fleet_large(airflow_home: Path, tmp_path: Path):
+    from devtools.local import airflow_env, running_fleetsim
+    from tests.e2e.conftest import CycleRunner
+
+    data = yaml.safe_load((HERE / "scenarios" / "alpha_small.yaml").read_text())
+    data["tenants"][0]["faults"] = {}
+    for group, count in zip(data["tenants"][0]["aws"]["groups"], (100, 80, 100, 20), strict=True):
+        group["count"] = count
+    scenario = write_scenario(tmp_path / "large.yaml", "alpha_small.yaml", tenants=data["tenants"])
+    with running_fleetsim(scenario, tmp_path / "fleetsim") as url:
+        yield CycleRunner(url, airflow_env(airflow_home, url, poll_seconds=0.5), tmp_path)
