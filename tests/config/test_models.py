@@ -397,3 +397,18 @@ def test_environment_ranges(field: str, value: Any) -> None:
     nonprod = {**TENANT["environments"][0], field: value}
     with pytest.raises(ValidationError):
         Tenant.model_validate(tenant_data(environments=[nonprod]))
+
+
+def test_environment_tag_values_collide_case_insensitively():
+    """Host tags are matched ignoring case, so 'Prod' on staging and the default 'prod' on prod clash."""
+    import pytest
+    import yaml
+    from pydantic import ValidationError
+
+    from patchcycle.config.models import Tenant
+    from tests.conftest import REPO
+
+    data = yaml.safe_load((REPO / "include" / "tenants" / "cu_alpha.yaml").read_text())
+    data["environments"][1]["tag_values"] = ["Prod"]
+    with pytest.raises(ValidationError, match="claimed by both"):
+        Tenant.model_validate(data)

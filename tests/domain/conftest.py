@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from patchcycle.config.loader import load_tenant
 from patchcycle.config.models import OsFamily, Severity, Tenant
 from patchcycle.domain.inventory import INVENTORY_COLUMNS
@@ -88,7 +87,7 @@ def make_tenant() -> Callable[..., Tenant]:
 
 @pytest.fixture
 def make_patch() -> Callable[..., CatalogPatch]:
-    """``make_patch(**fields)`` -> a CatalogPatch approvable by the base amazon_linux_2 baseline on 2026-11-22."""
+    """``make_patch(**fields)`` -> a CatalogPatch the base amazon_linux_2 baseline approves on 2026-11-22."""
 
     def make(**overrides: Any) -> CatalogPatch:
         fields: dict[str, Any] = {
@@ -147,7 +146,7 @@ def host_row() -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def stage_host() -> Callable[..., dict[str, Any]]:
-    """``stage_host(final_state, reason=None, **extra)`` -> one host entry of a stage record, as verify writes it."""
+    """``stage_host(final_state, reason=None, **extra)`` -> a stage record's host entry (as verify writes)."""
 
     def make(final_state: str = "patched", reason: str | None = None, **extra: Any) -> dict[str, Any]:
         patched = final_state == "patched"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from patchcycle.domain.inventory import (
     CRITICALITIES,
     INVENTORY_COLUMNS,
@@ -17,9 +16,25 @@ from patchcycle.domain.inventory import (
 
 ACCOUNT, REGION = "111111111111", "us-east-1"
 DOCUMENTED_ORDER = [
-    "cloud", "account", "region", "host_id", "name", "environment", "environment_tag", "os_family", "platform",
-    "kernel", "agent_kind", "agent_status", "agent_online", "criticality", "missing_count", "failed_count",
-    "installed_count", "last_patch_operation", "last_patch_time",
+    "cloud",
+    "account",
+    "region",
+    "host_id",
+    "name",
+    "environment",
+    "environment_tag",
+    "os_family",
+    "platform",
+    "kernel",
+    "agent_kind",
+    "agent_status",
+    "agent_online",
+    "criticality",
+    "missing_count",
+    "failed_count",
+    "installed_count",
+    "last_patch_operation",
+    "last_patch_time",
 ]
 
 
@@ -28,11 +43,17 @@ def aliased(make_tenant):
     """A tenant whose nonprod and prod are tagged with aliases; staging keeps its own name."""
     return make_tenant(
         environments=[
-            {"name": "nonprod", "tag_values": ["dev", "Test", "QA"], "rate_control": {"max_concurrency": "50%",
-                                                                                        "max_errors": "25%"}},
+            {
+                "name": "nonprod",
+                "tag_values": ["dev", "Test", "QA"],
+                "rate_control": {"max_concurrency": "50%", "max_errors": "25%"},
+            },
             {"name": "staging", "rate_control": {"max_concurrency": "25%", "max_errors": "10%"}},
-            {"name": "prod", "tag_values": ["Production", "prd"], "rate_control": {"max_concurrency": "10%",
-                                                                                   "max_errors": "5%"}},
+            {
+                "name": "prod",
+                "tag_values": ["Production", "prd"],
+                "rate_control": {"max_concurrency": "10%", "max_errors": "5%"},
+            },
         ]
     )
 
@@ -86,8 +107,9 @@ def test_environment_for_tag_aliases(aliased, tag, expected):
 
 
 def test_environment_for_tag_only_names_environments_the_tenant_has(make_tenant):
-    only_prod = make_tenant(environments=[{"name": "prod", "rate_control": {"max_concurrency": "1",
-                                                                            "max_errors": "0"}}])
+    only_prod = make_tenant(
+        environments=[{"name": "prod", "rate_control": {"max_concurrency": "1", "max_errors": "0"}}]
+    )
     assert environment_for_tag(only_prod, "prod") == "prod"
     assert environment_for_tag(only_prod, "nonprod") is None
 
@@ -117,7 +139,11 @@ def ssm_fleet(ssm_instance):
         {"InstanceId": "i-0a000000000000004"},  # the sparsest possible entry
     ]
     tags = {
-        "i-0a000000000000001": {"Name": "alpha-dev-app-01", "Environment": "nonprod", "Criticality": " HIGH "},
+        "i-0a000000000000001": {
+            "Name": "alpha-dev-app-01",
+            "Environment": "nonprod",
+            "Criticality": " HIGH ",
+        },
         "i-0a000000000000002": {"Environment": "Prod", "Criticality": "critical"},
         "i-0a000000000000003": {"Name": "alpha-stg-db-01", "Environment": "staging", "Criticality": "urgent"},
         "i-0a000000000000099": {"Name": "not-managed", "Environment": "prod"},
@@ -229,8 +255,15 @@ def test_agent_online_only_for_online(tenant, ssm_instance, ping, online):
 
 @pytest.mark.parametrize(
     ("tag", "expected"),
-    [("low", "low"), ("Medium", "medium"), (" HIGH", "high"), ("Critical", "critical"), ("", "medium"),
-     ("p1", "medium"), (None, "medium")],
+    [
+        ("low", "low"),
+        ("Medium", "medium"),
+        (" HIGH", "high"),
+        ("Critical", "critical"),
+        ("", "medium"),
+        ("p1", "medium"),
+        (None, "medium"),
+    ],
 )
 def test_criticality_normalisation(tenant, ssm_instance, tag, expected):
     tags = {"i-01": {} if tag is None else {"Criticality": tag}}
@@ -240,18 +273,33 @@ def test_criticality_normalisation(tenant, ssm_instance, tag, expected):
 
 def test_normalize_ssm_hosts_reads_the_tenants_own_tag_keys(make_tenant, ssm_instance):
     custom = make_tenant(host_tags={"environment": "patch-env", "criticality": "tier", "name": "hostname"})
-    tags = {"i-01": {"patch-env": "staging", "tier": "low", "hostname": "stg-01", "Environment": "prod",
-                     "Name": "wrong"}}
+    tags = {
+        "i-01": {
+            "patch-env": "staging",
+            "tier": "low",
+            "hostname": "stg-01",
+            "Environment": "prod",
+            "Name": "wrong",
+        }
+    }
     row = normalize_ssm_hosts(custom, ACCOUNT, REGION, [ssm_instance("i-01")], tags, {})[0]
     assert (row["environment"], row["environment_tag"], row["criticality"], row["name"]) == (
-        "staging", "staging", "low", "stg-01"
+        "staging",
+        "staging",
+        "low",
+        "stg-01",
     )
 
 
 def test_normalize_ssm_hosts_applies_tag_aliases(aliased, ssm_instance):
     tags = {"i-01": {"Environment": "Production"}, "i-02": {"Environment": "prod"}}
-    rows = normalize_ssm_hosts(aliased, ACCOUNT, REGION, [ssm_instance("i-01"), ssm_instance("i-02")], tags, {})
-    assert [(r["environment"], r["environment_tag"]) for r in rows] == [("prod", "Production"), (None, "prod")]
+    rows = normalize_ssm_hosts(
+        aliased, ACCOUNT, REGION, [ssm_instance("i-01"), ssm_instance("i-02")], tags, {}
+    )
+    assert [(r["environment"], r["environment_tag"]) for r in rows] == [
+        ("prod", "Production"),
+        (None, "prod"),
+    ]
 
 
 # --- unregistered_ec2_hosts -------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from patchcycle.config.models import RateControl
 from patchcycle.domain import outcomes as o
 from patchcycle.domain.outcomes import StageVerdict, classify_patched_host, stage_verdict
@@ -13,7 +12,15 @@ SCANNED = {"Operation": "Scan", "MissingCount": 0, "FailedCount": 0, "InstalledC
 
 
 def test_final_state_vocabulary():
-    assert o.FINAL_STATES == ("patched", "failed", "held", "non_compliant", "excepted", "not_run", "out_of_scope")
+    assert o.FINAL_STATES == (
+        "patched",
+        "failed",
+        "held",
+        "non_compliant",
+        "excepted",
+        "not_run",
+        "out_of_scope",
+    )
 
 
 @pytest.mark.parametrize(
@@ -23,40 +30,100 @@ def test_final_state_vocabulary():
         pytest.param(None, None, o.NOT_RUN, "no command invocation recorded", id="none-none"),
         pytest.param(None, INSTALLED, o.NOT_RUN, "no command invocation recorded", id="none-installed"),
         # Never sent: SSM stopped the command when the error budget ran out.
-        pytest.param("Cancelled", None, o.NOT_RUN, "not sent: the stage's error budget was exhausted first",
-                     id="cancelled"),
-        pytest.param("Cancelled", INSTALLED, o.NOT_RUN, "not sent: the stage's error budget was exhausted first",
-                     id="cancelled-installed"),
+        pytest.param(
+            "Cancelled",
+            None,
+            o.NOT_RUN,
+            "not sent: the stage's error budget was exhausted first",
+            id="cancelled",
+        ),
+        pytest.param(
+            "Cancelled",
+            INSTALLED,
+            o.NOT_RUN,
+            "not sent: the stage's error budget was exhausted first",
+            id="cancelled-installed",
+        ),
         # The agent never got it.
-        pytest.param("DeliveryTimedOut", None, o.FAILED,
-                     "the agent did not receive the command (delivery timed out)", id="delivery-timed-out"),
+        pytest.param(
+            "DeliveryTimedOut",
+            None,
+            o.FAILED,
+            "the agent did not receive the command (delivery timed out)",
+            id="delivery-timed-out",
+        ),
         # The install ran and failed or timed out.
         pytest.param("Failed", None, o.FAILED, "patch install failed", id="failed-no-state"),
-        pytest.param("Failed", {**INSTALLED, "FailedCount": 0}, o.FAILED, "patch install failed",
-                     id="failed-zero-failed-count"),
-        pytest.param("Failed", {**INSTALLED, "FailedCount": 3}, o.FAILED,
-                     "patch install failed (3 patch(es) failed)", id="failed-with-count"),
+        pytest.param(
+            "Failed",
+            {**INSTALLED, "FailedCount": 0},
+            o.FAILED,
+            "patch install failed",
+            id="failed-zero-failed-count",
+        ),
+        pytest.param(
+            "Failed",
+            {**INSTALLED, "FailedCount": 3},
+            o.FAILED,
+            "patch install failed (3 patch(es) failed)",
+            id="failed-with-count",
+        ),
         pytest.param("TimedOut", None, o.FAILED, "patch install timedout", id="timed-out-no-state"),
-        pytest.param("TimedOut", {"FailedCount": 2}, o.FAILED, "patch install timedout (2 patch(es) failed)",
-                     id="timed-out-with-count"),
+        pytest.param(
+            "TimedOut",
+            {"FailedCount": 2},
+            o.FAILED,
+            "patch install timedout (2 patch(es) failed)",
+            id="timed-out-with-count",
+        ),
         # Still going when the stage was verified.
         pytest.param("InProgress", INSTALLED, o.NOT_RUN, "command still InProgress", id="in-progress"),
         pytest.param("Pending", None, o.NOT_RUN, "command still Pending", id="pending"),
         pytest.param("Delayed", None, o.NOT_RUN, "command still Delayed", id="delayed"),
         pytest.param("Cancelling", None, o.NOT_RUN, "command still Cancelling", id="cancelling"),
         # Success: the patch state after the install decides.
-        pytest.param("Success", None, o.NON_COMPLIANT, "no patch state recorded after the install",
-                     id="success-no-state"),
-        pytest.param("Success", {}, o.NON_COMPLIANT, "no patch state recorded after the install",
-                     id="success-empty-state"),
-        pytest.param("Success", SCANNED, o.NON_COMPLIANT, "no patch state recorded after the install",
-                     id="success-last-op-scan"),
-        pytest.param("Success", {**INSTALLED, "FailedCount": 2}, o.FAILED, "2 patch(es) failed to install",
-                     id="success-failed-count"),
-        pytest.param("Success", {**INSTALLED, "FailedCount": 1, "MissingCount": 4}, o.FAILED,
-                     "1 patch(es) failed to install", id="success-failed-beats-missing"),
-        pytest.param("Success", {**INSTALLED, "MissingCount": 3}, o.NON_COMPLIANT,
-                     "3 approved patch(es) still missing", id="success-missing"),
+        pytest.param(
+            "Success",
+            None,
+            o.NON_COMPLIANT,
+            "no patch state recorded after the install",
+            id="success-no-state",
+        ),
+        pytest.param(
+            "Success",
+            {},
+            o.NON_COMPLIANT,
+            "no patch state recorded after the install",
+            id="success-empty-state",
+        ),
+        pytest.param(
+            "Success",
+            SCANNED,
+            o.NON_COMPLIANT,
+            "no patch state recorded after the install",
+            id="success-last-op-scan",
+        ),
+        pytest.param(
+            "Success",
+            {**INSTALLED, "FailedCount": 2},
+            o.FAILED,
+            "2 patch(es) failed to install",
+            id="success-failed-count",
+        ),
+        pytest.param(
+            "Success",
+            {**INSTALLED, "FailedCount": 1, "MissingCount": 4},
+            o.FAILED,
+            "1 patch(es) failed to install",
+            id="success-failed-beats-missing",
+        ),
+        pytest.param(
+            "Success",
+            {**INSTALLED, "MissingCount": 3},
+            o.NON_COMPLIANT,
+            "3 approved patch(es) still missing",
+            id="success-missing",
+        ),
         pytest.param("Success", INSTALLED, o.PATCHED, None, id="success-clean"),
         pytest.param("Success", {"Operation": "Install"}, o.PATCHED, None, id="success-counts-absent"),
     ],
@@ -79,27 +146,64 @@ def _states(**counts: int) -> dict[str, str]:
     [
         # Percentages round down.
         pytest.param("25%", _states(patched=3, failed=1), True, 1, None, id="25pct-of-4-one-failure"),
-        pytest.param("25%", _states(patched=2, failed=2), False, 1, "2 of 4 hosts failed; max errors 1",
-                     id="25pct-of-4-two-failures"),
+        pytest.param(
+            "25%",
+            _states(patched=2, failed=2),
+            False,
+            1,
+            "2 of 4 hosts failed; max errors 1",
+            id="25pct-of-4-two-failures",
+        ),
         pytest.param("10%", _states(patched=18, failed=1), True, 1, None, id="10pct-of-19"),
-        pytest.param("10%", _states(patched=17, failed=1, non_compliant=1), False, 1,
-                     "2 of 19 hosts failed; max errors 1", id="10pct-of-19-non-compliant-counts"),
-        pytest.param("10%", _states(patched=8, failed=1), False, 0, "1 of 9 hosts failed; max errors 0",
-                     id="10pct-of-9-rounds-to-zero"),
+        pytest.param(
+            "10%",
+            _states(patched=17, failed=1, non_compliant=1),
+            False,
+            1,
+            "2 of 19 hosts failed; max errors 1",
+            id="10pct-of-19-non-compliant-counts",
+        ),
+        pytest.param(
+            "10%",
+            _states(patched=8, failed=1),
+            False,
+            0,
+            "1 of 9 hosts failed; max errors 0",
+            id="10pct-of-9-rounds-to-zero",
+        ),
         pytest.param("100%", _states(failed=3), True, 3, None, id="100pct"),
         # Absolute counts are taken as written.
         pytest.param("1", _states(patched=99, non_compliant=1), True, 1, None, id="absolute-1-at-limit"),
-        pytest.param("1", _states(patched=98, failed=2), False, 1, "2 of 100 hosts failed; max errors 1",
-                     id="absolute-1-above"),
-        pytest.param("0", _states(patched=4, failed=1), False, 0, "1 of 5 hosts failed; max errors 0",
-                     id="absolute-0"),
+        pytest.param(
+            "1",
+            _states(patched=98, failed=2),
+            False,
+            1,
+            "2 of 100 hosts failed; max errors 1",
+            id="absolute-1-above",
+        ),
+        pytest.param(
+            "0", _states(patched=4, failed=1), False, 0, "1 of 5 hosts failed; max errors 0", id="absolute-0"
+        ),
         pytest.param("0", _states(patched=5), True, 0, None, id="absolute-0-clean"),
         # Hosts that were never patched fail the stage even inside the error budget.
-        pytest.param("25%", _states(patched=4, not_run=1), False, 1, "1 of 5 hosts were not patched",
-                     id="not-run-fails-stage"),
+        pytest.param(
+            "25%",
+            _states(patched=4, not_run=1),
+            False,
+            1,
+            "1 of 5 hosts were not patched",
+            id="not-run-fails-stage",
+        ),
         pytest.param("100%", _states(not_run=2), False, 2, "2 of 2 hosts were not patched", id="all-not-run"),
-        pytest.param("25%", _states(patched=1, failed=2, not_run=1), False, 1,
-                     "2 of 4 hosts failed; max errors 1", id="errors-reported-before-not-run"),
+        pytest.param(
+            "25%",
+            _states(patched=1, failed=2, not_run=1),
+            False,
+            1,
+            "2 of 4 hosts failed; max errors 1",
+            id="errors-reported-before-not-run",
+        ),
         # States that are neither errors nor not-run count as targets only.
         pytest.param("0", _states(patched=1, excepted=1), True, 0, None, id="excepted-is-not-an-error"),
         # No targets: nothing failed.
@@ -118,4 +222,8 @@ def test_stage_verdict_uses_the_tenants_rate_control(alpha):
     states = _states(patched=9, failed=1)
     assert stage_verdict(states, alpha.environment("nonprod").rate_control).succeeded is True
     prod = stage_verdict(states, alpha.environment("prod").rate_control)
-    assert (prod.succeeded, prod.allowed_errors, prod.reason) == (False, 0, "1 of 10 hosts failed; max errors 0")
+    assert (prod.succeeded, prod.allowed_errors, prod.reason) == (
+        False,
+        0,
+        "1 of 10 hosts failed; max errors 0",
+    )

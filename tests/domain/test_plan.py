@@ -9,7 +9,6 @@ import json
 
 import pytest
 import yaml
-
 from patchcycle.config.models import Baseline, OsFamily, Severity
 from patchcycle.domain.plan import (
     PLAN_SCHEMA_VERSION,
@@ -53,16 +52,29 @@ def catalog(make_patch):
             released=dt.date(2026, 10, 29),
         ),
         make_patch(
-            id="ALAS2-2026-2690", title="bind-9.11.4-26.amzn2", classification="Bugfix", released=dt.date(2026, 11, 15)
+            id="ALAS2-2026-2690",
+            title="bind-9.11.4-26.amzn2",
+            classification="Bugfix",
+            released=dt.date(2026, 11, 15),
         ),
+        # Listed by SSM out of order: an older advisory id released later, and two on the same day.
+        make_patch(id="ALAS2-2026-2400", title="nss-3.90.0-2.amzn2", released=dt.date(2026, 10, 20)),
+        make_patch(id="ALAS2-2026-2399", title="nspr-4.35.0-1.amzn2", released=dt.date(2026, 10, 20)),
         # Decoys: too new, too mild, wrong classification, unknown severity, no baseline for the family.
         make_patch(id="ALAS2-2026-2702", title="sudo-1.8.23-10.amzn2.3.5", released=dt.date(2026, 11, 16)),
         make_patch(
-            id="ALAS2-2026-2688", vendor_severity="Medium", severity=Severity.Medium, released=dt.date(2026, 11, 4)
+            id="ALAS2-2026-2688",
+            vendor_severity="Medium",
+            severity=Severity.Medium,
+            released=dt.date(2026, 11, 4),
         ),
         make_patch(id="ALAS2-2026-2500", classification="Enhancement", released=dt.date(2026, 8, 1)),
-        make_patch(id="ALAS2-2026-2501", vendor_severity="Unspecified", severity=None, released=dt.date(2026, 8, 1)),
-        make_patch(id="RHSA-2026:1234", os_family=OsFamily.rhel_8, title="kernel-4.18", released=dt.date(2026, 9, 1)),
+        make_patch(
+            id="ALAS2-2026-2501", vendor_severity="Unspecified", severity=None, released=dt.date(2026, 8, 1)
+        ),
+        make_patch(
+            id="RHSA-2026:1234", os_family=OsFamily.rhel_8, title="kernel-4.18", released=dt.date(2026, 9, 1)
+        ),
         make_patch(
             id="KB5046615",
             os_family=OsFamily.windows_2019,
@@ -85,7 +97,15 @@ def catalog(make_patch):
 
 
 APPROVED_ON_CYCLE = {
-    "amazon_linux_2": ["ALAS2-2026-2610", "ALAS2-2026-2644", "ALAS2-2026-2671", "ALAS2-2026-2690"],
+    # By release date, then id.
+    "amazon_linux_2": [
+        "ALAS2-2026-2610",  # 2026-09-14
+        "ALAS2-2026-2644",  # 2026-10-06
+        "ALAS2-2026-2399",  # 2026-10-20
+        "ALAS2-2026-2400",  # 2026-10-20
+        "ALAS2-2026-2671",  # 2026-10-29
+        "ALAS2-2026-2690",  # 2026-11-15, exactly on the cutoff
+    ],
     "windows_2019": ["KB5046615"],
 }
 
@@ -118,28 +138,49 @@ def test_approval_cutoff(cycle_date, days, expected):
         pytest.param({"severity": Severity.Medium}, {}, False, id="medium-not-in-baseline"),
         pytest.param({"severity": Severity.Low}, {}, False, id="low-not-in-baseline"),
         pytest.param({"severity": None}, {}, False, id="unknown-severity-never-approved"),
-        pytest.param({"severity": Severity.Medium}, {"severities": [Severity.Medium]}, True, id="medium-when-baseline-has-it"),
+        pytest.param(
+            {"severity": Severity.Medium},
+            {"severities": [Severity.Medium]},
+            True,
+            id="medium-when-baseline-has-it",
+        ),
         pytest.param({"title": "kernel-5.10.230-223.885.amzn2"}, {}, True, id="kernel-included-by-default"),
         pytest.param(
-            {"title": "kernel-5.10.230-223.885.amzn2"}, {"include_kernel_updates": False}, False, id="kernel-excluded"
+            {"title": "kernel-5.10.230-223.885.amzn2"},
+            {"include_kernel_updates": False},
+            False,
+            id="kernel-excluded",
         ),
         pytest.param(
-            {"title": "Kernel-headers-5.10"}, {"include_kernel_updates": False}, False, id="kernel-title-any-case"
+            {"title": "Kernel-headers-5.10"},
+            {"include_kernel_updates": False},
+            False,
+            id="kernel-title-any-case",
         ),
         pytest.param(
-            {"title": "linux-image-5.15.0-1051-aws"}, {"include_kernel_updates": False}, False, id="linux-image"
+            {"title": "linux-image-5.15.0-1051-aws"},
+            {"include_kernel_updates": False},
+            False,
+            id="linux-image",
         ),
         pytest.param(
             {"title": "linux-generic-hwe-22.04"}, {"include_kernel_updates": False}, False, id="linux-generic"
         ),
         pytest.param(
-            {"title": "libkernel-utils-1.0"}, {"include_kernel_updates": False}, True, id="not-a-kernel-by-prefix"
+            {"title": "libkernel-utils-1.0"},
+            {"include_kernel_updates": False},
+            True,
+            id="not-a-kernel-by-prefix",
         ),
         pytest.param({"released": dt.date(2026, 11, 15)}, {}, True, id="released-on-cutoff-day"),
         pytest.param({"released": dt.date(2026, 11, 16)}, {}, False, id="released-day-after-cutoff"),
         pytest.param({"released": dt.date(2026, 11, 22)}, {}, False, id="released-on-cycle-day"),
-        pytest.param({"released": dt.date(2026, 11, 22)}, {"approve_after_days": 0}, True, id="zero-day-aging"),
-        pytest.param({"released": dt.date(2026, 11, 23)}, {"approve_after_days": 0}, False, id="released-after-cycle"),
+        pytest.param(
+            {"released": dt.date(2026, 11, 22)}, {"approve_after_days": 0}, True, id="zero-day-aging"
+        ),
+        pytest.param(
+            {"released": dt.date(2026, 11, 23)}, {"approve_after_days": 0}, False, id="released-after-cycle"
+        ),
         pytest.param({"os_family": OsFamily.amazon_linux_2023}, {}, False, id="wrong-os-family"),
         pytest.param({"os_family": OsFamily.windows_2019}, {}, False, id="windows-patch-linux-baseline"),
     ],
@@ -200,7 +241,8 @@ def test_build_cycle_plan_records_each_baseline_decision(tenant, catalog):
 
 def test_build_cycle_plan_approved_patch_fields(tenant, catalog):
     plan = build_cycle_plan(tenant, CYCLE, catalog)
-    glibc, kernel = plan.approved["amazon_linux_2"][1:3]
+    patches = {p.id: p for p in plan.approved["amazon_linux_2"]}
+    glibc, kernel = patches["ALAS2-2026-2644"], patches["ALAS2-2026-2671"]
     assert glibc.id == "ALAS2-2026-2644"
     assert glibc.severity == "Critical"
     assert glibc.cves == ("CVE-2023-0001", "CVE-2023-0386")  # sorted
@@ -215,7 +257,9 @@ def test_build_cycle_plan_with_the_demo_tenant_covers_every_baseline(alpha, make
     catalog = [
         make_patch(id="ALAS2-1", released=dt.date(2026, 11, 1)),
         make_patch(id="RHSA-1", os_family=OsFamily.rhel_8, released=dt.date(2026, 11, 1)),
-        make_patch(id="RHSA-2", os_family=OsFamily.rhel_8, classification="Bugfix", released=dt.date(2026, 11, 1)),
+        make_patch(
+            id="RHSA-2", os_family=OsFamily.rhel_8, classification="Bugfix", released=dt.date(2026, 11, 1)
+        ),
     ]
     plan = build_cycle_plan(alpha, CYCLE, catalog)
     assert plan.tenant_id == "cu_alpha"
@@ -266,20 +310,25 @@ def _replace(catalog, patch_id, **changes):
     "change",
     [
         pytest.param(lambda c, mp: c[1:], id="approved-patch-removed"),
-        pytest.param(lambda c, mp: [*c, mp(id="ALAS2-2026-2600", released=dt.date(2026, 9, 1))], id="patch-added"),
+        pytest.param(
+            lambda c, mp: [*c, mp(id="ALAS2-2026-2600", released=dt.date(2026, 9, 1))], id="patch-added"
+        ),
         pytest.param(lambda c, mp: _replace(c, "ALAS2-2026-2644", title="glibc-2.26-67"), id="title-changed"),
         pytest.param(lambda c, mp: _replace(c, "ALAS2-2026-2644", cves=("CVE-2099-1",)), id="cves-changed"),
         pytest.param(
-            lambda c, mp: _replace(c, "ALAS2-2026-2644", released=dt.date(2026, 10, 7)), id="release-date-changed"
+            lambda c, mp: _replace(c, "ALAS2-2026-2644", released=dt.date(2026, 10, 7)),
+            id="release-date-changed",
         ),
         pytest.param(
             lambda c, mp: _replace(c, "ALAS2-2026-2610", severity=Severity.Critical), id="severity-changed"
         ),
         pytest.param(
-            lambda c, mp: _replace(c, "ALAS2-2026-2702", released=dt.date(2026, 11, 15)), id="decoy-becomes-approvable"
+            lambda c, mp: _replace(c, "ALAS2-2026-2702", released=dt.date(2026, 11, 15)),
+            id="decoy-becomes-approvable",
         ),
         pytest.param(
-            lambda c, mp: _replace(c, "ALAS2-2026-2644", classification="Enhancement"), id="approved-becomes-decoy"
+            lambda c, mp: _replace(c, "ALAS2-2026-2644", classification="Enhancement"),
+            id="approved-becomes-decoy",
         ),
     ],
 )
@@ -311,7 +360,10 @@ def test_plan_hash_changes_when_a_baseline_changes(make_tenant, catalog, baselin
     data = [b.model_dump(mode="json") for b in base_tenant.baselines]
     data[0].update(baseline_change)
     changed_tenant = make_tenant(baselines=data)
-    assert build_cycle_plan(changed_tenant, CYCLE, catalog).hash != build_cycle_plan(base_tenant, CYCLE, catalog).hash
+    assert (
+        build_cycle_plan(changed_tenant, CYCLE, catalog).hash
+        != build_cycle_plan(base_tenant, CYCLE, catalog).hash
+    )
 
 
 def test_plan_hash_changes_with_the_cycle_date_even_when_the_same_patches_are_approved(tenant, catalog):
@@ -325,9 +377,12 @@ def test_plan_hash_changes_with_the_cycle_date_even_when_the_same_patches_are_ap
 
 def test_plan_hash_changes_with_the_tenant_environments(make_tenant, catalog):
     full = make_tenant()
-    without_staging = make_tenant(environments=[e for e in full.model_dump(mode="json")["environments"]
-                                                if e["name"] != "staging"])
-    assert build_cycle_plan(without_staging, CYCLE, catalog).hash != build_cycle_plan(full, CYCLE, catalog).hash
+    without_staging = make_tenant(
+        environments=[e for e in full.model_dump(mode="json")["environments"] if e["name"] != "staging"]
+    )
+    assert (
+        build_cycle_plan(without_staging, CYCLE, catalog).hash != build_cycle_plan(full, CYCLE, catalog).hash
+    )
 
 
 def test_backfilled_earlier_cycle_approves_fewer_patches(tenant, catalog):
@@ -336,7 +391,10 @@ def test_backfilled_earlier_cycle_approves_fewer_patches(tenant, catalog):
     assert backfill.cycle_date == "2026-10-25"
     assert {d.cutoff for d in backfill.baselines} == {"2026-10-18"}
     # What was approvable on 25 October: only patches released on or before 18 October.
-    assert approved_ids(backfill) == {"amazon_linux_2": ["ALAS2-2026-2610", "ALAS2-2026-2644"], "windows_2019": []}
+    assert approved_ids(backfill) == {
+        "amazon_linux_2": ["ALAS2-2026-2610", "ALAS2-2026-2644"],
+        "windows_2019": [],
+    }
     assert set(backfill.patch_ids) < set(now.patch_ids)
     assert backfill.hash != now.hash
 
@@ -418,7 +476,9 @@ def test_catalog_patch_from_ssm_prefers_severity_over_msrc_severity():
     ("release_date", "expected"),
     [
         pytest.param(dt.datetime(2026, 10, 6, 0, 0, tzinfo=dt.UTC), dt.date(2026, 10, 6), id="utc-datetime"),
-        pytest.param(dt.datetime(2026, 10, 6, 23, 59, 59, tzinfo=dt.UTC), dt.date(2026, 10, 6), id="utc-late"),
+        pytest.param(
+            dt.datetime(2026, 10, 6, 23, 59, 59, tzinfo=dt.UTC), dt.date(2026, 10, 6), id="utc-late"
+        ),
         pytest.param(
             dt.datetime(2026, 10, 6, 21, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
             dt.date(2026, 10, 7),
@@ -476,7 +536,9 @@ def test_install_override_list_parses_back_to_the_plan_ids(tenant, catalog):
 def test_install_override_list_survives_yaml_special_characters(tenant, make_patch):
     tricky = 'fix: "quoted" #not-a-comment - [x] {y} & *z'
     plan = build_cycle_plan(tenant, CYCLE, [make_patch(id="RHSA-2026:1234", title=tricky)])
-    assert yaml.safe_load(install_override_list(plan)) == {"patches": [{"id": "RHSA-2026:1234", "title": tricky}]}
+    assert yaml.safe_load(install_override_list(plan)) == {
+        "patches": [{"id": "RHSA-2026:1234", "title": tricky}]
+    }
 
 
 def test_install_override_list_of_an_empty_plan(tenant):

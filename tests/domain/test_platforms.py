@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from patchcycle.config.models import OsFamily, Severity
 from patchcycle.domain.platforms import SSM_PRODUCTS, normalize_severity, os_family_from_ssm
-
 
 # (vocabulary, vendor word, our severity)
 _SEVERITY_WORDS = [
@@ -38,7 +36,9 @@ def test_normalize_severity_maps_vendor_words(word, expected):
     assert normalize_severity(word) is expected
 
 
-@pytest.mark.parametrize("word", [None, "", "   ", "Unspecified", "Negligible", "Untriaged", "Criticality", "urgent"])
+@pytest.mark.parametrize(
+    "word", [None, "", "   ", "Unspecified", "Negligible", "Untriaged", "Criticality", "urgent"]
+)
 def test_normalize_severity_unknown_or_missing_is_none(word):
     assert normalize_severity(word) is None
 

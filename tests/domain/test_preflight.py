@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from patchcycle.domain.preflight import HostDecision, PreflightResult, evaluate_host, evaluate_preflight
 
 ALL = {"nonprod", "staging", "prod"}
@@ -15,54 +14,100 @@ ALL = {"nonprod", "staging", "prod"}
     ("columns", "environments", "verdict", "reason"),
     [
         pytest.param(
-            {"environment": None, "environment_tag": None}, ALL, "out_of_scope",
-            "environment tag None matches no environment", id="no-environment-tag",
+            {"environment": None, "environment_tag": None},
+            ALL,
+            "out_of_scope",
+            "environment tag None matches no environment",
+            id="no-environment-tag",
         ),
         pytest.param(
-            {"environment": None, "environment_tag": "sandbox"}, ALL, "out_of_scope",
-            "environment tag 'sandbox' matches no environment", id="unknown-environment-tag",
+            {"environment": None, "environment_tag": "sandbox"},
+            ALL,
+            "out_of_scope",
+            "environment tag 'sandbox' matches no environment",
+            id="unknown-environment-tag",
         ),
         pytest.param(
-            {"environment": "prod", "environment_tag": "prod"}, {"nonprod", "staging"}, "out_of_scope",
-            "environment prod not selected for this run", id="environment-not-selected",
+            {"environment": "prod", "environment_tag": "prod"},
+            {"nonprod", "staging"},
+            "out_of_scope",
+            "environment prod not selected for this run",
+            id="environment-not-selected",
         ),
         pytest.param(
-            {"os_family": None, "platform": "Ubuntu 18.04"}, ALL, "out_of_scope",
-            "platform 'Ubuntu 18.04' is not patched by Patchcycle", id="unpatched-platform",
+            {"os_family": None, "platform": "Ubuntu 18.04"},
+            ALL,
+            "out_of_scope",
+            "platform 'Ubuntu 18.04' is not patched by Patchcycle",
+            id="unpatched-platform",
         ),
         pytest.param(
-            {"os_family": "rhel_9", "platform": "Red Hat Enterprise Linux 9.4"}, ALL, "out_of_scope",
-            "no patch baseline for rhel_9", id="no-baseline",
+            {"os_family": "rhel_9", "platform": "Red Hat Enterprise Linux 9.4"},
+            ALL,
+            "out_of_scope",
+            "no patch baseline for rhel_9",
+            id="no-baseline",
         ),
         pytest.param(
-            {"agent_status": "ConnectionLost", "agent_online": False}, ALL, "held",
-            "ssm agent ConnectionLost", id="agent-connection-lost",
+            {"agent_status": "ConnectionLost", "agent_online": False},
+            ALL,
+            "held",
+            "ssm agent ConnectionLost",
+            id="agent-connection-lost",
         ),
         pytest.param(
-            {"agent_status": "Inactive", "agent_online": False}, ALL, "held", "ssm agent Inactive",
+            {"agent_status": "Inactive", "agent_online": False},
+            ALL,
+            "held",
+            "ssm agent Inactive",
             id="agent-inactive",
         ),
         pytest.param(
-            {"agent_status": "NotRegistered", "agent_online": False, "os_family": None,
-             "platform": "unknown (no SSM registration)"},
-            ALL, "held", "ssm agent not registered", id="not-registered",
+            {
+                "agent_status": "NotRegistered",
+                "agent_online": False,
+                "os_family": None,
+                "platform": "unknown (no SSM registration)",
+            },
+            ALL,
+            "held",
+            "ssm agent not registered",
+            id="not-registered",
         ),
         pytest.param({}, ALL, "eligible", None, id="eligible"),
-        pytest.param({"os_family": "windows_2019", "environment": "prod"}, ALL, "eligible", None,
-                     id="eligible-windows-prod"),
+        pytest.param(
+            {"os_family": "windows_2019", "environment": "prod"},
+            ALL,
+            "eligible",
+            None,
+            id="eligible-windows-prod",
+        ),
         # Scope is decided before readiness: a host we would not patch anyway is never "held".
         pytest.param(
-            {"agent_status": "ConnectionLost", "agent_online": False, "environment": "prod"}, {"nonprod"},
-            "out_of_scope", "environment prod not selected for this run", id="offline-but-not-selected",
+            {"agent_status": "ConnectionLost", "agent_online": False, "environment": "prod"},
+            {"nonprod"},
+            "out_of_scope",
+            "environment prod not selected for this run",
+            id="offline-but-not-selected",
         ),
         pytest.param(
-            {"agent_status": "ConnectionLost", "agent_online": False, "os_family": "centos_7"}, ALL,
-            "out_of_scope", "no patch baseline for centos_7", id="offline-but-no-baseline",
+            {"agent_status": "ConnectionLost", "agent_online": False, "os_family": "centos_7"},
+            ALL,
+            "out_of_scope",
+            "no patch baseline for centos_7",
+            id="offline-but-no-baseline",
         ),
         pytest.param(
-            {"agent_status": "NotRegistered", "agent_online": False, "os_family": None, "environment": None,
-             "environment_tag": "sandbox"},
-            ALL, "out_of_scope", "environment tag 'sandbox' matches no environment",
+            {
+                "agent_status": "NotRegistered",
+                "agent_online": False,
+                "os_family": None,
+                "environment": None,
+                "environment_tag": "sandbox",
+            },
+            ALL,
+            "out_of_scope",
+            "environment tag 'sandbox' matches no environment",
             id="not-registered-but-untagged",
         ),
     ],
@@ -80,7 +125,9 @@ def test_evaluate_host_names_the_agent_kind(tenant, host_row):
 def _fleet(host_row, held: int, eligible: int, out_of_scope: int = 0):
     hosts = [host_row(f"i-h{n:03d}", agent_status="ConnectionLost", agent_online=False) for n in range(held)]
     hosts += [host_row(f"i-e{n:03d}") for n in range(eligible)]
-    hosts += [host_row(f"i-o{n:03d}", environment=None, environment_tag="sandbox") for n in range(out_of_scope)]
+    hosts += [
+        host_row(f"i-o{n:03d}", environment=None, environment_tag="sandbox") for n in range(out_of_scope)
+    ]
     return hosts
 
 
@@ -119,17 +166,23 @@ def test_out_of_scope_hosts_do_not_dilute_the_held_share(tenant, host_row):
 
 
 @pytest.mark.parametrize("out_of_scope", [0, 5])
-def test_zero_in_scope_hosts(tenant, host_row, out_of_scope):
+def test_zero_in_scope_hosts_halt_the_scope(tenant, host_row, out_of_scope):
+    # An empty scope is a broken inventory until proven otherwise; it must not read as a compliant cycle.
     result = evaluate_preflight(tenant, _fleet(host_row, held=0, eligible=0, out_of_scope=out_of_scope))
     assert result.held_share == 0.0
-    assert result.halted is False
+    assert result.in_scope == 0
+    assert result.halted is True
+    assert result.to_dict()["halted"] is True
     assert result.eligible == [] and result.held == []
     assert len(result.out_of_scope) == out_of_scope
 
 
 def test_environments_default_to_all_of_the_tenants(tenant, host_row):
-    hosts = [host_row("i-n", environment="nonprod"), host_row("i-s", environment="staging"),
-             host_row("i-p", environment="prod")]
+    hosts = [
+        host_row("i-n", environment="nonprod"),
+        host_row("i-s", environment="staging"),
+        host_row("i-p", environment="prod"),
+    ]
     assert evaluate_preflight(tenant, hosts).eligible == ["i-n", "i-s", "i-p"]
     only_prod = evaluate_preflight(tenant, hosts, iter(["prod"]))
     assert only_prod.eligible == ["i-p"]
@@ -160,6 +213,7 @@ def test_to_dict_round_trip(tenant, host_row):
         "max_held_share": 0.25,
         "held_share": 0.3333,
         "halted": True,
+        "in_scope": 3,
         "eligible": 2,
         "held": 1,
         "out_of_scope": 1,
@@ -167,8 +221,11 @@ def test_to_dict_round_trip(tenant, host_row):
             {"host_id": "i-h000", "verdict": "held", "reason": "ssm agent ConnectionLost"},
             {"host_id": "i-e000", "verdict": "eligible", "reason": None},
             {"host_id": "i-e001", "verdict": "eligible", "reason": None},
-            {"host_id": "i-o000", "verdict": "out_of_scope",
-             "reason": "environment tag 'sandbox' matches no environment"},
+            {
+                "host_id": "i-o000",
+                "verdict": "out_of_scope",
+                "reason": "environment tag 'sandbox' matches no environment",
+            },
         ],
         "notes": [],
     }

@@ -9,7 +9,6 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from patchcycle.domain.schedule import CYCLE_CRON, most_recent_cycle_date, resolve_cycle_date
 
 UTC = dt.UTC
@@ -46,7 +45,8 @@ def test_cycle_cron_is_the_fourth_sunday_at_two():
 
 
 @pytest.mark.parametrize(
-    ("year", "month"), [pytest.param(y, m, id=f"{y}-{m:02d}") for y in range(2024, 2031) for m in range(1, 13)]
+    ("year", "month"),
+    [pytest.param(y, m, id=f"{y}-{m:02d}") for y in range(2024, 2031) for m in range(1, 13)],
 )
 def test_most_recent_cycle_date_matches_hand_arithmetic_every_month(year, month):
     day = fourth_sunday(year, month)
@@ -62,13 +62,19 @@ def test_most_recent_cycle_date_matches_hand_arithmetic_every_month(year, month)
         # On the cycle instant itself: that cycle.
         pytest.param(dt.datetime(2025, 3, 23, 2, 0, 0, tzinfo=UTC), dt.date(2025, 3, 23), id="at-instant"),
         pytest.param(dt.datetime(2025, 3, 23, 2, 0, 1, tzinfo=UTC), dt.date(2025, 3, 23), id="second-after"),
-        pytest.param(dt.datetime(2025, 3, 23, 1, 59, 59, tzinfo=UTC), dt.date(2025, 2, 23), id="second-before"),
+        pytest.param(
+            dt.datetime(2025, 3, 23, 1, 59, 59, tzinfo=UTC), dt.date(2025, 2, 23), id="second-before"
+        ),
         # A fraction of a second before the cycle is still before it.
         pytest.param(
-            dt.datetime(2025, 3, 23, 1, 59, 59, 999_999, tzinfo=UTC), dt.date(2025, 2, 23), id="microsecond-before"
+            dt.datetime(2025, 3, 23, 1, 59, 59, 999_999, tzinfo=UTC),
+            dt.date(2025, 2, 23),
+            id="microsecond-before",
         ),
         pytest.param(
-            dt.datetime(2025, 3, 23, 1, 59, 59, 500_000, tzinfo=UTC), dt.date(2025, 2, 23), id="half-second-before"
+            dt.datetime(2025, 3, 23, 1, 59, 59, 500_000, tzinfo=UTC),
+            dt.date(2025, 2, 23),
+            id="half-second-before",
         ),
         pytest.param(
             dt.datetime(2025, 3, 23, 2, 0, 0, 1, tzinfo=UTC), dt.date(2025, 3, 23), id="microsecond-after"
@@ -78,7 +84,9 @@ def test_most_recent_cycle_date_matches_hand_arithmetic_every_month(year, month)
         pytest.param(dt.datetime(2026, 3, 22, 1, 59, 59, tzinfo=UTC), dt.date(2026, 2, 22), id="22nd-before"),
         pytest.param(dt.datetime(2026, 3, 28, 12, 0, tzinfo=UTC), dt.date(2026, 3, 22), id="22nd-not-28th"),
         pytest.param(dt.datetime(2025, 12, 28, 2, 0, tzinfo=UTC), dt.date(2025, 12, 28), id="28th-at"),
-        pytest.param(dt.datetime(2025, 12, 28, 1, 59, 59, tzinfo=UTC), dt.date(2025, 11, 23), id="28th-before"),
+        pytest.param(
+            dt.datetime(2025, 12, 28, 1, 59, 59, tzinfo=UTC), dt.date(2025, 11, 23), id="28th-before"
+        ),
         pytest.param(dt.datetime(2025, 12, 22, 12, 0, tzinfo=UTC), dt.date(2025, 11, 23), id="28th-not-22nd"),
         # Year boundary: early January belongs to December's cycle.
         pytest.param(dt.datetime(2026, 1, 1, 0, 0, tzinfo=UTC), dt.date(2025, 12, 28), id="new-year"),
@@ -86,8 +94,12 @@ def test_most_recent_cycle_date_matches_hand_arithmetic_every_month(year, month)
         pytest.param(dt.datetime(2026, 1, 25, 2, 0, tzinfo=UTC), dt.date(2026, 1, 25), id="jan-at"),
         # Leap-year February 2028: the cycle is the 27th, and the 29th still belongs to it.
         pytest.param(dt.datetime(2028, 2, 27, 2, 0, tzinfo=UTC), dt.date(2028, 2, 27), id="feb-2028-at"),
-        pytest.param(dt.datetime(2028, 2, 27, 1, 59, 59, tzinfo=UTC), dt.date(2028, 1, 23), id="feb-2028-before"),
-        pytest.param(dt.datetime(2028, 2, 29, 23, 59, 59, tzinfo=UTC), dt.date(2028, 2, 27), id="feb-29-2028"),
+        pytest.param(
+            dt.datetime(2028, 2, 27, 1, 59, 59, tzinfo=UTC), dt.date(2028, 1, 23), id="feb-2028-before"
+        ),
+        pytest.param(
+            dt.datetime(2028, 2, 29, 23, 59, 59, tzinfo=UTC), dt.date(2028, 2, 27), id="feb-29-2028"
+        ),
         pytest.param(dt.datetime(2028, 3, 1, 0, 0, tzinfo=UTC), dt.date(2028, 2, 27), id="mar-1-2028"),
         # Other Sundays of the month are not cycles.
         pytest.param(dt.datetime(2025, 3, 16, 2, 0, tzinfo=UTC), dt.date(2025, 2, 23), id="third-sunday"),
@@ -103,7 +115,9 @@ def test_most_recent_cycle_date_converts_other_timezones_to_utc():
     new_york = ZoneInfo("America/New_York")
     # 22:00 EDT on Saturday 22 March 2025 is 02:00 UTC on the cycle Sunday.
     assert most_recent_cycle_date(dt.datetime(2025, 3, 22, 22, 0, tzinfo=new_york)) == dt.date(2025, 3, 23)
-    assert most_recent_cycle_date(dt.datetime(2025, 3, 22, 21, 59, 59, tzinfo=new_york)) == dt.date(2025, 2, 23)
+    assert most_recent_cycle_date(dt.datetime(2025, 3, 22, 21, 59, 59, tzinfo=new_york)) == dt.date(
+        2025, 2, 23
+    )
     # 01:00 in Tokyo on the cycle Sunday is still Saturday in UTC.
     tokyo = ZoneInfo("Asia/Tokyo")
     assert most_recent_cycle_date(dt.datetime(2025, 3, 23, 10, 59, tzinfo=tokyo)) == dt.date(2025, 2, 23)
@@ -135,12 +149,16 @@ def test_resolve_cycle_date_precedence(requested, logical_date, expected):
 def test_resolve_cycle_date_uses_the_utc_date_of_the_logical_date():
     eastern = ZoneInfo("America/New_York")
     logical = dt.datetime(2026, 10, 24, 22, 0, tzinfo=eastern)  # 02:00 UTC on 25 October
-    assert resolve_cycle_date(requested=None, logical_date=logical, run_after=RUN_AFTER) == dt.date(2026, 10, 25)
+    assert resolve_cycle_date(requested=None, logical_date=logical, run_after=RUN_AFTER) == dt.date(
+        2026, 10, 25
+    )
 
 
 def test_resolve_cycle_date_latest_cycle_is_taken_at_run_after():
     just_before = dt.datetime(2026, 11, 22, 1, 59, 59, tzinfo=UTC)
-    assert resolve_cycle_date(requested=None, logical_date=None, run_after=just_before) == dt.date(2026, 10, 25)
+    assert resolve_cycle_date(requested=None, logical_date=None, run_after=just_before) == dt.date(
+        2026, 10, 25
+    )
 
 
 @pytest.mark.parametrize("bad", ["2026-13-01", "2026-02-30", "27/09/2026", "next sunday", "2026-9-27"])

@@ -6,7 +6,8 @@ import pytest
 from botocore.exceptions import ClientError
 from fleetsim_testkit import group, patch, scenario_dict
 
-pytestmark = pytest.mark.integration
+# One worker per module under xdist, so the module shares one fleetsim.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("fleetsim-inventory")]
 
 ALPHA, BIRCH, CEDAR = "111111111111", "222222222222", "333333333333"
 
@@ -28,7 +29,11 @@ SCENARIO = scenario_dict(
         },
         {  # same region, other account: only the account separates the two fleets
             "id": "birch",
-            "aws": {"account_id": BIRCH, "region": "us-east-1", "groups": [group("bi-api", 3, "amazon_linux_2023")]},
+            "aws": {
+                "account_id": BIRCH,
+                "region": "us-east-1",
+                "groups": [group("bi-api", 3, "amazon_linux_2023")],
+            },
         },
         {  # same account as nobody, other region
             "id": "cedar",
@@ -129,7 +134,9 @@ def test_platform_per_os_family(fleet, name, platform_type, platform_name, versi
 def test_accounts_and_regions_are_isolated(fleet):
     birch_ssm = fleet.client("ssm", BIRCH)
     birch_rows, _ = _all_instance_information(birch_ssm)
-    assert sorted(r["InstanceId"] for r in birch_rows) == sorted(h["host_id"] for h in fleet.truth("birch").values())
+    assert sorted(r["InstanceId"] for r in birch_rows) == sorted(
+        h["host_id"] for h in fleet.truth("birch").values()
+    )
     assert {r["PlatformVersion"] for r in birch_rows} == {"2023"}
 
     alpha_ids = {h["host_id"] for h in fleet.truth("alpha").values()}
@@ -150,7 +157,10 @@ def test_accounts_and_regions_are_isolated(fleet):
     assert exc.value.response["Error"]["Code"] == "InvalidInstanceId"
 
     # cedar's hosts are in us-west-2: its account shows nothing in us-east-1.
-    assert fleet.client("ssm", CEDAR, "us-east-1").describe_instance_information()["InstanceInformationList"] == []
+    assert (
+        fleet.client("ssm", CEDAR, "us-east-1").describe_instance_information()["InstanceInformationList"]
+        == []
+    )
     west, _ = _all_instance_information(fleet.client("ssm", CEDAR, "us-west-2"))
     assert len(west) == 2
 
@@ -200,7 +210,10 @@ def test_available_patches_filter_by_product_and_paginate(fleet):
     assert by_id["KB200"]["MsrcSeverity"] == "Moderate"
     assert by_id["KB100"]["Classification"] == "SecurityUpdates"
 
-    assert ssm.describe_available_patches(Filters=[{"Key": "PRODUCT", "Values": ["Ubuntu20.04"]}])["Patches"] == []
+    assert (
+        ssm.describe_available_patches(Filters=[{"Key": "PRODUCT", "Values": ["Ubuntu20.04"]}])["Patches"]
+        == []
+    )
     everything = ssm.describe_available_patches()["Patches"]
     assert len(everything) == 9
 

@@ -647,7 +647,8 @@ class Tenant(_ConfigModel):
         owners: dict[str, EnvironmentName] = {}
         for env in value:
             for tag_value in env.matches_tag_values:
-                claimed_by = owners.setdefault(tag_value, env.name)
+                # Hosts' tags are matched case-insensitively, so "Prod" and "prod" are one value.
+                claimed_by = owners.setdefault(tag_value.lower(), env.name)
                 if claimed_by != env.name:
                     raise ValueError(
                         f"environment tag value {tag_value!r} is claimed by both "

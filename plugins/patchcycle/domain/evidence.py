@@ -127,6 +127,8 @@ def build_evidence_document(
     blocked_by: str | None = None
     if preflight is None:
         blocked_by = "inventory or pre-flight did not complete"
+    elif preflight.get("halted") and not preflight.get("in_scope", 1):
+        blocked_by = "pre-flight halted the scope: no host in scope"
     elif preflight.get("halted"):
         blocked_by = f"pre-flight halted the scope: {preflight.get('held_share', 0):.0%} of hosts held"
     for env in selected_environments:

@@ -47,14 +47,23 @@ class PreflightResult:
 
     @property
     def halted(self) -> bool:
-        """True when more of the in-scope fleet is held than the tenant tolerates."""
-        return self.held_share > self.max_held_share
+        """True when more of the in-scope fleet is held than the tenant tolerates, or nothing is in scope.
+
+        An empty scope is far more often a broken inventory (wrong account, tags renamed, agents gone)
+        than a tenant with nothing to patch, and reporting it as a compliant cycle would hide that.
+        """
+        return not self.in_scope or self.held_share > self.max_held_share
+
+    @property
+    def in_scope(self) -> int:
+        return len(self.eligible) + len(self.held)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "max_held_share": self.max_held_share,
             "held_share": round(self.held_share, 4),
             "halted": self.halted,
+            "in_scope": self.in_scope,
             "eligible": len(self.eligible),
             "held": len(self.held),
             "out_of_scope": len(self.out_of_scope),

@@ -65,6 +65,11 @@ class PreflightOperator(CycleOperator):
             held_share=round(result.held_share, 4),
             threshold=result.max_held_share,
         )
+        if result.halted and not result.in_scope:
+            raise AirflowFailException(
+                f"pre-flight halted {self.tenant.id}: no host in scope among {len(rows)} inventoried "
+                f"({len(result.out_of_scope)} out of scope); check the accounts, regions and tags"
+            )
         if result.halted:
             raise AirflowFailException(
                 f"pre-flight halted {self.tenant.id}: {result.held_share:.0%} of in-scope hosts held "

@@ -1,0 +1,669 @@
+"""The evidence document of a cycle run, for each way a run can end.
+
+The fleet below is small but has one host of each kind of trouble; the expected counts and compliance
+shares in each test are worked out by hand from the table in ``fleet``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+from patchcycle.domain import outcomes as o
+from patchcycle.domain.evidence import EVIDENCE_SCHEMA_VERSION, build_evidence_document
+from patchcycle.domain.preflight import evaluate_preflight
+
+ENVS = ["nonprod", "staging", "prod"]
+PLAN_HASH = "9f2c" * 16
+PLAN = {"tenant_id": "cu_test", "cycle_date": "2026-11-22", "approved": {"amazon_linux_2": []}}
+EVENTS = [
+    {"at": "2026-11-22T05:10:00+00:00", "action": "stage.verified", "target": "prod"},
+    {"at": "2026-11-22T02:00:00+00:00", "action": "plan.frozen", "target": "cu_test"},
+    {"at": "2026-11-22T02:05:00+00:00", "action": "preflight.held", "target": "i-n4"},
+    {
+        "at": "2026-11-22T02:05:00+00:00",
+        "action": "inventory.collected",
+        "target": "aws:111111111111:us-east-1",
+    },
+    {"at": "2026-11-22T03:00:00+00:00", "action": "stage.verified", "target": "nonprod"},
+]
+COUNTED = ("patched", "failed", "held", "excepted", "not_run", "out_of_scope", "non_compliant")
+
+
+def _cycle(dry_run: bool = False) -> dict[str, Any]:
+    return {
+        "cycle_date": "2026-11-22",
+        "run_id": "scheduled__2026-11-22T02:00:00+00:00",
+        "run_type": "scheduled",
+        "plan_hash": PLAN_HASH,
+        "dry_run": dry_run,
+    }
+
+
+@pytest.fixture
+def fleet(host_row) -> list[dict[str, Any]]:
+    """Fourteen hosts.
+
+    ====== ======= ============== ======= ================================ ================================
+    host   env     os / cloud     missing pre-flight                       in its stage
+    ====== ======= ============== ======= ================================ ================================
+    i-n1   nonprod al2            2       eligible                         patched
+    i-n2   nonprod al2            0       eligible                         patched
+    i-n3   nonprod al2            3       eligible                         failed (2 patches failed)
+    i-n4   nonprod al2            0       held (ConnectionLost)            -
+    i-n5   nonprod al2            1       eligible                         patched
+    i-o2   nonprod rhel_9         4       out of scope (no baseline)       -
+    i-s1   staging al2            1       eligible                         patched
+    i-s2   staging al2            0       eligible                         patched (or failed)
+    i-p1   prod    windows_2019   1       eligible                         patched
+    i-p2   prod    al2            0       eligible                         patched
+    i-p3   prod    (unregistered) -       held (NotRegistered)             -
+    i-p4   prod    al2            2       eligible                         held (backup failed)
+    az-1   prod    azure al2      0       held (arc agent Disconnected)    -
+    i-o1   -       al2            1       out of scope (tag "sandbox")     -
+    ====== ======= ============== ======= ================================ ================================
+    """
+    return [
+        host_row("i-n1", name="alpha-dev-app-01", missing_count=2),
+        host_row("i-n2", name="alpha-dev-app-02", missing_count=0),
+        host_row("i-n3", name="alpha-dev-app-03", missing_count=3),
+        host_row(
+            "i-n4",
+            name="alpha-dev-app-04",
+            missing_count=0,
+            agent_status="ConnectionLost",
+            agent_online=False,
+        ),
+        host_row("i-n5", name="alpha-dev-app-05", missing_count=1),
+        host_row(
+            "i-o2",
+            name="alpha-dev-rhel-01",
+            missing_count=4,
+            os_family="rhel_9",
+            platform="Red Hat Enterprise Linux 9.4",
+        ),
+        host_row(
+            "i-s1", name="alpha-stg-app-01", environment="staging", environment_tag="staging", missing_count=1
+        ),
+        host_row(
+            "i-s2", name="alpha-stg-app-02", environment="staging", environment_tag="staging", missing_count=0
+        ),
+        host_row(
+            "i-p1",
+            name="alpha-prd-win-01",
+            environment="prod",
+            environment_tag="prod",
+            missing_count=1,
+            os_family="windows_2019",
+            platform="Microsoft Windows Server 2019 Datacenter 10.0.17763",
+            criticality="high",
+        ),
+        host_row(
+            "i-p2", name="alpha-prd-web-02", environment="prod", environment_tag="prod", missing_count=0
+        ),
+        host_row(
+            "i-p3",
+            name="alpha-prd-web-03",
+            environment="prod",
+            environment_tag="prod",
+            missing_count=0,
+            installed_count=0,
+            os_family=None,
+            platform="unknown (no SSM registration)",
+            agent_status="NotRegistered",
+            agent_online=False,
+            last_patch_operation=None,
+            last_patch_time=None,
+        ),
+        host_row(
+            "i-p4", name="alpha-prd-web-04", environment="prod", environment_tag="prod", missing_count=2
+        ),
+        host_row(
+            "az-1",
+            name="alpha-prd-arc-01",
+            cloud="azure",
+            account="6f1c2b1e-4a8d-4c1e-9a52-0c3f6e7d8a10",
+            region="eastus",
+            environment="prod",
+            environment_tag="prod",
+            missing_count=0,
+            agent_kind="arc",
+            agent_status="Disconnected",
+            agent_online=False,
+        ),
+        host_row("i-o1", name="alpha-sbx-01", environment=None, environment_tag="sandbox", missing_count=1),
+    ]
+
+
+@pytest.fixture
+def make_stage(stage_host):
+    """``make_stage(tenant, env, {host_id: entry})`` -> a stage record as the verify task writes it."""
+
+    def make(tenant, env: str, hosts: dict[str, dict[str, Any]], hour: int = 3) -> dict[str, Any]:
+        verdict = o.stage_verdict(
+            {h: e["final_state"] for h, e in hosts.items() if e["final_state"] != o.HELD},
+            tenant.environment(env).rate_control,
+        )
+        return {
+            "environment": env,
+            "status": "succeeded" if verdict.succeeded else "failed",
+            "reason": verdict.reason,
+            "started_at": f"2026-11-22T{hour:02d}:00:00+00:00",
+            "finished_at": f"2026-11-22T{hour:02d}:40:00+00:00",
+            "command_ids": sorted({e["command_id"] for e in hosts.values() if e.get("command_id")}),
+            "budget": {
+                "targets": verdict.targets,
+                "errors": verdict.errors,
+                "allowed_errors": verdict.allowed_errors,
+            },
+            "hosts": hosts,
+        }
+
+    return make
+
+
+@pytest.fixture
+def stages(tenant, make_stage, stage_host):
+    """Every stage as it ends in a run where all three stages stay within budget."""
+    nonprod = {
+        "i-n1": stage_host(o.PATCHED, command_id="cmd-nonprod"),
+        "i-n2": stage_host(o.PATCHED, command_id="cmd-nonprod"),
+        "i-n3": stage_host(o.FAILED, "patch install failed (2 patch(es) failed)", command_id="cmd-nonprod"),
+        "i-n5": stage_host(o.PATCHED, command_id="cmd-nonprod"),
+    }
+    staging = {
+        "i-s1": stage_host(o.PATCHED, command_id="cmd-staging"),
+        "i-s2": stage_host(o.PATCHED, command_id="cmd-staging"),
+    }
+    prod = {
+        "i-p1": stage_host(o.PATCHED, command_id="cmd-prod"),
+        "i-p2": stage_host(o.PATCHED, command_id="cmd-prod"),
+        "i-p4": {
+            "backup_id": None,
+            "backup_state": "failed",
+            "final_state": o.HELD,
+            "reason": "backup snapshot failed: quota exceeded",
+        },
+    }
+    return {
+        "nonprod": make_stage(tenant, "nonprod", nonprod, hour=3),
+        "staging": make_stage(tenant, "staging", staging, hour=4),
+        "prod": make_stage(tenant, "prod", prod, hour=5),
+    }
+
+
+def build(
+    tenant, *, inventory, preflight, stages, environments=ENVS, dry_run=False, events=EVENTS, plan=PLAN
+):
+    return build_evidence_document(
+        tenant=tenant,
+        cycle=_cycle(dry_run),
+        plan=plan,
+        inventory=inventory,
+        preflight=preflight,
+        stages=stages,
+        selected_environments=list(environments),
+        events=list(events),
+    )
+
+
+def check_invariants(doc: dict[str, Any], inventory: list[dict[str, Any]] | None) -> None:
+    """What holds for every evidence document, whatever happened in the run."""
+    inventory = inventory or []
+    ids = Counter(h["host_id"] for h in doc["hosts"])
+    assert ids == Counter(r["host_id"] for r in inventory)
+    assert all(count == 1 for count in ids.values())
+    assert all(h["final_state"] in o.FINAL_STATES for h in doc["hosts"])
+    summary = doc["summary"]
+    assert summary["hosts_total"] == len(inventory)
+    assert sum(summary[k] for k in COUNTED) == summary["hosts_total"]
+    assert summary["in_scope"] == summary["hosts_total"] - summary["out_of_scope"]
+    for state in COUNTED:
+        assert summary[state] == sum(1 for h in doc["hosts"] if h["final_state"] == state)
+    ats = [(e.get("at") or "", e.get("action") or "") for e in doc["events"]]
+    assert ats == sorted(ats)
+    assert doc["schema_version"] == EVIDENCE_SCHEMA_VERSION
+    assert doc["plan"]["hash"] == PLAN_HASH
+    json.dumps(doc)  # plain JSON, no default= needed
+
+
+def hosts_by_id(doc):
+    return {h["host_id"]: h for h in doc["hosts"]}
+
+
+def rollup(in_scope, before, after, **counts):
+    result = {
+        "in_scope": in_scope,
+        "patched": 0,
+        "failed": 0,
+        "held": 0,
+        "excepted": 0,
+        "not_run": 0,
+        "out_of_scope": 0,
+        "non_compliant": 0,
+    }
+    result.update(counts)
+    result.update(compliance_before=before, compliance_after=after)
+    return result
+
+
+# --- (a) a successful run -----------------------------------------------------------------------------------
+
+
+def test_fully_successful_run_is_completed(tenant, host_row, make_stage, stage_host):
+    inventory = [
+        host_row("i-1", name="dev-1", missing_count=2),
+        host_row("i-2", name="dev-2", missing_count=0),
+        host_row("i-3", name="stg-1", environment="staging", missing_count=1),
+        host_row("i-4", name="prd-1", environment="prod", missing_count=0, os_family="windows_2019"),
+        host_row("i-5", name="prd-2", environment="prod", missing_count=1),
+        host_row("i-9", name="sbx-1", environment=None, environment_tag="sandbox"),
+    ]
+    preflight = evaluate_preflight(tenant, inventory).to_dict()
+    stages = {
+        "nonprod": make_stage(tenant, "nonprod", {"i-1": stage_host(), "i-2": stage_host()}),
+        "staging": make_stage(tenant, "staging", {"i-3": stage_host()}),
+        "prod": make_stage(tenant, "prod", {"i-4": stage_host(), "i-5": stage_host()}),
+    }
+    doc = build(tenant, inventory=inventory, preflight=preflight, stages=stages)
+    check_invariants(doc, inventory)
+    assert doc["cycle"]["outcome"] == "completed"
+    assert [(s["environment"], s["status"], s["reason"]) for s in doc["stages"]] == [
+        ("nonprod", "succeeded", None),
+        ("staging", "succeeded", None),
+        ("prod", "succeeded", None),
+    ]
+    # Before: i-2 and i-4 had nothing missing; after: every in-scope host is patched.
+    assert {k: v for k, v in doc["summary"].items() if not isinstance(v, dict)} == {
+        "hosts_total": 6,
+        **rollup(5, 0.4, 1.0, patched=5, out_of_scope=1),
+    }
+    assert hosts_by_id(doc)["i-9"]["final_state"] == o.OUT_OF_SCOPE
+
+
+def test_run_with_trouble_inside_every_budget_is_partial(tenant, fleet, stages):
+    preflight = evaluate_preflight(tenant, fleet).to_dict()
+    assert (preflight["held_share"], preflight["halted"]) == (0.25, False)  # exactly at cu_test's threshold
+    doc = build(tenant, inventory=fleet, preflight=preflight, stages=stages)
+    check_invariants(doc, fleet)
+    assert doc["cycle"]["outcome"] == "partial"
+    assert [s["status"] for s in doc["stages"]] == ["succeeded", "succeeded", "succeeded"]
+
+    summary = doc["summary"]
+    # In scope: 12 (all but i-o1, i-o2). Compliant before: i-n2, i-n4, i-s2, i-p2, az-1 (i-p3 has no patch
+    # state at all). Compliant after: the 7 patched, plus held i-n4 and az-1 that were compliant already.
+    assert {k: v for k, v in summary.items() if not isinstance(v, dict)} == {
+        "hosts_total": 14,
+        **rollup(12, 0.4167, 0.75, patched=7, failed=1, held=4, out_of_scope=2),
+    }
+    assert summary["by_environment"] == {
+        "nonprod": rollup(5, 0.4, 0.8, patched=3, failed=1, held=1, out_of_scope=1),
+        "staging": rollup(2, 0.5, 1.0, patched=2),
+        "prod": rollup(5, 0.4, 0.6, patched=2, held=3),
+    }
+    assert summary["by_cloud"] == {
+        "aws": rollup(11, 0.3636, 0.7273, patched=7, failed=1, held=3, out_of_scope=2),
+        "azure": rollup(1, 1.0, 1.0, held=1),
+    }
+    assert list(summary["by_cloud"]) == ["aws", "azure"]
+
+
+def test_host_records_final_states_and_reasons(tenant, fleet, stages):
+    doc = build(tenant, inventory=fleet, preflight=evaluate_preflight(tenant, fleet).to_dict(), stages=stages)
+    hosts = hosts_by_id(doc)
+    assert {h: (r["final_state"], r["reason"]) for h, r in hosts.items()} == {
+        "i-n1": (o.PATCHED, None),
+        "i-n2": (o.PATCHED, None),
+        "i-n3": (o.FAILED, "patch install failed (2 patch(es) failed)"),
+        "i-n4": (o.HELD, "ssm agent ConnectionLost"),
+        "i-n5": (o.PATCHED, None),
+        "i-o2": (o.OUT_OF_SCOPE, "no patch baseline for rhel_9"),
+        "i-s1": (o.PATCHED, None),
+        "i-s2": (o.PATCHED, None),
+        "i-p1": (o.PATCHED, None),
+        "i-p2": (o.PATCHED, None),
+        "i-p3": (o.HELD, "ssm agent not registered"),
+        "i-p4": (o.HELD, "backup snapshot failed: quota exceeded"),
+        "az-1": (o.HELD, "arc agent Disconnected"),
+        "i-o1": (o.OUT_OF_SCOPE, "environment tag 'sandbox' matches no environment"),
+    }
+    failed = hosts["i-n3"]
+    assert failed["command_id"] == "cmd-nonprod" and failed["backup_id"] == "ami-0123456789abcdef0"
+    assert (
+        failed["missing_before"],
+        failed["missing_after"],
+        failed["failed_after"],
+        failed["installed_after"],
+    ) == (3, 2, 2, 400)
+    patched = hosts["i-p1"]
+    assert (patched["os_family"], patched["criticality"], patched["environment"]) == (
+        "windows_2019",
+        "high",
+        "prod",
+    )
+    assert (patched["missing_before"], patched["missing_after"], patched["installed_after"]) == (1, 0, 402)
+    never_touched = hosts["i-p3"]
+    assert never_touched["command_id"] is None and never_touched["backup_id"] is None
+    assert never_touched["missing_after"] is None and never_touched["failed_after"] is None
+    assert never_touched["agent_status"] == "NotRegistered"
+    azure = hosts["az-1"]
+    assert (azure["cloud"], azure["account"], azure["region"]) == (
+        "azure",
+        "6f1c2b1e-4a8d-4c1e-9a52-0c3f6e7d8a10",
+        "eastus",
+    )
+    # Sorted by environment name (no environment last), then host name.
+    assert [h["host_id"] for h in doc["hosts"]] == [
+        "i-n1",
+        "i-n2",
+        "i-n3",
+        "i-n4",
+        "i-n5",
+        "i-o2",  # alpha-dev-app-01..05, alpha-dev-rhel-01
+        "az-1",
+        "i-p2",
+        "i-p3",
+        "i-p4",
+        "i-p1",  # alpha-prd-arc-01, -web-02..04, -win-01
+        "i-s1",
+        "i-s2",
+        "i-o1",  # no environment: last
+    ]
+
+
+def test_stage_entries(tenant, fleet, stages):
+    doc = build(tenant, inventory=fleet, preflight=evaluate_preflight(tenant, fleet).to_dict(), stages=stages)
+    nonprod, staging, prod = doc["stages"]
+    assert nonprod == {
+        "environment": "nonprod",
+        "status": "succeeded",
+        "started_at": "2026-11-22T03:00:00+00:00",
+        "finished_at": "2026-11-22T03:40:00+00:00",
+        "hosts_targeted": 4,
+        "hosts_succeeded": 3,
+        "hosts_failed": 1,
+        "backups": 4,
+        "command_ids": ["cmd-nonprod"],
+        "reason": None,
+    }
+    assert (staging["hosts_targeted"], staging["hosts_succeeded"], staging["hosts_failed"]) == (2, 2, 0)
+    # i-p4 never got a command or a backup.
+    assert (prod["hosts_targeted"], prod["hosts_succeeded"], prod["hosts_failed"], prod["backups"]) == (
+        2,
+        2,
+        0,
+        2,
+    )
+
+
+def test_document_header_plan_and_events(tenant, fleet, stages):
+    doc = build(tenant, inventory=fleet, preflight=evaluate_preflight(tenant, fleet).to_dict(), stages=stages)
+    assert doc["tenant"] == {
+        "id": "cu_test",
+        "display_name": "Test Credit Union",
+        "frameworks": ["soc2", "pci_dss"],
+    }
+    assert doc["cycle"] == {**_cycle(), "outcome": "partial"}
+    assert doc["plan"] == {"hash": PLAN_HASH, **PLAN}
+    assert [(e["at"][11:16], e["action"]) for e in doc["events"]] == [
+        ("02:00", "plan.frozen"),
+        ("02:05", "inventory.collected"),
+        ("02:05", "preflight.held"),
+        ("03:00", "stage.verified"),
+        ("05:10", "stage.verified"),
+    ]
+    assert len(doc["events"]) == len(EVENTS)
+
+
+def test_events_without_a_time_sort_first_and_no_plan_still_has_the_hash(tenant):
+    events = [
+        {"at": "2026-11-22T02:00:00+00:00", "action": "b"},
+        {"action": "a"},
+        {"at": None, "action": "c"},
+    ]
+    doc = build(tenant, inventory=None, preflight=None, stages={}, events=events, plan=None)
+    assert [e["action"] for e in doc["events"]] == ["a", "c", "b"]
+    assert doc["plan"] == {"hash": PLAN_HASH}
+
+
+# --- (b) staging fails, so prod never runs ---------------------------------------------------------------
+
+
+def test_failed_staging_leaves_prod_not_run_with_a_reason(tenant, fleet, stages, make_stage, stage_host):
+    staging_hosts = {
+        "i-s1": stage_host(o.PATCHED, command_id="cmd-staging"),
+        "i-s2": stage_host(o.FAILED, "patch install failed (2 patch(es) failed)", command_id="cmd-staging"),
+    }
+    failed_staging = make_stage(tenant, "staging", staging_hosts, hour=4)
+    assert failed_staging["status"] == "failed"  # 10% of 2 targets tolerates no failure
+    run_stages = {"nonprod": stages["nonprod"], "staging": failed_staging, "prod": None}
+    doc = build(
+        tenant, inventory=fleet, preflight=evaluate_preflight(tenant, fleet).to_dict(), stages=run_stages
+    )
+    check_invariants(doc, fleet)
+
+    assert doc["cycle"]["outcome"] == "failed"
+    assert [(s["environment"], s["status"], s["reason"]) for s in doc["stages"]] == [
+        ("nonprod", "succeeded", None),
+        ("staging", "failed", "1 of 2 hosts failed; max errors 0"),
+        ("prod", "not_run", "stage staging failed"),
+    ]
+    prod_entry = doc["stages"][2]
+    assert (prod_entry["started_at"], prod_entry["hosts_targeted"], prod_entry["command_ids"]) == (
+        None,
+        0,
+        [],
+    )
+
+    hosts = hosts_by_id(doc)
+    for host_id in ("i-p1", "i-p2", "i-p4"):  # eligible in prod, never reached
+        assert (hosts[host_id]["final_state"], hosts[host_id]["reason"]) == (
+            o.NOT_RUN,
+            "stage staging failed",
+        )
+        assert hosts[host_id]["command_id"] is None
+    assert hosts["i-p3"]["final_state"] == o.HELD and hosts["az-1"]["final_state"] == o.HELD
+    assert hosts["i-s2"]["final_state"] == o.FAILED
+
+    summary = doc["summary"]
+    # After: patched i-n1, i-n2, i-n5, i-s1; held/not-run and compliant before: i-n4, i-p2, az-1. 7 of 12.
+    assert {k: v for k, v in summary.items() if not isinstance(v, dict)} == {
+        "hosts_total": 14,
+        **rollup(12, 0.4167, 0.5833, patched=4, failed=2, held=3, not_run=3, out_of_scope=2),
+    }
+    assert summary["by_environment"]["prod"] == rollup(5, 0.4, 0.4, held=2, not_run=3)
+    assert summary["by_environment"]["staging"] == rollup(2, 0.5, 0.5, patched=1, failed=1)
+
+
+def test_a_stage_missing_without_a_failure_before_it(tenant, fleet, stages):
+    run_stages = {"nonprod": stages["nonprod"], "staging": stages["staging"]}  # prod's record never written
+    doc = build(
+        tenant, inventory=fleet, preflight=evaluate_preflight(tenant, fleet).to_dict(), stages=run_stages
+    )
+    check_invariants(doc, fleet)
+    reason = "an earlier stage failed or this stage did not complete"
+    assert (doc["stages"][2]["status"], doc["stages"][2]["reason"]) == ("not_run", reason)
+    assert hosts_by_id(doc)["i-p1"]["reason"] == reason
+    assert doc["cycle"]["outcome"] == "failed"
+
+
+# --- (c) pre-flight halts the scope -------------------------------------------------------------------------
+
+
+def test_preflight_halted_run(make_tenant, fleet):
+    strict = make_tenant(preflight={"max_held_share": 0.2})
+    preflight = evaluate_preflight(strict, fleet).to_dict()
+    assert preflight["halted"] is True and preflight["held_share"] == 0.25
+    doc = build(strict, inventory=fleet, preflight=preflight, stages={})
+    check_invariants(doc, fleet)
+
+    assert doc["cycle"]["outcome"] == "failed"
+    blocked = "pre-flight halted the scope: 25% of hosts held"
+    assert [(s["status"], s["reason"]) for s in doc["stages"]] == [("not_run", blocked)] * 3
+    assert all(s["hosts_targeted"] == 0 and s["command_ids"] == [] for s in doc["stages"])
+    states = Counter((h["final_state"], h["reason"]) for h in doc["hosts"])
+    assert states[(o.NOT_RUN, blocked)] == 9  # every eligible host
+    assert states[(o.HELD, "ssm agent ConnectionLost")] == 1
+    summary = doc["summary"]
+    # Nothing was patched: compliance after is exactly compliance before (5 of 12).
+    assert {k: v for k, v in summary.items() if not isinstance(v, dict)} == {
+        "hosts_total": 14,
+        **rollup(12, 0.4167, 0.4167, held=3, not_run=9, out_of_scope=2),
+    }
+
+
+# --- (d) dry run ------------------------------------------------------------------------------------------
+
+
+def test_dry_run_is_planned_with_every_stage_skipped(tenant, fleet):
+    preflight = evaluate_preflight(tenant, fleet).to_dict()
+    doc = build(tenant, inventory=fleet, preflight=preflight, stages={}, dry_run=True)
+    check_invariants(doc, fleet)
+    assert doc["cycle"]["outcome"] == "planned"
+    assert doc["cycle"]["dry_run"] is True
+    assert [(s["environment"], s["status"], s["reason"]) for s in doc["stages"]] == [
+        (env, "skipped", "dry run: plan only") for env in ENVS
+    ]
+    hosts = hosts_by_id(doc)
+    assert (hosts["i-n1"]["final_state"], hosts["i-n1"]["reason"]) == (o.NOT_RUN, "dry run: plan only")
+    assert hosts["i-n4"]["final_state"] == o.HELD
+    assert doc["summary"]["patched"] == 0 and doc["summary"]["not_run"] == 9
+
+
+def test_dry_run_is_planned_even_when_the_gate_would_halt(make_tenant, fleet):
+    strict = make_tenant(preflight={"max_held_share": 0.0})
+    doc = build(
+        strict,
+        inventory=fleet,
+        preflight=evaluate_preflight(strict, fleet).to_dict(),
+        stages={},
+        dry_run=True,
+    )
+    assert doc["cycle"]["outcome"] == "planned"
+    assert {s["status"] for s in doc["stages"]} == {"skipped"}
+
+
+def test_dry_run_without_inventory(tenant):
+    doc = build(tenant, inventory=None, preflight=None, stages={}, dry_run=True)
+    check_invariants(doc, None)
+    assert doc["cycle"]["outcome"] == "planned"
+    assert doc["hosts"] == []
+    assert {s["status"] for s in doc["stages"]} == {"skipped"}
+
+
+# --- (e) inventory never ran ------------------------------------------------------------------------------
+
+
+def test_inventory_never_ran(tenant):
+    doc = build(tenant, inventory=None, preflight=None, stages={env: None for env in ENVS})
+    check_invariants(doc, None)
+    assert doc["cycle"]["outcome"] == "failed"
+    assert doc["hosts"] == []
+    assert [(s["status"], s["reason"]) for s in doc["stages"]] == [
+        ("not_run", "inventory or pre-flight did not complete")
+    ] * 3
+    summary = doc["summary"]
+    assert (summary["hosts_total"], summary["in_scope"]) == (0, 0)
+    # An empty scope reports full compliance (the current convention for a zero denominator).
+    assert (summary["compliance_before"], summary["compliance_after"]) == (1.0, 1.0)
+    assert list(summary["by_environment"]) == ENVS
+    assert all(r["in_scope"] == 0 for r in summary["by_environment"].values())
+    assert summary["by_cloud"] == {}
+
+
+def test_inventory_without_preflight_leaves_every_host_not_run(tenant, fleet):
+    doc = build(tenant, inventory=fleet, preflight=None, stages={})
+    check_invariants(doc, fleet)
+    assert doc["cycle"]["outcome"] == "failed"
+    assert {(h["final_state"], h["reason"]) for h in doc["hosts"]} == {(o.NOT_RUN, "pre-flight did not run")}
+    assert doc["summary"]["not_run"] == 14 and doc["summary"]["in_scope"] == 14
+    assert {s["reason"] for s in doc["stages"]} == {"inventory or pre-flight did not complete"}
+
+
+# --- selection and compliance details ---------------------------------------------------------------------
+
+
+def test_run_limited_to_nonprod(tenant, fleet, stages):
+    preflight = evaluate_preflight(tenant, fleet, ["nonprod"]).to_dict()
+    doc = build(
+        tenant,
+        inventory=fleet,
+        preflight=preflight,
+        stages={"nonprod": stages["nonprod"]},
+        environments=["nonprod"],
+    )
+    check_invariants(doc, fleet)
+    assert [s["environment"] for s in doc["stages"]] == ["nonprod"]
+    assert list(doc["summary"]["by_environment"]) == ["nonprod"]
+    hosts = hosts_by_id(doc)
+    assert (hosts["i-p1"]["final_state"], hosts["i-p1"]["reason"]) == (
+        o.OUT_OF_SCOPE,
+        "environment prod not selected for this run",
+    )
+    # nonprod's failed host and held host leave the cycle partial, though its one stage succeeded.
+    assert doc["cycle"]["outcome"] == "partial"
+    assert doc["summary"]["in_scope"] == 5 and doc["summary"]["out_of_scope"] == 9
+
+
+@pytest.mark.parametrize(
+    ("columns", "compliant_before"),
+    [
+        pytest.param({"missing_count": 0, "failed_count": 0}, True, id="clean-scan"),
+        pytest.param({"missing_count": 1, "failed_count": 0}, False, id="missing"),
+        pytest.param({"missing_count": 0, "failed_count": 1}, False, id="failed-before"),
+        pytest.param({"missing_count": 0, "last_patch_operation": "Install"}, True, id="clean-install"),
+        pytest.param({"missing_count": 0, "last_patch_operation": None}, False, id="never-scanned"),
+    ],
+)
+def test_compliance_before_of_a_held_host(tenant, host_row, columns, compliant_before):
+    # A held host keeps its state, so it is compliant after exactly when it was compliant before.
+    inventory = [host_row("i-1", agent_status="ConnectionLost", agent_online=False, **columns)]
+    doc = build(
+        tenant, inventory=inventory, preflight=evaluate_preflight(tenant, inventory).to_dict(), stages={}
+    )
+    expected = 1.0 if compliant_before else 0.0
+    assert (doc["summary"]["compliance_before"], doc["summary"]["compliance_after"]) == (expected, expected)
+
+
+def test_failed_or_non_compliant_hosts_are_not_compliant_after_even_if_they_were_before(
+    tenant, host_row, make_stage, stage_host
+):
+    inventory = [host_row(f"i-{n}", missing_count=0) for n in range(4)]
+    hosts = {
+        "i-0": stage_host(o.PATCHED),
+        "i-1": stage_host(o.PATCHED),
+        "i-2": stage_host(o.PATCHED),
+        "i-3": stage_host(o.NON_COMPLIANT, "1 approved patch(es) still missing"),
+    }
+    doc = build(
+        tenant,
+        inventory=inventory,
+        preflight=evaluate_preflight(tenant, inventory).to_dict(),
+        stages={"nonprod": make_stage(tenant, "nonprod", hosts)},
+        environments=["nonprod"],
+    )
+    check_invariants(doc, inventory)
+    summary = doc["summary"]
+    assert (summary["compliance_before"], summary["compliance_after"]) == (1.0, 0.75)
+    assert (summary["non_compliant"], summary["failed"]) == (1, 0)
+    assert doc["stages"][0]["hosts_failed"] == 1
+    assert doc["cycle"]["outcome"] == "partial"  # 25% of 4 tolerates the one non-compliant host
+
+
+def test_by_cloud_is_sorted_by_cloud_name(tenant, host_row):
+    inventory = [
+        host_row("g-1", cloud="gcp", missing_count=0),
+        host_row("a-1", cloud="azure", agent_online=False, agent_status="Disconnected"),
+        host_row("i-1", cloud="aws", environment=None),
+        host_row("i-2", cloud="aws"),
+    ]
+    doc = build(
+        tenant, inventory=inventory, preflight=evaluate_preflight(tenant, inventory).to_dict(), stages={}
+    )
+    check_invariants(doc, inventory)
+    assert list(doc["summary"]["by_cloud"]) == ["aws", "azure", "gcp"]
+    assert doc["summary"]["by_cloud"]["aws"]["out_of_scope"] == 1
+    assert doc["summary"]["by_cloud"]["azure"]["held"] == 1
+    assert doc["summary"]["by_cloud"]["gcp"]["compliance_before"] == 1.0

@@ -1,0 +1,223 @@
+"""What an Install really does to a host, and how SSM's patch state and patch list report it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import yaml
+from botocore.exceptions import ClientError
+from fleetsim_testkit import OLDER, group, patch, scenario_dict, wait_command
+
+# One worker per module under xdist, so the module shares one fleetsim.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("fleetsim-patching")]
+
+ACCOUNT = "111111111111"
+BUCKET = "pc-evidence-alpha"
+DOC = "AWS-RunPatchBaseline"
+OLD_KERNEL = "5.10.100-1.amzn2.x86_64"
+NEW_KERNEL = "5.10.300-1.amzn2.x86_64"
+TODAY = dt.date.today().isoformat()
+
+# Approved by the default baseline (Security, Critical/Important, released 7+ days ago): OLD, A, B, K.
+# Not approved: LOW (severity) and NEW (released today).
+APPROVED = {"ALAS2-OLD", "ALAS2-A", "ALAS2-B", "ALAS2-K"}
+CATALOG = [
+    patch("ALAS2-OLD", "amazon_linux_2", released=OLDER),  # installed on every host from the start
+    patch("ALAS2-A", "amazon_linux_2"),
+    patch("ALAS2-B", "amazon_linux_2", severity="Important"),
+    patch("ALAS2-K", "amazon_linux_2", kernel=NEW_KERNEL),
+    patch("ALAS2-LOW", "amazon_linux_2", severity="Low"),
+    patch("ALAS2-NEW", "amazon_linux_2", released=TODAY),
+]
+
+SCENARIO = scenario_dict(
+    tenants=[
+        {
+            "id": "alpha",
+            "aws": {
+                "account_id": ACCOUNT,
+                "region": "us-east-1",
+                "groups": [
+                    group("state", 2, kernel=OLD_KERNEL),
+                    group("kern", 1, kernel=OLD_KERNEL),
+                    group("norb", 1, kernel=OLD_KERNEL),
+                    group("ovr", 2, kernel=OLD_KERNEL),
+                    group("list", 1, kernel=OLD_KERNEL),
+                    group("bad", 1, kernel=OLD_KERNEL),
+                    group("clean", 1, kernel=OLD_KERNEL, installed_until=TODAY),
+                ],
+            },
+            "faults": {"install_fails": ["state-02", "list-01", "clean-01"]},
+        }
+    ],
+    catalog=CATALOG,
+    evidence={"buckets": [BUCKET]},
+)
+
+
+def _install(fleet, names: list[str], **params: list[str]) -> str:
+    ssm = fleet.client("ssm", ACCOUNT)
+    command_id = ssm.send_command(
+        DocumentName=DOC,
+        InstanceIds=fleet.ids("alpha", *names),
+        Parameters={"Operation": ["Install"], **params},
+        MaxErrors="100%",
+    )["Command"]["CommandId"]
+    wait_command(ssm, command_id)
+    return command_id
+
+
+def _patch_state(fleet, name: str) -> dict:
+    (state,) = fleet.client("ssm", ACCOUNT).describe_instance_patch_states(
+        InstanceIds=fleet.ids("alpha", name)
+    )["InstancePatchStates"]
+    return state
+
+
+def _assert_consistent(state: dict, host: dict) -> None:
+    """The patch state's counts are what the ground truth says, relative to the approved patches."""
+    missing, failed = set(host["missing"]) & APPROVED, set(host["failed"]) & APPROVED
+    assert state["MissingCount"] == len(missing)
+    assert state["FailedCount"] == len(failed)
+    assert state["InstalledCount"] == len(host["installed"])
+    critical = {p for p in missing | failed if p != "ALAS2-B"}  # B is Important, the rest Critical
+    assert state["CriticalNonCompliantCount"] == len(critical)
+    assert state["SecurityNonCompliantCount"] == len(missing | failed)
+
+
+def test_patch_state_after_install_matches_ground_truth(fleet):
+    before = _patch_state(fleet, "state-01")
+    assert before["Operation"] == "Scan"
+    assert before["MissingCount"] == 3  # A, B and K, as of the scenario's last scan
+    assert before["InstalledCount"] == 1
+
+    command_id = _install(fleet, ["state-01", "state-02"])
+    truth = fleet.truth("alpha")
+    ok, bad = _patch_state(fleet, "state-01"), _patch_state(fleet, "state-02")
+    for state, name in ((ok, "state-01"), (bad, "state-02")):
+        assert state["Operation"] == "Install"
+        assert state["SnapshotId"] == command_id
+        assert state["OperationEndTime"] >= state["OperationStartTime"] > before["OperationEndTime"]
+        _assert_consistent(state, truth[name])
+
+    assert sorted(truth["state-01"]["installed"]) == sorted(APPROVED)
+    assert sorted(truth["state-01"]["missing"]) == ["ALAS2-LOW", "ALAS2-NEW"]
+    assert (ok["MissingCount"], ok["FailedCount"], ok["InstalledCount"]) == (0, 0, 4)
+    assert bad["FailedCount"] >= 1 and truth["state-02"]["failed"]
+    assert not set(truth["state-02"]["failed"]) & set(truth["state-02"]["installed"])
+
+
+def test_patch_states_take_at_most_50_instance_ids(fleet):
+    ssm = fleet.client("ssm", ACCOUNT)
+    with pytest.raises(ClientError) as exc:
+        ssm.describe_instance_patch_states(InstanceIds=[f"i-{n:017x}" for n in range(51)])
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+    # Unknown ids are simply absent.
+    assert (
+        ssm.describe_instance_patch_states(InstanceIds=["i-00000000000000000"])["InstancePatchStates"] == []
+    )
+
+
+def test_kernel_patch_changes_the_kernel_after_reboot(fleet):
+    assert fleet.truth("alpha")["kern-01"]["kernel"] == OLD_KERNEL
+    _install(fleet, ["kern-01"], RebootOption=["RebootIfNeeded"])
+    host = fleet.truth("alpha")["kern-01"]
+    assert host["kernel"] == NEW_KERNEL
+    assert "ALAS2-K" in host["installed"]
+    (action,) = host["actions"]
+    assert action["action"] == "ssm.install" and action["rebooted"] is True
+    assert _patch_state(fleet, "kern-01")["InstalledPendingRebootCount"] == 0
+
+
+def test_no_reboot_leaves_the_old_kernel_running(fleet):
+    _install(fleet, ["norb-01"], RebootOption=["NoReboot"])
+    host = fleet.truth("alpha")["norb-01"]
+    assert "ALAS2-K" in host["installed"]
+    assert host["kernel"] == OLD_KERNEL
+    assert "rebooted" not in host["actions"][-1]
+    state = _patch_state(fleet, "norb-01")
+    assert state["InstalledPendingRebootCount"] == 1
+    assert state["RebootOption"] == "NoReboot"
+
+
+def _put_override(fleet, key: str, ids: list[str]) -> None:
+    body = yaml.safe_dump({"patches": [{"id": i, "title": f"{i} title"} for i in ids]})
+    fleet.evidence_s3().put_object(Bucket=BUCKET, Key=key, Body=body.encode())
+
+
+def test_install_override_list_installs_exactly_the_listed_patches(fleet):
+    _put_override(fleet, "overrides/only-b.yaml", ["ALAS2-B"])
+    _put_override(fleet, "overrides/new-and-low.yaml", ["ALAS2-NEW", "ALAS2-LOW"])
+    s3_url = f"s3://{BUCKET}/overrides/only-b.yaml"
+    https_url = f"https://s3.us-east-1.amazonaws.com/{BUCKET}/overrides/new-and-low.yaml"
+    _install(fleet, ["ovr-01"], InstallOverrideList=[s3_url])
+    _install(fleet, ["ovr-02"], InstallOverrideList=[https_url])
+
+    truth = fleet.truth("alpha")
+    assert truth["ovr-01"]["installed"] == ["ALAS2-B", "ALAS2-OLD"]
+    assert truth["ovr-01"]["missing"] == ["ALAS2-A", "ALAS2-K", "ALAS2-LOW", "ALAS2-NEW"]
+    assert truth["ovr-01"]["actions"][-1]["installed"] == ["ALAS2-B"]
+    assert truth["ovr-01"]["kernel"] == OLD_KERNEL  # the kernel patch was not in the list
+    # The list overrides the baseline: patches it would not approve are installed when listed.
+    assert truth["ovr-02"]["installed"] == ["ALAS2-LOW", "ALAS2-NEW", "ALAS2-OLD"]
+    assert truth["ovr-02"]["missing"] == ["ALAS2-A", "ALAS2-B", "ALAS2-K"]
+    assert _patch_state(fleet, "ovr-01")["InstallOverrideList"] == s3_url
+    assert _patch_state(fleet, "ovr-02")["InstallOverrideList"] == https_url
+
+
+def test_install_override_list_must_exist(fleet):
+    ssm = fleet.client("ssm", ACCOUNT)
+    for url in (f"s3://{BUCKET}/overrides/absent.yaml", "s3://no-such-bucket-anywhere/x.yaml"):
+        with pytest.raises(ClientError) as exc:
+            ssm.send_command(
+                DocumentName=DOC,
+                InstanceIds=fleet.ids("alpha", "bad-01"),
+                Parameters={"Operation": ["Install"], "InstallOverrideList": [url]},
+            )
+        assert exc.value.response["Error"]["Code"] == "ValidationException"
+    assert fleet.truth("alpha")["bad-01"]["actions"] == []
+
+
+def _patches(fleet, name: str, **kw) -> dict[str, str]:
+    rows = fleet.client("ssm", ACCOUNT).describe_instance_patches(
+        InstanceId=fleet.ids("alpha", name)[0], **kw
+    )
+    return {p["KBId"]: p["State"] for p in rows["Patches"]}
+
+
+def test_instance_patches_list_installed_missing_and_failed(fleet):
+    before = _patches(fleet, "list-01")
+    assert before["ALAS2-OLD"] == "Installed"
+    assert {"ALAS2-A", "ALAS2-B", "ALAS2-K"} <= {k for k, s in before.items() if s == "Missing"}
+
+    _install(fleet, ["list-01"])
+    host = fleet.truth("alpha")["list-01"]
+    after = _patches(fleet, "list-01")
+    assert {k for k, s in after.items() if s == "Installed"} == set(host["installed"])
+    assert {k for k, s in after.items() if s == "Failed"} == set(host["failed"]) != set()
+    assert (
+        set(host["missing"]) & APPROVED
+        <= {k for k, s in after.items() if s == "Missing"}
+        <= set(host["missing"])
+    )
+    assert set(after.values()) <= {"Installed", "Missing", "Failed"}
+
+    failed_only = _patches(fleet, "list-01", Filters=[{"Key": "State", "Values": ["Failed"]}])
+    assert failed_only == dict.fromkeys(host["failed"], "Failed")
+
+    with pytest.raises(ClientError) as exc:
+        fleet.client("ssm", ACCOUNT).describe_instance_patches(InstanceId="i-00000000000000000")
+    assert exc.value.response["Error"]["Code"] == "InvalidInstanceId"
+
+
+def test_failed_install_has_a_nonzero_response_code_even_with_nothing_to_install(fleet):
+    """A Failed invocation always reports a non-zero code (it used to say 0 and "completed")."""
+    (host_id,) = fleet.ids("alpha", "clean-01")
+    assert fleet.truth("alpha")["clean-01"]["missing"] == []
+    command_id = _install(fleet, ["clean-01"])
+    inv = fleet.client("ssm", ACCOUNT).get_command_invocation(CommandId=command_id, InstanceId=host_id)
+    assert inv["Status"] == "Failed"
+    assert inv["ResponseCode"] != 0
+    assert inv["StandardOutputContent"].startswith("Patch operation Install FAILED")
+    assert fleet.truth("alpha")["clean-01"]["failed"] == []
