@@ -44,7 +44,8 @@ def scenario_for(hosts: int, path: Path) -> Path:
 def task_instances(home: Path, dag_id: str) -> int:
     with sqlite3.connect(home / "airflow.db") as conn:
         (count,) = conn.execute(
-            "SELECT COUNT(*) FROM task_instance ti JOIN dag_run dr ON ti.dag_id = dr.dag_id AND ti.run_id = dr.run_id"
+            "SELECT COUNT(*) FROM task_instance ti JOIN dag_run dr"
+            " ON ti.dag_id = dr.dag_id AND ti.run_id = dr.run_id"
             " WHERE dr.id = (SELECT MAX(id) FROM dag_run WHERE dag_id = ?)",
             (dag_id,),
         ).fetchone()
@@ -59,8 +60,13 @@ def measure(hosts: int, work: Path) -> dict:
         migrate_db(env)
         fleetsim_get_reset(url)
         started = time.monotonic()
-        rc = run_cycle(env, "patch_cycle__cu_alpha", "2026-11-22T02:00:00+00:00",
-                       {"soak_hours_override": 0, "soak_override_reason": "benchmark"}, work / f"cycle-{hosts}.log")
+        rc = run_cycle(
+            env,
+            "patch_cycle__cu_alpha",
+            "2026-11-22T02:00:00+00:00",
+            {"soak_hours_override": 0, "soak_override_reason": "benchmark"},
+            work / f"cycle-{hosts}.log",
+        )
         seconds = time.monotonic() - started
         calls = fleetsim_get(url, "/fleetsim/calls")["calls"]
     cloud = {k: v for k, v in calls.items() if not k.startswith(("aws.s3.", "aws.sts."))}
@@ -80,7 +86,9 @@ def measure(hosts: int, work: Path) -> dict:
 def fleetsim_get_reset(url: str) -> None:
     import urllib.request
 
-    urllib.request.urlopen(urllib.request.Request(f"{url}/fleetsim/calls/reset", method="POST"), timeout=30).read()
+    urllib.request.urlopen(
+        urllib.request.Request(f"{url}/fleetsim/calls/reset", method="POST"), timeout=30
+    ).read()
 
 
 def main() -> int:

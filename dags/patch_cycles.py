@@ -1,4 +1,6 @@
-"""The monthly patch cycle dag (Apache airflow) of every tenant in include/tenants/ (wiring only; see patchcycle.dag_factory).
+"""The monthly patch cycle dag (Apache airflow) of every tenant in include/tenants/.
+
+Wiring only; see patchcycle.dag_factory.
 
 A tenant file that fails validation is left out here, with a warning, so the other tenants still load;
 ``tenant_config_check.py`` turns it into an import error that names the file and the field.

@@ -29,8 +29,11 @@ DEMO_SOAK_REASON = "local demo against fleetsim: no soak"
 def download_pack(url: str, tenant, out_dir: Path) -> tuple[dict, list[Path]]:
     """Copy the run's evidence pack from the tenant's bucket; return the evidence summary and the files."""
     s3 = boto3.client(
-        "s3", endpoint_url=url, region_name=tenant.evidence.region,
-        aws_access_key_id="fleetsim", aws_secret_access_key="fleetsim",
+        "s3",
+        endpoint_url=url,
+        region_name=tenant.evidence.region,
+        aws_access_key_id="fleetsim",
+        aws_secret_access_key="fleetsim",
     )
     keys = [
         obj["Key"]
@@ -40,7 +43,9 @@ def download_pack(url: str, tenant, out_dir: Path) -> tuple[dict, list[Path]]:
     ]
     files = []
     for key in sorted(keys):
-        target = out_dir / tenant.id / key.split("/runs/", 1)[0].removeprefix("cycles/") / key.rsplit("/", 1)[1]
+        target = (
+            out_dir / tenant.id / key.split("/runs/", 1)[0].removeprefix("cycles/") / key.rsplit("/", 1)[1]
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(s3.get_object(Bucket=tenant.evidence.bucket, Key=key)["Body"].read())
         files.append(target)
@@ -69,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cycle_date = (
-        dt.date.fromisoformat(args.cycle_date) if args.cycle_date else most_recent_cycle_date(dt.datetime.now(dt.UTC))
+        dt.date.fromisoformat(args.cycle_date)
+        if args.cycle_date
+        else most_recent_cycle_date(dt.datetime.now(dt.UTC))
     )
     tenants = [t for t in load_tenants().tenants if not args.tenant or t.id in args.tenant]
     work = REPO / "var" / "demo"
@@ -102,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         print(summary_line(tenant.id, evidence, rc, seconds))
         for f in files:
             print(f"    {f.relative_to(REPO) if f.is_relative_to(REPO) else f}")
-    print(f"\nfleetsim stopped. Ground truth: var/demo/ground-truth.json. Total {time.monotonic() - started:.0f}s.")
+    print(
+        "\nfleetsim stopped. Ground truth: var/demo/ground-truth.json. "
+        f"Total {time.monotonic() - started:.0f}s."
+    )
     # Failed or partial cycles are expected in the demo scenario (it injects faults); a missing pack is not.
     return 0 if all(ev for _, ev, _, _, _ in results) else 1
 

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -44,13 +45,17 @@ def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, s
     for tenant in tenant_set.tenants:
         for account in tenant.clouds.aws.accounts if tenant.clouds.aws else []:
             conn_id = tenant.aws_connection_id(account)
-            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = aws_connection(url, account.regions[0], account.account_id)
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = aws_connection(
+                url, account.regions[0], account.account_id
+            )
         ev = tenant.evidence
         env[f"AIRFLOW_CONN_{ev.connection_id.upper()}"] = aws_connection(url, ev.region)
     return env
 
 
-def airflow_env(home: Path, fleetsim_url: str, *, poll_seconds: float = 1.0, tenants_dir: Path | None = None) -> dict[str, str]:
+def airflow_env(
+    home: Path, fleetsim_url: str, *, poll_seconds: float = 1.0, tenants_dir: Path | None = None
+) -> dict[str, str]:
     """The environment of every Airflow command of a local run."""
     env = dict(os.environ)
     env.update(
@@ -90,8 +95,18 @@ def running_fleetsim(scenario: Path, workdir: Path, timeout: float = 60.0) -> It
     ready.unlink(missing_ok=True)
     log = open(workdir / "fleetsim.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fleetsim", "serve", "--scenario", str(scenario), "--port", "0",
-         "--ready-file", str(ready)],
+        [
+            sys.executable,
+            "-m",
+            "fleetsim",
+            "serve",
+            "--scenario",
+            str(scenario),
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready),
+        ],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -122,7 +137,7 @@ def fleetsim_get(url: str, path: str) -> Any:
 def run_cycle(
     env: dict[str, str], dag_id: str, logical_date: str, conf: dict[str, Any], log_path: Path
 ) -> int:
-    """Run one tenant's cycle through Airflow (``airflow dags test``, triggers inline); return its exit code."""
+    """Run one tenant's cycle with ``airflow dags test`` (triggers run inline); return the exit code."""
     with open(log_path, "w") as log:
         proc = subprocess.run(
             [str(VENV_BIN / "airflow"), "dags", "test", dag_id, logical_date, "--conf", json.dumps(conf)],

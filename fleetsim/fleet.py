@@ -190,7 +190,7 @@ class FleetState:
 
     # -- patch approval -------------------------------------------------------------------------
     def default_approved(self, host: SimHost, as_of: dt.datetime) -> set[str]:
-        """What the default baseline approves for a host as of a time (Security, Critical/Important, 7 days)."""
+        """What the default baseline approves for a host as of a time (Security, Critical/Important, 7 d)."""
         cutoff = (as_of - dt.timedelta(days=DEFAULT_APPROVE_AFTER_DAYS)).date()
         return {
             p.id
@@ -200,7 +200,9 @@ class FleetState:
             and p.released <= cutoff
         }
 
-    def record_scan(self, host: SimHost, approved: set[str], at: dt.datetime, *, operation: str, **extra: Any) -> None:
+    def record_scan(
+        self, host: SimHost, approved: set[str], at: dt.datetime, *, operation: str, **extra: Any
+    ) -> None:
         applicable = approved & (host.missing | host.installed | host.failed)
         host.patch_state = {
             "InstanceId": host.host_id,
@@ -300,7 +302,9 @@ class FleetState:
             pending_reboot = 0
             if command.operation == "Install":
                 to_install = sorted(op_list & (host.missing | host.failed))
-                failing = set(to_install[: max(1, len(to_install) // 2)]) if inv.outcome == "Failed" else set()
+                failing = (
+                    set(to_install[: max(1, len(to_install) // 2)]) if inv.outcome == "Failed" else set()
+                )
                 installed = [p for p in to_install if p not in failing]
                 host.installed |= set(installed)
                 host.missing -= set(installed)

@@ -18,7 +18,11 @@ PLATFORMS: dict[str, Platform] = {
     "amazon_linux_2": Platform("Linux", "Amazon Linux", "2", "AmazonLinux2", "AMAZON_LINUX_2"),
     "amazon_linux_2023": Platform("Linux", "Amazon Linux", "2023", "AmazonLinux2023", "AMAZON_LINUX_2023"),
     "rhel_7": Platform(
-        "Linux", "Red Hat Enterprise Linux Server", "7.9", "RedhatEnterpriseLinux7.9", "REDHAT_ENTERPRISE_LINUX"
+        "Linux",
+        "Red Hat Enterprise Linux Server",
+        "7.9",
+        "RedhatEnterpriseLinux7.9",
+        "REDHAT_ENTERPRISE_LINUX",
     ),
     "rhel_8": Platform(
         "Linux", "Red Hat Enterprise Linux", "8.8", "RedhatEnterpriseLinux8.8", "REDHAT_ENTERPRISE_LINUX"

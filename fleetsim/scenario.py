@@ -38,7 +38,9 @@ class CatalogPatch(_Strict):
     os_family: str
     title: str
     classification: str
-    severity: str  # vendor-native: Critical/Important/Medium/Low (Linux), Critical/Important/Moderate/Low (MSRC)
+    severity: (
+        str  # vendor-native: Critical/Important/Medium/Low (Linux), Critical/Important/Moderate/Low (MSRC)
+    )
     cves: list[str] = Field(default_factory=list)
     released: dt.date
     kernel: str | None = None  # the kernel release this patch boots into, for kernel updates

@@ -77,7 +77,11 @@ class FleetsimApp:
     def control(self, request: Request) -> Response:
         route = request.path.removeprefix("/fleetsim/").rstrip("/")
         if route == "health":
-            body: Any = {"status": "ok", "hosts": len(self.state.hosts), "uptime_s": time.time() - self.started_at}
+            body: Any = {
+                "status": "ok",
+                "hosts": len(self.state.hosts),
+                "uptime_s": time.time() - self.started_at,
+            }
         elif route == "ground-truth":
             body = self.state.ground_truth(request.args.get("tenant"))
         elif route == "calls" and request.method == "GET":
@@ -88,7 +92,9 @@ class FleetsimApp:
                 body = {"calls": dict(sorted(self.state.calls.items()))}
                 self.state.calls = Counter()
         else:
-            return Response(json.dumps({"error": f"no route {request.path}"}), 404, mimetype="application/json")
+            return Response(
+                json.dumps({"error": f"no route {request.path}"}), 404, mimetype="application/json"
+            )
         return Response(json.dumps(body, default=str), 200, mimetype="application/json")
 
 

@@ -39,7 +39,9 @@ def _create_image(self: Any, instance_id: str, name: str, description: str, tag_
         if host is None:
             return ami
         now = state.clock()
-        seconds = host.backup_seconds if host.backup_seconds is not None else state.timings.ami_pending_seconds
+        seconds = (
+            host.backup_seconds if host.backup_seconds is not None else state.timings.ami_pending_seconds
+        )
         ami.__dict__["_fleetsim_until"] = now + seconds
         final = "failed" if host.backup_fails else "available"
         ami.__dict__["_fleetsim_state"] = final
@@ -67,7 +69,10 @@ def _resource_tags(self: TaggedEC2Resource) -> list[dict[str, str]]:
     if not tags:
         return []
     resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
-    return [{"resource_id": resource_id, "key": k, "value": v, "resource_type": resource_type} for k, v in tags.items()]
+    return [
+        {"resource_id": resource_id, "key": k, "value": v, "resource_type": resource_type}
+        for k, v in tags.items()
+    ]
 
 
 def install(state: FleetState) -> None:

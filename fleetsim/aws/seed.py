@@ -132,7 +132,12 @@ def seed_evidence_buckets(scenario: Scenario, endpoint_url: str) -> None:
         s3.put_bucket_encryption(
             Bucket=name,
             ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"},
+                        "BucketKeyEnabled": True,
+                    }
+                ]
             },
         )
 

@@ -165,7 +165,9 @@ def _resolve_targets(self: SimpleSystemManagerResponse, state: FleetState) -> li
         for instance_id in instance_ids:
             host = state.host(account, region, instance_id)
             if host is None:
-                raise InvalidInstanceId(f"Instances [[{instance_id}]] not in a valid state for account {account}")
+                raise InvalidInstanceId(
+                    f"Instances [[{instance_id}]] not in a valid state for account {account}"
+                )
             hosts.append(host)
         return hosts
     tags = ec2_backends[account][region].tags
@@ -290,7 +292,8 @@ def _list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
             commands = [
                 c
                 for c in state.commands.values()
-                if c.account == self.current_account and c.region == self.region
+                if c.account == self.current_account
+                and c.region == self.region
                 and (instance_id is None or instance_id in c.invocations)
             ]
         commands.sort(key=lambda c: c.requested_at, reverse=True)
@@ -314,7 +317,11 @@ def _invocation_object(command: Command, inv: Any, now: float, details: bool) ->
         "StandardErrorUrl": "",
     }
     if details:
-        plugin: dict[str, Any] = {"Name": inv.plugin_name, "Status": status, "StatusDetails": entry["StatusDetails"]}
+        plugin: dict[str, Any] = {
+            "Name": inv.plugin_name,
+            "Status": status,
+            "StatusDetails": entry["StatusDetails"],
+        }
         if status in fleet_module.TERMINAL_INVOCATION_STATES:
             plugin.update(
                 ResponseCode=inv.response_code,

@@ -1,4 +1,4 @@
-"""One patch-cycle DAG per tenant, built from the tenant's facts. Wiring only: every task is a package operator.
+"""One patch-cycle DAG per tenant, built from the tenant's facts. Wiring only: tasks are package operators.
 
 The task structure depends on the tenant's environments, never on its fleet size: a cycle has the same
 tasks for 10 hosts as for 10,000, because SSM fans out in the cloud.
@@ -16,7 +16,11 @@ from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 from patchcycle.config.models import Tenant
 from patchcycle.domain.schedule import CYCLE_CRON
 from patchcycle.operators.backup import CreateBackupsOperator
-from patchcycle.operators.evidence import CycleOutcomeOperator, WriteEvidencePackOperator, proceed_unless_dry_run
+from patchcycle.operators.evidence import (
+    CycleOutcomeOperator,
+    WriteEvidencePackOperator,
+    proceed_unless_dry_run,
+)
 from patchcycle.operators.inventory import InventoryOperator, PreflightOperator
 from patchcycle.operators.patch import PatchStageOperator
 from patchcycle.operators.plan import PlanCycleOperator
@@ -46,14 +50,19 @@ def cycle_params(tenant: Tenant) -> dict[str, Param]:
             description="Which environments this run patches, in the tenant's order.",
         ),
         "dry_run": Param(
-            False, type="boolean", title="Dry run", description="Freeze and print the plan only; change nothing."
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Freeze and print the plan only; change nothing.",
         ),
         "cycle_date": Param(
             None,
             type=["null", "string"],
             format="date",
             title="Cycle date",
-            description="Plan as of this date (YYYY-MM-DD). Empty: the run's logical date, or the latest cycle.",
+            description=(
+                "Plan as of this date (YYYY-MM-DD). Empty: the run's logical date, or the latest cycle."
+            ),
         ),
         "soak_hours_override": Param(
             None,
@@ -109,7 +118,7 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
         dagrun_timeout=dt.timedelta(days=6),
     ) as dag:
         plan = PlanCycleOperator(task_id="plan", **ids)
-        gate = ShortCircuitOperator(
+        dry_run_gate = ShortCircuitOperator(
             task_id="dry_run_gate",
             python_callable=proceed_unless_dry_run,
             op_args=[plan.output],
@@ -117,7 +126,7 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
         )
         inventory = InventoryOperator(task_id="inventory", **ids)
         preflight = PreflightOperator(task_id="preflight", **ids)
-        plan >> gate >> inventory >> preflight
+        plan >> dry_run_gate >> inventory >> preflight
         previous: Any = preflight
         for index, env in enumerate(tenant.environments):
             name = env.name.value

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from patchcycle.config import (
     TenantConfigError,
     default_tenants_dir,

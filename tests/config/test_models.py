@@ -5,6 +5,8 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from patchcycle.config import (
     ENVIRONMENT_ORDER,
     AwsAccount,
@@ -20,7 +22,6 @@ from patchcycle.config import (
     Tenant,
     Weekday,
 )
-from pydantic import ValidationError
 
 TENANT: dict[str, Any] = {
     "id": "cu_test",

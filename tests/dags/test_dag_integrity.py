@@ -114,7 +114,10 @@ def test_params_defaults_are_valid_and_bad_input_is_rejected() -> None:
     defaults = _validated(dag, {})
     assert defaults["environments"] == ["nonprod", "staging", "prod"]
     assert defaults["dry_run"] is False
-    assert _validated(dag, {"cycle_date": "2026-10-25", "environments": ["nonprod"]})["cycle_date"] == "2026-10-25"
+    assert (
+        _validated(dag, {"cycle_date": "2026-10-25", "environments": ["nonprod"]})["cycle_date"]
+        == "2026-10-25"
+    )
     for bad in (
         {"environments": ["qa"]},
         {"environments": []},

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from patchcycle.config.loader import load_tenant
 from patchcycle.config.models import OsFamily, Severity, Tenant
 from patchcycle.domain.inventory import INVENTORY_COLUMNS

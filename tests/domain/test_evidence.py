@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from patchcycle.domain import outcomes as o
 from patchcycle.domain.evidence import EVIDENCE_SCHEMA_VERSION, build_evidence_document
 from patchcycle.domain.preflight import evaluate_preflight

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from patchcycle.domain.inventory import (
     CRITICALITIES,
     INVENTORY_COLUMNS,

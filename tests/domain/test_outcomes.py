@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from patchcycle.config.models import RateControl
 from patchcycle.domain import outcomes as o
 from patchcycle.domain.outcomes import StageVerdict, classify_patched_host, stage_verdict

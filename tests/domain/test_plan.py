@@ -9,6 +9,7 @@ import json
 
 import pytest
 import yaml
+
 from patchcycle.config.models import Baseline, OsFamily, Severity
 from patchcycle.domain.plan import (
     PLAN_SCHEMA_VERSION,

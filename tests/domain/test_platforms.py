@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from patchcycle.config.models import OsFamily, Severity
 from patchcycle.domain.platforms import SSM_PRODUCTS, normalize_severity, os_family_from_ssm
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from patchcycle.domain.preflight import HostDecision, PreflightResult, evaluate_host, evaluate_preflight
 
 ALL = {"nonprod", "staging", "prod"}

@@ -9,6 +9,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from patchcycle.domain.schedule import CYCLE_CRON, most_recent_cycle_date, resolve_cycle_date
 
 UTC = dt.UTC

@@ -1,4 +1,4 @@
-"""End-to-end harness: real Airflow (``airflow dags test``) running real cycles against a real fleetsim process."""
+"""End-to-end harness: real Airflow (``airflow dags test``) running real cycles against a fleetsim process."""
 
 from __future__ import annotations
 
@@ -46,18 +46,23 @@ class CycleRunner:
 
     def s3(self):
         return boto3.client(
-            "s3", endpoint_url=self.url, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
 
-    def run(self, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None,
-            bucket: str = ALPHA_BUCKET) -> CycleResult:
+    def run(
+        self, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None, bucket: str = ALPHA_BUCKET
+    ) -> CycleResult:
         conf = {"soak_hours_override": 0, "soak_override_reason": "e2e test", **(conf or {})}
         log_path = self.workdir / f"{dag_id}-{logical_date[:10]}.log"
         rc = run_cycle(self.env, dag_id, logical_date, conf, log_path)
         s3 = self.s3()
         keys = sorted(
-            o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
             for o in page.get("Contents", [])
         )
         pack = [k for k in keys if "/pack/" in k]

@@ -86,7 +86,10 @@ def test_cycle_patches_in_order_and_its_evidence_matches_ground_truth(fleet) -> 
     assert result.host("t-prd-web-03")["final_state"] == "held"
     assert result.host("t-prd-web-03")["reason"] == "ssm agent ConnectionLost"
     assert result.host("t-prd-web-04")["final_state"] == "held"
-    assert "backup" in result.host("t-prd-web-04")["reason"] and "failed" in result.host("t-prd-web-04")["reason"]
+    assert (
+        "backup" in result.host("t-prd-web-04")["reason"]
+        and "failed" in result.host("t-prd-web-04")["reason"]
+    )
     patched = [h for h in evidence["hosts"] if h["final_state"] == "patched"]
     assert len(patched) == 8
     for record in patched:
@@ -108,8 +111,18 @@ def test_cycle_patches_in_order_and_its_evidence_matches_ground_truth(fleet) -> 
     assert summary["compliance_before"] == round(1 / 11, 4)
     assert summary["compliance_after"] == round(8 / 11, 4)
     actions = {e["action"] for e in evidence["events"]}
-    assert {"plan.frozen", "inventory.collected", "preflight.held", "backup.created", "backup.failed",
-            "patch.sent", "patch.finished", "stage.verified", "soak.started", "soak.override_requested"} <= actions
+    assert {
+        "plan.frozen",
+        "inventory.collected",
+        "preflight.held",
+        "backup.created",
+        "backup.failed",
+        "patch.sent",
+        "patch.finished",
+        "stage.verified",
+        "soak.started",
+        "soak.override_requested",
+    } <= actions
     assert set(result.task_states.values()) == {"success"}
     dag = build_patch_cycle_dag(load_tenant(REPO / "include" / "tenants" / "cu_alpha.yaml"))
     assert set(result.task_states) == set(dag.task_ids)
@@ -122,13 +135,18 @@ def test_a_failed_stage_stops_every_later_stage(fleet) -> None:
     evidence = result.evidence
     assert evidence["cycle"]["outcome"] == "failed"
     assert [(s["environment"], s["status"]) for s in evidence["stages"]] == [
-        ("nonprod", "failed"), ("staging", "not_run"), ("prod", "not_run")
+        ("nonprod", "failed"),
+        ("staging", "not_run"),
+        ("prod", "not_run"),
     ]
     assert "max errors" in evidence["stages"][0]["reason"]
     for name, truth in result.truth.items():
         if not name.startswith("t-dev"):
             assert truth["actions"] == [], f"{name} was touched after nonprod failed"
-    assert {h["final_state"] for h in evidence["hosts"] if h["environment"] != "nonprod"} <= {"not_run", "held"}
+    assert {h["final_state"] for h in evidence["hosts"] if h["environment"] != "nonprod"} <= {
+        "not_run",
+        "held",
+    }
     assert_evidence_tells_the_truth(result)
     assert_pack_intact(result)
     assert result.task_states["staging.backup"] == "upstream_failed"
@@ -151,7 +169,11 @@ def test_dry_run_plans_and_changes_nothing(fleet) -> None:
 def test_backfilled_cycles_plan_as_of_their_own_dates_and_chain_their_evidence(fleet) -> None:
     october = fleet.run(DAG_ID, OCT)
     assert october.returncode == 0, october.log[-3000:]
-    patched = [h for h in october.evidence["hosts"] if h["final_state"] == "patched" and h["os_family"] == "amazon_linux_2"]
+    patched = [
+        h
+        for h in october.evidence["hosts"]
+        if h["final_state"] == "patched" and h["os_family"] == "amazon_linux_2"
+    ]
     assert patched
     for record in patched:
         truth = october.truth[record["name"]]
@@ -165,7 +187,9 @@ def test_backfilled_cycles_plan_as_of_their_own_dates_and_chain_their_evidence(f
     assert {k.split("/")[1] for k in plans} == {"2026-10-25", "2026-11-22"}
     # November's pack chains to October's manifest.
     nov_manifest = json.loads(november.files["manifest.json"])
-    assert nov_manifest["previous_manifest_sha256"] == manifest_sha256(json.loads(october.files["manifest.json"]))
+    assert nov_manifest["previous_manifest_sha256"] == manifest_sha256(
+        json.loads(october.files["manifest.json"])
+    )
 
 
 @pytest.mark.scenario("alpha_agents_down.yaml")

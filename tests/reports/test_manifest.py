@@ -7,6 +7,7 @@ import hashlib
 import json
 
 import pytest
+
 from patchcycle.reports.manifest import (
     MANIFEST_NAME,
     build_manifest,

@@ -7,6 +7,7 @@ import re
 
 import pypdf
 import pytest
+
 from patchcycle.reports.pdf import MAX_ATTENTION_ROWS, attention_hosts, render_cycle_report
 
 from .conftest import (

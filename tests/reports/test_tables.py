@@ -6,6 +6,7 @@ import csv
 import io
 
 import pandas as pd
+
 from patchcycle.reports.tables import (
     HOST_COLUMNS,
     environment_rank,

@@ -17,7 +17,9 @@ EVIDENCE_SCHEMA_VERSION = "1.0"
 _COUNTED = ("patched", "failed", "held", "excepted", "not_run", "out_of_scope")
 
 
-def _host_record(row: Mapping[str, Any], final_state: str, reason: str | None, stage_host: Mapping[str, Any]) -> dict:
+def _host_record(
+    row: Mapping[str, Any], final_state: str, reason: str | None, stage_host: Mapping[str, Any]
+) -> dict:
     state_after = stage_host.get("patch_state") or {}
     return {
         "host_id": row["host_id"],
@@ -88,7 +90,10 @@ def _rollup(records: list[dict], rows: Mapping[str, Mapping[str, Any]]) -> dict[
             after += 1
         elif r["final_state"] in (o.HELD, o.NOT_RUN, o.EXCEPTED) and _compliant_before(r, rows[r["host_id"]]):
             after += 1
-    share = (lambda n: round(n / len(in_scope), 4) if in_scope else 1.0)
+
+    def share(n: int) -> float:
+        return round(n / len(in_scope), 4) if in_scope else 1.0
+
     result = {"in_scope": len(in_scope)}
     result.update({k: counts.get(k, 0) for k in _COUNTED})
     result["non_compliant"] = counts.get(o.NON_COMPLIANT, 0)
@@ -96,8 +101,10 @@ def _rollup(records: list[dict], rows: Mapping[str, Mapping[str, Any]]) -> dict[
     return result
 
 
-def cycle_outcome(dry_run: bool, preflight: Mapping[str, Any] | None, stage_status: Mapping[str, str], records: list[dict]) -> str:
-    """planned (dry run) | failed (a gate halted or a stage failed) | partial (hosts left behind) | completed."""
+def cycle_outcome(
+    dry_run: bool, preflight: Mapping[str, Any] | None, stage_status: Mapping[str, str], records: list[dict]
+) -> str:
+    """planned (dry run) | failed (a gate halted or a stage failed) | partial (hosts left) | completed."""
     if dry_run:
         return "planned"
     if preflight is None or preflight.get("halted") or any(s != "succeeded" for s in stage_status.values()):
@@ -152,7 +159,9 @@ def build_evidence_document(
                 "finished_at": (stage or {}).get("finished_at"),
                 "hosts_targeted": sum(1 for h in hosts.values() if h.get("command_id")),
                 "hosts_succeeded": sum(1 for h in hosts.values() if h["final_state"] == o.PATCHED),
-                "hosts_failed": sum(1 for h in hosts.values() if h["final_state"] in (o.FAILED, o.NON_COMPLIANT)),
+                "hosts_failed": sum(
+                    1 for h in hosts.values() if h["final_state"] in (o.FAILED, o.NON_COMPLIANT)
+                ),
                 "backups": sum(1 for h in hosts.values() if h.get("backup_id")),
                 "command_ids": list((stage or {}).get("command_ids", [])),
                 "reason": reason,

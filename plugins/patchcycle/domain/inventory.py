@@ -64,7 +64,7 @@ def normalize_ssm_hosts(
     tags: Mapping[str, Mapping[str, str]],
     patch_states: Mapping[str, Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Rows for SSM managed instances (``describe_instance_information``) with their EC2 tags and patch state."""
+    """Rows for SSM managed instances (``describe_instance_information``), their EC2 tags and patch state."""
     keys = tenant.host_tags
     rows = []
     for info in instances:

@@ -19,7 +19,9 @@ OUT_OF_SCOPE = "out_of_scope"
 FINAL_STATES = (PATCHED, FAILED, HELD, NON_COMPLIANT, EXCEPTED, NOT_RUN, OUT_OF_SCOPE)
 
 
-def classify_patched_host(invocation_status: str | None, patch_state: Mapping[str, Any] | None) -> tuple[str, str | None]:
+def classify_patched_host(
+    invocation_status: str | None, patch_state: Mapping[str, Any] | None
+) -> tuple[str, str | None]:
     """A targeted host's final state from its Run Command status and its patch state after the install."""
     if invocation_status is None:
         return NOT_RUN, "no command invocation recorded"
@@ -29,7 +31,9 @@ def classify_patched_host(invocation_status: str | None, patch_state: Mapping[st
         return FAILED, "the agent did not receive the command (delivery timed out)"
     if invocation_status in ("TimedOut", "Failed"):
         failed = (patch_state or {}).get("FailedCount", 0)
-        return FAILED, f"patch install {invocation_status.lower()}" + (f" ({failed} patch(es) failed)" if failed else "")
+        return FAILED, f"patch install {invocation_status.lower()}" + (
+            f" ({failed} patch(es) failed)" if failed else ""
+        )
     if invocation_status != "Success":
         return NOT_RUN, f"command still {invocation_status}"
     if not patch_state or patch_state.get("Operation") != "Install":
@@ -57,7 +61,9 @@ def stage_verdict(final_states: Mapping[str, str], rate_control: RateControl) ->
     not_run = sum(1 for s in final_states.values() if s == NOT_RUN)
     allowed = rate_control.max_errors_for(targets)
     if errors > allowed:
-        return StageVerdict(False, targets, errors, allowed, f"{errors} of {targets} hosts failed; max errors {allowed}")
+        return StageVerdict(
+            False, targets, errors, allowed, f"{errors} of {targets} hosts failed; max errors {allowed}"
+        )
     if not_run:
         return StageVerdict(False, targets, errors, allowed, f"{not_run} of {targets} hosts were not patched")
     return StageVerdict(True, targets, errors, allowed, None)

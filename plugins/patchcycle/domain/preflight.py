@@ -79,11 +79,15 @@ def evaluate_host(tenant: Tenant, host: Mapping[str, Any], environments: set[str
         tag = host.get("environment_tag")
         return HostDecision(host_id, "out_of_scope", f"environment tag {tag!r} matches no environment")
     if host["environment"] not in environments:
-        return HostDecision(host_id, "out_of_scope", f"environment {host['environment']} not selected for this run")
+        return HostDecision(
+            host_id, "out_of_scope", f"environment {host['environment']} not selected for this run"
+        )
     if host.get("agent_status") == "NotRegistered":
         return HostDecision(host_id, "held", f"{host.get('agent_kind', 'agent')} agent not registered")
     if not host.get("os_family"):
-        return HostDecision(host_id, "out_of_scope", f"platform {host.get('platform')!r} is not patched by Patchcycle")
+        return HostDecision(
+            host_id, "out_of_scope", f"platform {host.get('platform')!r} is not patched by Patchcycle"
+        )
     if tenant.baseline_for(host["os_family"]) is None:
         return HostDecision(host_id, "out_of_scope", f"no patch baseline for {host['os_family']}")
     if not host.get("agent_online"):

@@ -113,7 +113,10 @@ class Ec2BackupHook(AwsBaseHook):
         tags: dict[str, dict[str, str]] = {}
         paginator = self.conn.get_paginator("describe_tags")
         for page in paginator.paginate(
-            Filters=[{"Name": "resource-type", "Values": ["instance"]}, {"Name": "key", "Values": list(keys)}],
+            Filters=[
+                {"Name": "resource-type", "Values": ["instance"]},
+                {"Name": "key", "Values": list(keys)},
+            ],
             PaginationConfig={"PageSize": EC2_TAGS_PAGE},
         ):
             for tag in page["Tags"]:
@@ -134,7 +137,9 @@ class Ec2BackupHook(AwsBaseHook):
             InstanceId=instance_id,
             Name=name,
             NoReboot=True,
-            TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+            TagSpecifications=[
+                {"ResourceType": "image", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ],
         )
         return response["ImageId"]
 

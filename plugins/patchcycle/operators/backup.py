@@ -11,7 +11,11 @@ from patchcycle.operators.base import CycleOperator, EventLog, utcnow
 
 def backup_tags(tenant_id: str, cycle_date: str, environment: str) -> dict[str, str]:
     """The tags that identify a cycle stage's backups (and make a retry find them again)."""
-    return {"patchcycle:tenant": tenant_id, "patchcycle:cycle": cycle_date, "patchcycle:environment": environment}
+    return {
+        "patchcycle:tenant": tenant_id,
+        "patchcycle:cycle": cycle_date,
+        "patchcycle:environment": environment,
+    }
 
 
 def scopes_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -60,10 +64,17 @@ class CreateBackupsOperator(CycleOperator):
                 else:
                     name = f"patchcycle-{self.tenant_id}-{info['cycle_date']}-{self.environment}-{host_id}"
                     image_id = hook.create_image(
-                        host_id, name, {**tags, "patchcycle:host": host_id, "patchcycle:plan": info["plan_hash"]}
+                        host_id,
+                        name,
+                        {**tags, "patchcycle:host": host_id, "patchcycle:plan": info["plan_hash"]},
                     )
                     created = True
-                backups[host_id] = {"image_id": image_id, "account": account, "region": region, "created": created}
+                backups[host_id] = {
+                    "image_id": image_id,
+                    "account": account,
+                    "region": region,
+                    "created": created,
+                }
                 log.record(
                     "backup.created" if created else "backup.reused",
                     target=host_id,

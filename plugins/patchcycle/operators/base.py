@@ -65,7 +65,9 @@ class CycleTaskMixin:
         from patchcycle.hooks.s3 import EvidenceBucketHook  # the AWS SDK loads when a task runs, not at parse
 
         ev = self.tenant.evidence
-        return EvidenceStore(EvidenceBucketHook(aws_conn_id=ev.connection_id, region_name=ev.region), ev.bucket)
+        return EvidenceStore(
+            EvidenceBucketHook(aws_conn_id=ev.connection_id, region_name=ev.region), ev.bucket
+        )
 
     def plan_info(self, context: Any) -> dict[str, Any]:
         info = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
@@ -83,7 +85,7 @@ class CycleTaskMixin:
         return f"{who} (triggered by {user})" if user else who
 
     def aws_account(self, account_id: str) -> AwsAccount:
-        for account in (self.tenant.clouds.aws.accounts if self.tenant.clouds.aws else []):
+        for account in self.tenant.clouds.aws.accounts if self.tenant.clouds.aws else []:
             if account.account_id == account_id:
                 return account
         raise KeyError(f"tenant {self.tenant_id} declares no AWS account {account_id}")

@@ -105,8 +105,9 @@ class WriteEvidencePackOperator(CycleOperator):
     def _previous_manifest_sha256(self, paths: CyclePaths, cycle_date: str) -> str | None:
         """The manifest of the latest pack written before this one (earlier cycle dates): the chain link."""
         candidates = [
-            k for k in self.store.keys("cycles/") if k.endswith(f"/{MANIFEST_NAME}") and "/pack" in k
-            and k.split("/")[1] < cycle_date
+            k
+            for k in self.store.keys("cycles/")
+            if k.endswith(f"/{MANIFEST_NAME}") and "/pack" in k and k.split("/")[1] < cycle_date
         ]
         if not candidates:
             return None
@@ -120,12 +121,14 @@ def _content_type(name: str) -> str:
 
 
 class CycleOutcomeOperator(CycleOperator):
-    """Fail the run when the cycle failed, so the DAG run's state tells the truth (the pack is already written)."""
+    """Fail the run when the cycle failed, so the DAG run's state tells the truth (the pack is written)."""
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
         result = context["ti"].xcom_pull(task_ids="evidence")
         if not result:
-            raise AirflowFailException("no evidence pack was written for this run; see the evidence task's log")
+            raise AirflowFailException(
+                "no evidence pack was written for this run; see the evidence task's log"
+            )
         if result["outcome"] == "failed":
             raise AirflowFailException(f"cycle failed for {self.tenant_id}; evidence: {result['pack_url']}")
         return {"outcome": result["outcome"], "checked_at": dt.datetime.now(dt.UTC).isoformat()}
@@ -135,5 +138,5 @@ class CycleOutcomeOperator(CycleOperator):
 
 
 def proceed_unless_dry_run(plan: dict[str, Any]) -> bool:
-    """The dry-run gate: a dry run stops after the plan (which its log prints) and writes plan-only evidence."""
+    """The dry-run gate: a dry run stops after the plan (its log prints it) and writes plan-only evidence."""
     return not plan.get("dry_run")

@@ -53,8 +53,13 @@ class PreflightOperator(CycleOperator):
         self.store.put_json(paths.run_file("preflight.json"), result.to_dict())
         names = {r["host_id"]: r.get("name") for r in rows}
         for decision in result.held:
-            log.record("preflight.held", target=decision.host_id, result="held", reason=decision.reason,
-                       name=names.get(decision.host_id))
+            log.record(
+                "preflight.held",
+                target=decision.host_id,
+                result="held",
+                reason=decision.reason,
+                name=names.get(decision.host_id),
+            )
         log.record(
             "preflight.evaluated",
             target=self.tenant.id,

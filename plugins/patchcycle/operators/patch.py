@@ -1,4 +1,4 @@
-"""Patch a stage: one Run Command per account and region, fanned out by SSM under the tenant's rate control."""
+"""Patch a stage: one Run Command per account and region, fanned out by SSM under the rate control."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ class PatchStageOperator(CycleOperator):
         commands_key = paths.stage_file(self.environment, "commands.json")
         commands = self.store.get_json_or_none(commands_key)
         if commands is not None:
-            log.record("patch.resumed", target=self.environment, command_ids=[c["command_id"] for c in commands])
+            log.record(
+                "patch.resumed", target=self.environment, command_ids=[c["command_id"] for c in commands]
+            )
         else:
             commands = self._send(context, log)
             self.store.put_json(commands_key, commands)
@@ -69,10 +71,15 @@ class PatchStageOperator(CycleOperator):
         info = self.plan_info(context)
         paths = self.paths(context)
         status = self.store.get_json(paths.stage_file(self.environment, "backup-status.json"))
-        rows = [r for r in self.stage_hosts(context, self.environment) if status.get(r["host_id"], {}).get("ready")]
+        rows = [
+            r
+            for r in self.stage_hosts(context, self.environment)
+            if status.get(r["host_id"], {}).get("ready")
+        ]
         rate = self.tenant.environment(self.environment).rate_control
         value = target_tag_value(info["cycle_date"], self.environment, context["run_id"])
-        comment = f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} plan {info['plan_hash'][:12]}"
+        plan_id = info["plan_hash"][:12]
+        comment = f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} plan {plan_id}"
         commands = []
         for (account, region), hosts in sorted(scopes_of(rows).items()):
             conn_id = self.aws_conn_id(account)
@@ -86,8 +93,13 @@ class PatchStageOperator(CycleOperator):
                 comment=comment,
             )
             commands.append(
-                {"command_id": command["CommandId"], "conn_id": conn_id, "account": account, "region": region,
-                 "hosts": ids}
+                {
+                    "command_id": command["CommandId"],
+                    "conn_id": conn_id,
+                    "account": account,
+                    "region": region,
+                    "hosts": ids,
+                }
             )
             log.record(
                 "patch.sent",

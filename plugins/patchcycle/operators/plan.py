@@ -22,7 +22,10 @@ def validate_run_params(params: dict[str, Any], environments: list[str]) -> list
         raise AirflowFailException(
             f"params.environments: {unknown} not configured for this tenant (it has {environments})"
         )
-    if params.get("soak_hours_override") is not None and not (params.get("soak_override_reason") or "").strip():
+    if (
+        params.get("soak_hours_override") is not None
+        and not (params.get("soak_override_reason") or "").strip()
+    ):
         raise AirflowFailException("params.soak_override_reason: a soak override needs a recorded reason")
     return [e for e in environments if e in wanted]
 

@@ -40,7 +40,9 @@ class SoakOperator(CycleOperator):
             configured_hours=self.soak_hours,
             hours=hours,
             until=until.isoformat(),
-            override_reason=info.get("soak_override_reason") if info.get("soak_hours_override") is not None else None,
+            override_reason=info.get("soak_override_reason")
+            if info.get("soak_hours_override") is not None
+            else None,
         )
         if until <= utcnow():
             return self.resume(context, {"status": "elapsed", "until": until.isoformat()}, self._complete)

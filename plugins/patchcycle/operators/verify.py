@@ -1,4 +1,4 @@
-"""Verify a stage: every host's patch state after the install, the stage's verdict against its error budget."""
+"""Verify a stage: each host's patch state after the install; the stage's verdict against its budget."""
 
 from __future__ import annotations
 
@@ -48,26 +48,44 @@ class VerifyStageOperator(CycleOperator):
                 entry.update(
                     command_id=inv and inv["command_id"],
                     invocation=inv and inv["status"],
-                    patch_state=state and {
+                    patch_state=state
+                    and {
                         k: state.get(k)
-                        for k in ("Operation", "MissingCount", "FailedCount", "InstalledCount",
-                                  "InstalledPendingRebootCount", "OperationEndTime", "InstallOverrideList")
+                        for k in (
+                            "Operation",
+                            "MissingCount",
+                            "FailedCount",
+                            "InstalledCount",
+                            "InstalledPendingRebootCount",
+                            "OperationEndTime",
+                            "InstallOverrideList",
+                        )
                     },
                 )
             entry.update(final_state=final, reason=reason)
             hosts_out[host_id] = entry
             if final != outcomes.PATCHED:
                 log.record("verify.host", target=host_id, result=final, reason=reason, name=row.get("name"))
-        patched_states = {h: e["final_state"] for h, e in hosts_out.items() if e["final_state"] != outcomes.HELD}
-        verdict = outcomes.stage_verdict(patched_states, self.tenant.environment(self.environment).rate_control)
+        patched_states = {
+            h: e["final_state"] for h, e in hosts_out.items() if e["final_state"] != outcomes.HELD
+        }
+        verdict = outcomes.stage_verdict(
+            patched_states, self.tenant.environment(self.environment).rate_control
+        )
         stage = {
             "environment": self.environment,
             "status": "succeeded" if verdict.succeeded else "failed",
             "reason": verdict.reason,
-            "started_at": (context["ti"].xcom_pull(task_ids=f"{self.environment}.backup") or {}).get("started_at"),
+            "started_at": (context["ti"].xcom_pull(task_ids=f"{self.environment}.backup") or {}).get(
+                "started_at"
+            ),
             "finished_at": utcnow().isoformat(),
             "command_ids": [c["command_id"] for c in commands],
-            "budget": {"targets": verdict.targets, "errors": verdict.errors, "allowed_errors": verdict.allowed_errors},
+            "budget": {
+                "targets": verdict.targets,
+                "errors": verdict.errors,
+                "allowed_errors": verdict.allowed_errors,
+            },
             "hosts": hosts_out,
         }
         self.store.put_json(paths.stage_file(self.environment, "stage.json"), stage)
@@ -81,5 +99,7 @@ class VerifyStageOperator(CycleOperator):
             allowed_errors=verdict.allowed_errors,
         )
         if not verdict.succeeded:
-            raise AirflowFailException(f"stage {self.environment} of {self.tenant_id} failed: {verdict.reason}")
+            raise AirflowFailException(
+                f"stage {self.environment} of {self.tenant_id} failed: {verdict.reason}"
+            )
         return {"status": stage["status"], "errors": verdict.errors, "targets": verdict.targets}

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from patchcycle.hooks.s3 import EvidenceBucketHook
@@ -66,7 +64,7 @@ class CyclePaths:
 class EvidenceStore:
     """Write-once JSON and bytes in one tenant's evidence bucket."""
 
-    def __init__(self, hook: "EvidenceBucketHook", bucket: str) -> None:
+    def __init__(self, hook: EvidenceBucketHook, bucket: str) -> None:
         self.hook = hook
         self.bucket = bucket
 

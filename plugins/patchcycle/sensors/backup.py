@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle.operators.backup import backup_tags
 from patchcycle.operators.base import CycleTaskMixin, EventLog, poll_seconds
@@ -92,8 +92,12 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
                 reason = f"backup {backup['image_id']} {state}; not patched without a backup"
             elif verdict == "timed_out":
                 reason = f"backup {backup['image_id']} still {state} when the wait ended; not patched"
-            status[host_id] = {"image_id": backup["image_id"], "state": state, "ready": verdict == "ready",
-                               "reason": reason}
+            status[host_id] = {
+                "image_id": backup["image_id"],
+                "state": state,
+                "ready": verdict == "ready",
+                "reason": reason,
+            }
             log.record(
                 "backup.completed" if verdict == "ready" else "backup.failed",
                 target=host_id,

@@ -12,7 +12,13 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-AMI_TERMINAL = {"available": "ready", "failed": "failed", "invalid": "failed", "deregistered": "failed", "error": "failed"}
+AMI_TERMINAL = {
+    "available": "ready",
+    "failed": "failed",
+    "invalid": "failed",
+    "deregistered": "failed",
+    "error": "failed",
+}
 COMMAND_TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut"}
 
 
@@ -33,9 +39,9 @@ def command_states(commands: list[dict[str, Any]]) -> dict[str, str]:
     from patchcycle.hooks.aws import SsmFleetHook
 
     return {
-        c["command_id"]: SsmFleetHook(aws_conn_id=c["conn_id"], region_name=c["region"]).command(c["command_id"])[
-            "Status"
-        ]
+        c["command_id"]: SsmFleetHook(aws_conn_id=c["conn_id"], region_name=c["region"]).command(
+            c["command_id"]
+        )["Status"]
         for c in commands
     }
 
@@ -52,7 +58,11 @@ class AmiBackupsTrigger(BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {"scopes": self.scopes, "waiter_delay": self.waiter_delay, "waiter_max_attempts": self.waiter_max_attempts},
+            {
+                "scopes": self.scopes,
+                "waiter_delay": self.waiter_delay,
+                "waiter_max_attempts": self.waiter_max_attempts,
+            },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
