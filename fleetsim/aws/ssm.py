@@ -28,7 +28,17 @@ PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 # SendCommand's documented patterns for the rate controls.
 MAX_CONCURRENCY_PATTERN = re.compile(r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$")
 MAX_ERRORS_PATTERN = re.compile(r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$")
-STATUS_DETAILS = {"DeliveryTimedOut": "Delivery Timed Out", "TimedOut": "Execution Timed Out"}
+# fleetsim tells delivery and execution timeouts apart internally; on the wire both are Status
+# TimedOut, told apart by StatusDetails, as SSM reports them.
+WIRE_STATUS = {
+    "DeliveryTimedOut": ("TimedOut", "Delivery Timed Out"),
+    "TimedOut": ("TimedOut", "Execution Timed Out"),
+}
+
+
+def wire_status(status: str) -> tuple[str, str]:
+    """(Status, StatusDetails) of an invocation as SSM's API reports them."""
+    return WIRE_STATUS.get(status, (status, status))
 
 
 class InvalidInstanceId(ServiceException):
@@ -302,7 +312,8 @@ def _list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
 
 
 def _invocation_object(command: Command, inv: Any, now: float, details: bool) -> dict[str, Any]:
-    status = inv.status_at(now)
+    internal = inv.status_at(now)
+    status, status_details = wire_status(internal)
     entry: dict[str, Any] = {
         "CommandId": command.command_id,
         "InstanceId": inv.instance_id,
@@ -312,7 +323,7 @@ def _invocation_object(command: Command, inv: Any, now: float, details: bool) ->
         "DocumentVersion": "$DEFAULT",
         "RequestedDateTime": _ts(command.requested_at),
         "Status": status,
-        "StatusDetails": STATUS_DETAILS.get(status, status),
+        "StatusDetails": status_details,
         "StandardOutputUrl": "",
         "StandardErrorUrl": "",
     }
@@ -322,7 +333,7 @@ def _invocation_object(command: Command, inv: Any, now: float, details: bool) ->
             "Status": status,
             "StatusDetails": entry["StatusDetails"],
         }
-        if status in fleet_module.TERMINAL_INVOCATION_STATES:
+        if internal in fleet_module.TERMINAL_INVOCATION_STATES:
             plugin.update(
                 ResponseCode=inv.response_code,
                 ResponseStartDateTime=_ts(inv.started_at),
@@ -368,8 +379,9 @@ def _get_command_invocation(self: SimpleSystemManagerResponse) -> ActionResult:
         plugin = self._get_param("PluginName")
         if inv is None or (plugin and plugin != inv.plugin_name):
             raise InvocationDoesNotExist("An error occurred (InvocationDoesNotExist)")
-        status = inv.status_at(now)
-        terminal = status in fleet_module.TERMINAL_INVOCATION_STATES
+        internal = inv.status_at(now)
+        terminal = internal in fleet_module.TERMINAL_INVOCATION_STATES
+        status, status_details = wire_status(internal)
         return ActionResult(
             {
                 "CommandId": command.command_id,
@@ -383,7 +395,7 @@ def _get_command_invocation(self: SimpleSystemManagerResponse) -> ActionResult:
                 "ExecutionElapsedTime": f"PT{max(0.0, min(now, inv.ended_at) - inv.started_at):.1f}S",
                 "ExecutionEndDateTime": _ts(inv.ended_at).isoformat() if terminal else "",
                 "Status": status,
-                "StatusDetails": STATUS_DETAILS.get(status, status),
+                "StatusDetails": status_details,
                 "StandardOutputContent": inv.output if terminal else "",
                 "StandardOutputUrl": "",
                 "StandardErrorContent": "",

@@ -144,7 +144,7 @@ def test_bad_max_errors(tmp_path: Path, complete: dict[str, Any]) -> None:
     assert error.problems == [
         (
             "environments.1.rate_control.max_errors",
-            "String should match pattern '^(\\d+|\\d{1,2}%|100%)$' (got '150%')",
+            "String should match pattern '^([1-9][0-9]*|0|[1-9][0-9]%|[0-9]%|100%)$' (got '150%')",
         )
     ]
     text = str(error)

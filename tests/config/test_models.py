@@ -413,3 +413,17 @@ def test_environment_tag_values_collide_case_insensitively():
     data["environments"][1]["tag_values"] = ["Prod"]
     with pytest.raises(ValidationError, match="claimed by both"):
         Tenant.model_validate(data)
+
+
+def test_rate_control_accepts_exactly_what_ssm_accepts():
+    """SSM's SendCommand rejects '01', '05%' and '0' concurrency; so must the tenant file, before a cycle."""
+    import pytest
+    from pydantic import ValidationError
+
+    from patchcycle.config.models import RateControl
+
+    for good in (("1", "0"), ("10", "5%"), ("50%", "10%"), ("100%", "100%"), ("9%", "0%")):
+        RateControl(max_concurrency=good[0], max_errors=good[1])
+    for concurrency, errors in (("0", "0"), ("01", "0"), ("10", "05%"), ("10", "007"), ("101%", "0")):
+        with pytest.raises(ValidationError):
+            RateControl(max_concurrency=concurrency, max_errors=errors)

@@ -47,7 +47,7 @@ def test_final_state_vocabulary():
         ),
         # The agent never got it.
         pytest.param(
-            "DeliveryTimedOut",
+            ("TimedOut", "Delivery Timed Out"),
             None,
             o.FAILED,
             "the agent did not receive the command (delivery timed out)",
@@ -69,13 +69,13 @@ def test_final_state_vocabulary():
             "patch install failed (3 patch(es) failed)",
             id="failed-with-count",
         ),
-        pytest.param("TimedOut", None, o.FAILED, "patch install timedout", id="timed-out-no-state"),
+        pytest.param("TimedOut", None, o.FAILED, "patch install timed out", id="timed-out-no-state"),
         pytest.param(
-            "TimedOut",
+            ("TimedOut", "Execution Timed Out"),
             {"FailedCount": 2},
             o.FAILED,
-            "patch install timedout (2 patch(es) failed)",
-            id="timed-out-with-count",
+            "patch install timed out",
+            id="execution-timed-out-with-count",
         ),
         # Still going when the stage was verified.
         pytest.param("InProgress", INSTALLED, o.NOT_RUN, "command still InProgress", id="in-progress"),
@@ -130,7 +130,9 @@ def test_final_state_vocabulary():
     ],
 )
 def test_classify_patched_host(status, state, expected_state, expected_reason):
-    result = classify_patched_host(status, state)
+    # A (Status, StatusDetails) pair where the details matter, as SSM reports timeouts.
+    status, details = status if isinstance(status, tuple) else (status, None)
+    result = classify_patched_host(status, state, details)
     assert result == (expected_state, expected_reason)
     assert result[0] in o.FINAL_STATES
 

@@ -314,12 +314,12 @@ def test_offline_host_invocation_ends_delivery_timed_out(fleet):
         return status
 
     wait_for(probe, lambda s: s in TERMINAL, every=0.03)
-    assert seen == ["Pending", "DeliveryTimedOut"]  # never InProgress: the agent never got it
+    assert seen == ["Pending", "TimedOut"]  # never InProgress: the agent never got it
     command = wait_command(ssm, command_id)
     assert (command["Status"], command["DeliveryTimedOutCount"]) == ("Success", 1)  # within MaxErrors=1
     inv = ssm.get_command_invocation(CommandId=command_id, InstanceId=offline)
     assert inv["ResponseCode"] == -1
-    assert inv["StatusDetails"] != "Success"
+    assert inv["StatusDetails"] == "Delivery Timed Out"
 
     truth = fleet.truth("alpha")
     assert truth["off-02"]["missing"] == ["ALAS2-1", "ALAS2-2"]

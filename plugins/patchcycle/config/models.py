@@ -153,8 +153,9 @@ _HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 AWS_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
-MAX_CONCURRENCY_PATTERN = r"^([1-9]\d*|[1-9]\d?%|100%)$"
-MAX_ERRORS_PATTERN = r"^(\d+|\d{1,2}%|100%)$"
+# Exactly the values SSM's SendCommand accepts (its API reference's patterns).
+MAX_CONCURRENCY_PATTERN = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
+MAX_ERRORS_PATTERN = r"^([1-9][0-9]*|0|[1-9][0-9]%|[0-9]%|100%)$"
 
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 ConnectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=250)]

@@ -20,20 +20,25 @@ FINAL_STATES = (PATCHED, FAILED, HELD, NON_COMPLIANT, EXCEPTED, NOT_RUN, OUT_OF_
 
 
 def classify_patched_host(
-    invocation_status: str | None, patch_state: Mapping[str, Any] | None
+    invocation_status: str | None,
+    patch_state: Mapping[str, Any] | None,
+    status_details: str | None = None,
 ) -> tuple[str, str | None]:
-    """A targeted host's final state from its Run Command status and its patch state after the install."""
+    """A targeted host's final state from its Run Command status and its patch state after the install.
+
+    SSM reports both kinds of timeout as Status ``TimedOut``; StatusDetails says which one.
+    """
     if invocation_status is None:
         return NOT_RUN, "no command invocation recorded"
     if invocation_status == "Cancelled":
         return NOT_RUN, "not sent: the stage's error budget was exhausted first"
-    if invocation_status == "DeliveryTimedOut":
+    if invocation_status == "TimedOut" and status_details == "Delivery Timed Out":
         return FAILED, "the agent did not receive the command (delivery timed out)"
-    if invocation_status in ("TimedOut", "Failed"):
+    if invocation_status == "TimedOut":
+        return FAILED, "patch install timed out"
+    if invocation_status == "Failed":
         failed = (patch_state or {}).get("FailedCount", 0)
-        return FAILED, f"patch install {invocation_status.lower()}" + (
-            f" ({failed} patch(es) failed)" if failed else ""
-        )
+        return FAILED, "patch install failed" + (f" ({failed} patch(es) failed)" if failed else "")
     if invocation_status != "Success":
         return NOT_RUN, f"command still {invocation_status}"
     if not patch_state or patch_state.get("Operation") != "Install":

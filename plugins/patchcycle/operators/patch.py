@@ -132,6 +132,7 @@ class PatchStageOperator(CycleOperator):
                 invocations[inv["InstanceId"]] = {
                     "command_id": command["command_id"],
                     "status": inv["Status"],
+                    "status_details": inv.get("StatusDetails"),
                     "response_code": plugin.get("ResponseCode"),
                     "output": (plugin.get("Output") or "")[:500],
                 }

@@ -44,7 +44,9 @@ class VerifyStageOperator(CycleOperator):
                 final, reason = outcomes.HELD, backup.get("reason") or "no completed backup"
             else:
                 state = states.get(host_id)
-                final, reason = outcomes.classify_patched_host(inv and inv["status"], state)
+                final, reason = outcomes.classify_patched_host(
+                    inv and inv["status"], state, inv and inv.get("status_details")
+                )
                 entry.update(
                     command_id=inv and inv["command_id"],
                     invocation=inv and inv["status"],
