@@ -82,7 +82,7 @@ class CreateBackupsOperator(CycleOperator):
                     kind="ami",
                     name=host.get("name"),
                 )
-        self.store.put_json(paths.stage_file(self.environment, "backups.json"), backups)
+        self.write_record(context, paths.stage_file(self.environment, "backups.json"), backups)
         return {
             "backups": len(backups),
             "created": sum(1 for b in backups.values() if b["created"]),

@@ -123,11 +123,21 @@ class CycleTaskMixin:
     def run(self, context: Any, log: EventLog) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def write_record(self, context: Any, key: str, obj: Any) -> str:
+        """Write this attempt's record (see :meth:`EvidenceStore.put_record`)."""
+        return self.store.put_record(key, obj, int(context["ti"].try_number))
+
+    def read_record(self, key: str, *, required: bool = True) -> Any:
+        record = self.store.get_record(key)
+        if record is None and required:
+            raise RuntimeError(f"{self.store.url(key)}: no attempt has written this record yet")
+        return record
+
     def stage_hosts(self, context: Any, environment: str) -> list[dict[str, Any]]:
         """Inventory rows of the hosts the pre-flight gate let through, in one environment."""
         paths = self.paths(context)
-        rows = self.store.get_json(paths.run_file("inventory.json"))
-        preflight = self.store.get_json(paths.run_file("preflight.json"))
+        rows = self.read_record(paths.run_file("inventory.json"))
+        preflight = self.read_record(paths.run_file("preflight.json"))
         eligible = {d["host_id"] for d in preflight["decisions"] if d["verdict"] == "eligible"}
         return [r for r in rows if r["host_id"] in eligible and r["environment"] == environment]
 

@@ -30,7 +30,9 @@ class WriteEvidencePackOperator(CycleOperator):
         paths = self.paths(context)
         store = self.store
         environments = list(info["environments"])
-        stages = {env: store.get_json_or_none(paths.stage_file(env, "stage.json")) for env in environments}
+        stages = {
+            env: self.read_record(paths.stage_file(env, "stage.json"), required=False) for env in environments
+        }
         events: list[dict[str, Any]] = []
         for key in store.keys(paths.events_prefix):
             events.extend(store.get_json(key))
@@ -52,8 +54,8 @@ class WriteEvidencePackOperator(CycleOperator):
             tenant=self.tenant,
             cycle=cycle,
             plan=store.get_json(info["plan_url"].split(f"s3://{store.bucket}/", 1)[1]),
-            inventory=store.get_json_or_none(paths.run_file("inventory.json")),
-            preflight=store.get_json_or_none(paths.run_file("preflight.json")),
+            inventory=self.read_record(paths.run_file("inventory.json"), required=False),
+            preflight=self.read_record(paths.run_file("preflight.json"), required=False),
             stages=stages,
             selected_environments=environments,
             events=events,

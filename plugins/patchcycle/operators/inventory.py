@@ -36,7 +36,7 @@ class InventoryOperator(CycleOperator):
                     managed_instances=len(instances),
                     hosts=len(found),
                 )
-        url = self.store.put_json(self.paths(context).run_file("inventory.json"), rows)
+        url = self.write_record(context, self.paths(context).run_file("inventory.json"), rows)
         return {"inventory_url": url, "hosts": len(rows)}
 
 
@@ -47,10 +47,10 @@ class PreflightOperator(CycleOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         paths = self.paths(context)
-        rows = self.store.get_json(paths.run_file("inventory.json"))
+        rows = self.read_record(paths.run_file("inventory.json"))
         environments = self.plan_info(context)["environments"]
         result = evaluate_preflight(self.tenant, rows, environments)
-        self.store.put_json(paths.run_file("preflight.json"), result.to_dict())
+        self.write_record(context, paths.run_file("preflight.json"), result.to_dict())
         names = {r["host_id"]: r.get("name") for r in rows}
         for decision in result.held:
             log.record(

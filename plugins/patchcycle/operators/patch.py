@@ -44,14 +44,14 @@ class PatchStageOperator(CycleOperator):
     def run(self, context: Any, log: EventLog) -> Any:
         paths = self.paths(context)
         commands_key = paths.stage_file(self.environment, "commands.json")
-        commands = self.store.get_json_or_none(commands_key)
+        commands = self.read_record(commands_key, required=False)
         if commands is not None:
             log.record(
                 "patch.resumed", target=self.environment, command_ids=[c["command_id"] for c in commands]
             )
         else:
             commands = self._send(context, log)
-            self.store.put_json(commands_key, commands)
+            self.write_record(context, commands_key, commands)
         if not commands:
             return self.resume(context, {"status": "done", "commands": {}}, self._complete)
         delay = self.waiter_delay if self.waiter_delay is not None else poll_seconds()
@@ -70,7 +70,7 @@ class PatchStageOperator(CycleOperator):
 
         info = self.plan_info(context)
         paths = self.paths(context)
-        status = self.store.get_json(paths.stage_file(self.environment, "backup-status.json"))
+        status = self.read_record(paths.stage_file(self.environment, "backup-status.json"))
         rows = [
             r
             for r in self.stage_hosts(context, self.environment)
@@ -123,7 +123,7 @@ class PatchStageOperator(CycleOperator):
         if event.get("status") not in ("done", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
         paths = self.paths(context)
-        commands = self.store.get_json(paths.stage_file(self.environment, "commands.json"))
+        commands = self.read_record(paths.stage_file(self.environment, "commands.json"))
         invocations: dict[str, dict[str, Any]] = {}
         for command in commands:
             hook = SsmFleetHook(aws_conn_id=command["conn_id"], region_name=command["region"])
@@ -143,5 +143,5 @@ class PatchStageOperator(CycleOperator):
                 command_id=command["command_id"],
                 wait=event.get("status"),
             )
-        self.store.put_json(paths.stage_file(self.environment, "invocations.json"), invocations)
+        self.write_record(context, paths.stage_file(self.environment, "invocations.json"), invocations)
         return {"invocations": len(invocations)}

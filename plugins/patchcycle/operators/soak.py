@@ -31,7 +31,7 @@ class SoakOperator(CycleOperator):
 
         info = self.plan_info(context)
         hours = soak_hours_for(self.soak_hours, info.get("soak_hours_override"))
-        stage = self.store.get_json(self.paths(context).stage_file(self.environment, "stage.json"))
+        stage = self.read_record(self.paths(context).stage_file(self.environment, "stage.json"))
         finished = dt.datetime.fromisoformat(stage["finished_at"])
         until = finished + dt.timedelta(hours=hours)
         log.record(

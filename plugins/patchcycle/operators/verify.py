@@ -26,9 +26,9 @@ class VerifyStageOperator(CycleOperator):
 
         paths = self.paths(context)
         rows = self.stage_hosts(context, self.environment)
-        backups = self.store.get_json(paths.stage_file(self.environment, "backup-status.json"))
-        invocations = self.store.get_json(paths.stage_file(self.environment, "invocations.json"))
-        commands = self.store.get_json(paths.stage_file(self.environment, "commands.json"))
+        backups = self.read_record(paths.stage_file(self.environment, "backup-status.json"))
+        invocations = self.read_record(paths.stage_file(self.environment, "invocations.json"))
+        commands = self.read_record(paths.stage_file(self.environment, "commands.json"))
         states: dict[str, dict[str, Any]] = {}
         invoked = [r for r in rows if r["host_id"] in invocations]
         for (account, region), hosts in scopes_of(invoked).items():
@@ -90,7 +90,7 @@ class VerifyStageOperator(CycleOperator):
             },
             "hosts": hosts_out,
         }
-        self.store.put_json(paths.stage_file(self.environment, "stage.json"), stage)
+        self.write_record(context, paths.stage_file(self.environment, "stage.json"), stage)
         log.record(
             "stage.verified",
             target=self.environment,

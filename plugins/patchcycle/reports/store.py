@@ -3,13 +3,14 @@
 Layout under ``cycles/<cycle_date>/``::
 
     plans/<plan_hash>/plan.json, install-list.yaml      the frozen plan (one per distinct plan)
-    runs/<run>/inventory.json, preflight.json            what the run saw and decided
-    runs/<run>/<env>/backups.json, backup-status.json, commands.json, stage.json
+    runs/<run>/inventory.try-<n>.json, preflight.try-<n>.json      what the run saw and decided
+    runs/<run>/<env>/backups, backup-status, commands, invocations, stage (.try-<n>.json each)
     runs/<run>/events/<task>.try-<n>.json                append-only event log, one object per attempt
     runs/<run>/pack/report.pdf, evidence.json, hosts.csv, manifest.json
 
 Objects are written with ``If-None-Match: *`` so a retry can never replace what an earlier attempt
-wrote; writing identical bytes again is accepted (idempotent), different bytes are an error.
+wrote; writing identical bytes again is accepted (idempotent), different bytes are an error. Records a
+task may write again on a retry carry the attempt number, and readers take the latest.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
 
 class EvidenceConflict(RuntimeError):
     """An attempt to replace evidence that already exists with different content."""
+
+
+def attempt_key(key: str, attempt: int) -> str:
+    return f"{key.removesuffix('.json')}.try-{attempt}.json"
+
+
+def _attempt_number(key: str) -> int:
+    return int(key.rsplit(".try-", 1)[1].removesuffix(".json"))
 
 
 def safe_run_segment(run_id: str) -> str:
@@ -99,3 +108,15 @@ class EvidenceStore:
 
     def keys(self, prefix: str) -> list[str]:
         return self.hook.keys(self.bucket, prefix)
+
+    # -- records: one object per task attempt; readers take the latest ---------------------------
+    def put_record(self, key: str, obj: Any, attempt: int) -> str:
+        """Write ``<key>`` as ``<stem>.try-<attempt>.json``: a retried or cleared task adds, not replaces."""
+        return self.put_json(attempt_key(key, attempt), obj)
+
+    def get_record(self, key: str) -> Any:
+        """The latest attempt's record, or ``None`` if no attempt wrote one."""
+        attempts = self.keys(f"{key.removesuffix('.json')}.try-")
+        if not attempts:
+            return None
+        return self.get_json(max(attempts, key=_attempt_number))

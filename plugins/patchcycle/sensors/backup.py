@@ -43,7 +43,7 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
 
     def _scopes(self, context: Any) -> list[dict[str, Any]]:
         info = self.plan_info(context)
-        backups = self.store.get_json(self.paths(context).stage_file(self.environment, "backups.json"))
+        backups = self.read_record(self.paths(context).stage_file(self.environment, "backups.json"))
         scopes: dict[tuple[str, str], list[str]] = {}
         for b in backups.values():
             scopes.setdefault((b["account"], b["region"]), []).append(b["image_id"])
@@ -81,7 +81,7 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
         if event.get("status") not in ("done", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
         paths = self.paths(context)
-        backups = self.store.get_json(paths.stage_file(self.environment, "backups.json"))
+        backups = self.read_record(paths.stage_file(self.environment, "backups.json"))
         images = event.get("images", {})
         status: dict[str, dict[str, Any]] = {}
         for host_id, backup in sorted(backups.items()):
@@ -106,6 +106,6 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
                 state=state,
                 reason=reason,
             )
-        self.store.put_json(paths.stage_file(self.environment, "backup-status.json"), status)
+        self.write_record(context, paths.stage_file(self.environment, "backup-status.json"), status)
         ready = sum(1 for s in status.values() if s["ready"])
         return {"ready": ready, "held": len(status) - ready}
