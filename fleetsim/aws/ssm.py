@@ -69,6 +69,10 @@ class ValidationException(ServiceException):
     code = "ValidationException"
 
 
+class DoesNotExistException(ServiceException):
+    code = "DoesNotExistException"
+
+
 _STATE: dict[str, FleetState] = {}
 
 
@@ -84,6 +88,7 @@ def install(state: FleetState) -> None:
         "describe_instance_patch_states",
         "describe_instance_patches",
         "describe_available_patches",
+        "get_patch_baseline",
     ):
         setattr(SimpleSystemManagerResponse, name, globals()[f"_{name}"])
 
@@ -489,3 +494,33 @@ def _describe_available_patches(self: SimpleSystemManagerResponse) -> ActionResu
         row["MsrcSeverity" if windows else "Severity"] = p.severity
         rows.append(row)
     return ActionResult(_with_token({"Patches": rows}, token))
+
+
+# -- patch baselines ----------------------------------------------------------------------------
+def _get_patch_baseline(self: SimpleSystemManagerResponse) -> ActionResult:
+    """GetPatchBaseline, which moto lacks: the approval rules stored by CreatePatchBaseline, read back."""
+    backend = ssm_backends[self.current_account][self.region]
+    baseline_id = self._get_param("BaselineId")
+    baseline = backend.baselines.get(baseline_id)
+    if baseline is None:
+        raise DoesNotExistException(f"Patch baseline {baseline_id} does not exist.")
+    groups = sorted(
+        name for name, group in backend.patch_groups.items() if baseline_id in group.associations.values()
+    )
+    return ActionResult(
+        {
+            "BaselineId": baseline.id,
+            "Name": baseline.name,
+            "OperatingSystem": baseline.operating_system,
+            "GlobalFilters": baseline.global_filters or {"PatchFilters": []},
+            "ApprovalRules": baseline.approval_rules or {"PatchRules": []},
+            "ApprovedPatches": baseline.approved_patches or [],
+            "ApprovedPatchesComplianceLevel": baseline.approved_patches_compliance_level or "UNSPECIFIED",
+            "ApprovedPatchesEnableNonSecurity": bool(baseline.approved_patches_enable_non_security),
+            "RejectedPatches": baseline.rejected_patches or [],
+            "RejectedPatchesAction": baseline.rejected_patches_action or "ALLOW_AS_DEPENDENCY",
+            "PatchGroups": groups,
+            "Description": baseline.description or "",
+            "Sources": baseline.sources or [],
+        }
+    )

@@ -22,9 +22,9 @@ SCENARIO = scenario_dict(
             "aws": {
                 "account_id": ACCOUNT,
                 "region": "us-east-1",
-                "groups": [group("ami", 2), group("slow", 1), group("calls", 2)],
+                "groups": [group("ami", 2), group("slow", 1), group("calls", 2), group("snap", 2)],
             },
-            "faults": {"backup_fails": ["ami-02"], "backup_slow_seconds": {"slow-01": 1.2}},
+            "faults": {"backup_fails": ["ami-02", "snap-02"], "backup_slow_seconds": {"slow-01": 1.2}},
         }
     ],
     catalog=[patch("ALAS2-1", "amazon_linux_2")],
@@ -162,3 +162,54 @@ def test_calls_are_counted_by_service_and_action_and_reset(fleet):
     reset = fleet.post("/fleetsim/calls/reset")
     assert reset["calls"] == counts  # the counts as they were
     assert fleet.calls() == {}
+
+
+def _root_volume(ec2, host_id: str) -> str:
+    (reservation,) = ec2.describe_instances(InstanceIds=[host_id])["Reservations"]
+    return reservation["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+
+
+def _snapshot_state(ec2, snapshot_id: str) -> tuple[str, str]:
+    (snapshot,) = ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+    return snapshot["State"], snapshot["Progress"]
+
+
+@pytest.mark.parametrize(("name", "final"), [("snap-01", "completed"), ("snap-02", "error")])
+def test_ebs_snapshot_of_a_fleet_volume_is_pending_then_completes_or_errors(fleet, name, final):
+    ec2 = fleet.client("ec2", ACCOUNT)
+    (host_id,) = fleet.ids("alpha", name)
+    snapshot = ec2.create_snapshot(VolumeId=_root_volume(ec2, host_id), Description=f"pre-patch {name}")
+    assert snapshot["State"] == "pending"
+    assert _snapshot_state(ec2, snapshot["SnapshotId"]) == ("pending", "0%")
+    wait_for(lambda: _snapshot_state(ec2, snapshot["SnapshotId"])[0], lambda s: s != "pending", timeout=5)
+    assert _snapshot_state(ec2, snapshot["SnapshotId"])[0] == final
+    actions = [a for a in fleet.truth("alpha")[name]["actions"] if a["action"] == "ec2.create_snapshot"]
+    assert [(a["snapshot_id"], a["result"]) for a in actions] == [(snapshot["SnapshotId"], final)]
+
+
+def test_patch_baseline_approval_rules_round_trip(fleet):
+    ssm = fleet.client("ssm", ACCOUNT)
+    rules = {
+        "PatchRules": [
+            {
+                "PatchFilterGroup": {
+                    "PatchFilters": [{"Key": "SEVERITY", "Values": ["Critical", "Important"]}]
+                },
+                "ApproveAfterDays": 7,
+                "ComplianceLevel": "HIGH",
+            }
+        ]
+    }
+    baseline_id = ssm.create_patch_baseline(
+        Name="banking-linux-baseline-prod", OperatingSystem="AMAZON_LINUX_2", ApprovalRules=rules
+    )["BaselineId"]
+    ssm.register_patch_baseline_for_patch_group(BaselineId=baseline_id, PatchGroup="banking-prod")
+    baseline = ssm.get_patch_baseline(BaselineId=baseline_id)
+    assert baseline["ApprovalRules"] == rules
+    assert (baseline["Name"], baseline["OperatingSystem"]) == (
+        "banking-linux-baseline-prod",
+        "AMAZON_LINUX_2",
+    )
+    assert baseline["PatchGroups"] == ["banking-prod"]
+    with pytest.raises(ClientError, match="DoesNotExistException"):
+        ssm.get_patch_baseline(BaselineId="pb-0123456789abcdef0")
