@@ -50,6 +50,8 @@ def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, s
             )
         ev = tenant.evidence
         env[f"AIRFLOW_CONN_{ev.connection_id.upper()}"] = aws_connection(url, ev.region)
+        # IAM Identity Center lives in the platform account too (the access review reads it).
+        env["AIRFLOW_CONN_PATCHCYCLE_IDENTITY"] = aws_connection(url, ev.region)
     return env
 
 

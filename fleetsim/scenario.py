@@ -92,11 +92,71 @@ class EvidenceAccount(_Strict):
     object_lock_days: int = 365
 
 
+class IdentityUser(_Strict):
+    user_name: str
+    display_name: str
+    email: str
+
+
+class IdentityGroup(_Strict):
+    name: str
+    members: list[str] = Field(default_factory=list)
+
+
+class PermissionSetSeed(_Strict):
+    name: str
+    description: str = ""
+    managed_policies: list[str] = Field(default_factory=list)
+    session_duration: str = "PT1H"
+
+
+class AssignmentSeed(_Strict):
+    """A permission set granted to a group or a user in some accounts."""
+
+    permission_set: str
+    group: str | None = None
+    user: str | None = None
+    accounts: list[str]
+
+    @model_validator(mode="after")
+    def _one_principal(self) -> AssignmentSeed:
+        if (self.group is None) == (self.user is None):
+            raise ValueError("an assignment names exactly one of group or user")
+        return self
+
+
+class IdentitySeed(_Strict):
+    """IAM Identity Center (SSO) in the platform account: who could run a cycle in which account."""
+
+    users: list[IdentityUser] = Field(default_factory=list)
+    groups: list[IdentityGroup] = Field(default_factory=list)
+    permission_sets: list[PermissionSetSeed] = Field(default_factory=list)
+    assignments: list[AssignmentSeed] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> IdentitySeed:
+        users = {u.user_name for u in self.users}
+        groups = {g.name for g in self.groups}
+        sets = {p.name for p in self.permission_sets}
+        for i, group in enumerate(self.groups):
+            if unknown := sorted(set(group.members) - users):
+                raise ValueError(f"groups.{i}.members: unknown users {unknown}")
+        for i, a in enumerate(self.assignments):
+            if a.permission_set not in sets:
+                raise ValueError(f"assignments.{i}.permission_set: unknown {a.permission_set!r}")
+            if a.group and a.group not in groups:
+                raise ValueError(f"assignments.{i}.group: unknown {a.group!r}")
+            if a.user and a.user not in users:
+                raise ValueError(f"assignments.{i}.user: unknown {a.user!r}")
+        return self
+
+
 class Scenario(_Strict):
     timings: Timings = Timings()
     seed: int = 7
     last_scan: dt.datetime = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
     evidence: EvidenceAccount = EvidenceAccount()
+    identity: IdentitySeed = IdentitySeed()
     patch_catalog: list[CatalogPatch]
     tenants: list[TenantFleet]
 

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from fleetsim.aws import ec2 as ec2_addon
 from fleetsim.aws import ssm as ssm_addon
-from fleetsim.aws.seed import seed_aws, seed_evidence_buckets
+from fleetsim.aws.seed import seed_aws, seed_evidence_buckets, seed_identity
 from fleetsim.fleet import FleetState
 from fleetsim.scenario import Scenario
 
@@ -124,6 +124,7 @@ class FleetsimServer:
 
     def _seed_over_http(self) -> None:
         seed_evidence_buckets(self.scenario, self.url)
+        seed_identity(self.scenario, self.url)
         with self.state.lock:  # the call counts are the clients' calls, not fleetsim's own seeding
             self.state.calls = Counter()
 

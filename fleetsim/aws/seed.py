@@ -144,3 +144,79 @@ def seed_evidence_buckets(scenario: Scenario, endpoint_url: str) -> None:
 
 def seeded_at() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
+
+
+def seed_identity(scenario: Scenario, endpoint_url: str) -> None:
+    """IAM Identity Center in the platform account: users, groups, permission sets and assignments."""
+    import boto3
+
+    seed = scenario.identity
+    if not (seed.users or seed.groups or seed.permission_sets):
+        return
+    ev = scenario.evidence
+    sts = boto3.client(
+        "sts",
+        endpoint_url=endpoint_url,
+        region_name=ev.region,
+        aws_access_key_id="fleetsim",
+        aws_secret_access_key="fleetsim",
+    )
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{ev.account_id}:role/fleetsim-seed", RoleSessionName="fleetsim-seed"
+    )["Credentials"]
+    session = boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=ev.region,
+    )
+    sso = session.client("sso-admin", endpoint_url=endpoint_url)
+    store = session.client("identitystore", endpoint_url=endpoint_url)
+    instance = sso.list_instances()["Instances"][0]
+    instance_arn, store_id = instance["InstanceArn"], instance["IdentityStoreId"]
+    user_ids: dict[str, str] = {}
+    for user in seed.users:
+        given, _, family = user.display_name.partition(" ")
+        user_ids[user.user_name] = store.create_user(
+            IdentityStoreId=store_id,
+            UserName=user.user_name,
+            DisplayName=user.display_name,
+            Name={"GivenName": given, "FamilyName": family or given},
+            Emails=[{"Value": user.email, "Type": "work", "Primary": True}],
+        )["UserId"]
+    group_ids: dict[str, str] = {}
+    for group in seed.groups:
+        group_id = store.create_group(IdentityStoreId=store_id, DisplayName=group.name)["GroupId"]
+        group_ids[group.name] = group_id
+        for member in group.members:
+            store.create_group_membership(
+                IdentityStoreId=store_id, GroupId=group_id, MemberId={"UserId": user_ids[member]}
+            )
+    set_arns: dict[str, str] = {}
+    for ps in seed.permission_sets:
+        arn = sso.create_permission_set(
+            InstanceArn=instance_arn,
+            Name=ps.name,
+            Description=ps.description or ps.name,
+            SessionDuration=ps.session_duration,
+        )["PermissionSet"]["PermissionSetArn"]
+        set_arns[ps.name] = arn
+        for policy in ps.managed_policies:
+            sso.attach_managed_policy_to_permission_set(
+                InstanceArn=instance_arn, PermissionSetArn=arn, ManagedPolicyArn=policy
+            )
+    for assignment in seed.assignments:
+        principal = (
+            ("GROUP", group_ids[assignment.group])
+            if assignment.group
+            else ("USER", user_ids[assignment.user or ""])
+        )
+        for account in assignment.accounts:
+            sso.create_account_assignment(
+                InstanceArn=instance_arn,
+                TargetId=account,
+                TargetType="AWS_ACCOUNT",
+                PermissionSetArn=set_arns[assignment.permission_set],
+                PrincipalType=principal[0],
+                PrincipalId=principal[1],
+            )

@@ -15,6 +15,7 @@ from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
 from patchcycle.config.models import Tenant
 from patchcycle.domain.schedule import CYCLE_CRON
+from patchcycle.operators.access import AccessReviewOperator
 from patchcycle.operators.backup import CreateBackupsOperator
 from patchcycle.operators.evidence import (
     CycleOutcomeOperator,
@@ -142,7 +143,11 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
                     verify >> SoakOperator(task_id="soak", environment=name, soak_hours=env.soak_hours, **ids)
             previous >> stage
             previous = stage
+        # After the stages, whatever their outcome: who could run the cycle, then the evidence pack.
+        access_review = AccessReviewOperator(
+            task_id="access_review", trigger_rule=TriggerRule.ALL_DONE, **ids
+        )
         evidence = WriteEvidencePackOperator(task_id="evidence", trigger_rule=TriggerRule.ALL_DONE, **ids)
         outcome = CycleOutcomeOperator(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, retries=0, **ids)
-        [plan, previous] >> evidence >> outcome
+        [plan, previous] >> access_review >> evidence >> outcome
     return dag

@@ -124,6 +124,7 @@ def build_evidence_document(
     stages: Mapping[str, Mapping[str, Any] | None],
     selected_environments: list[str],
     events: list[Mapping[str, Any]],
+    access: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The evidence document (schema 1.0) of one cycle run."""
     inventory = inventory or []
@@ -191,5 +192,7 @@ def build_evidence_document(
         "stages": stage_entries,
         "hosts": records,
         "plan": {"hash": cycle.get("plan_hash"), **(dict(plan) if plan else {})},
+        # SOC 2 CC6.1: who could execute this cycle, reviewed at its end; None when the review did not run.
+        "access": dict(access) if access else None,
         "events": sorted(events, key=lambda e: (e.get("at") or "", e.get("action") or "")),
     }

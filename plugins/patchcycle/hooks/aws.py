@@ -153,3 +153,71 @@ class Ec2BackupHook(AwsBaseHook):
         ):
             images.extend(page["Images"])
         return images
+
+
+class IdentityCenterHook(AwsBaseHook):
+    """IAM Identity Center (SSO Admin) and its identity store: who can assume what in which account."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "sso-admin"
+        super().__init__(*args, **kwargs)
+
+    def _pages(self, client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for page in client.get_paginator(operation).paginate(**kwargs):
+            rows.extend(page[key])
+        return rows
+
+    def instance(self) -> dict[str, Any]:
+        return self.conn.list_instances()["Instances"][0]
+
+    def permission_sets_in_account(self, instance_arn: str, account_id: str) -> list[str]:
+        return self._pages(
+            self.conn,
+            "list_permission_sets_provisioned_to_account",
+            "PermissionSets",
+            InstanceArn=instance_arn,
+            AccountId=account_id,
+        )
+
+    def permission_set(self, instance_arn: str, arn: str) -> dict[str, Any]:
+        described = self.conn.describe_permission_set(InstanceArn=instance_arn, PermissionSetArn=arn)
+        policies = self._pages(
+            self.conn,
+            "list_managed_policies_in_permission_set",
+            "AttachedManagedPolicies",
+            InstanceArn=instance_arn,
+            PermissionSetArn=arn,
+        )
+        return {**described["PermissionSet"], "ManagedPolicies": [p["Arn"] for p in policies]}
+
+    def assignments(
+        self, instance_arn: str, account_id: str, permission_set_arn: str
+    ) -> list[dict[str, Any]]:
+        return self._pages(
+            self.conn,
+            "list_account_assignments",
+            "AccountAssignments",
+            InstanceArn=instance_arn,
+            AccountId=account_id,
+            PermissionSetArn=permission_set_arn,
+        )
+
+    def users(self, identity_store_id: str) -> list[dict[str, Any]]:
+        store = self.get_client_type("identitystore")
+        return self._pages(store, "list_users", "Users", IdentityStoreId=identity_store_id)
+
+    def groups(self, identity_store_id: str) -> list[dict[str, Any]]:
+        store = self.get_client_type("identitystore")
+        return self._pages(store, "list_groups", "Groups", IdentityStoreId=identity_store_id)
+
+    def group_members(self, identity_store_id: str, group_id: str) -> list[str]:
+        store = self.get_client_type("identitystore")
+        rows = self._pages(
+            store,
+            "list_group_memberships",
+            "GroupMemberships",
+            IdentityStoreId=identity_store_id,
+            GroupId=group_id,
+        )
+        return [r["MemberId"]["UserId"] for r in rows if "UserId" in r.get("MemberId", {})]

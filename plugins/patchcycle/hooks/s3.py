@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -11,8 +12,14 @@ from botocore.exceptions import ClientError
 class EvidenceBucketHook(S3Hook):
     """The evidence bucket, through the Amazon provider's S3 hook (so the connection decides the endpoint)."""
 
-    def put_once(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
-        """Create the object only if the key is new (``If-None-Match: *``); KMS-encrypted at rest."""
+    def put_once(
+        self, bucket: str, key: str, data: bytes, content_type: str, retain_until: dt.datetime | None = None
+    ) -> None:
+        """Create the object only if the key is new (``If-None-Match: *``); KMS-encrypted at rest, and
+        locked in compliance mode until ``retain_until`` (nobody, root included, can delete it before)."""
+        extra: dict[str, Any] = {}
+        if retain_until is not None:
+            extra = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": retain_until}
         self.get_conn().put_object(
             Bucket=bucket,
             Key=key,
@@ -20,6 +27,7 @@ class EvidenceBucketHook(S3Hook):
             ContentType=content_type,
             IfNoneMatch="*",
             ServerSideEncryption="aws:kms",
+            **extra,
         )
 
     def get(self, bucket: str, key: str) -> bytes:

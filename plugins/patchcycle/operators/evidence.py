@@ -13,8 +13,6 @@ from patchcycle.operators.base import CycleOperator, EventLog, utcnow
 from patchcycle.reports.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_sha256
 from patchcycle.reports.store import CyclePaths
 
-PACK_FILES = ("report.pdf", "evidence.json", "hosts.csv")
-
 
 class WriteEvidencePackOperator(CycleOperator):
     """Assemble everything the stages recorded into the evidence document and the pack auditors receive."""
@@ -57,6 +55,7 @@ class WriteEvidencePackOperator(CycleOperator):
             inventory=self.read_record(paths.run_file("inventory.json"), required=False),
             preflight=self.read_record(paths.run_file("preflight.json"), required=False),
             stages=stages,
+            access=self.read_record(paths.run_file("access.json"), required=False),
             selected_environments=environments,
             events=events,
         )

@@ -15,6 +15,7 @@ task may write again on a retry carry the attempt number, and readers take the l
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -73,9 +74,10 @@ class CyclePaths:
 class EvidenceStore:
     """Write-once JSON and bytes in one tenant's evidence bucket."""
 
-    def __init__(self, hook: EvidenceBucketHook, bucket: str) -> None:
+    def __init__(self, hook: EvidenceBucketHook, bucket: str, retention_days: int | None = None) -> None:
         self.hook = hook
         self.bucket = bucket
+        self.retention_days = retention_days
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -83,8 +85,11 @@ class EvidenceStore:
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
         from botocore.exceptions import ClientError
 
+        retain_until = None
+        if self.retention_days:
+            retain_until = dt.datetime.now(dt.UTC) + dt.timedelta(days=self.retention_days)
         try:
-            self.hook.put_once(self.bucket, key, data, content_type)
+            self.hook.put_once(self.bucket, key, data, content_type, retain_until)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
                 raise

@@ -1,0 +1,410 @@
+"""A tenant's register of risk acceptances (patch exceptions), and the loader for its YAML files.
+
+Each tenant keeps one file, ``include/exceptions/<tenant_id>.yaml``, reviewed like code: every entry
+records which hosts and/or patches are deferred, why, what compensates for the risk, who asked, which
+executive signed off, and until when. The models are strict (unknown fields are errors, instances are
+frozen) so a typo or a missing sign-off is caught when the register is loaded, never at audit time.
+
+What an acceptance does to a cycle's hosts is decided in :mod:`patchcycle.domain.exceptions`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Hashable, Iterable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "EXCEPTIONS_DIR",
+    "MAX_ACCEPTANCE_DAYS",
+    "ExceptionRegister",
+    "ExceptionRegisterError",
+    "RiskAcceptance",
+    "RiskRating",
+    "default_exceptions_dir",
+    "load_exception_register",
+    "load_exception_registers",
+]
+
+MAX_ACCEPTANCE_DAYS = 365
+"""Longest an acceptance may run: ``expires_on`` at most this many days after ``approved_on``."""
+
+REGISTER_FILE_SUFFIXES = (".yaml", ".yml")
+
+# plugins/patchcycle/config/exceptions.py -> repository root
+EXCEPTIONS_DIR = Path(__file__).resolve().parents[3] / "include" / "exceptions"
+"""The shipped registers: ``<repo>/include/exceptions``."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------------
+
+
+class RiskRating(StrEnum):
+    """The residual risk the approver accepted, from most to least severe."""
+
+    Critical = "Critical"
+    High = "High"
+    Medium = "Medium"
+    Low = "Low"
+
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,38}[a-z0-9]$")]
+AcceptanceId = Annotated[str, StringConstraints(pattern=r"^EXC-\d{4}-\d{3,}$")]
+
+
+def _require_unique(values: Iterable[Hashable], what: str) -> None:
+    """Raise ``ValueError`` naming every repeated value."""
+    repeated = [value for value, count in Counter(values).items() if count > 1]
+    if repeated:
+        listed = ", ".join(repr(str(value)) for value in repeated)
+        raise ValueError(f"{what} must be unique; repeated: {listed}")
+
+
+class RiskAcceptance(BaseModel):
+    """One signed-off deferral of patches: its scope, its justification and its validity.
+
+    Scope is either ``hosts`` (host names or cloud ids), optionally narrowed to ``patches``
+    (empty/absent = every patch on those hosts), or ``patches`` alone (those patches on every host
+    of the tenant). The acceptance is valid from ``approved_on`` through ``expires_on``, both
+    inclusive, and may run at most :data:`MAX_ACCEPTANCE_DAYS` days.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: AcceptanceId
+    """Register id, ``EXC-<year>-<number>`` (e.g. ``EXC-2026-014``)."""
+    hosts: list[NonEmptyStr] | None = Field(default=None, min_length=1)
+    """Host names or cloud host ids, matched exactly against the inventory's ``name`` or ``host_id``."""
+    patches: list[NonEmptyStr] | None = Field(default=None, min_length=1)
+    """Patch ids as the vendor writes them (e.g. ``CESA-2026:0412``, ``KB5046615``)."""
+    justification: Annotated[str, StringConstraints(strip_whitespace=True, min_length=20)]
+    compensating_control: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)]
+    requested_by: NonEmptyStr
+    approver: NonEmptyStr
+    """The executive who signed off; must not be the requester."""
+    approver_role: NonEmptyStr
+    """The approver's role (e.g. ``CISO``), recorded as evidence of executive sign-off."""
+    approved_on: dt.date
+    expires_on: dt.date
+    risk_rating: RiskRating
+    ticket: NonEmptyStr | None = None
+    """Change or risk ticket id, when the tenant tracks one."""
+
+    @field_validator("approved_on", "expires_on", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: object) -> object:
+        # YAML turns `2026-10-15 09:00` into a datetime and pydantic would take an int as a timestamp.
+        if isinstance(value, dt.datetime):
+            raise ValueError("give a calendar date (YYYY-MM-DD), not a date and time")
+        if isinstance(value, dt.date | str):
+            return value
+        raise ValueError("give a calendar date (YYYY-MM-DD)")
+
+    @field_validator("hosts", "patches")
+    @classmethod
+    def _unique_entries(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is not None:
+            _require_unique(value, f"{info.field_name} entries")
+        return value
+
+    @field_validator("approver")
+    @classmethod
+    def _not_self_approved(cls, value: str, info: ValidationInfo) -> str:
+        requester = info.data.get("requested_by")
+        if isinstance(requester, str) and requester.casefold() == value.casefold():
+            raise ValueError("the approver must not be the requester (requested_by); sign-off is independent")
+        return value
+
+    @field_validator("expires_on")
+    @classmethod
+    def _bounded_validity(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        approved = info.data.get("approved_on")
+        if not isinstance(approved, dt.date):
+            return value  # approved_on is itself invalid and reported on its own
+        if value <= approved:
+            raise ValueError(f"expires_on must be after approved_on ({approved.isoformat()})")
+        if (value - approved).days > MAX_ACCEPTANCE_DAYS:
+            raise ValueError(
+                f"an acceptance may run at most {MAX_ACCEPTANCE_DAYS} days: expires_on must be on or before "
+                f"{(approved + dt.timedelta(days=MAX_ACCEPTANCE_DAYS)).isoformat()} "
+                f"(approved_on {approved.isoformat()} + {MAX_ACCEPTANCE_DAYS} days); "
+                "renew it with a new review"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _has_scope(self) -> RiskAcceptance:
+        if self.hosts is None and self.patches is None:
+            raise ValueError(
+                "no scope: set hosts (optionally narrowed by patches), or patches alone for every host"
+            )
+        return self
+
+    @property
+    def host_scoped(self) -> bool:
+        """True when the acceptance names its hosts; False when it covers its patches on every host."""
+        return self.hosts is not None
+
+    @property
+    def all_patches(self) -> bool:
+        """True when the acceptance covers every patch on its hosts."""
+        return self.patches is None
+
+    @property
+    def scope_text(self) -> str:
+        """The scope in words, for reports."""
+        hosts = ", ".join(self.hosts) if self.hosts is not None else "every host"
+        patches = ", ".join(self.patches) if self.patches is not None else "all patches"
+        return f"{patches} on {hosts}"
+
+
+class ExceptionRegister(BaseModel):
+    """A tenant's risk acceptances; ids are unique within the register."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant_id: TenantId
+    exceptions: list[RiskAcceptance]
+
+    @field_validator("exceptions")
+    @classmethod
+    def _unique_ids(cls, value: list[RiskAcceptance]) -> list[RiskAcceptance]:
+        _require_unique((acceptance.id for acceptance in value), "exception ids")
+        return value
+
+    @classmethod
+    def empty(cls, tenant_id: str) -> ExceptionRegister:
+        """The register of a tenant that has accepted no risk."""
+        return cls(tenant_id=tenant_id, exceptions=[])
+
+    def get(self, exception_id: str) -> RiskAcceptance | None:
+        """The acceptance with ``exception_id``, or None."""
+        return next((acceptance for acceptance in self.exceptions if acceptance.id == exception_id), None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+class ExceptionRegisterError(ValueError):
+    """An exception register file that cannot be used, with every problem found in it.
+
+    ``problems`` holds ``(location, message)`` pairs; ``location`` is a dotted field path such as
+    ``exceptions.0.approver``, or empty for problems with the file as a whole.
+    """
+
+    def __init__(self, path: Path | str, problems: list[tuple[str, str]]) -> None:
+        self.path = Path(path)
+        self.problems = list(problems)
+        super().__init__(self._render())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.problems))
+
+    @property
+    def display_path(self) -> str:
+        """The file's path relative to the working directory when it lies below it, else as given."""
+        try:
+            return str(self.path.resolve().relative_to(Path.cwd().resolve()))
+        except (ValueError, OSError):
+            return str(self.path)
+
+    def _render(self) -> str:
+        lines = [f"{self.display_path}: invalid exception register:"]
+        for location, message in self.problems:
+            lines.append(f"  - {location}: {message}" if location else f"  - {message}")
+        return "\n".join(lines)
+
+
+_BaseSafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _RegisterYamlLoader(_BaseSafeLoader):  # type: ignore[misc, valid-type]
+    """Safe YAML loader that rejects duplicate keys instead of silently keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable keys are reported by the base constructor
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def default_exceptions_dir() -> Path:
+    """``include/exceptions`` in the repository."""
+    return EXCEPTIONS_DIR
+
+
+def load_exception_register(path: Path | str) -> ExceptionRegister:
+    """Read and validate one register file; raise :class:`ExceptionRegisterError` listing every problem.
+
+    The file must be named after its tenant: ``cu_cedar.yaml`` holds ``tenant_id: cu_cedar``.
+    """
+    path = Path(path)
+    data = _read_yaml(path)
+    problems: list[tuple[str, str]] = []
+    declared = data.get("tenant_id")
+    if isinstance(declared, str) and declared != path.stem:
+        problems.append(
+            (
+                "tenant_id",
+                f"tenant id {declared!r} does not match the file name {path.name!r} "
+                f"(the file must be named {declared}{path.suffix}, or the tenant_id must be {path.stem!r})",
+            )
+        )
+    try:
+        register = ExceptionRegister.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_describe(error) for error in exc.errors(include_url=False))
+    if problems:
+        raise ExceptionRegisterError(path, problems)
+    return register
+
+
+def load_exception_registers(
+    directory: Path | str | None = None, tenant_ids: Iterable[str] = ()
+) -> dict[str, ExceptionRegister]:
+    """Every register in ``directory`` (default ``include/exceptions``), keyed by tenant id, sorted by id.
+
+    Each of ``tenant_ids`` without a file gets an empty register: no file means no accepted risk.
+    Nothing is swallowed: a missing directory or the first broken file (in file-name order) raises
+    :class:`ExceptionRegisterError`, since applying half a register would misstate compliance.
+    """
+    directory = default_exceptions_dir() if directory is None else Path(directory)
+    if not directory.is_dir():
+        raise ExceptionRegisterError(
+            directory, [("", "exceptions directory does not exist or is not a directory")]
+        )
+    registers: dict[str, ExceptionRegister] = {}
+    loaded_from: dict[str, Path] = {}
+    for path in _register_files(directory):
+        register = load_exception_register(path)
+        if register.tenant_id in loaded_from:
+            first = loaded_from[register.tenant_id].name
+            raise ExceptionRegisterError(
+                path, [("tenant_id", f"tenant {register.tenant_id!r} already has a register in {first}")]
+            )
+        loaded_from[register.tenant_id] = path
+        registers[register.tenant_id] = register
+    for tenant_id in tenant_ids:
+        registers.setdefault(tenant_id, ExceptionRegister.empty(tenant_id))
+    return dict(sorted(registers.items()))
+
+
+def _register_files(directory: Path) -> list[Path]:
+    """Register files in ``directory`` sorted by name, skipping hidden files such as editor swap files."""
+    return sorted(
+        (
+            path
+            for path in directory.iterdir()
+            if path.suffix in REGISTER_FILE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+        ),
+        key=lambda path: path.name,
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The file's top-level mapping; :class:`ExceptionRegisterError` for unreadable or ill-formed files."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExceptionRegisterError(path, [("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExceptionRegisterError(path, [("", f"cannot read file: {exc}")]) from None
+    try:
+        data = yaml.load(text, Loader=_RegisterYamlLoader)  # a safe loader: plain data only
+    except yaml.YAMLError as exc:
+        raise ExceptionRegisterError(path, [("", _describe_yaml_error(exc))]) from None
+    if data is None:
+        raise ExceptionRegisterError(path, [("", "file is empty; expected tenant_id and exceptions")])
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        raise ExceptionRegisterError(path, [("", f"top level must be a mapping, got {kind}")])
+    return data
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """A YAML error as ``YAML syntax error at line L, column C: problem (context)``, 1-based."""
+    problem_mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    if context and context_mark is not None:
+        problem = f"{problem} ({context} started at {_position(context_mark)})"
+    elif context:
+        problem = f"{problem} ({context})"
+    kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+    mark = problem_mark or context_mark
+    if mark is None:
+        return f"{kind}: {problem}"
+    return f"{kind} at {_position(mark)}: {problem}"
+
+
+def _position(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+_MESSAGE_BY_TYPE = {
+    "extra_forbidden": "unknown field (not allowed)",
+    "missing": "required field is missing",
+}
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+_MAX_SHOWN_INPUT = 80
+
+
+def _describe(error: Any) -> tuple[str, str]:
+    """A pydantic error as ``(dotted location, message naming the offending value)``."""
+    location = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind in _MESSAGE_BY_TYPE:
+        return location, _MESSAGE_BY_TYPE[kind]
+    message: str = error["msg"]
+    for prefix in _PREFIXES:
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    shown = _show_input(error.get("input"))
+    if shown is not None and shown not in message:
+        message = f"{message} (got {shown})"
+    return location, message
+
+
+def _show_input(value: Any) -> str | None:
+    """A short repr of an offending input (dates as ISO text), or None when it is too large to help."""
+    if isinstance(value, dt.date):
+        value = value.isoformat()
+    text = repr(value)
+    if isinstance(value, str | int | float | bool) or value is None:
+        return text if len(text) <= _MAX_SHOWN_INPUT else text[: _MAX_SHOWN_INPUT - 3] + "..."
+    return text if len(text) <= _MAX_SHOWN_INPUT else None
