@@ -81,7 +81,28 @@ def airflow_env(
     if tenants_dir:
         env["PATCHCYCLE_TENANTS_DIR"] = str(tenants_dir)
     env.update(tenant_connections(fleetsim_url, tenants_dir))
+    env.update(smtp_connection(fleetsim_url))
     return env
+
+
+def smtp_connection(fleetsim_url: str) -> dict[str, str]:
+    """``AIRFLOW_CONN_PATCHCYCLE_SMTP`` for fleetsim's mail relay (plain SMTP on loopback), if it answers."""
+    try:
+        port = fleetsim_get(fleetsim_url, "/fleetsim/mail")["smtp_port"]
+    except OSError:
+        return {}
+    conn = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "extra": {
+            "disable_ssl": True,
+            "disable_tls": True,
+            "from_email": "patchcycle@platform.example.com",
+            "retry_limit": 1,
+        },
+    }
+    return {"AIRFLOW_CONN_PATCHCYCLE_SMTP": json.dumps(conn)}
 
 
 def migrate_db(env: dict[str, str]) -> None:

@@ -25,10 +25,23 @@ def _serve(args: argparse.Namespace) -> int:
     server = FleetsimServer(scenario, port=args.port)
 
     def ready(srv: FleetsimServer) -> None:
-        print(f"fleetsim listening on {srv.url} ({len(srv.state.hosts)} hosts)", flush=True)
+        print(
+            f"fleetsim listening on {srv.url} ({len(srv.state.hosts)} hosts), mail relay on "
+            f"127.0.0.1:{srv.mail.port}",
+            flush=True,
+        )
         if args.ready_file:
             tmp = Path(args.ready_file).with_suffix(".tmp")
-            tmp.write_text(json.dumps({"url": srv.url, "pid": os.getpid(), "hosts": len(srv.state.hosts)}))
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "url": srv.url,
+                        "pid": os.getpid(),
+                        "hosts": len(srv.state.hosts),
+                        "smtp_port": srv.mail.port,
+                    }
+                )
+            )
             tmp.replace(args.ready_file)
 
     def stop(signum: int, frame: object) -> None:

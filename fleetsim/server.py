@@ -26,6 +26,7 @@ from fleetsim.aws import ssm as ssm_addon
 from fleetsim.aws.seed import seed_aws, seed_evidence_buckets, seed_identity
 from fleetsim.fleet import FleetState
 from fleetsim.scenario import Scenario
+from fleetsim.smtp import MailSink
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -60,8 +61,9 @@ class _QuietRequestHandler(MotoRequestHandler):
 class FleetsimApp:
     """The WSGI application: control plane first, then the clouds."""
 
-    def __init__(self, state: FleetState) -> None:
+    def __init__(self, state: FleetState, mail: MailSink | None = None) -> None:
         self.state = state
+        self.mail = mail
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.started_at = time.time()
 
@@ -84,6 +86,11 @@ class FleetsimApp:
             }
         elif route == "ground-truth":
             body = self.state.ground_truth(request.args.get("tenant"))
+        elif route == "mail":
+            body = {
+                "smtp_port": self.mail.port if self.mail else None,
+                "messages": self.mail.messages if self.mail else [],
+            }
         elif route == "calls" and request.method == "GET":
             with self.state.lock:
                 body = {"calls": dict(sorted(self.state.calls.items()))}
@@ -111,7 +118,8 @@ class FleetsimServer:
         ssm_addon.install(self.state)
         ec2_addon.install(self.state)
         seed_aws(self.state, scenario)
-        self.app = FleetsimApp(self.state)
+        self.mail = MailSink().start()
+        self.app = FleetsimApp(self.state, self.mail)
         self._server: BaseWSGIServer = make_server(
             host, port, self.app, threaded=True, request_handler=_QuietRequestHandler
         )
@@ -145,6 +153,7 @@ class FleetsimServer:
         thread.join()
 
     def stop(self) -> None:
+        self.mail.stop()
         self._server.shutdown()
         self._server.server_close()
         if self._thread:

@@ -17,6 +17,7 @@ from patchcycle.config.models import Tenant
 from patchcycle.domain.schedule import CYCLE_CRON
 from patchcycle.operators.access import AccessReviewOperator
 from patchcycle.operators.backup import CreateBackupsOperator
+from patchcycle.operators.distribute import DistributeEvidenceOperator
 from patchcycle.operators.evidence import (
     CycleOutcomeOperator,
     WriteEvidencePackOperator,
@@ -148,6 +149,7 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
             task_id="access_review", trigger_rule=TriggerRule.ALL_DONE, **ids
         )
         evidence = WriteEvidencePackOperator(task_id="evidence", trigger_rule=TriggerRule.ALL_DONE, **ids)
+        distribute = DistributeEvidenceOperator(task_id="distribute", **ids)
         outcome = CycleOutcomeOperator(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, retries=0, **ids)
-        [plan, previous] >> access_review >> evidence >> outcome
+        [plan, previous] >> access_review >> evidence >> distribute >> outcome
     return dag

@@ -55,7 +55,7 @@ def test_policy_owner_retries_and_no_per_host_tasks(tenant) -> None:
     # The structure is a function of the tenant's environments only (never of its hosts).
     per_stage = {"backup", "wait_for_backups", "patch", "verify"}
     soaks = sum(1 for e in tenant.environments[:-1] if e.soak_hours > 0)
-    assert len(dag.tasks) == 4 + len(tenant.environments) * len(per_stage) + soaks + 3
+    assert len(dag.tasks) == 4 + len(tenant.environments) * len(per_stage) + soaks + 4
 
 
 def test_stages_run_in_the_tenant_order() -> None:
@@ -67,7 +67,8 @@ def test_stages_run_in_the_tenant_order() -> None:
     assert prod_backup_upstream & {"staging.verify", "staging.soak"}
     evidence = dag.get_task("evidence")
     assert evidence.trigger_rule == "all_done"
-    assert dag.get_task("outcome").upstream_task_ids == {"evidence"}
+    assert dag.get_task("outcome").upstream_task_ids == {"distribute"}
+    assert dag.get_task("distribute").upstream_task_ids == {"evidence"}
     assert dag.get_task("evidence").upstream_task_ids == {"access_review"}
     assert dag.get_task("access_review").trigger_rule == "all_done"
 

@@ -218,6 +218,7 @@ def test_to_dict_round_trip(tenant, host_row):
         "eligible": 2,
         "held": 1,
         "out_of_scope": 1,
+        "excepted": 0,
         "decisions": [
             {"host_id": "i-h000", "verdict": "held", "reason": "ssm agent ConnectionLost"},
             {"host_id": "i-e000", "verdict": "eligible", "reason": None},
@@ -237,3 +238,41 @@ def test_to_dict_round_trip(tenant, host_row):
     )
     assert rebuilt == result
     assert rebuilt.to_dict() == result.to_dict()
+
+
+def test_a_covering_risk_acceptance_defers_the_host_and_a_partial_one_holds_it(tenant, host_row):
+    import datetime as dt
+
+    from patchcycle.config.exceptions import ExceptionRegister
+    from patchcycle.domain.preflight import deferral_for
+
+    register = ExceptionRegister.model_validate(
+        {
+            "tenant_id": "cu_alpha",
+            "exceptions": [
+                {
+                    "id": "EXC-2026-001",
+                    "hosts": ["legacy-01"],
+                    "patches": ["K-1"],
+                    "justification": "vendor application is certified on the current kernel only",
+                    "compensating_control": "segmented VLAN, EDR in prevention mode",
+                    "requested_by": "app owner",
+                    "approver": "Dana CISO",
+                    "approver_role": "CISO",
+                    "approved_on": "2026-10-15",
+                    "expires_on": "2027-01-31",
+                    "risk_rating": "High",
+                }
+            ],
+        }
+    )
+    as_of = dt.date(2026, 11, 22)
+    host = host_row("i-legacy", name="legacy-01")
+    covered = deferral_for(host, {"K-1"}, register, as_of)
+    assert covered is not None and covered.verdict == "excepted" and "EXC-2026-001" in covered.reason
+    partial = deferral_for(host, {"K-1", "OPENSSL-2"}, register, as_of)
+    assert partial is not None and partial.verdict == "held" and "EXC-2026-001" in partial.reason
+    assert deferral_for(host_row("i-other", name="web-01"), {"K-1"}, register, as_of) is None
+    result = evaluate_preflight(tenant, [host, host_row("i-web")], deferrals={"i-legacy": covered})
+    assert [d.verdict for d in result.decisions] == ["excepted", "eligible"]
+    assert result.held_share == 0.0 and result.to_dict()["excepted"] == 1

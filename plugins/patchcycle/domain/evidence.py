@@ -6,6 +6,7 @@ sees the same structure whatever happened. Pure: plain data in, plain data out.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -64,6 +65,8 @@ def host_records(
             state, reason = o.OUT_OF_SCOPE, decision.get("reason")
         elif decision["verdict"] == "held":
             state, reason = o.HELD, decision.get("reason")
+        elif decision["verdict"] == "excepted":
+            state, reason = o.EXCEPTED, decision.get("reason")
         elif stage_host:
             state, reason = stage_host["final_state"], stage_host.get("reason")
         else:
@@ -125,6 +128,7 @@ def build_evidence_document(
     selected_environments: list[str],
     events: list[Mapping[str, Any]],
     access: Mapping[str, Any] | None = None,
+    exceptions: Any = None,
 ) -> dict[str, Any]:
     """The evidence document (schema 1.0) of one cycle run."""
     inventory = inventory or []
@@ -171,6 +175,14 @@ def build_evidence_document(
     if cycle.get("dry_run"):
         stage_status = {}
     records = host_records(inventory, preflight, stages, stage_reasons)
+    exception_report = None
+    if exceptions is not None:
+        # Hosts left unpatched (failed, held) that an active risk acceptance covers become "excepted".
+        from patchcycle.domain.exceptions import apply_exceptions
+
+        records, exception_report = apply_exceptions(
+            records, None, exceptions, dt.date.fromisoformat(str(cycle["cycle_date"]))
+        )
     summary = {"hosts_total": len(records), **_rollup(records, rows)}
     summary["by_environment"] = {
         env: _rollup([r for r in records if r["environment"] == env], rows) for env in selected_environments
@@ -194,5 +206,6 @@ def build_evidence_document(
         "plan": {"hash": cycle.get("plan_hash"), **(dict(plan) if plan else {})},
         # SOC 2 CC6.1: who could execute this cycle, reviewed at its end; None when the review did not run.
         "access": dict(access) if access else None,
+        "exceptions": exception_report.to_dict() if exception_report is not None else None,
         "events": sorted(events, key=lambda e: (e.get("at") or "", e.get("action") or "")),
     }

@@ -16,7 +16,7 @@ from patchcycle.config.models import Tenant
 @dataclass(frozen=True)
 class HostDecision:
     host_id: str
-    verdict: str  # eligible | held | out_of_scope
+    verdict: str  # eligible | held | excepted | out_of_scope
     reason: str | None = None
 
 
@@ -39,6 +39,10 @@ class PreflightResult:
     @property
     def out_of_scope(self) -> list[HostDecision]:
         return [d for d in self.decisions if d.verdict == "out_of_scope"]
+
+    @property
+    def excepted(self) -> list[HostDecision]:
+        return [d for d in self.decisions if d.verdict == "excepted"]
 
     @property
     def held_share(self) -> float:
@@ -67,6 +71,7 @@ class PreflightResult:
             "eligible": len(self.eligible),
             "held": len(self.held),
             "out_of_scope": len(self.out_of_scope),
+            "excepted": len(self.excepted),
             "decisions": [d.__dict__ for d in self.decisions],
             "notes": list(self.notes),
         }
@@ -97,9 +102,50 @@ def evaluate_host(tenant: Tenant, host: Mapping[str, Any], environments: set[str
 
 
 def evaluate_preflight(
-    tenant: Tenant, hosts: Iterable[Mapping[str, Any]], environments: Iterable[str] | None = None
+    tenant: Tenant,
+    hosts: Iterable[Mapping[str, Any]],
+    environments: Iterable[str] | None = None,
+    deferrals: Mapping[str, HostDecision] | None = None,
 ) -> PreflightResult:
-    """Decide every host; ``environments`` limits the run (default: all of the tenant's)."""
+    """Decide every host; ``environments`` limits the run (default: all of the tenant's).
+
+    ``deferrals`` are the exception register's decisions (see :func:`deferral_for`): a host an active
+    risk acceptance covers is ``excepted`` and not patched; one it covers only in part is held.
+    """
     selected = set(environments) if environments is not None else {e.name.value for e in tenant.environments}
-    decisions = tuple(evaluate_host(tenant, h, selected) for h in hosts)
-    return PreflightResult(decisions=decisions, max_held_share=tenant.preflight.max_held_share)
+    decisions = []
+    for host in hosts:
+        decision = evaluate_host(tenant, host, selected)
+        deferral = (deferrals or {}).get(host["host_id"])
+        if deferral is not None and decision.verdict == "eligible":
+            decision = deferral
+        decisions.append(decision)
+    return PreflightResult(decisions=tuple(decisions), max_held_share=tenant.preflight.max_held_share)
+
+
+def deferral_for(
+    host: Mapping[str, Any], planned: set[str], register: Any, as_of: Any
+) -> HostDecision | None:
+    """What the exception register says about patching ``host`` with the ``planned`` patches on ``as_of``.
+
+    Fully covered by an active acceptance: ``excepted`` (deferred, with the acceptance as the reason).
+    Covered for some planned patches only: ``held``, because one install list serves a whole stage and
+    installing the accepted patch would break the deferral. Otherwise None: patch as planned.
+    """
+    from patchcycle.domain.exceptions import active_exceptions, exception_for, exception_reason
+
+    acceptance = exception_for(host, planned, register, as_of)
+    if acceptance is not None:
+        return HostDecision(host["host_id"], "excepted", exception_reason(acceptance))
+    for candidate in active_exceptions(register, as_of):
+        names_host = host.get("host_id") in (candidate.hosts or []) or host.get("name") in (
+            candidate.hosts or []
+        )
+        if names_host and candidate.patches and planned & set(candidate.patches):
+            return HostDecision(
+                host["host_id"],
+                "held",
+                f"risk acceptance {candidate.id} defers {sorted(planned & set(candidate.patches))} but not "
+                "the rest of the plan; a host cannot take part of a stage's install list",
+            )
+    return None

@@ -62,12 +62,14 @@ class CycleTaskMixin:
 
     @cached_property
     def store(self) -> EvidenceStore:
+        from patchcycle.domain.controls import load_control_catalogs, retention_days_for
         from patchcycle.hooks.s3 import EvidenceBucketHook  # the AWS SDK loads when a task runs, not at parse
 
         ev = self.tenant.evidence
-        return EvidenceStore(
-            EvidenceBucketHook(aws_conn_id=ev.connection_id, region_name=ev.region), ev.bucket
-        )
+        # Every object is locked for the longest retention any of the tenant's frameworks demands.
+        retention = retention_days_for([f.value for f in self.tenant.frameworks], load_control_catalogs())
+        hook = EvidenceBucketHook(aws_conn_id=ev.connection_id, region_name=ev.region)
+        return EvidenceStore(hook, ev.bucket, retention_days=retention)
 
     def plan_info(self, context: Any) -> dict[str, Any]:
         info = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)

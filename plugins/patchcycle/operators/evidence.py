@@ -92,6 +92,7 @@ class WriteEvidencePackOperator(CycleOperator):
         return {
             "outcome": evidence["cycle"]["outcome"],
             "pack_url": store.url(pack),
+            "manifest_sha256": manifest_sha256(manifest),
             "report_link": link,
             "summary": {k: v for k, v in summary.items() if not isinstance(v, dict)},
         }

@@ -44,14 +44,35 @@ class PreflightOperator(CycleOperator):
     """Hold hosts that cannot be patched safely, record why, and halt the scope above the threshold."""
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        import datetime as dt
+
         from airflow.sdk.exceptions import AirflowFailException
+
+        from patchcycle.config.exceptions import load_exception_registers
+        from patchcycle.domain.preflight import deferral_for
 
         paths = self.paths(context)
         rows = self.read_record(paths.run_file("inventory.json"))
-        environments = self.plan_info(context)["environments"]
-        result = evaluate_preflight(self.tenant, rows, environments)
+        info = self.plan_info(context)
+        plan = self.store.get_json(info["plan_url"].removeprefix(f"s3://{self.store.bucket}/"))
+        register = load_exception_registers(tenant_ids=[self.tenant_id])[self.tenant_id]
+        as_of = dt.date.fromisoformat(info["cycle_date"])
+        deferrals = {}
+        for row in rows:
+            planned = {p["id"] for p in plan["approved"].get(row.get("os_family") or "", [])}
+            if (decision := deferral_for(row, planned, register, as_of)) is not None:
+                deferrals[row["host_id"]] = decision
+        result = evaluate_preflight(self.tenant, rows, info["environments"], deferrals)
         self.write_record(context, paths.run_file("preflight.json"), result.to_dict())
         names = {r["host_id"]: r.get("name") for r in rows}
+        for decision in result.excepted:
+            log.record(
+                "exceptions.applied",
+                target=decision.host_id,
+                result="excepted",
+                reason=decision.reason,
+                name=names.get(decision.host_id),
+            )
         for decision in result.held:
             log.record(
                 "preflight.held",

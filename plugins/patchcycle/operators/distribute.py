@@ -1,0 +1,82 @@
+"""Send the evidence pack's link to the tenant's compliance contacts (a pre-signed URL, at most 7 days)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from patchcycle.operators.base import CycleOperator, EventLog
+
+SMTP_CONNECTION = "patchcycle_smtp"
+MAX_LINK_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot live longer
+
+
+def link_seconds(expiry_hours: int) -> int:
+    """The link's lifetime: the tenant's setting, never beyond what a SigV4 pre-signed URL allows."""
+    return min(expiry_hours * 3600, MAX_LINK_SECONDS)
+
+
+def evidence_email(
+    *,
+    tenant_name: str,
+    cycle_date: str,
+    outcome: str,
+    links: dict[str, str],
+    manifest_sha256: str,
+    hours: float,
+) -> tuple[str, str]:
+    """Subject and HTML body of the evidence notice (pure; the digest lets recipients verify the pack)."""
+    subject = f"[Patchcycle] {tenant_name}: patch cycle {cycle_date} evidence ({outcome})"
+    items = "".join(
+        f'<li><a href="{html.escape(url, quote=True)}">{html.escape(name)}</a></li>'
+        for name, url in links.items()
+    )
+    cycle, name = html.escape(cycle_date), html.escape(tenant_name)
+    body = (
+        f"<p>The evidence pack of the {cycle} patch cycle of {name} is ready. "
+        f"Outcome: <b>{html.escape(outcome.upper())}</b>.</p><ul>{items}</ul>"
+        f"<p>The links expire in {hours:g} hours. Manifest SHA-256: <code>{manifest_sha256}</code>. "
+        "Check the pack with <code>python -m patchcycle verify-evidence --dir &lt;folder&gt; "
+        f"--expect-manifest {manifest_sha256}</code>.</p>"
+    )
+    return subject, body
+
+
+class DistributeEvidenceOperator(CycleOperator):
+    """Pre-sign the pack's files and email the links to the compliance contacts over the SMTP connection."""
+
+    def __init__(self, *, smtp_conn_id: str = SMTP_CONNECTION, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.smtp_conn_id = smtp_conn_id
+
+    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        result = context["ti"].xcom_pull(task_ids="evidence")
+        tenant = self.tenant
+        store = self.store
+        prefix = result["pack_url"].removeprefix(f"s3://{store.bucket}/")
+        seconds = link_seconds(tenant.evidence.link_expiry_hours)
+        links = {
+            name: store.hook.presigned_get(store.bucket, f"{prefix}/{name}", seconds)
+            for name in ("report.pdf", "evidence.json", "hosts.csv", "manifest.json")
+        }
+        subject, body = evidence_email(
+            tenant_name=tenant.display_name,
+            cycle_date=self.plan_info(context)["cycle_date"],
+            outcome=result["outcome"],
+            links=links,
+            manifest_sha256=result["manifest_sha256"],
+            hours=seconds / 3600,
+        )
+        recipients = [c.email for c in tenant.contacts.compliance]
+        with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
+            smtp.send_email_smtp(to=recipients, subject=subject, html_content=body)
+        log.record(
+            "evidence.distributed",
+            target=",".join(recipients),
+            pack=result["pack_url"],
+            link_expiry_seconds=seconds,
+            manifest_sha256=result["manifest_sha256"],
+        )
+        return {"recipients": recipients, "link_expiry_seconds": seconds}
