@@ -69,6 +69,7 @@ def airflow_env(
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW__PATCHCYCLE__POLL_SECONDS": str(poll_seconds),
+            "AIRFLOW__PATCHCYCLE__RETRY_DELAY_SECONDS": "1",
             "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
             # Nothing in a local run may reach a real cloud, whatever the user's shell has set.
             "AWS_ACCESS_KEY_ID": "fleetsim",

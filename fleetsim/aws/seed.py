@@ -220,3 +220,10 @@ def seed_identity(scenario: Scenario, endpoint_url: str) -> None:
                 PrincipalType=principal[0],
                 PrincipalId=principal[1],
             )
+            # As in AWS, a permission set takes effect in an account once provisioned there.
+            sso.provision_permission_set(
+                InstanceArn=instance_arn,
+                PermissionSetArn=set_arns[assignment.permission_set],
+                TargetType="AWS_ACCOUNT",
+                TargetId=account,
+            )

@@ -85,12 +85,17 @@ def cycle_params(tenant: Tenant) -> dict[str, Param]:
 
 
 def default_args(tenant: Tenant) -> dict[str, Any]:
+    # Local runs and tests shorten the delay with [patchcycle] retry_delay_seconds (read from the local
+    # configuration, never from a live system, so it is safe at parse time).
+    from airflow.configuration import conf
+
+    delay = dt.timedelta(seconds=conf.getfloat("patchcycle", "retry_delay_seconds", fallback=120.0))
     return {
         "owner": tenant.owner,
         "retries": 2,
-        "retry_delay": dt.timedelta(minutes=2),
+        "retry_delay": delay,
         "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=20),
+        "max_retry_delay": max(delay, dt.timedelta(minutes=20)) if delay.total_seconds() >= 60 else delay * 4,
     }
 
 

@@ -53,6 +53,9 @@ class CycleRunner:
             aws_secret_access_key="testing",
         )
 
+    def mail(self) -> list[dict[str, Any]]:
+        return fleetsim_get(self.url, "/fleetsim/mail")["messages"]
+
     def run(
         self, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None, bucket: str = ALPHA_BUCKET
     ) -> CycleResult:

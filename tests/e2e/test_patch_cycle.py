@@ -225,3 +225,130 @@ def fleet_large(airflow_home: Path, tmp_path: Path):
     scenario = write_scenario(tmp_path / "large.yaml", "alpha_small.yaml", tenants=data["tenants"])
     with running_fleetsim(scenario, tmp_path / "fleetsim") as url:
         yield CycleRunner(url, airflow_env(airflow_home, url, poll_seconds=0.5), tmp_path)
+
+
+def test_evidence_is_retained_distributed_mapped_and_verifiable(fleet, tmp_path) -> None:
+    """The audit side of a cycle: access review, controls, risk clocks, Object Lock, the emailed link,
+    and the one-command verification an auditor runs (which must catch an overwritten file)."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    result = fleet.run(DAG_ID, NOV)
+    assert result.returncode == 0, result.log[-3000:]
+    evidence = result.evidence
+
+    # SOC 2 CC6.1: who could run the cycle in the tenant account, and how.
+    grants = {(g["user_name"], g["permission_set"], g["via"]) for g in evidence["access"]["grants"]}
+    assert ("jlee", "PatchcycleExecution", "group sre-patching") in grants
+    assert ("rgarcia", "BreakGlassAdmin", "direct assignment") in grants
+    controls = {(c["framework"], c["control_id"]): c["status"] for c in evidence["controls"]}
+    assert controls[("soc2", "CC6.1")] == "evidenced"
+    assert controls[("pci_dss", "10.5.1")] == "evidenced"
+    # cu_alpha answers to SOX: the strictest retention (7 years) locks every object.
+    assert evidence["retention"] == {"days": 2555, "mode": "COMPLIANCE"}
+    failed_host = result.host("t-dev-app-02")["host_id"]
+    open_items = [r for r in evidence["risk"]["open"] if r["host_id"] == failed_host]
+    assert {r["patch_id"] for r in open_items} == PLAN_NOV
+    assert all(r["due"] and r["priority"] in ("P1", "P2", "P3", "P4") for r in open_items)
+
+    s3 = fleet.s3()
+    pack_key = next(k for k in result.keys if k.endswith("/pack/report.pdf"))
+    head = s3.head_object(Bucket="patchcycle-evidence-cu-alpha", Key=pack_key)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert (head["ObjectLockRetainUntilDate"].date() - head["LastModified"].date()).days >= 2554
+
+    # The compliance contact got one mail with working, pre-signed links and the manifest's digest.
+    (mail,) = fleet.mail()
+    assert mail["rcpt_tos"] == ["alpha-compliance@example.com"]
+    assert "2026-11-22" in mail["subject"] and "PARTIAL" in mail["body"]
+    manifest_digest = manifest_sha256(json.loads(result.files["manifest.json"]))
+    assert manifest_digest in mail["body"]
+    link = mail["body"].split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    with urllib.request.urlopen(link, timeout=30) as response:  # noqa: S310 - fleetsim on loopback
+        assert response.read() == result.files["report.pdf"]
+
+    def verify(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "patchcycle",
+                "verify-evidence",
+                "cu_alpha",
+                "2026-11-22",
+                "--endpoint-url",
+                fleet.url,
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=fleet.env,
+        )
+
+    intact = verify("--expect-manifest", manifest_digest)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert "intact" in intact.stdout
+    # Object Lock forbids deleting a version; an attacker with write access can only add a version.
+    csv_key = pack_key.replace("report.pdf", "hosts.csv")
+    version = s3.head_object(Bucket="patchcycle-evidence-cu-alpha", Key=csv_key)["VersionId"]
+    with pytest.raises(Exception, match="AccessDenied"):
+        s3.delete_object(Bucket="patchcycle-evidence-cu-alpha", Key=csv_key, VersionId=version)
+    s3.put_object(Bucket="patchcycle-evidence-cu-alpha", Key=csv_key, Body=b"host_id\ni-nothing-to-see\n")
+    tampered = verify()
+    assert tampered.returncode == 1
+    assert "hosts.csv was overwritten" in tampered.stdout and "changed file hosts.csv" in tampered.stdout
+
+
+def test_a_risk_acceptance_defers_its_host_and_is_reported(fleet, tmp_path) -> None:
+    register = tmp_path / "exceptions"
+    register.mkdir()
+    (register / "cu_alpha.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "tenant_id": "cu_alpha",
+                "exceptions": [
+                    {
+                        "id": "EXC-2026-101",
+                        "hosts": ["t-prd-web-01"],
+                        "justification": "payment switch vendor certifies only the current glibc build",
+                        "compensating_control": "host isolated in a segmented VLAN, EDR in prevention mode",
+                        "requested_by": "Payments app owner",
+                        "approver": "Dana Whitfield",
+                        "approver_role": "CISO",
+                        "approved_on": "2026-11-01",
+                        "expires_on": "2027-02-28",
+                        "risk_rating": "High",
+                    },
+                    {
+                        "id": "EXC-2026-042",
+                        "hosts": ["t-prd-web-02"],
+                        "justification": "migration window for the legacy batch job was not yet agreed",
+                        "compensating_control": "restricted network path, daily integrity checks",
+                        "requested_by": "Batch team",
+                        "approver": "Dana Whitfield",
+                        "approver_role": "CISO",
+                        "approved_on": "2026-06-01",
+                        "expires_on": "2026-10-31",
+                        "risk_rating": "Medium",
+                    },
+                ],
+            }
+        )
+    )
+    fleet.env["PATCHCYCLE_EXCEPTIONS_DIR"] = str(register)
+    result = fleet.run(DAG_ID, NOV)
+    assert result.returncode == 0, result.log[-3000:]
+    deferred = result.host("t-prd-web-01")
+    assert deferred["final_state"] == "excepted"
+    assert "EXC-2026-101" in deferred["reason"] and "Dana Whitfield" in deferred["reason"]
+    assert installs(result.truth["t-prd-web-01"]) == [], "an excepted host must not be patched"
+    assert images(result.truth["t-prd-web-01"]) == []
+    # The expired acceptance no longer counts: its host was patched, and the report flags it.
+    assert result.host("t-prd-web-02")["final_state"] == "patched"
+    exceptions = result.evidence["exceptions"]
+    assert [a["id"] for a in exceptions["active"]] == ["EXC-2026-101"]
+    assert [a["id"] for a in exceptions["expired"]] == ["EXC-2026-042"]
+    assert result.evidence["summary"]["excepted"] == 1
+    assert_evidence_tells_the_truth(result)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import random
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,17 @@ FAILED_HOST_NAME = "alpha-prod-db-07"
 FAILED_HOST_REASON = "patch install exit code 1: yum transaction check error"
 HELD_HOST_NAME = "alpha-prod-core-02"
 HELD_HOST_REASON = "change freeze: quarter-end ledger close"
+
+# The audit sections (make_evidence(..., sections=True)).
+CYCLE_DATE = dt.date(2026, 11, 22)
+RETENTION_DAYS = 2555
+MISSING_CONTROL_ID = "10.2"
+ACTIVE_EXCEPTION_ID = "RX-2026-014"
+ACTIVE_EXCEPTION_APPROVER = "Dana Whitfield"
+EXPIRED_EXCEPTION_ID = "RX-2025-031"
+ACCESS_USER_NAME = "mgarcia"
+KEV_CATALOG_VERSION = "2026.11.20"
+TREND_DATES = ("2026-08-23", "2026-09-20", "2026-10-25", "2026-11-22")
 
 _OS = {
     "aws": [("amazon_linux_2", "Amazon Linux 2"), ("rhel_9", "Red Hat Enterprise Linux 9.4")],
@@ -164,13 +177,392 @@ def _approved_patches(rng: random.Random, per_family: int) -> dict[str, list[dic
     return approved
 
 
+_SEVERITY_NAMES = {"Critical": "Critical", "Important": "High", "Moderate": "Medium", "Low": "Low"}
+_SLA_DAYS = {"Critical": 15, "High": 30, "Medium": 90, "Low": 180}
+_CRITICALITY_WEIGHT = {"low": 0.8, "medium": 1.0, "high": 1.15, "critical": 1.3}
+
+
+def _controls(retention_days: int, n_events: int) -> list[dict]:
+    """SOC 2 CC6.1..CC8.1 evidenced; PCI DSS 6.3.3 and 10.5.1 evidenced, 10.2 missing; references."""
+
+    def control(
+        framework: str, control_id: str, title: str, status: str, evidenced: list, missing: list, url: str
+    ):
+        return {
+            "framework": framework,
+            "control_id": control_id,
+            "title": title,
+            "status": status,
+            "evidenced": [{"event": event, "count": count} for event, count in evidenced],
+            "missing": missing,
+            "references": [url],
+        }
+
+    return [
+        control(
+            "soc2",
+            "CC6.1",
+            "Logical access security",
+            "evidenced",
+            [("access.reviewed", 1)],
+            [],
+            "https://truvocyber.com/blog/soc-2-cc6-1-logical-access-security-1",
+        ),
+        control(
+            "soc2",
+            "CC7.1",
+            "Detection of vulnerabilities and configuration changes",
+            "evidenced",
+            [("inventory.collected", 3), ("risk.assessed", 1), ("preflight.evaluated", 3)],
+            [],
+            "https://ac5labs.com/soc2-readiness/controls/CC7.1",
+        ),
+        control(
+            "soc2",
+            "CC7.2",
+            "Monitoring of system components for anomalies",
+            "evidenced",
+            [("preflight.evaluated", 3), ("verify.host", n_events), ("preflight.held", 2)],
+            [],
+            "https://watchdogsecurity.io/soc2/monitor-for-anomalies-and-malicious-acts",
+        ),
+        control(
+            "soc2",
+            "CC8.1",
+            "Change management",
+            "evidenced",
+            [
+                ("plan.frozen", 1),
+                ("backup.completed", 3),
+                ("patch.sent", 3),
+                ("stage.verified", 3),
+                ("evidence.written", 1),
+                ("approval.recorded", 1),
+            ],
+            [],
+            "https://hicomply.com/soc-2/soc-2-controls-change-management-cc8",
+        ),
+        control(
+            "pci_dss",
+            "6.3.3",
+            "Known vulnerabilities are patched in time",
+            "evidenced",
+            [("risk.assessed", 1), ("patch.sent", 3), ("stage.verified", 3), ("exceptions.applied", 1)],
+            [],
+            "https://withpci.com/requirements/6/6.3/6.3.3.html",
+        ),
+        control(
+            "pci_dss",
+            MISSING_CONTROL_ID,
+            "Audit logs of actions",
+            "missing",
+            [],
+            [
+                "evidence.written",
+                f"events_attributed: 3 of {n_events} events lack actor, action, time or result",
+            ],
+            "https://withpci.com/requirements/10/10.2/10.2.2",
+        ),
+        control(
+            "pci_dss",
+            "10.5.1",
+            "Audit log retention",
+            "evidenced",
+            [("evidence.written", 1)],
+            [],
+            "https://withpci.com/requirements/10/10.5/10.5.1",
+        ),
+        control(
+            "references",
+            "NIST-SP-800-40r4-RISK-RESPONSE",
+            "Patching as risk response, verified",
+            "evidenced",
+            [("inventory.collected", 3), ("risk.assessed", 1), ("patch.sent", 3), ("verify.host", n_events)],
+            [],
+            "https://doi.org/10.6028/NIST.SP.800-40r4",
+        ),
+        control(
+            "references",
+            "NIST-SP-800-40r4-REPORTING",
+            "Patch documentation, audit logging and reporting",
+            "partial",
+            [("evidence.written", 1)],
+            ["evidence.distributed"],
+            "https://doi.org/10.6028/NIST.SP.800-40r4",
+        ),
+    ]
+
+
+def _summarise_controls(controls: list[dict]) -> dict[str, dict[str, int]]:
+    summary: dict[str, dict[str, int]] = {}
+    for c in controls:
+        counts = summary.setdefault(c["framework"], {"evidenced": 0, "partial": 0, "missing": 0, "total": 0})
+        counts[c["status"]] += 1
+        counts["total"] += 1
+    return summary
+
+
+def _acceptance(
+    ident: str, hosts: list[str] | None, approved_on: dt.date, expires_on: dt.date, **extra: Any
+) -> dict:
+    scope_hosts = ", ".join(hosts) if hosts is not None else "every host"
+    return {
+        "id": ident,
+        "scope": f"all patches on {scope_hosts}",
+        "hosts": hosts,
+        "patches": None,
+        "risk_rating": "Medium",
+        "justification": "Vendor-certified core banking build; patches wait for the vendor's certification.",
+        "compensating_control": "Hosts isolated in a segmented VLAN; EDR in block mode; weekly scans.",
+        "requested_by": "Priya Raman (core banking)",
+        "approver": ACTIVE_EXCEPTION_APPROVER,
+        "approver_role": "CISO",
+        "approved_on": approved_on.isoformat(),
+        "expires_on": expires_on.isoformat(),
+        "days_left": (expires_on - CYCLE_DATE).days,
+        "ticket": "CHG0041877",
+        **extra,
+    }
+
+
+def _exceptions(hosts: list[dict]) -> dict:
+    excepted = [h for h in hosts if h["final_state"] == "excepted"]
+    active = _acceptance(
+        ACTIVE_EXCEPTION_ID,
+        [h["name"] for h in excepted[:3]] or ["alpha-prod-core-00001"],
+        dt.date(2026, 6, 30),
+        dt.date(2026, 12, 31),
+    )
+    expired = _acceptance(
+        EXPIRED_EXCEPTION_ID,
+        [HELD_HOST_NAME],
+        dt.date(2025, 10, 15),
+        dt.date(2026, 10, 31),
+        approver="Marcus Lee",
+        approver_role="VP Information Security",
+        ticket="CHG0038810",
+        risk_rating="High",
+    )
+    lapsed = [
+        {"host_id": h["host_id"], "name": h["name"], "exception_id": EXPIRED_EXCEPTION_ID}
+        for h in hosts
+        if h["name"] == HELD_HOST_NAME
+    ]
+    applied = [
+        {
+            "host_id": h["host_id"],
+            "name": h["name"],
+            "exception_id": ACTIVE_EXCEPTION_ID,
+            "expires_on": active["expires_on"],
+            "previous_state": "non_compliant",
+            "previous_reason": f"{h['missing_before']} approved patches missing",
+        }
+        for h in sorted(excepted, key=lambda h: (h["name"], h["host_id"]))
+    ]
+    soon = [{"id": a["id"], "expires_on": a["expires_on"], "days_left": a["days_left"]} for a in [active]]
+    return {
+        "tenant_id": "cu_alpha",
+        "as_of": CYCLE_DATE.isoformat(),
+        "active": [active],
+        "expired": [expired],
+        "not_yet_valid": [],
+        "applied": applied,
+        "unused": [] if applied else [ACTIVE_EXCEPTION_ID],
+        "expiring_soon": [s for s in soon if s["days_left"] <= 45],
+        "partial": [],
+        "lapsed": lapsed,
+    }
+
+
+def _access(rng: random.Random, n_grants: int) -> dict:
+    people = [
+        ("mgarcia", "Maria Garcia"),
+        ("jdoe", "John Doe"),
+        ("akim", "Alex Kim"),
+        ("tnguyen", "Thao Nguyen"),
+        ("rpatel", "Ravi Patel"),
+        ("break-glass", "Break-glass administrator"),
+    ]
+    sets = [
+        (
+            "PatchcycleOperator",
+            ["arn:aws:iam::aws:policy/AmazonSSMFullAccess"],
+            "PT8H",
+            "group patch-operators",
+        ),
+        ("PatchcycleAuditor", ["arn:aws:iam::aws:policy/ReadOnlyAccess"], "PT4H", "group audit-readers"),
+        ("AdministratorAccess", ["arn:aws:iam::aws:policy/AdministratorAccess"], "PT1H", "direct assignment"),
+    ]
+    grants = []
+    for i in range(n_grants):
+        user, display = people[i % len(people)] if i < len(people) else (f"user{i:04d}", f"User {i:04d}")
+        name, policies, duration, via = sets[0 if i == 0 else rng.randrange(len(sets))]
+        grants.append(
+            {
+                "account": ("111111111111", "022222222222")[i % 2],
+                "permission_set": name,
+                "managed_policies": policies,
+                "session_duration": duration,
+                "user_name": user,
+                "display_name": display,
+                "email": f"{user}@alphafcu.example",
+                "via": via,
+            }
+        )
+    grants.sort(key=lambda r: (r["account"], r["permission_set"], r["user_name"]))
+    return {
+        "reviewed_at": "2026-11-22T01:55:00+00:00",
+        "principals": len({g["user_name"] for g in grants}),
+        "permission_sets": sorted({g["permission_set"] for g in grants}),
+        "grants": grants,
+    }
+
+
+def _risk(rng: random.Random, hosts: list[dict], approved: dict[str, list[dict]], limit: int) -> dict:
+    """Every approved patch on every in-scope host, on its SLA clock; at most ``limit`` open rows kept."""
+    per_patch: dict[str, tuple[bool, float, dt.date, str, str]] = {}
+    for family in sorted(approved):
+        for index, patch in enumerate(approved[family]):
+            severity = _SEVERITY_NAMES.get(patch["severity"], "Medium")
+            kev = index == 0 or rng.random() < 0.12
+            released = dt.date.fromisoformat(patch["released"])
+            if kev:
+                due, source = released + dt.timedelta(days=14), "CISA KEV"
+            elif severity == "Critical":
+                due, source = released + dt.timedelta(days=30), "PCI DSS 6.3.3"
+            else:
+                days = _SLA_DAYS[severity]
+                due, source = (
+                    released + dt.timedelta(days=days),
+                    f"tenant policy ({severity.lower()}: {days} days)",
+                )
+            base = {"Critical": 9.1, "High": 7.5, "Medium": 5.0, "Low": 2.5}[severity] + rng.uniform(
+                -1.0, 0.8
+            )
+            per_patch[patch["id"]] = (kev, round(base, 1), due, source, severity)
+    statuses: Counter[str] = Counter()
+    overdue: Counter[str] = Counter()
+    by_priority: Counter[str] = Counter()
+    rows: list[dict] = []
+    for host in hosts:
+        if host["final_state"] == "out_of_scope":
+            continue
+        patched = host["final_state"] == "patched"
+        for patch in approved.get(host["os_family"], []):
+            kev, base, due, source, severity = per_patch[patch["id"]]
+            if patched:
+                statuses["met" if due >= CYCLE_DATE else "late"] += 1
+                continue
+            score = round(min(10.0, base * _CRITICALITY_WEIGHT[host["criticality"]]), 1)
+            priority = "P1" if kev or score >= 9 else "P2" if score >= 7 else "P3" if score >= 4 else "P4"
+            days_left = (due - CYCLE_DATE).days
+            status = "overdue" if days_left < 0 else "due_soon" if days_left <= 7 else "open"
+            statuses[status] += 1
+            by_priority[priority] += 1
+            if status == "overdue":
+                overdue[severity] += 1
+            if len(rows) < limit:
+                reasons = [f"{severity} severity as {base:.1f}"]
+                reasons.append(
+                    f"{host['criticality']} criticality x{_CRITICALITY_WEIGHT[host['criticality']]:g}"
+                )
+                if kev:
+                    reasons.append(f"in CISA KEV ({(patch['cves'] or ['CVE-2026-1000'])[0]}, due {due})")
+                rows.append(
+                    {
+                        "host_id": host["host_id"],
+                        "name": host["name"],
+                        "environment": host["environment"],
+                        "patch_id": patch["id"],
+                        "severity": severity,
+                        "priority": priority,
+                        "score": score,
+                        "kev": kev,
+                        "epss_percentile": round(rng.random(), 2),
+                        "due": due.isoformat(),
+                        "due_source": source,
+                        "status": status,
+                        "days_overdue": max(0, -days_left),
+                        "reasons": reasons,
+                    }
+                )
+    rows.sort(key=lambda r: (r["priority"], r["due"], r["name"], r["patch_id"]))
+    return {
+        "as_of": CYCLE_DATE.isoformat(),
+        "feeds": {
+            "kev_catalog_version": KEV_CATALOG_VERSION,
+            "epss_model_version": "v2025.03.14",
+            "epss_score_date": "2026-11-21T12:55:00Z",
+            "source": "committed snapshot include/feeds (2026-11-21)",
+        },
+        "summary": {
+            "by_status": dict(sorted(statuses.items())),
+            "open_by_priority": dict(sorted(by_priority.items())),
+            "overdue_by_severity": {s: overdue.get(s, 0) for s in ("Critical", "High", "Medium", "Low")},
+            "open": sum(by_priority.values()),
+        },
+        "open": rows,
+        "open_truncated": sum(by_priority.values()) > len(rows),
+    }
+
+
+def _trend(summary: dict, outcome: str) -> list[dict]:
+    history = [(0.71, 0.93, "completed"), (0.64, 0.9, "completed"), (0.69, 0.86, "partial")]
+    points = [
+        {"cycle_date": date, "compliance_before": before, "compliance_after": after, "outcome": result}
+        for date, (before, after, result) in zip(TREND_DATES, history, strict=False)
+    ]
+    points.append(
+        {
+            "cycle_date": TREND_DATES[-1],
+            "compliance_before": summary["compliance_before"],
+            "compliance_after": summary["compliance_after"],
+            "outcome": outcome,
+        }
+    )
+    return points
+
+
+def add_audit_sections(
+    evidence: dict, *, seed: int = 7, open_risk_rows: int = 6, access_grants: int = 6
+) -> dict:
+    """Add realistic ``controls``, ``controls_summary``, ``retention``, ``exceptions``, ``access``,
+    ``risk`` and ``trend`` sections to ``evidence`` (in place; also returned).
+
+    SOC 2 CC6.1..CC8.1 are evidenced, PCI DSS 10.2 is missing; one active acceptance
+    (ACTIVE_EXCEPTION_ID, approved by ACTIVE_EXCEPTION_APPROVER) excepts the excepted hosts and one
+    expired (EXPIRED_EXCEPTION_ID); the first open risk row's patch is in KEV; a 4-point trend.
+    """
+    rng = random.Random(seed * 7919 + 1)
+    controls = _controls(RETENTION_DAYS, max(len(evidence["events"]), 1))
+    evidence["controls"] = controls
+    evidence["controls_summary"] = _summarise_controls(controls)
+    evidence["retention"] = {"days": RETENTION_DAYS, "mode": "COMPLIANCE"}
+    evidence["exceptions"] = _exceptions(evidence["hosts"])
+    evidence["access"] = _access(rng, access_grants)
+    evidence["risk"] = _risk(rng, evidence["hosts"], evidence["plan"]["approved"], open_risk_rows)
+    evidence["trend"] = _trend(evidence["summary"], evidence["cycle"]["outcome"])
+    return evidence
+
+
 def make_evidence(
-    n_hosts: int = 40, *, seed: int = 7, outcome: str = "failed", patches_per_family: int = 8
+    n_hosts: int = 40,
+    *,
+    seed: int = 7,
+    outcome: str = "failed",
+    patches_per_family: int = 8,
+    sections: bool = False,
+    open_risk_rows: int = 6,
+    access_grants: int = 6,
 ) -> dict:
     """Build a realistic, internally consistent evidence document (schema 1.0) with ``n_hosts`` hosts.
 
     The first two hosts (when ``n_hosts >= 2``) are a failed and a held prod host with known
     names and reasons (FAILED_HOST_NAME/REASON, HELD_HOST_NAME/REASON).
+
+    ``sections=True`` adds the audit sections (``controls``, ``controls_summary``, ``retention``,
+    ``exceptions``, ``access``, ``risk`` with at most ``open_risk_rows`` open rows, ``trend``); see
+    :func:`add_audit_sections`. Without it the document has none of them, like older documents.
     """
     rng = random.Random(seed)
     hosts: list[dict] = []
@@ -244,7 +636,7 @@ def make_evidence(
                     "details": {"backup_id": host["backup_id"]},
                 }
             )
-    return {
+    evidence: dict[str, Any] = {
         "schema_version": "1.0",
         "tenant": {
             "id": "cu_alpha",
@@ -271,6 +663,9 @@ def make_evidence(
         },
         "events": events,
     }
+    if sections:
+        add_audit_sections(evidence, seed=seed, open_risk_rows=open_risk_rows, access_grants=access_grants)
+    return evidence
 
 
 def empty_evidence() -> dict:

@@ -262,9 +262,14 @@ class _RegisterYamlLoader(_BaseSafeLoader):  # type: ignore[misc, valid-type]
         return super().construct_mapping(node, deep=deep)
 
 
+EXCEPTIONS_DIR_ENV = "PATCHCYCLE_EXCEPTIONS_DIR"
+
+
 def default_exceptions_dir() -> Path:
-    """``include/exceptions`` in the repository."""
-    return EXCEPTIONS_DIR
+    """``$PATCHCYCLE_EXCEPTIONS_DIR`` if set, else ``include/exceptions`` in the repository."""
+    import os
+
+    return Path(os.environ[EXCEPTIONS_DIR_ENV]) if os.environ.get(EXCEPTIONS_DIR_ENV) else EXCEPTIONS_DIR
 
 
 def load_exception_register(path: Path | str) -> ExceptionRegister:

@@ -8,6 +8,7 @@ role, region), so the same code runs against fleetsim and against AWS.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -163,10 +164,16 @@ class IdentityCenterHook(AwsBaseHook):
         super().__init__(*args, **kwargs)
 
     def _pages(self, client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every page of a list call (NextToken), whether or not botocore ships a paginator for it."""
         rows: list[dict[str, Any]] = []
-        for page in client.get_paginator(operation).paginate(**kwargs):
-            rows.extend(page[key])
-        return rows
+        call = getattr(client, operation)
+        token: str | None = None
+        while True:
+            page = call(**kwargs, **({"NextToken": token} if token else {}))
+            rows.extend(page.get(key, []))
+            token = page.get("NextToken")
+            if not token:
+                return rows
 
     def instance(self) -> dict[str, Any]:
         return self.conn.list_instances()["Instances"][0]
@@ -203,16 +210,23 @@ class IdentityCenterHook(AwsBaseHook):
             PermissionSetArn=permission_set_arn,
         )
 
+    @cached_property
+    def identity_store(self) -> Any:
+        """The identity store client, through the same connection and region."""
+        return AwsBaseHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type="identitystore"
+        ).conn
+
     def users(self, identity_store_id: str) -> list[dict[str, Any]]:
-        store = self.get_client_type("identitystore")
+        store = self.identity_store
         return self._pages(store, "list_users", "Users", IdentityStoreId=identity_store_id)
 
     def groups(self, identity_store_id: str) -> list[dict[str, Any]]:
-        store = self.get_client_type("identitystore")
+        store = self.identity_store
         return self._pages(store, "list_groups", "Groups", IdentityStoreId=identity_store_id)
 
     def group_members(self, identity_store_id: str, group_id: str) -> list[str]:
-        store = self.get_client_type("identitystore")
+        store = self.identity_store
         rows = self._pages(
             store,
             "list_group_memberships",

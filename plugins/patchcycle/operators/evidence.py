@@ -48,6 +48,22 @@ class WriteEvidencePackOperator(CycleOperator):
             "soak_hours_override": info.get("soak_hours_override"),
             "soak_override_reason": info.get("soak_override_reason"),
         }
+        from patchcycle.config.exceptions import load_exception_registers
+        from patchcycle.domain.controls import controls_summary, load_control_catalogs, map_controls
+
+        pack = self._free_pack_prefix(paths, int(context["ti"].try_number))
+        # This task's own facts belong in the pack it writes, and count for the control mapping.
+        events.append(
+            {
+                "at": now,
+                "actor": self.actor(context),
+                "action": "evidence.written",
+                "target": store.url(pack),
+                "result": "ok",
+                "details": {"retention_days": store.retention_days},
+            }
+        )
+        register = load_exception_registers(tenant_ids=[self.tenant_id])[self.tenant_id]
         evidence = build_evidence_document(
             tenant=self.tenant,
             cycle=cycle,
@@ -58,7 +74,26 @@ class WriteEvidencePackOperator(CycleOperator):
             access=self.read_record(paths.run_file("access.json"), required=False),
             selected_environments=environments,
             events=events,
+            exceptions=register,
         )
+        frameworks = [f.value for f in self.tenant.frameworks]
+        evidence["risk"] = self._risk_section(evidence, frameworks)
+        evidence["events"].append(
+            {
+                "at": now,
+                "actor": self.actor(context),
+                "action": "risk.assessed",
+                "target": self.tenant_id,
+                "result": "ok",
+                "details": {"open": evidence["risk"]["summary"]["open"], "feeds": evidence["risk"]["feeds"]},
+            }
+        )
+        controls = map_controls(
+            evidence["events"], frameworks, load_control_catalogs(), retention_days=store.retention_days or 0
+        )
+        evidence["controls"] = [c.to_dict() for c in controls]
+        evidence["controls_summary"] = controls_summary(controls)
+        evidence["retention"] = {"days": store.retention_days, "mode": "COMPLIANCE"}
         files = {
             "report.pdf": render_cycle_report(evidence, generated_at=now),
             "evidence.json": (json.dumps(evidence, indent=1, sort_keys=True, default=str) + "\n").encode(),
@@ -73,7 +108,6 @@ class WriteEvidencePackOperator(CycleOperator):
             created_at=now,
             previous_manifest_sha256=previous,
         )
-        pack = self._free_pack_prefix(paths, int(context["ti"].try_number))
         for name, data in files.items():
             store.put_bytes(f"{pack}/{name}", data, _content_type(name))
         store.put_bytes(f"{pack}/{MANIFEST_NAME}", manifest_bytes(manifest), "application/json")
@@ -96,6 +130,19 @@ class WriteEvidencePackOperator(CycleOperator):
             "report_link": link,
             "summary": {k: v for k, v in summary.items() if not isinstance(v, dict)},
         }
+
+    def _risk_section(self, evidence: dict[str, Any], frameworks: list[str]) -> dict[str, Any]:
+        """Risk ranking and SLA clocks of the plan's patches on the hosts (feeds: committed snapshots)."""
+        from patchcycle.domain.risk_report import risk_and_sla
+        from patchcycle.feeds import load_feed_snapshots
+
+        return risk_and_sla(
+            hosts=evidence["hosts"],
+            approved=evidence["plan"].get("approved", {}),
+            feeds=load_feed_snapshots(),
+            frameworks=frameworks,
+            as_of=dt.date.fromisoformat(evidence["cycle"]["cycle_date"]),
+        )
 
     def _free_pack_prefix(self, paths: CyclePaths, try_number: int) -> str:
         """``pack`` on the first attempt; a retry writes beside it and never over it."""

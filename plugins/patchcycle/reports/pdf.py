@@ -3,6 +3,13 @@
 Built with reportlab platypus and reportlab.graphics charts from the cycle's evidence document
 (``schema_version`` "1.0"). Pure: no cloud or file I/O. Only hosts needing attention are laid out
 (capped); the full per-host list is the CSV in the same evidence pack.
+
+Sections, in order: title block, summary and charts, stages, control coverage, risk and SLA,
+compliance trend, risk acceptances (exceptions), access review, hosts needing attention, approved
+patch set. The sections from "control coverage" to "access review" read optional top-level keys
+(``controls``/``controls_summary``/``retention``, ``risk``, ``trend``, ``exceptions``, ``access``);
+when a key is absent or None (older documents) the section says it has no data. Long tables are capped
+and the report says how many more rows are in ``evidence.json``.
 """
 
 from __future__ import annotations
@@ -17,15 +24,19 @@ from xml.sax.saxutils import escape
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
+from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing, Rect, String
+from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import letter
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     CondPageBreak,
+    Flowable,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -45,6 +56,21 @@ MAX_PATCHES_PER_FAMILY = 60
 MAX_PATCH_ROWS = 300
 #: At most this many CVE ids are printed per patch.
 MAX_CVES_PER_PATCH = 4
+#: At most this many controls are laid out (catalogs hold a few dozen).
+MAX_CONTROL_ROWS = 300
+#: At most this many open risk rows are laid out; the rest are in evidence.json.
+MAX_RISK_ROWS = 300
+#: At most this many host rows per exception table (excepted, partial, lapsed).
+MAX_EXCEPTION_HOST_ROWS = 300
+#: At most this many acceptances per register table (active, expired, expiring soon).
+MAX_ACCEPTANCE_ROWS = 300
+#: At most this many access grants are laid out.
+MAX_ACCESS_ROWS = 300
+#: At most this many cycles are drawn in the compliance trend (the current cycle last).
+MAX_TREND_POINTS = 12
+#: Table cells of the audit sections are clipped to this many characters: a table row cannot split
+#: across pages, so one huge cell (an acceptance scoped to thousands of hosts) must not outgrow one.
+MAX_CELL_CHARS = 700
 
 PAGE_SIZE = letter
 MARGIN = 0.6 * inch
@@ -81,7 +107,31 @@ FRAMEWORK_NAMES: dict[str, str] = {
     "nist_800_53": "NIST SP 800-53",
     "dora": "DORA",
     "hipaa": "HIPAA",
+    "sox": "SOX ITGC",
+    "references": "References",
 }
+#: Control status -> colour (evidenced green, partial orange, missing red).
+CONTROL_STATUS_COLOURS: dict[str, colors.Color] = {
+    "evidenced": colors.HexColor("#2e7d32"),
+    "partial": colors.HexColor("#ef6c00"),
+    "missing": colors.HexColor("#c62828"),
+}
+#: Severities of the overdue chart, in order, with their colours.
+RISK_SEVERITY_COLOURS: tuple[tuple[str, colors.Color], ...] = (
+    ("Critical", colors.HexColor("#b71c1c")),
+    ("High", colors.HexColor("#ef6c00")),
+    ("Medium", colors.HexColor("#f9a825")),
+    ("Low", colors.HexColor("#78909c")),
+)
+#: SLA statuses in the order they are reported, with their labels.
+SLA_STATUS_LABELS: tuple[tuple[str, str], ...] = (
+    ("overdue", "overdue"),
+    ("due_soon", "due soon"),
+    ("open", "open within SLA"),
+    ("late", "resolved late"),
+    ("met", "met"),
+)
+SLA_STATUS_COLOURS: dict[str, str] = {"overdue": "#c62828", "due_soon": "#ef6c00", "late": "#ef6c00"}
 SEVERITY_ORDER: tuple[str, ...] = ("critical", "high", "important", "medium", "moderate", "low")
 
 _HEADER_BG = colors.HexColor("#263238")
@@ -90,6 +140,8 @@ _ZEBRA = colors.HexColor("#f5f7f8")
 _BEFORE = colors.HexColor("#90a4ae")
 _AFTER = colors.HexColor("#1565c0")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_RED = "#c62828"
+_MUTED = "#607d8b"
 
 
 # --------------------------------------------------------------------------------------------- text
@@ -126,6 +178,54 @@ def _percent(value: Any) -> float:
     return round(min(max(_ratio(value), 0.0), 1.0) * 100, 1)
 
 
+def _optional_percent(value: Any) -> float | None:
+    """Like :func:`_percent`, but None (not 0) for a missing or unreadable ratio."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        return None
+    if ratio != ratio:  # NaN
+        return None
+    return round(min(max(ratio, 0.0), 1.0) * 100, 1)
+
+
+def _clip(value: Any, limit: int = MAX_CELL_CHARS, default: str = "") -> str:
+    """Escaped cell text of at most ``limit`` characters (before escaping), saying what was cut."""
+    text = _text(value, default)
+    if len(text) > limit:
+        text = f"{text[:limit].rstrip()}… (+{len(text) - limit:,} characters in evidence.json)"
+    return escape(text)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a mapping, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _records(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings in ``value`` if it is a list (anything else in it is skipped), else []."""
+    if not isinstance(value, list | tuple):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
+
+
+def _strings(value: Any) -> list[str]:
+    """The non-empty items of a list as text, else []."""
+    if not isinstance(value, list | tuple):
+        return []
+    return [t for t in (_text(item) for item in value) if t]
+
+
+def _framework_name(framework: Any) -> str:
+    return FRAMEWORK_NAMES.get(_text(framework), _text(framework, "unknown") or "unknown")
+
+
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count:,} {singular if count == 1 else (plural or singular + 's')}"
+
+
 class _Styles:
     """Paragraph styles used by the report."""
 
@@ -142,6 +242,111 @@ class _Styles:
         self.cell = ParagraphStyle("PcCell", parent=self.body, fontSize=7.5, leading=9, splitLongWords=1)
         self.small_cell = ParagraphStyle("PcSmallCell", parent=self.cell, fontSize=6.5, leading=7.8)
         self.outcome = ParagraphStyle("PcOutcome", parent=self.body, fontSize=16, leading=20, spaceBefore=4)
+
+
+# -------------------------------------------------------------------------------------- table cells
+
+#: A run of cell text: (text, font name, font size, colour as "#rrggbb").
+Run = tuple[str, str, float, str]
+_FONT = "Helvetica"
+_BOLD = "Helvetica-Bold"
+_BLACK = "#000000"
+_colour_cache: dict[str, colors.Color] = {}
+
+
+def _colour(hex_colour: str) -> colors.Color:
+    colour = _colour_cache.get(hex_colour)
+    if colour is None:
+        colour = _colour_cache[hex_colour] = colors.HexColor(hex_colour)
+    return colour
+
+
+class _TextCell(Flowable):
+    """Table-cell text drawn directly when each of its lines fits the column, else as a Paragraph.
+
+    Laying out a Paragraph (line breaking with pure-Python string widths) is what makes long tables
+    slow, and reportlab lays out every cell two or three times. Most cells are short ids, names and
+    dates that fit on one line: measuring those once and drawing them with ``drawString`` gives the
+    same look at a fraction of the cost. Text that does not fit is wrapped by a Paragraph built on
+    first need (clipped to :data:`MAX_CELL_CHARS` per run, escaped).
+    """
+
+    def __init__(self, lines: list[list[Run]], style: ParagraphStyle) -> None:
+        super().__init__()
+        self._lines = [
+            [(" ".join(text.split()), font, size, colour) for text, font, size, colour in line]
+            for line in lines
+        ]
+        self._lines = [[run for run in line if run[0]] for line in self._lines]
+        self._lines = [line for line in self._lines if line]
+        self._style = style
+        self._para: Paragraph | None = None
+        self._widest: float | None = None
+
+    def _leading(self, line: list[Run]) -> float:
+        return max(size for _, _, size, _ in line) * 1.2
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
+        if self._widest is None:
+            self._widest = max(
+                (sum(stringWidth(t, f, s) for t, f, s, _ in line) for line in self._lines), default=0.0
+            )
+        if self._para is None and self._widest <= availWidth:
+            self.width = self._widest
+            self.height = sum(self._leading(line) for line in self._lines)
+            return self.width, self.height
+        if self._para is None:
+            markup = "<br/>".join(
+                "".join(f'<font name="{f}" size="{s:g}" color="{c}">{_clip(t)}</font>' for t, f, s, c in line)
+                for line in self._lines
+            )
+            self._para = Paragraph(markup, self._style)
+        self.width, self.height = self._para.wrap(availWidth, availHeight)
+        return self.width, self.height
+
+    def split(self, availWidth: float, availHeight: float) -> list[Any]:  # noqa: N803
+        return []
+
+    def draw(self) -> None:
+        if self._para is not None:
+            self._para.drawOn(self.canv, 0, 0)
+            return
+        canvas = self.canv
+        top = self.height
+        for line in self._lines:
+            size = max(s for _, _, s, _ in line)
+            baseline = top - size
+            x = 0.0
+            for text, font, run_size, colour in line:
+                canvas.setFont(font, run_size)
+                canvas.setFillColor(_colour(colour))
+                canvas.drawString(x, baseline, text)
+                x += stringWidth(text, font, run_size)
+            top -= self._leading(line)
+
+
+def _runs(
+    value: Any, *, default: str = "", size: float = 7.5, bold: bool = False, colour: str = _BLACK
+) -> Run:
+    return (_text(value, default), _BOLD if bold else _FONT, size, colour)
+
+
+def _cell(
+    main: Any,
+    styles: _Styles,
+    detail: Any = None,
+    *,
+    default: str = "-",
+    bold: bool = False,
+    colour: str = _BLACK,
+    small: bool = False,
+) -> _TextCell:
+    """A table cell: ``main`` and, when given, ``detail`` in small grey type under it."""
+    text = _text(main, default) or default
+    lines = [[_runs(text, size=6.5 if small else 7.5, bold=bold, colour=colour)]]
+    if detail:
+        lines.append([_runs(detail, size=6, colour=_MUTED)])
+    return _TextCell(lines, styles.small_cell if small else styles.cell)
 
 
 # ------------------------------------------------------------------------------------------- footer
@@ -310,6 +515,100 @@ def host_states_chart(
     return drawing
 
 
+def overdue_chart(risk: Mapping[str, Any], width: float = CONTENT_WIDTH, height: float = 160) -> Drawing:
+    """Bars: open patch-host pairs past their SLA due date, by severity (Critical..Low, then others)."""
+    title = "Overdue open patches, by severity"
+    by_severity = _mapping(_mapping(risk.get("summary")).get("overdue_by_severity"))
+    if not by_severity:
+        return _no_data(width, height, title)
+    palette = dict(RISK_SEVERITY_COLOURS)
+    severities = [s for s, _ in RISK_SEVERITY_COLOURS]
+    severities += sorted(str(s) for s in by_severity if str(s) not in palette)
+    values = [_int(by_severity.get(s)) for s in severities]
+    peak = max(values, default=0)
+
+    drawing = Drawing(width, height)
+    drawing.add(String(0, height - 12, title, fontName="Helvetica-Bold", fontSize=9))
+    chart = VerticalBarChart()
+    chart.x, chart.y = 40, 22
+    chart.width, chart.height = width - 60, height - 50
+    chart.data = [values]
+    chart.categoryAxis.categoryNames = [_text(s) for s in severities]
+    chart.categoryAxis.labels.fontName = "Helvetica"
+    chart.categoryAxis.labels.fontSize = 8
+    chart.valueAxis.valueMin = 0
+    if peak < 5:
+        chart.valueAxis.valueMax = peak + 1
+        chart.valueAxis.valueStep = 1
+    else:
+        chart.valueAxis.valueMax = peak + max(1, peak // 8)  # head room for the bar labels
+    chart.valueAxis.labels.fontName = "Helvetica"
+    chart.valueAxis.labels.fontSize = 7
+    chart.bars.strokeColor = None
+    for index, severity in enumerate(severities):
+        chart.bars[(0, index)].fillColor = palette.get(severity, colors.HexColor("#455a64"))
+    chart.barLabelFormat = "%d"
+    chart.barLabels.fontName = "Helvetica"
+    chart.barLabels.fontSize = 7
+    chart.barLabels.nudge = 6
+    chart.groupSpacing = 18
+    drawing.add(chart)
+    if not peak:
+        drawing.add(
+            String(
+                chart.x + chart.width / 2,
+                chart.y + chart.height / 2,
+                "No open patch is overdue",
+                fontName="Helvetica",
+                fontSize=9,
+                textAnchor="middle",
+            )
+        )
+    return drawing
+
+
+def trend_points(evidence: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The last :data:`MAX_TREND_POINTS` cycles of ``trend`` (oldest first, the current cycle last)."""
+    return _records(evidence.get("trend"))[-MAX_TREND_POINTS:]
+
+
+def trend_chart(
+    points: list[Mapping[str, Any]], width: float = CONTENT_WIDTH, height: float = 180
+) -> Drawing:
+    """Lines: fleet compliance before and after (percent) over the trend cycles, oldest first."""
+    title = "Compliance over the last cycles"
+    after = [_optional_percent(p.get("compliance_after")) for p in points]
+    if sum(v is not None for v in after) < 2:
+        return _no_data(width, height, title)
+    before = [_optional_percent(p.get("compliance_before")) for p in points]
+
+    drawing = Drawing(width, height)
+    drawing.add(String(0, height - 12, title, fontName="Helvetica-Bold", fontSize=9))
+    chart = HorizontalLineChart()
+    chart.x, chart.y = 32, 34
+    chart.width, chart.height = width - 130, height - 62
+    chart.data = [before, after]
+    chart.joinedLines = 1
+    chart.categoryAxis.categoryNames = [_text(p.get("cycle_date"), "?") for p in points]
+    chart.categoryAxis.labels.fontName = "Helvetica"
+    chart.categoryAxis.labels.fontSize = 6.5
+    chart.categoryAxis.labels.angle = 30
+    chart.categoryAxis.labels.boxAnchor = "ne"
+    chart.valueAxis.valueMin = 0
+    chart.valueAxis.valueMax = 100
+    chart.valueAxis.valueStep = 20
+    chart.valueAxis.labelTextFormat = "%d%%"
+    chart.valueAxis.labels.fontName = "Helvetica"
+    chart.valueAxis.labels.fontSize = 7
+    for index, colour in enumerate((_BEFORE, _AFTER)):
+        chart.lines[index].strokeColor = colour
+        chart.lines[index].strokeWidth = 1.5
+        chart.lines[index].symbol = makeMarker("FilledCircle", size=3.5, fillColor=colour, strokeColor=colour)
+    drawing.add(chart)
+    drawing.add(_legend(width - 90, height - 30, [(_BEFORE, "Before"), (_AFTER, "After")]))
+    return drawing
+
+
 # ------------------------------------------------------------------------------------------- tables
 
 
@@ -464,17 +763,16 @@ def _attention_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any
     flow.append(Spacer(1, 4))
 
     shown = selected[:MAX_ATTENTION_ROWS]
-    cell = styles.cell
     rows: list[list[Any]] = [["Name", "Host id", "Env", "Cloud", "State", "Reason"]]
     for host in shown:
         rows.append(
             [
-                Paragraph(_markup(host.get("name")), cell),
-                Paragraph(_markup(host.get("host_id")), styles.small_cell),
+                _cell(host.get("name"), styles, default=""),
+                _cell(host.get("host_id"), styles, default="", small=True),
                 _text(host.get("environment")),
                 _text(host.get("cloud")),
                 _text(host.get("final_state")).replace("_", " "),
-                Paragraph(_markup(host.get("reason")), cell),
+                _cell(host.get("reason"), styles, default=""),
             ]
         )
     widths = [1.4 * inch, 2.2 * inch, 0.55 * inch, 0.45 * inch, 0.7 * inch]
@@ -536,9 +834,9 @@ def _patch_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
                     text += f" (+{len(cves) - MAX_CVES_PER_PATCH} more)"
                 rows.append(
                     [
-                        Paragraph(_markup(patch.get("id")), styles.cell),
+                        _cell(patch.get("id"), styles, default=""),
                         _text(patch.get("severity"), "-"),
-                        Paragraph(_markup(text or "-"), styles.cell),
+                        _cell(text, styles),
                         _text(patch.get("released"), "-"),
                     ]
                 )
@@ -548,6 +846,580 @@ def _patch_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
         if len(shown) < len(patches):
             flow.append(Paragraph(f"{len(patches) - len(shown):,} more not shown.", styles.note))
     return flow
+
+
+# ---------------------------------------------------------------------------------- audit sections
+
+
+def _heading(title: str, styles: _Styles) -> list[Any]:
+    return [CondPageBreak(1.6 * inch), Paragraph(escape(title), styles.h2)]
+
+
+def _no_section_data(what: str, key: str, styles: _Styles) -> Paragraph:
+    return Paragraph(
+        f"No {escape(what)} data is recorded in this evidence document (no <i>{escape(key)}</i> section; "
+        "documents written before this section was added do not have one).",
+        styles.body,
+    )
+
+
+def _more_rows(remaining: int, what: str, styles: _Styles) -> list[Any]:
+    if remaining <= 0:
+        return []
+    return [
+        Spacer(1, 3),
+        Paragraph(
+            f"<b>{remaining:,} more {escape(what)} are not shown here</b>; "
+            "they are listed in evidence.json of this evidence pack.",
+            styles.body,
+        ),
+    ]
+
+
+def _status_style(column: int, row: int, colour: colors.Color) -> list[tuple[Any, ...]]:
+    return [
+        ("TEXTCOLOR", (column, row), (column, row), colour),
+        ("FONT", (column, row), (column, row), "Helvetica-Bold", 7.5),
+    ]
+
+
+def _controls_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
+    flow = _heading("Control coverage", styles)
+    raw = evidence.get("controls")
+    retention = evidence.get("retention")
+    if raw is None and evidence.get("controls_summary") is None:
+        flow.append(_no_section_data("control coverage", "controls", styles))
+    else:
+        flow += _controls_body(evidence, styles)
+    flow.append(Spacer(1, 4))
+    flow.append(_retention_line(retention, styles))
+    return flow
+
+
+def _retention_line(retention: Any, styles: _Styles) -> Paragraph:
+    retention = _mapping(retention)
+    days = _int(retention.get("days"))
+    if not retention or days <= 0:
+        return Paragraph(
+            "No evidence retention data is recorded in this evidence document (no <i>retention</i> section).",
+            styles.body,
+        )
+    mode = _text(retention.get("mode"), "unknown").strip() or "unknown"
+    years = f" (about {days / 365:.1f} years)" if days >= 365 else ""
+    locked = "locked in compliance mode" if mode.upper() == "COMPLIANCE" else f"locked in {mode} mode"
+    return Paragraph(
+        f"<b>Retention:</b> Evidence is {escape(locked)} for {days:,} days{years}: "
+        "no one, including the operator's administrators, can delete or overwrite it before then.",
+        styles.body,
+    )
+
+
+def _controls_body(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
+    controls = _records(evidence.get("controls"))
+    given = _mapping(evidence.get("controls_summary"))
+    order: list[str] = []
+    for framework in [_text(c.get("framework")) for c in controls] + [_text(f) for f in given]:
+        if framework not in order:
+            order.append(framework)
+    if "references" in order:  # references last: mapped, but not a framework the tenant picked
+        order.remove("references")
+        order.append("references")
+    flow: list[Any] = []
+    if not order:
+        return [Paragraph("The evidence document maps no controls for this cycle.", styles.body)]
+
+    for framework in order:
+        counts = _mapping(given.get(framework))
+        if not counts:
+            statuses = Counter(
+                _text(c.get("status")) for c in controls if _text(c.get("framework")) == framework
+            )
+            counts = {**statuses, "total": sum(statuses.values())}
+        evidenced, partial, missing = (_int(counts.get(k)) for k in ("evidenced", "partial", "missing"))
+        total = _int(counts.get("total")) or evidenced + partial + missing
+        colour = "#2e7d32" if total and evidenced == total else (_RED if missing else "#ef6c00")
+        if not total:
+            colour = "#455a64"
+        extra = "".join(f", {n:,} {label}" for n, label in ((partial, "partial"), (missing, "missing")) if n)
+        label = "References (not a framework the tenant selected)" if framework == "references" else None
+        name = label or _framework_name(framework)
+        flow.append(
+            Paragraph(
+                f'<b>{escape(name)}:</b> <font color="{colour}"><b>{evidenced:,} of {total:,} evidenced'
+                f"</b>{escape(extra)}</font>",
+                styles.body,
+            )
+        )
+    if not controls:
+        return [*flow, Paragraph("No per-control results are recorded.", styles.note)]
+
+    framework_rows = [c for c in controls if _text(c.get("framework")) != "references"]
+    reference_rows = [c for c in controls if _text(c.get("framework")) == "references"]
+    budget = MAX_CONTROL_ROWS
+    for rows_in, with_framework, caption in (
+        (framework_rows, True, None),
+        (reference_rows, False, "References (NIST SP 800-40r4, CIS v8 and similar), for comparison"),
+    ):
+        if not rows_in:
+            continue
+        shown = rows_in[: max(0, budget)]
+        budget -= len(shown)
+        flow.append(Spacer(1, 6))
+        if caption:
+            flow.append(Paragraph(f"<b>{escape(caption)}</b>", styles.body))
+        if shown:
+            flow.append(_controls_table(shown, styles, with_framework=with_framework))
+        flow += _more_rows(len(rows_in) - len(shown), "controls", styles)
+    flow.append(
+        Paragraph(
+            "Evidenced: every required evidence item is present; partial: some are; missing: none are. "
+            "The count after an event type is how many such events this cycle recorded.",
+            styles.note,
+        )
+    )
+    return flow
+
+
+def _controls_table(controls: list[Mapping[str, Any]], styles: _Styles, *, with_framework: bool) -> Table:
+    header = ["Control", "Title (source)", "Status", "Evidenced by", "Missing"]
+    if with_framework:
+        header.insert(0, "Framework")
+    rows: list[list[Any]] = [header]
+    extra_style: list[tuple[Any, ...]] = []
+    status_column = 3 if with_framework else 2
+    for index, control in enumerate(controls, start=1):
+        status = _text(control.get("status"), "unknown")
+        evidenced = [
+            f"{_text(e.get('event'))} ({_int(e.get('count')):,})" for e in _records(control.get("evidenced"))
+        ]
+        missing = _strings(control.get("missing"))
+        row: list[Any] = [
+            _cell(control.get("control_id"), styles, default="?", bold=True),
+            _cell(control.get("title"), styles, " ".join(_strings(control.get("references")))),
+            status,
+            _cell("; ".join(evidenced), styles, small=True),
+            _cell("; ".join(missing), styles, small=True, colour=_RED),
+        ]
+        if with_framework:
+            row.insert(0, _framework_name(control.get("framework")))
+        rows.append(row)
+        if status in CONTROL_STATUS_COLOURS:
+            extra_style += _status_style(status_column, index, CONTROL_STATUS_COLOURS[status])
+    widths = [0.95 * inch, 2.0 * inch, 0.7 * inch, 1.6 * inch]
+    if with_framework:
+        widths.insert(0, 0.7 * inch)
+    else:
+        widths[0] += 0.7 * inch
+    widths.append(CONTENT_WIDTH - sum(widths))
+    table = _table(rows, widths)
+    if extra_style:
+        table.setStyle(TableStyle(extra_style))
+    return table
+
+
+def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
+    flow = _heading("Risk and SLA", styles)
+    risk = evidence.get("risk")
+    if risk is None or not isinstance(risk, Mapping):
+        return [*flow, _no_section_data("risk and SLA", "risk", styles)]
+    summary = _mapping(risk.get("summary"))
+    rows = _records(risk.get("open"))
+    total_open = _int(summary.get("open")) if summary.get("open") is not None else len(rows)
+    flow.append(
+        Paragraph(
+            f"As of {_markup(risk.get('as_of'), 'n/a')}: <b>{_plural(total_open, 'open patch')}</b> "
+            "(one per host and approved patch not yet installed), each ranked and on its SLA clock.",
+            styles.body,
+        )
+    )
+    by_status = _mapping(summary.get("by_status"))
+    known = [k for k, _ in SLA_STATUS_LABELS]
+    parts = []
+    for key, label in [*SLA_STATUS_LABELS, *((str(k), str(k)) for k in by_status if str(k) not in known)]:
+        count = _int(by_status.get(key))
+        text = f"{count:,} {escape(label.replace('_', ' '))}"
+        colour = SLA_STATUS_COLOURS.get(key)
+        parts.append(f'<font color="{colour}"><b>{text}</b></font>' if colour and count else text)
+    flow.append(Paragraph(f"<b>SLA status</b> (all host-patch pairs): {', '.join(parts)}.", styles.body))
+    by_priority = _mapping(summary.get("open_by_priority"))
+    priorities = ", ".join(
+        f"{_markup(k)}: {_int(v):,}" for k, v in sorted(by_priority.items(), key=lambda kv: str(kv[0]))
+    )
+    flow.append(Paragraph(f"<b>Open by priority:</b> {priorities or 'none'}.", styles.body))
+    feeds = _mapping(risk.get("feeds"))
+    flow.append(
+        Paragraph(
+            f"<b>Threat feeds:</b> CISA KEV catalog {_markup(feeds.get('kev_catalog_version'), 'n/a')}; "
+            f"EPSS model {_markup(feeds.get('epss_model_version'), 'n/a')}, "
+            f"scores of {_markup(feeds.get('epss_score_date'), 'n/a')}; "
+            f"source: {_markup(feeds.get('source'), 'n/a')}.",
+            styles.body,
+        )
+    )
+    flow += [Spacer(1, 6), overdue_chart(risk), Spacer(1, 6)]
+
+    if not rows:
+        message = (
+            "No approved patch is open on an in-scope host."
+            if not total_open
+            else ("The evidence document lists no open rows.")
+        )
+        return [*flow, Paragraph(message, styles.body)]
+    shown = rows[:MAX_RISK_ROWS]
+    flow.append(
+        Paragraph(
+            f"Open patches, most urgent first ({len(shown):,} of {len(rows):,} listed in evidence.json; "
+            f'<font color="{_RED}"><b>[KEV]</b></font> = a CVE of the patch is in the CISA Known Exploited '
+            "Vulnerabilities catalog).",
+            styles.note,
+        )
+    )
+    table_rows: list[list[Any]] = [
+        ["Host", "Patch", "Severity", "Pri.", "Score", "EPSS pct", "Due (rule)", "Status", "Why"]
+    ]
+    extra_style: list[tuple[Any, ...]] = []
+    for index, row in enumerate(shown, start=1):
+        patch: list[Run] = [_runs(row.get("patch_id"), default="?")]
+        if row.get("kev"):
+            patch.append((" [KEV]", _BOLD, 7.5, _RED))
+        status = _text(row.get("status"), "unknown")
+        days = _int(row.get("days_overdue"))
+        colour = SLA_STATUS_COLOURS.get(status)
+        status_lines = [[_runs(status.replace("_", " "), bold=bool(colour), colour=colour or _BLACK)]]
+        if status == "overdue" and days:
+            status_lines.append([_runs(f"{days:,} d", bold=True, colour=colour or _BLACK)])
+        percentile = row.get("epss_percentile")
+        table_rows.append(
+            [
+                _cell(row.get("name") or row.get("host_id"), styles, row.get("environment")),
+                _TextCell([patch], styles.cell),
+                _text(row.get("severity"), "-"),
+                _text(row.get("priority"), "-"),
+                f"{_ratio(row.get('score')):.1f}" if row.get("score") is not None else "-",
+                f"{_ratio(percentile):.2f}" if percentile is not None else "-",
+                _cell(row.get("due"), styles, row.get("due_source")),
+                _TextCell(status_lines, styles.cell),
+                _cell("; ".join(_strings(row.get("reasons"))), styles, small=True),
+            ]
+        )
+        if _text(row.get("priority")) == "P1":
+            extra_style += _status_style(3, index, colors.HexColor(_RED))
+    widths = [
+        1.35 * inch,
+        1.2 * inch,
+        0.55 * inch,
+        0.32 * inch,
+        0.4 * inch,
+        0.45 * inch,
+        0.95 * inch,
+        0.6 * inch,
+    ]
+    widths.append(CONTENT_WIDTH - sum(widths))
+    table = _table(table_rows, widths)
+    table.setStyle(TableStyle([("ALIGN", (4, 0), (5, -1), "RIGHT"), *extra_style]))
+    flow.append(table)
+    flow += _more_rows(len(rows) - len(shown), "open patches", styles)
+    if risk.get("open_truncated") or total_open > len(rows):
+        flow.append(
+            Paragraph(
+                f"evidence.json itself lists the {len(rows):,} most urgent of the {total_open:,} "
+                "open patches; the counts above include all of them.",
+                styles.note,
+            )
+        )
+    return flow
+
+
+def _trend_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
+    flow = _heading("Compliance trend", styles)
+    if evidence.get("trend") is None:
+        return [*flow, _no_section_data("compliance trend", "trend", styles)]
+    points = trend_points(evidence)
+    if not points:
+        return [*flow, Paragraph("No cycles are recorded in the compliance trend.", styles.body)]
+    usable = sum(_optional_percent(p.get("compliance_after")) is not None for p in points)
+    if usable < 2:
+        flow.append(
+            Paragraph(
+                "Fewer than two cycles with a compliance figure are on record, so there is no trend to draw "
+                "yet; it appears once a second cycle has completed.",
+                styles.body,
+            )
+        )
+    else:
+        flow.append(
+            Paragraph(
+                f"Share of in-scope hosts missing no approved patch, before and after each of the last "
+                f"{len(points)} cycles (this cycle last).",
+                styles.note,
+            )
+        )
+        flow += [Spacer(1, 4), trend_chart(points), Spacer(1, 4)]
+
+    def pct(value: Any) -> str:
+        number = _optional_percent(value)
+        return "n/a" if number is None else f"{number:.1f}%"
+
+    rows: list[list[Any]] = [["Cycle", "Outcome", "Compliance before", "Compliance after"]]
+    for index, point in enumerate(points, start=1):
+        cycle = _text(point.get("cycle_date"), "?") + (" (this cycle)" if index == len(points) else "")
+        rows.append(
+            [
+                cycle,
+                _text(point.get("outcome"), "-"),
+                pct(point.get("compliance_before")),
+                pct(point.get("compliance_after")),
+            ]
+        )
+    table = _table(rows, [1.6 * inch, 1.0 * inch, 1.2 * inch, 1.2 * inch], numeric_from=2)
+    table.hAlign = "LEFT"
+    flow.append(table)
+    return flow
+
+
+def _acceptance_table(
+    acceptances: list[Mapping[str, Any]], styles: _Styles, *, expired: bool = False
+) -> list[Any]:
+    shown = acceptances[:MAX_ACCEPTANCE_ROWS]
+    last = "Status" if expired else "Days left"
+    rows: list[list[Any]] = [
+        ["Id (ticket)", "Scope", "Rating", "Approver (role)", "Approved", "Expires", last]
+    ]
+    extra_style: list[tuple[Any, ...]] = []
+    for index, item in enumerate(shown, start=1):
+        scope_detail = item.get("compensating_control")
+        days_left = item.get("days_left")
+        if expired:
+            ago = -_int(days_left)
+            last_cell: Any = _cell(
+                "expired — no longer counts",
+                styles,
+                f"{ago:,} days ago" if ago > 0 else None,
+                bold=True,
+                colour=_RED,
+            )
+        else:
+            last_cell = f"{_int(days_left):,}" if days_left is not None else "-"
+        rows.append(
+            [
+                _cell(item.get("id"), styles, item.get("ticket")),
+                _cell(
+                    item.get("scope"),
+                    styles,
+                    f"Compensating control: {_text(scope_detail)}" if scope_detail else None,
+                ),
+                _text(item.get("risk_rating"), "-"),
+                _cell(item.get("approver"), styles, item.get("approver_role")),
+                _text(item.get("approved_on"), "-"),
+                _text(item.get("expires_on"), "-"),
+                last_cell,
+            ]
+        )
+        if expired:
+            extra_style += _status_style(5, index, colors.HexColor(_RED))
+    widths = [
+        1.05 * inch,
+        0.0,
+        0.55 * inch,
+        1.4 * inch,
+        0.72 * inch,
+        0.72 * inch,
+        (1.1 if expired else 0.5) * inch,
+    ]
+    widths[1] = CONTENT_WIDTH - sum(widths)
+    table = _table(rows, widths)
+    if not expired:
+        table.setStyle(TableStyle([("ALIGN", (6, 0), (6, -1), "RIGHT")]))
+    if extra_style:
+        table.setStyle(TableStyle(extra_style))
+    return [table, *_more_rows(len(acceptances) - len(shown), "acceptances", styles)]
+
+
+def _host_rows_table(
+    records: list[Mapping[str, Any]],
+    header: list[str],
+    cells: Any,
+    widths: list[float],
+    styles: _Styles,
+    what: str,
+) -> list[Any]:
+    shown = records[:MAX_EXCEPTION_HOST_ROWS]
+    rows: list[list[Any]] = [header, *(cells(r) for r in shown)]
+    widths = [*widths, CONTENT_WIDTH - sum(widths)]
+    return [_table(rows, widths), *_more_rows(len(records) - len(shown), what, styles)]
+
+
+def _exceptions_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
+    flow = _heading("Risk acceptances (exceptions)", styles)
+    report = evidence.get("exceptions")
+    if report is None or not isinstance(report, Mapping):
+        return [*flow, _no_section_data("risk acceptance", "exceptions", styles)]
+    active = _records(report.get("active"))
+    expired = _records(report.get("expired"))
+    not_yet = _records(report.get("not_yet_valid"))
+    applied = _records(report.get("applied"))
+    soon = _records(report.get("expiring_soon"))
+    unused = _strings(report.get("unused"))
+    partial = _records(report.get("partial"))
+    lapsed = _records(report.get("lapsed"))
+    flow.append(
+        Paragraph(
+            f"Register of tenant {_markup(report.get('tenant_id'), 'n/a')} "
+            f"as of {_markup(report.get('as_of'), 'n/a')}: "
+            f"{_plural(len(active), 'active acceptance')}, {len(expired):,} expired, "
+            f"{len(not_yet):,} not yet valid; {_plural(len(applied), 'host')} excepted this cycle. "
+            "Only active acceptances except a host; an excepted host is reported as such "
+            "instead of non-compliant.",
+            styles.body,
+        )
+    )
+
+    def sub(title: str) -> list[Any]:
+        return [CondPageBreak(1.0 * inch), Spacer(1, 6), Paragraph(f"<b>{escape(title)}</b>", styles.body)]
+
+    flow += sub(f"Active acceptances ({len(active):,})")
+    flow += _acceptance_table(active, styles) if active else [Paragraph("None.", styles.note)]
+
+    flow += sub(f"Hosts excepted this cycle ({len(applied):,})")
+    if applied:
+        flow += _host_rows_table(
+            applied,
+            ["Host", "Exception", "Expires", "Previous state"],
+            lambda r: [
+                _cell(r.get("name") or r.get("host_id"), styles, r.get("host_id") if r.get("name") else None),
+                _text(r.get("exception_id"), "-"),
+                _text(r.get("expires_on"), "-"),
+                _cell(
+                    _text(r.get("previous_state"), "-").replace("_", " "), styles, r.get("previous_reason")
+                ),
+            ],
+            [2.6 * inch, 1.1 * inch, 0.8 * inch],
+            styles,
+            "excepted hosts",
+        )
+    else:
+        flow.append(Paragraph("No host was excepted this cycle.", styles.note))
+
+    flow += sub(f"Expired acceptances ({len(expired):,})")
+    if expired:
+        flow.append(
+            Paragraph(
+                f'<font color="{_RED}"><b>These acceptances have expired and no longer count</b></font>: '
+                "renew them through review or remove them from the register.",
+                styles.body,
+            )
+        )
+        flow += _acceptance_table(expired, styles, expired=True)
+    else:
+        flow.append(Paragraph("None.", styles.note))
+    if lapsed:
+        flow += sub(f"Hosts whose acceptance lapsed ({len(lapsed):,})")
+        flow += _host_rows_table(
+            lapsed,
+            ["Host", "Expired exception"],
+            lambda r: [
+                _cell(r.get("name") or r.get("host_id"), styles, r.get("host_id") if r.get("name") else None),
+                _cell(f"{_text(r.get('exception_id'), '-')} (expired)", styles, colour=_RED),
+            ],
+            [3.6 * inch],
+            styles,
+            "hosts with a lapsed acceptance",
+        )
+
+    flow += sub(f"Expiring soon ({len(soon):,})")
+    if soon:
+        rows: list[list[Any]] = [["Id", "Expires", "Days left"]]
+        rows += [
+            [_text(s.get("id"), "-"), _text(s.get("expires_on"), "-"), f"{_int(s.get('days_left')):,}"]
+            for s in soon[:MAX_ACCEPTANCE_ROWS]
+        ]
+        table = _table(rows, [1.6 * inch, 1.0 * inch, 0.8 * inch], numeric_from=2)
+        table.hAlign = "LEFT"
+        flow += [table, *_more_rows(len(soon) - MAX_ACCEPTANCE_ROWS, "acceptances", styles)]
+    else:
+        flow.append(Paragraph("None.", styles.note))
+
+    flow += sub(f"Unused acceptances ({len(unused):,})")
+    flow.append(
+        Paragraph(
+            "Active but excepted no host this cycle (candidates to revoke or correct): "
+            + _markup(", ".join(unused[:MAX_ACCEPTANCE_ROWS]) or "none")
+            + (
+                f" and {len(unused) - MAX_ACCEPTANCE_ROWS:,} more"
+                if len(unused) > MAX_ACCEPTANCE_ROWS
+                else ""
+            )
+            + ".",
+            styles.body,
+        )
+    )
+    if not_yet:
+        ids = ", ".join(_text(a.get("id"), "?") for a in not_yet[:MAX_ACCEPTANCE_ROWS])
+        flow.append(
+            Paragraph(
+                f"Not yet valid (approved, but not in force on this date): {_markup(ids)}.", styles.body
+            )
+        )
+    if partial:
+        flow += sub(f"Partly covered hosts ({len(partial):,})")
+        flow += _host_rows_table(
+            partial,
+            ["Host", "Exception", "Patches the acceptance does not cover"],
+            lambda r: [
+                _cell(r.get("name") or r.get("host_id"), styles, r.get("host_id") if r.get("name") else None),
+                _text(r.get("exception_id"), "-"),
+                _cell(", ".join(_strings(r.get("uncovered_patches"))[:12]), styles, small=True),
+            ],
+            [2.6 * inch, 1.1 * inch],
+            styles,
+            "partly covered hosts",
+        )
+    return flow
+
+
+def _access_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
+    flow = _heading("Access review (SOC 2 CC6.1)", styles)
+    access = evidence.get("access")
+    if access is None or not isinstance(access, Mapping):
+        return [*flow, _no_section_data("access review", "access", styles)]
+    grants = _records(access.get("grants"))
+    permission_sets = _strings(access.get("permission_sets"))
+    principals = access.get("principals")
+    people = _int(principals) if principals is not None else len({_text(g.get("user_name")) for g in grants})
+    flow.append(
+        Paragraph(
+            f"Reviewed at {_markup(access.get('reviewed_at'), 'n/a')}: {_plural(people, 'person', 'people')} "
+            f"could run this cycle's automation through {_plural(len(grants), 'grant')} of "
+            f"{_plural(len(permission_sets), 'permission set')}"
+            + (f" ({_markup(', '.join(permission_sets))})" if permission_sets else "")
+            + ".",
+            styles.body,
+        )
+    )
+    if not grants:
+        return [*flow, Paragraph("No access grants are recorded.", styles.note)]
+    shown = grants[:MAX_ACCESS_ROWS]
+    rows: list[list[Any]] = [["Account", "Permission set (session)", "Person", "Via", "Policies"]]
+    for grant in shown:
+        details = [_text(grant.get("user_name")), _text(grant.get("email"))]
+        detail = " · ".join(d for d in details if d)
+        rows.append(
+            [
+                _cell(grant.get("account"), styles),
+                _cell(grant.get("permission_set"), styles, grant.get("session_duration")),
+                _cell(grant.get("display_name") or grant.get("user_name"), styles, detail),
+                _cell(grant.get("via"), styles),
+                _cell(", ".join(_strings(grant.get("managed_policies"))), styles, small=True),
+            ]
+        )
+    widths = [1.0 * inch, 1.45 * inch, 1.9 * inch, 1.25 * inch]
+    widths.append(CONTENT_WIDTH - sum(widths))
+    return [
+        *flow,
+        Spacer(1, 4),
+        _table(rows, widths),
+        *_more_rows(len(grants) - len(shown), "grants", styles),
+    ]
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -574,6 +1446,11 @@ def render_cycle_report(evidence: dict, *, generated_at: str | None = None) -> b
     flow += _summary_section(evidence, styles)
     flow += [Spacer(1, 8), compliance_chart(evidence), Spacer(1, 8), host_states_chart(evidence)]
     flow += _stage_section(evidence, styles)
+    flow += _controls_section(evidence, styles)
+    flow += _risk_section(evidence, styles)
+    flow += _trend_section(evidence, styles)
+    flow += _exceptions_section(evidence, styles)
+    flow += _access_section(evidence, styles)
     flow += _attention_section(evidence, styles)
     flow += _patch_section(evidence, styles)
 
