@@ -94,6 +94,14 @@ class WriteEvidencePackOperator(CycleOperator):
         evidence["controls"] = [c.to_dict() for c in controls]
         evidence["controls_summary"] = controls_summary(controls)
         evidence["retention"] = {"days": store.retention_days, "mode": "COMPLIANCE"}
+        evidence["trend"] = self._trend(info["cycle_date"]) + [
+            {
+                "cycle_date": info["cycle_date"],
+                "compliance_before": evidence["summary"]["compliance_before"],
+                "compliance_after": evidence["summary"]["compliance_after"],
+                "outcome": evidence["cycle"]["outcome"],
+            }
+        ]
         files = {
             "report.pdf": render_cycle_report(evidence, generated_at=now),
             "evidence.json": (json.dumps(evidence, indent=1, sort_keys=True, default=str) + "\n").encode(),
@@ -143,6 +151,29 @@ class WriteEvidencePackOperator(CycleOperator):
             frameworks=frameworks,
             as_of=dt.date.fromisoformat(evidence["cycle"]["cycle_date"]),
         )
+
+    def _trend(self, cycle_date: str, cycles: int = 11) -> list[dict[str, Any]]:
+        """Compliance of the latest pack of each previous cycle (oldest first), read from its evidence."""
+        latest: dict[str, str] = {}
+        for key in self.store.keys("cycles/"):
+            if (
+                key.endswith("/evidence.json")
+                and "/pack" in key
+                and (cycle := key.split("/")[1]) < cycle_date
+            ):
+                latest[cycle] = max(latest.get(cycle, ""), key)
+        points = []
+        for cycle in sorted(latest)[-cycles:]:
+            previous = self.store.get_json(latest[cycle])
+            points.append(
+                {
+                    "cycle_date": cycle,
+                    "compliance_before": previous["summary"]["compliance_before"],
+                    "compliance_after": previous["summary"]["compliance_after"],
+                    "outcome": previous["cycle"]["outcome"],
+                }
+            )
+        return points
 
     def _free_pack_prefix(self, paths: CyclePaths, try_number: int) -> str:
         """``pack`` on the first attempt; a retry writes beside it and never over it."""

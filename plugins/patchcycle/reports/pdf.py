@@ -191,12 +191,12 @@ def _optional_percent(value: Any) -> float | None:
     return round(min(max(ratio, 0.0), 1.0) * 100, 1)
 
 
-def _clip(value: Any, limit: int = MAX_CELL_CHARS, default: str = "") -> str:
-    """Escaped cell text of at most ``limit`` characters (before escaping), saying what was cut."""
-    text = _text(value, default)
+def _clip_plain(value: Any, limit: int = MAX_CELL_CHARS, default: str = "") -> str:
+    """Cell text with whitespace collapsed, at most ``limit`` characters, saying what was cut."""
+    text = " ".join(_text(value, default).split())
     if len(text) > limit:
         text = f"{text[:limit].rstrip()}… (+{len(text) - limit:,} characters in evidence.json)"
-    return escape(text)
+    return text
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -261,47 +261,107 @@ def _colour(hex_colour: str) -> colors.Color:
     return colour
 
 
-class _TextCell(Flowable):
-    """Table-cell text drawn directly when each of its lines fits the column, else as a Paragraph.
+_char_widths: dict[tuple[str, float], dict[str, float]] = {}
 
-    Laying out a Paragraph (line breaking with pure-Python string widths) is what makes long tables
-    slow, and reportlab lays out every cell two or three times. Most cells are short ids, names and
-    dates that fit on one line: measuring those once and drawing them with ``drawString`` gives the
-    same look at a fraction of the cost. Text that does not fit is wrapped by a Paragraph built on
-    first need (clipped to :data:`MAX_CELL_CHARS` per run, escaped).
+
+def _measure(text: str, font: str, size: float) -> float:
+    """Width of ``text`` in points, from per-character widths cached per font and size."""
+    table = _char_widths.setdefault((font, size), {})
+    total = 0.0
+    for char in text:
+        width = table.get(char)
+        if width is None:
+            width = table[char] = stringWidth(char, font, size)
+        total += width
+    return total
+
+
+def _wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
+    """Greedy line breaking at spaces; words longer than ``width`` are split between characters.
+
+    Linear in the length of ``text`` (reportlab's own long-word splitting re-measures every prefix).
+    """
+    space = _measure(" ", font, size)
+    lines: list[str] = []
+    current, current_width = "", 0.0
+    for word in text.split(" "):
+        word_width = _measure(word, font, size)
+        if current and current_width + space + word_width <= width:
+            current, current_width = f"{current} {word}", current_width + space + word_width
+            continue
+        if current:
+            lines.append(current)
+        if word_width <= width:
+            current, current_width = word, word_width
+            continue
+        piece, piece_width = "", 0.0
+        for char in word:
+            char_width = _measure(char, font, size)
+            if piece and piece_width + char_width > width:
+                lines.append(piece)
+                piece, piece_width = "", 0.0
+            piece, piece_width = piece + char, piece_width + char_width
+        current, current_width = piece, piece_width
+    if current:
+        lines.append(current)
+    return lines
+
+
+class _TextCell(Flowable):
+    """Table-cell text laid out and drawn directly, without Paragraph markup parsing.
+
+    Laying out Paragraphs (pure-Python line breaking, and reportlab's long-word splitting that
+    re-measures every prefix) is what makes long tables slow, and reportlab lays out each cell two or
+    three times. A cell is a few lines of runs (text, font, size, colour); a line that is too wide
+    for the column is broken at spaces (long words between characters) with cached character widths.
+    Only a too-wide line of several runs falls back to a Paragraph. Run text is clipped to
+    :data:`MAX_CELL_CHARS` characters, so no cell outgrows a page.
     """
 
     def __init__(self, lines: list[list[Run]], style: ParagraphStyle) -> None:
         super().__init__()
-        self._lines = [
-            [(" ".join(text.split()), font, size, colour) for text, font, size, colour in line]
-            for line in lines
+        cleaned = [
+            [(_clip_plain(text), font, size, colour) for text, font, size, colour in line] for line in lines
         ]
-        self._lines = [[run for run in line if run[0]] for line in self._lines]
-        self._lines = [line for line in self._lines if line]
+        self._lines = [kept for kept in ([run for run in line if run[0]] for line in cleaned) if kept]
         self._style = style
+        self._layout_for: float | None = None
+        self._laid: list[list[Run]] = []
         self._para: Paragraph | None = None
-        self._widest: float | None = None
 
-    def _leading(self, line: list[Run]) -> float:
+    @staticmethod
+    def _leading(line: list[Run]) -> float:
         return max(size for _, _, size, _ in line) * 1.2
 
+    def _layout(self, width: float) -> None:
+        laid: list[list[Run]] = []
+        for line in self._lines:
+            if sum(_measure(t, f, s) for t, f, s, _ in line) <= width:
+                laid.append(line)
+            elif len(line) == 1:
+                text, font, size, colour = line[0]
+                laid += [[(piece, font, size, colour)] for piece in _wrap_text(text, font, size, width)]
+            else:
+                markup = "<br/>".join(
+                    "".join(
+                        f'<font name="{f}" size="{s:g}" color="{c}">{escape(t)}</font>' for t, f, s, c in runs
+                    )
+                    for runs in self._lines
+                )
+                self._para = Paragraph(markup, self._style)
+                break
+        self._laid = laid
+        self._layout_for = width
+
     def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
-        if self._widest is None:
-            self._widest = max(
-                (sum(stringWidth(t, f, s) for t, f, s, _ in line) for line in self._lines), default=0.0
-            )
-        if self._para is None and self._widest <= availWidth:
-            self.width = self._widest
-            self.height = sum(self._leading(line) for line in self._lines)
-            return self.width, self.height
-        if self._para is None:
-            markup = "<br/>".join(
-                "".join(f'<font name="{f}" size="{s:g}" color="{c}">{_clip(t)}</font>' for t, f, s, c in line)
-                for line in self._lines
-            )
-            self._para = Paragraph(markup, self._style)
-        self.width, self.height = self._para.wrap(availWidth, availHeight)
+        if self._layout_for != availWidth:
+            self._para = None
+            self._layout(availWidth)
+        if self._para is not None:
+            self.width, self.height = self._para.wrap(availWidth, availHeight)
+        else:
+            self.width = availWidth
+            self.height = sum(self._leading(line) for line in self._laid)
         return self.width, self.height
 
     def split(self, availWidth: float, availHeight: float) -> list[Any]:  # noqa: N803
@@ -311,18 +371,22 @@ class _TextCell(Flowable):
         if self._para is not None:
             self._para.drawOn(self.canv, 0, 0)
             return
-        canvas = self.canv
+        text_object = self.canv.beginText()
+        style: tuple[str, float] | None = None
+        fill: str | None = None
         top = self.height
-        for line in self._lines:
-            size = max(s for _, _, s, _ in line)
-            baseline = top - size
-            x = 0.0
-            for text, font, run_size, colour in line:
-                canvas.setFont(font, run_size)
-                canvas.setFillColor(_colour(colour))
-                canvas.drawString(x, baseline, text)
-                x += stringWidth(text, font, run_size)
+        for line in self._laid:
+            text_object.setTextOrigin(0, top - max(s for _, _, s, _ in line))
+            for text, font, size, colour in line:
+                if style != (font, size):
+                    text_object.setFont(font, size)
+                    style = (font, size)
+                if fill != colour:
+                    text_object.setFillColor(_colour(colour))
+                    fill = colour
+                text_object.textOut(text)
             top -= self._leading(line)
+        self.canv.drawText(text_object)
 
 
 def _runs(
