@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from airflow.providers.standard.operators.python import ShortCircuitOperator
-from airflow.sdk import DAG, Param, TaskGroup, TriggerRule
+from airflow.sdk import DAG, Asset, Param, TaskGroup, TriggerRule
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
 from patchcycle.config.models import Tenant
@@ -31,6 +31,11 @@ from patchcycle.operators.verify import VerifyStageOperator
 from patchcycle.sensors.backup import BackupsCompleteSensor
 
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def evidence_asset(tenant: Tenant) -> Asset:
+    """The asset a tenant's cycle updates when its evidence pack is written (the roll-up waits on it)."""
+    return Asset(name=f"patchcycle_evidence__{tenant.id}", uri=f"s3://{tenant.evidence.bucket}/cycles/")
 
 
 class UnsupportedTenantSetting(ValueError):
@@ -153,8 +158,35 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
         access_review = AccessReviewOperator(
             task_id="access_review", trigger_rule=TriggerRule.ALL_DONE, **ids
         )
-        evidence = WriteEvidencePackOperator(task_id="evidence", trigger_rule=TriggerRule.ALL_DONE, **ids)
+        evidence = WriteEvidencePackOperator(
+            task_id="evidence", trigger_rule=TriggerRule.ALL_DONE, outlets=[evidence_asset(tenant)], **ids
+        )
         distribute = DistributeEvidenceOperator(task_id="distribute", **ids)
         outcome = CycleOutcomeOperator(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, retries=0, **ids)
         [plan, previous] >> access_review >> evidence >> distribute >> outcome
+    return dag
+
+
+def build_portfolio_dag(tenants: list[Tenant]) -> DAG:
+    """The cross-tenant roll-up, run once every tenant has written its evidence for the round."""
+    from airflow.configuration import conf
+
+    from patchcycle.operators.portfolio import PortfolioRollupOperator
+
+    with DAG(
+        dag_id="patchcycle_portfolio",
+        description="Cross-tenant portfolio: compliance, overdue critical patches, held hosts, exceptions",
+        # A list of assets means all of them: one report per monthly round, after the last tenant reports.
+        schedule=[evidence_asset(t) for t in tenants],
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "sre-platform", "retries": 2},
+        tags=["patchcycle", "portfolio"],
+    ) as dag:
+        PortfolioRollupOperator(
+            task_id="rollup",
+            tenant_ids=[t.id for t in tenants],
+            portfolio_bucket=conf.get("patchcycle", "portfolio_bucket", fallback="patchcycle-portfolio"),
+        )
     return dag

@@ -156,3 +156,15 @@ def test_a_broken_tenant_file_is_an_import_error_naming_file_and_field(tmp_path:
     assert "150%" in message
     assert {f"patch_cycle__{t.id}" for t in TENANTS} <= set(bag.dag_ids)
     assert "patch_cycle__cu_broken" not in bag.dag_ids
+
+
+def test_the_portfolio_waits_for_every_tenants_evidence(dagbag: DagBag) -> None:
+    from patchcycle.dag_factory import evidence_asset
+
+    portfolio = dagbag.dags["patchcycle_portfolio"]
+    wanted = {evidence_asset(t).name for t in TENANTS}
+    scheduled = {a.name for a in portfolio.timetable.asset_condition.objects}
+    assert scheduled == wanted
+    for tenant in TENANTS:
+        evidence = build_patch_cycle_dag(tenant).get_task("evidence")
+        assert [a.name for a in evidence.outlets] == [evidence_asset(tenant).name]

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from pypdf import PdfReader
 
+from devtools.local import run_cycle
 from patchcycle.config.loader import load_tenant
 from patchcycle.dag_factory import build_patch_cycle_dag
 from patchcycle.reports.manifest import manifest_sha256, verify_pack
@@ -352,3 +353,25 @@ def test_a_risk_acceptance_defers_its_host_and_is_reported(fleet, tmp_path) -> N
     assert [a["id"] for a in exceptions["expired"]] == ["EXC-2026-042"]
     assert result.evidence["summary"]["excepted"] == 1
     assert_evidence_tells_the_truth(result)
+
+
+def test_the_portfolio_rolls_up_every_tenant_after_a_round(fleet) -> None:
+    result = fleet.run(DAG_ID, NOV)
+    assert result.returncode == 0, result.log[-3000:]
+    rc = run_cycle(fleet.env, "patchcycle_portfolio", NOV, {}, fleet.workdir / "portfolio.log")
+    assert rc == 0, (fleet.workdir / "portfolio.log").read_text()[-3000:]
+    s3 = fleet.s3()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="patchcycle-portfolio").get("Contents", [])]
+    assert {k.rsplit("/", 1)[1] for k in keys} == {"portfolio.json", "portfolio.csv", "portfolio.pdf"}
+    view = json.loads(
+        s3.get_object(Bucket="patchcycle-portfolio", Key=next(k for k in keys if k.endswith(".json")))[
+            "Body"
+        ].read()
+    )
+    rows = {r["tenant"]: r for r in view["tenants"]}
+    alpha = result.evidence["summary"]
+    assert rows["cu_alpha"]["compliance_after"] == alpha["compliance_after"]
+    assert (rows["cu_alpha"]["patched"], rows["cu_alpha"]["held"]) == (alpha["patched"], alpha["held"])
+    # The other tenants have no bucket in this scenario: listed, with the reason, never dropped.
+    assert rows["cu_birch"]["outcome"].startswith("evidence unreadable")
+    assert view["totals"]["tenants"] == 3 and view["totals"]["tenants_reported"] == 1

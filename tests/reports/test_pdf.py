@@ -8,13 +8,46 @@ import re
 import pypdf
 import pytest
 
-from patchcycle.reports.pdf import MAX_ATTENTION_ROWS, attention_hosts, render_cycle_report
+from patchcycle.reports.pdf import (
+    MAX_ACCESS_ROWS,
+    MAX_ATTENTION_ROWS,
+    MAX_RISK_ROWS,
+    attention_hosts,
+    overdue_chart,
+    render_cycle_report,
+    trend_chart,
+)
 
 from .conftest import (
+    ACCESS_USER_NAME,
+    ACTIVE_EXCEPTION_APPROVER,
+    ACTIVE_EXCEPTION_ID,
+    EXPIRED_EXCEPTION_ID,
     FAILED_HOST_NAME,
     HELD_HOST_REASON,
+    KEV_CATALOG_VERSION,
+    MISSING_CONTROL_ID,
+    RETENTION_DAYS,
+    TREND_DATES,
     empty_evidence,
     make_evidence,
+)
+
+AUDIT_SECTIONS = (
+    "Control coverage",
+    "Risk and SLA",
+    "Compliance trend",
+    "Risk acceptances (exceptions)",
+    "Access review (SOC 2 CC6.1)",
+)
+NEW_KEYS = ("controls", "controls_summary", "retention", "risk", "trend", "exceptions", "access")
+NO_DATA_SENTENCES = (
+    "No control coverage data",
+    "No evidence retention data",
+    "No risk and SLA data",
+    "No compliance trend data",
+    "No risk acceptance data",
+    "No access review data",
 )
 
 
@@ -166,3 +199,212 @@ def test_ten_thousand_hosts_render() -> None:
     assert len(reader.pages) >= 2
     last = reader.pages[-1].extract_text()
     assert f"page {len(reader.pages)} of {len(reader.pages)}" in last
+
+
+# --------------------------------------------------------------------------- audit sections
+
+
+@pytest.fixture(scope="module")
+def audit_evidence() -> dict:
+    return make_evidence(sections=True)
+
+
+@pytest.fixture(scope="module")
+def audit_report(audit_evidence: dict) -> tuple[int, str]:
+    return _pdf_text(render_cycle_report(audit_evidence))
+
+
+def test_audit_sections_follow_the_stages_in_order(audit_report: tuple[int, str]) -> None:
+    _, text = audit_report
+    positions = [text.index(title) for title in ("Stages", *AUDIT_SECTIONS, "Hosts needing attention")]
+    assert positions == sorted(positions)
+    for sentence in NO_DATA_SENTENCES:
+        assert sentence not in text
+
+
+def test_control_coverage_summary_table_and_retention(audit_report: tuple[int, str]) -> None:
+    text = _squash(audit_report[1])
+    assert "SOC 2: 4 of 4 evidenced" in text
+    assert "PCI DSS: 2 of 3 evidenced, 1 missing" in text
+    assert "References (not a framework the tenant selected): 1 of 2 evidenced, 1 partial" in text
+    # Row by row: control id, title, source URL, then the status word.
+    assert re.search(rf"{re.escape(MISSING_CONTROL_ID)} Audit logs of actions \S+ missing", text)
+    assert re.search(r"CC6\.1 Logical access security .{0,80}? evidenced access\.reviewed \(1\)", text)
+    assert "NIST-SP-800-40r4-REPORTING" in text and "evidence.distributed" in text
+    assert f"Evidence is locked in compliance mode for {RETENTION_DAYS:,} days" in text
+
+
+def test_risk_and_sla_section(audit_evidence: dict, audit_report: tuple[int, str]) -> None:
+    text = _squash(audit_report[1])
+    risk = audit_evidence["risk"]
+    kev = next(row for row in risk["open"] if row["kev"])
+    assert f"{kev['patch_id']} [KEV]" in text
+    plain = next(row for row in risk["open"] if not row["kev"])
+    assert f"{plain['patch_id']} [KEV]" not in text
+    assert f"{risk['summary']['open']:,} open patches" in text
+    assert f"{risk['summary']['by_status']['overdue']:,} overdue" in text
+    assert f"P1: {risk['summary']['open_by_priority']['P1']:,}" in text
+    assert f"CISA KEV catalog {KEV_CATALOG_VERSION}" in text
+    assert "Overdue open patches, by severity" in text
+    # The fixture keeps 6 of the open rows: evidence.json is said to hold only the most urgent.
+    assert f"lists the 6 most urgent of the {risk['summary']['open']:,} open patches" in text
+
+
+def test_compliance_trend_section(audit_evidence: dict, audit_report: tuple[int, str]) -> None:
+    text = _squash(audit_report[1])
+    assert "Compliance over the last cycles" in text
+    assert all(date in text for date in TREND_DATES)
+    after = audit_evidence["summary"]["compliance_after"] * 100
+    assert f"{TREND_DATES[-1]} (this cycle) failed" in text
+    assert f"{after:.1f}%" in text
+
+
+def test_risk_acceptances_section(audit_report: tuple[int, str]) -> None:
+    text = _squash(audit_report[1])
+    assert f"{ACTIVE_EXCEPTION_ID} CHG0041877" in text
+    assert f"{ACTIVE_EXCEPTION_APPROVER} CISO" in text
+    assert EXPIRED_EXCEPTION_ID in text
+    assert "expired — no longer counts" in text
+    assert f"{EXPIRED_EXCEPTION_ID} (expired)" in text  # the held host it named has lapsed
+    assert "Expiring soon (1)" in text
+    # No host of the 40-host fixture is excepted, so the active acceptance is unused.
+    assert "Hosts excepted this cycle (0)" in text
+    assert f"(candidates to revoke or correct): {ACTIVE_EXCEPTION_ID}." in text
+
+
+def test_hosts_excepted_this_cycle_are_listed() -> None:
+    evidence = make_evidence(300, sections=True)
+    applied = evidence["exceptions"]["applied"]
+    assert applied
+    _, text = _pdf_text(render_cycle_report(evidence))
+    text = _squash(text)
+    assert f"Hosts excepted this cycle ({len(applied)})" in text
+    assert f"{applied[0]['name']} " in text
+    assert "non compliant" in text
+
+
+def test_access_review_section(audit_evidence: dict, audit_report: tuple[int, str]) -> None:
+    text = _squash(audit_report[1])
+    access = audit_evidence["access"]
+    assert f"Reviewed at {access['reviewed_at']}" in text
+    assert f"{access['principals']} people" in text
+    assert ACCESS_USER_NAME in text
+    assert "Maria Garcia" in text
+    assert "arn:aws:iam::aws:policy/AdministratorAc" in text
+
+
+def test_document_without_the_new_keys_says_there_is_no_data() -> None:
+    _, text = _pdf_text(render_cycle_report(make_evidence()))
+    for title in AUDIT_SECTIONS:
+        assert title in text
+    for sentence in NO_DATA_SENTENCES:
+        assert sentence in text
+
+
+def test_new_keys_set_to_none_say_there_is_no_data() -> None:
+    evidence = make_evidence(sections=True)
+    evidence.update(dict.fromkeys(NEW_KEYS))
+    _, text = _pdf_text(render_cycle_report(evidence))
+    for sentence in NO_DATA_SENTENCES:
+        assert sentence in text
+
+
+def test_audit_sections_with_empty_and_zero_data() -> None:
+    evidence = make_evidence(0, outcome="planned", patches_per_family=0, sections=True)
+    evidence["controls"] = []
+    evidence["controls_summary"] = {}
+    evidence["trend"] = evidence["trend"][-1:]
+    evidence["exceptions"] = {"active": [], "expired": []}
+    evidence["access"] = {"grants": []}
+    pages, text = _pdf_text(render_cycle_report(evidence))
+    text = _squash(text)
+    assert pages >= 1
+    assert "maps no controls" in text
+    assert "No open patch is overdue" in text  # all-zero overdue chart
+    assert "0 open patches" in text
+    assert "Fewer than two cycles" in text
+    assert "No host was excepted this cycle." in text
+    assert "No access grants are recorded." in text
+
+
+def test_odd_values_in_audit_sections_do_not_crash() -> None:
+    evidence = make_evidence(sections=True)
+    evidence["controls"] = ["not a control", {"framework": None, "status": None}, *evidence["controls"]]
+    evidence["controls_summary"] = {"soc2": None}
+    evidence["retention"] = {"days": "many"}
+    evidence["risk"]["open"][0].update(score=None, epss_percentile="x", reasons=None, kev="yes")
+    evidence["risk"]["summary"]["overdue_by_severity"] = {"Critical": None, "Unrated": 2}
+    evidence["trend"] = [{"cycle_date": "2026-10-25", "compliance_after": None}, {"compliance_after": "0.5"}]
+    evidence["exceptions"]["active"][0]["days_left"] = None
+    evidence["access"]["grants"].append({"account": None})
+    evidence["access"]["principals"] = None
+    pages, text = _pdf_text(render_cycle_report(evidence))
+    assert pages >= 1
+    assert "No evidence retention data" in text
+    assert "Fewer than two cycles" in text
+
+
+def test_markup_in_audit_sections_is_escaped() -> None:
+    evidence = make_evidence(sections=True)
+    evidence["controls"][0]["title"] = "Access <b>&</b> control"
+    evidence["exceptions"]["active"][0]["approver"] = "O'Brien & <Sons>"
+    evidence["access"]["grants"][0]["display_name"] = 'Ann "<admin>" Lee\x07'
+    evidence["risk"]["open"][0]["reasons"] = ["<i>not italic</i> & bold"]
+    _, text = _pdf_text(render_cycle_report(evidence))
+    text = _squash(text)
+    assert "Access <b>&</b> control" in text
+    assert "O'Brien & <Sons>" in text
+    assert 'Ann "<admin>" Lee' in text
+    assert "<i>not italic</i> & bold" in text
+
+
+def test_huge_cells_are_clipped_not_fatal() -> None:
+    evidence = make_evidence(sections=True)
+    hosts = [f"alpha-prod-web-{i:05d}" for i in range(5000)]
+    evidence["exceptions"]["active"][0]["scope"] = "all patches on " + ", ".join(hosts)
+    evidence["access"]["grants"][0]["managed_policies"] = ["arn:aws:iam::aws:policy/" + "X" * 20_000]
+    evidence["risk"]["open"][0]["patch_id"] = "P" * 5000
+    _, text = _pdf_text(render_cycle_report(evidence))
+    assert "characters in evidence.json" in _squash(text)
+
+
+def test_identical_input_with_audit_sections_gives_identical_bytes() -> None:
+    assert render_cycle_report(make_evidence(sections=True)) == render_cycle_report(
+        make_evidence(sections=True)
+    )
+
+
+def test_charts_handle_empty_and_zero_data() -> None:
+    assert overdue_chart({}).contents
+    assert overdue_chart({"summary": {"overdue_by_severity": {"Critical": 0, "High": 0}}}).contents
+    assert trend_chart([]).contents
+    assert trend_chart([{"compliance_after": 0}, {"compliance_after": 0, "compliance_before": None}]).contents
+
+
+def test_long_audit_tables_are_capped_with_a_pointer_to_the_json() -> None:
+    evidence = make_evidence(
+        400, sections=True, open_risk_rows=MAX_RISK_ROWS + 40, access_grants=MAX_ACCESS_ROWS + 7
+    )
+    assert len(evidence["risk"]["open"]) == MAX_RISK_ROWS + 40
+    _, text = _pdf_text(render_cycle_report(evidence))
+    text = _squash(text)
+    assert "40 more open patches are not shown here" in text
+    assert "7 more grants are not shown here" in text
+    assert "listed in evidence.json" in text
+    last_shown = evidence["access"]["grants"][MAX_ACCESS_ROWS - 1]["user_name"]
+    first_hidden = evidence["access"]["grants"][MAX_ACCESS_ROWS]["user_name"]
+    assert last_shown in text and first_hidden not in text
+
+
+def test_ten_thousand_hosts_with_audit_sections_render() -> None:
+    evidence = make_evidence(
+        10_000, patches_per_family=120, sections=True, open_risk_rows=5000, access_grants=400
+    )
+    assert len(evidence["risk"]["open"]) == 5000
+    data = render_cycle_report(evidence)
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    total = len(reader.pages)
+    assert total >= 10
+    assert f"page {total} of {total}" in reader.pages[-1].extract_text()
+    assert any("Control coverage" in page.extract_text() for page in reader.pages[:4])

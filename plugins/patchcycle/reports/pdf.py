@@ -141,6 +141,7 @@ _BEFORE = colors.HexColor("#90a4ae")
 _AFTER = colors.HexColor("#1565c0")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _RED = "#c62828"
+_WHITESPACE = re.compile(r"\s+")
 _MUTED = "#607d8b"
 
 
@@ -193,7 +194,7 @@ def _optional_percent(value: Any) -> float | None:
 
 def _clip_plain(value: Any, limit: int = MAX_CELL_CHARS, default: str = "") -> str:
     """Cell text with whitespace collapsed, at most ``limit`` characters, saying what was cut."""
-    text = " ".join(_text(value, default).split())
+    text = _WHITESPACE.sub(" ", _text(value, default))
     if len(text) > limit:
         text = f"{text[:limit].rstrip()}… (+{len(text) - limit:,} characters in evidence.json)"
     return text
@@ -392,7 +393,7 @@ class _TextCell(Flowable):
 def _runs(
     value: Any, *, default: str = "", size: float = 7.5, bold: bool = False, colour: str = _BLACK
 ) -> Run:
-    return (_text(value, default), _BOLD if bold else _FONT, size, colour)
+    return (_text(value, default).strip(), _BOLD if bold else _FONT, size, colour)
 
 
 def _cell(
@@ -915,8 +916,9 @@ def _patch_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
 # ---------------------------------------------------------------------------------- audit sections
 
 
-def _heading(title: str, styles: _Styles) -> list[Any]:
-    return [CondPageBreak(1.6 * inch), Paragraph(escape(title), styles.h2)]
+def _heading(title: str, styles: _Styles, keep: float = 1.6 * inch) -> list[Any]:
+    """A section title, on a new page unless ``keep`` points are left on this one."""
+    return [CondPageBreak(keep), Paragraph(escape(title), styles.h2)]
 
 
 def _no_section_data(what: str, key: str, styles: _Styles) -> Paragraph:
@@ -1082,7 +1084,7 @@ def _controls_table(controls: list[Mapping[str, Any]], styles: _Styles, *, with_
 
 
 def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
-    flow = _heading("Risk and SLA", styles)
+    flow = _heading("Risk and SLA", styles, keep=3.8 * inch)
     risk = evidence.get("risk")
     if risk is None or not isinstance(risk, Mapping):
         return [*flow, _no_section_data("risk and SLA", "risk", styles)]
@@ -1091,7 +1093,8 @@ def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
     total_open = _int(summary.get("open")) if summary.get("open") is not None else len(rows)
     flow.append(
         Paragraph(
-            f"As of {_markup(risk.get('as_of'), 'n/a')}: <b>{_plural(total_open, 'open patch')}</b> "
+            f"As of {_markup(risk.get('as_of'), 'n/a')}: "
+            f"<b>{_plural(total_open, 'open patch', 'open patches')}</b> "
             "(one per host and approved patch not yet installed), each ranked and on its SLA clock.",
             styles.body,
         )
@@ -1134,12 +1137,13 @@ def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
         Paragraph(
             f"Open patches, most urgent first ({len(shown):,} of {len(rows):,} listed in evidence.json; "
             f'<font color="{_RED}"><b>[KEV]</b></font> = a CVE of the patch is in the CISA Known Exploited '
-            "Vulnerabilities catalog).",
+            "Vulnerabilities catalog; EPSS = highest EPSS percentile of its CVEs; Due (rule) = the earliest "
+            "deadline and the rule that set it).",
             styles.note,
         )
     )
     table_rows: list[list[Any]] = [
-        ["Host", "Patch", "Severity", "Pri.", "Score", "EPSS pct", "Due (rule)", "Status", "Why"]
+        ["Host", "Patch", "Severity", "Pri.", "Score", "EPSS", "Due (rule)", "Status", "Why"]
     ]
     extra_style: list[tuple[Any, ...]] = []
     for index, row in enumerate(shown, start=1):
@@ -1168,16 +1172,7 @@ def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
         )
         if _text(row.get("priority")) == "P1":
             extra_style += _status_style(3, index, colors.HexColor(_RED))
-    widths = [
-        1.35 * inch,
-        1.2 * inch,
-        0.55 * inch,
-        0.32 * inch,
-        0.4 * inch,
-        0.45 * inch,
-        0.95 * inch,
-        0.6 * inch,
-    ]
+    widths = [w * inch for w in (1.55, 1.3, 0.5, 0.3, 0.4, 0.38, 0.9, 0.55)]
     widths.append(CONTENT_WIDTH - sum(widths))
     table = _table(table_rows, widths)
     table.setStyle(TableStyle([("ALIGN", (4, 0), (5, -1), "RIGHT"), *extra_style]))
@@ -1195,7 +1190,7 @@ def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
 
 
 def _trend_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
-    flow = _heading("Compliance trend", styles)
+    flow = _heading("Compliance trend", styles, keep=3.8 * inch)
     if evidence.get("trend") is None:
         return [*flow, _no_section_data("compliance trend", "trend", styles)]
     points = trend_points(evidence)

@@ -1,0 +1,83 @@
+"""The cross-tenant roll-up: one row per tenant from its latest evidence pack, and the totals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+PORTFOLIO_COLUMNS = (
+    "tenant",
+    "display_name",
+    "cycle_date",
+    "outcome",
+    "hosts",
+    "in_scope",
+    "patched",
+    "failed",
+    "held",
+    "excepted",
+    "compliance_before",
+    "compliance_after",
+    "overdue_critical",
+    "open_risk_items",
+    "active_exceptions",
+    "expired_exceptions",
+)
+
+
+def tenant_row(tenant_id: str, display_name: str, evidence: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A tenant's line in the portfolio; a tenant with no pack yet is listed, not skipped."""
+    if evidence is None:
+        return {c: None for c in PORTFOLIO_COLUMNS} | {
+            "tenant": tenant_id,
+            "display_name": display_name,
+            "outcome": "no evidence yet",
+        }
+    summary = evidence.get("summary", {})
+    risk = (evidence.get("risk") or {}).get("summary", {})
+    exceptions = evidence.get("exceptions") or {}
+    return {
+        "tenant": tenant_id,
+        "display_name": display_name,
+        "cycle_date": evidence["cycle"]["cycle_date"],
+        "outcome": evidence["cycle"]["outcome"],
+        "hosts": summary.get("hosts_total"),
+        "in_scope": summary.get("in_scope"),
+        "patched": summary.get("patched"),
+        "failed": summary.get("failed"),
+        "held": summary.get("held"),
+        "excepted": summary.get("excepted"),
+        "compliance_before": summary.get("compliance_before"),
+        "compliance_after": summary.get("compliance_after"),
+        "overdue_critical": (risk.get("overdue_by_severity") or {}).get("Critical", 0),
+        "open_risk_items": risk.get("open", 0),
+        "active_exceptions": len(exceptions.get("active", [])),
+        "expired_exceptions": len(exceptions.get("expired", [])),
+    }
+
+
+def portfolio(rows: list[dict[str, Any]], generated_at: str) -> dict[str, Any]:
+    """Totals across tenants; compliance is weighted by each tenant's in-scope hosts."""
+    reported = [r for r in rows if r["cycle_date"] is not None]
+    in_scope = sum(r["in_scope"] or 0 for r in reported)
+
+    def weighted(key: str) -> float | None:
+        if not in_scope:
+            return None
+        return round(sum((r[key] or 0) * (r["in_scope"] or 0) for r in reported) / in_scope, 4)
+
+    totals = {
+        "tenants": len(rows),
+        "tenants_reported": len(reported),
+        "tenants_failed": sum(1 for r in reported if r["outcome"] == "failed"),
+        "hosts": sum(r["hosts"] or 0 for r in reported),
+        "in_scope": in_scope,
+        "held": sum(r["held"] or 0 for r in reported),
+        "failed": sum(r["failed"] or 0 for r in reported),
+        "overdue_critical": sum(r["overdue_critical"] or 0 for r in reported),
+        "active_exceptions": sum(r["active_exceptions"] or 0 for r in reported),
+        "expired_exceptions": sum(r["expired_exceptions"] or 0 for r in reported),
+        "compliance_before": weighted("compliance_before"),
+        "compliance_after": weighted("compliance_after"),
+    }
+    return {"schema_version": "1.0", "generated_at": generated_at, "totals": totals, "tenants": rows}

@@ -1,0 +1,84 @@
+"""Build the cross-tenant portfolio report from every tenant's latest evidence pack."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from patchcycle.config.loader import default_tenants_dir, load_tenant
+from patchcycle.reports.store import safe_run_segment
+
+EVIDENCE_CONNECTION = "patchcycle_evidence"
+
+
+def latest_evidence_key(keys: list[str]) -> str | None:
+    """The newest pack's evidence.json among a bucket's keys: latest cycle date, then latest run."""
+    packs = [k for k in keys if k.endswith("/evidence.json") and "/pack" in k]
+    return max(packs, key=lambda k: (k.split("/")[1], k)) if packs else None
+
+
+class PortfolioRollupOperator(BaseOperator):
+    """Read each tenant's latest evidence, write the portfolio (JSON, CSV, PDF) to the platform bucket."""
+
+    template_fields: Sequence[str] = ("tenant_ids", "portfolio_bucket")
+
+    def __init__(
+        self,
+        *,
+        tenant_ids: list[str],
+        portfolio_bucket: str,
+        aws_conn_id: str = EVIDENCE_CONNECTION,
+        region_name: str = "us-east-1",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tenant_ids = tenant_ids
+        self.portfolio_bucket = portfolio_bucket
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        import pandas as pd
+        from botocore.exceptions import ClientError
+
+        from patchcycle.domain.portfolio import PORTFOLIO_COLUMNS, portfolio, tenant_row
+        from patchcycle.hooks.s3 import EvidenceBucketHook
+        from patchcycle.reports.portfolio_pdf import render_portfolio_report
+        from patchcycle.reports.store import EvidenceStore
+
+        rows = []
+        for tenant_id in self.tenant_ids:
+            tenant = load_tenant(default_tenants_dir() / f"{tenant_id}.yaml")
+            hook = EvidenceBucketHook(
+                aws_conn_id=tenant.evidence.connection_id, region_name=tenant.evidence.region
+            )
+            try:
+                key = latest_evidence_key(hook.keys(tenant.evidence.bucket, "cycles/"))
+            except ClientError as exc:
+                # One unreachable bucket must not hide every other tenant; the row says what is wrong.
+                self.log.warning("tenant %s: evidence bucket unreadable: %s", tenant.id, exc)
+                row = tenant_row(tenant.id, tenant.display_name, None)
+                rows.append(row | {"outcome": f"evidence unreadable ({exc.response['Error']['Code']})"})
+                continue
+            evidence = json.loads(hook.get(tenant.evidence.bucket, key)) if key else None
+            rows.append(tenant_row(tenant.id, tenant.display_name, evidence))
+        now = dt.datetime.now(dt.UTC).isoformat()
+        view = portfolio(rows, now)
+        store = EvidenceStore(
+            EvidenceBucketHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name),
+            self.portfolio_bucket,
+        )
+        round_date = max((r["cycle_date"] for r in rows if r["cycle_date"]), default="none")
+        prefix = f"rounds/{round_date}/{safe_run_segment(context['run_id'])}"
+        frame = pd.DataFrame(rows, columns=list(PORTFOLIO_COLUMNS))
+        urls = [
+            store.put_json(f"{prefix}/portfolio.json", view),
+            store.put_bytes(f"{prefix}/portfolio.csv", frame.to_csv(index=False).encode(), "text/csv"),
+            store.put_bytes(f"{prefix}/portfolio.pdf", render_portfolio_report(view), "application/pdf"),
+        ]
+        self.log.info("portfolio of %d tenants written: %s", len(rows), ", ".join(urls))
+        return {"prefix": store.url(prefix), "totals": view["totals"]}

@@ -1,0 +1,86 @@
+"""The platform team's cross-tenant report: one table, the totals, and where each tenant stands."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import landscape, letter
+from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def render_portfolio_report(view: dict[str, Any]) -> bytes:
+    """A landscape PDF of the portfolio view (deterministic: reportlab's invariant mode)."""
+    styles = getSampleStyleSheet()
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(buffer, pagesize=landscape(letter), invariant=1, title="Patchcycle portfolio")
+    t = view["totals"]
+    story: list[Any] = [
+        Paragraph("Patchcycle portfolio: all tenants", styles["Title"]),
+        Paragraph(escape(f"Generated {view['generated_at']}"), styles["Normal"]),
+        Spacer(1, 8),
+        Paragraph(
+            escape(
+                f"{t['tenants_reported']} of {t['tenants']} tenants reported; {t['tenants_failed']} failed. "
+                f"{t['in_scope']} hosts in scope; compliance {_pct(t['compliance_before'])} -> "
+                f"{_pct(t['compliance_after'])}; {t['held']} held, {t['failed']} failed; "
+                f"{t['overdue_critical']} overdue critical patch items; {t['active_exceptions']} active and "
+                f"{t['expired_exceptions']} expired exceptions."
+            ),
+            styles["Normal"],
+        ),
+        Spacer(1, 10),
+    ]
+    header = [
+        "Tenant",
+        "Cycle",
+        "Outcome",
+        "Hosts",
+        "Patched",
+        "Failed",
+        "Held",
+        "Excepted",
+        "Compliance",
+        "Overdue crit.",
+        "Open risk",
+        "Exceptions (exp.)",
+    ]
+    rows = [header]
+    for r in view["tenants"]:
+        rows.append(
+            [
+                Paragraph(escape(f"{r['display_name']} ({r['tenant']})"), styles["Normal"]),
+                r["cycle_date"] or "-",
+                (r["outcome"] or "-").upper(),
+                *(
+                    str(r[k]) if r[k] is not None else "-"
+                    for k in ("hosts", "patched", "failed", "held", "excepted")
+                ),
+                f"{_pct(r['compliance_before'])} -> {_pct(r['compliance_after'])}",
+                str(r["overdue_critical"] if r["overdue_critical"] is not None else "-"),
+                str(r["open_risk_items"] if r["open_risk_items"] is not None else "-"),
+                f"{r['active_exceptions'] or 0} ({r['expired_exceptions'] or 0})",
+            ]
+        )
+    table = Table(rows, repeatRows=1, colWidths=[170, 60, 65, 40, 45, 40, 35, 50, 95, 55, 50, 70])
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#263238")),
+                ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
+                ("FONTSIZE", (0, 0), (-1, -1), 8),
+                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ]
+        )
+    )
+    story.append(table)
+    doc.build(story)
+    return buffer.getvalue()
