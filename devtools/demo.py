@@ -54,6 +54,25 @@ def download_pack(url: str, tenant, out_dir: Path) -> tuple[dict, list[Path]]:
     return evidence, files
 
 
+def download_portfolio(url: str, out_dir: Path) -> list[Path]:
+    """Copy the latest portfolio report (JSON, CSV, PDF) from the platform bucket."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="fleetsim",
+        aws_secret_access_key="fleetsim",
+    )
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="patchcycle-portfolio").get("Contents", []))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for key in keys[-3:]:
+        target = out_dir / key.rsplit("/", 1)[1]
+        target.write_bytes(s3.get_object(Bucket="patchcycle-portfolio", Key=key)["Body"].read())
+        files.append(target)
+    return files
+
+
 def summary_line(tenant_id: str, evidence: dict, rc: int, seconds: float) -> str:
     if not evidence:
         return f"{tenant_id}: no evidence written (airflow exit code {rc})"
@@ -61,7 +80,8 @@ def summary_line(tenant_id: str, evidence: dict, rc: int, seconds: float) -> str
     return (
         f"{tenant_id}: {evidence['cycle']['outcome'].upper()} in {seconds:.0f}s | hosts {s['hosts_total']}, "
         f"in scope {s['in_scope']}, patched {s['patched']}, failed {s['failed']}, held {s['held']}, "
-        f"not run {s['not_run']} | compliance {s['compliance_before']:.0%} -> {s['compliance_after']:.0%}"
+        f"excepted {s['excepted']}, not run {s['not_run']} | compliance {s['compliance_before']:.0%} -> "
+        f"{s['compliance_after']:.0%}"
     )
 
 
@@ -102,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(pack_out, ignore_errors=True)
             evidence, files = download_pack(url, tenant, out)
             results.append((tenant, evidence, files, rc, seconds))
+        print("  running patchcycle_portfolio (the cross-tenant roll-up) ...", flush=True)
+        run_cycle(env, "patchcycle_portfolio", logical, {}, work / "patchcycle_portfolio.log")
+        portfolio_files = download_portfolio(url, out / "portfolio")
+        mail = fleetsim_get(url, "/fleetsim/mail")["messages"]
         truth = fleetsim_get(url, "/fleetsim/ground-truth")
         (work / "ground-truth.json").write_text(json.dumps(truth, indent=1))
     print()
@@ -109,6 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         print(summary_line(tenant.id, evidence, rc, seconds))
         for f in files:
             print(f"    {f.relative_to(REPO) if f.is_relative_to(REPO) else f}")
+    print("\nPortfolio (all tenants):")
+    for f in portfolio_files:
+        print(f"    {f.relative_to(REPO) if f.is_relative_to(REPO) else f}")
+    print(f"\nEvidence notices sent through fleetsim's mail relay: {len(mail)}")
+    for message in mail:
+        print(f"    to {', '.join(message['rcpt_tos'])}: {message['subject']}")
+    print(
+        f"\nCheck the packs as an auditor would:  .venv/bin/python -m patchcycle verify-evidence --dir {out}"
+    )
     print(
         "\nfleetsim stopped. Ground truth: var/demo/ground-truth.json. "
         f"Total {time.monotonic() - started:.0f}s."

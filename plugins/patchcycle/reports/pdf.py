@@ -313,65 +313,62 @@ class _TextCell(Flowable):
 
     Laying out Paragraphs (pure-Python line breaking, and reportlab's long-word splitting that
     re-measures every prefix) is what makes long tables slow, and reportlab lays out each cell two or
-    three times. A cell is a few lines of runs (text, font, size, colour); a line that is too wide
-    for the column is broken at spaces (long words between characters) with cached character widths.
-    Only a too-wide line of several runs falls back to a Paragraph. Run text is clipped to
-    :data:`MAX_CELL_CHARS` characters, so no cell outgrows a page.
+    three times. A cell is a few lines of runs (text, font, size, colour). A line too wide for the
+    column is broken between runs, then at spaces, then between characters, with cached character
+    widths; the layout is kept per width. Run text is clipped to :data:`MAX_CELL_CHARS` characters,
+    so no cell outgrows a page.
     """
 
-    def __init__(self, lines: list[list[Run]], style: ParagraphStyle) -> None:
+    def __init__(self, lines: list[list[Run]]) -> None:
         super().__init__()
         cleaned = [
             [(_clip_plain(text), font, size, colour) for text, font, size, colour in line] for line in lines
         ]
         self._lines = [kept for kept in ([run for run in line if run[0]] for line in cleaned) if kept]
-        self._style = style
         self._layout_for: float | None = None
         self._laid: list[list[Run]] = []
-        self._para: Paragraph | None = None
 
     @staticmethod
     def _leading(line: list[Run]) -> float:
         return max(size for _, _, size, _ in line) * 1.2
 
-    def _layout(self, width: float) -> None:
+    def _layout(self, width: float) -> list[list[Run]]:
         laid: list[list[Run]] = []
         for line in self._lines:
-            if sum(_measure(t, f, s) for t, f, s, _ in line) <= width:
-                laid.append(line)
-            elif len(line) == 1:
-                text, font, size, colour = line[0]
-                laid += [[(piece, font, size, colour)] for piece in _wrap_text(text, font, size, width)]
-            else:
-                markup = "<br/>".join(
-                    "".join(
-                        f'<font name="{f}" size="{s:g}" color="{c}">{escape(t)}</font>' for t, f, s, c in runs
-                    )
-                    for runs in self._lines
-                )
-                self._para = Paragraph(markup, self._style)
-                break
-        self._laid = laid
-        self._layout_for = width
+            current: list[Run] = []
+            used = 0.0
+            for text, font, size, colour in line:
+                run_width = _measure(text, font, size)
+                if current and used + run_width <= width:
+                    current.append((text, font, size, colour))
+                    used += run_width
+                    continue
+                if current:
+                    laid.append(current)
+                    text = text.lstrip()
+                    run_width = _measure(text, font, size)
+                if run_width <= width:
+                    current, used = [(text, font, size, colour)], run_width
+                    continue
+                pieces = _wrap_text(text, font, size, width) or [""]
+                laid += [[(piece, font, size, colour)] for piece in pieces[:-1]]
+                current, used = [(pieces[-1], font, size, colour)], _measure(pieces[-1], font, size)
+            if current:
+                laid.append(current)
+        return laid
 
     def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
         if self._layout_for != availWidth:
-            self._para = None
-            self._layout(availWidth)
-        if self._para is not None:
-            self.width, self.height = self._para.wrap(availWidth, availHeight)
-        else:
-            self.width = availWidth
-            self.height = sum(self._leading(line) for line in self._laid)
+            self._laid = self._layout(availWidth)
+            self._layout_for = availWidth
+        self.width = availWidth
+        self.height = sum(self._leading(line) for line in self._laid)
         return self.width, self.height
 
     def split(self, availWidth: float, availHeight: float) -> list[Any]:  # noqa: N803
         return []
 
     def draw(self) -> None:
-        if self._para is not None:
-            self._para.drawOn(self.canv, 0, 0)
-            return
         text_object = self.canv.beginText()
         style: tuple[str, float] | None = None
         fill: str | None = None
@@ -390,7 +387,7 @@ class _TextCell(Flowable):
         self.canv.drawText(text_object)
 
 
-def _runs(
+def _run(
     value: Any, *, default: str = "", size: float = 7.5, bold: bool = False, colour: str = _BLACK
 ) -> Run:
     return (_text(value, default).strip(), _BOLD if bold else _FONT, size, colour)
@@ -398,7 +395,6 @@ def _runs(
 
 def _cell(
     main: Any,
-    styles: _Styles,
     detail: Any = None,
     *,
     default: str = "-",
@@ -408,10 +404,10 @@ def _cell(
 ) -> _TextCell:
     """A table cell: ``main`` and, when given, ``detail`` in small grey type under it."""
     text = _text(main, default) or default
-    lines = [[_runs(text, size=6.5 if small else 7.5, bold=bold, colour=colour)]]
+    lines = [[_run(text, size=6.5 if small else 7.5, bold=bold, colour=colour)]]
     if detail:
-        lines.append([_runs(detail, size=6, colour=_MUTED)])
-    return _TextCell(lines, styles.small_cell if small else styles.cell)
+        lines.append([_run(detail, size=6, colour=_MUTED)])
+    return _TextCell(lines)
 
 
 # ------------------------------------------------------------------------------------------- footer
@@ -832,12 +828,12 @@ def _attention_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any
     for host in shown:
         rows.append(
             [
-                _cell(host.get("name"), styles, default=""),
-                _cell(host.get("host_id"), styles, default="", small=True),
+                _cell(host.get("name"), default=""),
+                _cell(host.get("host_id"), default="", small=True),
                 _text(host.get("environment")),
                 _text(host.get("cloud")),
                 _text(host.get("final_state")).replace("_", " "),
-                _cell(host.get("reason"), styles, default=""),
+                _cell(host.get("reason"), default=""),
             ]
         )
     widths = [1.4 * inch, 2.2 * inch, 0.55 * inch, 0.45 * inch, 0.7 * inch]
@@ -899,9 +895,9 @@ def _patch_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
                     text += f" (+{len(cves) - MAX_CVES_PER_PATCH} more)"
                 rows.append(
                     [
-                        _cell(patch.get("id"), styles, default=""),
+                        _cell(patch.get("id"), default=""),
                         _text(patch.get("severity"), "-"),
-                        _cell(text, styles),
+                        _cell(text),
                         _text(patch.get("released"), "-"),
                     ]
                 )
@@ -1060,11 +1056,11 @@ def _controls_table(controls: list[Mapping[str, Any]], styles: _Styles, *, with_
         ]
         missing = _strings(control.get("missing"))
         row: list[Any] = [
-            _cell(control.get("control_id"), styles, default="?", bold=True),
-            _cell(control.get("title"), styles, " ".join(_strings(control.get("references")))),
+            _cell(control.get("control_id"), default="?", bold=True),
+            _cell(control.get("title"), " ".join(_strings(control.get("references")))),
             status,
-            _cell("; ".join(evidenced), styles, small=True),
-            _cell("; ".join(missing), styles, small=True, colour=_RED),
+            _cell("; ".join(evidenced), small=True),
+            _cell("; ".join(missing), small=True, colour=_RED),
         ]
         if with_framework:
             row.insert(0, _framework_name(control.get("framework")))
@@ -1129,7 +1125,7 @@ def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
         message = (
             "No approved patch is open on an in-scope host."
             if not total_open
-            else ("The evidence document lists no open rows.")
+            else "The evidence document lists none of the open patches row by row."
         )
         return [*flow, Paragraph(message, styles.body)]
     shown = rows[:MAX_RISK_ROWS]
@@ -1147,31 +1143,31 @@ def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
     ]
     extra_style: list[tuple[Any, ...]] = []
     for index, row in enumerate(shown, start=1):
-        patch: list[Run] = [_runs(row.get("patch_id"), default="?")]
+        patch: list[Run] = [_run(row.get("patch_id"), default="?")]
         if row.get("kev"):
             patch.append((" [KEV]", _BOLD, 7.5, _RED))
         status = _text(row.get("status"), "unknown")
         days = _int(row.get("days_overdue"))
         colour = SLA_STATUS_COLOURS.get(status)
-        status_lines = [[_runs(status.replace("_", " "), bold=bool(colour), colour=colour or _BLACK)]]
+        status_lines = [[_run(status.replace("_", " "), bold=bool(colour), colour=colour or _BLACK)]]
         if status == "overdue" and days:
-            status_lines.append([_runs(f"{days:,} d", bold=True, colour=colour or _BLACK)])
+            status_lines.append([_run(f"{days:,} d", bold=True, colour=colour or _BLACK)])
         percentile = row.get("epss_percentile")
         table_rows.append(
             [
-                _cell(row.get("name") or row.get("host_id"), styles, row.get("environment")),
-                _TextCell([patch], styles.cell),
+                _cell(row.get("name") or row.get("host_id"), row.get("environment")),
+                _TextCell([patch]),
                 _text(row.get("severity"), "-"),
                 _text(row.get("priority"), "-"),
                 f"{_ratio(row.get('score')):.1f}" if row.get("score") is not None else "-",
                 f"{_ratio(percentile):.2f}" if percentile is not None else "-",
-                _cell(row.get("due"), styles, row.get("due_source")),
-                _TextCell(status_lines, styles.cell),
-                _cell("; ".join(_strings(row.get("reasons"))), styles, small=True),
+                _cell(row.get("due"), row.get("due_source")),
+                _TextCell(status_lines),
+                _cell("; ".join(_strings(row.get("reasons"))), small=True),
             ]
         )
         if _text(row.get("priority")) == "P1":
-            extra_style += _status_style(3, index, colors.HexColor(_RED))
+            extra_style += _status_style(3, index, _colour(_RED))
     widths = [w * inch for w in (1.55, 1.3, 0.5, 0.3, 0.4, 0.38, 0.9, 0.55)]
     widths.append(CONTENT_WIDTH - sum(widths))
     table = _table(table_rows, widths)
@@ -1252,7 +1248,6 @@ def _acceptance_table(
             ago = -_int(days_left)
             last_cell: Any = _cell(
                 "expired — no longer counts",
-                styles,
                 f"{ago:,} days ago" if ago > 0 else None,
                 bold=True,
                 colour=_RED,
@@ -1261,21 +1256,20 @@ def _acceptance_table(
             last_cell = f"{_int(days_left):,}" if days_left is not None else "-"
         rows.append(
             [
-                _cell(item.get("id"), styles, item.get("ticket")),
+                _cell(item.get("id"), item.get("ticket")),
                 _cell(
                     item.get("scope"),
-                    styles,
                     f"Compensating control: {_text(scope_detail)}" if scope_detail else None,
                 ),
                 _text(item.get("risk_rating"), "-"),
-                _cell(item.get("approver"), styles, item.get("approver_role")),
+                _cell(item.get("approver"), item.get("approver_role")),
                 _text(item.get("approved_on"), "-"),
                 _text(item.get("expires_on"), "-"),
                 last_cell,
             ]
         )
         if expired:
-            extra_style += _status_style(5, index, colors.HexColor(_RED))
+            extra_style += _status_style(5, index, _colour(_RED))
     widths = [
         1.05 * inch,
         0.0,
@@ -1345,12 +1339,10 @@ def _exceptions_section(evidence: Mapping[str, Any], styles: _Styles) -> list[An
             applied,
             ["Host", "Exception", "Expires", "Previous state"],
             lambda r: [
-                _cell(r.get("name") or r.get("host_id"), styles, r.get("host_id") if r.get("name") else None),
+                _cell(r.get("name") or r.get("host_id"), r.get("host_id") if r.get("name") else None),
                 _text(r.get("exception_id"), "-"),
                 _text(r.get("expires_on"), "-"),
-                _cell(
-                    _text(r.get("previous_state"), "-").replace("_", " "), styles, r.get("previous_reason")
-                ),
+                _cell(_text(r.get("previous_state"), "-").replace("_", " "), r.get("previous_reason")),
             ],
             [2.6 * inch, 1.1 * inch, 0.8 * inch],
             styles,
@@ -1377,8 +1369,8 @@ def _exceptions_section(evidence: Mapping[str, Any], styles: _Styles) -> list[An
             lapsed,
             ["Host", "Expired exception"],
             lambda r: [
-                _cell(r.get("name") or r.get("host_id"), styles, r.get("host_id") if r.get("name") else None),
-                _cell(f"{_text(r.get('exception_id'), '-')} (expired)", styles, colour=_RED),
+                _cell(r.get("name") or r.get("host_id"), r.get("host_id") if r.get("name") else None),
+                _cell(f"{_text(r.get('exception_id'), '-')} (expired)", colour=_RED),
             ],
             [3.6 * inch],
             styles,
@@ -1425,9 +1417,9 @@ def _exceptions_section(evidence: Mapping[str, Any], styles: _Styles) -> list[An
             partial,
             ["Host", "Exception", "Patches the acceptance does not cover"],
             lambda r: [
-                _cell(r.get("name") or r.get("host_id"), styles, r.get("host_id") if r.get("name") else None),
+                _cell(r.get("name") or r.get("host_id"), r.get("host_id") if r.get("name") else None),
                 _text(r.get("exception_id"), "-"),
-                _cell(", ".join(_strings(r.get("uncovered_patches"))[:12]), styles, small=True),
+                _cell(", ".join(_strings(r.get("uncovered_patches"))[:12]), small=True),
             ],
             [2.6 * inch, 1.1 * inch],
             styles,
@@ -1464,11 +1456,11 @@ def _access_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
         detail = " · ".join(d for d in details if d)
         rows.append(
             [
-                _cell(grant.get("account"), styles),
-                _cell(grant.get("permission_set"), styles, grant.get("session_duration")),
-                _cell(grant.get("display_name") or grant.get("user_name"), styles, detail),
-                _cell(grant.get("via"), styles),
-                _cell(", ".join(_strings(grant.get("managed_policies"))), styles, small=True),
+                _cell(grant.get("account")),
+                _cell(grant.get("permission_set"), grant.get("session_duration")),
+                _cell(grant.get("display_name") or grant.get("user_name"), detail),
+                _cell(grant.get("via")),
+                _cell(", ".join(_strings(grant.get("managed_policies"))), small=True),
             ]
         )
     widths = [1.0 * inch, 1.45 * inch, 1.9 * inch, 1.25 * inch]
