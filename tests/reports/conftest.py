@@ -182,7 +182,7 @@ _SLA_DAYS = {"Critical": 15, "High": 30, "Medium": 90, "Low": 180}
 _CRITICALITY_WEIGHT = {"low": 0.8, "medium": 1.0, "high": 1.15, "critical": 1.3}
 
 
-def _controls(retention_days: int, n_events: int) -> list[dict]:
+def _controls(n_events: int) -> list[dict]:
     """SOC 2 CC6.1..CC8.1 evidenced; PCI DSS 6.3.3 and 10.5.1 evidenced, 10.2 missing; references."""
 
     def control(
@@ -534,7 +534,7 @@ def add_audit_sections(
     expired (EXPIRED_EXCEPTION_ID); the first open risk row's patch is in KEV; a 4-point trend.
     """
     rng = random.Random(seed * 7919 + 1)
-    controls = _controls(RETENTION_DAYS, max(len(evidence["events"]), 1))
+    controls = _controls(max(len(evidence["events"]), 1))
     evidence["controls"] = controls
     evidence["controls_summary"] = _summarise_controls(controls)
     evidence["retention"] = {"days": RETENTION_DAYS, "mode": "COMPLIANCE"}

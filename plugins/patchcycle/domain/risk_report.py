@@ -83,26 +83,27 @@ def risk_and_sla(
                 by_priority[risk.priority] += 1
                 if status == "overdue":
                     overdue_by_severity[patch["severity"]] += 1
-                if len(open_rows) < open_rows_limit:
-                    open_rows.append(
-                        {
-                            "host_id": host["host_id"],
-                            "name": host.get("name"),
-                            "environment": host.get("environment"),
-                            "patch_id": patch["id"],
-                            "severity": patch["severity"],
-                            "priority": risk.priority,
-                            "score": risk.score,
-                            "kev": risk.kev,
-                            "epss_percentile": risk.epss_percentile,
-                            "due": due_on.isoformat(),
-                            "due_source": source,
-                            "status": status,
-                            "days_overdue": max(0, (as_of - due_on).days),
-                            "reasons": list(risk.reasons),
-                        }
-                    )
+                open_rows.append(
+                    {
+                        "host_id": host["host_id"],
+                        "name": host.get("name"),
+                        "environment": host.get("environment"),
+                        "patch_id": patch["id"],
+                        "severity": patch["severity"],
+                        "priority": risk.priority,
+                        "score": risk.score,
+                        "kev": risk.kev,
+                        "epss_percentile": risk.epss_percentile,
+                        "due": due_on.isoformat(),
+                        "due_source": source,
+                        "status": status,
+                        "days_overdue": max(0, (as_of - due_on).days),
+                        "reasons": list(risk.reasons),
+                    }
+                )
+    # Most urgent first, then cap: the rows kept are the ones that matter most.
     open_rows.sort(key=lambda r: (r["priority"], r["due"], r["name"] or "", r["patch_id"]))
+    open_rows = open_rows[:open_rows_limit]
     return {
         "as_of": as_of.isoformat(),
         "feeds": {

@@ -1177,8 +1177,8 @@ def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
     if risk.get("open_truncated") or total_open > len(rows):
         flow.append(
             Paragraph(
-                f"evidence.json itself lists the {len(rows):,} most urgent of the {total_open:,} "
-                "open patches; the counts above include all of them.",
+                f"evidence.json itself lists {len(rows):,} of the {total_open:,} open patches "
+                "row by row; the counts above include all of them.",
                 styles.note,
             )
         )
