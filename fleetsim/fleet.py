@@ -56,6 +56,7 @@ class SimHost:
     installed: set[str]
     failed: set[str] = field(default_factory=set)
     install_fails: bool = False
+    install_leaves_missing: bool = False
     backup_fails: bool = False
     backup_seconds: float | None = None
     patch_state: dict[str, Any] | None = None
@@ -306,6 +307,8 @@ class FleetState:
                     set(to_install[: max(1, len(to_install) // 2)]) if inv.outcome == "Failed" else set()
                 )
                 installed = [p for p in to_install if p not in failing]
+                if host.install_leaves_missing and installed and not failing:
+                    installed = installed[:-1]  # the last one was not in the repository: still missing
                 host.installed |= set(installed)
                 host.missing -= set(installed)
                 host.failed = (host.failed - set(installed)) | failing

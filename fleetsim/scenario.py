@@ -67,6 +67,8 @@ class Faults(_Strict):
 
     agent_offline: list[str] = Field(default_factory=list)
     install_fails: list[str] = Field(default_factory=list)
+    # The install reports success but one approved patch stays missing (a package the repo lacked).
+    install_leaves_missing: list[str] = Field(default_factory=list)
     backup_fails: list[str] = Field(default_factory=list)
     backup_slow_seconds: dict[str, float] = Field(default_factory=dict)
 
@@ -177,6 +179,7 @@ class Scenario(_Strict):
             for field, hosts in (
                 ("agent_offline", f.agent_offline),
                 ("install_fails", f.install_fails),
+                ("install_leaves_missing", f.install_leaves_missing),
                 ("backup_fails", f.backup_fails),
                 ("backup_slow_seconds", list(f.backup_slow_seconds)),
             ):

@@ -83,6 +83,7 @@ def seed_aws(state: FleetState, scenario: Scenario) -> None:
                     missing={p.id for p in family if p.released > group.installed_until},
                     installed={p.id for p in family if p.released <= group.installed_until},
                     install_fails=name in faults.install_fails,
+                    install_leaves_missing=name in faults.install_leaves_missing,
                     backup_fails=name in faults.backup_fails,
                     backup_seconds=faults.backup_slow_seconds.get(name),
                 )

@@ -60,7 +60,13 @@ def assert_evidence_tells_the_truth(result: CycleResult) -> None:
         assert record["reason"] or state == "patched"
 
 
+SCHEMA = json.loads((REPO / "include" / "schemas" / "evidence-1.0.schema.json").read_text())
+
+
 def assert_pack_intact(result: CycleResult) -> None:
+    import jsonschema
+
+    jsonschema.validate(result.evidence, SCHEMA, format_checker=jsonschema.FormatChecker())
     manifest = json.loads(result.files["manifest.json"])
     files = {f["name"]: result.files[f["name"]] for f in manifest["files"]}
     assert verify_pack(manifest, files) == []
@@ -375,3 +381,46 @@ def test_the_portfolio_rolls_up_every_tenant_after_a_round(fleet) -> None:
     # The other tenants have no bucket in this scenario: listed, with the reason, never dropped.
     assert rows["cu_birch"]["outcome"].startswith("evidence unreadable")
     assert view["totals"]["tenants"] == 3 and view["totals"]["tenants_reported"] == 1
+
+
+@pytest.mark.scenario("alpha_every_state.yaml")
+def test_every_final_state_matches_ground_truth(fleet, tmp_path) -> None:
+    register = tmp_path / "exceptions"
+    register.mkdir()
+    (register / "cu_alpha.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "tenant_id": "cu_alpha",
+                "exceptions": [
+                    {
+                        "id": "EXC-2026-102",
+                        "hosts": ["t-prd-win-01"],
+                        "justification": "core banking terminal server frozen until the vendor upgrade",
+                        "compensating_control": "jump-host only access, application allow-listing",
+                        "requested_by": "Core banking owner",
+                        "approver": "Dana Whitfield",
+                        "approver_role": "CISO",
+                        "approved_on": "2026-11-01",
+                        "expires_on": "2027-01-31",
+                        "risk_rating": "High",
+                    }
+                ],
+            }
+        )
+    )
+    fleet.env["PATCHCYCLE_EXCEPTIONS_DIR"] = str(register)
+    result = fleet.run(DAG_ID, NOV)
+    assert result.returncode == 0, result.log[-3000:]
+    states = {h["name"]: h["final_state"] for h in result.evidence["hosts"]}
+    assert states["t-dev-app-03"] == "non_compliant"
+    assert states["t-prd-web-03"] == states["t-prd-web-04"] == "held"
+    assert states["t-lab-box-01"] == "out_of_scope"
+    assert states["t-prd-win-01"] == "excepted"
+    assert {"patched", "non_compliant", "held", "out_of_scope", "excepted"} <= set(states.values())
+    assert_evidence_tells_the_truth(result)
+    assert_pack_intact(result)
+    # What the evidence calls non-compliant, fleetsim confirms: the install ran, a planned patch is missing.
+    truth = result.truth["t-dev-app-03"]
+    assert installs(truth)[0]["result"] == "Success" and PLAN_NOV & set(truth["missing"])
+    assert result.host("t-dev-app-03")["missing_after"] == 1
+    assert "environment tag 'sandbox'" in result.host("t-lab-box-01")["reason"]
