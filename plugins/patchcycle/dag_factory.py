@@ -190,3 +190,26 @@ def build_portfolio_dag(tenants: list[Tenant]) -> DAG:
             portfolio_bucket=conf.get("patchcycle", "portfolio_bucket", fallback="patchcycle-portfolio"),
         )
     return dag
+
+
+def build_feeds_dag() -> DAG:
+    """Daily refresh of CISA KEV and FIRST EPSS into the platform bucket, ahead of any cycle."""
+    from airflow.configuration import conf
+
+    from patchcycle.operators.feeds import RefreshFeedsOperator
+
+    with DAG(
+        dag_id="patchcycle_feeds",
+        description="Refresh the KEV and EPSS feeds that rank missing patches",
+        schedule=CronTriggerTimetable("0 1 * * *", timezone="UTC"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "sre-platform", "retries": 3, "retry_delay": dt.timedelta(minutes=10)},
+        tags=["patchcycle", "feeds"],
+    ) as dag:
+        RefreshFeedsOperator(
+            task_id="refresh",
+            platform_bucket=conf.get("patchcycle", "portfolio_bucket", fallback="patchcycle-portfolio"),
+        )
+    return dag

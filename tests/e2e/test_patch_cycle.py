@@ -424,3 +424,39 @@ def test_every_final_state_matches_ground_truth(fleet, tmp_path) -> None:
     assert installs(truth)[0]["result"] == "Success" and PLAN_NOV & set(truth["missing"])
     assert result.host("t-dev-app-03")["missing_after"] == 1
     assert "environment tag 'sandbox'" in result.host("t-lab-box-01")["reason"]
+
+
+def test_refreshed_feeds_are_what_the_next_cycle_ranks_with(fleet) -> None:
+    """KEV and EPSS fetched over HTTP (a loopback server stands in for CISA and FIRST), checked, stored,
+    and then used by the cycle's risk section instead of the committed snapshots."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(REPO / "include" / "feeds")
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        fleet.env["AIRFLOW_CONN_PATCHCYCLE_FEEDS"] = json.dumps(
+            {
+                "conn_type": "http",
+                "extra": {"kev_url": f"{base}/kev-subset.json", "epss_url": f"{base}/epss-sample.csv"},
+            }
+        )
+        rc = run_cycle(fleet.env, "patchcycle_feeds", NOV, {}, fleet.workdir / "feeds.log")
+        assert rc == 0, (fleet.workdir / "feeds.log").read_text()[-3000:]
+    finally:
+        server.shutdown()
+    keys = [o["Key"] for o in fleet.s3().list_objects_v2(Bucket="patchcycle-portfolio").get("Contents", [])]
+    assert {k.rsplit("/", 1)[1] for k in keys} == {
+        "known_exploited_vulnerabilities.json",
+        "epss_scores.csv.gz",
+    }
+    result = fleet.run(DAG_ID, NOV)
+    assert result.returncode == 0, result.log[-3000:]
+    feeds = result.evidence["risk"]["feeds"]
+    assert feeds["source"].startswith("s3://patchcycle-portfolio/feeds/")
+    assert feeds["kev_catalog_version"] == "2025.08.25"

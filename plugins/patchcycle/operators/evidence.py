@@ -141,13 +141,18 @@ class WriteEvidencePackOperator(CycleOperator):
 
     def _risk_section(self, evidence: dict[str, Any], frameworks: list[str]) -> dict[str, Any]:
         """Risk ranking and SLA clocks of the plan's patches on the hosts (feeds: committed snapshots)."""
+        from airflow.configuration import conf
+
         from patchcycle.domain.risk_report import risk_and_sla
         from patchcycle.feeds import load_feed_snapshots
+        from patchcycle.operators.feeds import latest_feeds
 
+        platform = conf.get("patchcycle", "portfolio_bucket", fallback="patchcycle-portfolio")
+        feeds = latest_feeds(self.store.hook, platform) or load_feed_snapshots()
         return risk_and_sla(
             hosts=evidence["hosts"],
             approved=evidence["plan"].get("approved", {}),
-            feeds=load_feed_snapshots(),
+            feeds=feeds,
             frameworks=frameworks,
             as_of=dt.date.fromisoformat(evidence["cycle"]["cycle_date"]),
         )

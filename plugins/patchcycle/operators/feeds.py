@@ -1,0 +1,104 @@
+"""Refresh the threat-intelligence feeds (CISA KEV, FIRST EPSS) into the platform bucket, daily.
+
+Cycles read the newest refreshed feeds from there (see :func:`latest_feeds`); without any, they fall
+back to the snapshots committed under ``include/feeds``, and the evidence says which was used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from patchcycle.reports.store import safe_run_segment
+
+FEEDS_CONNECTION = "patchcycle_feeds"
+PLATFORM_CONNECTION = "patchcycle_evidence"
+KEV_FILE = "known_exploited_vulnerabilities.json"
+EPSS_FILE = "epss_scores.csv.gz"
+
+
+def latest_feeds(hook: Any, bucket: str) -> Any:
+    """The newest refreshed feeds in the platform bucket (CVSS from the committed snapshot), or None."""
+    import gzip
+
+    from botocore.exceptions import ClientError
+
+    from patchcycle.feeds import FeedSnapshot, load_feed_snapshots, parse_epss_bytes, parse_kev
+
+    try:
+        keys = hook.keys(bucket, "feeds/")
+    except ClientError:
+        return None
+    runs = sorted(
+        {k.rsplit("/", 1)[0] for k in keys if k.endswith(KEV_FILE)}
+        & {k.rsplit("/", 1)[0] for k in keys if k.endswith(EPSS_FILE)}
+    )
+    if not runs:
+        return None
+    prefix = runs[-1]
+    committed = load_feed_snapshots()
+    epss = hook.get(bucket, f"{prefix}/{EPSS_FILE}")
+    return FeedSnapshot(
+        kev=parse_kev(hook.get(bucket, f"{prefix}/{KEV_FILE}"), f"s3://{bucket}/{prefix}/{KEV_FILE}"),
+        epss=parse_epss_bytes(gzip.decompress(epss), f"s3://{bucket}/{prefix}/{EPSS_FILE}"),
+        cvss=committed.cvss,
+        source=f"s3://{bucket}/{prefix} (CVSS: {committed.source})",
+    )
+
+
+class RefreshFeedsOperator(BaseOperator):
+    """Fetch KEV and EPSS from the URLs in the ``patchcycle_feeds`` connection, check them, store them."""
+
+    template_fields: Sequence[str] = ("platform_bucket",)
+
+    def __init__(
+        self,
+        *,
+        platform_bucket: str,
+        feeds_conn_id: str = FEEDS_CONNECTION,
+        aws_conn_id: str = PLATFORM_CONNECTION,
+        region_name: str = "us-east-1",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.platform_bucket = platform_bucket
+        self.feeds_conn_id = feeds_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        import gzip
+
+        from airflow.sdk import BaseHook
+
+        from patchcycle.feeds import FeedUrls, fetch_feed, parse_epss_bytes, parse_kev
+        from patchcycle.hooks.s3 import EvidenceBucketHook
+        from patchcycle.reports.store import EvidenceStore
+
+        urls = FeedUrls.from_extras(BaseHook.get_connection(self.feeds_conn_id).extra_dejson)
+        kev_bytes = fetch_feed(urls.kev_url)
+        kev = parse_kev(kev_bytes, urls.kev_url)  # never store what does not parse
+        epss_raw = fetch_feed(urls.epss_url)
+        epss = parse_epss_bytes(epss_raw, urls.epss_url)
+        epss_gz = epss_raw if epss_raw[:2] == b"\x1f\x8b" else gzip.compress(epss_raw, mtime=0)
+        store = EvidenceStore(
+            EvidenceBucketHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name),
+            self.platform_bucket,
+        )
+        day = dt.datetime.now(dt.UTC).date().isoformat()
+        prefix = f"feeds/{day}/{safe_run_segment(context['run_id'])}"
+        store.put_bytes(f"{prefix}/{KEV_FILE}", kev_bytes, "application/json")
+        store.put_bytes(f"{prefix}/{EPSS_FILE}", epss_gz, "application/gzip")
+        result = {
+            "prefix": store.url(prefix),
+            "kev_catalog_version": kev.catalog_version,
+            "kev_entries": len(kev.entries),
+            "epss_model_version": epss.model_version,
+            "epss_score_date": epss.score_date,
+            "epss_scores": len(epss.scores),
+        }
+        self.log.info("feeds refreshed: %s", result)
+        return result
