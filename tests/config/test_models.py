@@ -427,3 +427,14 @@ def test_rate_control_accepts_exactly_what_ssm_accepts():
     for concurrency, errors in (("0", "0"), ("01", "0"), ("10", "05%"), ("10", "007"), ("101%", "0")):
         with pytest.raises(ValidationError):
             RateControl(max_concurrency=concurrency, max_errors=errors)
+
+
+def test_sla_days_default_and_must_not_loosen_with_severity():
+    import pytest
+    from pydantic import ValidationError
+
+    from patchcycle.config.models import SlaDays
+
+    assert SlaDays() == SlaDays(critical=15, high=30, medium=60, low=90)
+    with pytest.raises(ValidationError, match="must not loosen with severity"):
+        SlaDays(critical=30, high=15)

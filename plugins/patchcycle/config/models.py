@@ -41,6 +41,7 @@ __all__ = [
     "PreflightPolicy",
     "RateControl",
     "Severity",
+    "SlaDays",
     "Tenant",
     "Weekday",
 ]
@@ -569,6 +570,29 @@ class PreflightPolicy(_ConfigModel):
     kernel_gate: Literal["hold_kernel_update", "hold_host"] = "hold_kernel_update"
 
 
+class SlaDays(_ConfigModel):
+    """The tenant's internal remediation deadlines, in days from a patch's release, by severity.
+
+    Frameworks' own deadlines (PCI DSS 6.3.3) and the KEV window still apply: the earliest one wins.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    critical: int = Field(15, ge=1, le=365)
+    high: int = Field(30, ge=1, le=365)
+    medium: int = Field(60, ge=1, le=730)
+    low: int = Field(90, ge=1, le=730)
+
+    @model_validator(mode="after")
+    def _more_severe_is_sooner(self) -> "SlaDays":
+        if not self.critical <= self.high <= self.medium <= self.low:
+            raise ValueError(
+                f"deadlines must not loosen with severity: critical {self.critical} <= high {self.high} "
+                f"<= medium {self.medium} <= low {self.low}"
+            )
+        return self
+
+
 class HostTags(_ConfigModel):
     """The tag keys read from cloud hosts."""
 
@@ -622,6 +646,7 @@ class Tenant(_ConfigModel):
     baselines: list[Baseline] = Field(min_length=1)
     preflight: PreflightPolicy
     evidence: EvidencePolicy
+    sla: SlaDays = Field(default_factory=SlaDays)
     host_tags: HostTags = Field(default_factory=HostTags)
     incident_runbook_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
 

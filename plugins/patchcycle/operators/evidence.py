@@ -144,6 +144,7 @@ class WriteEvidencePackOperator(CycleOperator):
         from airflow.configuration import conf
 
         from patchcycle.domain.risk_report import risk_and_sla
+        from patchcycle.domain.sla import SlaPolicy
         from patchcycle.feeds import load_feed_snapshots
         from patchcycle.operators.feeds import latest_feeds
 
@@ -155,6 +156,12 @@ class WriteEvidencePackOperator(CycleOperator):
             feeds=feeds,
             frameworks=frameworks,
             as_of=dt.date.fromisoformat(evidence["cycle"]["cycle_date"]),
+            policy=SlaPolicy(
+                critical_days=self.tenant.sla.critical,
+                high_days=self.tenant.sla.high,
+                medium_days=self.tenant.sla.medium,
+                low_days=self.tenant.sla.low,
+            ),
         )
 
     def _trend(self, cycle_date: str, cycles: int = 11) -> list[dict[str, Any]]:
