@@ -35,7 +35,8 @@ START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 def evidence_asset(tenant: Tenant) -> Asset:
     """The asset a tenant's cycle updates when its evidence pack is written (the roll-up waits on it)."""
-    return Asset(name=f"patchcycle_evidence__{tenant.id}", uri=f"s3://{tenant.evidence.bucket}/cycles/")
+    # A name and no URI: a URI with a scheme makes the parse load every provider's URI handlers (seconds).
+    return Asset(name=f"patchcycle_evidence__{tenant.id}")
 
 
 class UnsupportedTenantSetting(ValueError):
