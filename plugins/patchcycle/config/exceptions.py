@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from patchcycle.config.yaml_files import UniqueKeyLoader
+
 __all__ = [
     "EXCEPTIONS_DIR",
     "MAX_ACCEPTANCE_DAYS",
@@ -235,33 +237,6 @@ class ExceptionRegisterError(ValueError):
         return "\n".join(lines)
 
 
-_BaseSafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _RegisterYamlLoader(_BaseSafeLoader):  # type: ignore[misc, valid-type]
-    """Safe YAML loader that rejects duplicate keys instead of silently keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # unhashable keys are reported by the base constructor
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
 EXCEPTIONS_DIR_ENV = "PATCHCYCLE_EXCEPTIONS_DIR"
 
 
@@ -349,7 +324,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ExceptionRegisterError(path, [("", f"cannot read file: {exc}")]) from None
     try:
-        data = yaml.load(text, Loader=_RegisterYamlLoader)  # a safe loader: plain data only
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a safe loader: plain data only
     except yaml.YAMLError as exc:
         raise ExceptionRegisterError(path, [("", _describe_yaml_error(exc))]) from None
     if data is None:

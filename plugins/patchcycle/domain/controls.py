@@ -11,7 +11,6 @@ Pure apart from :func:`load_control_catalogs`, which reads the YAML files.
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -188,36 +187,11 @@ def default_controls_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "include" / "controls"
 
 
-@functools.cache
 def _yaml_loader() -> type:
-    import yaml
+    """The project's strict YAML loader (imported here, not at module import, to keep yaml out of parses)."""
+    from patchcycle.config.yaml_files import UniqueKeyLoader
 
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class _UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
-        """Safe loader that rejects duplicate keys instead of keeping the last one."""
-
-        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    duplicate = key in seen
-                    seen.add(key)
-                except TypeError:  # unhashable keys are reported by the base constructor
-                    continue
-                if duplicate:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        f"found duplicate key {key!r}",
-                        key_node.start_mark,
-                    )
-            return super().construct_mapping(node, deep=deep)
-
-    return _UniqueKeyLoader
+    return UniqueKeyLoader
 
 
 def _location(loc: tuple[Any, ...], data: Any) -> str:
