@@ -17,7 +17,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from patchcycle.config.yaml_files import UniqueKeyLoader
+from patchcycle.config.yaml_files import read_yaml_mapping, yaml_files
 
 __all__ = [
     "EXCEPTIONS_DIR",
@@ -305,55 +304,17 @@ def load_exception_registers(
 
 def _register_files(directory: Path) -> list[Path]:
     """Register files in ``directory`` sorted by name, skipping hidden files such as editor swap files."""
-    return sorted(
-        (
-            path
-            for path in directory.iterdir()
-            if path.suffix in REGISTER_FILE_SUFFIXES and not path.name.startswith(".") and path.is_file()
-        ),
-        key=lambda path: path.name,
-    )
+    return yaml_files(directory, REGISTER_FILE_SUFFIXES)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     """The file's top-level mapping; :class:`ExceptionRegisterError` for unreadable or ill-formed files."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ExceptionRegisterError(path, [("", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExceptionRegisterError(path, [("", f"cannot read file: {exc}")]) from None
-    try:
-        data = yaml.load(text, Loader=UniqueKeyLoader)  # a safe loader: plain data only
-    except yaml.YAMLError as exc:
-        raise ExceptionRegisterError(path, [("", _describe_yaml_error(exc))]) from None
-    if data is None:
-        raise ExceptionRegisterError(path, [("", "file is empty; expected tenant_id and exceptions")])
-    if not isinstance(data, dict):
-        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
-        raise ExceptionRegisterError(path, [("", f"top level must be a mapping, got {kind}")])
-    return data
-
-
-def _describe_yaml_error(exc: yaml.YAMLError) -> str:
-    """A YAML error as ``YAML syntax error at line L, column C: problem (context)``, 1-based."""
-    problem_mark = getattr(exc, "problem_mark", None)
-    context_mark = getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    if context and context_mark is not None:
-        problem = f"{problem} ({context} started at {_position(context_mark)})"
-    elif context:
-        problem = f"{problem} ({context})"
-    kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
-    mark = problem_mark or context_mark
-    if mark is None:
-        return f"{kind}: {problem}"
-    return f"{kind} at {_position(mark)}: {problem}"
-
-
-def _position(mark: Any) -> str:
-    return f"line {mark.line + 1}, column {mark.column + 1}"
+    return read_yaml_mapping(
+        path,
+        ExceptionRegisterError,
+        empty="file is empty; expected tenant_id and exceptions",
+        mapping="a mapping",
+    )
 
 
 _MESSAGE_BY_TYPE = {

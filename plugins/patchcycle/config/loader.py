@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from patchcycle.config.models import Tenant
-from patchcycle.config.yaml_files import UniqueKeyLoader
+from patchcycle.config.yaml_files import read_yaml_mapping, yaml_files
 
 __all__ = [
     "TENANTS_DIR_ENV",
@@ -139,55 +138,17 @@ def load_tenants(directory: Path | str | None = None) -> TenantSet:
 
 def _tenant_files(directory: Path) -> list[Path]:
     """Tenant files in ``directory`` sorted by name, skipping hidden files such as editor swap files."""
-    return sorted(
-        (
-            path
-            for path in directory.iterdir()
-            if path.suffix in TENANT_FILE_SUFFIXES and not path.name.startswith(".") and path.is_file()
-        ),
-        key=lambda path: path.name,
-    )
+    return yaml_files(directory, TENANT_FILE_SUFFIXES)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     """The file's top-level mapping; :class:`TenantConfigError` for unreadable, empty or non-mapping files."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TenantConfigError(path, [("", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TenantConfigError(path, [("", f"cannot read file: {exc}")]) from None
-    try:
-        data = yaml.load(text, Loader=UniqueKeyLoader)  # a safe loader: plain data only
-    except yaml.YAMLError as exc:
-        raise TenantConfigError(path, [("", _describe_yaml_error(exc))]) from None
-    if data is None:
-        raise TenantConfigError(path, [("", "file is empty; expected a mapping of tenant fields")])
-    if not isinstance(data, dict):
-        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
-        raise TenantConfigError(path, [("", f"top level must be a mapping of tenant fields, got {kind}")])
-    return data
-
-
-def _describe_yaml_error(exc: yaml.YAMLError) -> str:
-    """A YAML error as ``YAML syntax error at line L, column C: problem (context)``, 1-based."""
-    problem_mark = getattr(exc, "problem_mark", None)
-    context_mark = getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    if context and context_mark is not None:
-        problem = f"{problem} ({context} started at {_position(context_mark)})"
-    elif context:
-        problem = f"{problem} ({context})"
-    kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
-    mark = problem_mark or context_mark
-    if mark is None:
-        return f"{kind}: {problem}"
-    return f"{kind} at {_position(mark)}: {problem}"
-
-
-def _position(mark: Any) -> str:
-    return f"line {mark.line + 1}, column {mark.column + 1}"
+    return read_yaml_mapping(
+        path,
+        TenantConfigError,
+        empty="file is empty; expected a mapping of tenant fields",
+        mapping="a mapping of tenant fields",
+    )
 
 
 def _id_mismatch(path: Path, declared_id: str) -> tuple[str, str]:
