@@ -38,6 +38,18 @@ def _stable_fraction(*parts: str) -> float:
 
 
 @dataclass
+class FalconSensor:
+    """The CrowdStrike Falcon sensor on a host, as the Falcon API knows it."""
+
+    device_id: str  # the AID
+    cid: str
+    version: str  # "7.14.16703.0"
+    rfm: bool = False  # reduced-functionality mode
+    stale_device_id: str | None = None  # a second, older record left by a reinstall
+    policy_id: str = "su-policy-default"
+
+
+@dataclass
 class SimHost:
     """One host as the cloud really has it."""
 
@@ -61,6 +73,11 @@ class SimHost:
     backup_seconds: float | None = None
     patch_state: dict[str, Any] | None = None
     actions: list[dict[str, Any]] = field(default_factory=list)
+    resource_group: str | None = None  # Azure: the machine's resource group
+    private_ip: str = ""
+    falcon: FalconSensor | None = None
+    # Azure Arc / GCP: the last assessment or install, as the cloud reports it (vendor modules own it).
+    cloud_state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def platform(self) -> Platform:
@@ -79,6 +96,16 @@ class SimHost:
             "criticality": self.criticality,
             "agent_status": self.agent_status,
             "kernel": self.kernel,
+            "resource_group": self.resource_group,
+            "private_ip": self.private_ip,
+            "falcon": None
+            if self.falcon is None
+            else {
+                "device_id": self.falcon.device_id,
+                "version": self.falcon.version,
+                "rfm": self.falcon.rfm,
+                "stale_device_id": self.falcon.stale_device_id,
+            },
             "missing": sorted(self.missing),
             "installed": sorted(self.installed),
             "failed": sorted(self.failed),
@@ -231,6 +258,43 @@ class FleetState:
             "OtherNonCompliantCount": 0,
         }
 
+    # -- installing patches (every cloud) ---------------------------------------------------------
+    def install(
+        self, host: SimHost, patch_ids: set[str], *, fails: bool, reboot: bool
+    ) -> dict[str, Any]:
+        """Install ``patch_ids`` (those the host misses or failed before) on a host; return the effect.
+
+        A failing install fails half of the list (at least one); a host with ``install_leaves_missing``
+        reports success but leaves its last patch missing. A kernel update takes effect on reboot; the
+        Falcon sensor drops into reduced-functionality mode when the new kernel is one its version does
+        not support (as the real sensor does), which is what the kernel gate exists to prevent.
+        """
+        to_install = sorted(patch_ids & (host.missing | host.failed))
+        failing = set(to_install[: max(1, len(to_install) // 2)]) if fails and to_install else set()
+        installed = [p for p in to_install if p not in failing]
+        if host.install_leaves_missing and installed and not failing:
+            installed = installed[:-1]  # the last one was not in the repository: still missing
+        host.installed |= set(installed)
+        host.missing -= set(installed)
+        host.failed = (host.failed - set(installed)) | failing
+        host.missing -= failing
+        effect: dict[str, Any] = {"installed": installed, "failed": sorted(failing), "rebooted": False}
+        kernels = [self.catalog[p].kernel for p in installed if self.catalog[p].kernel]
+        if kernels and host.platform.platform_type == "Linux":
+            if reboot:
+                self.boot_kernel(host, max(kernels))
+                effect["rebooted"] = True
+            else:
+                effect["pending_reboot"] = len(kernels)
+        return effect
+
+    def boot_kernel(self, host: SimHost, kernel: str) -> None:
+        host.kernel = kernel
+        if host.falcon is not None:
+            supported = self.scenario.falcon.supported(host.falcon.version, kernel)
+            if supported is not True:
+                host.falcon.rfm = True
+
     # -- Run Command ----------------------------------------------------------------------------
     def schedule_command(self, command: Command, hosts: list[SimHost]) -> None:
         """Lay out each invocation's timeline under MaxConcurrency and MaxErrors, deterministically."""
@@ -302,24 +366,13 @@ class FleetState:
             reboot_option = (command.parameters.get("RebootOption") or ["RebootIfNeeded"])[0]
             pending_reboot = 0
             if command.operation == "Install":
-                to_install = sorted(op_list & (host.missing | host.failed))
-                failing = (
-                    set(to_install[: max(1, len(to_install) // 2)]) if inv.outcome == "Failed" else set()
+                effect = self.install(
+                    host, op_list, fails=inv.outcome == "Failed", reboot=reboot_option != "NoReboot"
                 )
-                installed = [p for p in to_install if p not in failing]
-                if host.install_leaves_missing and installed and not failing:
-                    installed = installed[:-1]  # the last one was not in the repository: still missing
-                host.installed |= set(installed)
-                host.missing -= set(installed)
-                host.failed = (host.failed - set(installed)) | failing
-                host.missing -= failing
-                kernels = [self.catalog[p].kernel for p in installed if self.catalog[p].kernel]
-                if kernels and host.os_family in PLATFORMS and host.platform.platform_type == "Linux":
-                    if reboot_option == "NoReboot":
-                        pending_reboot = len(kernels)
-                    else:
-                        host.kernel = max(kernels)
-                        action["rebooted"] = True
+                installed, failing = effect["installed"], set(effect["failed"])
+                pending_reboot = effect.get("pending_reboot", 0)
+                if effect["rebooted"]:
+                    action["rebooted"] = True
                 action.update(installed=installed, failed=sorted(failing))
                 inv.response_code = 1 if inv.outcome == "Failed" else 0
                 inv.output = (

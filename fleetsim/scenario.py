@@ -44,8 +44,48 @@ class CatalogPatch(_Strict):
     cves: list[str] = Field(default_factory=list)
     released: dt.date
     kernel: str | None = None  # the kernel release this patch boots into, for kernel updates
+    # The package the patch updates (Linux) as package managers name it; derived from the title when
+    # not given ("openssl-1.0.2k-24.amzn2.0.14" -> "openssl"; a kernel patch -> "kernel" or
+    # "linux-image-<release>"). Windows patches are identified by their KB number instead.
+    package: str | None = None
 
     _os_family = field_validator("os_family")(_known_os_family)
+
+    @property
+    def is_windows(self) -> bool:
+        return PLATFORMS[self.os_family].platform_type == "Windows"
+
+    @property
+    def package_name(self) -> str | None:
+        """The package name Azure's masks and OS Config's package lists match; None on Windows."""
+        if self.is_windows:
+            return None
+        if self.package:
+            return self.package
+        if self.kernel:
+            return f"linux-image-{self.kernel}" if self.os_family.startswith("ubuntu") else "kernel"
+        head = self.title.split(" ")[0]
+        if " " in self.title:  # Debian style: "openssl 3.0.2-0ubuntu1.19"
+            return head
+        parts = head.rsplit("-", 2)  # RPM style: name-version-release
+        return parts[0] if len(parts) == 3 else head
+
+    @property
+    def package_version(self) -> str:
+        """The version the update installs (Linux), as the package manager reports it."""
+        if self.kernel and not self.os_family.startswith("ubuntu"):
+            return self.kernel.rsplit(".", 1)[0]  # "5.14.0-503.21.1.el9_5" from "...el9_5.x86_64"
+        if " " in self.title:
+            return self.title.split(" ", 1)[1]
+        parts = self.title.rsplit("-", 2)
+        return "-".join(parts[1:]) if len(parts) == 3 else self.title
+
+    @property
+    def kb_number(self) -> str | None:
+        """The KB article number of a Windows update ("5046615" for KB5046615)."""
+        if not self.is_windows:
+            return None
+        return self.id.removeprefix("KB") if self.id.startswith("KB") else None
 
 
 class FleetGroup(_Strict):
@@ -58,6 +98,10 @@ class FleetGroup(_Strict):
     kernel: str | None = None
     criticality: Literal["low", "medium", "high", "critical"] = "medium"
     installed_until: dt.date  # catalog patches released on or before this date are installed
+    zone: str | None = None  # GCP groups only: the zone their instances run in
+    # The CrowdStrike Falcon sensor version the group runs ("7.14.16703"); "default" takes the
+    # scenario's falcon.default_sensor_version; null means no sensor is installed.
+    falcon_sensor: str | None = "default"
 
     _os_family = field_validator("os_family")(_known_os_family)
 
@@ -71,6 +115,10 @@ class Faults(_Strict):
     install_leaves_missing: list[str] = Field(default_factory=list)
     backup_fails: list[str] = Field(default_factory=list)
     backup_slow_seconds: dict[str, float] = Field(default_factory=dict)
+    # Falcon: the sensor runs in reduced-functionality mode already; or the host has two device
+    # records (a reinstalled sensor left a stale one behind, with an older last_seen).
+    falcon_rfm: list[str] = Field(default_factory=list)
+    falcon_duplicate: list[str] = Field(default_factory=list)
 
 
 class AwsFleet(_Strict):
@@ -79,9 +127,47 @@ class AwsFleet(_Strict):
     groups: list[FleetGroup]
 
 
+class ArmThrottle(_Strict):
+    """429 answers from Azure Resource Manager for one subscription.
+
+    The first ``requests`` ARM requests to the subscription are refused with 429 and ``Retry-After``;
+    ``every`` > 0 refuses every n-th request after that as well (a subscription near its quota).
+    """
+
+    requests: int = Field(0, ge=0)
+    every: int = Field(0, ge=0)
+    retry_after_seconds: int = Field(1, ge=0, le=60)
+
+
+class AzureFleet(_Strict):
+    """Arc-enabled servers of one subscription and resource group."""
+
+    subscription_id: str = Field(pattern=r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
+    resource_group: str
+    location: str = "eastus"
+    throttle: ArmThrottle = ArmThrottle()
+    groups: list[FleetGroup]
+
+
+class GcpFleet(_Strict):
+    """Compute Engine instances of one project, each group in its zone."""
+
+    project_id: str
+    groups: list[FleetGroup]
+
+    @model_validator(mode="after")
+    def _groups_have_zones(self) -> GcpFleet:
+        for i, group in enumerate(self.groups):
+            if not group.zone:
+                raise ValueError(f"groups.{i}.zone: a GCP group needs the zone its instances run in")
+        return self
+
+
 class TenantFleet(_Strict):
     id: str
     aws: AwsFleet | None = None
+    azure: AzureFleet | None = None
+    gcp: GcpFleet | None = None
     faults: Faults = Faults()
 
 
@@ -153,8 +239,47 @@ class IdentitySeed(_Strict):
         return self
 
 
+class KernelSupport(_Strict):
+    """Which Falcon sensor versions support one kernel release (the sensor-update-kernels API)."""
+
+    release: str
+    vendor: str
+    distro: str = ""
+    architecture: str = "x86_64"
+    base_package_supported_sensor_versions: list[str] = Field(default_factory=list)
+    ztl_supported_sensor_versions: list[str] = Field(default_factory=list)
+    ztl_module_supported_sensor_versions: list[str] = Field(default_factory=list)
+
+    def supports(self, sensor_version: str) -> bool:
+        """Whether a sensor ("7.14.16703" or "7.14.16703.0") supports this kernel."""
+        short = ".".join(sensor_version.split(".")[:3])
+        return short in {
+            *self.base_package_supported_sensor_versions,
+            *self.ztl_supported_sensor_versions,
+            *self.ztl_module_supported_sensor_versions,
+        }
+
+
+class FalconSeed(_Strict):
+    """CrowdStrike Falcon: the API client fleetsim accepts and the vendor's kernel support table."""
+
+    client_id: str = "fleetsim-falcon"
+    client_secret: str = "fleetsim-falcon-secret"
+    default_sensor_version: str = "7.14.16703"
+    # Kernels not listed here are unknown to the API (an empty answer), as for a brand-new kernel.
+    kernels: list[KernelSupport] = Field(default_factory=list)
+
+    def supported(self, sensor_version: str, release: str) -> bool | None:
+        """True/False when the table knows the kernel; None when it does not."""
+        for kernel in self.kernels:
+            if kernel.release == release:
+                return kernel.supports(sensor_version)
+        return None
+
+
 class Scenario(_Strict):
     timings: Timings = Timings()
+    falcon: FalconSeed = FalconSeed()
     seed: int = 7
     last_scan: dt.datetime = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
     evidence: EvidenceAccount = EvidenceAccount()
@@ -174,7 +299,10 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _faults_name_real_hosts(self) -> Scenario:
         for tenant in self.tenants:
-            names = set(host_names(tenant))
+            all_names = host_names(tenant)
+            if repeated := sorted({n for n in all_names if all_names.count(n) > 1}):
+                raise ValueError(f"tenants[{tenant.id}]: host names repeat across groups: {repeated[:5]}")
+            names = set(all_names)
             f = tenant.faults
             for field, hosts in (
                 ("agent_offline", f.agent_offline),
@@ -182,6 +310,8 @@ class Scenario(_Strict):
                 ("install_leaves_missing", f.install_leaves_missing),
                 ("backup_fails", f.backup_fails),
                 ("backup_slow_seconds", list(f.backup_slow_seconds)),
+                ("falcon_rfm", f.falcon_rfm),
+                ("falcon_duplicate", f.falcon_duplicate),
             ):
                 unknown = sorted(set(hosts) - names)
                 if unknown:
@@ -192,11 +322,15 @@ class Scenario(_Strict):
 def host_names(tenant: TenantFleet) -> list[str]:
     """All host names a tenant's fleet groups expand to."""
     names: list[str] = []
-    if tenant.aws:
-        for group in tenant.aws.groups:
-            width = max(2, len(str(group.count)))
-            names.extend(f"{group.prefix}-{i:0{width}d}" for i in range(1, group.count + 1))
+    for fleet in (tenant.aws, tenant.azure, tenant.gcp):
+        for group in fleet.groups if fleet else []:
+            names.extend(group_host_names(group))
     return names
+
+
+def group_host_names(group: FleetGroup) -> list[str]:
+    width = max(2, len(str(group.count)))
+    return [f"{group.prefix}-{i:0{width}d}" for i in range(1, group.count + 1)]
 
 
 class ScenarioError(ValueError):

@@ -26,6 +26,7 @@ from fleetsim.aws import ssm as ssm_addon
 from fleetsim.aws.seed import seed_aws, seed_evidence_buckets, seed_identity
 from fleetsim.fleet import FleetState
 from fleetsim.scenario import Scenario
+from fleetsim.seed import seed_azure_and_gcp, seed_falcon
 from fleetsim.smtp import MailSink
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -58,19 +59,42 @@ class _QuietRequestHandler(MotoRequestHandler):
             super().log_request(code, size)
 
 
+# The non-AWS vendors, each a WSGI app over the shared fleet state: "module:Class". Each class takes
+# the FleetState, answers ``handles(path) -> bool`` and counts its own calls in ``state.calls``.
+VENDOR_APIS: tuple[str, ...] = (
+    # azure: "fleetsim.azure.arm:ArmApi",
+    # gcp: "fleetsim.gcp.osconfig:OsConfigApi",
+    # falcon: "fleetsim.falcon.api:FalconApi",
+)
+
+
+def _vendor_apis(state: FleetState) -> list[Any]:
+    import importlib
+
+    apis = []
+    for spec in VENDOR_APIS:
+        module, _, name = spec.partition(":")
+        apis.append(getattr(importlib.import_module(module), name)(state))
+    return apis
+
+
 class FleetsimApp:
-    """The WSGI application: control plane first, then the clouds."""
+    """The WSGI application: control plane first, then the vendors by path, then AWS (moto)."""
 
     def __init__(self, state: FleetState, mail: MailSink | None = None) -> None:
         self.state = state
         self.mail = mail
         self.moto = DomainDispatcherApplication(create_backend_app)
+        self.vendors = _vendor_apis(state)
         self.started_at = time.time()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/fleetsim/"):
             return self.control(Request(environ))(environ, start_response)
+        for vendor in self.vendors:
+            if vendor.handles(path):
+                return vendor(environ, start_response)
         name = _aws_call_name(environ)
         with self.state.lock:
             self.state.calls[name] += 1
@@ -118,6 +142,8 @@ class FleetsimServer:
         ssm_addon.install(self.state)
         ec2_addon.install(self.state)
         seed_aws(self.state, scenario)
+        seed_azure_and_gcp(self.state, scenario)
+        seed_falcon(self.state, scenario)
         self.mail = MailSink().start()
         self.app = FleetsimApp(self.state, self.mail)
         self._server: BaseWSGIServer = make_server(

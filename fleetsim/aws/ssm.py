@@ -489,9 +489,14 @@ def _describe_available_patches(self: SimpleSystemManagerResponse) -> ActionResu
             "Product": platform.ssm_product,
             "Classification": p.classification,
             "CVEIds": p.cves,
-            "Name": p.title,
         }
-        row["MsrcSeverity" if windows else "Severity"] = p.severity
+        if windows:
+            row.update(MsrcSeverity=p.severity, KbNumber=f"KB{p.kb_number}" if p.kb_number else "")
+        else:
+            version, _, release = p.package_version.partition("-")
+            row.update(
+                Severity=p.severity, Name=p.package_name, Version=version, Release=release, Arch="x86_64"
+            )
         rows.append(row)
     return ActionResult(_with_token({"Patches": rows}, token))
 
