@@ -35,8 +35,44 @@ def aws_connection(url: str, region: str, role_account: str | None = None) -> st
     return json.dumps({"conn_type": "aws", "login": "fleetsim", "password": "fleetsim", "extra": extra})
 
 
+# fleetsim accepts each tenant's own Falcon API client: client id = tenant id, this secret (its default).
+FLEETSIM_FALCON_SECRET = "fleetsim-falcon-secret"
+
+
+def azure_connection(url: str) -> str:
+    """An Azure connection for fleetsim: ARM at its URL and a static bearer token (loopback only).
+
+    Against Azure: login = client id, password = client secret, extra ``tenantId`` (or none of them,
+    for a managed identity through DefaultAzureCredential), and no ``base_url``.
+    """
+    return json.dumps({"conn_type": "azure", "extra": {"base_url": url, "static_token": "fleetsim"}})
+
+
+def gcp_connection(url: str) -> str:
+    """A Google Cloud connection for fleetsim: the REST endpoint at its URL, anonymous credentials.
+
+    Against Google Cloud: the Google provider's usual fields (key_path / keyfile_dict, or ADC) and no
+    ``api_endpoint``.
+    """
+    return json.dumps(
+        {"conn_type": "google_cloud_platform", "extra": {"api_endpoint": url, "anonymous": True}}
+    )
+
+
+def falcon_connection(url: str, client_id: str) -> str:
+    """A Falcon API client connection: host = API base URL, login/password = client id/secret."""
+    return json.dumps(
+        {"conn_type": "http", "host": url, "login": client_id, "password": FLEETSIM_FALCON_SECRET}
+    )
+
+
+def backup_system_connection(url: str) -> str:
+    """The tenant backup system's API (attestations of Arc machines' backups): host and API token."""
+    return json.dumps({"conn_type": "http", "host": url, "password": "fleetsim-backup-token"})
+
+
 def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables for every tenant's AWS accounts and the evidence buckets."""
+    """``AIRFLOW_CONN_*`` variables for every tenant's clouds, Falcon, backup system and evidence bucket."""
     sys.path.insert(0, str(REPO / "plugins"))
     from patchcycle.config.loader import load_tenants
 
@@ -48,6 +84,16 @@ def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, s
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = aws_connection(
                 url, account.regions[0], account.account_id
             )
+        for sub in tenant.clouds.azure.subscriptions if tenant.clouds.azure else []:
+            env[f"AIRFLOW_CONN_{tenant.azure_connection_id(sub).upper()}"] = azure_connection(url)
+        if tenant.clouds.azure:
+            env[f"AIRFLOW_CONN_{tenant.backup_attestation_connection_id().upper()}"] = (
+                backup_system_connection(url)
+            )
+        for project in tenant.clouds.gcp.projects if tenant.clouds.gcp else []:
+            env[f"AIRFLOW_CONN_{tenant.gcp_connection_id(project).upper()}"] = gcp_connection(url)
+        if (falcon_conn := tenant.falcon_connection_id()) is not None:
+            env[f"AIRFLOW_CONN_{falcon_conn.upper()}"] = falcon_connection(url, tenant.id)
         ev = tenant.evidence
         env[f"AIRFLOW_CONN_{ev.connection_id.upper()}"] = aws_connection(url, ev.region)
         # IAM Identity Center lives in the platform account too (the access review reads it).

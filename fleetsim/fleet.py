@@ -203,6 +203,9 @@ class FleetState:
         self.commands: dict[str, Command] = {}
         self._due: list[tuple[float, str, str]] = []  # (ended_at, command_id, instance_id)
         self.calls: Counter[str] = Counter()
+        # Other vendors' lifecycles (Arc installs, OS Config jobs) apply their due effects here too, so
+        # whoever reads the fleet (ground truth, Falcon, any cloud) sees every cloud's effects at once.
+        self.advancers: list[Any] = []
 
     # -- registry -------------------------------------------------------------------------------
     def add_host(self, host: SimHost) -> None:
@@ -334,14 +337,20 @@ class FleetState:
             heapq.heappush(self._due, (inv.ended_at, command.command_id, inv.instance_id))
         self.commands[command.command_id] = command
 
+    def on_advance(self, apply_due: Any) -> None:
+        """Register ``apply_due(now)``: a vendor's lifecycle, applied whenever the fleet advances."""
+        self.advancers.append(apply_due)
+
     def advance(self) -> float:
-        """Apply the effects of every invocation that has finished by now; return now."""
+        """Apply the effects of everything (every cloud) that has finished by now; return now."""
         with self.lock:
             now = self.clock()
             while self._due and self._due[0][0] <= now:
                 _, command_id, instance_id = heapq.heappop(self._due)
                 command = self.commands[command_id]
                 self._apply(command, command.invocations[instance_id])
+            for apply_due in self.advancers:
+                apply_due(now)
             return now
 
     def _apply(self, command: Command, inv: Invocation) -> None:

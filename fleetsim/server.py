@@ -62,9 +62,11 @@ class _QuietRequestHandler(MotoRequestHandler):
 # The non-AWS vendors, each a WSGI app over the shared fleet state: "module:Class". Each class takes
 # the FleetState, answers ``handles(path) -> bool`` and counts its own calls in ``state.calls``.
 VENDOR_APIS: tuple[str, ...] = (
-    # azure: "fleetsim.azure.arm:ArmApi",
-    # gcp: "fleetsim.gcp.osconfig:OsConfigApi",
-    # falcon: "fleetsim.falcon.api:FalconApi",
+    "fleetsim.azure.arm:ArmApi",
+    "fleetsim.azure.attestation:AttestationApi",
+    "fleetsim.gcp.osconfig:OsConfigApi",
+    "fleetsim.gcp.compute:ComputeApi",
+    "fleetsim.falcon.api:FalconApi",
 )
 
 

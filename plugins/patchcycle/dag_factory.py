@@ -1,7 +1,8 @@
 """One patch-cycle DAG per tenant, built from the tenant's facts. Wiring only: tasks are package operators.
 
-The task structure depends on the tenant's environments, never on its fleet size: a cycle has the same
-tasks for 10 hosts as for 10,000, because SSM fans out in the cloud.
+The task structure depends on the tenant's environments and clouds, never on its fleet size: a cycle has
+the same tasks for 10 hosts as for 10,000, because each cloud fans out itself (SSM Run Command, OS Config
+patch jobs; Arc installs are started in rounds by one deferrable task).
 """
 
 from __future__ import annotations
@@ -23,14 +24,20 @@ from patchcycle.operators.evidence import (
     WriteEvidencePackOperator,
     proceed_unless_dry_run,
 )
-from patchcycle.operators.inventory import InventoryOperator, PreflightOperator
-from patchcycle.operators.patch import PatchStageOperator
+from patchcycle.operators.inventory import (
+    CloudInventoryOperator,
+    FalconInventoryOperator,
+    MergeInventoryOperator,
+    PreflightOperator,
+)
+from patchcycle.operators.patch import PatchAwsOperator, PatchAzureOperator, PatchGcpOperator
 from patchcycle.operators.plan import PlanCycleOperator
 from patchcycle.operators.soak import SoakOperator
 from patchcycle.operators.verify import VerifyStageOperator
 from patchcycle.sensors.backup import BackupsCompleteSensor
 
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+PATCH_OPERATORS = {"aws": PatchAwsOperator, "azure": PatchAzureOperator, "gcp": PatchGcpOperator}
 
 
 def evidence_asset(tenant: Tenant) -> Asset:
@@ -137,9 +144,20 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
             op_args=[plan.output],
             ignore_downstream_trigger_rules=False,
         )
-        inventory = InventoryOperator(task_id="inventory", **ids)
+        with TaskGroup(group_id="inventory", tooltip="every cloud and Falcon in parallel, then one table"):
+            readers = [
+                CloudInventoryOperator(task_id=cloud, cloud=cloud, **ids) for cloud in tenant.clouds.declared
+            ]
+            if tenant.falcon is not None:
+                readers.append(FalconInventoryOperator(task_id="falcon", **ids))
+            # A cloud whose task failed outright is a failed scope; the clouds that answered go on.
+            merge = MergeInventoryOperator(
+                task_id="merge", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **ids
+            )
+            readers >> merge
         preflight = PreflightOperator(task_id="preflight", **ids)
-        plan >> dry_run_gate >> inventory >> preflight
+        plan >> dry_run_gate >> readers
+        merge >> preflight
         previous: Any = preflight
         for index, env in enumerate(tenant.environments):
             name = env.name.value
@@ -148,9 +166,15 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
                     task_id="backup", environment=name, trigger_rule=TriggerRule.NONE_FAILED, **ids
                 )
                 wait = BackupsCompleteSensor(task_id="wait_for_backups", environment=name, **ids)
-                patch = PatchStageOperator(task_id="patch", environment=name, **ids)
-                verify = VerifyStageOperator(task_id="verify", environment=name, **ids)
-                backup >> wait >> patch >> verify
+                patches = [
+                    PATCH_OPERATORS[cloud](task_id=f"patch_{cloud}", environment=name, **ids)
+                    for cloud in tenant.clouds.declared
+                ]
+                # A cloud with no host in this stage skips its patch task; verify runs on the others.
+                verify = VerifyStageOperator(
+                    task_id="verify", environment=name, trigger_rule=TriggerRule.NONE_FAILED, **ids
+                )
+                backup >> wait >> patches >> verify
                 if env.soak_hours > 0 and index + 1 < len(tenant.environments):
                     verify >> SoakOperator(task_id="soak", environment=name, soak_hours=env.soak_hours, **ids)
             previous >> stage

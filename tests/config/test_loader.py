@@ -89,6 +89,7 @@ def test_demo_tenant_alpha_facts() -> None:
     assert [b.os_family for b in alpha.baselines] == [
         OsFamily.amazon_linux_2,
         OsFamily.rhel_8,
+        OsFamily.ubuntu_22_04,
         OsFamily.windows_2019,
     ]
     prod = alpha.environment("prod")

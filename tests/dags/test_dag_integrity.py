@@ -52,10 +52,17 @@ def test_policy_owner_retries_and_no_per_host_tasks(tenant) -> None:
         if task.task_id not in ("outcome", "dry_run_gate"):
             assert task.retries >= 1, task.task_id
         assert not task.task_id.startswith(("i-", "host")), task.task_id
-    # The structure is a function of the tenant's environments only (never of its hosts).
-    per_stage = {"backup", "wait_for_backups", "patch", "verify"}
+    # The structure is a function of the tenant's environments and clouds only (never of its hosts):
+    # plan, dry-run gate, one inventory task per cloud (+ Falcon) and the merge, pre-flight; per stage
+    # backup, wait, one patch task per cloud, verify (+ soak); then access review, evidence, distribute
+    # and outcome.
+    clouds = len(tenant.clouds.declared)
+    inventory = clouds + (1 if tenant.falcon else 0) + 1
+    per_stage = 3 + clouds
     soaks = sum(1 for e in tenant.environments[:-1] if e.soak_hours > 0)
-    assert len(dag.tasks) == 4 + len(tenant.environments) * len(per_stage) + soaks + 4
+    assert len(dag.tasks) == 2 + inventory + 1 + len(tenant.environments) * per_stage + soaks + 4
+    for env in tenant.environments:
+        assert {f"{env.name.value}.patch_{c}" for c in tenant.clouds.declared} <= set(dag.task_ids)
 
 
 def test_stages_run_in_the_tenant_order() -> None:
@@ -77,7 +84,8 @@ def test_deferrable_waits() -> None:
     dag = build_patch_cycle_dag(TENANTS[0])
     for env in ("nonprod", "staging", "prod"):
         assert dag.get_task(f"{env}.wait_for_backups").deferrable is True
-        assert dag.get_task(f"{env}.patch").deferrable is True
+        for cloud in ("aws", "azure", "gcp"):
+            assert dag.get_task(f"{env}.patch_{cloud}").deferrable is True
 
 
 def _fourth_sunday(year: int, month: int) -> dt.date:

@@ -14,14 +14,17 @@ from patchcycle.domain.inventory import (
     normalize_ssm_hosts,
     unregistered_ec2_hosts,
 )
+from patchcycle.domain.sensor import FALCON_COLUMNS
 
 ACCOUNT, REGION = "111111111111", "us-east-1"
 DOCUMENTED_ORDER = [
     "cloud",
     "account",
     "region",
+    "resource_group",
     "host_id",
     "name",
+    "private_ip",
     "environment",
     "environment_tag",
     "os_family",
@@ -30,12 +33,20 @@ DOCUMENTED_ORDER = [
     "agent_kind",
     "agent_status",
     "agent_online",
+    "agent_status_changed_at",
     "criticality",
     "missing_count",
     "failed_count",
     "installed_count",
     "last_patch_operation",
     "last_patch_time",
+    "missing_critical",
+    "missing_high",
+    "missing_medium",
+    "missing_low",
+    "missing_unrated",
+    "missing_cves",
+    "missing_patch_ids",
 ]
 
 
@@ -204,6 +215,17 @@ def test_normalize_ssm_hosts_online_amazon_linux_host(tenant, ssm_fleet):
         "installed_count": 412,
         "last_patch_operation": "Scan",
         "last_patch_time": "2026-11-01T03:00:00+00:00",
+        "resource_group": None,
+        "private_ip": row["private_ip"],
+        "agent_status_changed_at": None,
+        # SSM's batch patch states rate only critical patches; the other missing and failed are unrated.
+        "missing_critical": 0,
+        "missing_high": 0,
+        "missing_medium": 0,
+        "missing_low": 0,
+        "missing_unrated": 4,
+        "missing_cves": [],
+        "missing_patch_ids": None,
     }
 
 
@@ -338,6 +360,16 @@ def test_unregistered_ec2_hosts_only_tagged_hosts_ssm_does_not_know(tenant):
         "installed_count": 0,
         "last_patch_operation": None,
         "last_patch_time": None,
+        "resource_group": None,
+        "private_ip": None,
+        "agent_status_changed_at": None,
+        "missing_critical": 0,
+        "missing_high": 0,
+        "missing_medium": 0,
+        "missing_low": 0,
+        "missing_unrated": 0,
+        "missing_cves": [],
+        "missing_patch_ids": None,
     }
     assert by_id["i-0b"]["environment"] is None and by_id["i-0b"]["environment_tag"] == "sandbox"
     assert by_id["i-0b"]["name"] == "i-0b" and by_id["i-0b"]["criticality"] == "medium"
@@ -363,7 +395,7 @@ def test_unregistered_ec2_hosts_uses_the_tenants_environment_tag_key(make_tenant
 def test_inventory_frame_columns_in_documented_order(tenant, ssm_fleet):
     rows = normalize_ssm_hosts(tenant, ACCOUNT, REGION, *ssm_fleet)
     frame = inventory_frame(rows)
-    assert list(frame.columns) == DOCUMENTED_ORDER
+    assert list(frame.columns) == DOCUMENTED_ORDER + list(FALCON_COLUMNS)
     assert len(frame) == 4
     assert list(frame["host_id"]) == [r["host_id"] for r in rows]
     assert list(frame["agent_online"]) == [True, False, False, False]
@@ -374,11 +406,11 @@ def test_inventory_frame_orders_columns_and_drops_unknown_keys(host_row):
     shuffled = dict(reversed(list(host_row("i-01").items())))
     shuffled["extra"] = "ignored"
     frame = inventory_frame(iter([shuffled]))
-    assert list(frame.columns) == DOCUMENTED_ORDER
+    assert list(frame.columns) == DOCUMENTED_ORDER + list(FALCON_COLUMNS)
     assert frame.loc[0, "host_id"] == "i-01"
 
 
 def test_inventory_frame_of_no_rows_still_has_the_columns():
     frame = inventory_frame([])
-    assert list(frame.columns) == DOCUMENTED_ORDER
+    assert list(frame.columns) == DOCUMENTED_ORDER + list(FALCON_COLUMNS)
     assert frame.empty

@@ -230,3 +230,104 @@ def test_stage_verdict_uses_the_tenants_rate_control(alpha):
         0,
         "1 of 10 hosts failed; max errors 0",
     )
+
+
+# --- Azure Arc and GCP results on the same final states -------------------------------------------
+
+from patchcycle.domain.outcomes import (  # noqa: E402
+    classify_arc_host,
+    classify_gcp_host,
+    planned_still_missing,
+)
+
+OK_RESULT = {
+    "status": "Succeeded",
+    "failedPatchCount": 0,
+    "installedPatchCount": 3,
+    "rebootStatus": "Completed",
+}
+
+
+@pytest.mark.parametrize(
+    ("sent", "still", "expected"),
+    [
+        ({"operation": "op", "result": OK_RESULT}, [], ("patched", None)),
+        ({"not_sent": True}, None, ("not_run", "not sent: the stage's error budget was exhausted first")),
+        (
+            {"operation": "op", "result": None},
+            None,
+            ("failed", "installPatches did not finish before the wait ended"),
+        ),
+        (
+            {
+                "operation": "op",
+                "result": {"status": "Failed", "errorDetails": {"message": "machine disconnected"}},
+            },
+            None,
+            ("failed", "installPatches failed: machine disconnected"),
+        ),
+        # HTTP 200 on the LRO is not success: the body's counts decide.
+        (
+            {"operation": "op", "result": {**OK_RESULT, "failedPatchCount": 2}},
+            [],
+            ("failed", "2 patch(es) failed to install"),
+        ),
+        (
+            {"operation": "op", "result": {**OK_RESULT, "rebootStatus": "Required"}},
+            [],
+            ("non_compliant", "reboot required after the install"),
+        ),
+        (
+            {"operation": "op", "result": OK_RESULT},
+            ["USN-1"],
+            ("non_compliant", "1 planned patch(es) still missing: USN-1"),
+        ),
+        (
+            {"operation": "op", "result": OK_RESULT},
+            None,
+            ("non_compliant", "no patch assessment after the install"),
+        ),
+    ],
+)
+def test_classify_arc_host(sent, still, expected):
+    assert classify_arc_host(sent, still) == expected
+
+
+@pytest.mark.parametrize(
+    ("sent", "still", "expected"),
+    [
+        ({"state": "SUCCEEDED"}, [], ("patched", None)),
+        (
+            {"state": "SUCCEEDED_REBOOT_REQUIRED"},
+            [],
+            ("non_compliant", "patched, but a reboot is still required"),
+        ),
+        (
+            {"state": "FAILED", "failure_reason": "apt-get exited 100"},
+            None,
+            ("failed", "patch job failed on the instance: apt-get exited 100"),
+        ),
+        ({"state": "NO_AGENT_DETECTED"}, None, ("failed", "no OS Config agent answered the patch job")),
+        (
+            {
+                "state": "PENDING",
+                "job_state": "COMPLETED_WITH_ERRORS",
+                "job_error": "disruption budget exceeded in us-central1-a",
+            },
+            None,
+            (
+                "not_run",
+                "not patched: the patch job stopped before this instance "
+                "(disruption budget exceeded in us-central1-a)",
+            ),
+        ),
+        ({}, None, ("not_run", "no patch job was sent for this instance")),
+    ],
+)
+def test_classify_gcp_host(sent, still, expected):
+    assert classify_gcp_host(sent, still) == expected
+
+
+def test_planned_still_missing_ignores_patches_outside_the_plan():
+    assert planned_still_missing(["A", "Z"], ["A", "B"]) == ["A"]
+    assert planned_still_missing(None, ["A"]) is None

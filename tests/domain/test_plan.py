@@ -264,7 +264,12 @@ def test_build_cycle_plan_with_the_demo_tenant_covers_every_baseline(alpha, make
     ]
     plan = build_cycle_plan(alpha, CYCLE, catalog)
     assert plan.tenant_id == "cu_alpha"
-    assert approved_ids(plan) == {"amazon_linux_2": ["ALAS2-1"], "rhel_8": ["RHSA-1"], "windows_2019": []}
+    assert approved_ids(plan) == {
+        "amazon_linux_2": ["ALAS2-1"],
+        "rhel_8": ["RHSA-1"],
+        "ubuntu_22_04": [],
+        "windows_2019": [],
+    }
 
 
 def test_plan_hash_is_sha256_of_canonical_json(tenant, catalog):
@@ -556,7 +561,7 @@ def test_summary_lines_mention_every_family_and_patch(alpha, make_patch):
     lines = plan.summary_lines()
     text = "\n".join(lines)
     assert lines[0] == f"Cycle plan for cu_alpha, cycle date 2026-11-22, plan {plan.hash[:12]}"
-    assert len(lines) == 1 + 3 + 3  # header, one line per family, one per patch
+    assert len(lines) == 1 + 4 + 3  # header, one line per family, one per patch
     for family, count in [("amazon_linux_2", 2), ("rhel_8", 1), ("windows_2019", 0)]:
         family_lines = [line for line in lines if line.startswith(f"  {family}: ")]
         assert len(family_lines) == 1
@@ -567,3 +572,88 @@ def test_summary_lines_mention_every_family_and_patch(alpha, make_patch):
     assert "ALAS2-2026-2644 [High]" in text and "CVE-2023-0386" in text
     assert "no CVE" in next(line for line in lines if "ALAS2-2026-2645" in line)
     assert "Critical/High" in text
+
+
+# --- kernels, install variants and what each cloud is told to install ----------------------------------
+
+from patchcycle.domain.plan import (  # noqa: E402
+    NO_KERNEL,
+    install_selection,
+    kernel_release,
+    target_kernel,
+)
+
+
+@pytest.mark.parametrize(
+    ("family", "name", "version", "release", "expected"),
+    [
+        (OsFamily.rhel_9, "kernel", "5.14.0", "503.21.1.el9_5", "5.14.0-503.21.1.el9_5.x86_64"),
+        (OsFamily.amazon_linux_2, "kernel", "5.10.230", "223.885.amzn2", "5.10.230-223.885.amzn2.x86_64"),
+        (
+            OsFamily.ubuntu_22_04,
+            "linux-image-5.15.0-126-generic",
+            "5.15.0-126.136",
+            None,
+            "5.15.0-126-generic",
+        ),
+        (OsFamily.rhel_9, "openssl", "3.0.7", "29.el9_5", None),
+        (OsFamily.ubuntu_22_04, "linux-image-generic", "5.15.0.126", None, None),  # a meta package
+        (OsFamily.windows_2022, "kernel", "1", "2", None),
+    ],
+)
+def test_kernel_release_of_a_package(family, name, version, release, expected):
+    assert kernel_release(family, name, version, release, "x86_64") == expected
+
+
+def test_ssm_rows_carry_package_kb_and_kernel_into_the_catalog():
+    linux = catalog_patch_from_ssm(
+        {
+            "Id": "RHSA-1",
+            "Title": "kernel-5.14.0-503.21.1.el9_5",
+            "Classification": "Security",
+            "Severity": "Important",
+            "ReleaseDate": "2026-10-15",
+            "Name": "kernel",
+            "Version": "5.14.0",
+            "Release": "503.21.1.el9_5",
+            "Arch": "x86_64",
+        },
+        OsFamily.rhel_9,
+    )
+    assert (linux.package, linux.kb, linux.kernel_release) == ("kernel", None, "5.14.0-503.21.1.el9_5.x86_64")
+    assert linux.is_kernel_update
+    windows = catalog_patch_from_ssm(
+        {
+            "Id": "KB5046616",
+            "Title": "2026-11 CU",
+            "MsrcSeverity": "Important",
+            "ReleaseDate": "2026-11-10",
+            "KbNumber": "KB5046616",
+            "Classification": "SecurityUpdates",
+        },
+        OsFamily.windows_2022,
+    )
+    assert (windows.package, windows.kb, windows.kernel_release) == (None, "5046616", None)
+
+
+def test_no_kernel_variant_leaves_only_the_kernel_out(make_tenant, make_patch):
+    tenant = make_tenant()
+    kernel = make_patch(
+        id="ALAS2-K",
+        title="kernel-5.10.230-223.885.amzn2",
+        package="kernel",
+        kernel_release="5.10.230-223.885.amzn2.x86_64",
+    )
+    ssl = make_patch(id="ALAS2-S", package="openssl")
+    plan = build_cycle_plan(tenant, dt.date(2026, 11, 22), [kernel, ssl])
+    full = install_selection(plan, "amazon_linux_2")
+    held = install_selection(plan, "amazon_linux_2", NO_KERNEL)
+    assert set(full.patch_ids) == {"ALAS2-K", "ALAS2-S"} and full.packages == ("kernel", "openssl")
+    assert held.patch_ids == ("ALAS2-S",) and held.packages == ("openssl",)
+    assert target_kernel(plan, "amazon_linux_2") == "5.10.230-223.885.amzn2.x86_64"
+    assert target_kernel(plan, "rhel_8") is None
+    assert "ALAS2-K" in install_override_list(plan) and "ALAS2-K" not in install_override_list(
+        plan, NO_KERNEL
+    )
+    with pytest.raises(ValueError, match="unknown install variant 'partial'"):
+        install_selection(plan, "amazon_linux_2", "partial")

@@ -192,10 +192,11 @@ def test_environments_default_to_all_of_the_tenants(tenant, host_row):
 
 
 def test_decisions_keep_inventory_order_and_cover_every_host(alpha, host_row):
+    alpha = alpha.model_copy(update={"falcon": None})  # the sensor gates have their own tests
     hosts = [
         host_row("i-3", os_family="rhel_8"),
         host_row("i-1", agent_status="ConnectionLost", agent_online=False),
-        host_row("i-2", os_family="ubuntu_22_04"),
+        host_row("i-2", os_family="rhel_9"),
         host_row("i-4", os_family="windows_2019", environment="prod"),
     ]
     result = evaluate_preflight(alpha, hosts)
@@ -219,14 +220,16 @@ def test_to_dict_round_trip(tenant, host_row):
         "held": 1,
         "out_of_scope": 1,
         "excepted": 0,
+        "kernel_held": 0,
         "decisions": [
-            {"host_id": "i-h000", "verdict": "held", "reason": "ssm agent ConnectionLost"},
-            {"host_id": "i-e000", "verdict": "eligible", "reason": None},
-            {"host_id": "i-e001", "verdict": "eligible", "reason": None},
+            {"host_id": "i-h000", "verdict": "held", "reason": "ssm agent ConnectionLost", "variant": "full"},
+            {"host_id": "i-e000", "verdict": "eligible", "reason": None, "variant": "full"},
+            {"host_id": "i-e001", "verdict": "eligible", "reason": None, "variant": "full"},
             {
                 "host_id": "i-o000",
                 "verdict": "out_of_scope",
                 "reason": "environment tag 'sandbox' matches no environment",
+                "variant": "full",
             },
         ],
         "notes": [],

@@ -85,6 +85,22 @@ class CycleRunner:
         return dict(rows)
 
 
+REPO = HERE.parents[1]
+
+
+@pytest.fixture(scope="session")
+def aws_only_tenants(tmp_path_factory) -> Path:
+    """The demo tenants, with cu_alpha as the AWS-only tenant the AWS scenarios were written for.
+
+    (The demo's cu_alpha also spans Azure and GCP and runs Falcon's gates; the three-cloud tests use it.)
+    """
+    folder = tmp_path_factory.mktemp("tenants")
+    for path in (REPO / "include" / "tenants").glob("*.yaml"):
+        (folder / path.name).write_text(path.read_text())
+    (folder / "cu_alpha.yaml").write_text((HERE / "tenants" / "aws_only" / "cu_alpha.yaml").read_text())
+    return folder
+
+
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("airflow")
@@ -100,12 +116,18 @@ def write_scenario(path: Path, base: str, **overrides: Any) -> Path:
 
 
 @pytest.fixture
-def fleet(request, airflow_home: Path, tmp_path: Path) -> Iterator[CycleRunner]:
-    """A fleetsim running the scenario named by ``@pytest.mark.scenario(file)`` (default alpha_small)."""
+def fleet(request, airflow_home: Path, aws_only_tenants: Path, tmp_path: Path) -> Iterator[CycleRunner]:
+    """A fleetsim running the scenario named by ``@pytest.mark.scenario(file)`` (default alpha_small).
+
+    Tenants are the AWS-only set unless the test is marked ``@pytest.mark.tenants("demo")``: the
+    demo's own tenant files, where cu_alpha spans AWS, Azure and GCP.
+    """
     marker = request.node.get_closest_marker("scenario")
     scenario = Path(marker.args[0]) if marker else HERE / "scenarios" / "alpha_small.yaml"
     if not scenario.is_absolute():
         scenario = HERE / "scenarios" / scenario
+    tenants = request.node.get_closest_marker("tenants")
+    tenants_dir = REPO / "include" / "tenants" if tenants and tenants.args[0] == "demo" else aws_only_tenants
     with running_fleetsim(scenario, tmp_path / "fleetsim") as url:
-        env = airflow_env(airflow_home, url, poll_seconds=0.5)
+        env = airflow_env(airflow_home, url, poll_seconds=0.5, tenants_dir=tenants_dir)
         yield CycleRunner(url, env, tmp_path)

@@ -81,7 +81,7 @@ def running(raw: dict) -> Iterator[Fleet]:
     _RUNNING.append(server)
     try:
         server.start()
-        yield Fleet(server.url)
+        yield Fleet(server.url, server)
     finally:
         server.stop()
         _RUNNING.remove(server)
@@ -90,8 +90,11 @@ def running(raw: dict) -> Iterator[Fleet]:
 class Fleet:
     """A client's view of a running fleetsim: SDK clients per account, and the control plane."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, server: FleetsimServer | None = None) -> None:
         self.url = url
+        # The running server itself, for tests that must act as the cloud does behind the APIs
+        # (e.g. ``server.state.install(...)`` to boot a kernel); None when only the URL is known.
+        self.server = server
         self._clients: dict[tuple[str, str, str], Any] = {}
 
     # -- AWS, as the product reaches it --------------------------------------------------------

@@ -118,8 +118,14 @@ def _make_host(
         "platform": platform,
         "criticality": rng.choice(["low", "medium", "high", "critical"]),
         "agent_status": "ConnectionLost" if reason == "ssm agent ConnectionLost" else "Online",
+        "kernel": None if os_family.startswith("windows") else "5.10.230-223.885.amzn2.x86_64",
+        "falcon_device_id": f"{index:032x}",
+        "falcon_sensor_version": "7.14.16703.0",
+        "falcon_rfm": False,
         "final_state": state,
         "reason": reason,
+        "install_variant": "full" if ran else None,
+        "backup_kind": ({"aws": "ami", "azure": "attestation"}.get(cloud, "disk_snapshot")) if ran else None,
         "backup_id": (f"ami-0{rng.randrange(16**16):016x}" if cloud == "aws" else f"snap-{index:06d}")
         if ran
         else None,

@@ -32,7 +32,7 @@ def _rows(data: bytes) -> list[list[str]]:
 def test_host_columns_follow_the_evidence_order() -> None:
     evidence = make_evidence(3)
     assert HOST_COLUMNS == tuple(evidence["hosts"][0])
-    assert len(set(HOST_COLUMNS)) == len(HOST_COLUMNS) == 18
+    assert len(set(HOST_COLUMNS)) == len(HOST_COLUMNS) == 24
 
 
 def test_header_and_row_count() -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "Environment",
     "EnvironmentName",
     "EvidencePolicy",
+    "FalconPolicy",
     "Framework",
     "GcpCloud",
     "GcpProject",
@@ -282,12 +283,24 @@ class AzureSubscription(_ConfigModel):
         return value
 
 
+class BackupAttestation(_ConfigModel):
+    """Where the tenant's backup system attests recent good backups of servers that have no cloud snapshot
+    API (Azure Arc machines run anywhere), and how recent a backup must be to patch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection_id: ConnectionId | None = None
+    """Airflow connection of the backup system's API; default ``backup_<tenant id>``."""
+    max_age_hours: int = Field(default=24, ge=1, le=168)
+
+
 class AzureCloud(_ConfigModel):
     """The tenant's Azure footprint."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     subscriptions: list[AzureSubscription] = Field(min_length=1)
+    backup_attestation: BackupAttestation = Field(default_factory=BackupAttestation)
 
     @field_validator("subscriptions")
     @classmethod
@@ -570,6 +583,17 @@ class PreflightPolicy(_ConfigModel):
     kernel_gate: Literal["hold_kernel_update", "hold_host"] = "hold_kernel_update"
 
 
+class FalconPolicy(_ConfigModel):
+    """The tenant's CrowdStrike Falcon tenancy (CID), read through its own API client."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection_id: ConnectionId | None = None
+    """Airflow connection of the tenant's Falcon API client; default ``falcon_<tenant id>``."""
+    required: bool = True
+    """Hold hosts without a sensor or in reduced-functionality mode (patching a blind host is not allowed)."""
+
+
 class SlaDays(_ConfigModel):
     """The tenant's internal remediation deadlines, in days from a patch's release, by severity.
 
@@ -647,6 +671,7 @@ class Tenant(_ConfigModel):
     preflight: PreflightPolicy
     evidence: EvidencePolicy
     sla: SlaDays = Field(default_factory=SlaDays)
+    falcon: FalconPolicy | None = None
     host_tags: HostTags = Field(default_factory=HostTags)
     incident_runbook_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
 
@@ -721,6 +746,17 @@ class Tenant(_ConfigModel):
     def azure_connection_id(self, subscription: AzureSubscription) -> str:
         """Airflow connection for an Azure subscription: its own, else ``azure_<tenant id>``."""
         return subscription.connection_id or f"azure_{self.id}"
+
+    def backup_attestation_connection_id(self) -> str:
+        """Airflow connection of the backup system that attests Arc machines' backups."""
+        azure = self.clouds.azure
+        return (azure.backup_attestation.connection_id if azure else None) or f"backup_{self.id}"
+
+    def falcon_connection_id(self) -> str | None:
+        """Airflow connection of the tenant's Falcon API client, or None when it has no Falcon."""
+        if self.falcon is None:
+            return None
+        return self.falcon.connection_id or f"falcon_{self.id}"
 
     def gcp_connection_id(self, project: GcpProject) -> str:
         """Airflow connection for a GCP project: its own, else ``gcp_<tenant id>``."""

@@ -33,8 +33,14 @@ def _host_record(
         "platform": row.get("platform"),
         "criticality": row.get("criticality"),
         "agent_status": row.get("agent_status"),
+        "kernel": row.get("kernel"),
+        "falcon_device_id": row.get("falcon_device_id"),
+        "falcon_sensor_version": row.get("falcon_sensor_version"),
+        "falcon_rfm": row.get("falcon_rfm"),
         "final_state": final_state,
         "reason": reason,
+        "install_variant": stage_host.get("install_variant"),
+        "backup_kind": stage_host.get("backup_kind"),
         "backup_id": stage_host.get("backup_id"),
         "command_id": stage_host.get("command_id"),
         "missing_before": row.get("missing_count"),
@@ -105,12 +111,19 @@ def _rollup(records: list[dict], rows: Mapping[str, Mapping[str, Any]]) -> dict[
 
 
 def cycle_outcome(
-    dry_run: bool, preflight: Mapping[str, Any] | None, stage_status: Mapping[str, str], records: list[dict]
+    dry_run: bool,
+    preflight: Mapping[str, Any] | None,
+    stage_status: Mapping[str, str],
+    records: list[dict],
+    failed_scopes: int = 0,
 ) -> str:
-    """planned (dry run) | failed (a gate halted or a stage failed) | partial (hosts left) | completed."""
+    """planned (dry run) | failed (a gate halted, a stage failed, or a scope could not be inventoried) |
+    partial (hosts left) | completed."""
     if dry_run:
         return "planned"
     if preflight is None or preflight.get("halted") or any(s != "succeeded" for s in stage_status.values()):
+        return "failed"
+    if failed_scopes:
         return "failed"
     if any(r["final_state"] in (o.FAILED, o.HELD, o.NON_COMPLIANT, o.NOT_RUN) for r in records):
         return "partial"
@@ -129,8 +142,13 @@ def build_evidence_document(
     events: list[Mapping[str, Any]],
     access: Mapping[str, Any] | None = None,
     exceptions: Any = None,
+    scopes: list[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The evidence document (schema 1.0) of one cycle run."""
+    """The evidence document (schema 1.0) of one cycle run.
+
+    ``scopes`` are the inventory's scopes (account and region, subscription, project, Falcon) with
+    their status: a scope that could not be read halted, and its error is part of the evidence.
+    """
     inventory = inventory or []
     rows = {r["host_id"]: r for r in inventory}
     stage_status: dict[str, str] = {}
@@ -191,7 +209,8 @@ def build_evidence_document(
         cloud: _rollup([r for r in records if r["cloud"] == cloud], rows)
         for cloud in sorted({r["cloud"] for r in records if r["cloud"]})
     }
-    outcome = cycle_outcome(bool(cycle.get("dry_run")), preflight, stage_status, records)
+    failed_scopes = [dict(sc) for sc in scopes or [] if sc.get("status") == "failed"]
+    outcome = cycle_outcome(bool(cycle.get("dry_run")), preflight, stage_status, records, len(failed_scopes))
     return {
         "schema_version": EVIDENCE_SCHEMA_VERSION,
         "tenant": {
@@ -202,6 +221,7 @@ def build_evidence_document(
         "cycle": {**cycle, "outcome": outcome},
         "summary": summary,
         "stages": stage_entries,
+        "scopes": [dict(sc) for sc in scopes or []],
         "hosts": records,
         "plan": {"hash": cycle.get("plan_hash"), **(dict(plan) if plan else {})},
         # SOC 2 CC6.1: who could execute this cycle, reviewed at its end; None when the review did not run.

@@ -11,32 +11,69 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from patchcycle.config.models import Tenant
-from patchcycle.domain.platforms import os_family_from_ssm
+from patchcycle.domain.platforms import normalize_severity, os_family_from_label, os_family_from_ssm
 
 # The documented schema of the inventory table: column -> meaning.
 INVENTORY_COLUMNS: dict[str, str] = {
     "cloud": "aws | azure | gcp",
     "account": "AWS account id, Azure subscription id or GCP project id",
-    "region": "cloud region (or zone for GCP)",
+    "region": "AWS region, Azure location, or GCP zone",
+    "resource_group": "Azure resource group (empty elsewhere)",
     "host_id": "the cloud's id of the host (EC2 instance id, Arc resource id, GCE instance id)",
-    "name": "host name (Name tag, machine name)",
+    "name": "host name (Name tag, machine name, instance name)",
+    "private_ip": "private IP address the cloud reports (joins Falcon records of servers without cloud ids)",
     "environment": "nonprod | staging | prod, from the environment tag; empty when the tag matches none",
     "environment_tag": "the raw value of the host's environment tag",
     "os_family": "our OS family (e.g. amazon_linux_2); empty when we do not patch this platform",
     "platform": "the platform name and version the agent reports",
     "kernel": "running kernel release, where the cloud reports it",
     "agent_kind": "ssm | arc | osconfig",
-    "agent_status": "the agent's own status word (SSM PingStatus: Online, ConnectionLost, Inactive)",
+    "agent_status": "the agent's own status word (SSM PingStatus Online/ConnectionLost/Inactive; Arc "
+    "Connected/Disconnected/Error; OS Config ACTIVE/NO_AGENT_DETECTED)",
     "agent_online": "True when the agent can take commands now",
+    "agent_status_changed_at": "when the agent last changed status (Arc lastStatusChange; empty elsewhere)",
     "criticality": "low | medium | high | critical, from the criticality tag (default medium)",
     "missing_count": "patches the last scan found missing",
     "failed_count": "patches the last operation failed to install",
     "installed_count": "patches installed",
     "last_patch_operation": "Scan | Install, the last patch operation the cloud recorded",
     "last_patch_time": "when that operation ended (ISO-8601)",
+    "missing_critical": "missing patches rated Critical",
+    "missing_high": "missing patches rated High (vendor Important)",
+    "missing_medium": "missing patches rated Medium (vendor Moderate)",
+    "missing_low": "missing patches rated Low",
+    "missing_unrated": "missing patches the cloud reports without a rating (SSM reports only critical "
+    "and total counts in its batch APIs)",
+    "missing_cves": "CVE ids the missing patches fix, where the cloud or the plan names them",
+    "missing_patch_ids": "the plan's patch ids the cloud reports missing (None: counts only)",
 }
 
+SEVERITY_COLUMNS = {
+    "Critical": "missing_critical",
+    "High": "missing_high",
+    "Medium": "missing_medium",
+    "Low": "missing_low",
+}
+
+
+def _no_missing_detail() -> dict[str, Any]:
+    return {
+        "missing_critical": 0,
+        "missing_high": 0,
+        "missing_medium": 0,
+        "missing_low": 0,
+        "missing_unrated": 0,
+        "missing_cves": [],
+        "missing_patch_ids": None,
+    }
+
+
 CRITICALITIES = ("low", "medium", "high", "critical")
+
+
+def _ordered(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row with exactly the documented columns, in the documented order."""
+    return {column: row.get(column) for column in INVENTORY_COLUMNS}
 
 
 def environment_for_tag(tenant: Tenant, tag_value: str | None) -> str | None:
@@ -75,36 +112,53 @@ def normalize_ssm_hosts(
         criticality = host_tags.get(keys.criticality, "medium").strip().lower()
         env_tag = host_tags.get(keys.environment)
         rows.append(
-            {
-                "cloud": "aws",
-                "account": account,
-                "region": region,
-                "host_id": host_id,
-                "name": host_tags.get(keys.name) or info.get("ComputerName") or host_id,
-                "environment": environment_for_tag(tenant, env_tag),
-                "environment_tag": env_tag,
-                "os_family": family.value if family else None,
-                "platform": f"{info.get('PlatformName', '')} {info.get('PlatformVersion', '')}".strip(),
-                "kernel": None,
-                "agent_kind": "ssm",
-                "agent_status": info.get("PingStatus", "Unknown"),
-                "agent_online": info.get("PingStatus") == "Online",
-                "criticality": criticality if criticality in CRITICALITIES else "medium",
-                "missing_count": int(state.get("MissingCount", 0)),
-                "failed_count": int(state.get("FailedCount", 0)),
-                "installed_count": int(state.get("InstalledCount", 0)),
-                "last_patch_operation": state.get("Operation"),
-                "last_patch_time": _iso(state.get("OperationEndTime")),
-            }
+            _ordered(
+                {
+                    "cloud": "aws",
+                    "account": account,
+                    "region": region,
+                    "host_id": host_id,
+                    "name": host_tags.get(keys.name) or info.get("ComputerName") or host_id,
+                    "environment": environment_for_tag(tenant, env_tag),
+                    "environment_tag": env_tag,
+                    "os_family": family.value if family else None,
+                    "platform": f"{info.get('PlatformName', '')} {info.get('PlatformVersion', '')}".strip(),
+                    "kernel": None,
+                    "agent_kind": "ssm",
+                    "agent_status": info.get("PingStatus", "Unknown"),
+                    "agent_online": info.get("PingStatus") == "Online",
+                    "criticality": criticality if criticality in CRITICALITIES else "medium",
+                    "missing_count": int(state.get("MissingCount", 0)),
+                    "failed_count": int(state.get("FailedCount", 0)),
+                    "installed_count": int(state.get("InstalledCount", 0)),
+                    "last_patch_operation": state.get("Operation"),
+                    "last_patch_time": _iso(state.get("OperationEndTime")),
+                    "resource_group": None,
+                    "private_ip": info.get("IPAddress"),
+                    **_ssm_missing_detail(state),
+                }
+            )
         )
     return rows
 
 
+def _ssm_missing_detail(state: Mapping[str, Any]) -> dict[str, Any]:
+    """SSM's batch patch states rate only critical patches; the rest are counted as unrated."""
+    detail = _no_missing_detail()
+    critical = int(state.get("CriticalNonCompliantCount", 0))
+    missing = int(state.get("MissingCount", 0)) + int(state.get("FailedCount", 0))
+    detail["missing_critical"] = critical
+    detail["missing_unrated"] = max(0, missing - critical)
+    return detail
+
+
 def inventory_frame(rows: Iterable[Mapping[str, Any]]):
-    """The inventory as a pandas DataFrame with the documented columns in order."""
+    """The normalized inventory (cloud columns, then Falcon's) as a pandas DataFrame, columns in order."""
     import pandas as pd
 
-    return pd.DataFrame(list(rows), columns=list(INVENTORY_COLUMNS))
+    from patchcycle.domain.sensor import FALCON_COLUMNS
+
+    return pd.DataFrame(list(rows), columns=[*INVENTORY_COLUMNS, *FALCON_COLUMNS])
 
 
 def unregistered_ec2_hosts(
@@ -127,26 +181,305 @@ def unregistered_ec2_hosts(
         criticality = host_tags.get(keys.criticality, "medium").strip().lower()
         env_tag = host_tags.get(keys.environment)
         rows.append(
-            {
-                "cloud": "aws",
-                "account": account,
-                "region": region,
-                "host_id": host_id,
-                "name": host_tags.get(keys.name) or host_id,
-                "environment": environment_for_tag(tenant, env_tag),
-                "environment_tag": env_tag,
-                "os_family": None,
-                "platform": "unknown (no SSM registration)",
-                "kernel": None,
-                "agent_kind": "ssm",
-                "agent_status": "NotRegistered",
-                "agent_online": False,
-                "criticality": criticality if criticality in CRITICALITIES else "medium",
-                "missing_count": 0,
-                "failed_count": 0,
-                "installed_count": 0,
-                "last_patch_operation": None,
-                "last_patch_time": None,
-            }
+            _ordered(
+                {
+                    "cloud": "aws",
+                    "account": account,
+                    "region": region,
+                    "host_id": host_id,
+                    "name": host_tags.get(keys.name) or host_id,
+                    "environment": environment_for_tag(tenant, env_tag),
+                    "environment_tag": env_tag,
+                    "os_family": None,
+                    "platform": "unknown (no SSM registration)",
+                    "kernel": None,
+                    "agent_kind": "ssm",
+                    "agent_status": "NotRegistered",
+                    "agent_online": False,
+                    "criticality": criticality if criticality in CRITICALITIES else "medium",
+                    "missing_count": 0,
+                    "failed_count": 0,
+                    "installed_count": 0,
+                    "last_patch_operation": None,
+                    "last_patch_time": None,
+                    "resource_group": None,
+                    "private_ip": None,
+                    **_no_missing_detail(),
+                }
+            )
         )
     return rows
+
+
+# -- the plan's patches by the names each cloud reports them under -----------------------------------
+
+
+def plan_patch_index(plan: Mapping[str, Any]) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
+    """The plan's approved patches per OS family, by ("pkg", package name) and ("kb", KB number)."""
+    index: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    for family, patches in plan.get("approved", {}).items():
+        by_name: dict[tuple[str, str], dict[str, Any]] = {}
+        for p in patches:
+            if p.get("package"):
+                by_name[("pkg", p["package"])] = p
+            if p.get("kb"):
+                by_name[("kb", str(p["kb"]).upper().removeprefix("KB"))] = p
+        index[family] = by_name
+    return index
+
+
+def _tally(
+    found: Iterable[tuple[str | None, list[str], str | None]],
+) -> dict[str, Any]:
+    """Missing-patch columns from (severity, cves, plan patch id) per missing patch."""
+    detail = _no_missing_detail()
+    cves: set[str] = set()
+    ids: set[str] = set()
+    for severity, patch_cves, patch_id in found:
+        detail[SEVERITY_COLUMNS.get(severity or "", "missing_unrated")] += 1
+        cves.update(patch_cves)
+        if patch_id:
+            ids.add(patch_id)
+    detail["missing_cves"] = sorted(cves)
+    detail["missing_patch_ids"] = sorted(ids)
+    return detail
+
+
+# -- Azure Arc ---------------------------------------------------------------------------------------
+
+
+def _arc_ip(machine: Mapping[str, Any]) -> str | None:
+    profile = (machine.get("properties") or {}).get("networkProfile") or {}
+    for nic in profile.get("networkInterfaces") or []:
+        for address in nic.get("ipAddresses") or []:
+            if address.get("address") and address.get("ipAddressVersion", "IPv4") == "IPv4":
+                return str(address["address"])
+    return None
+
+
+def arc_missing_patch_ids(
+    assessment: Mapping[str, Any], os_family: str, index: Mapping[str, Mapping[tuple[str, str], Any]]
+) -> list[str]:
+    """The plan's patch ids an Arc assessment lists as missing (matched by package name or KB)."""
+    family = index.get(os_family, {})
+    ids = []
+    for patch in assessment.get("patches") or []:
+        hit = _arc_plan_patch(patch, family)
+        if hit:
+            ids.append(hit["id"])
+    return sorted(set(ids))
+
+
+def _arc_plan_patch(patch: Mapping[str, Any], family: Mapping[tuple[str, str], Any]) -> Any:
+    kb = str(patch.get("kbId") or "").upper().removeprefix("KB")
+    if kb and ("kb", kb) in family:
+        return family[("kb", kb)]
+    return family.get(("pkg", str(patch.get("patchName") or "")))
+
+
+def _arc_severity(patch: Mapping[str, Any], planned: Any) -> str | None:
+    if planned:
+        return planned["severity"]
+    rated = normalize_severity(patch.get("msrcSeverity"))
+    if rated:
+        return rated.value
+    classes = {str(c).lower() for c in patch.get("classifications") or []}
+    return "Critical" if "critical" in classes else None
+
+
+def normalize_arc_machines(
+    tenant: Tenant,
+    subscription: str,
+    machines: Iterable[Mapping[str, Any]],
+    assessments: Mapping[str, Mapping[str, Any]],
+    plan_index: Mapping[str, Mapping[tuple[str, str], Any]],
+) -> list[dict[str, Any]]:
+    """Rows for Arc-enabled servers (ARM machine JSON) and their patch assessments (Resource Graph).
+
+    Arc reports the running kernel release of a Linux machine as its ``osVersion``.
+    """
+    keys = tenant.host_tags
+    rows = []
+    for machine in machines:
+        props = machine.get("properties") or {}
+        tags = {k: str(v) for k, v in (machine.get("tags") or {}).items()}
+        machine_id = str(machine["id"])
+        resource_group = (
+            machine_id.split("/resourceGroups/", 1)[1].split("/", 1)[0]
+            if "/resourceGroups/" in machine_id
+            else None
+        )
+        family = os_family_from_label(str(props.get("osSku") or ""))
+        assessment = assessments.get(machine_id.lower())
+        criticality = tags.get(keys.criticality, "medium").strip().lower()
+        env_tag = tags.get(keys.environment)
+        linux = str(props.get("osType") or "").lower() == "linux"
+        if assessment is not None and family is not None:
+            planned_family = plan_index.get(family.value, {})
+            detail = _tally(
+                (
+                    _arc_severity(p, hit := _arc_plan_patch(p, planned_family)),
+                    list(hit["cves"]) if hit else [],
+                    hit["id"] if hit else None,
+                )
+                for p in assessment.get("patches") or []
+            )
+        else:
+            detail = _no_missing_detail()
+        missing = len((assessment or {}).get("patches") or [])
+        rows.append(
+            _ordered(
+                {
+                    "cloud": "azure",
+                    "account": subscription,
+                    "region": machine.get("location"),
+                    "resource_group": resource_group,
+                    "host_id": machine_id,
+                    "name": machine.get("name") or (props.get("osProfile") or {}).get("computerName"),
+                    "private_ip": _arc_ip(machine),
+                    "environment": environment_for_tag(tenant, env_tag),
+                    "environment_tag": env_tag,
+                    "os_family": family.value if family else None,
+                    "platform": str(props.get("osSku") or props.get("osName") or ""),
+                    "kernel": props.get("osVersion") if linux else None,
+                    "agent_kind": "arc",
+                    "agent_status": props.get("status", "Unknown"),
+                    "agent_online": props.get("status") == "Connected",
+                    "agent_status_changed_at": props.get("lastStatusChange"),
+                    "criticality": criticality if criticality in CRITICALITIES else "medium",
+                    "missing_count": missing,
+                    "failed_count": 0,
+                    "installed_count": 0,
+                    "last_patch_operation": "Scan" if assessment else None,
+                    "last_patch_time": (assessment or {}).get("lastModifiedDateTime"),
+                    **detail,
+                }
+            )
+        )
+    return rows
+
+
+# -- GCP (Compute Engine instances + OS Config inventories and vulnerability reports) ----------------
+
+_GCP_SEVERITY = {"CRITICAL": "Critical", "HIGH": "High", "MEDIUM": "Medium", "LOW": "Low", "MINIMAL": "Low"}
+
+
+def _available_items(inventory: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    items = inventory.get("items") or {}
+    return {
+        item_id: item
+        for item_id, item in items.items()
+        if item.get("type") == "AVAILABLE_PACKAGE" and item.get("availablePackage")
+    }
+
+
+def _gcp_plan_patch(package: Mapping[str, Any], family: Mapping[tuple[str, str], Any]) -> Any:
+    for kind in ("aptPackage", "yumPackage", "zypperPackage", "googetPackage"):
+        if kind in package:
+            return family.get(("pkg", str(package[kind].get("packageName") or "")))
+    wua = package.get("wuaPackage")
+    if wua:
+        for kb in wua.get("kbArticleIds") or []:
+            if ("kb", str(kb).upper().removeprefix("KB")) in family:
+                return family[("kb", str(kb).upper().removeprefix("KB"))]
+    return None
+
+
+def gcp_missing_patch_ids(
+    inventory: Mapping[str, Any], os_family: str, index: Mapping[str, Mapping[tuple[str, str], Any]]
+) -> list[str]:
+    """The plan's patch ids an OS Config inventory still lists as available (not installed)."""
+    family = index.get(os_family, {})
+    hits = (
+        _gcp_plan_patch(item["availablePackage"], family) for item in _available_items(inventory).values()
+    )
+    return sorted({hit["id"] for hit in hits if hit})
+
+
+def normalize_gcp_instances(
+    tenant: Tenant,
+    project: str,
+    instances: Iterable[Mapping[str, Any]],
+    inventories: Mapping[str, Mapping[str, Any]],
+    reports: Mapping[str, Mapping[str, Any]],
+    plan_index: Mapping[str, Mapping[tuple[str, str], Any]],
+) -> list[dict[str, Any]]:
+    """Rows for Compute Engine instances (labels, IP), their OS Config inventory and vulnerability report.
+
+    ``inventories`` and ``reports`` are keyed by instance id. An instance without an inventory has no
+    OS Config agent reporting: it is inventoried (its labels say it is ours) and the gate holds it.
+    """
+    keys = tenant.host_tags
+    rows = []
+    for instance in instances:
+        instance_id = str(instance["id"])
+        labels = {k.lower(): str(v) for k, v in (instance.get("labels") or {}).items()}
+        zone = str(instance.get("zone") or "").rsplit("/", 1)[-1]
+        inventory = inventories.get(instance_id)
+        os_info = (inventory or {}).get("osInfo") or {}
+        family = os_family_from_label(str(os_info.get("longName") or "")) if inventory else None
+        env_tag = labels.get(keys.environment.lower())
+        criticality = labels.get(keys.criticality.lower(), "medium").strip().lower()
+        available = _available_items(inventory or {})
+        severity: dict[str, str | None] = {}
+        cves: dict[str, list[str]] = {}
+        for vuln in (reports.get(instance_id) or {}).get("vulnerabilities") or []:
+            details = vuln.get("details") or {}
+            rated = _GCP_SEVERITY.get(str(details.get("severity") or "").upper())
+            for item_id in vuln.get("availableInventoryItemIds") or []:
+                cves.setdefault(item_id, []).append(details.get("cve"))
+                if rated and (severity.get(item_id) is None or _rank(rated) > _rank(severity[item_id])):
+                    severity[item_id] = rated
+        planned = plan_index.get(family.value, {}) if family else {}
+        detail = (
+            _tally(
+                (
+                    hit["severity"]
+                    if (hit := _gcp_plan_patch(item["availablePackage"], planned))
+                    else severity.get(item_id),
+                    [c for c in cves.get(item_id, []) if c] or (list(hit["cves"]) if hit else []),
+                    hit["id"] if hit else None,
+                )
+                for item_id, item in available.items()
+            )
+            if inventory
+            else _no_missing_detail()
+        )
+        nics = instance.get("networkInterfaces") or []
+        rows.append(
+            _ordered(
+                {
+                    "cloud": "gcp",
+                    "account": project,
+                    "region": zone,
+                    "resource_group": None,
+                    "host_id": instance_id,
+                    "name": instance.get("name"),
+                    "private_ip": nics[0].get("networkIP") if nics else None,
+                    "environment": environment_for_tag(tenant, env_tag),
+                    "environment_tag": env_tag,
+                    "os_family": family.value if family else None,
+                    "platform": str(os_info.get("longName") or "unknown (no OS Config inventory)"),
+                    "kernel": os_info.get("kernelRelease") if family and family.is_linux else None,
+                    "agent_kind": "osconfig",
+                    "agent_status": "ACTIVE" if inventory else "NO_AGENT_DETECTED",
+                    "agent_online": inventory is not None and instance.get("status", "RUNNING") == "RUNNING",
+                    "criticality": criticality if criticality in CRITICALITIES else "medium",
+                    "missing_count": len(available),
+                    "failed_count": 0,
+                    "installed_count": sum(
+                        1
+                        for i in ((inventory or {}).get("items") or {}).values()
+                        if i.get("type") == "INSTALLED_PACKAGE"
+                    ),
+                    "last_patch_operation": "Scan" if inventory else None,
+                    "last_patch_time": (inventory or {}).get("updateTime"),
+                    **detail,
+                }
+            )
+        )
+    return rows
+
+
+def _rank(severity: str | None) -> int:
+    return {"Critical": 4, "High": 3, "Medium": 2, "Low": 1}.get(severity or "", 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,3 +72,73 @@ def stage_verdict(final_states: Mapping[str, str], rate_control: RateControl) ->
     if not_run:
         return StageVerdict(False, targets, errors, allowed, f"{not_run} of {targets} hosts were not patched")
     return StageVerdict(True, targets, errors, allowed, None)
+
+
+def planned_still_missing(missing_ids: list[str] | None, planned: Sequence[str]) -> list[str] | None:
+    """The planned patches the cloud still reports missing after an install (None: it reported nothing)."""
+    if missing_ids is None:
+        return None
+    wanted = set(planned)
+    return sorted(p for p in missing_ids if p in wanted)
+
+
+def _still_missing(still: list[str] | None) -> tuple[str, str | None]:
+    if still is None:
+        return NON_COMPLIANT, "no patch assessment after the install"
+    if still:
+        shown = ", ".join(still[:5]) + (" ..." if len(still) > 5 else "")
+        return NON_COMPLIANT, f"{len(still)} planned patch(es) still missing: {shown}"
+    return PATCHED, None
+
+
+def classify_arc_host(sent: Mapping[str, Any], still: list[str] | None) -> tuple[str, str | None]:
+    """An Arc machine's final state from its installPatches operation and the assessment after it.
+
+    ARM's long-running-operation protocol reports success by HTTP status only, so the result body's own
+    status, failed count and reboot status decide.
+    """
+    if sent.get("not_sent"):
+        return NOT_RUN, "not sent: the stage's error budget was exhausted first"
+    if sent.get("nothing_to_install"):
+        return _still_missing(still)
+    if not sent.get("operation"):
+        return NOT_RUN, "no install was started"
+    result = sent.get("result")
+    if not result:
+        return FAILED, "installPatches did not finish before the wait ended"
+    if result.get("status") == "Failed":
+        detail = (result.get("errorDetails") or {}).get("message") or "no error details"
+        return FAILED, f"installPatches failed: {detail}"
+    if result.get("failedPatchCount"):
+        return FAILED, f"{result['failedPatchCount']} patch(es) failed to install"
+    if result.get("maintenanceWindowExceeded"):
+        return NON_COMPLIANT, "the install ran out of its maximum duration"
+    if result.get("rebootStatus") in ("Required", "Failed"):
+        return NON_COMPLIANT, f"reboot {result['rebootStatus'].lower()} after the install"
+    return _still_missing(still)
+
+
+GCP_NOT_STARTED = frozenset({"PENDING", "INACTIVE", "NOTIFIED", "ACKED", "NOT_STARTED"})
+
+
+def classify_gcp_host(sent: Mapping[str, Any], still: list[str] | None) -> tuple[str, str | None]:
+    """A GCE instance's final state from its patch job's instance details and the inventory after it."""
+    state = sent.get("state")
+    if sent.get("nothing_to_install"):
+        return _still_missing(still)
+    if not state:
+        return NOT_RUN, "no patch job was sent for this instance"
+    if state == "SUCCEEDED":
+        return _still_missing(still)
+    if state == "SUCCEEDED_REBOOT_REQUIRED":
+        return NON_COMPLIANT, "patched, but a reboot is still required"
+    if state == "FAILED":
+        return FAILED, f"patch job failed on the instance: {sent.get('failure_reason') or 'no reason given'}"
+    if state == "TIMED_OUT":
+        return FAILED, "patch job timed out on the instance"
+    if state == "NO_AGENT_DETECTED":
+        return FAILED, "no OS Config agent answered the patch job"
+    if state in GCP_NOT_STARTED:
+        why = sent.get("job_error") or f"job ended {sent.get('job_state')}"
+        return NOT_RUN, f"not patched: the patch job stopped before this instance ({why})"
+    return NOT_RUN, f"instance still {state} when the patch job ended ({sent.get('job_state')})"

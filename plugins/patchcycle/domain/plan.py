@@ -31,10 +31,16 @@ class CatalogPatch:
     severity: Severity | None
     cves: tuple[str, ...]
     released: dt.date
+    package: str | None = None  # Linux: the package it updates, as the package manager names it
+    version: str | None = None  # Linux: version[-release] it installs
+    kb: str | None = None  # Windows: the KB article number, digits only
+    kernel_release: str | None = None  # kernel updates: the release the host boots into
 
     @property
     def is_kernel_update(self) -> bool:
-        title = self.title.lower()
+        if self.kernel_release:
+            return True
+        title = (self.package or self.title).lower()
         return title.startswith(("kernel", "linux-image", "linux-generic"))
 
 
@@ -49,6 +55,9 @@ class ApprovedPatch:
     cves: tuple[str, ...]
     released: str
     kernel_update: bool
+    package: str | None = None
+    kb: str | None = None
+    kernel_release: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,9 @@ def build_cycle_plan(tenant: Tenant, cycle_date: dt.date, catalog: Iterable[Cata
                 cves=tuple(sorted(p.cves)),
                 released=p.released.isoformat(),
                 kernel_update=p.is_kernel_update,
+                package=p.package,
+                kb=p.kb,
+                kernel_release=p.kernel_release,
             )
             for p in chosen
         )
@@ -173,6 +185,9 @@ def catalog_patch_from_ssm(row: dict, os_family: OsFamily) -> CatalogPatch:
         released = released.astimezone(dt.UTC).date()
     elif isinstance(released, str):
         released = dt.date.fromisoformat(released[:10])
+    name = row.get("Name") or None
+    version = "-".join(v for v in (row.get("Version"), row.get("Release")) if v) or None
+    kb = (row.get("KbNumber") or "").upper().removeprefix("KB") or None
     return CatalogPatch(
         id=row["Id"],
         os_family=os_family,
@@ -182,14 +197,81 @@ def catalog_patch_from_ssm(row: dict, os_family: OsFamily) -> CatalogPatch:
         severity=normalize_severity(vendor_severity),
         cves=tuple(row.get("CVEIds") or ()),
         released=released,
+        package=None if os_family.is_windows else name,
+        version=version,
+        kb=kb if os_family.is_windows else None,
+        kernel_release=kernel_release(
+            os_family, name, row.get("Version"), row.get("Release"), row.get("Arch")
+        ),
     )
 
 
-def install_override_list(plan: CyclePlan) -> str:
+def kernel_release(
+    os_family: OsFamily, name: str | None, version: str | None, release: str | None, arch: str | None
+) -> str | None:
+    """The kernel release (``uname -r``) a kernel package boots into; None for any other package.
+
+    RPM families name the package ``kernel`` and the release is version-release.arch
+    (``5.14.0-503.21.1.el9_5.x86_64``); Ubuntu names one package per release
+    (``linux-image-5.15.0-126-generic``).
+    """
+    if os_family.is_windows or not name:
+        return None
+    if name.startswith("linux-image-") and name[len("linux-image-") :][:1].isdigit():
+        return name.removeprefix("linux-image-")
+    if name == "kernel" and version and release:
+        return f"{version}-{release}.{arch or 'x86_64'}"
+    return None
+
+
+@dataclass(frozen=True)
+class InstallSelection:
+    """What one install variant of a stage installs on one OS family, in each cloud's vocabulary."""
+
+    os_family: str
+    patch_ids: tuple[str, ...]
+    packages: tuple[str, ...]  # Linux package names (Azure masks, OS Config exclusive packages)
+    kbs: tuple[str, ...]  # Windows KB numbers (Azure kbNumbersToInclude, OS Config exclusive patches)
+
+
+FULL = "full"
+NO_KERNEL = "no_kernel"  # the plan without its kernel updates: for hosts whose sensor lacks the new kernel
+INSTALL_VARIANTS = (FULL, NO_KERNEL)
+
+
+def install_selection(plan: CyclePlan | dict, os_family: str, variant: str = FULL) -> InstallSelection:
+    """The plan's patches for one OS family; ``no_kernel`` leaves the kernel updates out."""
+    if variant not in INSTALL_VARIANTS:
+        raise ValueError(f"unknown install variant {variant!r}; expected one of {INSTALL_VARIANTS}")
+    approved = plan.to_dict()["approved"] if isinstance(plan, CyclePlan) else plan["approved"]
+    patches = [p for p in approved.get(os_family, []) if variant == FULL or not p["kernel_update"]]
+    return InstallSelection(
+        os_family=os_family,
+        patch_ids=tuple(p["id"] for p in patches),
+        packages=tuple(sorted({p["package"] for p in patches if p.get("package")})),
+        kbs=tuple(sorted({p["kb"] for p in patches if p.get("kb")})),
+    )
+
+
+def target_kernel(plan: CyclePlan | dict, os_family: str) -> str | None:
+    """The kernel release a host of this family runs after the full plan (its newest kernel update)."""
+    approved = plan.to_dict()["approved"] if isinstance(plan, CyclePlan) else plan["approved"]
+    kernels = [p for p in approved.get(os_family, []) if p.get("kernel_release")]
+    if not kernels:
+        return None
+    return max(kernels, key=lambda p: (p["released"], p["id"]))["kernel_release"]
+
+
+def install_override_list(plan: CyclePlan, variant: str = FULL) -> str:
     """The plan as an SSM ``InstallOverrideList`` document (YAML ``patches: [{id, title}]``)."""
     import yaml
 
+    if variant not in INSTALL_VARIANTS:
+        raise ValueError(f"unknown install variant {variant!r}; expected one of {INSTALL_VARIANTS}")
     patches = [
-        {"id": p.id, "title": p.title} for family in sorted(plan.approved) for p in plan.approved[family]
+        {"id": p.id, "title": p.title}
+        for family in sorted(plan.approved)
+        for p in plan.approved[family]
+        if variant == FULL or not p.kernel_update
     ]
     return yaml.safe_dump({"patches": patches}, sort_keys=False)

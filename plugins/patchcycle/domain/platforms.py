@@ -56,3 +56,17 @@ def os_family_from_ssm(platform_name: str, platform_version: str) -> OsFamily | 
             if year in name:
                 return family
     return None
+
+
+def os_family_from_label(label: str) -> OsFamily | None:
+    """The OS family from a product label as Azure Arc (osSku) or OS Config (longName) reports it:
+    "Ubuntu 22.04.4 LTS", "Red Hat Enterprise Linux 9.4 (Plow)", "Windows Server 2022 Datacenter"."""
+    import re
+
+    text = label.strip()
+    if "windows server" in text.lower():
+        return os_family_from_ssm(text, "")
+    match = re.match(r"^(.*?)\s+(\d+(?:\.\d+)*)", text)
+    if not match:
+        return None
+    return os_family_from_ssm(match.group(1), match.group(2))

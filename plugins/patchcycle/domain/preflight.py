@@ -6,11 +6,37 @@ scope halts, because a cycle that silently skips a large part of the fleet is wo
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from patchcycle.config.models import Tenant
+
+# An agent that changed status this recently may be flapping (connect, drop, reconnect): a patch sent
+# now could be lost mid-install, so the host waits for the next cycle.
+AGENT_SETTLE = dt.timedelta(minutes=15)
+
+
+def agent_flapping(host: Mapping[str, Any], now: dt.datetime) -> str | None:
+    """The reason to hold an online agent that changed status less than :data:`AGENT_SETTLE` ago."""
+    changed = host.get("agent_status_changed_at")
+    if not changed:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(changed).replace("Z", "+00:00"))
+    except ValueError:
+        return f"agent status change time {changed!r} is unreadable; not known to be stable"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    age = now - when
+    if age < AGENT_SETTLE:
+        minutes = max(0, int(age.total_seconds() // 60))
+        return (
+            f"{host.get('agent_kind', 'agent')} agent changed status {minutes} min ago (flapping?); "
+            f"not patched until it has been stable for {int(AGENT_SETTLE.total_seconds() // 60)} min"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -18,6 +44,9 @@ class HostDecision:
     host_id: str
     verdict: str  # eligible | held | excepted | out_of_scope
     reason: str | None = None
+    # What an eligible host installs: the full plan, or the plan without its kernel updates (the
+    # kernel gate held the kernel because the host's sensor does not support the new one).
+    variant: str = "full"
 
 
 @dataclass(frozen=True)
@@ -39,6 +68,11 @@ class PreflightResult:
     @property
     def out_of_scope(self) -> list[HostDecision]:
         return [d for d in self.decisions if d.verdict == "out_of_scope"]
+
+    @property
+    def kernel_held(self) -> list[HostDecision]:
+        """Eligible hosts that install the plan without its kernel updates."""
+        return [d for d in self.decisions if d.verdict == "eligible" and d.variant != "full"]
 
     @property
     def excepted(self) -> list[HostDecision]:
@@ -72,13 +106,23 @@ class PreflightResult:
             "held": len(self.held),
             "out_of_scope": len(self.out_of_scope),
             "excepted": len(self.excepted),
+            "kernel_held": len(self.kernel_held),
             "decisions": [d.__dict__ for d in self.decisions],
             "notes": list(self.notes),
         }
 
 
-def evaluate_host(tenant: Tenant, host: Mapping[str, Any], environments: set[str]) -> HostDecision:
-    """One host's verdict. Scope first (what we patch at all), then readiness (can we patch it now)."""
+def evaluate_host(
+    tenant: Tenant,
+    host: Mapping[str, Any],
+    environments: set[str],
+    plan: Mapping[str, Any] | None = None,
+    kernel_support: Mapping[str, Mapping[str, Any]] | None = None,
+    now: dt.datetime | None = None,
+) -> HostDecision:
+    """One host's verdict. Scope first (what we patch at all), then readiness (can we patch it now):
+    its cloud agent, then (for a tenant with Falcon) its sensor, then whether the plan's kernel is one
+    its sensor supports."""
     host_id = host["host_id"]
     if not host.get("environment"):
         tag = host.get("environment_tag")
@@ -98,6 +142,22 @@ def evaluate_host(tenant: Tenant, host: Mapping[str, Any], environments: set[str
     if not host.get("agent_online"):
         kind = host.get("agent_kind", "agent")
         return HostDecision(host_id, "held", f"{kind} agent {host.get('agent_status', 'unknown')}")
+    if now is not None and (flapping := agent_flapping(host, now)):
+        return HostDecision(host_id, "held", flapping)
+    if tenant.falcon is None:
+        return HostDecision(host_id, "eligible")
+    from patchcycle.domain.plan import target_kernel
+    from patchcycle.domain.sensor import kernel_gate, sensor_gate
+
+    if tenant.falcon.required and (verdict := sensor_gate(host)).action == "hold":
+        return HostDecision(host_id, "held", verdict.reason)
+    if plan is not None:
+        target = target_kernel(plan, host["os_family"])
+        verdict = kernel_gate(host, target, kernel_support or {}, tenant.preflight.kernel_gate)
+        if verdict.action == "hold":
+            return HostDecision(host_id, "held", verdict.reason)
+        if verdict.action == "no_kernel":
+            return HostDecision(host_id, "eligible", verdict.reason, variant="no_kernel")
     return HostDecision(host_id, "eligible")
 
 
@@ -106,8 +166,14 @@ def evaluate_preflight(
     hosts: Iterable[Mapping[str, Any]],
     environments: Iterable[str] | None = None,
     deferrals: Mapping[str, HostDecision] | None = None,
+    plan: Mapping[str, Any] | None = None,
+    kernel_support: Mapping[str, Mapping[str, Any]] | None = None,
+    now: dt.datetime | None = None,
 ) -> PreflightResult:
     """Decide every host; ``environments`` limits the run (default: all of the tenant's).
+
+    ``plan`` (the frozen plan's dict) and ``kernel_support`` (Falcon's table for the plan's kernels)
+    feed the kernel gate of tenants with Falcon.
 
     ``deferrals`` are the exception register's decisions (see :func:`deferral_for`): a host an active
     risk acceptance covers is ``excepted`` and not patched; one it covers only in part is held.
@@ -115,7 +181,7 @@ def evaluate_preflight(
     selected = set(environments) if environments is not None else {e.name.value for e in tenant.environments}
     decisions = []
     for host in hosts:
-        decision = evaluate_host(tenant, host, selected)
+        decision = evaluate_host(tenant, host, selected, plan, kernel_support, now)
         deferral = (deferrals or {}).get(host["host_id"])
         if deferral is not None and decision.verdict == "eligible":
             decision = deferral

@@ -1,7 +1,16 @@
-"""Take the pre-patch backup of every host in a stage: one AMI per EC2 host, once per cycle and stage."""
+"""Take the pre-patch backup of every host in a stage, once per cycle and stage, in each host's cloud.
+
+EC2 hosts get an AMI; GCE instances a snapshot of their boot disk (Compute API); Azure Arc machines,
+which have no cloud snapshot API (they run anywhere), need an attestation of a recent good backup from
+the tenant's backup system. Every backup is tagged or labelled with tenant, cycle, environment and host,
+so a retry finds the earlier attempt's backup instead of taking a second one.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +27,22 @@ def backup_tags(tenant_id: str, cycle_date: str, environment: str) -> dict[str, 
     }
 
 
+def backup_labels(tenant_id: str, cycle_date: str, environment: str) -> dict[str, str]:
+    """The same identity as GCP labels (lowercase letters, digits, '-' and '_' only)."""
+    return {
+        "patchcycle-tenant": tenant_id.replace(".", "-"),
+        "patchcycle-cycle": cycle_date,
+        "patchcycle-environment": environment,
+    }
+
+
+def snapshot_name(tenant_id: str, cycle_date: str, environment: str, host_id: str, name: str) -> str:
+    """A GCE snapshot name (RFC 1035, at most 63 characters) unique to the host, cycle and stage."""
+    digest = hashlib.sha256(f"{tenant_id}|{cycle_date}|{environment}|{host_id}".encode()).hexdigest()[:10]
+    stem = re.sub(r"[^a-z0-9-]", "-", name.lower())[:40].strip("-") or "host"
+    return f"pc-{digest}-{stem}"
+
+
 def scopes_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Hosts grouped by (account, region): the unit every AWS call works in."""
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -26,8 +51,15 @@ def scopes_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str
     return grouped
 
 
+def by_cloud(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["cloud"]].append(row)
+    return grouped
+
+
 class CreateBackupsOperator(CycleOperator):
-    """Create (or find, on a retry) an AMI for each eligible host of the environment."""
+    """Create (or find, on a retry) the backup of each eligible host of the environment."""
 
     template_fields: Sequence[str] = ("tenant_id", "environment")
 
@@ -44,9 +76,21 @@ class CreateBackupsOperator(CycleOperator):
             # A dry run, or an environment this run does not include: the stage is skipped, not failed.
             raise AirflowSkipException(f"{self.environment} is not part of this run")
         paths = self.paths(context)
+        rows = by_cloud(self.stage_hosts(context, self.environment))
+        backups: dict[str, dict[str, Any]] = {}
+        backups.update(self._amis(info, rows.get("aws", []), log))
+        backups.update(self._disk_snapshots(info, rows.get("gcp", []), log))
+        backups.update(self._attestations(rows.get("azure", []), log))
+        self.write_record(context, paths.stage_file(self.environment, "backups.json"), backups)
+        return {
+            "backups": len(backups),
+            "created": sum(1 for b in backups.values() if b["created"]),
+            "started_at": started_at,
+        }
+
+    def _amis(self, info: dict[str, Any], rows: list[dict[str, Any]], log: EventLog) -> dict[str, Any]:
         from patchcycle.hooks.aws import Ec2BackupHook
 
-        rows = self.stage_hosts(context, self.environment)
         tags = backup_tags(self.tenant_id, info["cycle_date"], self.environment)
         backups: dict[str, dict[str, Any]] = {}
         for (account, region), hosts in scopes_of(rows).items():
@@ -70,7 +114,9 @@ class CreateBackupsOperator(CycleOperator):
                     )
                     created = True
                 backups[host_id] = {
-                    "image_id": image_id,
+                    "kind": "ami",
+                    "backup_id": image_id,
+                    "cloud": "aws",
                     "account": account,
                     "region": region,
                     "created": created,
@@ -78,13 +124,81 @@ class CreateBackupsOperator(CycleOperator):
                 log.record(
                     "backup.created" if created else "backup.reused",
                     target=host_id,
-                    image_id=image_id,
+                    backup_id=image_id,
                     kind="ami",
                     name=host.get("name"),
                 )
-        self.write_record(context, paths.stage_file(self.environment, "backups.json"), backups)
-        return {
-            "backups": len(backups),
-            "created": sum(1 for b in backups.values() if b["created"]),
-            "started_at": started_at,
-        }
+        return backups
+
+    def _disk_snapshots(
+        self, info: dict[str, Any], rows: list[dict[str, Any]], log: EventLog
+    ) -> dict[str, Any]:
+        from patchcycle.hooks.gcp_compute import DiskSnapshotHook
+
+        labels = backup_labels(self.tenant_id, info["cycle_date"], self.environment)
+        backups: dict[str, dict[str, Any]] = {}
+        projects: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            projects[row["account"]].append(row)
+        for project, hosts in sorted(projects.items()):
+            hook = DiskSnapshotHook(gcp_conn_id=self.gcp_conn_id(project), project_id=project)
+            existing = {s["name"] for s in hook.snapshots_labelled(labels)}
+            for host in hosts:
+                name = snapshot_name(
+                    self.tenant_id, info["cycle_date"], self.environment, host["host_id"], host["name"]
+                )
+                created = name not in existing
+                if created:
+                    # GCE names an instance's boot disk after the instance unless told otherwise.
+                    hook.create_snapshot(
+                        host["region"],
+                        host["name"],
+                        name,
+                        {
+                            **labels,
+                            "patchcycle-host": str(host["host_id"]),
+                            "patchcycle-plan": info["plan_hash"][:12],
+                        },
+                    )
+                backups[host["host_id"]] = {
+                    "kind": "disk_snapshot",
+                    "backup_id": name,
+                    "cloud": "gcp",
+                    "account": project,
+                    "region": host["region"],
+                    "created": created,
+                }
+                log.record(
+                    "backup.created" if created else "backup.reused",
+                    target=host["host_id"],
+                    backup_id=name,
+                    kind="disk_snapshot",
+                    name=host.get("name"),
+                )
+        return backups
+
+    def _attestations(self, rows: list[dict[str, Any]], log: EventLog) -> dict[str, Any]:
+        if not rows:
+            return {}
+        policy = self.tenant.clouds.azure.backup_attestation if self.tenant.clouds.azure else None
+        hours = policy.max_age_hours if policy else 24
+        not_before = (utcnow() - dt.timedelta(hours=hours)).isoformat()
+        backups = {}
+        for host in rows:
+            backups[host["host_id"]] = {
+                "kind": "attestation",
+                "backup_id": None,  # the backup system names it when it attests
+                "cloud": "azure",
+                "account": host["account"],
+                "region": host["region"],
+                "created": False,
+                "not_before": not_before,
+            }
+            log.record(
+                "backup.attestation_requested",
+                target=host["host_id"],
+                kind="attestation",
+                not_before=not_before,
+                name=host.get("name"),
+            )
+        return backups

@@ -95,6 +95,23 @@ class CycleTaskMixin:
     def aws_conn_id(self, account_id: str) -> str:
         return self.tenant.aws_connection_id(self.aws_account(account_id))
 
+    def azure_conn_id(self, subscription_id: str) -> str:
+        for sub in self.tenant.clouds.azure.subscriptions if self.tenant.clouds.azure else []:
+            if sub.subscription_id == subscription_id.lower():
+                return self.tenant.azure_connection_id(sub)
+        raise KeyError(f"tenant {self.tenant_id} declares no Azure subscription {subscription_id}")
+
+    def gcp_conn_id(self, project_id: str) -> str:
+        for project in self.tenant.clouds.gcp.projects if self.tenant.clouds.gcp else []:
+            if project.project_id == project_id:
+                return self.tenant.gcp_connection_id(project)
+        raise KeyError(f"tenant {self.tenant_id} declares no GCP project {project_id}")
+
+    def plan(self, context: Any) -> dict[str, Any]:
+        """The frozen plan of this run (its JSON, as stored in the evidence bucket)."""
+        info = self.plan_info(context)
+        return self.store.get_json(info["plan_url"].removeprefix(f"s3://{self.store.bucket}/"))
+
     # -- execution -----------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
         log = EventLog(self.actor(context))
@@ -120,14 +137,23 @@ class CycleTaskMixin:
         except RuntimeError:
             return  # no plan, no cycle to record against; the task's own log has the error
         key = paths.events(f"{self.task_id}{phase}", int(context["ti"].try_number))
+        if phase:
+            # A task that resumes several times in one attempt (rounds of a deferred loop) adds one
+            # object per resume.
+            taken = set(self.store.keys(f"{paths.events_prefix}{self.task_id}{phase}"))
+            step = 1
+            while key in taken:
+                step += 1
+                key = paths.events(f"{self.task_id}{phase}-{step}", int(context["ti"].try_number))
         self.store.put_json(key, log.events)
 
     def run(self, context: Any, log: EventLog) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def write_record(self, context: Any, key: str, obj: Any) -> str:
-        """Write this attempt's record (see :meth:`EvidenceStore.put_record`)."""
-        return self.store.put_record(key, obj, int(context["ti"].try_number))
+    def write_record(self, context: Any, key: str, obj: Any, step: int | None = None) -> str:
+        """Write this attempt's record (see :meth:`EvidenceStore.put_record`); ``step`` numbers the
+        records of a task that writes the same record several times in one attempt."""
+        return self.store.put_record(key, obj, int(context["ti"].try_number), step)
 
     def read_record(self, key: str, *, required: bool = True) -> Any:
         record = self.store.get_record(key)
@@ -140,8 +166,16 @@ class CycleTaskMixin:
         paths = self.paths(context)
         rows = self.read_record(paths.run_file("inventory.json"))
         preflight = self.read_record(paths.run_file("preflight.json"))
-        eligible = {d["host_id"] for d in preflight["decisions"] if d["verdict"] == "eligible"}
-        return [r for r in rows if r["host_id"] in eligible and r["environment"] == environment]
+        eligible = {
+            d["host_id"]: d.get("variant", "full")
+            for d in preflight["decisions"]
+            if d["verdict"] == "eligible"
+        }
+        return [
+            {**r, "install_variant": eligible[r["host_id"]]}
+            for r in rows
+            if r["host_id"] in eligible and r["environment"] == environment
+        ]
 
 
 class CycleOperator(CycleTaskMixin, BaseOperator):

@@ -80,3 +80,51 @@ class DistributeEvidenceOperator(CycleOperator):
             manifest_sha256=result["manifest_sha256"],
         )
         return {"recipients": recipients, "link_expiry_seconds": seconds}
+
+
+def held_hosts_email(
+    *, tenant_name: str, cycle_date: str, held: list[tuple[str, str]], kernel_held: list[tuple[str, str]]
+) -> tuple[str, str]:
+    """Subject and HTML body of the pre-flight alert: which hosts the gates held out, and why (pure)."""
+    subject = (
+        f"[Patchcycle] {tenant_name}: {len(held)} host(s) held, {len(kernel_held)} kernel update(s) held "
+        f"in the {cycle_date} cycle"
+    )
+
+    def rows(items: list[tuple[str, str]]) -> str:
+        return "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(r)}</li>" for n, r in sorted(items))
+
+    body = (
+        f"<p>The pre-flight gates of the {html.escape(cycle_date)} cycle of {html.escape(tenant_name)}:</p>"
+    )
+    if held:
+        body += f"<p>Held (not backed up, not patched):</p><ul>{rows(held)}</ul>"
+    if kernel_held:
+        body += (
+            "<p>Patched without the kernel update (their Falcon sensor lacks the new kernel):</p>"
+            f"<ul>{rows(kernel_held)}</ul>"
+        )
+    return subject, body
+
+
+def send_once(
+    store: Any,
+    marker_key: str,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    smtp_conn_id: str = SMTP_CONNECTION,
+) -> bool:
+    """Mail once per marker: skipped when the marker exists (a retry or re-run of the same cycle).
+
+    The mail goes out before the marker is written, so a crash in between repeats the mail rather than
+    losing it: at least once, and in practice exactly once.
+    """
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    if store.get_json_or_none(marker_key) is not None:
+        return False
+    with SmtpHook(smtp_conn_id=smtp_conn_id) as smtp:
+        smtp.send_email_smtp(to=recipients, subject=subject, html_content=body)
+    store.put_json(marker_key, {"recipients": recipients, "subject": subject})
+    return True

@@ -75,6 +75,7 @@ class WriteEvidencePackOperator(CycleOperator):
             selected_environments=environments,
             events=events,
             exceptions=register,
+            scopes=self.read_record(paths.run_file("scopes.json"), required=False),
         )
         frameworks = [f.value for f in self.tenant.frameworks]
         evidence["risk"] = self._risk_section(evidence, frameworks)

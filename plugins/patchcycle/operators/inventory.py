@@ -1,43 +1,225 @@
-"""Inventory every AWS account and region of the tenant into the normalized host table."""
+"""Inventory each cloud and Falcon in parallel, merge into one normalized host table, then gate it.
+
+Each cloud's task reads every scope (AWS account and region, Azure subscription, GCP project) of the
+tenant. A scope that cannot be read (throttled past its retries, refused, timed out) is recorded as
+failed with the error and the other scopes go on: its hosts are absent from this cycle's inventory,
+the evidence says which scope halted and why, and the cycle cannot end as completed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from patchcycle.domain.inventory import normalize_ssm_hosts, unregistered_ec2_hosts
+from patchcycle.domain.inventory import (
+    normalize_arc_machines,
+    normalize_gcp_instances,
+    normalize_ssm_hosts,
+    plan_patch_index,
+    unregistered_ec2_hosts,
+)
 from patchcycle.domain.preflight import evaluate_preflight
 from patchcycle.operators.base import CycleOperator, EventLog
 
+CLOUDS = ("aws", "azure", "gcp")
 
-class InventoryOperator(CycleOperator):
-    """SSM managed instances + EC2 tags + last patch state, batched, for every account and region."""
+
+def cloud_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "this scope's cloud did not answer", as opposed to a bug of ours."""
+    from azure.core.exceptions import AzureError
+    from botocore.exceptions import BotoCoreError, ClientError
+    from google.api_core.exceptions import GoogleAPIError
+    from requests.exceptions import RequestException
+
+    from patchcycle.hooks.azure_arc import ArcError
+    from patchcycle.hooks.falcon import FalconApiError
+
+    return (
+        AzureError,
+        ArcError,
+        BotoCoreError,
+        ClientError,
+        GoogleAPIError,
+        RequestException,
+        FalconApiError,
+    )
+
+
+def scope_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:800]
+
+
+class CloudInventoryOperator(CycleOperator):
+    """Every scope of one cloud into normalized rows (``inventory/<cloud>.json``)."""
+
+    template_fields: Sequence[str] = ("tenant_id", "cloud")
+
+    def __init__(self, *, cloud: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if cloud not in CLOUDS:
+            raise ValueError(f"cloud must be one of {CLOUDS}, got {cloud!r}")
+        self.cloud = cloud
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
-        from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
-
-        tenant = self.tenant
+        plan_index = plan_patch_index(self.plan(context))
         rows: list[dict[str, Any]] = []
-        for account in tenant.clouds.aws.accounts if tenant.clouds.aws else []:
-            conn_id = tenant.aws_connection_id(account)
-            for region in account.regions:
-                ssm = SsmFleetHook(aws_conn_id=conn_id, region_name=region)
-                ec2 = Ec2BackupHook(aws_conn_id=conn_id, region_name=region)
-                instances = ssm.managed_instances()
-                keys = tenant.host_tags
-                tags = ec2.instance_tags([keys.name, keys.environment, keys.criticality])
-                ids = [i["InstanceId"] for i in instances]
-                states = ssm.patch_states(ids)
-                found = normalize_ssm_hosts(tenant, account.account_id, region, instances, tags, states)
-                found += unregistered_ec2_hosts(tenant, account.account_id, region, tags, set(ids))
-                rows.extend(found)
-                log.record(
-                    "inventory.collected",
-                    target=f"aws:{account.account_id}:{region}",
-                    managed_instances=len(instances),
-                    hosts=len(found),
+        scopes: list[dict[str, Any]] = []
+        errors = cloud_errors()
+        for label, collect in self._scopes(plan_index):
+            try:
+                found, calls = collect()
+            except errors as exc:  # this scope halts; the tenant's other scopes go on
+                scopes.append(
+                    {"cloud": self.cloud, "scope": label, "status": "failed", "error": scope_error(exc)}
                 )
-        url = self.write_record(context, self.paths(context).run_file("inventory.json"), rows)
-        return {"inventory_url": url, "hosts": len(rows)}
+                log.record("inventory.scope_failed", target=label, result="failed", error=scope_error(exc))
+                continue
+            rows.extend(found)
+            scopes.append({"cloud": self.cloud, "scope": label, "status": "ok", "hosts": len(found), **calls})
+            log.record("inventory.collected", target=label, hosts=len(found), **calls)
+        self.write_record(
+            context,
+            self.paths(context).run_file(f"inventory/{self.cloud}.json"),
+            {"rows": rows, "scopes": scopes},
+        )
+        return {"hosts": len(rows), "failed_scopes": sum(1 for s in scopes if s["status"] == "failed")}
+
+    def _scopes(self, plan_index: dict[str, Any]) -> Iterator[tuple[str, Callable[[], Any]]]:
+        tenant = self.tenant
+        if self.cloud == "aws" and tenant.clouds.aws:
+            for account in tenant.clouds.aws.accounts:
+                for region in account.regions:
+                    yield f"aws:{account.account_id}:{region}", self._aws(account, region)
+        elif self.cloud == "azure" and tenant.clouds.azure:
+            for sub in tenant.clouds.azure.subscriptions:
+                yield f"azure:{sub.subscription_id}", self._azure(sub, plan_index)
+        elif self.cloud == "gcp" and tenant.clouds.gcp:
+            for project in tenant.clouds.gcp.projects:
+                yield f"gcp:{project.project_id}", self._gcp(project, plan_index)
+
+    def _aws(self, account: Any, region: str) -> Callable[[], Any]:
+        def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
+
+            tenant = self.tenant
+            conn_id = tenant.aws_connection_id(account)
+            ssm = SsmFleetHook(aws_conn_id=conn_id, region_name=region)
+            ec2 = Ec2BackupHook(aws_conn_id=conn_id, region_name=region)
+            instances = ssm.managed_instances()
+            keys = tenant.host_tags
+            tags = ec2.instance_tags([keys.name, keys.environment, keys.criticality])
+            ids = [i["InstanceId"] for i in instances]
+            states = ssm.patch_states(ids)
+            found = normalize_ssm_hosts(tenant, account.account_id, region, instances, tags, states)
+            found += unregistered_ec2_hosts(tenant, account.account_id, region, tags, set(ids))
+            return found, {"managed_instances": len(instances)}
+
+        return collect
+
+    def _azure(self, subscription: Any, plan_index: dict[str, Any]) -> Callable[[], Any]:
+        def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            from patchcycle.hooks.azure_arc import ArcHook
+
+            sub = subscription.subscription_id
+            hook = ArcHook(azure_conn_id=self.tenant.azure_connection_id(subscription), subscription_id=sub)
+            machines = [m for rg in subscription.resource_groups for m in hook.machines(rg)]
+            assessments = hook.patch_assessments(list(subscription.resource_groups))
+            found = normalize_arc_machines(self.tenant, sub, machines, assessments, plan_index)
+            return found, {"machines": len(machines), "assessed": len(assessments)}
+
+        return collect
+
+    def _gcp(self, project: Any, plan_index: dict[str, Any]) -> Callable[[], Any]:
+        def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            from patchcycle.hooks.gcp_compute import DiskSnapshotHook
+            from patchcycle.hooks.gcp_osconfig import OsConfigHook
+            from patchcycle.operators.verify import inventory_instance_id
+
+            conn_id = self.tenant.gcp_connection_id(project)
+            compute = DiskSnapshotHook(gcp_conn_id=conn_id, project_id=project.project_id)
+            osconfig = OsConfigHook(gcp_conn_id=conn_id, project_id=project.project_id)
+            instances, inventories, reports = [], {}, {}
+            for zone in project.zones:
+                instances.extend(compute.instances(zone))
+                for inv in osconfig.inventories(zone):
+                    inventories[inventory_instance_id(inv)] = inv
+                for report in osconfig.vulnerability_reports(zone):
+                    reports[inventory_instance_id(report)] = report
+            found = normalize_gcp_instances(
+                self.tenant, project.project_id, instances, inventories, reports, plan_index
+            )
+            return found, {"instances": len(instances), "inventories": len(inventories)}
+
+        return collect
+
+
+class FalconInventoryOperator(CycleOperator):
+    """Every device record of the tenant's Falcon CID (``inventory/falcon.json``)."""
+
+    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        from patchcycle.hooks.falcon import FalconHook
+
+        conn_id = self.tenant.falcon_connection_id()
+        record: dict[str, Any] = {"devices": [], "status": "ok", "error": None}
+        try:
+            record["devices"] = FalconHook(falcon_conn_id=conn_id).devices()
+            log.record("inventory.collected", target=f"falcon:{conn_id}", devices=len(record["devices"]))
+        except cloud_errors() as exc:  # without Falcon's answer every host's sensor is unknown: held
+            record.update(status="failed", error=scope_error(exc))
+            log.record(
+                "inventory.scope_failed", target=f"falcon:{conn_id}", result="failed", error=record["error"]
+            )
+        self.write_record(context, self.paths(context).run_file("inventory/falcon.json"), record)
+        return {"devices": len(record["devices"]), "status": record["status"]}
+
+
+class MergeInventoryOperator(CycleOperator):
+    """One normalized host table from the clouds' inventories, with each host's Falcon record attached.
+
+    Runs whatever the cloud tasks' outcome: a cloud whose task failed outright is recorded as a failed
+    scope, and the hosts of the clouds that answered go on.
+    """
+
+    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        from patchcycle.domain.sensor import attach_falcon
+
+        paths = self.paths(context)
+        rows: list[dict[str, Any]] = []
+        scopes: list[dict[str, Any]] = []
+        for cloud in self.tenant.clouds.declared:
+            record = self.read_record(paths.run_file(f"inventory/{cloud}.json"), required=False)
+            if record is None:
+                scopes.append(
+                    {
+                        "cloud": cloud,
+                        "scope": f"{cloud}:*",
+                        "status": "failed",
+                        "error": "inventory task failed",
+                    }
+                )
+                log.record(
+                    "inventory.scope_failed", target=f"{cloud}:*", result="failed", error="task failed"
+                )
+                continue
+            rows.extend(record["rows"])
+            scopes.extend(record["scopes"])
+        if self.tenant.falcon is not None:
+            falcon = self.read_record(paths.run_file("inventory/falcon.json"), required=False)
+            if falcon is None or falcon["status"] != "ok":
+                error = (falcon or {}).get("error") or "inventory task failed"
+                scopes.append({"cloud": "falcon", "scope": "falcon", "status": "failed", "error": error})
+            rows = attach_falcon(rows, (falcon or {}).get("devices", []))
+        self.write_record(context, paths.run_file("inventory.json"), rows)
+        self.write_record(context, paths.run_file("scopes.json"), scopes)
+        failed = [s for s in scopes if s["status"] == "failed"]
+        log.record(
+            "inventory.merged",
+            target=self.tenant.id,
+            result="partial" if failed else "ok",
+            hosts=len(rows),
+            failed_scopes=[s["scope"] for s in failed],
+        )
+        return {"hosts": len(rows), "failed_scopes": len(failed)}
 
 
 class PreflightOperator(CycleOperator):
@@ -49,12 +231,13 @@ class PreflightOperator(CycleOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from patchcycle.config.exceptions import load_exception_registers
+        from patchcycle.domain.plan import target_kernel
         from patchcycle.domain.preflight import deferral_for
 
         paths = self.paths(context)
         rows = self.read_record(paths.run_file("inventory.json"))
         info = self.plan_info(context)
-        plan = self.store.get_json(info["plan_url"].removeprefix(f"s3://{self.store.bucket}/"))
+        plan = self.plan(context)
         register = load_exception_registers(tenant_ids=[self.tenant_id])[self.tenant_id]
         as_of = dt.date.fromisoformat(info["cycle_date"])
         deferrals = {}
@@ -62,7 +245,24 @@ class PreflightOperator(CycleOperator):
             planned = {p["id"] for p in plan["approved"].get(row.get("os_family") or "", [])}
             if (decision := deferral_for(row, planned, register, as_of)) is not None:
                 deferrals[row["host_id"]] = decision
-        result = evaluate_preflight(self.tenant, rows, info["environments"], deferrals)
+        support: dict[str, Any] = {}
+        if self.tenant.falcon is not None:
+            kernels = sorted({k for family in plan["approved"] if (k := target_kernel(plan, family))})
+            if kernels:
+                from patchcycle.hooks.falcon import FalconHook
+
+                support = FalconHook(falcon_conn_id=self.tenant.falcon_connection_id()).kernel_support(
+                    kernels
+                )
+                log.record(
+                    "preflight.kernel_support",
+                    target=self.tenant.id,
+                    kernels=kernels,
+                    known=sorted(support),
+                )
+        result = evaluate_preflight(
+            self.tenant, rows, info["environments"], deferrals, plan, support, now=dt.datetime.now(dt.UTC)
+        )
         self.write_record(context, paths.run_file("preflight.json"), result.to_dict())
         names = {r["host_id"]: r.get("name") for r in rows}
         for decision in result.excepted:
@@ -81,16 +281,27 @@ class PreflightOperator(CycleOperator):
                 reason=decision.reason,
                 name=names.get(decision.host_id),
             )
+        for decision in result.kernel_held:
+            log.record(
+                "preflight.kernel_held",
+                target=decision.host_id,
+                result="kernel_update_held",
+                reason=decision.reason,
+                name=names.get(decision.host_id),
+            )
         log.record(
             "preflight.evaluated",
             target=self.tenant.id,
             result="halted" if result.halted else "passed",
             eligible=len(result.eligible),
             held=len(result.held),
+            kernel_held=len(result.kernel_held),
             out_of_scope=len(result.out_of_scope),
             held_share=round(result.held_share, 4),
             threshold=result.max_held_share,
         )
+        if result.held or result.kernel_held:
+            self._alert_once(context, log, result, names)
         if result.halted and not result.in_scope:
             raise AirflowFailException(
                 f"pre-flight halted {self.tenant.id}: no host in scope among {len(rows)} inventoried "
@@ -102,3 +313,20 @@ class PreflightOperator(CycleOperator):
                 f"(threshold {result.max_held_share:.0%})"
             )
         return {"eligible": len(result.eligible), "held": len(result.held), "halted": result.halted}
+
+    def _alert_once(self, context: Any, log: EventLog, result: Any, names: dict[str, Any]) -> None:
+        """Tell the tenant's SREs which hosts the gates held, once per cycle (not per retry or re-run)."""
+        from patchcycle.operators.distribute import held_hosts_email, send_once
+
+        info = self.plan_info(context)
+        held = [(names.get(d.host_id) or d.host_id, d.reason or "") for d in result.held]
+        kernel = [(names.get(d.host_id) or d.host_id, d.reason or "") for d in result.kernel_held]
+        subject, body = held_hosts_email(
+            tenant_name=self.tenant.display_name, cycle_date=info["cycle_date"], held=held, kernel_held=kernel
+        )
+        marker = f"cycles/{info['cycle_date']}/alerts/preflight-held.json"
+        recipients = [c.email for c in self.tenant.contacts.sre]
+        if send_once(self.store, marker, recipients, subject, body):
+            log.record(
+                "preflight.alerted", target=",".join(recipients), held=len(held), kernel_held=len(kernel)
+            )

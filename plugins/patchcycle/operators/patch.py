@@ -1,29 +1,49 @@
-"""Patch a stage: one Run Command per account and region, fanned out by SSM under the rate control."""
+"""Patch a stage in each cloud, through the cloud's own fan-out, with exactly the frozen plan's patches.
+
+- AWS: one Run Command per account, region and install variant, targeted by a tag and fanned out by
+  SSM under the tenant's MaxConcurrency and MaxErrors; the install list is the plan's override list.
+- Azure Arc: ``installPatches`` per machine (the API has no batch form), at most the rate control's
+  concurrency in flight, no new machine started once the failures exceed MaxErrors; package-name masks
+  (Linux) or KB numbers (Windows) from the plan.
+- GCP: one OS Config patch job per project and install variant, for the stage's instances by name,
+  zone by zone with the rate control as the disruption budget; exclusive package and KB lists from the plan.
+
+Every wait defers to the triggerer. What was sent is recorded before waiting, so a retry resumes the
+same commands, operations and jobs instead of sending them again.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from patchcycle.domain.plan import FULL, install_selection
 from patchcycle.operators.backup import scopes_of
 from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds
-from patchcycle.triggers.aws import COMMAND_TERMINAL, RunCommandTrigger, command_states
+from patchcycle.triggers import checks
+from patchcycle.triggers.waits import CloudWaitTrigger
 
 TARGET_TAG = "patchcycle:target"
+ARC_MAX_DURATION = "PT2H"  # per machine; Update Manager stops an install that runs longer
+OSCONFIG_DURATION_SECONDS = 2 * 3600
 
 
-def target_tag_value(cycle_date: str, environment: str, run_id: str) -> str:
-    """The tag value that selects this run's hosts of a stage (and no host held since an earlier run)."""
-    return f"{cycle_date}.{environment}.{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+def target_tag_value(cycle_date: str, environment: str, run_id: str, variant: str = FULL) -> str:
+    """The tag value that selects this run's hosts of a stage and variant (and no host held earlier)."""
+    value = f"{cycle_date}.{environment}.{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+    return value if variant == FULL else f"{value}.{variant}"
 
 
-class PatchStageOperator(CycleOperator):
-    """Install the frozen plan's patch list on every host of the stage whose backup is complete."""
+class PatchCloudOperator(CycleOperator):
+    """What the three clouds' patch tasks share: the stage's ready hosts in one cloud, and the waits."""
 
+    cloud: str = ""
+    check: str = ""
     template_fields: Sequence[str] = ("tenant_id", "environment")
 
     def __init__(
@@ -41,89 +61,120 @@ class PatchStageOperator(CycleOperator):
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
 
+    @property
+    def delay(self) -> float:
+        return self.waiter_delay if self.waiter_delay is not None else poll_seconds()
+
+    def record_key(self, context: Any, name: str) -> str:
+        return self.paths(context).stage_file(self.environment, f"{self.cloud}-{name}")
+
+    def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
+        """The stage's hosts in this cloud whose backup is complete (the others are held)."""
+        status = self.read_record(self.paths(context).stage_file(self.environment, "backup-status.json"))
+        return [
+            r
+            for r in self.stage_hosts(context, self.environment)
+            if r["cloud"] == self.cloud and status.get(r["host_id"], {}).get("ready")
+        ]
+
+    def wait(self, payload: dict[str, Any]) -> None:
+        self.defer(
+            trigger=CloudWaitTrigger(self.check, payload, self.delay, self.waiter_max_attempts),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.delay * (self.waiter_max_attempts + 2)),
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        return self.resume(context, event, self._complete)
+
+    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def selection(self, plan: dict[str, Any], host: dict[str, Any]) -> Any:
+        return install_selection(plan, host["os_family"], host.get("install_variant", FULL))
+
+
+class PatchAwsOperator(PatchCloudOperator):
+    """Install the frozen plan's patch list on the stage's EC2 hosts through SSM Run Command."""
+
+    cloud = "aws"
+    check = "run_commands"
+
     def run(self, context: Any, log: EventLog) -> Any:
-        paths = self.paths(context)
-        commands_key = paths.stage_file(self.environment, "commands.json")
-        commands = self.read_record(commands_key, required=False)
+        key = self.record_key(context, "commands.json")
+        commands = self.read_record(key, required=False)
         if commands is not None:
             log.record(
                 "patch.resumed", target=self.environment, command_ids=[c["command_id"] for c in commands]
             )
         else:
             commands = self._send(context, log)
-            self.write_record(context, commands_key, commands)
-        if not commands:
-            return self.resume(context, {"status": "done", "commands": {}}, self._complete)
-        delay = self.waiter_delay if self.waiter_delay is not None else poll_seconds()
-        states = command_states(commands)
-        if all(s in COMMAND_TERMINAL for s in states.values()) or not self.deferrable:
+            if not commands:
+                raise AirflowSkipException(f"no AWS host of {self.environment} is ready to patch")
+            self.write_record(context, key, commands)
+        payload = {"commands": commands}
+        answer = checks.run_commands(payload)
+        if answer["done"] or not self.deferrable:
             # Non-deferrable mode is for tests of the operator alone; deferral is the default.
-            return self.resume(context, {"status": "done", "commands": states}, self._complete)
-        self.defer(
-            trigger=RunCommandTrigger(commands, delay, self.waiter_max_attempts),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=delay * (self.waiter_max_attempts + 2)),
-        )
+            return self.resume(context, {**answer, "status": "done"}, self._complete)
+        self.wait(payload)
 
     def _send(self, context: Any, log: EventLog) -> list[dict[str, Any]]:
         from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
 
         info = self.plan_info(context)
-        paths = self.paths(context)
-        status = self.read_record(paths.stage_file(self.environment, "backup-status.json"))
-        rows = [
-            r
-            for r in self.stage_hosts(context, self.environment)
-            if status.get(r["host_id"], {}).get("ready")
-        ]
+        rows = self.ready_hosts(context)
         rate = self.tenant.environment(self.environment).rate_control
-        value = target_tag_value(info["cycle_date"], self.environment, context["run_id"])
         plan_id = info["plan_hash"][:12]
-        comment = f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} plan {plan_id}"
+        urls = info.get("install_list_urls") or {FULL: info["install_list_url"]}
         commands = []
         for (account, region), hosts in sorted(scopes_of(rows).items()):
             conn_id = self.aws_conn_id(account)
-            ids = sorted(h["host_id"] for h in hosts)
-            Ec2BackupHook(aws_conn_id=conn_id, region_name=region).tag_instances(ids, {TARGET_TAG: value})
-            command = SsmFleetHook(aws_conn_id=conn_id, region_name=region).send_patch_install(
-                target_tag=(TARGET_TAG, value),
-                override_list_url=info["install_list_url"],
-                max_concurrency=rate.max_concurrency,
-                max_errors=rate.max_errors,
-                comment=comment,
-            )
-            commands.append(
-                {
-                    "command_id": command["CommandId"],
-                    "conn_id": conn_id,
-                    "account": account,
-                    "region": region,
-                    "hosts": ids,
-                }
-            )
-            log.record(
-                "patch.sent",
-                target=f"aws:{account}:{region}",
-                command_id=command["CommandId"],
-                hosts=len(ids),
-                document="AWS-RunPatchBaseline",
-                max_concurrency=rate.max_concurrency,
-                max_errors=rate.max_errors,
-                install_list=info["install_list_url"],
-                plan_hash=info["plan_hash"],
-            )
+            variants: dict[str, list[str]] = defaultdict(list)
+            for h in hosts:
+                variants[h.get("install_variant", FULL)].append(h["host_id"])
+            for variant, ids in sorted(variants.items()):
+                ids.sort()
+                value = target_tag_value(info["cycle_date"], self.environment, context["run_id"], variant)
+                Ec2BackupHook(aws_conn_id=conn_id, region_name=region).tag_instances(ids, {TARGET_TAG: value})
+                command = SsmFleetHook(aws_conn_id=conn_id, region_name=region).send_patch_install(
+                    target_tag=(TARGET_TAG, value),
+                    override_list_url=urls[variant],
+                    max_concurrency=rate.max_concurrency,
+                    max_errors=rate.max_errors,
+                    comment=f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} "
+                    f"plan {plan_id} {variant}",
+                )
+                commands.append(
+                    {
+                        "command_id": command["CommandId"],
+                        "conn_id": conn_id,
+                        "account": account,
+                        "region": region,
+                        "variant": variant,
+                        "hosts": ids,
+                    }
+                )
+                log.record(
+                    "patch.sent",
+                    target=f"aws:{account}:{region}",
+                    command_id=command["CommandId"],
+                    hosts=len(ids),
+                    document="AWS-RunPatchBaseline",
+                    max_concurrency=rate.max_concurrency,
+                    max_errors=rate.max_errors,
+                    install_list=urls[variant],
+                    variant=variant,
+                    plan_hash=info["plan_hash"],
+                )
         return commands
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        return self.resume(context, event, self._complete)
 
     def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
         from patchcycle.hooks.aws import SsmFleetHook
 
         if event.get("status") not in ("done", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
-        paths = self.paths(context)
-        commands = self.read_record(paths.stage_file(self.environment, "commands.json"))
+        commands = self.read_record(self.record_key(context, "commands.json"))
         invocations: dict[str, dict[str, Any]] = {}
         for command in commands:
             hook = SsmFleetHook(aws_conn_id=command["conn_id"], region_name=command["region"])
@@ -143,5 +194,288 @@ class PatchStageOperator(CycleOperator):
                 command_id=command["command_id"],
                 wait=event.get("status"),
             )
-        self.write_record(context, paths.stage_file(self.environment, "invocations.json"), invocations)
+        self.write_record(context, self.record_key(context, "invocations.json"), invocations)
         return {"invocations": len(invocations)}
+
+
+def arc_install_parameters(selection: Any, windows: bool, reboot: str = "IfRequired") -> dict[str, Any]:
+    """The installPatches body that installs exactly one plan selection (nothing else)."""
+    body: dict[str, Any] = {"maximumDuration": ARC_MAX_DURATION, "rebootSetting": reboot}
+    if windows:
+        body["windowsParameters"] = {
+            "classificationsToInclude": ["Critical", "Security", "UpdateRollUp", "Updates"],
+            "kbNumbersToInclude": list(selection.kbs),
+            "excludeKbsRequiringReboot": False,
+        }
+    else:
+        body["linuxParameters"] = {
+            "classificationsToInclude": ["Critical", "Security", "Other"],
+            "packageNameMasksToInclude": list(selection.packages),
+        }
+    return body
+
+
+class PatchAzureOperator(PatchCloudOperator):
+    """installPatches on the stage's Arc machines, a bounded number in flight, until all have finished.
+
+    Each round starts machines into the free slots (none once failures exceed MaxErrors), records the
+    round (``azure-installs`` step records), and defers until half of those in flight have finished.
+    A retry resumes from the last recorded round: machines already started are never started again.
+    """
+
+    cloud = "azure"
+    check = "arc_installs"
+
+    def run(self, context: Any, log: EventLog) -> Any:
+        if not self.ready_hosts(context):
+            raise AirflowSkipException(f"no Azure host of {self.environment} is ready to patch")
+        return self._round(context, log, finished={})
+
+    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:
+        if event.get("status") not in ("done", "wake", "timeout"):
+            raise AirflowFailException(f"unexpected trigger event: {event}")
+        if event["status"] == "timeout":
+            state = self._state(context)
+            state["results"].update(event.get("results", {}))
+            return self._finish(context, log, state, timed_out=True)
+        return self._round(context, log, finished=event.get("results", {}))
+
+    def _state(self, context: Any) -> dict[str, Any]:
+        state = self.read_record(self.record_key(context, "installs.json"), required=False)
+        return state or {"operations": {}, "results": {}, "round": 0, "not_sent": []}
+
+    def _round(self, context: Any, log: EventLog, finished: dict[str, Any]) -> Any:
+        from patchcycle.hooks.azure_arc import ArcHook
+
+        state = self._state(context)
+        state["results"].update(finished)
+        rows = {r["host_id"]: r for r in self.ready_hosts(context)}
+        rate = self.tenant.environment(self.environment).rate_control
+        slots = rate.max_concurrency_for(len(rows))
+        allowed = rate.max_errors_for(len(rows))
+        errors = sum(1 for r in state["results"].values() if arc_result_failed(r))
+        queued = [h for h in sorted(rows) if h not in state["operations"]]
+        stopped = errors > allowed
+        if stopped and queued and not state["not_sent"]:
+            state["not_sent"] = queued
+            log.record(
+                "patch.budget_exhausted",
+                target=f"azure:{self.environment}",
+                result="stopped",
+                errors=errors,
+                allowed_errors=allowed,
+                not_sent=len(queued),
+            )
+        if not stopped:
+            in_flight = [h for h in state["operations"] if h not in state["results"]]
+            plan, info = self.plan(context), self.plan_info(context)
+            for host_id in queued[: max(0, slots - len(in_flight))]:
+                host = rows[host_id]
+                selection = self.selection(plan, host)
+                if not selection.patch_ids:
+                    # An empty include list would make Update Manager install by classification instead.
+                    state["operations"][host_id] = {
+                        "nothing_to_install": True,
+                        "variant": host.get("install_variant", FULL),
+                    }
+                    state["results"][host_id] = None
+                    log.record("patch.nothing_to_install", target=host_id, name=host["name"])
+                    continue
+                body = arc_install_parameters(selection, windows=host["os_family"].startswith("windows"))
+                conn_id = self.azure_conn_id(host["account"])
+                hook = ArcHook(azure_conn_id=conn_id, subscription_id=host["account"])
+                location = hook.start_install(host["resource_group"], host["name"], body)
+                state["operations"][host_id] = {
+                    "conn_id": conn_id,
+                    "subscription": host["account"],
+                    "location": location,
+                    "variant": host.get("install_variant", FULL),
+                }
+                log.record(
+                    "patch.sent",
+                    target=host_id,
+                    operation="installPatches",
+                    name=host["name"],
+                    variant=host.get("install_variant", FULL),
+                    packages=body.get("linuxParameters", {}).get("packageNameMasksToInclude"),
+                    kbs=body.get("windowsParameters", {}).get("kbNumbersToInclude"),
+                    plan_hash=info["plan_hash"],
+                )
+        state["round"] += 1
+        self.write_record(context, self.record_key(context, "installs.json"), state, step=state["round"])
+        pending = {
+            h: op for h, op in state["operations"].items() if h not in state["results"] and op.get("location")
+        }
+        remaining = 0 if stopped else len([h for h in rows if h not in state["operations"]])
+        if not pending and not remaining:
+            return self._finish(context, log, state, timed_out=False)
+        payload = {"operations": pending, "queued": remaining, "wake_after": max(1, len(pending) // 2)}
+        if self.deferrable:
+            return self.wait(payload)
+        # Without deferral (tests of the operator alone), poll here until the next round is due.
+        import time
+
+        while not ((answer := checks.arc_installs(payload))["done"] or answer["wake"]):
+            time.sleep(self.delay)
+        return self._round(context, log, finished=answer["results"])
+
+    def _finish(self, context: Any, log: EventLog, state: dict[str, Any], timed_out: bool) -> dict[str, Any]:
+        out: dict[str, dict[str, Any]] = {}
+        for host_id, op in state["operations"].items():
+            out[host_id] = {
+                "operation": op.get("location"),
+                "variant": op["variant"],
+                "result": state["results"].get(host_id),
+                "nothing_to_install": bool(op.get("nothing_to_install")),
+            }
+        for host_id in state["not_sent"]:
+            out[host_id] = {"operation": None, "variant": None, "result": None, "not_sent": True}
+        self.write_record(context, self.record_key(context, "results.json"), out)
+        log.record(
+            "patch.finished",
+            target=f"azure:{self.environment}",
+            result="timeout" if timed_out else "done",
+            machines=len(state["operations"]),
+            failed=sum(1 for r in state["results"].values() if arc_result_failed(r)),
+            not_sent=len(state["not_sent"]),
+            rounds=state["round"],
+        )
+        return {"machines": len(out)}
+
+
+def arc_result_failed(result: dict[str, Any] | None) -> bool:
+    if not result:
+        return False
+    return result.get("status") not in ("Succeeded",) or bool(result.get("failedPatchCount"))
+
+
+class PatchGcpOperator(PatchCloudOperator):
+    """One OS Config patch job per project and install variant, zone by zone under a disruption budget."""
+
+    cloud = "gcp"
+    check = "osconfig_jobs"
+
+    def run(self, context: Any, log: EventLog) -> Any:
+        key = self.record_key(context, "jobs.json")
+        jobs = self.read_record(key, required=False)
+        if jobs is not None:
+            log.record("patch.resumed", target=self.environment, jobs=[j["name"] for j in jobs])
+        else:
+            jobs = self._execute(context, log)
+            self.write_record(context, key, jobs)
+        if not jobs:
+            ready = self.ready_hosts(context)
+            if not ready:
+                raise AirflowSkipException(f"no GCP host of {self.environment} is ready to patch")
+            results = {h["host_id"]: {"nothing_to_install": True} for h in ready}
+            self.write_record(context, self.record_key(context, "results.json"), results)
+            return {"instances": 0}
+        payload = {"jobs": [{k: j[k] for k in ("conn_id", "project", "name")} for j in jobs]}
+        answer = checks.osconfig_jobs(payload)
+        if answer["done"] or not self.deferrable:
+            return self.resume(context, {**answer, "status": "done"}, self._complete)
+        self.wait(payload)
+
+    def _execute(self, context: Any, log: EventLog) -> list[dict[str, Any]]:
+        from patchcycle.hooks.gcp_osconfig import OsConfigHook
+
+        info = self.plan_info(context)
+        plan = self.plan(context)
+        rate = self.tenant.environment(self.environment).rate_control
+        budget = disruption_budget(rate.max_errors)
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for host in self.ready_hosts(context):
+            if not self.selection(plan, host).patch_ids:
+                # An empty exclusive list would make OS Config apply the OS's default update set.
+                log.record("patch.nothing_to_install", target=host["host_id"], name=host["name"])
+                continue
+            groups[(host["account"], host.get("install_variant", FULL))].append(host)
+        jobs = []
+        for (project, variant), hosts in sorted(groups.items()):
+            apt, yum, kbs = set(), set(), set()
+            for host in hosts:
+                sel = self.selection(plan, host)
+                if host["os_family"].startswith("windows"):
+                    kbs |= set(sel.kbs)
+                elif host["os_family"].startswith("ubuntu"):
+                    apt |= set(sel.packages)
+                else:
+                    yum |= set(sel.packages)
+            conn_id = self.gcp_conn_id(project)
+            job = OsConfigHook(gcp_conn_id=conn_id, project_id=project).execute_patch_job(
+                display_name=f"pc-{info['cycle_date']}-{self.environment}-{variant.replace('_', '-')}",
+                description=f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} "
+                f"plan {info['plan_hash'][:12]} {variant}",
+                instances=sorted((h["region"], h["name"]) for h in hosts),
+                apt_packages=sorted(apt),
+                yum_packages=sorted(yum),
+                windows_kbs=sorted(kbs),
+                reboot="DEFAULT",
+                duration_seconds=OSCONFIG_DURATION_SECONDS,
+                rollout_mode="ZONE_BY_ZONE",
+                disruption_budget=budget,
+            )
+            jobs.append(
+                {
+                    "name": job["name"],
+                    "conn_id": conn_id,
+                    "project": project,
+                    "variant": variant,
+                    "hosts": sorted(h["host_id"] for h in hosts),
+                }
+            )
+            log.record(
+                "patch.sent",
+                target=f"gcp:{project}",
+                job=job["name"],
+                hosts=len(hosts),
+                variant=variant,
+                disruption_budget=budget,
+                apt_packages=sorted(apt),
+                yum_packages=sorted(yum),
+                windows_kbs=sorted(kbs),
+                plan_hash=info["plan_hash"],
+            )
+        return jobs
+
+    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+        from patchcycle.hooks.gcp_osconfig import OsConfigHook
+
+        if event.get("status") not in ("done", "timeout"):
+            raise AirflowFailException(f"unexpected trigger event: {event}")
+        jobs = self.read_record(self.record_key(context, "jobs.json"))
+        results: dict[str, dict[str, Any]] = {}
+        for job in jobs:
+            hook = OsConfigHook(gcp_conn_id=job["conn_id"], project_id=job["project"])
+            detail = hook.patch_job(job["name"])
+            by_name = {}
+            for inst in hook.instance_details(job["name"]):
+                by_name[inst["name"].rsplit("/", 1)[-1]] = inst
+            for host in self.stage_hosts(context, self.environment):
+                if host["host_id"] in job["hosts"]:
+                    inst = by_name.get(host["name"], {})
+                    results[host["host_id"]] = {
+                        "job": job["name"],
+                        "job_state": detail.get("state"),
+                        "job_error": detail.get("errorMessage") or detail.get("error_message"),
+                        "state": inst.get("state", "NOT_STARTED"),
+                        "failure_reason": inst.get("failureReason") or inst.get("failure_reason"),
+                    }
+            log.record(
+                "patch.finished",
+                target=f"gcp:{job['project']}",
+                result=event.get("jobs", {}).get(job["name"], detail.get("state")),
+                job=job["name"],
+                error=detail.get("errorMessage") or detail.get("error_message"),
+            )
+        for host in self.ready_hosts(context):
+            results.setdefault(host["host_id"], {"nothing_to_install": True})
+        self.write_record(context, self.record_key(context, "results.json"), results)
+        return {"instances": len(results)}
+
+
+def disruption_budget(max_errors: str) -> dict[str, int]:
+    """The tenant's MaxErrors as an OS Config disruption budget (per zone): a count or a percent."""
+    if max_errors.endswith("%"):
+        return {"percent": max(1, int(max_errors[:-1]))}
+    return {"fixed": max(1, int(max_errors))}

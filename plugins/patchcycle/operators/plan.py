@@ -7,7 +7,13 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle.config.models import OsFamily
-from patchcycle.domain.plan import build_cycle_plan, catalog_patch_from_ssm, install_override_list
+from patchcycle.domain.plan import (
+    FULL,
+    INSTALL_VARIANTS,
+    build_cycle_plan,
+    catalog_patch_from_ssm,
+    install_override_list,
+)
 from patchcycle.domain.platforms import SSM_PRODUCTS
 from patchcycle.domain.schedule import resolve_cycle_date
 from patchcycle.operators.base import CycleOperator, EventLog
@@ -56,9 +62,17 @@ class PlanCycleOperator(CycleOperator):
         plan = build_cycle_plan(tenant, cycle_date, catalog)
         paths = CyclePaths(plan.cycle_date, context["run_id"])
         plan_url = self.store.put_json(paths.plan(plan.hash), plan.to_dict())
-        install_url = self.store.put_bytes(
-            paths.install_list(plan.hash), install_override_list(plan).encode(), "application/x-yaml"
-        )
+        # One install list per variant: the full plan, and the plan without kernel updates for hosts
+        # whose sensor does not support the new kernel (the pre-flight kernel gate decides who).
+        install_urls = {
+            variant: self.store.put_bytes(
+                paths.install_list(plan.hash, variant),
+                install_override_list(plan, variant).encode(),
+                "application/x-yaml",
+            )
+            for variant in INSTALL_VARIANTS
+        }
+        install_url = install_urls[FULL]
         for line in plan.summary_lines():
             self.log.info("%s", line)
         dry_run = bool(params.get("dry_run"))
@@ -67,6 +81,7 @@ class PlanCycleOperator(CycleOperator):
             "plan_hash": plan.hash,
             "plan_url": plan_url,
             "install_list_url": install_url,
+            "install_list_urls": install_urls,
             "approved_patches": len(plan.patch_ids),
             "environments": environments,
             "dry_run": dry_run,

@@ -1,15 +1,31 @@
-"""Verify a stage: each host's patch state after the install; the stage's verdict against its budget."""
+"""Verify a stage: each host's state after the install, read back from its cloud; the stage's verdict.
+
+Every cloud's answer is classified into the same final states (see :mod:`patchcycle.domain.outcomes`)
+and the same after-install counts, so the evidence has one shape whatever cloud a host lives in.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle.domain import outcomes
+from patchcycle.domain.plan import FULL, install_selection
 from patchcycle.operators.backup import scopes_of
 from patchcycle.operators.base import CycleOperator, EventLog, utcnow
+
+STATE_KEYS = (
+    "Operation",
+    "MissingCount",
+    "FailedCount",
+    "InstalledCount",
+    "InstalledPendingRebootCount",
+    "OperationEndTime",
+    "InstallOverrideList",
+)
 
 
 class VerifyStageOperator(CycleOperator):
@@ -22,57 +38,59 @@ class VerifyStageOperator(CycleOperator):
         self.environment = environment
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
-        from patchcycle.hooks.aws import SsmFleetHook
+        from airflow.sdk.exceptions import AirflowSkipException
 
+        info = self.plan_info(context)
+        if info["dry_run"] or self.environment not in info["environments"]:
+            raise AirflowSkipException(f"{self.environment} is not part of this run")
         paths = self.paths(context)
         rows = self.stage_hosts(context, self.environment)
         backups = self.read_record(paths.stage_file(self.environment, "backup-status.json"))
-        invocations = self.read_record(paths.stage_file(self.environment, "invocations.json"))
-        commands = self.read_record(paths.stage_file(self.environment, "commands.json"))
-        states: dict[str, dict[str, Any]] = {}
-        invoked = [r for r in rows if r["host_id"] in invocations]
-        for (account, region), hosts in scopes_of(invoked).items():
-            hook = SsmFleetHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
-            states.update(hook.patch_states([h["host_id"] for h in hosts]))
+        plan = self.plan(context)
+        ready = [r for r in rows if backups.get(r["host_id"], {}).get("ready")]
+        by_cloud: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in ready:
+            by_cloud[row["cloud"]].append(row)
+        checked: dict[str, dict[str, Any]] = {}
+        ids: list[str] = []
+        if by_cloud.get("aws"):
+            checked.update(self._aws(context, by_cloud["aws"], ids))
+        if by_cloud.get("azure"):
+            checked.update(self._azure(context, by_cloud["azure"], plan, ids))
+        if by_cloud.get("gcp"):
+            checked.update(self._gcp(context, by_cloud["gcp"], plan, ids))
         hosts_out: dict[str, dict[str, Any]] = {}
+        budget_states: dict[str, str] = {}
+        kernel_reasons = self._kernel_reasons(context)
         for row in rows:
             host_id = row["host_id"]
             backup = backups.get(host_id, {})
-            inv = invocations.get(host_id)
-            entry: dict[str, Any] = {"backup_id": backup.get("image_id"), "backup_state": backup.get("state")}
+            entry: dict[str, Any] = {
+                "backup_id": backup.get("backup_id"),
+                "backup_kind": backup.get("kind"),
+                "backup_state": backup.get("state"),
+                "install_variant": row.get("install_variant", FULL),
+            }
             if not backup.get("ready"):
                 final, reason = outcomes.HELD, backup.get("reason") or "no completed backup"
             else:
-                state = states.get(host_id)
-                final, reason = outcomes.classify_patched_host(
-                    inv and inv["status"], state, inv and inv.get("status_details")
-                )
-                entry.update(
-                    command_id=inv and inv["command_id"],
-                    invocation=inv and inv["status"],
-                    patch_state=state
-                    and {
-                        k: state.get(k)
-                        for k in (
-                            "Operation",
-                            "MissingCount",
-                            "FailedCount",
-                            "InstalledCount",
-                            "InstalledPendingRebootCount",
-                            "OperationEndTime",
-                            "InstallOverrideList",
-                        )
-                    },
-                )
+                result = checked.get(host_id) or {
+                    "final": outcomes.NOT_RUN,
+                    "reason": "no result from the cloud",
+                }
+                final, reason = result.pop("final"), result.pop("reason")
+                entry.update(result)
+                budget_states[host_id] = final
+                if final == outcomes.PATCHED and row.get("install_variant", FULL) != FULL:
+                    # Installed all it was sent, but the plan's kernel update was held for this host.
+                    final = outcomes.NON_COMPLIANT
+                    reason = f"kernel update held: {kernel_reasons.get(host_id) or 'sensor gate'}"
             entry.update(final_state=final, reason=reason)
             hosts_out[host_id] = entry
             if final != outcomes.PATCHED:
                 log.record("verify.host", target=host_id, result=final, reason=reason, name=row.get("name"))
-        patched_states = {
-            h: e["final_state"] for h, e in hosts_out.items() if e["final_state"] != outcomes.HELD
-        }
         verdict = outcomes.stage_verdict(
-            patched_states, self.tenant.environment(self.environment).rate_control
+            budget_states, self.tenant.environment(self.environment).rate_control
         )
         stage = {
             "environment": self.environment,
@@ -82,7 +100,7 @@ class VerifyStageOperator(CycleOperator):
                 "started_at"
             ),
             "finished_at": utcnow().isoformat(),
-            "command_ids": [c["command_id"] for c in commands],
+            "command_ids": ids,
             "budget": {
                 "targets": verdict.targets,
                 "errors": verdict.errors,
@@ -105,3 +123,147 @@ class VerifyStageOperator(CycleOperator):
                 f"stage {self.environment} of {self.tenant_id} failed: {verdict.reason}"
             )
         return {"status": stage["status"], "errors": verdict.errors, "targets": verdict.targets}
+
+    def _kernel_reasons(self, context: Any) -> dict[str, str]:
+        preflight = self.read_record(self.paths(context).run_file("preflight.json"))
+        return {
+            d["host_id"]: d.get("reason") or ""
+            for d in preflight["decisions"]
+            if d.get("variant", FULL) != FULL and d["verdict"] == "eligible"
+        }
+
+    def _stage_record(self, context: Any, name: str) -> Any:
+        return self.read_record(self.paths(context).stage_file(self.environment, name), required=False)
+
+    # -- AWS: Run Command invocations + SSM patch states --------------------------------------------
+    def _aws(self, context: Any, rows: list[dict[str, Any]], ids: list[str]) -> dict[str, dict[str, Any]]:
+        from patchcycle.hooks.aws import SsmFleetHook
+
+        invocations = self._stage_record(context, "aws-invocations.json") or {}
+        ids.extend(c["command_id"] for c in self._stage_record(context, "aws-commands.json") or [])
+        states: dict[str, dict[str, Any]] = {}
+        invoked = [r for r in rows if r["host_id"] in invocations]
+        for (account, region), hosts in scopes_of(invoked).items():
+            hook = SsmFleetHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
+            states.update(hook.patch_states([h["host_id"] for h in hosts]))
+        out = {}
+        for row in rows:
+            inv = invocations.get(row["host_id"])
+            state = states.get(row["host_id"])
+            final, reason = outcomes.classify_patched_host(
+                inv and inv["status"], state, inv and inv.get("status_details")
+            )
+            out[row["host_id"]] = {
+                "final": final,
+                "reason": reason,
+                "command_id": inv and inv["command_id"],
+                "invocation": inv and inv["status"],
+                "patch_state": state and {k: state.get(k) for k in STATE_KEYS},
+            }
+        return out
+
+    # -- Azure Arc: installPatches results + the assessment that follows an install ----------------
+    def _azure(
+        self, context: Any, rows: list[dict[str, Any]], plan: dict[str, Any], ids: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        from patchcycle.domain.inventory import plan_patch_index
+        from patchcycle.hooks.azure_arc import ArcHook
+
+        results = self._stage_record(context, "azure-results.json") or {}
+        index = plan_patch_index(plan)
+        groups: dict[str, set[str]] = defaultdict(set)
+        for row in rows:
+            groups[row["account"]].add(row["resource_group"])
+        assessments: dict[str, Any] = {}
+        for subscription, resource_groups in groups.items():
+            hook = ArcHook(azure_conn_id=self.azure_conn_id(subscription), subscription_id=subscription)
+            assessments.update(hook.patch_assessments(sorted(resource_groups)))
+        out = {}
+        for row in rows:
+            sent = results.get(row["host_id"]) or {}
+            if sent.get("operation"):
+                ids.append(sent["operation"].split("?")[0].rsplit("/", 1)[-1])
+            assessment = assessments.get(row["host_id"].lower())
+            selection = install_selection(plan, row["os_family"], row.get("install_variant", FULL))
+            still = outcomes.planned_still_missing(
+                assessment_missing_ids(assessment, row["os_family"], index), selection.patch_ids
+            )
+            final, reason = outcomes.classify_arc_host(sent, still)
+            result = sent.get("result") or {}
+            out[row["host_id"]] = {
+                "final": final,
+                "reason": reason,
+                "command_id": sent.get("operation"),
+                "invocation": result.get("status"),
+                "patch_state": {
+                    "Operation": "Install" if result else None,
+                    "MissingCount": len(still),
+                    "FailedCount": result.get("failedPatchCount"),
+                    "InstalledCount": result.get("installedPatchCount"),
+                    "InstalledPendingRebootCount": 1 if result.get("rebootStatus") == "Required" else 0,
+                    "OperationEndTime": result.get("lastModifiedDateTime"),
+                    "InstallOverrideList": None,
+                },
+            }
+        return out
+
+    # -- GCP: patch job instance details + the inventory after the job -----------------------------
+    def _gcp(
+        self, context: Any, rows: list[dict[str, Any]], plan: dict[str, Any], ids: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        from patchcycle.domain.inventory import gcp_missing_patch_ids, plan_patch_index
+        from patchcycle.hooks.gcp_osconfig import OsConfigHook
+
+        results = self._stage_record(context, "gcp-results.json") or {}
+        ids.extend(j["name"] for j in self._stage_record(context, "gcp-jobs.json") or [])
+        index = plan_patch_index(plan)
+        zones: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            zones[(row["account"], row["region"])].append(row)
+        inventories: dict[str, Any] = {}
+        for (project, zone), _hosts in sorted(zones.items()):
+            hook = OsConfigHook(gcp_conn_id=self.gcp_conn_id(project), project_id=project)
+            for inv in hook.inventories(zone):
+                inventories[inventory_instance_id(inv)] = inv
+        out = {}
+        for row in rows:
+            sent = results.get(row["host_id"]) or {}
+            inventory = inventories.get(str(row["host_id"]))
+            selection = install_selection(plan, row["os_family"], row.get("install_variant", FULL))
+            missing = gcp_missing_patch_ids(inventory, row["os_family"], index) if inventory else None
+            still = outcomes.planned_still_missing(missing, selection.patch_ids)
+            final, reason = outcomes.classify_gcp_host(sent, still)
+            out[row["host_id"]] = {
+                "final": final,
+                "reason": reason,
+                "command_id": sent.get("job"),
+                "invocation": sent.get("state"),
+                "patch_state": {
+                    "Operation": "Install" if sent.get("state") else None,
+                    "MissingCount": len(still),
+                    "FailedCount": 1 if sent.get("state") == "FAILED" else 0,
+                    "InstalledCount": None,
+                    "InstalledPendingRebootCount": 1
+                    if sent.get("state") == "SUCCEEDED_REBOOT_REQUIRED"
+                    else 0,
+                    "OperationEndTime": None,
+                    "InstallOverrideList": None,
+                },
+            }
+        return out
+
+
+def inventory_instance_id(inventory: dict[str, Any]) -> str:
+    """The instance id in an inventory's name (``projects/P/locations/Z/instances/ID/inventory``)."""
+    return inventory["name"].split("/instances/", 1)[1].split("/", 1)[0]
+
+
+def assessment_missing_ids(
+    assessment: dict[str, Any] | None, os_family: str, index: dict[str, dict[tuple[str, str], str]]
+) -> list[str] | None:
+    """Plan patch ids an Arc assessment still lists as missing (None: no assessment to judge by)."""
+    from patchcycle.domain.inventory import arc_missing_patch_ids
+
+    if assessment is None:
+        return None
+    return arc_missing_patch_ids(assessment, os_family, index)

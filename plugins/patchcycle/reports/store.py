@@ -28,12 +28,17 @@ class EvidenceConflict(RuntimeError):
     """An attempt to replace evidence that already exists with different content."""
 
 
-def attempt_key(key: str, attempt: int) -> str:
-    return f"{key.removesuffix('.json')}.try-{attempt}.json"
+def attempt_key(key: str, attempt: int, step: int | None = None) -> str:
+    """``<stem>.try-<attempt>.json``, or ``<stem>.try-<attempt>.step-<n>.json`` for a task that records
+    several steps in one attempt (rounds of a deferred loop)."""
+    suffix = "" if step is None else f".step-{step:04d}"
+    return f"{key.removesuffix('.json')}.try-{attempt}{suffix}.json"
 
 
-def _attempt_number(key: str) -> int:
-    return int(key.rsplit(".try-", 1)[1].removesuffix(".json"))
+def _attempt_number(key: str) -> tuple[int, int]:
+    tail = key.rsplit(".try-", 1)[1].removesuffix(".json")
+    attempt, _, step = tail.partition(".step-")
+    return int(attempt), int(step) if step else -1
 
 
 def safe_run_segment(run_id: str) -> str:
@@ -51,8 +56,9 @@ class CyclePaths:
     def plan(self, plan_hash: str) -> str:
         return f"{self.cycle}/plans/{plan_hash}/plan.json"
 
-    def install_list(self, plan_hash: str) -> str:
-        return f"{self.cycle}/plans/{plan_hash}/install-list.yaml"
+    def install_list(self, plan_hash: str, variant: str = "full") -> str:
+        suffix = "" if variant == "full" else f".{variant.replace('_', '-')}"
+        return f"{self.cycle}/plans/{plan_hash}/install-list{suffix}.yaml"
 
     def run_file(self, name: str) -> str:
         return f"{self.run}/{name}"
@@ -115,9 +121,9 @@ class EvidenceStore:
         return self.hook.keys(self.bucket, prefix)
 
     # -- records: one object per task attempt; readers take the latest ---------------------------
-    def put_record(self, key: str, obj: Any, attempt: int) -> str:
+    def put_record(self, key: str, obj: Any, attempt: int, step: int | None = None) -> str:
         """Write ``<key>`` as ``<stem>.try-<attempt>.json``: a retried or cleared task adds, not replaces."""
-        return self.put_json(attempt_key(key, attempt), obj)
+        return self.put_json(attempt_key(key, attempt, step), obj)
 
     def get_record(self, key: str) -> Any:
         """The latest attempt's record, or ``None`` if no attempt wrote one."""

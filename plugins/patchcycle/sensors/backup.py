@@ -9,9 +9,10 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from patchcycle.operators.backup import backup_tags
+from patchcycle.operators.backup import backup_labels, backup_tags
 from patchcycle.operators.base import CycleTaskMixin, EventLog, poll_seconds
-from patchcycle.triggers.aws import AMI_TERMINAL, AmiBackupsTrigger, ami_states
+from patchcycle.triggers import checks
+from patchcycle.triggers.waits import CloudWaitTrigger
 
 
 class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
@@ -41,36 +42,69 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
 
-    def _scopes(self, context: Any) -> list[dict[str, Any]]:
+    def _payload(self, context: Any) -> dict[str, Any]:
+        """The backups to await, grouped into one scope per kind and account/project (one call each)."""
         info = self.plan_info(context)
         backups = self.read_record(self.paths(context).stage_file(self.environment, "backups.json"))
-        scopes: dict[tuple[str, str], list[str]] = {}
-        for b in backups.values():
-            scopes.setdefault((b["account"], b["region"]), []).append(b["image_id"])
-        tags = backup_tags(self.tenant_id, info["cycle_date"], self.environment)
-        return [
-            {"conn_id": self.aws_conn_id(account), "region": region, "tags": tags, "image_ids": sorted(ids)}
-            for (account, region), ids in sorted(scopes.items())
-        ]
+        scopes: dict[tuple[str, ...], dict[str, Any]] = {}
+        for host_id, b in sorted(backups.items()):
+            kind = b["kind"]
+            if kind == "ami":
+                key: tuple[str, ...] = (kind, b["account"], b["region"])
+                scope = scopes.setdefault(
+                    key,
+                    {
+                        "kind": kind,
+                        "conn_id": self.aws_conn_id(b["account"]),
+                        "region": b["region"],
+                        "tags": backup_tags(self.tenant_id, info["cycle_date"], self.environment),
+                        "hosts": {},
+                    },
+                )
+            elif kind == "disk_snapshot":
+                key = (kind, b["account"])
+                scope = scopes.setdefault(
+                    key,
+                    {
+                        "kind": kind,
+                        "conn_id": self.gcp_conn_id(b["account"]),
+                        "project": b["account"],
+                        "labels": backup_labels(self.tenant_id, info["cycle_date"], self.environment),
+                        "hosts": {},
+                    },
+                )
+            else:
+                key = (kind,)
+                scope = scopes.setdefault(
+                    key,
+                    {
+                        "kind": kind,
+                        "conn_id": self.tenant.backup_attestation_connection_id(),
+                        "not_before": b["not_before"],
+                        "hosts": {},
+                    },
+                )
+            scope["hosts"][host_id] = b["backup_id"]
+        return {"scopes": [scopes[k] for k in sorted(scopes)]}
 
     def execute(self, context: Any) -> Any:
-        scopes = self._scopes(context)
-        states = ami_states(scopes) if scopes else {}
-        if all(s in AMI_TERMINAL for s in states.values()):
-            return self.resume(context, {"status": "done", "images": states, "attempts": 1}, self._complete)
+        payload = self._payload(context)
+        answer = checks.backups(payload)
+        if answer["done"]:
+            return self.resume(context, {**answer, "status": "done", "attempts": 1}, self._complete)
         if not self.deferrable:
             return super().execute(context)
         delay = self.waiter_delay if self.waiter_delay is not None else poll_seconds()
         self.defer(
-            trigger=AmiBackupsTrigger(scopes, delay, self.waiter_max_attempts),
+            trigger=CloudWaitTrigger("backups", payload, delay, self.waiter_max_attempts),
             method_name="execute_complete",
             timeout=timedelta(seconds=delay * (self.waiter_max_attempts + 2)),
         )
 
     def poke(self, context: Any) -> bool:
-        states = ami_states(self._scopes(context))
-        if all(s in AMI_TERMINAL for s in states.values()):
-            self.resume(context, {"status": "done", "images": states, "attempts": 0}, self._complete)
+        answer = checks.backups(self._payload(context))
+        if answer["done"]:
+            self.resume(context, {**answer, "status": "done", "attempts": 0}, self._complete)
             return True
         return False
 
@@ -82,18 +116,24 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
             raise AirflowFailException(f"unexpected trigger event: {event}")
         paths = self.paths(context)
         backups = self.read_record(paths.stage_file(self.environment, "backups.json"))
-        images = event.get("images", {})
+        seen = event.get("backups", {})
         status: dict[str, dict[str, Any]] = {}
         for host_id, backup in sorted(backups.items()):
-            state = images.get(backup["image_id"], "missing")
-            verdict = AMI_TERMINAL.get(state, "timed_out")
+            answer = seen.get(host_id) or {
+                "backup_id": backup["backup_id"],
+                "state": "unknown",
+                "verdict": "pending",
+            }
+            backup_id, state, verdict = answer["backup_id"], answer["state"], answer["verdict"]
+            what = f"{backup['kind'].replace('_', ' ')} {backup_id}" if backup_id else backup["kind"]
             reason = None
             if verdict == "failed":
-                reason = f"backup {backup['image_id']} {state}; not patched without a backup"
-            elif verdict == "timed_out":
-                reason = f"backup {backup['image_id']} still {state} when the wait ended; not patched"
+                reason = f"backup {what} {state}; not patched without a backup"
+            elif verdict == "pending":
+                reason = f"backup {what} still {state} when the wait ended; not patched"
             status[host_id] = {
-                "image_id": backup["image_id"],
+                "kind": backup["kind"],
+                "backup_id": backup_id,
                 "state": state,
                 "ready": verdict == "ready",
                 "reason": reason,
@@ -102,7 +142,8 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
                 "backup.completed" if verdict == "ready" else "backup.failed",
                 target=host_id,
                 result="ok" if verdict == "ready" else "held",
-                image_id=backup["image_id"],
+                backup_id=backup_id,
+                kind=backup["kind"],
                 state=state,
                 reason=reason,
             )

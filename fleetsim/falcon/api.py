@@ -1,0 +1,691 @@
+"""The CrowdStrike Falcon API as FalconPy 1.6.6 speaks it: OAuth2 tokens, hosts, sensor-update kernels.
+
+Served paths: ``/oauth2/token`` and ``/oauth2/revoke``; ``/devices/queries/devices/v1`` (offset paging,
+``limit + offset`` below 10,000), ``/devices/queries/devices-scroll/v1`` (opaque offset tokens that
+expire after two minutes), ``/devices/entities/devices/v2`` (POST up to 5,000 ids, GET up to 100);
+``/policy/combined/sensor-update-kernels/v1``, ``/policy/queries/sensor-update-kernels/{field}/v1`` and
+``/policy/combined/sensor-update-builds/v1``. Every answer is Falcon's envelope
+``{"meta": {query_time, powered_by, trace_id[, pagination]}, "resources": [...], "errors": [...]}``.
+
+The traps FalconPy sets for an emulator are honoured: the token endpoint answers **201** (FalconPy
+treats 200 as a failed login), and no answer ever carries ``X-Cs-Region`` (FalconPy would rewrite its
+base URL to the real cloud). Requests without a bearer token this emulator issued (and that has not
+expired) get 401.
+
+API clients and tenant visibility. Falcon scopes every API client to one customer (CID); an MSSP
+parent client may act for a child CID by passing ``member_cid`` with the token request. Here:
+
+* ``scenario.falcon.client_id`` / ``client_secret`` is the MSSP parent: it sees every tenant's hosts,
+  or only one tenant's when the token request names that tenant's CID as ``member_cid``;
+* ``<tenant id>`` with the same secret is that tenant's own API client: it sees only the tenant's
+  hosts (cid = ``fleetsim.seed.falcon_cid(tenant)``), and a ``member_cid`` other than its own is refused.
+
+Device records are built from the fleet at request time (after applying finished Run Command effects),
+so a kernel installed and booted through any cloud shows up at once in ``kernel_version`` and, when the
+sensor does not support the new kernel, in ``reduced_functionality_mode: "yes"``. A host whose sensor
+was reinstalled (``falcon.stale_device_id``) also has an older, stale record with the same hostname and
+cloud identity. Calls are counted as ``falcon.<operation>`` (``falcon.oauth2.token``,
+``falcon.QueryDevicesByFilter``, ``falcon.QueryDevicesByFilterScroll``, ``falcon.GetDeviceDetails``,
+``falcon.GetDeviceDetailsV2``, ``falcon.queryCombinedSensorUpdateKernels``,
+``falcon.querySensorUpdateKernelsDistinct``, ``falcon.queryCombinedSensorUpdateBuilds``, ...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from fleetsim.falcon import fql
+from fleetsim.fleet import FalconSensor, FleetState, SimHost
+from fleetsim.platforms import Platform
+from fleetsim.scenario import KernelSupport
+from fleetsim.seed import falcon_cid
+
+# Documented limits of the real API (FalconPy's endpoint definitions and CrowdStrike's docs).
+TOKEN_LIFETIME_SECONDS = 1799
+DEFAULT_LIMIT = 100
+DEVICE_QUERY_MAX_LIMIT = 5000  # QueryDevicesByFilter limit 1-5000
+DEVICE_QUERY_WINDOW = 10000  # QueryDevicesByFilter: limit + offset must be less than 10000
+DEVICE_SCROLL_MAX_LIMIT = 10000  # QueryDevicesByFilterScroll limit 1-10000
+SCROLL_TOKEN_SECONDS = 120  # a scroll offset token expires two minutes after it was issued
+DEVICE_DETAILS_MAX_IDS = 5000  # PostDeviceDetailsV2
+DEVICE_DETAILS_GET_MAX_IDS = 100  # GetDeviceDetailsV2
+KERNELS_MAX_LIMIT = 500  # queryCombinedSensorUpdateKernels / querySensorUpdateKernelsDistinct limit 1-500
+REQUESTS_PER_MINUTE = 6000  # per customer account, sliding window
+BUILD_PLATFORMS = ("windows", "mac", "linux", "linuxarm64", "zlinux")
+
+STALE_RECORD_AGE = dt.timedelta(days=20)  # when a stale record's sensor was last heard from
+
+DEVICE_FIELDS = frozenset(
+    {
+        "device_id", "cid", "hostname", "platform_name", "platform_id", "os_version", "os_product_name",
+        "major_version", "minor_version", "kernel_version", "agent_version", "status", "last_seen",
+        "first_seen", "modified_timestamp", "reduced_functionality_mode", "product_type",
+        "product_type_desc", "local_ip", "external_ip", "mac_address", "tags", "groups",
+        "machine_domain", "system_manufacturer", "system_product_name", "instance_id",
+        "service_provider", "service_provider_account_id", "zone_group", "config_id_platform",
+        "agent_load_flags", "provision_status", "serial_number", "connection_ip",
+    }
+)  # fmt: skip
+DEVICE_NESTED = ("device_policies", "policies")
+KERNEL_FIELDS = (
+    "id", "vendor", "distro", "distro_version", "architecture", "flavor", "release", "version",
+    "base_package_supported_sensor_versions", "ztl_supported_sensor_versions",
+    "ztl_module_supported_sensor_versions", "created_timestamp", "modified_timestamp",
+)  # fmt: skip
+
+_DEVICE_FIELD = fql.field_checker(DEVICE_FIELDS, DEVICE_NESTED)
+_KERNEL_FIELD = fql.field_checker(KERNEL_FIELDS)
+_DISTINCT_PATH = re.compile(r"^/policy/queries/sensor-update-kernels/([^/]+)/v1$")
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status and Falcon's error message."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token this emulator issued: which client, which CIDs it sees (None: every CID)."""
+
+    client_id: str
+    cids: frozenset[str] | None
+    expires_at: float
+
+
+@dataclass
+class ScrollCursor:
+    """Where a scroll offset token points: the ids the first page matched, and the next position."""
+
+    client_id: str
+    ids: list[str]
+    position: int
+    expires_at: float
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _fraction(*parts: str) -> float:
+    return int(_digest(*parts)[:12], 16) / 16**12
+
+
+def iso(ts: float | dt.datetime) -> str:
+    """A timestamp as Falcon writes it: ``2025-05-24T09:58:00Z``."""
+    moment = ts if isinstance(ts, dt.datetime) else dt.datetime.fromtimestamp(ts, dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _short_cid(cid: str) -> str:
+    """A CID compared as Falcon compares it: case-insensitive, without the ``-XX`` checksum suffix."""
+    return cid.strip().lower().split("-", 1)[0]
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
+
+
+def _short_version(version: str) -> str:
+    return ".".join(version.split(".")[:3])
+
+
+def older_version(version: str) -> str:
+    """The sensor version a stale record reports: an older release than the live sensor."""
+    parts = [int(p) if p.isdigit() else 0 for p in version.split(".")] + [0, 0, 0, 0]
+    major, minor, build = parts[0], parts[1], parts[2]
+    return f"{major}.{max(minor - 1, 0)}.{max(build - 100, 0)}.0"
+
+
+# -- device records ---------------------------------------------------------------------------------
+_OS_SHORT = {
+    "Red Hat Enterprise Linux": "RHEL",
+    "Red Hat Enterprise Linux Server": "RHEL",
+    "CentOS Linux": "CentOS",
+}
+
+
+def _os_version(platform: Platform) -> str:
+    if platform.platform_type == "Windows":
+        return platform.platform_name.removeprefix("Microsoft ").removesuffix(" Datacenter")
+    short = _OS_SHORT.get(platform.platform_name, platform.platform_name)
+    return f"{short} {'.'.join(platform.platform_version.split('.')[:2])}"
+
+
+def _cloud_fields(host: SimHost) -> dict[str, Any]:
+    """What the sensor reads from the instance metadata: only EC2 and GCE hosts have it."""
+    if host.cloud == "aws":
+        return {
+            "instance_id": host.host_id,
+            "service_provider": "AWS_EC2_V2",
+            "service_provider_account_id": host.account,
+            "zone_group": f"{host.region}a",
+            "system_manufacturer": "Amazon EC2",
+            "system_product_name": "m5.large",
+        }
+    if host.cloud == "gcp":
+        return {
+            "instance_id": host.host_id,
+            "service_provider": "GCP",
+            "service_provider_account_id": host.account,
+            "zone_group": host.region,
+            "system_manufacturer": "Google",
+            "system_product_name": "Google Compute Engine",
+        }
+    return {"system_manufacturer": "VMware, Inc.", "system_product_name": "VMware7,1"}
+
+
+def device_record(
+    host: SimHost, sensor: FalconSensor, *, now: float, started: float, stale: bool, stale_kernel: str | None
+) -> dict[str, Any]:
+    """One device record as ``PostDeviceDetailsV2`` returns it, read from the host as it is now."""
+    platform = host.platform
+    linux = platform.platform_type == "Linux"
+    device_id = sensor.stale_device_id if stale and sensor.stale_device_id else sensor.device_id
+    if stale:
+        kernel = (stale_kernel if linux else platform.platform_version) or ""
+        seen = started - STALE_RECORD_AGE.total_seconds() - 3600 * _fraction("seen", device_id)
+        first = started - 400 * 86400
+        version, rfm = older_version(sensor.version), "no"
+    else:
+        kernel = (host.kernel if linux else platform.platform_version) or ""
+        seen = now - 240 * _fraction("seen", device_id)
+        reinstalled = sensor.stale_device_id is not None
+        first = started - (STALE_RECORD_AGE.total_seconds() - 3600) if reinstalled else started - 365 * 86400
+        version, rfm = sensor.version, "yes" if sensor.rfm else "no"
+    kernel_parts = kernel.replace("-", ".").split(".")
+    mac = _digest("mac", host.tenant, host.name)
+    prevention_id = _digest("prevention", sensor.cid)[:32]
+    assigned = iso(started - 90 * 86400)
+    policies = {
+        "prevention": {
+            "policy_type": "prevention",
+            "policy_id": prevention_id,
+            "applied": True,
+            "settings_hash": _digest("prevention-settings", sensor.cid)[:8],
+            "assigned_date": assigned,
+            "applied_date": assigned,
+            "rule_groups": [],
+        },
+        "sensor_update": {
+            "policy_type": "sensor-update",
+            "policy_id": sensor.policy_id,
+            "applied": True,
+            "settings_hash": f"{_short_version(version).rsplit('.', 1)[-1]}|n-1|tagged|5",
+            "assigned_date": assigned,
+            "applied_date": assigned,
+            "uninstall_protection": "ENABLED",
+        },
+    }
+    return {
+        "device_id": device_id,
+        "cid": sensor.cid,
+        "hostname": host.name,
+        "platform_id": "3" if linux else "0",
+        "platform_name": platform.platform_type,
+        "os_version": _os_version(platform),
+        "os_product_name": platform.platform_name.removeprefix("Microsoft "),
+        "major_version": kernel_parts[0] if kernel_parts and kernel_parts[0] else "",
+        "minor_version": kernel_parts[1] if len(kernel_parts) > 1 else "",
+        "kernel_version": kernel,
+        "agent_version": version,
+        "agent_load_flags": "0",
+        "config_id_platform": "8" if linux else "3",
+        "status": "normal",
+        "provision_status": "Provisioned",
+        "first_seen": iso(first),
+        "last_seen": iso(seen),
+        "modified_timestamp": iso(seen),
+        "reduced_functionality_mode": rfm,
+        "product_type": "3",
+        "product_type_desc": "Server",
+        "local_ip": host.private_ip,
+        "connection_ip": host.private_ip,
+        "external_ip": "",
+        "mac_address": "-".join(mac[i : i + 2] for i in range(0, 12, 2)),
+        "machine_domain": "",
+        "serial_number": _digest("serial", host.tenant, host.name)[:20].upper(),
+        "tags": [f"FalconGroupingTags/{host.environment}"],
+        "groups": [_digest("group", sensor.cid, host.environment)[:32]],
+        "device_policies": policies,
+        "policies": [policies["prevention"]],
+        **_cloud_fields(host),
+    }
+
+
+# -- kernel support records -------------------------------------------------------------------------
+def _distro(kernel: KernelSupport) -> str:
+    if kernel.distro:
+        return kernel.distro
+    release = kernel.release
+    if m := re.search(r"\.el(\d+)", release):
+        return f"{'centos' if kernel.vendor.lower() == 'centos' else 'rhel'}{m.group(1)}"
+    if m := re.search(r"\.(amzn\d+)", release):
+        return m.group(1)
+    return kernel.vendor.lower()
+
+
+def _distro_version(kernel: KernelSupport, distro: str) -> str:
+    if m := re.search(r"\.el(\d+)(?:_(\d+))?", kernel.release):
+        return f"{m.group(1)}.{m.group(2)}" if m.group(2) else m.group(1)
+    if m := re.fullmatch(r"ubuntu(\d\d)", distro):
+        return f"{m.group(1)}.04"
+    if m := re.fullmatch(r"amzn(\d+)", distro):
+        return m.group(1)
+    return ""
+
+
+def _flavor(kernel: KernelSupport) -> str:
+    tail = kernel.release.rsplit("-", 1)[-1]
+    return tail if kernel.vendor.lower() == "ubuntu" and tail.isalpha() else ""
+
+
+def _build_string(kernel: KernelSupport) -> str:
+    if kernel.vendor.lower() == "ubuntu":
+        abi = kernel.release.split("-")[1] if kernel.release.count("-") >= 1 else "1"
+        return f"#{abi}-Ubuntu SMP"
+    return "#1 SMP PREEMPT_DYNAMIC" if re.search(r"\.el9", kernel.release) else "#1 SMP"
+
+
+def kernel_record(kernel: KernelSupport, created: float) -> dict[str, Any]:
+    """One record of ``queryCombinedSensorUpdateKernels`` for a kernel of the scenario's table."""
+    distro = _distro(kernel)
+    return {
+        "id": _digest("kernel", kernel.vendor, kernel.release, kernel.architecture)[:32],
+        "vendor": kernel.vendor,
+        "distro": distro,
+        "distro_version": _distro_version(kernel, distro),
+        "architecture": kernel.architecture,
+        "flavor": _flavor(kernel),
+        "release": kernel.release,
+        "version": _build_string(kernel),
+        "base_package_supported_sensor_versions": list(kernel.base_package_supported_sensor_versions),
+        "ztl_supported_sensor_versions": list(kernel.ztl_supported_sensor_versions),
+        "ztl_module_supported_sensor_versions": list(kernel.ztl_module_supported_sensor_versions),
+        "created_timestamp": iso(created),
+        "modified_timestamp": iso(created),
+    }
+
+
+# -- the API ----------------------------------------------------------------------------------------
+Handler = Callable[[Request, Token], Response]
+
+
+class FalconApi:
+    """The Falcon API over the fleet state (a WSGI app for fleetsim's server)."""
+
+    PREFIXES = ("/oauth2/", "/devices/", "/policy/")
+
+    def __init__(self, state: FleetState) -> None:
+        self.state = state
+        self.requests_per_minute = REQUESTS_PER_MINUTE
+        seed = state.scenario.falcon
+        self.parent_client = seed.client_id
+        self.secret = seed.client_secret
+        self.tenant_cids = {t.id: falcon_cid(t.id) for t in state.scenario.tenants}
+        self.started = state.clock()
+        with state.lock:
+            # The kernel each stale record was last seen on: the one the host ran when seeded.
+            self.stale_kernels = {
+                h.falcon.stale_device_id: h.kernel
+                for h in state.hosts.values()
+                if h.falcon is not None and h.falcon.stale_device_id
+            }
+        published = state.scenario.last_scan.timestamp() - 30 * 86400
+        self.kernels = [kernel_record(k, published) for k in seed.kernels]
+        self.tokens: dict[str, Token] = {}
+        self.cursors: dict[str, ScrollCursor] = {}
+        self.windows: dict[str, deque[float]] = {}
+        self._local = threading.local()  # the start of the request each server thread is answering
+
+    def handles(self, path: str) -> bool:
+        return path.startswith(self.PREFIXES)
+
+    # -- WSGI -------------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        self._local.started = time.perf_counter()
+        operation, handler = self._route(request)
+        with self.state.lock:
+            self.state.calls[f"falcon.{operation}"] += 1
+        try:
+            if handler is None:
+                raise ApiError(404, f"no route {request.method} {request.path}")
+            if operation.startswith("oauth2."):
+                response = handler(request, None)  # type: ignore[arg-type]
+            else:
+                token = self._authenticate(request)
+                limit_headers = self._rate_limit(token)
+                response = handler(request, token)
+                response.headers.update(limit_headers)
+        except ApiError as exc:
+            response = self.reply(
+                [], status=exc.status, errors=[{"code": exc.status, "message": exc.message}]
+            )
+            response.headers.update(exc.headers)
+        return response(environ, start_response)
+
+    def _route(self, request: Request) -> tuple[str, Handler | None]:
+        method, path = request.method, request.path
+        routes: dict[tuple[str, str], tuple[str, Handler]] = {
+            ("POST", "/oauth2/token"): ("oauth2.token", self.oauth2_token),
+            ("POST", "/oauth2/revoke"): ("oauth2.revoke", self.oauth2_revoke),
+            ("GET", "/devices/queries/devices/v1"): ("QueryDevicesByFilter", self.query_devices),
+            ("GET", "/devices/queries/devices-scroll/v1"): (
+                "QueryDevicesByFilterScroll",
+                self.scroll_devices,
+            ),
+            ("POST", "/devices/entities/devices/v2"): ("GetDeviceDetails", self.device_details),
+            ("GET", "/devices/entities/devices/v2"): ("GetDeviceDetailsV2", self.device_details_get),
+            ("GET", "/policy/combined/sensor-update-kernels/v1"): (
+                "queryCombinedSensorUpdateKernels",
+                self.combined_kernels,
+            ),
+            ("GET", "/policy/combined/sensor-update-builds/v1"): (
+                "queryCombinedSensorUpdateBuilds",
+                self.combined_builds,
+            ),
+        }
+        if (method, path) in routes:
+            return routes[(method, path)]
+        if method == "GET" and _DISTINCT_PATH.match(path):
+            return "querySensorUpdateKernelsDistinct", self.distinct_kernels
+        return "unknown", None
+
+    # -- envelope ---------------------------------------------------------------------------------
+    def reply(
+        self,
+        resources: list[Any],
+        *,
+        status: int = 200,
+        pagination: dict[str, Any] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> Response:
+        trace_id = str(uuid.uuid4())
+        started = getattr(self._local, "started", None)
+        query_time = round(time.perf_counter() - started, 6) if started is not None else 0.0
+        meta: dict[str, Any] = {
+            "query_time": query_time,
+            "powered_by": "fleetsim-falcon",
+            "trace_id": trace_id,
+        }
+        if pagination is not None:
+            meta["pagination"] = pagination
+        body = {"meta": meta, "resources": resources, "errors": errors or []}
+        response = Response(json.dumps(body), status, mimetype="application/json")
+        response.headers["X-Cs-Traceid"] = trace_id
+        return response
+
+    # -- auth ---------------------------------------------------------------------------------------
+    def oauth2_token(self, request: Request, _: Token | None) -> Response:
+        client_id = request.form.get("client_id", "")
+        secret = request.form.get("client_secret", "")
+        member_cid = request.form.get("member_cid", "").strip()
+        if not client_id or not secret:
+            raise ApiError(400, "client_id and client_secret are required")
+        all_cids = {_short_cid(c) for c in self.tenant_cids.values()}
+        if client_id == self.parent_client and secrets.compare_digest(secret, self.secret):
+            cids: frozenset[str] | None = None
+            if member_cid:
+                if _short_cid(member_cid) not in all_cids:
+                    raise ApiError(
+                        403, f"access denied, member_cid {member_cid!r} is not a child of this CID"
+                    )
+                cids = frozenset({_short_cid(member_cid)})
+        elif client_id in self.tenant_cids and secrets.compare_digest(secret, self.secret):
+            own = _short_cid(self.tenant_cids[client_id])
+            if member_cid and _short_cid(member_cid) != own:
+                raise ApiError(403, f"access denied, member_cid {member_cid!r} is not a child of this CID")
+            cids = frozenset({own})
+        else:
+            raise ApiError(403, "Failed to issue access token - Not Authorized")
+        value = secrets.token_hex(24)
+        with self.state.lock:
+            self.tokens[value] = Token(client_id, cids, self.state.clock() + TOKEN_LIFETIME_SECONDS)
+        body = {"access_token": value, "token_type": "bearer", "expires_in": TOKEN_LIFETIME_SECONDS}
+        # 201, as the real endpoint answers; and never an X-Cs-Region header.
+        return Response(json.dumps(body), 201, mimetype="application/json")
+
+    def oauth2_revoke(self, request: Request, _: Token | None) -> Response:
+        with self.state.lock:
+            self.tokens.pop(request.form.get("token", ""), None)
+        return self.reply([])
+
+    def _authenticate(self, request: Request) -> Token:
+        header = request.headers.get("Authorization", "")
+        value = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        with self.state.lock:
+            token = self.tokens.get(value)
+            if token is not None and token.expires_at <= self.state.clock():
+                del self.tokens[value]
+                token = None
+        if token is None:
+            raise ApiError(401, "access denied, authorization failed")
+        return token
+
+    def _rate_limit(self, token: Token) -> dict[str, str]:
+        with self.state.lock:
+            now = self.state.clock()
+            window = self.windows.setdefault(token.client_id, deque())
+            while window and window[0] <= now - 60:
+                window.popleft()
+            limit = self.requests_per_minute
+            if len(window) >= limit:
+                retry_at = int(window[0] + 60) + 1
+                raise ApiError(
+                    429,
+                    "API rate limit exceeded.",
+                    {
+                        "X-RateLimit-Limit": str(limit),
+                        "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-RetryAfter": str(retry_at),
+                    },
+                )
+            window.append(now)
+            return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(limit - len(window))}
+
+    # -- parameters ---------------------------------------------------------------------------------
+    @staticmethod
+    def _int(request: Request, name: str, *, default: int, low: int, high: int | None) -> int:
+        raw = request.args.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, f"invalid {name} {raw!r}: not an integer") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"{low}-{high}" if high is not None else f">= {low}"
+            raise ApiError(400, f"invalid {name} {value}: must be {bounds}")
+        return value
+
+    @staticmethod
+    def _filtered(
+        records: Iterable[dict[str, Any]], request: Request, known: Callable[[str], bool]
+    ) -> list[dict[str, Any]]:
+        try:
+            expr = fql.parse(request.args.get("filter", ""), known)
+            rows = [r for r in records if fql.matches(r, expr)]
+            sort = request.args.get("sort", "")
+            if sort:
+                field, descending = fql.sort_key(sort, known)
+                rows.sort(key=lambda r: fql.text(fql.lookup(r, field)), reverse=descending)
+        except fql.FqlError as exc:
+            raise ApiError(400, str(exc)) from None
+        return rows
+
+    # -- hosts --------------------------------------------------------------------------------------
+    def _devices(self, token: Token) -> list[dict[str, Any]]:
+        """Every device record the token's CIDs see, live from the fleet, ordered by device id."""
+        self.state.advance()  # apply finished Run Command effects (kernel boots) before reading
+        with self.state.lock:
+            now = self.state.clock()
+            rows = []
+            for host in self.state.hosts.values():
+                sensor = host.falcon
+                if sensor is None or (token.cids is not None and _short_cid(sensor.cid) not in token.cids):
+                    continue
+                for stale in (False, True) if sensor.stale_device_id else (False,):
+                    rows.append(
+                        device_record(
+                            host,
+                            sensor,
+                            now=now,
+                            started=self.started,
+                            stale=stale,
+                            stale_kernel=self.stale_kernels.get(sensor.stale_device_id or ""),
+                        )
+                    )
+        rows.sort(key=lambda r: r["device_id"])
+        return rows
+
+    def query_devices(self, request: Request, token: Token) -> Response:
+        limit = self._int(request, "limit", default=DEFAULT_LIMIT, low=1, high=DEVICE_QUERY_MAX_LIMIT)
+        offset = self._int(request, "offset", default=0, low=0, high=None)
+        if offset + limit >= DEVICE_QUERY_WINDOW:
+            raise ApiError(400, f"limit + offset must be less than {DEVICE_QUERY_WINDOW}")
+        ids = [r["device_id"] for r in self._filtered(self._devices(token), request, _DEVICE_FIELD)]
+        return self.reply(
+            ids[offset : offset + limit], pagination={"offset": offset, "limit": limit, "total": len(ids)}
+        )
+
+    def scroll_devices(self, request: Request, token: Token) -> Response:
+        limit = self._int(request, "limit", default=DEFAULT_LIMIT, low=1, high=DEVICE_SCROLL_MAX_LIMIT)
+        offset = request.args.get("offset", "")
+        with self.state.lock:
+            now = self.state.clock()
+            for key in [k for k, c in self.cursors.items() if c.expires_at <= now]:
+                del self.cursors[key]
+            cursor = self.cursors.get(offset) if offset else None
+        if offset and (cursor is None or cursor.client_id != token.client_id):
+            raise ApiError(
+                400, f"invalid or expired offset {offset!r}: scroll offsets expire after 2 minutes"
+            )
+        if cursor is not None:
+            ids, position = cursor.ids, cursor.position
+        else:
+            ids = [r["device_id"] for r in self._filtered(self._devices(token), request, _DEVICE_FIELD)]
+            position = 0
+        page = ids[position : position + limit]
+        next_offset = secrets.token_urlsafe(24)
+        expires = now + SCROLL_TOKEN_SECONDS
+        with self.state.lock:
+            self.cursors[next_offset] = ScrollCursor(token.client_id, ids, position + len(page), expires)
+        pagination = {
+            "offset": next_offset,
+            "limit": limit,
+            "total": len(ids),
+            "expires_at": int(expires * 1_000_000_000),
+        }
+        return self.reply(page, pagination=pagination)
+
+    def _details(self, ids: list[Any], token: Token, cap: int) -> Response:
+        if not ids:
+            raise ApiError(400, "ids: at least one device id is required")
+        if len(ids) > cap:
+            raise ApiError(400, f"ids: {len(ids)} given, at most {cap} device ids per request")
+        by_id = {r["device_id"]: r for r in self._devices(token)}
+        found = [by_id[i] for i in ids if isinstance(i, str) and i in by_id]
+        errors = [
+            {"code": 404, "message": f"device {i!r} not found", "id": i}
+            for i in ids
+            if not (isinstance(i, str) and i in by_id)
+        ]
+        return self.reply(found, status=200 if found else 404, errors=errors)
+
+    def device_details(self, request: Request, token: Token) -> Response:
+        try:
+            body = json.loads(request.get_data(as_text=True) or "{}")
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, f"request body is not JSON: {exc}") from None
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list):
+            raise ApiError(400, 'request body must be {"ids": [...]}')
+        return self._details(ids, token, DEVICE_DETAILS_MAX_IDS)
+
+    def device_details_get(self, request: Request, token: Token) -> Response:
+        ids = [i for raw in request.args.getlist("ids") for i in raw.split(",") if i]
+        return self._details(ids, token, DEVICE_DETAILS_GET_MAX_IDS)
+
+    # -- sensor update policies ---------------------------------------------------------------------
+    def combined_kernels(self, request: Request, token: Token) -> Response:
+        limit = self._int(request, "limit", default=DEFAULT_LIMIT, low=1, high=KERNELS_MAX_LIMIT)
+        offset = self._int(request, "offset", default=0, low=0, high=None)
+        rows = self._filtered(self.kernels, request, _KERNEL_FIELD)
+        return self.reply(
+            rows[offset : offset + limit], pagination={"offset": offset, "limit": limit, "total": len(rows)}
+        )
+
+    def distinct_kernels(self, request: Request, token: Token) -> Response:
+        match = _DISTINCT_PATH.match(request.path)
+        field = match.group(1) if match else ""
+        if field not in KERNEL_FIELDS:
+            raise ApiError(400, f"invalid distinct field {field!r}; one of {', '.join(KERNEL_FIELDS)}")
+        limit = self._int(request, "limit", default=DEFAULT_LIMIT, low=1, high=KERNELS_MAX_LIMIT)
+        offset = self._int(request, "offset", default=0, low=0, high=None)
+        values: set[str] = set()
+        for row in self._filtered(self.kernels, request, _KERNEL_FIELD):
+            value = row[field]
+            values.update(value if isinstance(value, list) else [value])
+        ordered = sorted(values)
+        return self.reply(
+            ordered[offset : offset + limit],
+            pagination={"offset": offset, "limit": limit, "total": len(ordered)},
+        )
+
+    def combined_builds(self, request: Request, token: Token) -> Response:
+        platform = request.args.get("platform", "")
+        if platform not in BUILD_PLATFORMS:
+            raise ApiError(400, f"invalid platform {platform!r}; one of {', '.join(BUILD_PLATFORMS)}")
+        stages = request.args.getlist("stage") or ["prod"]
+        versions = self._sensor_versions("Windows" if platform == "windows" else "Linux")
+        if platform not in ("windows", "linux") or "prod" not in stages:
+            versions = []
+        rows: list[dict[str, Any]] = []
+        for i, version in enumerate(sorted(versions, key=_version_key, reverse=True)):
+            build = version.rsplit(".", 1)[-1]
+            if i < 3:
+                tag = "n" if i == 0 else f"n-{i}"
+                alias = f"{build}|{tag}|tagged|{i + 1}"
+                rows.append(
+                    {"build": alias, "platform": platform, "sensor_version": version, "stage": "prod"}
+                )
+            rows.append({"build": build, "platform": platform, "sensor_version": version, "stage": "prod"})
+        return self.reply(rows, pagination={"offset": 0, "limit": len(rows), "total": len(rows)})
+
+    def _sensor_versions(self, platform_type: str) -> set[str]:
+        """Sensor versions (major.minor.build) the scenario mentions for a platform."""
+        seed = self.state.scenario.falcon
+        versions = {_short_version(seed.default_sensor_version)}
+        with self.state.lock:
+            for host in self.state.hosts.values():
+                if host.falcon is not None and host.platform.platform_type == platform_type:
+                    versions.add(_short_version(host.falcon.version))
+        if platform_type == "Linux":
+            for kernel in seed.kernels:
+                versions.update(
+                    _short_version(v)
+                    for v in (
+                        *kernel.base_package_supported_sensor_versions,
+                        *kernel.ztl_supported_sensor_versions,
+                        *kernel.ztl_module_supported_sensor_versions,
+                    )
+                )
+        return versions

@@ -1,0 +1,942 @@
+"""OS Config (VM Manager) v1 over REST: inventories, vulnerability reports and patch jobs of GCE instances.
+
+What ``google-cloud-os-config`` sends with ``transport="rest"`` (query ``$alt=json;enum-encoding=int``,
+enums as integers in bodies and queries) is parsed with the library's own message types, so integers
+and enum names are both accepted and an unknown field is a 400 naming it, as Google answers. Every
+answer goes through the same types, so enums come back as names and int64 counters as JSON strings.
+
+Instances: project = ``host.account``, zone = ``host.region``, id = ``host.host_id``, name =
+``host.name``. An instance whose agent is ``NO_AGENT_DETECTED`` has no inventory and no vulnerability
+report (it is absent from the lists): that is how VM Manager shows a missing agent.
+
+Patch jobs are laid out when they are executed (deterministically, from ``state.timings``) and revealed
+lazily: STARTED -> INSTANCE_LOOKUP -> PATCHING -> SUCCEEDED | COMPLETED_WITH_ERRORS | TIMED_OUT |
+CANCELED; each instance PENDING -> NOTIFIED -> STARTED -> DOWNLOADING_PATCHES -> APPLYING_PATCHES ->
+[REBOOTING] -> SUCCEEDED | SUCCEEDED_REBOOT_REQUIRED | FAILED (or NO_AGENT_DETECTED / TIMED_OUT). An
+instance's effect is applied once, through ``state.install``, the first time anyone reads after it ended
+(any OS Config read, or the ground truth), and recorded as a ``gcp.patchJob`` action on the host.
+
+Rollouts follow the documented disruption budget: per zone, at most ``budget`` instances are disrupted
+at once, and a failed instance keeps consuming its slot. ZONE_BY_ZONE patches zones one after another
+(sorted by name); once a zone's failures reach its budget the job stops: the instances not yet started
+(in that zone and every later zone) stay PENDING, never contacted, and the job ends
+COMPLETED_WITH_ERRORS with an ``errorMessage`` naming the zone and the budget. CONCURRENT_ZONES starts
+every zone at once; a zone whose budget is used up stops starting instances, the other zones go on.
+Without a rollout every instance is patched at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import math
+import re
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from fleetsim.fleet import FleetState, SimHost, _stable_fraction
+from fleetsim.gcp import (
+    GcpError,
+    gcp_hosts,
+    instance_labels,
+    json_body,
+    json_response,
+    known_project,
+    page_offset,
+    page_token,
+    rfc3339,
+)
+from fleetsim.scenario import CatalogPatch
+
+# fleetsim's maximum pageSize for every OS Config list (inventories, vulnerability reports, patch jobs,
+# instance details). Google documents no maximum for these lists; following AIP-158, a larger pageSize
+# is coerced to the maximum rather than refused, and 0/absent means the maximum.
+LIST_PAGE_MAX = 100
+
+JOB_TERMINAL_STATES = frozenset({"SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED", "TIMED_OUT"})
+INSTANCE_TERMINAL_STATES = frozenset(
+    {"SUCCEEDED", "SUCCEEDED_REBOOT_REQUIRED", "FAILED", "TIMED_OUT", "NO_AGENT_DETECTED"}
+)
+_INSTANCE_ERROR_STATES = frozenset({"FAILED", "TIMED_OUT", "NO_AGENT_DETECTED", "PENDING"})
+# PatchJob.instanceDetailsSummary counter per instance state.
+_SUMMARY_FIELD = {
+    "PENDING": "pendingInstanceCount",
+    "INACTIVE": "inactiveInstanceCount",
+    "NOTIFIED": "notifiedInstanceCount",
+    "STARTED": "startedInstanceCount",
+    "DOWNLOADING_PATCHES": "downloadingPatchesInstanceCount",
+    "APPLYING_PATCHES": "applyingPatchesInstanceCount",
+    "REBOOTING": "rebootingInstanceCount",
+    "SUCCEEDED": "succeededInstanceCount",
+    "SUCCEEDED_REBOOT_REQUIRED": "succeededRebootRequiredInstanceCount",
+    "FAILED": "failedInstanceCount",
+    "ACKED": "ackedInstanceCount",
+    "TIMED_OUT": "timedOutInstanceCount",
+    "RUNNING_PRE_PATCH_STEP": "prePatchStepInstanceCount",
+    "RUNNING_POST_PATCH_STEP": "postPatchStepInstanceCount",
+    "NO_AGENT_DETECTED": "noAgentDetectedInstanceCount",
+}
+# Where an instance is within its own run (fraction of its duration) -> the state the agent reports.
+_PHASES = ((0.1, "NOTIFIED"), (0.2, "STARTED"), (0.45, "DOWNLOADING_PATCHES"), (0.8, "APPLYING_PATCHES"))
+
+# Catalog severity (vendor vocabulary) -> OS Config's CVE severity, and a plausible CVSS v3 vector.
+SEVERITY = {
+    "Critical": "CRITICAL",
+    "Important": "HIGH",
+    "Moderate": "MEDIUM",
+    "Medium": "MEDIUM",
+    "Low": "LOW",
+}
+_SEVERITY_RANK = ["NONE", "MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
+_CVSS_V3 = {
+    "CRITICAL": (9.8, 3.9, 5.9, "NETWORK", "NONE", ("HIGH", "HIGH", "HIGH")),
+    "HIGH": (7.8, 1.8, 5.9, "LOCAL", "LOW", ("HIGH", "HIGH", "HIGH")),
+    "MEDIUM": (5.5, 1.8, 3.6, "LOCAL", "LOW", ("NONE", "NONE", "HIGH")),
+    "LOW": (3.3, 1.8, 1.4, "LOCAL", "LOW", ("LOW", "NONE", "NONE")),
+}
+
+# How VM Manager's agent reports each OS family: (longName, shortName, version, CPE of fixes).
+_OS_INFO = {
+    "ubuntu_20_04": ("Ubuntu 20.04.6 LTS", "ubuntu", "20.04", "cpe:/o:canonical:ubuntu_linux:20.04"),
+    "ubuntu_22_04": ("Ubuntu 22.04.4 LTS", "ubuntu", "22.04", "cpe:/o:canonical:ubuntu_linux:22.04"),
+    "rhel_7": (
+        "Red Hat Enterprise Linux Server 7.9 (Maipo)",
+        "rhel",
+        "7.9",
+        "cpe:/o:redhat:enterprise_linux:7",
+    ),
+    "rhel_8": ("Red Hat Enterprise Linux 8.8 (Ootpa)", "rhel", "8.8", "cpe:/o:redhat:enterprise_linux:8"),
+    "rhel_9": ("Red Hat Enterprise Linux 9.2 (Plow)", "rhel", "9.2", "cpe:/o:redhat:enterprise_linux:9"),
+    "centos_7": ("CentOS Linux 7 (Core)", "centos", "7", "cpe:/o:centos:centos:7"),
+    "amazon_linux_2": ("Amazon Linux 2", "amzn", "2", "cpe:/o:amazon:amazon_linux:2"),
+    "amazon_linux_2023": ("Amazon Linux 2023", "amzn", "2023", "cpe:/o:amazon:amazon_linux:2023"),
+}
+_AGENT_VERSION = {"Linux": "20240320.00-g1", "Windows": "20240320.00.0+win@1"}
+_WINDOWS_BUILD = "6414"
+
+_INSTANCE_REF = re.compile(
+    r"^(?:https?://[^/]+/compute/(?:v1|beta)/)?(?:projects/(?P<project>[^/]+)/)?"
+    r"zones/(?P<zone>[^/]+)/instances/(?P<name>[^/]+)$"
+)
+
+
+_PROJECT = r"^/v1/projects/([^/]+)"
+_ZONE = _PROJECT + r"/locations/([^/]+)/instances"
+_JOB = _PROJECT + r"/patchJobs/([^/:]+)"
+# (method, path, operation counted as gcp.osconfig.<operation>, handler)
+_ROUTES = (
+    ("GET", _ZONE + r"/-/inventories$", "ListInventories", "_list_inventories"),
+    ("GET", _ZONE + r"/([^/]+)/inventory$", "GetInventory", "_get_inventory"),
+    ("GET", _ZONE + r"/-/vulnerabilityReports$", "ListVulnerabilityReports", "_list_vulnerability_reports"),
+    ("GET", _ZONE + r"/([^/]+)/vulnerabilityReport$", "GetVulnerabilityReport", "_get_vulnerability_report"),
+    ("POST", _PROJECT + r"/patchJobs:execute$", "ExecutePatchJob", "_execute_patch_job"),
+    ("GET", _PROJECT + r"/patchJobs$", "ListPatchJobs", "_list_patch_jobs"),
+    ("GET", _JOB + r"$", "GetPatchJob", "_get_patch_job"),
+    ("POST", _JOB + r":cancel$", "CancelPatchJob", "_cancel_patch_job"),
+    ("GET", _JOB + r"/instanceDetails$", "ListPatchJobInstanceDetails", "_list_instance_details"),
+)
+
+
+def package_manager(os_family: str) -> str:
+    """Which OS Config settings apply to a family: ``apt``, ``yum`` or ``windowsUpdate``."""
+    if os_family.startswith("windows"):
+        return "windowsUpdate"
+    if os_family.startswith(("ubuntu", "debian")):
+        return "apt"
+    return "yum"
+
+
+def available_item_id(patch: CatalogPatch) -> str:
+    """The inventory item id of a catalog patch the instance can install."""
+    if patch.is_windows:
+        return f"availablePackage-{_update_id(patch)}"
+    return f"availablePackage-{patch.package_name}-{patch.package_version}"
+
+
+def installed_item_id(patch: CatalogPatch) -> str:
+    if patch.is_windows:
+        return f"installedPackage-KB{patch.kb_number}" if patch.kb_number else f"installedPackage-{patch.id}"
+    return f"installedPackage-{patch.package_name}-{patch.package_version}"
+
+
+def _update_id(patch: CatalogPatch) -> str:
+    """A Windows Update's stable GUID."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fleetsim/wua/{patch.id}"))
+
+
+def _category(classification: str) -> str:
+    """WUA category name from the catalog classification ("SecurityUpdates" -> "Security Updates")."""
+    if classification == "Security":
+        return "Security Updates"
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", classification)
+
+
+def _released(patch: CatalogPatch) -> str:
+    return f"{patch.released.isoformat()}T00:00:00Z"
+
+
+def _seconds(duration: Any) -> float:
+    return duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration)
+
+
+@dataclass
+class _Target:
+    """One instance of a patch job and the timeline laid out for it when the job was executed."""
+
+    host: SimHost
+    zone: str
+    patch_ids: frozenset[str]
+    reboots: bool  # whether a REBOOTING phase shows before the end
+    started_at: float | None = None  # None: never contacted (job stopped, canceled or timed out first)
+    ended_at: float | None = None
+    natural_end: float | None = None  # when it would have ended without a timeout
+    outcome: str = "PENDING"  # planned: SUCCEEDED | FAILED | NO_AGENT_DETECTED | TIMED_OUT
+    failure_reason: str = ""
+    final_state: str | None = None  # set when the effect is applied
+    applied: bool = False
+
+    def state_at(self, now: float) -> str:
+        if self.started_at is None or now < self.started_at:
+            return "PENDING"
+        assert self.ended_at is not None and self.natural_end is not None
+        if now >= self.ended_at:
+            return self.final_state or self.outcome
+        if self.outcome == "NO_AGENT_DETECTED":
+            return "NOTIFIED"
+        progress = (now - self.started_at) / max(self.natural_end - self.started_at, 1e-9)
+        for upto, phase in _PHASES:
+            if progress < upto:
+                return phase
+        return "REBOOTING" if self.reboots and self.outcome != "FAILED" else "APPLYING_PATCHES"
+
+
+@dataclass
+class _Job:
+    name: str
+    project: str
+    request: dict[str, Any]  # the ExecutePatchJobRequest as JSON, enums as names
+    created_at: float
+    lookup_at: float
+    patching_at: float
+    deadline: float | None
+    dry_run: bool
+    reboot: str  # DEFAULT | ALWAYS | NEVER
+    targets: list[_Target] = field(default_factory=list)
+    stop_message: str = ""
+    timed_out: bool = False  # the duration ended before every instance finished
+    canceled_at: float | None = None
+
+    @property
+    def ends_at(self) -> float:
+        ends = [t.ended_at for t in self.targets if t.started_at is not None and t.ended_at is not None]
+        if self.timed_out and self.deadline is not None:
+            ends.append(self.deadline)
+        return max([self.patching_at, *ends])
+
+    def state_at(self, now: float) -> str:
+        if self.canceled_at is not None and now >= self.canceled_at:
+            return "CANCELED"
+        if now < self.lookup_at:
+            return "STARTED"
+        if now < self.patching_at:
+            return "INSTANCE_LOOKUP"
+        if now < self.ends_at:
+            return "PATCHING"
+        if self.timed_out:
+            return "TIMED_OUT"
+        states = {t.state_at(now) for t in self.targets}
+        return "COMPLETED_WITH_ERRORS" if states & _INSTANCE_ERROR_STATES else "SUCCEEDED"
+
+
+class OsConfigApi:
+    """OS Config v1 REST under ``/v1/projects/...``: a WSGI app over the fleet state."""
+
+    def __init__(self, state: FleetState) -> None:
+        # The library's message types parse and render the wire format (imported here: ~1 s).
+        from google.cloud.osconfig_v1.types import inventory, patch_jobs, vulnerability
+        from google.protobuf import json_format
+
+        self.state = state
+        self._json_format = json_format
+        self._types = {
+            "ExecutePatchJobRequest": patch_jobs.ExecutePatchJobRequest,
+            "PatchJob": patch_jobs.PatchJob,
+            "ListPatchJobsResponse": patch_jobs.ListPatchJobsResponse,
+            "ListPatchJobInstanceDetailsResponse": patch_jobs.ListPatchJobInstanceDetailsResponse,
+            "Inventory": inventory.Inventory,
+            "ListInventoriesResponse": inventory.ListInventoriesResponse,
+            "InventoryView": inventory.InventoryView,
+            "VulnerabilityReport": vulnerability.VulnerabilityReport,
+            "ListVulnerabilityReportsResponse": vulnerability.ListVulnerabilityReportsResponse,
+        }
+        self.jobs: dict[str, _Job] = {}
+        self._due: list[tuple[float, int, str, int]] = []  # (ended_at, seq, job name, target index)
+        self._seq = 0
+        # Patch effects are revealed lazily: also whenever the fleet advances (the ground truth does).
+        state.on_advance(self.advance)
+        self._routes = [(m, re.compile(rx), name, getattr(self, fn)) for m, rx, name, fn in _ROUTES]
+
+    # -- WSGI ---------------------------------------------------------------------------------------
+    def handles(self, path: str) -> bool:
+        return path.startswith("/v1/projects/")
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        operation, handler, args = "Unknown", None, ()
+        for method, pattern, name, fn in self._routes:
+            match = pattern.match(request.path)
+            if match and request.method == method:
+                operation, handler, args = name, fn, match.groups()
+                break
+        with self.state.lock:
+            self.state.calls[f"gcp.osconfig.{operation}"] += 1
+        try:
+            if handler is None:
+                raise GcpError(404, f"fleetsim does not emulate OS Config {request.method} {request.path}")
+            now = self.state.advance()
+            with self.state.lock:
+                response: Response = json_response(handler(request, now, *args))
+        except GcpError as exc:
+            response = exc.response()
+        return response(environ, start_response)
+
+    # -- rendering ----------------------------------------------------------------------------------
+    def _render(self, type_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` through the library's message type: enums as names, int64 as strings, no defaults."""
+        message = self._types[type_name].pb()()
+        self._json_format.ParseDict(body, message)
+        return self._json_format.MessageToDict(message)
+
+    def _page(self, request: Request, items: list[Any]) -> tuple[list[Any], str | None]:
+        try:
+            size = int(request.args.get("pageSize") or 0)
+        except ValueError as exc:
+            raise GcpError(400, f"Invalid pageSize {request.args.get('pageSize')!r}") from exc
+        if size < 0:
+            raise GcpError(400, f"pageSize must not be negative, got {size}")
+        size = min(size or LIST_PAGE_MAX, LIST_PAGE_MAX)
+        start = page_offset(request.args.get("pageToken"))
+        end = start + size
+        return items[start:end], (page_token(end) if end < len(items) else None)
+
+    @staticmethod
+    def _no_filter(request: Request) -> None:
+        if request.args.get("filter"):
+            raise GcpError(400, f"fleetsim does not emulate the filter {request.args['filter']!r}")
+
+    # -- inventories ----------------------------------------------------------------------------------
+    def _full_view(self, request: Request) -> bool:
+        raw = request.args.get("view", "0")
+        view_type = self._types["InventoryView"]
+        try:
+            view = view_type(int(raw)) if raw.lstrip("-").isdigit() else view_type[raw]
+        except (KeyError, ValueError) as exc:
+            raise GcpError(400, f"Invalid value for enum field view: {raw!r}") from exc
+        return view.name == "FULL"
+
+    def _agent_hosts(self, project: str, zone: str) -> list[SimHost]:
+        known_project(self.state, project)
+        return [h for h in gcp_hosts(self.state, project) if h.region == zone and h.agent_status == "ACTIVE"]
+
+    def _instance(self, project: str, zone: str, instance: str) -> SimHost:
+        """An instance with an agent by numeric id or name; 404 naming it otherwise."""
+        for host in self._agent_hosts(project, zone):
+            if instance in (host.host_id, host.name):
+                return host
+        raise GcpError(404, f"Resource not found: projects/{project}/locations/{zone}/instances/{instance}")
+
+    def _list_inventories(self, request: Request, now: float, project: str, zone: str) -> dict[str, Any]:
+        self._no_filter(request)
+        full = self._full_view(request)
+        hosts, token = self._page(request, self._agent_hosts(project, zone))
+        body: dict[str, Any] = {"inventories": [self._inventory(h, full, now) for h in hosts]}
+        if token:
+            body["nextPageToken"] = token
+        return self._render("ListInventoriesResponse", body)
+
+    def _get_inventory(
+        self, request: Request, now: float, project: str, zone: str, instance: str
+    ) -> dict[str, Any]:
+        return self._render("Inventory", self._inventory(self._instance(project, zone, instance), True, now))
+
+    def _inventory_time(self, host: SimHost) -> str:
+        at = host.cloud_state.get("gcp_inventory_at")
+        if at is not None:
+            return rfc3339(at)
+        return rfc3339(self.state.scenario.last_scan.timestamp())
+
+    def _inventory(self, host: SimHost, full: bool, now: float) -> dict[str, Any]:
+        platform = host.platform
+        windows = platform.platform_type == "Windows"
+        if windows:
+            long_name, short_name, version = platform.platform_name, "windows", platform.platform_version
+            kernel_release: str | None = f"{platform.platform_version}.{_WINDOWS_BUILD}"
+            kernel_version = f"{kernel_release} (WinBuild.160101.0800)"
+        else:
+            default = (f"{platform.platform_name} {platform.platform_version}", host.os_family, "", "")
+            long_name, short_name, version, _ = _OS_INFO.get(host.os_family, default)
+            version = version or platform.platform_version
+            kernel_release, kernel_version = host.kernel, "#1 SMP"
+        os_info = {
+            "hostname": host.name,
+            "longName": long_name,
+            "shortName": short_name,
+            "version": version,
+            "architecture": "x86_64",
+            "kernelVersion": kernel_version,
+            "osconfigAgentVersion": _AGENT_VERSION[platform.platform_type],
+        }
+        if kernel_release:
+            os_info["kernelRelease"] = kernel_release
+        updated = self._inventory_time(host)
+        inventory: dict[str, Any] = {
+            "name": f"projects/{host.account}/locations/{host.region}/instances/{host.host_id}/inventory",
+            "osInfo": os_info,
+            "updateTime": updated,
+        }
+        if full:
+            items: dict[str, Any] = {}
+            for pid in sorted(host.missing | host.failed):
+                patch = self.state.catalog[pid]
+                item_id = available_item_id(patch)
+                items[item_id] = self._item(item_id, "AVAILABLE_PACKAGE", "availablePackage", patch, updated)
+            for pid in sorted(host.installed):
+                patch = self.state.catalog[pid]
+                item_id = installed_item_id(patch)
+                items[item_id] = self._item(item_id, "INSTALLED_PACKAGE", "installedPackage", patch, updated)
+            inventory["items"] = items
+        return inventory
+
+    @staticmethod
+    def _item(item_id: str, kind: str, key: str, patch: CatalogPatch, updated: str) -> dict[str, Any]:
+        if patch.is_windows and kind == "INSTALLED_PACKAGE":
+            kb = f"KB{patch.kb_number}" if patch.kb_number else patch.id
+            package: dict[str, Any] = {
+                "qfePackage": {
+                    "caption": f"http://support.microsoft.com/?kbid={patch.kb_number or ''}",
+                    "description": _category(patch.classification).removesuffix("s"),
+                    "hotFixId": kb,
+                    "installTime": _released(patch),
+                }
+            }
+        elif patch.is_windows:
+            package = {
+                "wuaPackage": {
+                    "title": patch.title,
+                    "description": patch.title,
+                    "categories": [
+                        {
+                            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, patch.classification)),
+                            "name": _category(patch.classification),
+                        }
+                    ],
+                    "kbArticleIds": [patch.kb_number] if patch.kb_number else [],
+                    "supportUrl": "https://support.microsoft.com/help/" + (patch.kb_number or ""),
+                    "updateId": _update_id(patch),
+                    "revisionNumber": 1,
+                    "lastDeploymentChangeTime": _released(patch),
+                }
+            }
+        else:
+            manager = "aptPackage" if package_manager(patch.os_family) == "apt" else "yumPackage"
+            package = {
+                manager: {
+                    "packageName": patch.package_name,
+                    "architecture": "amd64" if manager == "aptPackage" else "x86_64",
+                    "version": patch.package_version,
+                }
+            }
+        return {
+            "id": item_id,
+            "originType": "INVENTORY_REPORT",
+            "type": kind,
+            "createTime": _released(patch),
+            "updateTime": updated,
+            key: package,
+        }
+
+    # -- vulnerability reports ----------------------------------------------------------------------
+    def _list_vulnerability_reports(
+        self, request: Request, now: float, project: str, zone: str
+    ) -> dict[str, Any]:
+        self._no_filter(request)
+        hosts, token = self._page(request, self._agent_hosts(project, zone))
+        body: dict[str, Any] = {"vulnerabilityReports": [self._vulnerability_report(h) for h in hosts]}
+        if token:
+            body["nextPageToken"] = token
+        return self._render("ListVulnerabilityReportsResponse", body)
+
+    def _get_vulnerability_report(
+        self, request: Request, now: float, project: str, zone: str, instance: str
+    ) -> dict[str, Any]:
+        host = self._instance(project, zone, instance)
+        return self._render("VulnerabilityReport", self._vulnerability_report(host))
+
+    def _vulnerability_report(self, host: SimHost) -> dict[str, Any]:
+        updated = self._inventory_time(host)
+        by_cve: dict[str, list[CatalogPatch]] = {}
+        for pid in sorted(host.missing | host.failed):
+            patch = self.state.catalog[pid]
+            for cve in patch.cves:
+                by_cve.setdefault(cve, []).append(patch)
+        cpe = _OS_INFO.get(host.os_family, ("", "", "", ""))[3] or (
+            f"cpe:/o:microsoft:{host.os_family.replace('windows', 'windows_server')}:-"
+        )
+        vulnerabilities, highest = [], "NONE"
+        for cve, patches in sorted(by_cve.items()):
+            severity = max((SEVERITY.get(p.severity, "MINIMAL") for p in patches), key=_SEVERITY_RANK.index)
+            highest = max(highest, severity, key=_SEVERITY_RANK.index)
+            base, exploitability, impact, vector, privileges, cia = _CVSS_V3.get(
+                severity, (0.0, 0.0, 0.0, "LOCAL", "LOW", ("NONE", "NONE", "NONE"))
+            )
+            ids = [available_item_id(p) for p in patches]
+            vulnerabilities.append(
+                {
+                    "details": {
+                        "cve": cve,
+                        "severity": severity,
+                        "description": "; ".join(p.title for p in patches),
+                        "cvssV3": {
+                            "baseScore": base,
+                            "exploitabilityScore": exploitability,
+                            "impactScore": impact,
+                            "attackVector": f"ATTACK_VECTOR_{vector}",
+                            "attackComplexity": "ATTACK_COMPLEXITY_LOW",
+                            "privilegesRequired": f"PRIVILEGES_REQUIRED_{privileges}",
+                            "userInteraction": "USER_INTERACTION_NONE",
+                            "scope": "SCOPE_UNCHANGED",
+                            "confidentialityImpact": f"IMPACT_{cia[0]}",
+                            "integrityImpact": f"IMPACT_{cia[1]}",
+                            "availabilityImpact": f"IMPACT_{cia[2]}",
+                        },
+                        "references": [{"url": f"https://nvd.nist.gov/vuln/detail/{cve}", "source": "NVD"}],
+                    },
+                    "availableInventoryItemIds": ids,
+                    "items": [
+                        {
+                            "availableInventoryItemId": available_item_id(p),
+                            "fixedCpeUri": cpe,
+                            "upstreamFix": p.package_version if not p.is_windows else f"KB{p.kb_number}",
+                        }
+                        for p in patches
+                    ],
+                    "createTime": min(_released(p) for p in patches),
+                    "updateTime": updated,
+                }
+            )
+        return {
+            "name": f"projects/{host.account}/locations/{host.region}/instances/{host.host_id}"
+            "/vulnerabilityReport",
+            "vulnerabilities": vulnerabilities,
+            "updateTime": updated,
+            "highestUpgradableCveSeverity": highest,
+        }
+
+    # -- patch jobs: execute ------------------------------------------------------------------------
+    def _parse_execute(self, request: Request) -> Any:
+        raw = request.get_data(as_text=True) or "{}"
+        json_body(request)  # a 400 for a body that is not a JSON object
+        message_type = self._types["ExecutePatchJobRequest"]
+        try:
+            return message_type.from_json(raw, ignore_unknown_fields=False)
+        except Exception as exc:  # json_format.ParseError names the field or the enum value
+            raise GcpError(400, f"Invalid JSON payload received. {exc}") from exc
+
+    def _as_json(self, message: Any) -> dict[str, Any]:
+        return self._json_format.MessageToDict(type(message).pb(message))
+
+    def _execute_patch_job(self, request: Request, now: float, project: str) -> dict[str, Any]:
+        known_project(self.state, project)
+        req = self._parse_execute(request)
+        body = self._as_json(req)
+        body.pop("parent", None)
+        hosts = self._select_instances(project, body.get("instanceFilter", {}))
+        config = body.get("patchConfig", {})
+        _validate_patch_config(config)
+        rollout = body.get("rollout")
+        if rollout is not None:
+            _validate_rollout(rollout)
+        if _seconds(req.duration) < 0:
+            raise GcpError(400, f"duration must not be negative, got {body.get('duration')!r}")
+        t = self.state.timings
+        job = _Job(
+            name=f"projects/{project}/patchJobs/{uuid.uuid4()}",
+            project=project,
+            request=body,
+            created_at=now,
+            lookup_at=now + t.command_pending_seconds / 2,
+            patching_at=now + t.command_pending_seconds,
+            deadline=now + _seconds(req.duration) if _seconds(req.duration) > 0 else None,
+            dry_run=bool(body.get("dryRun")),
+            reboot=config.get("rebootConfig", "DEFAULT").replace("REBOOT_CONFIG_UNSPECIFIED", "DEFAULT"),
+        )
+        as_of = dt.datetime.fromtimestamp(now, dt.UTC)
+        for host in hosts:
+            patch_ids = frozenset(self._selection(host, config, as_of))
+            windows = host.platform.platform_type == "Windows"
+            kernel = any(self.state.catalog[p].kernel for p in patch_ids) and not windows
+            reboots = not job.dry_run and (
+                job.reboot == "ALWAYS"
+                or (job.reboot == "DEFAULT" and (kernel or (windows and bool(patch_ids))))
+            )
+            job.targets.append(_Target(host=host, zone=host.region, patch_ids=patch_ids, reboots=reboots))
+        self._schedule(job, rollout)
+        self.jobs[job.name] = job
+        for index, target in enumerate(job.targets):
+            if target.started_at is not None and target.ended_at is not None:
+                self._seq += 1
+                heapq.heappush(self._due, (target.ended_at, self._seq, job.name, index))
+        return self._job_json(job, now)
+
+    def _select_instances(self, project: str, instance_filter: dict[str, Any]) -> list[SimHost]:
+        """The project's instances an instance filter matches: criteria of different fields are ANDed."""
+        criteria = ("groupLabels", "zones", "instances", "instanceNamePrefixes")
+        if instance_filter.get("all"):
+            if any(instance_filter.get(c) for c in criteria):
+                raise GcpError(400, "instance_filter: all=true cannot be combined with other criteria")
+            return gcp_hosts(self.state, project)
+        if not any(instance_filter.get(c) for c in criteria):
+            raise GcpError(
+                400,
+                "instance_filter: one of all, group_labels, zones, instances or instance_name_prefixes is "
+                f"required, got {instance_filter!r}",
+            )
+        refs: set[tuple[str, str]] = set()
+        for ref in instance_filter.get("instances", []):
+            match = _INSTANCE_REF.match(ref)
+            if match is None:
+                raise GcpError(
+                    400,
+                    f"instance_filter.instances: {ref!r} is not zones/ZONE/instances/NAME, "
+                    "projects/PROJECT/zones/ZONE/instances/NAME or an instance URL",
+                )
+            if match["project"] in (None, project):
+                refs.add((match["zone"], match["name"]))
+        selected = []
+        for host in gcp_hosts(self.state, project):
+            if instance_filter.get("instances") and (host.region, host.name) not in refs:
+                continue
+            if instance_filter.get("zones") and host.region not in instance_filter["zones"]:
+                continue
+            prefixes = instance_filter.get("instanceNamePrefixes")
+            if prefixes and not host.name.startswith(tuple(prefixes)):
+                continue
+            groups = instance_filter.get("groupLabels")
+            if groups:
+                labels = instance_labels(host)
+                if not any(all(labels.get(k) == v for k, v in g.get("labels", {}).items()) for g in groups):
+                    continue
+            selected.append(host)
+        return selected
+
+    def _selection(self, host: SimHost, config: dict[str, Any], as_of: dt.datetime) -> set[str]:
+        """The catalog patches the agent would install on a host under a patch config."""
+        pending = host.missing | host.failed
+        family = self.state.catalog_by_family.get(host.os_family, [])
+        manager = package_manager(host.os_family)
+        settings = config.get(manager, {})
+        if manager == "windowsUpdate":
+            exclusive = {_kb(k) for k in settings.get("exclusivePatches", [])}
+            excludes = {_kb(k) for k in settings.get("excludes", [])}
+            if exclusive:
+                return {p.id for p in family if p.kb_number in exclusive} & pending
+            approved = self.state.default_approved(host, as_of)
+            return {p for p in approved if self.state.catalog[p].kb_number not in excludes} & pending
+        exclusive = set(settings.get("exclusivePackages", []))
+        excludes = set(settings.get("excludes", []))
+        if exclusive:
+            return {p.id for p in family if p.package_name in exclusive} & pending
+        approved = self.state.default_approved(host, as_of)
+        return {p for p in approved if self.state.catalog[p].package_name not in excludes} & pending
+
+    def _schedule(self, job: _Job, rollout: dict[str, Any] | None) -> None:
+        """Lay out every target's timeline under the rollout and the job's duration."""
+        zones: dict[str, list[_Target]] = {}
+        for target in job.targets:
+            zones.setdefault(target.zone, []).append(target)
+        mode = (rollout or {}).get("mode")
+        cursor = job.patching_at
+        stops = []
+        for zone in sorted(zones):
+            budget = _budget(rollout, len(zones[zone])) if rollout else None
+            start = cursor if mode == "ZONE_BY_ZONE" else job.patching_at
+            end, failed = self._run_zone(job, zones[zone], start, budget)
+            if budget is not None and failed >= budget:
+                stops.append((zone, budget, failed))
+            if mode == "ZONE_BY_ZONE":
+                cursor = end
+                if stops:
+                    break  # later zones are never started
+        if stops:
+            described = _describe_budget((rollout or {}).get("disruptionBudget", {}))
+            job.stop_message = "; ".join(
+                f"Patch job stopped: {failed} instance(s) failed in zone {zone}, reaching its disruption "
+                f"budget of {budget} instance(s) ({described})"
+                + ("; later zones were not patched" if mode == "ZONE_BY_ZONE" else "")
+                for zone, budget, failed in stops
+            )
+        if job.deadline is not None:
+            for target in job.targets:
+                if target.started_at is None or target.ended_at is None:
+                    continue
+                if target.started_at >= job.deadline:
+                    target.started_at = target.ended_at = target.natural_end = None
+                    target.outcome = "PENDING"
+                    job.timed_out = True
+                elif target.ended_at > job.deadline:
+                    job.timed_out = True
+                    target.ended_at = job.deadline
+                    target.outcome = "TIMED_OUT"
+                    target.failure_reason = (
+                        "The patch job's duration ended before the instance finished patching"
+                    )
+
+    def _run_zone(
+        self, job: _Job, targets: list[_Target], start: float, budget: int | None
+    ) -> tuple[float, int]:
+        """Patch one zone from ``start``; returns (when its last instance ended, how many failed).
+
+        At most ``budget`` instances are disrupted at once and a failed instance keeps its slot; when
+        the failures use up the budget, the instances still waiting are never started.
+        """
+        t = self.state.timings
+        lo, hi = t.invocation_seconds
+        end = start
+        queue = []
+        for target in sorted(targets, key=lambda x: x.host.name):
+            if target.host.agent_status != "ACTIVE":
+                target.started_at = start
+                target.ended_at = target.natural_end = start + t.delivery_timeout_seconds
+                target.outcome = "NO_AGENT_DETECTED"
+                target.failure_reason = "No response from the OS Config agent: is it installed and enabled?"
+                end = max(end, target.ended_at)
+            else:
+                queue.append(target)
+        capacity = budget if budget is not None else len(queue)
+        running: list[tuple[float, int, _Target]] = []
+        failed, now, seq = 0, start, 0
+        while queue:
+            while queue and len(running) + failed < capacity:
+                target = queue.pop(0)
+                duration = lo + (hi - lo) * _stable_fraction(job.name, target.host.host_id)
+                target.started_at = now
+                target.ended_at = target.natural_end = now + duration
+                fails = target.host.install_fails and not job.dry_run
+                target.outcome = "FAILED" if fails else "SUCCEEDED"
+                if fails:
+                    target.failure_reason = _failure_reason(target.host, target.patch_ids, self.state)
+                seq += 1
+                heapq.heappush(running, (target.ended_at, seq, target))
+            if not running:
+                break  # the budget is used up by failures: the rest stay PENDING
+            now, _, finished = heapq.heappop(running)
+            if finished.outcome == "FAILED":
+                failed += 1
+        for _, _, target in running:
+            if target.outcome == "FAILED":
+                failed += 1
+        ends = [x.ended_at for x in targets if x.started_at is not None and x.ended_at is not None]
+        return max([end, *ends]), failed
+
+    # -- patch jobs: effects --------------------------------------------------------------------------
+    def advance(self, now: float) -> None:
+        """Apply every instance's effect whose run has ended by ``now`` (once)."""
+        with self.state.lock:
+            while self._due and self._due[0][0] <= now:
+                _, _, job_name, index = heapq.heappop(self._due)
+                job = self.jobs[job_name]
+                self._apply(job, job.targets[index])
+
+    def _apply(self, job: _Job, target: _Target) -> None:
+        if target.applied or target.started_at is None or target.ended_at is None:
+            return
+        target.applied = True
+        host = target.host
+        final = target.outcome
+        action: dict[str, Any] = {
+            "at": rfc3339(target.ended_at),
+            "action": "gcp.patchJob",
+            "job": job.name,
+            "zone": target.zone,
+            "started_at": rfc3339(target.started_at),
+        }
+        if job.dry_run:
+            target.final_state = final
+            return  # the agent was contacted and did nothing: no effect, no action
+        if final in ("SUCCEEDED", "FAILED"):
+            windows = host.platform.platform_type == "Windows"
+            effect = self.state.install(
+                host, set(target.patch_ids), fails=final == "FAILED", reboot=job.reboot != "NEVER"
+            )
+            reboot_needed = bool(effect.get("pending_reboot")) or (windows and bool(effect["installed"]))
+            rebooted = (
+                effect["rebooted"] or job.reboot == "ALWAYS" or (job.reboot == "DEFAULT" and reboot_needed)
+            )
+            if final == "SUCCEEDED" and job.reboot == "NEVER" and reboot_needed:
+                final = "SUCCEEDED_REBOOT_REQUIRED"
+            action.update(installed=effect["installed"], failed=effect["failed"], rebooted=rebooted)
+            host.cloud_state["gcp_inventory_at"] = target.ended_at
+        target.final_state = final
+        action["result"] = final
+        if target.failure_reason:
+            action["failure_reason"] = target.failure_reason
+        host.actions.append(action)
+
+    # -- patch jobs: reads --------------------------------------------------------------------------
+    def _job(self, project: str, job_id: str) -> _Job:
+        known_project(self.state, project)
+        name = f"projects/{project}/patchJobs/{job_id}"
+        job = self.jobs.get(name)
+        if job is None:
+            raise GcpError(404, f"Resource not found: patch job {name}")
+        return job
+
+    def _job_json(self, job: _Job, now: float) -> dict[str, Any]:
+        state = job.state_at(now)
+        visible = now >= job.patching_at
+        counts: Counter[str] = Counter(t.state_at(now) for t in job.targets) if visible else Counter()
+        total = len(job.targets)
+        finished = sum(counts[s] for s in INSTANCE_TERMINAL_STATES)
+        if state == "SUCCEEDED" or (visible and total == 0):
+            percent = 100.0
+        else:
+            percent = round(100.0 * finished / total, 2) if total else 0.0
+        changed = min(now, job.ends_at) if job.canceled_at is None else min(now, job.canceled_at)
+        body: dict[str, Any] = {
+            "name": job.name,
+            "displayName": job.request.get("displayName", ""),
+            "description": job.request.get("description", ""),
+            "createTime": rfc3339(job.created_at),
+            "updateTime": rfc3339(max(job.created_at, changed)),
+            "state": state,
+            "instanceFilter": job.request.get("instanceFilter", {}),
+            "patchConfig": job.request.get("patchConfig", {}),
+            "instanceDetailsSummary": {_SUMMARY_FIELD[s]: str(n) for s, n in counts.items()},
+            "dryRun": job.dry_run,
+            "percentComplete": percent,
+        }
+        if "duration" in job.request:
+            body["duration"] = job.request["duration"]
+        if "rollout" in job.request:
+            body["rollout"] = job.request["rollout"]
+        if state in JOB_TERMINAL_STATES and state != "CANCELED" and job.stop_message:
+            body["errorMessage"] = job.stop_message
+        elif state == "TIMED_OUT":
+            body["errorMessage"] = f"Patch job exceeded its duration of {job.request.get('duration')}"
+        return self._render("PatchJob", body)
+
+    def _get_patch_job(self, request: Request, now: float, project: str, job_id: str) -> dict[str, Any]:
+        return self._job_json(self._job(project, job_id), now)
+
+    def _cancel_patch_job(self, request: Request, now: float, project: str, job_id: str) -> dict[str, Any]:
+        job = self._job(project, job_id)
+        state = job.state_at(now)
+        if state in JOB_TERMINAL_STATES:
+            raise GcpError(
+                400,
+                f"Patch job {job.name} is already in terminal state {state}",
+                status="FAILED_PRECONDITION",
+            )
+        job.canceled_at = now
+        for target in job.targets:  # instances not yet contacted never will be; running ones finish
+            if target.started_at is not None and target.started_at > now:
+                target.started_at = target.ended_at = target.natural_end = None
+                target.outcome = "PENDING"
+        return self._job_json(job, now)
+
+    def _list_patch_jobs(self, request: Request, now: float, project: str) -> dict[str, Any]:
+        known_project(self.state, project)
+        self._no_filter(request)
+        jobs = sorted(
+            (j for j in self.jobs.values() if j.project == project), key=lambda j: j.created_at, reverse=True
+        )
+        page, token = self._page(request, jobs)
+        body: dict[str, Any] = {"patchJobs": [self._job_json(j, now) for j in page]}
+        if token:
+            body["nextPageToken"] = token
+        return self._render("ListPatchJobsResponse", body)
+
+    def _list_instance_details(
+        self, request: Request, now: float, project: str, job_id: str
+    ) -> dict[str, Any]:
+        job = self._job(project, job_id)
+        self._no_filter(request)
+        targets = job.targets if now >= job.patching_at else []
+        page, token = self._page(request, targets)
+        details = []
+        for target in page:
+            state = target.state_at(now)
+            row: dict[str, Any] = {
+                "name": f"projects/{project}/zones/{target.zone}/instances/{target.host.name}",
+                "instanceSystemId": target.host.host_id,
+                "state": state,
+                "attemptCount": "0" if state == "PENDING" else "1",
+            }
+            if state in ("FAILED", "TIMED_OUT", "NO_AGENT_DETECTED") and target.failure_reason:
+                row["failureReason"] = target.failure_reason
+            details.append(row)
+        body: dict[str, Any] = {"patchJobInstanceDetails": details}
+        if token:
+            body["nextPageToken"] = token
+        return self._render("ListPatchJobInstanceDetailsResponse", body)
+
+
+def _kb(value: str) -> str:
+    return value.strip().upper().removeprefix("KB")
+
+
+def _validate_patch_config(config: dict[str, Any]) -> None:
+    """The documented exclusivity rules of the package-manager settings (400 naming the field)."""
+    apt = config.get("apt", {})
+    if apt.get("exclusivePackages") and (apt.get("excludes") or apt.get("type")):
+        raise GcpError(400, "patch_config.apt.exclusive_packages cannot be combined with other apt settings")
+    yum = config.get("yum", {})
+    if yum.get("exclusivePackages") and (yum.get("excludes") or yum.get("security") or yum.get("minimal")):
+        raise GcpError(400, "patch_config.yum.exclusive_packages cannot be combined with other yum settings")
+    wu = config.get("windowsUpdate", {})
+    if wu.get("exclusivePatches") and (wu.get("excludes") or wu.get("classifications")):
+        raise GcpError(
+            400, "patch_config.windows_update.exclusive_patches cannot be combined with other settings"
+        )
+
+
+def _validate_rollout(rollout: dict[str, Any]) -> None:
+    mode = rollout.get("mode", "MODE_UNSPECIFIED")
+    if mode not in ("ZONE_BY_ZONE", "CONCURRENT_ZONES"):
+        raise GcpError(400, f"rollout.mode must be ZONE_BY_ZONE or CONCURRENT_ZONES, got {mode!r}")
+    budget = rollout.get("disruptionBudget", {})
+    fixed, percent = budget.get("fixed"), budget.get("percent")
+    if (fixed is None) == (percent is None):
+        raise GcpError(
+            400, f"rollout.disruption_budget needs exactly one of fixed or percent, got {budget!r}"
+        )
+    if fixed is not None and fixed < 1:
+        raise GcpError(400, f"rollout.disruption_budget.fixed must be at least 1, got {fixed}")
+    if percent is not None and not 1 <= percent <= 100:
+        raise GcpError(400, f"rollout.disruption_budget.percent must be 1..100, got {percent}")
+
+
+def _budget(rollout: dict[str, Any], zone_size: int) -> int:
+    """Instances of a zone disrupted at once at most (a percent of the zone's instances, rounded up)."""
+    budget = rollout["disruptionBudget"]
+    if "fixed" in budget:
+        return int(budget["fixed"])
+    return max(1, math.ceil(zone_size * int(budget["percent"]) / 100))
+
+
+def _describe_budget(budget: dict[str, Any]) -> str:
+    return f"fixed {budget['fixed']}" if "fixed" in budget else f"percent {budget.get('percent')}%"
+
+
+def _failure_reason(host: SimHost, patch_ids: frozenset[str], state: FleetState) -> str:
+    manager = package_manager(host.os_family)
+    if manager == "windowsUpdate":
+        kbs = sorted(f"KB{state.catalog[p].kb_number}" for p in patch_ids if state.catalog[p].kb_number)
+        return f"Windows Update failed with 0x80070643 installing {', '.join(kbs) or 'updates'}"
+    if manager == "apt":
+        return "apt-get upgrade failed: exit status 100"
+    return "yum update failed: exit status 1"

@@ -1,0 +1,335 @@
+"""Azure Arc-enabled servers, spoken to only here: machines, Update Manager's installPatches, and the
+machines' patch assessments through Azure Resource Graph.
+
+Thin seams over the unmodified azure-mgmt SDKs (``HybridComputeManagementClient`` pinned to the stable
+api-version 2024-07-10, as the SDK's own default is a preview; ``ResourceGraphClient``). One method per
+cloud call; lists paged to the service's maxima. Configured only by an Airflow connection
+(conn_type ``azure``):
+
+- Azure: ``login`` = the app registration's client id, ``password`` = its client secret, extra
+  ``tenantId`` → ``ClientSecretCredential``; no login → ``DefaultAzureCredential`` (managed identity,
+  workload identity, environment). Extra ``base_url``: the ARM endpoint (default
+  https://management.azure.com; another cloud's, whose tokens are then asked for ``<base_url>/.default``).
+- fleetsim: extra ``{"base_url": "http://127.0.0.1:PORT", "static_token": "fleetsim"}``: the bearer
+  token is sent as a fixed header (azure-core refuses bearer tokens over plain http otherwise, research
+  §1.6). A static token is refused for any base_url that is not loopback, so a real endpoint never
+  receives one.
+- Either: extra ``retry_total`` (default 4): azure-core's RetryPolicy retries throttled (429) and failed
+  (5xx) requests this often, sleeping for the server's ``Retry-After``.
+
+Errors are :class:`ArcError` naming the subscription and what was asked; HTTP calls time out (connect
+10 s, read 60 s). Long-running installs are not waited for here: :meth:`ArcHook.start_install` returns the
+operation's status URL and :meth:`ArcHook.install_result` reads it once, so a sensor or a deferrable
+operator can poll across tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlparse
+
+from airflow.sdk.bases.hook import BaseHook
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.pipeline.policies import HeadersPolicy
+from azure.core.rest import HttpRequest
+from azure.mgmt.core.policies import ARMHttpLoggingPolicy
+from azure.mgmt.hybridcompute import HybridComputeManagementClient
+from azure.mgmt.resourcegraph import ResourceGraphClient
+from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
+
+ARM_API_VERSION = "2024-07-10"  # latest stable HybridCompute swagger with installPatches (research §1.1)
+GRAPH_API_VERSION = "2021-03-01"
+DEFAULT_BASE_URL = "https://management.azure.com"
+DEFAULT_RETRY_TOTAL = 4
+GRAPH_PAGE = 1000  # Resource Graph's maximum rows per page ($top)
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 60
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+SUMMARY_TYPE = "microsoft.hybridcompute/machines/patchassessmentresults"
+PATCHES_TYPE = "microsoft.hybridcompute/machines/patchassessmentresults/softwarepatches"
+_SUBSCRIPTION = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")  # ARM's resource-group name characters
+_ASSESSMENT_SUFFIX = re.compile(r"/patchassessmentresults/.*$", re.I)
+# azure-core logs every request and response at INFO; keep task logs to warnings unless asked for more.
+HTTP_LOG = logging.getLogger("patchcycle.hooks.azure_arc.http")
+HTTP_LOG.setLevel(logging.WARNING)
+
+
+class ArcError(RuntimeError):
+    """An Azure Arc / Resource Graph call that failed; the message names the subscription and the ask."""
+
+
+class ArcMachineNotFound(ArcError):
+    """The machine does not exist in the resource group (ARM answered 404)."""
+
+
+class _StaticToken:
+    """A TokenCredential that hands out a fixed token (fleetsim only; the header policy sends it)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+def _describe(exc: AzureError) -> str:
+    if isinstance(exc, HttpResponseError):
+        code = getattr(exc.error, "code", None) or exc.reason
+        message = getattr(exc.error, "message", None) or exc.message
+        return f"HTTP {exc.status_code} {code}: {message}"
+    return f"{type(exc).__name__}: {exc.message}"
+
+
+class ArcHook(BaseHook):
+    """Arc-enabled servers of one subscription, and their Update Manager patch state."""
+
+    conn_name_attr = "azure_conn_id"
+    default_conn_name = "azure_default"
+    conn_type = "azure"
+    hook_name = "Azure Arc (Patchcycle)"
+
+    def __init__(self, azure_conn_id: str = default_conn_name, subscription_id: str = "") -> None:
+        super().__init__()
+        if not _SUBSCRIPTION.match(subscription_id):
+            raise ValueError(f"subscription_id must be a subscription GUID, got {subscription_id!r}")
+        self.azure_conn_id = azure_conn_id
+        self.subscription_id = subscription_id
+
+    # -- clients ------------------------------------------------------------------------------------
+    @cached_property
+    def _client_kwargs(self) -> dict[str, Any]:
+        """credential, base_url and pipeline settings shared by both clients, from the connection."""
+        conn = self.get_connection(self.azure_conn_id)
+        extra = conn.extra_dejson
+        base_url = str(extra.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        parsed = urlparse(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(
+                f"connection {self.azure_conn_id!r}: base_url {base_url!r} is not an http(s) URL"
+            )
+        try:
+            retry_total = int(extra.get("retry_total", DEFAULT_RETRY_TOTAL))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"connection {self.azure_conn_id!r}: retry_total must be an integer, "
+                f"got {extra.get('retry_total')!r}"
+            ) from exc
+        kwargs: dict[str, Any] = {
+            "base_url": base_url,
+            "retry_total": retry_total,
+            "retry_status": retry_total,  # azure-core caps status retries at 3 unless told
+            "connection_timeout": CONNECT_TIMEOUT_SECONDS,
+            "read_timeout": READ_TIMEOUT_SECONDS,
+            "http_logging_policy": ARMHttpLoggingPolicy(logger=HTTP_LOG),
+        }
+        static_token = extra.get("static_token")
+        if static_token:
+            if parsed.hostname not in LOOPBACK_HOSTS:
+                raise ValueError(
+                    f"connection {self.azure_conn_id!r}: static_token is for a local emulator only, "
+                    f"refused for base_url {base_url!r}"
+                )
+            kwargs["credential"] = _StaticToken(str(static_token))
+            kwargs["authentication_policy"] = HeadersPolicy({"Authorization": f"Bearer {static_token}"})
+        elif conn.login:
+            tenant_id = extra.get("tenantId") or extra.get("tenant_id")
+            if not tenant_id or not conn.password:
+                raise ValueError(
+                    f"connection {self.azure_conn_id!r}: a client id (login) needs the client secret "
+                    "(password) and extra tenantId"
+                )
+            from azure.identity import ClientSecretCredential
+
+            kwargs["credential"] = ClientSecretCredential(tenant_id, conn.login, conn.password)
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            kwargs["credential"] = DefaultAzureCredential()
+        if not static_token and base_url != DEFAULT_BASE_URL:  # another cloud's ARM: its own token audience
+            kwargs["credential_scopes"] = [f"{base_url}/.default"]
+        return kwargs
+
+    @cached_property
+    def client(self) -> HybridComputeManagementClient:
+        kwargs = dict(self._client_kwargs)
+        credential, base_url = kwargs.pop("credential"), kwargs.pop("base_url")
+        return HybridComputeManagementClient(
+            credential, self.subscription_id, base_url=base_url, api_version=ARM_API_VERSION, **kwargs
+        )
+
+    @cached_property
+    def graph(self) -> ResourceGraphClient:
+        kwargs = dict(self._client_kwargs)
+        credential, base_url = kwargs.pop("credential"), kwargs.pop("base_url")
+        return ResourceGraphClient(credential, base_url=base_url, api_version=GRAPH_API_VERSION, **kwargs)
+
+    @contextmanager
+    def _calling(self, what: str, not_found: type[ArcError] = ArcError) -> Iterator[None]:
+        """Turn SDK errors into an ArcError naming the subscription and ``what`` was asked."""
+        try:
+            yield
+        except ResourceNotFoundError as exc:
+            raise not_found(f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}") from exc
+        except HttpResponseError as exc:
+            hint = ""
+            if exc.status_code == 429:
+                retries = self._client_kwargs["retry_total"]
+                hint = f" (still throttled after {retries} retries honouring Retry-After)"
+            raise ArcError(
+                f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}{hint}"
+            ) from exc
+        except AzureError as exc:
+            raise ArcError(f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}") from exc
+
+    # -- machines -----------------------------------------------------------------------------------
+    def machines(self, resource_group: str) -> list[dict[str, Any]]:
+        """Every Arc machine of the resource group (all pages), as ARM's JSON (``Machine.as_dict()``:
+        camelCase keys, ``properties.status`` Connected/Disconnected/..., timestamps as ISO strings)."""
+        _check_resource_group(resource_group)
+        with self._calling(f"listing the machines of resource group {resource_group}"):
+            return [m.as_dict() for m in self.client.machines.list_by_resource_group(resource_group)]
+
+    def machine(self, resource_group: str, name: str) -> dict[str, Any]:
+        """One machine as ARM's JSON; :class:`ArcMachineNotFound` when it does not exist."""
+        _check_resource_group(resource_group)
+        with self._calling(f"reading machine {name} in resource group {resource_group}", ArcMachineNotFound):
+            return self.client.machines.get(resource_group, name).as_dict()
+
+    # -- installPatches -----------------------------------------------------------------------------
+    def start_install(self, resource_group: str, name: str, parameters: dict[str, Any]) -> str:
+        """Begin installPatches on one machine without waiting; return the operation's status URL.
+
+        ``parameters`` is the MachineInstallPatchesParameters JSON (maximumDuration, rebootSetting,
+        linuxParameters / windowsParameters). The URL is the 202's ``Location`` header, taken from the
+        final HTTP response through azure-core's ``raw_response_hook`` (``polling=False`` returns right
+        after the 202 and exposes no headers).
+        """
+        _check_resource_group(resource_group)
+        responses: list[Any] = []
+        what = f"starting installPatches on machine {name} in resource group {resource_group}"
+        with self._calling(what):
+            self.client.machines.begin_install_patches(
+                resource_group,
+                name,
+                parameters,
+                polling=False,
+                raw_response_hook=lambda pipeline_response: responses.append(pipeline_response.http_response),
+            )
+        final = responses[-1] if responses else None
+        location = final.headers.get("Location") if final is not None else None
+        if final is None or final.status_code != 202 or not location:
+            status = final.status_code if final is not None else "no response"
+            raise ArcError(
+                f"Azure subscription {self.subscription_id}: {what}: expected 202 with a Location header, "
+                f"got {status}"
+            )
+        self._check_same_origin(location, what)
+        return location
+
+    def install_result(self, location_url: str) -> dict[str, Any] | None:
+        """One read of an install's status URL: None while it runs (202), the
+        MachineInstallPatchesResult JSON once it has ended (200; inspect ``status``,
+        ``failedPatchCount``, ``rebootStatus``: a 200 also means the operation ended badly)."""
+        what = f"reading install operation {location_url}"
+        self._check_same_origin(location_url, what)
+        with self._calling(what):
+            response = self.client.send_request(HttpRequest("GET", location_url))
+        if response.status_code == 202:
+            return None
+        if response.status_code == 200:
+            return response.json()
+        try:
+            error = response.json().get("error") or {}
+        except ValueError:
+            error = {}
+        raise ArcError(
+            f"Azure subscription {self.subscription_id}: {what}: HTTP {response.status_code} "
+            f"{error.get('code', response.reason)}: {error.get('message', response.text()[:200])}"
+        )
+
+    def _check_same_origin(self, url: str, what: str) -> None:
+        """The bearer token goes only to the configured ARM endpoint, never to a URL elsewhere."""
+        base, target = urlparse(self._client_kwargs["base_url"]), urlparse(url)
+        if (target.scheme, target.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            raise ArcError(
+                f"Azure subscription {self.subscription_id}: {what}: the URL is not on the ARM endpoint "
+                f"{self._client_kwargs['base_url']}"
+            )
+
+    # -- Resource Graph -----------------------------------------------------------------------------
+    def patch_assessments(self, resource_groups: list[str]) -> dict[str, dict[str, Any]]:
+        """Update Manager's latest patch assessment of every machine in the resource groups.
+
+        Keyed by the lower-cased machine id; each value is the assessment's ``properties`` (status,
+        lastModifiedDateTime, rebootPending, osType, availablePatchCountByClassification, ...) plus
+        ``machineId``, ``resourceGroup`` and ``patches``: the ``properties`` of each missing patch
+        (patchName, version, kbId, classifications, msrcSeverity, ...). Two paged queries (summaries,
+        then patches), :data:`GRAPH_PAGE` rows per page, scoped to this subscription.
+        """
+        if not resource_groups:
+            return {}
+        for rg in resource_groups:
+            _check_resource_group(rg)
+        groups = ", ".join(f"'{rg}'" for rg in sorted(set(resource_groups)))
+        scope = f"| where resourceGroup in~ ({groups})\n| order by id asc"
+        where = f"resource groups {sorted(set(resource_groups))}"
+        out: dict[str, dict[str, Any]] = {}
+        summaries = self._graph_rows(
+            f"patchassessmentresources\n| where type =~ '{SUMMARY_TYPE}'\n{scope}", where
+        )
+        for row in summaries:
+            machine_id = _machine_id(row["id"])
+            out[machine_id] = dict(row.get("properties") or {}) | {
+                "machineId": machine_id,
+                "resourceGroup": row.get("resourceGroup"),
+                "patches": [],
+            }
+        patches = self._graph_rows(
+            f"patchassessmentresources\n| where type =~ '{PATCHES_TYPE}'\n{scope}", where
+        )
+        for row in patches:
+            machine_id = _machine_id(row["id"])
+            entry = out.setdefault(
+                machine_id,
+                {"machineId": machine_id, "resourceGroup": row.get("resourceGroup"), "patches": []},
+            )
+            entry["patches"].append(dict(row.get("properties") or {}))
+        return out
+
+    def _graph_rows(self, query: str, where: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            options = QueryRequestOptions(top=GRAPH_PAGE, skip_token=token, result_format="objectArray")
+            request = QueryRequest(subscriptions=[self.subscription_id], query=query, options=options)
+            with self._calling(f"querying Resource Graph for the patch assessments of {where}"):
+                page = self.graph.resources(request)
+            rows.extend(page.data or [])
+            token = page.skip_token
+            if not token:
+                return rows
+            if token in seen:
+                raise ArcError(
+                    f"Azure subscription {self.subscription_id}: Resource Graph repeated $skipToken "
+                    f"{token!r} while paging the patch assessments of {where}"
+                )
+            seen.add(token)
+
+
+def _check_resource_group(name: str) -> None:
+    if not _RESOURCE_GROUP.match(name or ""):
+        raise ValueError(f"{name!r} is not a resource group name (1-90 letters, digits, - _ . ( ))")
+
+
+def _machine_id(row_id: str) -> str:
+    """The machine id (lower-cased) of a patch assessment row's id."""
+    return _ASSESSMENT_SUFFIX.sub("", row_id).lower()

@@ -1,0 +1,237 @@
+"""GCP VM Manager (OS Config v1), spoken to only here: inventories, vulnerability reports, patch jobs.
+
+Thin seams over ``google-cloud-os-config`` (``OsConfigServiceClient`` and ``OsConfigZonalServiceClient``
+with ``transport="rest"``): one method per cloud call, lists read to the end at :data:`OSCONFIG_PAGE_SIZE`
+per page. Configured only by an Airflow ``google_cloud_platform`` connection (see
+:mod:`patchcycle.hooks.gcp_base`). Answers are plain dicts as the REST API writes them (camelCase, enums
+by name, int64 counters as strings, fields at their default value left out: ``json_format.MessageToDict``).
+
+A patch job is not a long-running operation: :meth:`OsConfigHook.execute_patch_job` returns at once
+(state STARTED) and :meth:`OsConfigHook.patch_job` is polled until the state is one of
+:data:`JOB_TERMINAL_STATES`; :meth:`OsConfigHook.instance_details` then says what happened per instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from patchcycle.hooks.gcp_base import CALL_ERRORS, CALL_TIMEOUT_SECONDS, GoogleRestHook, message_dict
+
+# Page size asked for on every OS Config list. Google documents no maximum for these lists (the GAPIC
+# default for instance details is 100); fleetsim caps them at 100 too, so a zone of N instances costs
+# ceil(N / 100) calls.
+OSCONFIG_PAGE_SIZE = 100
+JOB_TERMINAL_STATES = frozenset({"SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED", "TIMED_OUT"})
+REBOOT_CONFIGS = ("DEFAULT", "ALWAYS", "NEVER")
+ROLLOUT_MODES = ("ZONE_BY_ZONE", "CONCURRENT_ZONES")
+
+InstanceRef = tuple[str, str] | str
+
+
+def instance_reference(ref: InstanceRef) -> str:
+    """An instance for a patch job's filter: ``(zone, name)`` -> ``zones/ZONE/instances/NAME``.
+
+    A string is taken as it is when it already is such a reference (``zones/Z/instances/N``,
+    ``projects/P/zones/Z/instances/N`` or an instance URL).
+    """
+    if isinstance(ref, str):
+        if "/zones/" not in f"/{ref}" or "/instances/" not in ref:
+            raise ValueError(f"instance {ref!r} is neither (zone, name) nor zones/ZONE/instances/NAME")
+        return ref
+    zone, name = ref
+    if not zone or not name:
+        raise ValueError(f"instance {ref!r} needs both a zone and a name")
+    return f"zones/{zone}/instances/{name}"
+
+
+class OsConfigHook(GoogleRestHook):
+    """OS Config of one project: what each instance has and lacks, and patch jobs that install it."""
+
+    @cached_property
+    def service(self) -> Any:
+        """``OsConfigServiceClient`` (patch jobs)."""
+        from google.cloud import osconfig_v1
+
+        return osconfig_v1.OsConfigServiceClient(**self.client_kwargs())
+
+    @cached_property
+    def zonal(self) -> Any:
+        """``OsConfigZonalServiceClient`` (inventories, vulnerability reports; per zone)."""
+        from google.cloud import osconfig_v1
+
+        return osconfig_v1.OsConfigZonalServiceClient(**self.client_kwargs())
+
+    def _all_instances(self, zone: str) -> str:
+        return f"projects/{self.project}/locations/{zone}/instances/-"
+
+    # -- what the instances have ----------------------------------------------------------------------
+    def inventories(self, zone: str) -> list[dict[str, Any]]:
+        """The FULL inventory of every instance in a zone whose agent reports one.
+
+        Each: ``name`` (``projects/P/locations/Z/instances/ID/inventory``), ``osInfo`` (hostname,
+        longName, shortName, version, architecture, kernelVersion, kernelRelease, osconfigAgentVersion),
+        ``items`` (a map of item id -> ``{id, type: INSTALLED_PACKAGE | AVAILABLE_PACKAGE,
+        installedPackage | availablePackage: {aptPackage | yumPackage | wuaPackage | qfePackage ...}}``),
+        ``updateTime``. An instance without a running agent has no inventory: it is absent.
+        """
+        from google.cloud import osconfig_v1
+
+        request = osconfig_v1.ListInventoriesRequest(
+            parent=self._all_instances(zone),
+            view=osconfig_v1.InventoryView.FULL,
+            page_size=OSCONFIG_PAGE_SIZE,
+        )
+        try:
+            pages = self.zonal.list_inventories(request=request, timeout=CALL_TIMEOUT_SECONDS)
+            return [message_dict(inventory) for inventory in pages]
+        except CALL_ERRORS as exc:
+            raise self.failed(f"listing the inventories of zone {zone}", exc) from exc
+
+    def vulnerability_reports(self, zone: str) -> list[dict[str, Any]]:
+        """The vulnerability report of every instance in a zone with an agent.
+
+        Each: ``name`` (``.../instances/ID/vulnerabilityReport``), ``highestUpgradableCveSeverity``,
+        ``vulnerabilities`` (``details{cve, severity, cvssV3{baseScore, ...}}``,
+        ``availableInventoryItemIds`` = the inventory items that fix it), ``updateTime``.
+        """
+        from google.cloud import osconfig_v1
+
+        request = osconfig_v1.ListVulnerabilityReportsRequest(
+            parent=self._all_instances(zone), page_size=OSCONFIG_PAGE_SIZE
+        )
+        try:
+            pages = self.zonal.list_vulnerability_reports(request=request, timeout=CALL_TIMEOUT_SECONDS)
+            return [message_dict(report) for report in pages]
+        except CALL_ERRORS as exc:
+            raise self.failed(f"listing the vulnerability reports of zone {zone}", exc) from exc
+
+    # -- patch jobs -----------------------------------------------------------------------------------
+    def execute_patch_job(
+        self,
+        *,
+        display_name: str,
+        description: str,
+        instances: Sequence[InstanceRef],
+        apt_packages: Sequence[str] = (),
+        yum_packages: Sequence[str] = (),
+        windows_kbs: Sequence[str] = (),
+        reboot: str = "DEFAULT",
+        duration_seconds: int,
+        rollout_mode: str = "ZONE_BY_ZONE",
+        disruption_budget: dict[str, int],
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Start one patch job on the named instances; returns the job (``name``, ``state`` STARTED, ...).
+
+        ``instances``: ``(zone, name)`` pairs or references such as ``zones/Z/instances/N``. The packages
+        are *exclusive* lists: apt instances install only ``apt_packages`` (package names), yum instances
+        only ``yum_packages``, Windows instances only ``windows_kbs`` ("5046615" or "KB5046615"). An
+        empty list sends no exclusive list for that package manager, and instances of that kind then get
+        the OS's *default* update set: give every kind of instance in ``instances`` its list.
+        ``reboot``: DEFAULT (reboot when an update needs it) | ALWAYS | NEVER. ``disruption_budget``:
+        ``{"fixed": n}`` or ``{"percent": p}`` instances per zone disrupted at once; with ZONE_BY_ZONE a
+        zone whose failures reach the budget stops the job.
+        """
+        from google.cloud import osconfig_v1
+        from google.protobuf import duration_pb2
+
+        refs = [instance_reference(ref) for ref in instances]
+        if not refs:
+            raise ValueError(f"patch job {display_name!r}: no instances to patch")
+        if reboot not in REBOOT_CONFIGS:
+            raise ValueError(f"patch job {display_name!r}: reboot {reboot!r} is not one of {REBOOT_CONFIGS}")
+        if rollout_mode not in ROLLOUT_MODES:
+            raise ValueError(
+                f"patch job {display_name!r}: rollout_mode {rollout_mode!r} not in {ROLLOUT_MODES}"
+            )
+        if len(disruption_budget) != 1 or next(iter(disruption_budget)) not in ("fixed", "percent"):
+            raise ValueError(
+                f"patch job {display_name!r}: disruption_budget {disruption_budget!r} is not "
+                "{'fixed': n} or {'percent': p}"
+            )
+        if duration_seconds <= 0:
+            raise ValueError(
+                f"patch job {display_name!r}: duration_seconds must be positive, not {duration_seconds}"
+            )
+        config = osconfig_v1.PatchConfig(reboot_config=osconfig_v1.PatchConfig.RebootConfig[reboot])
+        if apt_packages:
+            config.apt = osconfig_v1.AptSettings(exclusive_packages=list(apt_packages))
+        if yum_packages:
+            config.yum = osconfig_v1.YumSettings(exclusive_packages=list(yum_packages))
+        if windows_kbs:
+            kbs = [kb if kb.upper().startswith("KB") else f"KB{kb}" for kb in windows_kbs]
+            config.windows_update = osconfig_v1.WindowsUpdateSettings(exclusive_patches=kbs)
+        request = osconfig_v1.ExecutePatchJobRequest(
+            parent=f"projects/{self.project}",
+            display_name=display_name,
+            description=description,
+            instance_filter=osconfig_v1.PatchInstanceFilter(instances=refs),
+            patch_config=config,
+            duration=duration_pb2.Duration(seconds=int(duration_seconds)),
+            dry_run=dry_run,
+            rollout=osconfig_v1.PatchRollout(
+                mode=osconfig_v1.PatchRollout.Mode[rollout_mode],
+                disruption_budget=osconfig_v1.FixedOrPercent(**disruption_budget),
+            ),
+        )
+        try:
+            job = self.service.execute_patch_job(request=request, timeout=CALL_TIMEOUT_SECONDS)
+        except CALL_ERRORS as exc:
+            raise self.failed(
+                f"executing patch job {display_name!r} on {len(refs)} instance(s)", exc
+            ) from exc
+        return message_dict(job)
+
+    def patch_job(self, name: str) -> dict[str, Any]:
+        """A patch job by name (``projects/P/patchJobs/ID``): ``state``, ``percentComplete``,
+        ``instanceDetailsSummary`` (``<state>InstanceCount`` counters), ``errorMessage``, ..."""
+        try:
+            return message_dict(self.service.get_patch_job(name=name, timeout=CALL_TIMEOUT_SECONDS))
+        except CALL_ERRORS as exc:
+            raise self.failed(f"reading patch job {name}", exc) from exc
+
+    def instance_details(self, job_name: str) -> list[dict[str, Any]]:
+        """Every instance of a patch job: ``name`` (``projects/P/zones/Z/instances/NAME``),
+        ``instanceSystemId``, ``state``, ``failureReason``, ``attemptCount``."""
+        from google.cloud import osconfig_v1
+
+        request = osconfig_v1.ListPatchJobInstanceDetailsRequest(
+            parent=job_name, page_size=OSCONFIG_PAGE_SIZE
+        )
+        try:
+            pages = self.service.list_patch_job_instance_details(
+                request=request, timeout=CALL_TIMEOUT_SECONDS
+            )
+            return [message_dict(detail) for detail in pages]
+        except CALL_ERRORS as exc:
+            raise self.failed(f"listing the instances of patch job {job_name}", exc) from exc
+
+    def patch_jobs(self, display_name: str | None = None) -> list[dict[str, Any]]:
+        """The project's patch jobs as the API lists them, optionally only those with a display name.
+
+        ListPatchJobs filters on ``patch_deployment`` only, so the display name is matched here: a retry
+        can find the job an earlier attempt started before it could record its name.
+        """
+        from google.cloud import osconfig_v1
+
+        request = osconfig_v1.ListPatchJobsRequest(
+            parent=f"projects/{self.project}", page_size=OSCONFIG_PAGE_SIZE
+        )
+        try:
+            jobs = [
+                message_dict(j)
+                for j in self.service.list_patch_jobs(request=request, timeout=CALL_TIMEOUT_SECONDS)
+            ]
+        except CALL_ERRORS as exc:
+            raise self.failed("listing patch jobs", exc) from exc
+        return [j for j in jobs if display_name is None or j.get("displayName") == display_name]
+
+    def cancel_patch_job(self, name: str) -> dict[str, Any]:
+        """Stop a patch job: instances not yet started never are; those patching finish."""
+        try:
+            job = self.service.cancel_patch_job(request={"name": name}, timeout=CALL_TIMEOUT_SECONDS)
+            return message_dict(job)
+        except CALL_ERRORS as exc:
+            raise self.failed(f"canceling patch job {name}", exc) from exc

@@ -1,0 +1,123 @@
+"""The checks the cycle's waits poll (see :mod:`patchcycle.triggers.waits`): one batched look per scope.
+
+Each takes the JSON payload its task stored in the trigger and answers ``{"done": bool, ...}``. They
+only read; every write (start an install, take a snapshot) happens in a task, never in the triggerer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+# Backup states by kind, mapped to a verdict (anything else is still pending).
+AMI_VERDICTS = {
+    "available": "ready",
+    "failed": "failed",
+    "invalid": "failed",
+    "deregistered": "failed",
+    "error": "failed",
+    "missing": "failed",
+}
+SNAPSHOT_VERDICTS = {"READY": "ready", "FAILED": "failed", "DELETING": "failed", "missing": "failed"}
+ATTESTATION_VERDICTS = {"succeeded": "ready", "failed": "failed", "none": "failed"}
+COMMAND_TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut"}
+OSCONFIG_JOB_TERMINAL = {"SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED", "TIMED_OUT"}
+
+
+def _ami_states(scope: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    from patchcycle.hooks.aws import Ec2BackupHook
+
+    hook = Ec2BackupHook(aws_conn_id=scope["conn_id"], region_name=scope["region"])
+    seen = {img["ImageId"]: img["State"] for img in hook.images_tagged(scope["tags"])}
+    return {h: (b, seen.get(b, "missing")) for h, b in scope["hosts"].items()}
+
+
+def _snapshot_states(scope: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    from patchcycle.hooks.gcp_compute import DiskSnapshotHook
+
+    hook = DiskSnapshotHook(gcp_conn_id=scope["conn_id"], project_id=scope["project"])
+    seen = {s["name"]: s.get("status", "") for s in hook.snapshots_labelled(scope["labels"])}
+    return {h: (b, seen.get(b, "missing")) for h, b in scope["hosts"].items()}
+
+
+def _attestation_states(scope: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    from patchcycle.hooks.backup_attestation import BackupAttestationHook
+
+    hook = BackupAttestationHook(scope["conn_id"])
+    found = hook.attestations(sorted(scope["hosts"]), dt.datetime.fromisoformat(scope["not_before"]))
+    out = {}
+    for host_id in scope["hosts"]:
+        att = found.get(host_id) or found.get(host_id.lower()) or {}
+        out[host_id] = (
+            att.get("backupId") or f"attestation:{host_id.rsplit('/', 1)[-1]}",
+            att.get("status", "none"),
+        )
+    return out
+
+
+_BACKUP_KINDS = {
+    "ami": (_ami_states, AMI_VERDICTS),
+    "disk_snapshot": (_snapshot_states, SNAPSHOT_VERDICTS),
+    "attestation": (_attestation_states, ATTESTATION_VERDICTS),
+}
+
+
+def backups(payload: dict[str, Any]) -> dict[str, Any]:
+    """Every awaited backup of a stage: ``{host_id: {backup_id, state, verdict}}``; done when none pends."""
+    out: dict[str, dict[str, Any]] = {}
+    for scope in payload["scopes"]:
+        read, verdicts = _BACKUP_KINDS[scope["kind"]]
+        for host_id, (backup_id, state) in read(scope).items():
+            out[host_id] = {"backup_id": backup_id, "state": state, "verdict": verdicts.get(state, "pending")}
+    return {"done": all(b["verdict"] != "pending" for b in out.values()), "backups": out}
+
+
+def run_commands(payload: dict[str, Any]) -> dict[str, Any]:
+    """Status of each Run Command of a stage; done when all are terminal."""
+    from patchcycle.hooks.aws import SsmFleetHook
+
+    states = {
+        c["command_id"]: SsmFleetHook(aws_conn_id=c["conn_id"], region_name=c["region"]).command(
+            c["command_id"]
+        )["Status"]
+        for c in payload["commands"]
+    }
+    return {"done": all(s in COMMAND_TERMINAL for s in states.values()), "commands": states}
+
+
+def arc_installs(payload: dict[str, Any]) -> dict[str, Any]:
+    """One poll of every Arc installPatches operation still in flight.
+
+    Done when all have finished and none is queued; wakes the task early once ``wake_after`` of them
+    have finished while machines are still queued, so it can start the next ones (bounded concurrency).
+    """
+    from patchcycle.hooks.azure_arc import ArcHook
+
+    results: dict[str, Any] = {}
+    hooks: dict[tuple[str, str], ArcHook] = {}
+    for host_id, op in payload["operations"].items():
+        key = (op["conn_id"], op["subscription"])
+        if key not in hooks:
+            hooks[key] = ArcHook(azure_conn_id=op["conn_id"], subscription_id=op["subscription"])
+        results[host_id] = hooks[key].install_result(op["location"])
+    finished = sum(1 for r in results.values() if r is not None)
+    queued = int(payload.get("queued", 0))
+    return {
+        "done": finished == len(results) and not queued,
+        "wake": queued > 0
+        and (finished >= max(1, int(payload.get("wake_after", 1))) or finished == len(results)),
+        "results": {h: r for h, r in results.items() if r is not None},
+    }
+
+
+def osconfig_jobs(payload: dict[str, Any]) -> dict[str, Any]:
+    """State of each OS Config patch job of a stage; done when all are terminal."""
+    from patchcycle.hooks.gcp_osconfig import OsConfigHook
+
+    states = {
+        j["name"]: OsConfigHook(gcp_conn_id=j["conn_id"], project_id=j["project"]).patch_job(j["name"])[
+            "state"
+        ]
+        for j in payload["jobs"]
+    }
+    return {"done": all(s in OSCONFIG_JOB_TERMINAL for s in states.values()), "jobs": states}

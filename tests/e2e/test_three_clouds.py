@@ -1,0 +1,89 @@
+"""One cycle across AWS, Azure Arc and GCP through Airflow, checked against fleetsim's ground truth."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.local import fleetsim_get
+from tests.e2e.test_patch_cycle import DAG_ID, NOV, assert_pack_intact
+
+pytestmark = [pytest.mark.e2e, pytest.mark.tenants("demo"), pytest.mark.scenario("alpha_three_clouds.yaml")]
+
+INSTALL_ACTIONS = {"aws": "ssm.install", "azure": "azure.installPatches", "gcp": "gcp.patchJob"}
+BACKUP_KINDS = {"aws": "ami", "azure": "attestation", "gcp": "disk_snapshot"}
+NEW_UBUNTU_KERNEL = "5.15.0-126-generic"
+
+
+def installs(truth_host: dict) -> list[dict]:
+    return [a for a in truth_host["actions"] if a["action"] == INSTALL_ACTIONS[truth_host["cloud"]]]
+
+
+def test_a_three_cloud_cycle_gates_patches_and_verifies_every_host(fleet) -> None:
+    result = fleet.run(DAG_ID, NOV)
+    evidence = result.evidence
+    hosts = {h["name"]: h for h in evidence["hosts"]}
+
+    # Every host of every cloud is in the evidence, with the same fields whatever its cloud.
+    assert set(hosts) == set(result.truth)
+    assert {h["cloud"] for h in hosts.values()} == {"aws", "azure", "gcp"}
+    assert len({frozenset(h) for h in hosts.values()}) == 1
+    for name, record in hosts.items():
+        truth = result.truth[name]
+        assert record["host_id"] == truth["host_id"] and record["cloud"] == truth["cloud"]
+        if record["final_state"] == "patched":
+            (install,) = installs(truth)
+            assert not truth["failed"], name
+            assert record["backup_kind"] == BACKUP_KINDS[record["cloud"]] and record["backup_id"], name
+            assert record["falcon_device_id"] == truth["falcon"]["device_id"], name
+        if record["final_state"] in ("held", "not_run"):
+            assert not installs(truth), f"{name} is {record['final_state']} but was patched"
+
+    # The throttled subscription answered 429 first; the SDK waited Retry-After and every machine was read.
+    calls = fleetsim_get(fleet.url, "/fleetsim/calls")["calls"]
+    assert calls.get("azure.arm.throttled", 0) == 3
+    assert sum(1 for h in hosts.values() if h["cloud"] == "azure") == 7
+
+    # Falcon's kernel gate: the old sensor does not support the plan's kernel, so that host got the rest
+    # of the plan, kept its kernel, and its sensor stayed healthy; its peers moved to the new kernel.
+    old = hosts["t-arc-prd-old-01"]
+    assert old["final_state"] == "non_compliant" and old["install_variant"] == "no_kernel"
+    assert old["reason"].startswith("kernel update held: Falcon sensor 7.10.16303.0 does not support kernel")
+    truth_old = result.truth["t-arc-prd-old-01"]
+    assert truth_old["kernel"] == "5.15.0-119-generic" and truth_old["falcon"]["rfm"] is False
+    assert "USN-7120-1" in truth_old["missing"] and "USN-7141-1" in truth_old["installed"]
+    for name in ("t-arc-prd-web-01", "t-arc-prd-web-02", "t-arc-stg-web-01"):
+        assert hosts[name]["final_state"] == "patched", hosts[name]
+        assert (
+            result.truth[name]["kernel"] == NEW_UBUNTU_KERNEL and result.truth[name]["falcon"]["rfm"] is False
+        )
+
+    # A sensor already in reduced-functionality mode holds its host before any backup or patch.
+    rfm = hosts["t-gce-dev-db-02"]
+    assert rfm["final_state"] == "held" and "reduced-functionality mode" in rfm["reason"]
+    assert result.truth["t-gce-dev-db-02"]["actions"] == []
+
+    # GCP prod: a failed instance in us-central1-a used up the zone's disruption budget (5% of 3: one
+    # instance), so the zone-by-zone job stopped, as OS Config does; the instances it never reached,
+    # and all of us-central1-b, were not patched.
+    assert hosts["t-gce-prd-a-01"]["final_state"] == "failed"
+    for name in ("t-gce-prd-a-02", "t-gce-prd-a-03", "t-gce-prd-b-01", "t-gce-prd-b-02"):
+        assert hosts[name]["final_state"] == "not_run", hosts[name]
+        assert "the patch job stopped" in hosts[name]["reason"]
+        assert not installs(result.truth[name])
+    stages = {s["environment"]: s["status"] for s in evidence["stages"]}
+    assert stages == {"nonprod": "succeeded", "staging": "succeeded", "prod": "failed"}
+    assert evidence["cycle"]["outcome"] == "failed" and result.returncode != 0
+    # The other clouds' prod hosts were patched in parallel, within their own budgets.
+    assert hosts["t-prd-web-01"]["final_state"] == "patched"
+    assert hosts["t-arc-prd-win-01"]["final_state"] == "patched"
+
+    # Held hosts are alerted once to the tenant's SREs; the evidence pack is intact and valid.
+    alerts = [m for m in fleet.mail() if "held" in m["subject"] and "alpha-sre@example.com" in m["rcpt_tos"]]
+    assert (
+        len(alerts) == 1
+        and "t-gce-dev-db-02" in alerts[0]["body"]
+        and "t-arc-prd-old-01" in alerts[0]["body"]
+    )
+    assert {s["cloud"] for s in evidence["scopes"]} == {"aws", "azure", "gcp"}
+    assert all(s["status"] == "ok" for s in evidence["scopes"])
+    assert_pack_intact(result)
