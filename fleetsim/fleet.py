@@ -262,9 +262,7 @@ class FleetState:
         }
 
     # -- installing patches (every cloud) ---------------------------------------------------------
-    def install(
-        self, host: SimHost, patch_ids: set[str], *, fails: bool, reboot: bool
-    ) -> dict[str, Any]:
+    def install(self, host: SimHost, patch_ids: set[str], *, fails: bool, reboot: bool) -> dict[str, Any]:
         """Install ``patch_ids`` (those the host misses or failed before) on a host; return the effect.
 
         A failing install fails half of the list (at least one); a host with ``install_leaves_missing``

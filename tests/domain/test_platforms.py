@@ -106,3 +106,15 @@ def test_every_os_family_has_an_ssm_product():
     assert len(set(SSM_PRODUCTS.values())) == len(SSM_PRODUCTS)
     assert SSM_PRODUCTS[OsFamily.windows_2019] == "WindowsServer2019"
     assert SSM_PRODUCTS[OsFamily.amazon_linux_2] == "AmazonLinux2"
+
+
+def test_baseline_classifications_in_azure_update_manager_words():
+    from patchcycle.domain.platforms import arc_classifications
+
+    assert arc_classifications(["Security", "Bugfix"], windows=False) == ["Critical", "Security", "Other"]
+    assert arc_classifications(["SecurityUpdates", "CriticalUpdates"], windows=True) == [
+        "Security",
+        "Critical",
+    ]
+    with pytest.raises(ValueError, match="'Drivers' has no Azure Update Manager equivalent"):
+        arc_classifications(["Drivers"], windows=True)

@@ -70,3 +70,36 @@ def os_family_from_label(label: str) -> OsFamily | None:
     if not match:
         return None
     return os_family_from_ssm(match.group(1), match.group(2))
+
+
+# The baseline's classifications (SSM's words) in Azure Update Manager's words, for installPatches.
+_ARC_LINUX = {"security": ("Critical", "Security")}
+_ARC_WINDOWS = {
+    "criticalupdates": ("Critical",),
+    "securityupdates": ("Security",),
+    "updaterollups": ("UpdateRollUp",),
+    "featurepacks": ("FeaturePack",),
+    "servicepacks": ("ServicePack",),
+    "definitionupdates": ("Definition",),
+    "tools": ("Tools",),
+    "updates": ("Updates",),
+}
+
+
+def arc_classifications(classifications: list[str] | tuple[str, ...], windows: bool) -> list[str]:
+    """A baseline's classifications as ``classificationsToInclude`` of Azure's installPatches.
+
+    Linux: Security maps to Critical and Security; anything else (Bugfix, Enhancement, ...) to Other.
+    Windows: the MSRC classifications map one to one; unknown ones are an error, not silently dropped.
+    """
+    out: list[str] = []
+    for value in classifications:
+        key = value.replace(" ", "").lower()
+        if windows:
+            if key not in _ARC_WINDOWS:
+                raise ValueError(f"Windows classification {value!r} has no Azure Update Manager equivalent")
+            mapped = _ARC_WINDOWS[key]
+        else:
+            mapped = _ARC_LINUX.get(key, ("Other",))
+        out.extend(m for m in mapped if m not in out)
+    return out

@@ -198,18 +198,24 @@ class PatchAwsOperator(PatchCloudOperator):
         return {"invocations": len(invocations)}
 
 
-def arc_install_parameters(selection: Any, windows: bool, reboot: str = "IfRequired") -> dict[str, Any]:
-    """The installPatches body that installs exactly one plan selection (nothing else)."""
+def arc_install_parameters(
+    selection: Any, windows: bool, classifications: list[str], reboot: str = "IfRequired"
+) -> dict[str, Any]:
+    """The installPatches body that installs exactly one plan selection (nothing else): the plan's
+    packages or KBs, within the baseline's classifications; reboot if the update requires it (a kernel
+    only takes effect after one)."""
+    from patchcycle.domain.platforms import arc_classifications
+
     body: dict[str, Any] = {"maximumDuration": ARC_MAX_DURATION, "rebootSetting": reboot}
     if windows:
         body["windowsParameters"] = {
-            "classificationsToInclude": ["Critical", "Security", "UpdateRollUp", "Updates"],
+            "classificationsToInclude": arc_classifications(classifications, windows=True),
             "kbNumbersToInclude": list(selection.kbs),
             "excludeKbsRequiringReboot": False,
         }
     else:
         body["linuxParameters"] = {
-            "classificationsToInclude": ["Critical", "Security", "Other"],
+            "classificationsToInclude": arc_classifications(classifications, windows=False),
             "packageNameMasksToInclude": list(selection.packages),
         }
     return body
@@ -281,7 +287,12 @@ class PatchAzureOperator(PatchCloudOperator):
                     state["results"][host_id] = None
                     log.record("patch.nothing_to_install", target=host_id, name=host["name"])
                     continue
-                body = arc_install_parameters(selection, windows=host["os_family"].startswith("windows"))
+                baseline = self.tenant.baseline_for(host["os_family"])
+                body = arc_install_parameters(
+                    selection,
+                    windows=host["os_family"].startswith("windows"),
+                    classifications=list(baseline.classifications) if baseline else [],
+                )
                 conn_id = self.azure_conn_id(host["account"])
                 hook = ArcHook(azure_conn_id=conn_id, subscription_id=host["account"])
                 location = hook.start_install(host["resource_group"], host["name"], body)
