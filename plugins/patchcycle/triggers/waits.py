@@ -57,11 +57,13 @@ class CloudWaitTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         answer: dict[str, Any] = {}
         for attempt in range(1, self.waiter_max_attempts + 1):
+            # Wait first: the task deferred right after it looked (or right after it started the work),
+            # so an immediate poll would only cost every cloud another call per item.
+            await asyncio.sleep(self.waiter_delay)
             answer = await asyncio.to_thread(CHECKS[self.check], self.payload)
             if answer.get("done") or answer.get("wake"):
                 yield TriggerEvent(
                     {**answer, "status": "done" if answer.get("done") else "wake", "attempts": attempt}
                 )
                 return
-            await asyncio.sleep(self.waiter_delay)
         yield TriggerEvent({**answer, "status": "timeout", "attempts": self.waiter_max_attempts})
