@@ -66,6 +66,12 @@ def falcon_connection(url: str, client_id: str) -> str:
     )
 
 
+def pagerduty_connection(url: str, tenant_id: str) -> str:
+    """A PagerDuty Events API v2 integration: host = the Events API, password = the routing key."""
+    key = (tenant_id.replace("_", "") * 32)[:32]  # any 32-character key; fleetsim records which
+    return json.dumps({"conn_type": "http", "host": url, "password": key})
+
+
 def backup_system_connection(url: str) -> str:
     """The tenant backup system's API (attestations of Arc machines' backups): host and API token."""
     return json.dumps({"conn_type": "http", "host": url, "password": "fleetsim-backup-token"})
@@ -92,6 +98,8 @@ def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, s
             )
         for project in tenant.clouds.gcp.projects if tenant.clouds.gcp else []:
             env[f"AIRFLOW_CONN_{tenant.gcp_connection_id(project).upper()}"] = gcp_connection(url)
+        if (pagerduty_conn := tenant.pagerduty_connection_id()) is not None:
+            env[f"AIRFLOW_CONN_{pagerduty_conn.upper()}"] = pagerduty_connection(url, tenant.id)
         if (falcon_conn := tenant.falcon_connection_id()) is not None:
             env[f"AIRFLOW_CONN_{falcon_conn.upper()}"] = falcon_connection(url, tenant.id)
         ev = tenant.evidence

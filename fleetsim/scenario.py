@@ -119,6 +119,13 @@ class Faults(_Strict):
     # records (a reinstalled sensor left a stale one behind, with an older last_seen).
     falcon_rfm: list[str] = Field(default_factory=list)
     falcon_duplicate: list[str] = Field(default_factory=list)
+    # Dynatrace: hosts with an OPEN availability problem from the start (opened before the cycle); hosts
+    # that get an OPEN ERROR problem (on the host and its environment's service) once they have been
+    # patched successfully; hosts whose patch raises their environment service's error rate by that many
+    # percentage points from the install on.
+    open_problem: list[str] = Field(default_factory=list)
+    health_problem_after_patch: list[str] = Field(default_factory=list)
+    error_rate_after_patch: dict[str, float] = Field(default_factory=dict)
 
 
 class AwsFleet(_Strict):
@@ -277,9 +284,60 @@ class FalconSeed(_Strict):
         return None
 
 
+class PagerDutySeed(_Strict):
+    """PagerDuty Events API v2: how the emulated service throttles.
+
+    Each integration (routing) key's first ``throttle_first`` valid events are refused with 429, as
+    PagerDuty throttles per integration key; only the keys in ``throttle_routing_keys`` when it lists any.
+    The 429 carries ``Retry-After: <retry_after_seconds>`` when that is set (the real API does not
+    document the header, so by default it is absent).
+    """
+
+    throttle_first: int = Field(0, ge=0)
+    throttle_routing_keys: list[str] = Field(default_factory=list)
+    retry_after_seconds: int | None = Field(None, ge=0, le=300)
+
+
+class DynatraceThrottle(_Strict):
+    """429 answers from the Dynatrace API (its request thread pool and queue are full).
+
+    The first ``requests`` authenticated requests are refused with 429 and ``Retry-After``; ``every`` > 0
+    refuses every n-th request after that as well. With ``token`` set, only requests made with that API
+    token (accepted besides ``dynatrace.token``) are throttled and counted, so one scenario can serve a
+    throttled client next to normal ones.
+    """
+
+    requests: int = Field(0, ge=0)
+    every: int = Field(0, ge=0)
+    retry_after_seconds: int = Field(1, ge=0, le=60)
+    token: str | None = Field(None, min_length=1)
+
+
+class DynatraceSeed(_Strict):
+    """Dynatrace: the API token fleetsim accepts and the services' normal failure rates (percent)."""
+
+    token: str = Field("dt0c01.FLEETSIM.TOKEN", min_length=1)
+    # builtin:service.errors.total.rate of every service before any patch: percent of requests failing.
+    baseline_error_rate: float = Field(0.5, ge=0, le=100)
+    # Per environment name (every tenant's service of that environment): overrides the baseline.
+    error_rate_by_environment: dict[str, float] = Field(default_factory=dict)
+    # How long before fleetsim started the pre-existing problems (faults.open_problem) opened.
+    open_problem_age_minutes: float = Field(30.0, ge=0)
+    throttle: DynatraceThrottle = DynatraceThrottle()
+
+    @field_validator("error_rate_by_environment")
+    @classmethod
+    def _rates_are_percentages(cls, value: dict[str, float]) -> dict[str, float]:
+        if bad := {env: rate for env, rate in value.items() if not 0 <= rate <= 100}:
+            raise ValueError(f"error rates are percentages between 0 and 100, not {bad}")
+        return value
+
+
 class Scenario(_Strict):
     timings: Timings = Timings()
     falcon: FalconSeed = FalconSeed()
+    dynatrace: DynatraceSeed = DynatraceSeed()
+    pagerduty: PagerDutySeed = PagerDutySeed()
     seed: int = 7
     last_scan: dt.datetime = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
     evidence: EvidenceAccount = EvidenceAccount()
@@ -312,6 +370,9 @@ class Scenario(_Strict):
                 ("backup_slow_seconds", list(f.backup_slow_seconds)),
                 ("falcon_rfm", f.falcon_rfm),
                 ("falcon_duplicate", f.falcon_duplicate),
+                ("open_problem", f.open_problem),
+                ("health_problem_after_patch", f.health_problem_after_patch),
+                ("error_rate_after_patch", list(f.error_rate_after_patch)),
             ):
                 unknown = sorted(set(hosts) - names)
                 if unknown:

@@ -67,6 +67,8 @@ VENDOR_APIS: tuple[str, ...] = (
     "fleetsim.gcp.osconfig:OsConfigApi",
     "fleetsim.gcp.compute:ComputeApi",
     "fleetsim.falcon.api:FalconApi",
+    "fleetsim.dynatrace:DynatraceApi",
+    "fleetsim.pagerduty:PagerDutyApi",
 )
 
 
@@ -117,6 +119,8 @@ class FleetsimApp:
                 "smtp_port": self.mail.port if self.mail else None,
                 "messages": self.mail.messages if self.mail else [],
             }
+        elif route == "pagerduty" and request.method == "GET":
+            body = self._pagerduty().snapshot()
         elif route == "calls" and request.method == "GET":
             with self.state.lock:
                 body = {"calls": dict(sorted(self.state.calls.items()))}
@@ -129,6 +133,12 @@ class FleetsimApp:
                 json.dumps({"error": f"no route {request.path}"}), 404, mimetype="application/json"
             )
         return Response(json.dumps(body, default=str), 200, mimetype="application/json")
+
+    def _pagerduty(self) -> Any:
+        """The PagerDuty Events API, whose incidents and events ``/fleetsim/pagerduty`` serves."""
+        from fleetsim.pagerduty import PagerDutyApi
+
+        return next(v for v in self.vendors if isinstance(v, PagerDutyApi))
 
 
 class FleetsimServer:

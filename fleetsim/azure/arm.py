@@ -39,6 +39,18 @@ accepted whatever its value):
   update under IfRequired), Required when one needed a reboot under Never, NotNeeded otherwise. An install
   is followed by an assessment, so Resource Graph then reports the machine as of the install's end
   (startedBy "User").
+- ``POST .../machines/{name}/assessPatches`` (no body) → the same long-running protocol (202 + ``Location``
+  + ``Retry-After``, 409 ``Conflict`` while an install or assessment runs on the machine, same duration).
+  The final 200 is the MachineAssessPatchesResult: status Succeeded, ``assessmentActivityId`` (the
+  operation id), ``rebootPending`` (as the previous assessment knew it),
+  ``availablePatchCountByClassification`` with all nine keys (critical, security, other, updateRollup,
+  featurePack, servicePack, definition, tools, updates) counted over the catalog patches the machine
+  misses or failed when the operation ends (Linux: Critical = security patch of Critical severity,
+  Security, Other; Windows by classification), startDateTime, lastModifiedDateTime, startedBy "User",
+  patchServiceUsed, osType, errorDetails null. It changes no patch; it replaces the assessment Resource
+  Graph serves (activity id, times, startedBy "User"), and is recorded as the ground-truth action
+  ``azure.assessPatches``. A Disconnected machine's assessment fails (status Failed, zero counts,
+  ``errorDetails.code`` ``MachineDisconnected``) and leaves Resource Graph's assessment as it was.
 - Throttling (scenario ``azure.throttle``, per subscription, over every ``/subscriptions/{sub}/...``
   request): the first ``requests`` requests, then every ``every``-th, get 429 ``TooManyRequests`` with
   ``Retry-After`` and ``x-ms-ratelimit-remaining-subscription-reads: 0``.
@@ -69,8 +81,8 @@ an opaque ``$skipToken`` bound to the query and scope; ``resultFormat`` must be 
 
 Calls counted in ``state.calls``: ``azure.arm.<swagger operationId>`` (``Machines_ListBySubscription``,
 ``Machines_ListByResourceGroup``, ``Machines_Get``, ``MachineExtensions_List``, ``Machines_InstallPatches``,
-``OperationStatus_Get``), ``azure.arm.throttled`` (a 429 counts only there), ``azure.arm.unauthenticated``,
-``azure.arm.unrouted``, and ``azure.resourcegraph.Resources``.
+``Machines_AssessPatches``, ``OperationStatus_Get``), ``azure.arm.throttled`` (a 429 counts only there),
+``azure.arm.unauthenticated``, ``azure.arm.unrouted``, and ``azure.resourcegraph.Resources``.
 """
 
 from __future__ import annotations
@@ -349,7 +361,7 @@ def extension_resources(state: FleetState, host: SimHost) -> list[dict[str, Any]
 # -- patch assessment (Update Manager) ------------------------------------------------------------
 def assessment(state: FleetState, host: SimHost) -> dict[str, Any]:
     """The machine's latest assessment: Azure's periodic one as of the scenario's last scan, or the
-    one that followed the last install (see :meth:`ArmApi._finish`)."""
+    one that followed the last install or assessPatches (see :meth:`ArmApi._finish`)."""
     latest = host.cloud_state.get("azure_assessment")
     if latest is None:
         at = min(state.scenario.last_scan, _status_changed(state, host) + dt.timedelta(hours=1))
@@ -367,12 +379,18 @@ def available_patches(state: FleetState, host: SimHost) -> list[CatalogPatch]:
     return sorted((state.catalog[p] for p in host.missing | host.failed), key=lambda p: p.id)
 
 
-def summary_properties(state: FleetState, host: SimHost) -> dict[str, Any]:
-    latest = assessment(state, host)
-    keys = WINDOWS_CLASSIFICATIONS if is_windows(host) else LINUX_CLASSIFICATIONS
+def patch_counts(state: FleetState, host: SimHost, keys: tuple[str, ...]) -> dict[str, int]:
+    """availablePatchCountByClassification over the machine's missing/failed patches, one key per
+    classification in ``keys`` (Resource Graph shows the OS's own; assessPatches results all nine)."""
     counts = {_COUNT_KEY[k]: 0 for k in keys}
     for patch in available_patches(state, host):
         counts[_COUNT_KEY[classification(patch)]] += 1
+    return counts
+
+
+def summary_properties(state: FleetState, host: SimHost) -> dict[str, Any]:
+    latest = assessment(state, host)
+    counts = patch_counts(state, host, WINDOWS_CLASSIFICATIONS if is_windows(host) else LINUX_CLASSIFICATIONS)
     return {
         "status": "Succeeded",
         "assessmentActivityId": latest["activityId"],
@@ -410,22 +428,30 @@ def patch_properties(state: FleetState, host: SimHost, patch: CatalogPatch) -> d
     return props
 
 
-# -- installPatches -------------------------------------------------------------------------------
+# -- installPatches / assessPatches ---------------------------------------------------------------
+# Every classification key of an assessPatches result (AvailablePatchCountByClassification).
+ALL_CLASSIFICATIONS = ("Critical", "Security", "Other", *WINDOWS_CLASSIFICATIONS[2:])
+
+
 @dataclass
-class InstallOperation:
-    """One installPatches run on one machine."""
+class PatchOperation:
+    """One installPatches or assessPatches run on one machine (``kind`` names which)."""
 
     id: str
     host: SimHost
     subscription: str
     location: str
-    reboot_setting: str
-    selected: frozenset[str]
-    excluded: int
-    not_selected: int
     started_at: float
     ended_at: float
+    kind: str = "installPatches"
+    reboot_setting: str = ""  # installs only
+    selected: frozenset[str] = frozenset()
+    excluded: int = 0
+    not_selected: int = 0
     result: dict[str, Any] | None = None
+
+
+InstallOperation = PatchOperation  # the former name
 
 
 def _str_list(params: dict[str, Any], key: str, where: str) -> list[str]:
@@ -525,7 +551,7 @@ class ArmApi:
 
     def __init__(self, state: FleetState) -> None:
         self.state = state
-        self.operations: dict[str, InstallOperation] = {}
+        self.operations: dict[str, PatchOperation] = {}
         self._running: set[str] = set()  # operation ids whose effects are not applied yet
         self._requests: Counter[str] = Counter()  # ARM requests per subscription (lower-case)
         self.throttles: dict[str, ArmThrottle] = {}
@@ -550,6 +576,12 @@ class ArmApi:
                 "POST",
                 "Machines_InstallPatches",
                 self._install,
+            ),
+            (
+                re.compile(f"^{_RG}{_MACHINES}/(?P<name>[^/]+)/assesspatches$", re.I),
+                "POST",
+                "Machines_AssessPatches",
+                self._assess,
             ),
             (
                 re.compile(
@@ -700,33 +732,50 @@ class ArmApi:
             raise ArmError(400, "InvalidRequestContent", f"The request body is not JSON: {exc}") from exc
         with self.state.lock:
             host = self._machine(sub, rg, name)
-            busy = [o for o in self._running if self.operations[o].host is host]
-            if busy:
-                raise ArmError(
-                    409,
-                    "Conflict",
-                    f"Another patch operation ({busy[0]}) is in progress on machine '{host.name}'.",
-                )
+            self._refuse_if_busy(host)
             selected, excluded, not_selected, reboot = plan_install(self.state, host, body)
-            op_id = str(uuid.uuid4())
-            lo, hi = self.state.timings.invocation_seconds
-            op = InstallOperation(
-                id=op_id,
-                host=host,
-                subscription=host.account,
-                location=host.region,
-                reboot_setting=reboot,
-                selected=selected,
-                excluded=excluded,
-                not_selected=not_selected,
-                started_at=now,
-                ended_at=now + lo + (hi - lo) * _fraction(op_id, host.host_id),
-            )
-            self.operations[op_id] = op
-            self._running.add(op_id)
+            op = self._begin(host, now, "installPatches")
+            op.reboot_setting, op.selected = reboot, selected
+            op.excluded, op.not_selected = excluded, not_selected
         return Response(b"", 202, headers=self._poll_headers(request, op))
 
-    def _poll_headers(self, request: Request, op: InstallOperation) -> dict[str, str]:
+    def _assess(self, request: Request, sub: str, rg: str, name: str) -> Response:
+        now = self.state.advance()
+        with self.state.lock:
+            host = self._machine(sub, rg, name)
+            self._refuse_if_busy(host)
+            op = self._begin(host, now, "assessPatches")
+        return Response(b"", 202, headers=self._poll_headers(request, op))
+
+    def _refuse_if_busy(self, host: SimHost) -> None:
+        """409 while an install or assessment runs on the machine (caller holds the lock)."""
+        busy = [o for o in self._running if self.operations[o].host is host]
+        if busy:
+            raise ArmError(
+                409,
+                "Conflict",
+                f"Another patch operation ({self.operations[busy[0]].kind} {busy[0]}) is in progress on "
+                f"machine '{host.name}'.",
+            )
+
+    def _begin(self, host: SimHost, now: float, kind: str) -> PatchOperation:
+        """Register a running operation lasting ``timings.invocation_seconds`` (caller holds the lock)."""
+        op_id = str(uuid.uuid4())
+        lo, hi = self.state.timings.invocation_seconds
+        op = PatchOperation(
+            id=op_id,
+            host=host,
+            subscription=host.account,
+            location=host.region,
+            started_at=now,
+            ended_at=now + lo + (hi - lo) * _fraction(op_id, host.host_id),
+            kind=kind,
+        )
+        self.operations[op_id] = op
+        self._running.add(op_id)
+        return op
+
+    def _poll_headers(self, request: Request, op: PatchOperation) -> dict[str, str]:
         api = request.args.get("api-version", "2024-07-10")
         location = (
             f"{request.host_url.rstrip('/')}/subscriptions/{op.subscription}/providers/"
@@ -748,7 +797,7 @@ class ArmApi:
             return _json(operation.result)
 
     def _apply_due(self, now: float) -> None:
-        """Apply the effects of every install that has ended by ``now`` (once each)."""
+        """Apply the effects of every install or assessment that has ended by ``now`` (once each)."""
         with self.state.lock:
             for op_id in sorted(self._running, key=lambda o: self.operations[o].ended_at):
                 op = self.operations[op_id]
@@ -756,7 +805,10 @@ class ArmApi:
                     self._finish(op)
                     self._running.discard(op_id)
 
-    def _finish(self, op: InstallOperation) -> None:
+    def _finish(self, op: PatchOperation) -> None:
+        if op.kind == "assessPatches":
+            self._finish_assessment(op)
+            return
         host = op.host
         base: dict[str, Any] = {
             "installationActivityId": op.id,
@@ -841,6 +893,54 @@ class ArmApi:
                 "rebooted": reboot_status == "Completed",
                 "reboot_status": reboot_status,
             }
+        )
+
+    def _finish_assessment(self, op: PatchOperation) -> None:
+        """End an assessPatches run: its MachineAssessPatchesResult, and (connected) the machine's new
+        assessment as Resource Graph serves it."""
+        host = op.host
+        previous = assessment(self.state, host)
+        action: dict[str, Any] = {
+            "at": dt.datetime.fromtimestamp(op.ended_at, dt.UTC).isoformat(),
+            "action": "azure.assessPatches",
+            "operation_id": op.id,
+        }
+        result: dict[str, Any] = {
+            "assessmentActivityId": op.id,
+            "rebootPending": previous["rebootPending"],
+            "startDateTime": _iso(op.started_at),
+            "lastModifiedDateTime": _iso(op.ended_at),
+            "startedBy": "User",
+            "patchServiceUsed": patch_service(host),
+            "osType": os_type(host),
+        }
+        if host.agent_status != "Connected":
+            op.result = result | {
+                "status": "Failed",
+                "availablePatchCountByClassification": {_COUNT_KEY[k]: 0 for k in ALL_CLASSIFICATIONS},
+                "errorDetails": {
+                    "code": "MachineDisconnected",
+                    "message": f"The machine '{host.name}' is {host.agent_status} from Azure Arc; the "
+                    "assessment could not reach its agent.",
+                    "details": [],
+                },
+            }
+            host.actions.append(action | {"result": "Failed", "error": "MachineDisconnected"})
+            return
+        op.result = result | {
+            "status": "Succeeded",
+            "availablePatchCountByClassification": patch_counts(self.state, host, ALL_CLASSIFICATIONS),
+            "errorDetails": None,
+        }
+        host.cloud_state["azure_assessment"] = {
+            "activityId": op.id,
+            "started": op.started_at,
+            "at": op.ended_at,
+            "startedBy": "User",
+            "rebootPending": previous["rebootPending"],
+        }
+        host.actions.append(
+            action | {"result": "Succeeded", "available": [p.id for p in available_patches(self.state, host)]}
         )
 
     # -- Resource Graph -----------------------------------------------------------------------------

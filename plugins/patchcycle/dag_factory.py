@@ -24,6 +24,7 @@ from patchcycle.operators.evidence import (
     WriteEvidencePackOperator,
     proceed_unless_dry_run,
 )
+from patchcycle.operators.incidents import IncidentsOperator
 from patchcycle.operators.inventory import (
     CloudInventoryOperator,
     FalconInventoryOperator,
@@ -179,7 +180,9 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
                     verify >> SoakOperator(task_id="soak", environment=name, soak_hours=env.soak_hours, **ids)
             previous >> stage
             previous = stage
-        # After the stages, whatever their outcome: who could run the cycle, then the evidence pack.
+        # After the stages, whatever their outcome: page (or resolve) what failed, who could run the
+        # cycle, then the evidence pack.
+        incidents = IncidentsOperator(task_id="incidents", trigger_rule=TriggerRule.ALL_DONE, **ids)
         access_review = AccessReviewOperator(
             task_id="access_review", trigger_rule=TriggerRule.ALL_DONE, **ids
         )
@@ -188,7 +191,7 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
         )
         distribute = DistributeEvidenceOperator(task_id="distribute", **ids)
         outcome = CycleOutcomeOperator(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, retries=0, **ids)
-        [plan, previous] >> access_review >> evidence >> distribute >> outcome
+        [plan, previous] >> incidents >> access_review >> evidence >> distribute >> outcome
     return dag
 
 

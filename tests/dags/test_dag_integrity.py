@@ -60,7 +60,7 @@ def test_policy_owner_retries_and_no_per_host_tasks(tenant) -> None:
     inventory = clouds + (1 if tenant.falcon else 0) + 1
     per_stage = 3 + clouds
     soaks = sum(1 for e in tenant.environments[:-1] if e.soak_hours > 0)
-    assert len(dag.tasks) == 2 + inventory + 1 + len(tenant.environments) * per_stage + soaks + 4
+    assert len(dag.tasks) == 2 + inventory + 1 + len(tenant.environments) * per_stage + soaks + 5
     for env in tenant.environments:
         assert {f"{env.name.value}.patch_{c}" for c in tenant.clouds.declared} <= set(dag.task_ids)
 
@@ -78,6 +78,8 @@ def test_stages_run_in_the_tenant_order() -> None:
     assert dag.get_task("distribute").upstream_task_ids == {"evidence"}
     assert dag.get_task("evidence").upstream_task_ids == {"access_review"}
     assert dag.get_task("access_review").trigger_rule == "all_done"
+    assert dag.get_task("access_review").upstream_task_ids == {"incidents"}
+    assert dag.get_task("incidents").trigger_rule == "all_done"
 
 
 def test_deferrable_waits() -> None:

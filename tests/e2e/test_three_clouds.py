@@ -86,4 +86,18 @@ def test_a_three_cloud_cycle_gates_patches_and_verifies_every_host(fleet) -> Non
     )
     assert {s["cloud"] for s in evidence["scopes"]} == {"aws", "azure", "gcp"}
     assert all(s["status"] == "ok" for s in evidence["scopes"])
+    # One incident per failed step of the cycle: prod pages (critical) with its failing hosts and the
+    # runbook; the held hosts are one warning; nothing else pages, and no incident is opened twice.
+    pager = fleetsim_get(fleet.url, "/fleetsim/pagerduty")
+    incidents = {i["dedup_key"]: i for i in pager["incidents"]}
+    assert set(incidents) == {
+        "patchcycle/cu_alpha/2026-11-22/prod",
+        "patchcycle/cu_alpha/2026-11-22/preflight-held",
+    }
+    prod = incidents["patchcycle/cu_alpha/2026-11-22/prod"]
+    assert prod["status"] == "triggered" and prod["severity"] == "critical"
+    assert "t-gce-prd-a-01" in prod["custom_details"]["failing_hosts"]
+    assert prod["custom_details"]["runbook_url"] == "https://runbooks.example.com/patchcycle/cu_alpha"
+    held = incidents["patchcycle/cu_alpha/2026-11-22/preflight-held"]
+    assert held["severity"] == "warning" and held["custom_details"]["failing_hosts"] == ["t-gce-dev-db-02"]
     assert_pack_intact(result)

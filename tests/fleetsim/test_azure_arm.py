@@ -1,4 +1,5 @@
-"""fleetsim's Azure: ARM (Arc machines, installPatches), Resource Graph and the backup attestation API.
+"""fleetsim's Azure: ARM (Arc machines, installPatches, assessPatches), Resource Graph and the backup
+attestation API.
 
 Everything Azure goes through the unmodified azure-mgmt-hybridcompute 10.0.0 and azure-mgmt-resourcegraph
 8.0.1 SDKs (http + a static bearer header, research §1.6), raw HTTP only for what an SDK hides (case of
@@ -29,6 +30,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("fleetsim-azure")
 SUB = "00000000-0000-0000-0000-00000000a201"
 SUB_THROTTLED = "00000000-0000-0000-0000-00000000a202"
 SUB_EVERY = "00000000-0000-0000-0000-00000000a203"
+SUB_ASSESS = "00000000-0000-0000-0000-00000000a204"
+SUB_ASSESS_THROTTLED = "00000000-0000-0000-0000-00000000a205"
 RG = "rg-Arc"
 OLD_KERNEL = "5.15.0-119-generic"
 NEW_KERNEL = "5.15.0-126-generic"
@@ -75,6 +78,28 @@ SCENARIO = scenario_dict(
                 "resource_group": "rg-every",
                 "throttle": {"requests": 0, "every": 3, "retry_after_seconds": 7},
                 "groups": [group("every", 1, "ubuntu_22_04")],
+            },
+        },
+        {
+            "id": "az_assess",
+            "azure": {
+                "subscription_id": SUB_ASSESS,
+                "resource_group": "rg-assess",
+                "location": "northeurope",
+                "groups": [
+                    group("as", 5, "ubuntu_22_04", kernel=OLD_KERNEL),
+                    group("aw", 2, "windows_2022"),
+                ],
+            },
+            "faults": {"agent_offline": ["as-05"]},
+        },
+        {
+            "id": "az_assess_throttled",
+            "azure": {
+                "subscription_id": SUB_ASSESS_THROTTLED,
+                "resource_group": "rg-assess-busy",
+                "throttle": {"requests": 2, "retry_after_seconds": 1},
+                "groups": [group("at", 1, "ubuntu_22_04")],
             },
         },
     ],
@@ -166,12 +191,14 @@ def windows(reboot: str = "IfRequired", **params: Any) -> dict[str, Any]:
     return {"maximumDuration": "PT2H", "rebootSetting": reboot, "windowsParameters": params}
 
 
-def graph_rows(fleet: Fleet, query: str, top: int = 1000) -> tuple[list[dict[str, Any]], int]:
+def graph_rows(
+    fleet: Fleet, query: str, top: int = 1000, subscription: str = SUB
+) -> tuple[list[dict[str, Any]], int]:
     """All rows of a query through $skipToken paging, and the number of pages."""
     client, rows, token, pages = graph(fleet), [], None, 0
     while True:
         options = QueryRequestOptions(top=top, skip_token=token, result_format="objectArray")
-        page = client.resources(QueryRequest(subscriptions=[SUB], query=query, options=options))
+        page = client.resources(QueryRequest(subscriptions=[subscription], query=query, options=options))
         rows.extend(page.data)
         pages += 1
         assert page.total_records >= len(rows)
@@ -454,6 +481,170 @@ def test_a_second_install_on_a_busy_machine_is_409(fleet):
     assert exc.value.error.code == "Conflict"
     assert finish(client, location)["status"] == "Succeeded"
     assert start(client, "rh-01", linux(**ALL_LINUX)).status_code == 202  # free again once it ended
+
+
+# -- assessPatches ------------------------------------------------------------------------------------
+ASSESS_RG = "rg-assess"
+NO_OTHER_COUNTS = {
+    "updateRollup": 0,
+    "featurePack": 0,
+    "servicePack": 0,
+    "definition": 0,
+    "tools": 0,
+    "updates": 0,
+}
+
+
+def start_assess(client: HybridComputeManagementClient, name: str, rg: str = ASSESS_RG):
+    """POST assessPatches without polling: the final HTTP response (202 + Location)."""
+    responses: list[Any] = []
+    client.machines.begin_assess_patches(
+        rg, name, polling=False, raw_response_hook=lambda r: responses.append(r.http_response)
+    )
+    return responses[-1]
+
+
+def assessment_summary(fleet: Fleet, name: str) -> dict[str, Any]:
+    """Resource Graph's latest assessment summary (``properties``) of one machine of ``rg-assess``."""
+    rows, _ = graph_rows(
+        fleet, f"patchassessmentresources | where type =~ '{SUMMARY}'", subscription=SUB_ASSESS
+    )
+    (row,) = [r for r in rows if r["id"].endswith(f"/machines/{name}/patchassessmentresults/latest")]
+    return row["properties"]
+
+
+def test_the_sdk_poller_runs_an_assessment_to_its_result(fleet):
+    client = arm(fleet, SUB_ASSESS)
+    before_graph = assessment_summary(fleet, "as-01")
+    assert before_graph["startedBy"] == "Platform"
+    before = fleet.calls()
+    result = client.machines.begin_assess_patches(ASSESS_RG, "as-01").result()
+    after = fleet.calls()
+    assert delta(before, after, "azure.arm.Machines_AssessPatches") == 1
+    assert delta(before, after, "azure.arm.OperationStatus_Get") >= 1  # the poller followed Location
+    assert (result.status, result.started_by, result.patch_service_used, result.os_type) == (
+        "Succeeded",
+        "User",
+        "APT",
+        "Linux",
+    )
+    counts = result.as_dict()["availablePatchCountByClassification"]
+    assert counts == {"critical": 1, "security": 1, "other": 1} | NO_OTHER_COUNTS
+    assert result.reboot_pending is False and result.error_details is None
+    assert result.start_date_time <= result.last_modified_date_time
+
+    host = fleet.truth("az_assess")["as-01"]
+    (action,) = host["actions"]
+    assert (action["action"], action["result"]) == ("azure.assessPatches", "Succeeded")
+    assert action["operation_id"] == result.assessment_activity_id
+    assert action["available"] == ["USN-1", "USN-2", "USN-3"]
+    assert sorted(host["missing"]) == ["USN-1", "USN-2", "USN-3"]  # an assessment installs nothing
+
+    summary = assessment_summary(fleet, "as-01")
+    assert summary["assessmentActivityId"] == result.assessment_activity_id
+    assert summary["startedBy"] == "User"
+    assert summary["lastModifiedDateTime"] > before_graph["lastModifiedDateTime"]
+    assert summary["availablePatchCountByClassification"] == {"critical": 1, "security": 1, "other": 1}
+
+
+def test_an_assessment_is_202_then_202_then_200_and_counts_windows_classifications(fleet):
+    client = arm(fleet, SUB_ASSESS)
+    accepted = start_assess(client, "aw-01")
+    assert accepted.status_code == 202 and accepted.headers["Retry-After"] == "1"
+    location = accepted.headers["Location"]
+    assert location.startswith(f"{fleet.url}/subscriptions/{SUB_ASSESS}/providers/Microsoft.HybridCompute/")
+    assert "/locations/northeurope/operationStatuses/" in location
+    assert client.send_request(HttpRequest("GET", location)).status_code == 202
+    assert fleet.truth("az_assess")["aw-01"]["actions"] == []
+
+    result = finish(client, location)
+    assert (result["status"], result["patchServiceUsed"], result["osType"]) == ("Succeeded", "WU", "Windows")
+    assert result["availablePatchCountByClassification"] == NO_OTHER_COUNTS | {
+        "critical": 1,
+        "security": 2,
+        "other": 0,
+    }
+    assert client.send_request(HttpRequest("GET", location)).json() == result
+    (action,) = fleet.truth("az_assess")["aw-01"]["actions"]
+    assert action["action"] == "azure.assessPatches"
+
+
+def test_an_assessment_after_an_install_reports_what_is_left(fleet):
+    client = arm(fleet, SUB_ASSESS)
+    installed = finish(
+        client,
+        start(client, "as-02", linux(packageNameMasksToInclude=["openssl"]), ASSESS_RG).headers["Location"],
+    )
+    assert installed["installedPatchCount"] == 1
+    result = finish(client, start_assess(client, "as-02").headers["Location"])
+    assert result["availablePatchCountByClassification"] == {"critical": 1, "security": 0, "other": 1} | (
+        NO_OTHER_COUNTS
+    )
+    actions = [a["action"] for a in fleet.truth("az_assess")["as-02"]["actions"]]
+    assert actions == ["azure.installPatches", "azure.assessPatches"]
+
+
+def test_an_assessment_on_a_disconnected_machine_fails(fleet):
+    client = arm(fleet, SUB_ASSESS)
+    before_graph = assessment_summary(fleet, "as-05")
+    result = finish(client, start_assess(client, "as-05").headers["Location"])
+    assert result["status"] == "Failed" and result["errorDetails"]["code"] == "MachineDisconnected"
+    assert "as-05" in result["errorDetails"]["message"]
+    assert set(result["availablePatchCountByClassification"].values()) == {0}
+    (action,) = fleet.truth("az_assess")["as-05"]["actions"]
+    assert (action["action"], action["result"], action["error"]) == (
+        "azure.assessPatches",
+        "Failed",
+        "MachineDisconnected",
+    )
+    assert assessment_summary(fleet, "as-05") == before_graph  # Resource Graph keeps the old one
+
+
+def test_assess_and_install_exclude_each_other_on_one_machine(fleet):
+    client = arm(fleet, SUB_ASSESS)
+    location = start_assess(client, "as-03").headers["Location"]
+    with pytest.raises(ResourceExistsError) as exc:
+        start_assess(client, "as-03")
+    assert exc.value.error.code == "Conflict" and "as-03" in exc.value.error.message
+    with pytest.raises(ResourceExistsError):
+        start(client, "as-03", linux(**ALL_LINUX), ASSESS_RG)
+    assert finish(client, location)["status"] == "Succeeded"
+
+    install = start(client, "as-03", linux(**ALL_LINUX), ASSESS_RG).headers["Location"]
+    with pytest.raises(ResourceExistsError) as exc:
+        start_assess(client, "as-03")
+    assert "installPatches" in exc.value.error.message
+    assert finish(client, install)["status"] == "Succeeded"
+    assert start_assess(client, "as-03").status_code == 202  # free again once it ended
+
+
+def test_assessing_an_unknown_machine_is_404(fleet):
+    with pytest.raises(ResourceNotFoundError) as exc:
+        start_assess(arm(fleet, SUB_ASSESS), "as-99")
+    assert exc.value.error.code == "ResourceNotFound" and "as-99" in exc.value.error.message
+
+
+def test_assess_patches_is_throttled_with_the_subscription(fleet):
+    path = (
+        f"/subscriptions/{SUB_ASSESS_THROTTLED}/resourceGroups/rg-assess-busy/providers/"
+        "Microsoft.HybridCompute/machines/at-01/assessPatches?api-version=2024-07-10"
+    )
+    before = fleet.calls()
+    status, headers, body = http(fleet, "POST", path)
+    assert status == 429 and headers["Retry-After"] == "1" and body["error"]["code"] == "TooManyRequests"
+    assert fleet.truth("az_assess_throttled")["at-01"]["actions"] == []
+
+    began = time.monotonic()
+    result = (
+        arm(fleet, SUB_ASSESS_THROTTLED).machines.begin_assess_patches("rg-assess-busy", "at-01").result()
+    )
+    assert time.monotonic() - began >= 0.9  # azure-core slept for Retry-After: 1
+    assert result.status == "Succeeded"
+    after = fleet.calls()
+    assert delta(before, after, "azure.arm.throttled") == 2
+    assert delta(before, after, "azure.arm.Machines_AssessPatches") == 1
+    (action,) = fleet.truth("az_assess_throttled")["at-01"]["actions"]
+    assert action["action"] == "azure.assessPatches"
 
 
 # -- throttling ---------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def test_list_filters_on_labels_and_pages(fleet, clients) -> None:
 
     assert names('(labels.cycle = "c9") (labels.env = "prod")') == ["pc-list-prod"]
     assert names('labels.cycle = "c9" AND labels.env != "prod"') == ["pc-list-dev"]
-    before = fleet.calls()["gcp.compute.ListSnapshots"]
+    before = fleet.calls().get("gcp.compute.ListSnapshots", 0)
     assert names("labels.cycle = c9", max_results=1) == ["pc-list-dev", "pc-list-prod"]
     assert fleet.calls()["gcp.compute.ListSnapshots"] - before == 2
     assert names('labels.cycle = "c10"') == []

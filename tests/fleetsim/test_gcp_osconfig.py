@@ -456,7 +456,7 @@ def test_filter_criteria_are_anded_and_instance_details_page(fleet, svc) -> None
     )
     job = _execute(svc, [], instance_filter=instance_filter, dry_run=True)
     _wait_job(svc, job.name)
-    before = fleet.calls()["gcp.osconfig.ListPatchJobInstanceDetails"]
+    before = fleet.calls().get("gcp.osconfig.ListPatchJobInstanceDetails", 0)
 
     details = _details(svc, job.name, page_size=1)
 

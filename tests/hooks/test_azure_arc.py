@@ -1,6 +1,7 @@
 """ArcHook against a running fleetsim: the unmodified Azure SDKs over loopback, configured only by an
-Airflow connection (``AIRFLOW_CONN_*``): machines, installPatches started and read back, Resource Graph
-assessments, throttling that azure-core rides out and throttling that outlasts the retries."""
+Airflow connection (``AIRFLOW_CONN_*``): machines, installPatches and assessPatches started and read
+back, Resource Graph assessments, throttling that azure-core rides out and throttling that outlasts the
+retries."""
 
 from __future__ import annotations
 
@@ -196,6 +197,51 @@ def test_patch_assessments_follow_an_install(fleet, connect):
     wait_for(lambda: hook.install_result(location), lambda r: r is not None, timeout=10)
     after = hook.patch_assessments(["rg-hook"])[machine_id.lower()]
     assert after["patches"] == [] and after["startedBy"] == "User"
+
+
+def test_an_assessment_is_started_then_read_until_it_ends(fleet, connect):
+    hook = ArcHook(CONN, SUB)
+    machine_id = fleet.truth("arc")["hk-030"]["host_id"].lower()
+    before = fleet.calls().get("azure.arm.Machines_AssessPatches", 0)
+    location = hook.start_assessment("rg-hook", "hk-030")
+    assert fleet.calls()["azure.arm.Machines_AssessPatches"] == before + 1
+    assert location.startswith(fleet.url) and "/operationStatuses/" in location
+    assert hook.operation_result(location) is None  # 202: still running
+    result = wait_for(lambda: hook.operation_result(location), lambda r: r is not None, timeout=10)
+    json.dumps(result)
+    assert (result["status"], result["startedBy"], result["patchServiceUsed"]) == ("Succeeded", "User", "APT")
+    counts = result["availablePatchCountByClassification"]
+    assert (counts["critical"], counts["security"], counts["other"], counts["updates"]) == (1, 1, 0, 0)
+    assert hook.install_result(location) == result  # the former name reads assessments too
+    (action,) = fleet.truth("arc")["hk-030"]["actions"]
+    assert action["action"] == "azure.assessPatches"
+    latest = hook.patch_assessments(["rg-hook"])[machine_id]
+    assert latest["assessmentActivityId"] == result["assessmentActivityId"]
+    assert latest["startedBy"] == "User" and len(latest["patches"]) == 2
+
+
+def test_an_assessment_of_a_disconnected_or_busy_or_missing_machine(fleet, connect):
+    hook = ArcHook(CONN, SUB)
+    location = hook.start_assessment("rg-hook", "hk-105")
+    result = wait_for(lambda: hook.operation_result(location), lambda r: r is not None, timeout=10)
+    assert result["status"] == "Failed" and result["errorDetails"]["code"] == "MachineDisconnected"
+
+    install = hook.start_install("rg-hook", "hk-031", LINUX_ALL)
+    with pytest.raises(ArcError) as exc:
+        hook.start_assessment("rg-hook", "hk-031")
+    assert "hk-031" in str(exc.value) and "409" in str(exc.value) and "Conflict" in str(exc.value)
+    wait_for(lambda: hook.operation_result(install), lambda r: r is not None, timeout=10)
+    with pytest.raises(ArcError) as exc:
+        hook.start_assessment("rg-hook", "hk-999")
+    assert "hk-999" in str(exc.value) and "ResourceNotFound" in str(exc.value)
+    with pytest.raises(ValueError, match="not a resource group name"):
+        hook.start_assessment("rg/../x", "hk-001")
+
+
+def test_operation_result_only_follows_urls_on_the_arm_endpoint(fleet, connect):
+    with pytest.raises(ArcError) as exc:
+        ArcHook(CONN, SUB).operation_result("http://169.254.169.254/subscriptions/x/operationStatuses/1")
+    assert "169.254.169.254" in str(exc.value) and "not on the ARM endpoint" in str(exc.value)
 
 
 def test_patch_assessments_refuse_a_resource_group_that_is_not_a_name(fleet, connect):

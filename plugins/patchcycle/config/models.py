@@ -38,6 +38,7 @@ __all__ = [
     "GcpCloud",
     "GcpProject",
     "HostTags",
+    "IncidentPolicy",
     "OsFamily",
     "PreflightPolicy",
     "RateControl",
@@ -594,6 +595,15 @@ class FalconPolicy(_ConfigModel):
     """Hold hosts without a sensor or in reduced-functionality mode (patching a blind host is not allowed)."""
 
 
+class IncidentPolicy(_ConfigModel):
+    """Where a failed stage pages: a PagerDuty service's Events API v2 integration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection_id: ConnectionId | None = None
+    """Airflow connection holding the integration (routing) key; default ``pagerduty_<tenant id>``."""
+
+
 class SlaDays(_ConfigModel):
     """The tenant's internal remediation deadlines, in days from a patch's release, by severity.
 
@@ -672,6 +682,7 @@ class Tenant(_ConfigModel):
     evidence: EvidencePolicy
     sla: SlaDays = Field(default_factory=SlaDays)
     falcon: FalconPolicy | None = None
+    incidents: IncidentPolicy | None = None
     host_tags: HostTags = Field(default_factory=HostTags)
     incident_runbook_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
 
@@ -751,6 +762,12 @@ class Tenant(_ConfigModel):
         """Airflow connection of the backup system that attests Arc machines' backups."""
         azure = self.clouds.azure
         return (azure.backup_attestation.connection_id if azure else None) or f"backup_{self.id}"
+
+    def pagerduty_connection_id(self) -> str | None:
+        """Airflow connection of the tenant's PagerDuty integration, or None when it does not page."""
+        if self.incidents is None:
+            return None
+        return self.incidents.connection_id or f"pagerduty_{self.id}"
 
     def falcon_connection_id(self) -> str | None:
         """Airflow connection of the tenant's Falcon API client, or None when it has no Falcon."""

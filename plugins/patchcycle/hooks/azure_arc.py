@@ -1,5 +1,5 @@
-"""Azure Arc-enabled servers, spoken to only here: machines, Update Manager's installPatches, and the
-machines' patch assessments through Azure Resource Graph.
+"""Azure Arc-enabled servers, spoken to only here: machines, Update Manager's installPatches and
+assessPatches, and the machines' patch assessments through Azure Resource Graph.
 
 Thin seams over the unmodified azure-mgmt SDKs (``HybridComputeManagementClient`` pinned to the stable
 api-version 2024-07-10, as the SDK's own default is a preview; ``ResourceGraphClient``). One method per
@@ -18,9 +18,10 @@ cloud call; lists paged to the service's maxima. Configured only by an Airflow c
   (5xx) requests this often, sleeping for the server's ``Retry-After``.
 
 Errors are :class:`ArcError` naming the subscription and what was asked; HTTP calls time out (connect
-10 s, read 60 s). Long-running installs are not waited for here: :meth:`ArcHook.start_install` returns the
-operation's status URL and :meth:`ArcHook.install_result` reads it once, so a sensor or a deferrable
-operator can poll across tasks.
+10 s, read 60 s). Long-running installs and assessments are not waited for here:
+:meth:`ArcHook.start_install` / :meth:`ArcHook.start_assessment` return the operation's status URL and
+:meth:`ArcHook.operation_result` (alias :meth:`ArcHook.install_result`) reads it once, so a sensor or a
+deferrable operator can poll across tasks.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
@@ -203,23 +204,37 @@ class ArcHook(BaseHook):
         with self._calling(f"reading machine {name} in resource group {resource_group}", ArcMachineNotFound):
             return self.client.machines.get(resource_group, name).as_dict()
 
-    # -- installPatches -----------------------------------------------------------------------------
+    # -- installPatches / assessPatches -------------------------------------------------------------
     def start_install(self, resource_group: str, name: str, parameters: dict[str, Any]) -> str:
         """Begin installPatches on one machine without waiting; return the operation's status URL.
 
         ``parameters`` is the MachineInstallPatchesParameters JSON (maximumDuration, rebootSetting,
-        linuxParameters / windowsParameters). The URL is the 202's ``Location`` header, taken from the
-        final HTTP response through azure-core's ``raw_response_hook`` (``polling=False`` returns right
-        after the 202 and exposes no headers).
+        linuxParameters / windowsParameters). Read the URL with :meth:`operation_result`.
         """
         _check_resource_group(resource_group)
-        responses: list[Any] = []
         what = f"starting installPatches on machine {name} in resource group {resource_group}"
+        return self._start(
+            what,
+            lambda **kw: self.client.machines.begin_install_patches(resource_group, name, parameters, **kw),
+        )
+
+    def start_assessment(self, resource_group: str, name: str) -> str:
+        """Begin assessPatches (a fresh Update Manager assessment) on one machine without waiting;
+        return the operation's status URL. Read it with :meth:`operation_result`; once it has ended,
+        Resource Graph (:meth:`patch_assessments`) serves the new assessment."""
+        _check_resource_group(resource_group)
+        what = f"starting assessPatches on machine {name} in resource group {resource_group}"
+        return self._start(
+            what, lambda **kw: self.client.machines.begin_assess_patches(resource_group, name, **kw)
+        )
+
+    def _start(self, what: str, begin: Callable[..., Any]) -> str:
+        """POST a long-running patch operation and return the 202's ``Location`` header, taken from the
+        final HTTP response through azure-core's ``raw_response_hook`` (``polling=False`` returns right
+        after the 202 and exposes no headers)."""
+        responses: list[Any] = []
         with self._calling(what):
-            self.client.machines.begin_install_patches(
-                resource_group,
-                name,
-                parameters,
+            begin(
                 polling=False,
                 raw_response_hook=lambda pipeline_response: responses.append(pipeline_response.http_response),
             )
@@ -234,11 +249,13 @@ class ArcHook(BaseHook):
         self._check_same_origin(location, what)
         return location
 
-    def install_result(self, location_url: str) -> dict[str, Any] | None:
-        """One read of an install's status URL: None while it runs (202), the
-        MachineInstallPatchesResult JSON once it has ended (200; inspect ``status``,
-        ``failedPatchCount``, ``rebootStatus``: a 200 also means the operation ended badly)."""
-        what = f"reading install operation {location_url}"
+    def operation_result(self, location_url: str) -> dict[str, Any] | None:
+        """One read of an installPatches / assessPatches status URL: None while it runs (202), the
+        operation's result JSON once it has ended (200). A 200 also means the operation ended badly:
+        inspect ``status`` (Succeeded / CompletedWithWarnings / Failed) and ``errorDetails``; installs
+        (MachineInstallPatchesResult) also ``failedPatchCount`` and ``rebootStatus``, assessments
+        (MachineAssessPatchesResult) ``availablePatchCountByClassification`` and ``rebootPending``."""
+        what = f"reading patch operation {location_url}"
         self._check_same_origin(location_url, what)
         with self._calling(what):
             response = self.client.send_request(HttpRequest("GET", location_url))
@@ -254,6 +271,10 @@ class ArcHook(BaseHook):
             f"Azure subscription {self.subscription_id}: {what}: HTTP {response.status_code} "
             f"{error.get('code', response.reason)}: {error.get('message', response.text()[:200])}"
         )
+
+    def install_result(self, location_url: str) -> dict[str, Any] | None:
+        """:meth:`operation_result` under its former name (reads installs and assessments alike)."""
+        return self.operation_result(location_url)
 
     def _check_same_origin(self, url: str, what: str) -> None:
         """The bearer token goes only to the configured ARM endpoint, never to a URL elsewhere."""
