@@ -72,6 +72,12 @@ def pagerduty_connection(url: str, tenant_id: str) -> str:
     return json.dumps({"conn_type": "http", "host": url, "password": key})
 
 
+def dynatrace_connection(url: str) -> str:
+    """A Dynatrace environment: host = its URL (SaaS or Managed), password = an API token
+    (problems.read, metrics.read); fleetsim's token is its scenario default."""
+    return json.dumps({"conn_type": "http", "host": url, "password": "dt0c01.FLEETSIM.TOKEN"})
+
+
 def backup_system_connection(url: str) -> str:
     """The tenant backup system's API (attestations of Arc machines' backups): host and API token."""
     return json.dumps({"conn_type": "http", "host": url, "password": "fleetsim-backup-token"})
@@ -98,6 +104,8 @@ def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, s
             )
         for project in tenant.clouds.gcp.projects if tenant.clouds.gcp else []:
             env[f"AIRFLOW_CONN_{tenant.gcp_connection_id(project).upper()}"] = gcp_connection(url)
+        if (dynatrace_conn := tenant.dynatrace_connection_id()) is not None:
+            env[f"AIRFLOW_CONN_{dynatrace_conn.upper()}"] = dynatrace_connection(url)
         if (pagerduty_conn := tenant.pagerduty_connection_id()) is not None:
             env[f"AIRFLOW_CONN_{pagerduty_conn.upper()}"] = pagerduty_connection(url, tenant.id)
         if (falcon_conn := tenant.falcon_connection_id()) is not None:

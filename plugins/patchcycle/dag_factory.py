@@ -24,6 +24,7 @@ from patchcycle.operators.evidence import (
     WriteEvidencePackOperator,
     proceed_unless_dry_run,
 )
+from patchcycle.operators.health import HealthGateOperator
 from patchcycle.operators.incidents import IncidentsOperator
 from patchcycle.operators.inventory import (
     CloudInventoryOperator,
@@ -176,8 +177,14 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
                     task_id="verify", environment=name, trigger_rule=TriggerRule.NONE_FAILED, **ids
                 )
                 backup >> wait >> patches >> verify
+                last: Any = verify
                 if env.soak_hours > 0 and index + 1 < len(tenant.environments):
-                    verify >> SoakOperator(task_id="soak", environment=name, soak_hours=env.soak_hours, **ids)
+                    last = last >> SoakOperator(
+                        task_id="soak", environment=name, soak_hours=env.soak_hours, **ids
+                    )
+                if tenant.health is not None:
+                    # After the soak: problems that surfaced while the stage soaked count too.
+                    last >> HealthGateOperator(task_id="health", environment=name, **ids)
             previous >> stage
             previous = stage
         # After the stages, whatever their outcome: page (or resolve) what failed, who could run the

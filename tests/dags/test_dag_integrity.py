@@ -58,7 +58,7 @@ def test_policy_owner_retries_and_no_per_host_tasks(tenant) -> None:
     # and outcome.
     clouds = len(tenant.clouds.declared)
     inventory = clouds + (1 if tenant.falcon else 0) + 1
-    per_stage = 3 + clouds
+    per_stage = 3 + clouds + (1 if tenant.health else 0)
     soaks = sum(1 for e in tenant.environments[:-1] if e.soak_hours > 0)
     assert len(dag.tasks) == 2 + inventory + 1 + len(tenant.environments) * per_stage + soaks + 5
     for env in tenant.environments:
@@ -67,11 +67,11 @@ def test_policy_owner_retries_and_no_per_host_tasks(tenant) -> None:
 
 def test_stages_run_in_the_tenant_order() -> None:
     dag = build_patch_cycle_dag(TENANTS[0])
-    assert "nonprod.verify" in dag.get_task("staging.backup").upstream_task_ids or (
-        "nonprod.verify" in {t.task_id for t in dag.get_task("staging.backup").upstream_list}
-    )
-    prod_backup_upstream = dag.get_task("prod.backup").upstream_task_ids
-    assert prod_backup_upstream & {"staging.verify", "staging.soak"}
+    # The next stage waits for the last gate of the one before: its health gate (after the soak).
+    assert dag.get_task("staging.backup").upstream_task_ids == {"nonprod.health"}
+    assert dag.get_task("prod.backup").upstream_task_ids == {"staging.health"}
+    assert dag.get_task("staging.health").upstream_task_ids == {"staging.soak"}
+    assert dag.get_task("staging.soak").upstream_task_ids == {"staging.verify"}
     evidence = dag.get_task("evidence")
     assert evidence.trigger_rule == "all_done"
     assert dag.get_task("outcome").upstream_task_ids == {"distribute"}

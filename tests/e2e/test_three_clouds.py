@@ -101,3 +101,45 @@ def test_a_three_cloud_cycle_gates_patches_and_verifies_every_host(fleet) -> Non
     held = incidents["patchcycle/cu_alpha/2026-11-22/preflight-held"]
     assert held["severity"] == "warning" and held["custom_details"]["failing_hosts"] == ["t-gce-dev-db-02"]
     assert_pack_intact(result)
+
+
+@pytest.fixture
+def unhealthy_staging(request, airflow_home, tmp_path):
+    """The three-cloud scenario where patching one staging host opens a Dynatrace problem."""
+    import yaml
+
+    from devtools.local import airflow_env, running_fleetsim
+    from tests.e2e.conftest import HERE, REPO, CycleRunner, write_scenario
+
+    data = yaml.safe_load((HERE / "scenarios" / "alpha_three_clouds.yaml").read_text())
+    data["tenants"][0]["faults"] = {"health_problem_after_patch": ["t-stg-app-01"]}
+    scenario = write_scenario(tmp_path / "unhealthy.yaml", "alpha_three_clouds.yaml", tenants=data["tenants"])
+    with running_fleetsim(scenario, tmp_path / "fleetsim") as url:
+        env = airflow_env(airflow_home, url, poll_seconds=0.5, tenants_dir=REPO / "include" / "tenants")
+        yield CycleRunner(url, env, tmp_path)
+
+
+def test_a_staging_health_failure_stops_prod_and_pages_once(unhealthy_staging) -> None:
+    fleet = unhealthy_staging
+    result = fleet.run(DAG_ID, NOV)
+    assert result.returncode != 0
+    assert result.task_states["nonprod.health"] == "success"
+    assert result.task_states["staging.health"] == "failed"
+    assert result.task_states["prod.backup"] == "upstream_failed"
+    stages = {s["environment"]: s for s in result.evidence["stages"]}
+    assert stages["staging"]["status"] == "failed"
+    assert stages["staging"]["reason"].startswith("health gate: open problem")
+    assert stages["staging"]["health"]["healthy"] is False
+    assert stages["nonprod"]["health"]["healthy"] is True
+    assert stages["prod"]["status"] == "not_run"
+    # Staging's hosts were patched (that is what made it unhealthy); no prod host was touched.
+    assert result.host("t-stg-app-01")["final_state"] == "patched"
+    for name, truth in result.truth.items():
+        if "-prd-" in name:
+            assert truth["actions"] == [], f"{name} was touched after staging turned unhealthy"
+    pager = fleetsim_get(fleet.url, "/fleetsim/pagerduty")
+    (incident,) = [
+        i for i in pager["incidents"] if i["dedup_key"] == "patchcycle/cu_alpha/2026-11-22/staging"
+    ]
+    assert incident["status"] == "triggered" and "health gate" in incident["summary"]
+    assert_pack_intact(result)

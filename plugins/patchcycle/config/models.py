@@ -37,6 +37,7 @@ __all__ = [
     "Framework",
     "GcpCloud",
     "GcpProject",
+    "HealthPolicy",
     "HostTags",
     "IncidentPolicy",
     "OsFamily",
@@ -595,6 +596,22 @@ class FalconPolicy(_ConfigModel):
     """Hold hosts without a sensor or in reduced-functionality mode (patching a blind host is not allowed)."""
 
 
+class HealthPolicy(_ConfigModel):
+    """The health gate after each stage: Dynatrace's open problems and the error rate of the stage's
+    services against the hour before it was patched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection_id: ConnectionId | None = None
+    """Airflow connection of the Dynatrace environment; default ``dynatrace_<tenant id>``."""
+    watch_minutes: float = Field(default=15.0, ge=0, le=24 * 60)
+    """How long the gate watches after a stage (after its soak) before it lets the next stage go."""
+    baseline_minutes: float = Field(default=60.0, gt=0, le=24 * 60)
+    """The window before the stage's patching whose error rate is the baseline."""
+    require_data: bool = False
+    """Fail the gate when Dynatrace has no error-rate data (a service without traffic has none)."""
+
+
 class IncidentPolicy(_ConfigModel):
     """Where a failed stage pages: a PagerDuty service's Events API v2 integration."""
 
@@ -683,6 +700,7 @@ class Tenant(_ConfigModel):
     sla: SlaDays = Field(default_factory=SlaDays)
     falcon: FalconPolicy | None = None
     incidents: IncidentPolicy | None = None
+    health: HealthPolicy | None = None
     host_tags: HostTags = Field(default_factory=HostTags)
     incident_runbook_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
 
@@ -762,6 +780,12 @@ class Tenant(_ConfigModel):
         """Airflow connection of the backup system that attests Arc machines' backups."""
         azure = self.clouds.azure
         return (azure.backup_attestation.connection_id if azure else None) or f"backup_{self.id}"
+
+    def dynatrace_connection_id(self) -> str | None:
+        """Airflow connection of the tenant's Dynatrace environment, or None without a health gate."""
+        if self.health is None:
+            return None
+        return self.health.connection_id or f"dynatrace_{self.id}"
 
     def pagerduty_connection_id(self) -> str | None:
         """Airflow connection of the tenant's PagerDuty integration, or None when it does not page."""

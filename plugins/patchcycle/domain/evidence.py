@@ -187,6 +187,7 @@ def build_evidence_document(
                 ),
                 "backups": sum(1 for h in hosts.values() if h.get("backup_id")),
                 "command_ids": list((stage or {}).get("command_ids", [])),
+                "health": (stage or {}).get("health"),
                 "reason": reason,
             }
         )

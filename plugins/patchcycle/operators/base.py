@@ -161,6 +161,21 @@ class CycleTaskMixin:
             raise RuntimeError(f"{self.store.url(key)}: no attempt has written this record yet")
         return record
 
+    def stage_record(self, context: Any, environment: str) -> dict[str, Any] | None:
+        """A stage's verified record with its health gate folded in: a stage whose health gate failed
+        is a failed stage (its hosts were patched, but the next stage must not follow)."""
+        paths = self.paths(context)
+        stage = self.read_record(paths.stage_file(environment, "stage.json"), required=False)
+        if stage is None:
+            return None
+        health = self.read_record(paths.stage_file(environment, "health.json"), required=False)
+        if health is None:
+            return stage
+        stage = {**stage, "health": health}
+        if not health["healthy"] and stage["status"] == "succeeded":
+            stage.update(status="failed", reason="health gate: " + "; ".join(health["reasons"]))
+        return stage
+
     def stage_hosts(self, context: Any, environment: str) -> list[dict[str, Any]]:
         """Inventory rows of the hosts the pre-flight gate let through, in one environment."""
         paths = self.paths(context)

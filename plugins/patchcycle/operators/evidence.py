@@ -28,9 +28,7 @@ class WriteEvidencePackOperator(CycleOperator):
         paths = self.paths(context)
         store = self.store
         environments = list(info["environments"])
-        stages = {
-            env: self.read_record(paths.stage_file(env, "stage.json"), required=False) for env in environments
-        }
+        stages = {env: self.stage_record(context, env) for env in environments}
         events: list[dict[str, Any]] = []
         for key in store.keys(paths.events_prefix):
             events.extend(store.get_json(key))

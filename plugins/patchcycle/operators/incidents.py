@@ -110,7 +110,7 @@ class IncidentsOperator(CycleOperator):
             else None
         )
         for env in info["environments"]:
-            stage = self.read_record(paths.stage_file(env, "stage.json"), required=False)
+            stage = self.stage_record(context, env)
             if stage is None:
                 continue  # the stage did not run (an earlier one failed): that one pages
             if stage["status"] == "failed":
@@ -119,6 +119,8 @@ class IncidentsOperator(CycleOperator):
                     for h, e in stage["hosts"].items()
                     if e["final_state"] in (outcomes.FAILED, outcomes.NON_COMPLIANT, outcomes.NOT_RUN)
                 ]
+                if stage.get("health") and not stage["health"]["healthy"]:
+                    failing = []  # every host installed; the environment is what is unhealthy
                 steps[env] = (
                     stage.get("reason") or "stage failed",
                     failing,

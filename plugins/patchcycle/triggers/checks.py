@@ -121,3 +121,49 @@ def osconfig_jobs(payload: dict[str, Any]) -> dict[str, Any]:
         for j in payload["jobs"]
     }
     return {"done": all(s in OSCONFIG_JOB_TERMINAL for s in states.values()), "jobs": states}
+
+
+def health(payload: dict[str, Any]) -> dict[str, Any]:
+    """One look at a stage's health in Dynatrace: problems that opened since the stage began on its
+    hosts or services, and its services' error rate since the stage ended against the baseline.
+
+    Done at once when unhealthy; healthy is done only when the watch period is over.
+    """
+    from patchcycle.domain.health import health_verdict
+    from patchcycle.hooks.dynatrace import DynatraceHook
+
+    hook = DynatraceHook(dynatrace_conn_id=payload["conn_id"])
+    began = dt.datetime.fromisoformat(payload["stage_started_at"])
+    problems = [
+        p
+        for p in hook.open_problems(payload["host_selector"], since=began - dt.timedelta(days=7))
+        + hook.open_problems(payload["service_selector"], since=began - dt.timedelta(days=7))
+        if int(p.get("startTime") or 0) >= int(began.timestamp() * 1000)
+    ]
+    unique = list({p.get("problemId") or p.get("displayId"): p for p in problems}.values())
+    now = dt.datetime.now(dt.UTC)
+    current = hook.metric_average(
+        ERROR_RATE_METRIC,
+        payload["service_selector"],
+        dt.datetime.fromisoformat(payload["stage_ended_at"]),
+        now,
+    )
+    verdict = health_verdict(
+        unique,
+        payload.get("baseline_rate"),
+        current,
+        payload["tolerance"],
+        payload.get("require_data", False),
+    )
+    watch_over = now >= dt.datetime.fromisoformat(payload["watch_until"])
+    return {
+        "done": (not verdict.healthy) or watch_over,
+        "healthy": verdict.healthy,
+        "reasons": verdict.reasons,
+        "current_rate": current,
+        "problems": [p.get("displayId") or p.get("problemId") for p in unique],
+        "checked_at": now.isoformat(),
+    }
+
+
+ERROR_RATE_METRIC = "builtin:service.errors.total.rate:avg"

@@ -21,6 +21,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "run_commands": checks.run_commands,
     "arc_installs": checks.arc_installs,
     "osconfig_jobs": checks.osconfig_jobs,
+    "health": checks.health,
 }
 
 

@@ -1,0 +1,120 @@
+"""The health gate after a stage: Dynatrace must show no new problem on the stage's hosts or services
+and an error rate within the tenant's tolerance of the pre-patch baseline, for the whole watch period.
+
+The baseline is the stage services' error rate over ``health.baseline_minutes`` before the stage's
+backups began (before anything was touched). The watch defers to the triggerer; an unhealthy look ends
+it at once and fails the task, so the tenant's later stages do not start (and the incident pages).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds, utcnow
+from patchcycle.triggers import checks
+from patchcycle.triggers.waits import CloudWaitTrigger
+
+
+def selectors(tenant_id: str, environment: str) -> tuple[str, str]:
+    """Dynatrace entity selectors for a stage's hosts and its services (by the tags Patchcycle expects)."""
+    tags = f'tag("tenant:{tenant_id}"),tag("environment:{environment}")'
+    return f'type("HOST"),{tags}', f'type("SERVICE"),{tags}'
+
+
+class HealthGateOperator(CycleOperator):
+    """Watch a patched stage in Dynatrace before the next stage may start."""
+
+    template_fields: Sequence[str] = ("tenant_id", "environment")
+
+    def __init__(self, *, environment: str, deferrable: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.environment = environment
+        self.deferrable = deferrable
+
+    def run(self, context: Any, log: EventLog) -> Any:
+        from patchcycle.hooks.dynatrace import DynatraceHook
+
+        info = self.plan_info(context)
+        if info["dry_run"] or self.environment not in info["environments"]:
+            raise AirflowSkipException(f"{self.environment} is not part of this run")
+        policy = self.tenant.health
+        stage = self.read_record(self.paths(context).stage_file(self.environment, "stage.json"))
+        started = dt.datetime.fromisoformat(stage["started_at"])
+        ended = dt.datetime.fromisoformat(stage["finished_at"])
+        host_selector, service_selector = selectors(self.tenant_id, self.environment)
+        conn_id = self.tenant.dynatrace_connection_id()
+        baseline = DynatraceHook(dynatrace_conn_id=conn_id).metric_average(
+            checks.ERROR_RATE_METRIC,
+            service_selector,
+            started - timedelta(minutes=policy.baseline_minutes),
+            started,
+        )
+        watch_until = max(utcnow(), ended) + timedelta(minutes=policy.watch_minutes)
+        payload = {
+            "conn_id": conn_id,
+            "host_selector": host_selector,
+            "service_selector": service_selector,
+            "stage_started_at": started.isoformat(),
+            "stage_ended_at": ended.isoformat(),
+            "baseline_rate": baseline,
+            "tolerance": self.tenant.environment(self.environment).health_error_rate_tolerance,
+            "require_data": policy.require_data,
+            "watch_until": watch_until.isoformat(),
+        }
+        log.record(
+            "health.watch_started",
+            target=self.environment,
+            baseline_rate=baseline,
+            tolerance=payload["tolerance"],
+            watch_until=payload["watch_until"],
+        )
+        answer = checks.health(payload)
+        if answer["done"] or not self.deferrable:
+            return self.resume(context, {**answer, "status": "done"}, self._complete)
+        delay = poll_seconds()
+        attempts = int(policy.watch_minutes * 60 / delay) + 3
+        self.defer(
+            trigger=CloudWaitTrigger("health", payload, delay, attempts),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=delay * (attempts + 2)),
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        return self.resume(context, event, self._complete)
+
+    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+        if event.get("status") == "timeout":
+            event = {
+                **event,
+                "healthy": False,
+                "reasons": [*event.get("reasons", []), "the health watch timed out"],
+            }
+        elif event.get("status") != "done":
+            raise AirflowFailException(f"unexpected trigger event: {event}")
+        record = {
+            "environment": self.environment,
+            "healthy": event["healthy"],
+            "reasons": event.get("reasons", []),
+            "current_rate": event.get("current_rate"),
+            "problems": event.get("problems", []),
+            "checked_at": event.get("checked_at"),
+        }
+        self.write_record(context, self.paths(context).stage_file(self.environment, "health.json"), record)
+        log.record(
+            "health.checked",
+            target=self.environment,
+            result="healthy" if event["healthy"] else "unhealthy",
+            reasons=record["reasons"],
+            problems=record["problems"],
+            current_rate=record["current_rate"],
+        )
+        if not event["healthy"]:
+            raise AirflowFailException(
+                f"health gate after {self.environment} of {self.tenant_id}: " + "; ".join(record["reasons"])
+            )
+        return {"healthy": True, "reasons": record["reasons"]}
