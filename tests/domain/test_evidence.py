@@ -387,6 +387,7 @@ def test_stage_entries(tenant, fleet, stages):
         "hosts_failed": 1,
         "backups": 4,
         "command_ids": ["cmd-nonprod"],
+        "health": None,  # no health gate configured
         "reason": None,
     }
     assert (staging["hosts_targeted"], staging["hosts_succeeded"], staging["hosts_failed"]) == (2, 2, 0)
