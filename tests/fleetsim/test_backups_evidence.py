@@ -57,7 +57,7 @@ def test_image_is_pending_then_available_after_the_configured_delay(fleet):
     wait_for(lambda: _image_state(ec2, image_id), lambda s: s != "pending", timeout=5)
     waited = time.monotonic() - created
     assert _image_state(ec2, image_id) == "available"
-    assert 0.4 <= waited < 2.5  # ami_pending_seconds is 0.5
+    assert 0.4 <= waited < 4.5  # ami_pending_seconds is 0.5 (the upper bound allows for a loaded machine)
 
     (image,) = ec2.describe_images(
         Owners=["self"], Filters=[{"Name": "tag:PatchcycleHost", "Values": ["ami-01"]}]
