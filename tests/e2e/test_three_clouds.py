@@ -143,3 +143,47 @@ def test_a_staging_health_failure_stops_prod_and_pages_once(unhealthy_staging) -
     ]
     assert incident["status"] == "triggered" and "health gate" in incident["summary"]
     assert_pack_intact(result)
+
+
+@pytest.fixture
+def throttled_subscription(airflow_home, tmp_path):
+    """The three-cloud scenario whose Azure subscription answers 429 to every request."""
+    import yaml
+
+    from devtools.local import airflow_env, running_fleetsim
+    from tests.e2e.conftest import HERE, REPO, CycleRunner, write_scenario
+
+    data = yaml.safe_load((HERE / "scenarios" / "alpha_three_clouds.yaml").read_text())
+    tenant = data["tenants"][0]
+    tenant["faults"] = {}
+    tenant["azure"]["throttle"] = {"requests": 100000, "retry_after_seconds": 0}
+    scenario = write_scenario(tmp_path / "throttled.yaml", "alpha_three_clouds.yaml", tenants=data["tenants"])
+    with running_fleetsim(scenario, tmp_path / "fleetsim") as url:
+        env = airflow_env(airflow_home, url, poll_seconds=0.5, tenants_dir=REPO / "include" / "tenants")
+        yield CycleRunner(url, env, tmp_path)
+
+
+def test_a_subscription_throttled_past_its_retries_halts_alone(throttled_subscription) -> None:
+    fleet = throttled_subscription
+    result = fleet.run(DAG_ID, NOV)
+    evidence = result.evidence
+    (azure,) = [s for s in evidence["scopes"] if s["cloud"] == "azure"]
+    assert azure["status"] == "failed" and "429" in azure["error"]
+    assert azure["scope"] == "azure:6f1c2b1e-4a8d-4c1e-9a52-0c3f6e7d8a10"
+    # The subscription's machines were never reached; the other clouds' hosts were patched.
+    for name, truth in result.truth.items():
+        if truth["cloud"] == "azure":
+            assert truth["actions"] == [], name
+    patched = {h["cloud"] for h in evidence["hosts"] if h["final_state"] == "patched"}
+    assert patched == {"aws", "gcp"}
+    assert {s["environment"]: s["status"] for s in evidence["stages"]} == {
+        "nonprod": "succeeded",
+        "staging": "succeeded",
+        "prod": "succeeded",
+    }
+    # A scope that could not be read is not a completed cycle, and it pages.
+    assert evidence["cycle"]["outcome"] == "failed" and result.returncode != 0
+    pager = fleetsim_get(fleet.url, "/fleetsim/pagerduty")
+    (incident,) = [i for i in pager["incidents"] if i["dedup_key"].endswith("/inventory")]
+    assert "azure:6f1c2b1e-4a8d-4c1e-9a52-0c3f6e7d8a10" in incident["summary"]
+    assert_pack_intact(result)
