@@ -265,30 +265,19 @@ class PreflightOperator(CycleOperator):
         )
         self.write_record(context, paths.run_file("preflight.json"), result.to_dict())
         names = {r["host_id"]: r.get("name") for r in rows}
-        for decision in result.excepted:
-            log.record(
-                "exceptions.applied",
-                target=decision.host_id,
-                result="excepted",
-                reason=decision.reason,
-                name=names.get(decision.host_id),
-            )
-        for decision in result.held:
-            log.record(
-                "preflight.held",
-                target=decision.host_id,
-                result="held",
-                reason=decision.reason,
-                name=names.get(decision.host_id),
-            )
-        for decision in result.kernel_held:
-            log.record(
-                "preflight.kernel_held",
-                target=decision.host_id,
-                result="kernel_update_held",
-                reason=decision.reason,
-                name=names.get(decision.host_id),
-            )
+        for decisions, action, verdict in (
+            (result.excepted, "exceptions.applied", "excepted"),
+            (result.held, "preflight.held", "held"),
+            (result.kernel_held, "preflight.kernel_held", "kernel_update_held"),
+        ):
+            for decision in decisions:
+                log.record(
+                    action,
+                    target=decision.host_id,
+                    result=verdict,
+                    reason=decision.reason,
+                    name=names.get(decision.host_id),
+                )
         log.record(
             "preflight.evaluated",
             target=self.tenant.id,

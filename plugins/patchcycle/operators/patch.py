@@ -455,31 +455,31 @@ class PatchGcpOperator(PatchCloudOperator):
         if event.get("status") not in ("done", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
         jobs = self.read_record(self.record_key(context, "jobs.json"))
+        ready = self.ready_hosts(context)  # every job's hosts are among them
         results: dict[str, dict[str, Any]] = {}
         for job in jobs:
             hook = OsConfigHook(gcp_conn_id=job["conn_id"], project_id=job["project"])
             detail = hook.patch_job(job["name"])
-            by_name = {}
-            for inst in hook.instance_details(job["name"]):
-                by_name[inst["name"].rsplit("/", 1)[-1]] = inst
-            for host in self.stage_hosts(context, self.environment):
-                if host["host_id"] in job["hosts"]:
+            by_name = {inst["name"].rsplit("/", 1)[-1]: inst for inst in hook.instance_details(job["name"])}
+            in_job = set(job["hosts"])
+            for host in ready:
+                if host["host_id"] in in_job:
                     inst = by_name.get(host["name"], {})
                     results[host["host_id"]] = {
                         "job": job["name"],
                         "job_state": detail.get("state"),
-                        "job_error": detail.get("errorMessage") or detail.get("error_message"),
+                        "job_error": detail.get("errorMessage"),
                         "state": inst.get("state", "NOT_STARTED"),
-                        "failure_reason": inst.get("failureReason") or inst.get("failure_reason"),
+                        "failure_reason": inst.get("failureReason"),
                     }
             log.record(
                 "patch.finished",
                 target=f"gcp:{job['project']}",
                 result=event.get("jobs", {}).get(job["name"], detail.get("state")),
                 job=job["name"],
-                error=detail.get("errorMessage") or detail.get("error_message"),
+                error=detail.get("errorMessage"),
             )
-        for host in self.ready_hosts(context):
+        for host in ready:
             results.setdefault(host["host_id"], {"nothing_to_install": True})
         self.write_record(context, self.record_key(context, "results.json"), results)
         return {"instances": len(results)}
