@@ -186,6 +186,22 @@ def max_concurrency_slots(max_concurrency: str, targets: int) -> int:
     return max(1, min(slots, targets))
 
 
+@dataclass(frozen=True)
+class BackupState:
+    """What a backup holds of a host when it is taken: its packages, kernel, patch state, agent and
+    sensor. Restoring it (:meth:`FleetState.restore`) puts the host back as it was, whatever cloud."""
+
+    taken_at: float
+    kernel: str | None
+    missing: frozenset[str]
+    installed: frozenset[str]
+    failed: frozenset[str]
+    agent_status: str
+    patch_state: dict[str, Any] | None = None
+    falcon_version: str | None = None
+    falcon_rfm: bool | None = None
+
+
 class FleetState:
     """Everything fleetsim knows beyond moto; one lock guards it."""
 
@@ -411,3 +427,49 @@ class FleetState:
             hosts = [h.ground_truth() for h in self.hosts.values() if tenant in (None, h.tenant)]
         hosts.sort(key=lambda h: (h["tenant"], h["name"]))
         return {"generated_at": utcnow().isoformat(), "hosts": hosts}
+
+    # -- backups and restores (every cloud) -------------------------------------------------------
+    def backup_state(self, host: SimHost) -> BackupState:
+        """The host as a backup taken now captures it (an AMI, a disk snapshot, the backup system's)."""
+        with self.lock:
+            return BackupState(
+                taken_at=self.clock(),
+                kernel=host.kernel,
+                missing=frozenset(host.missing),
+                installed=frozenset(host.installed),
+                failed=frozenset(host.failed),
+                agent_status=host.agent_status,
+                patch_state=dict(host.patch_state) if host.patch_state else None,
+                falcon_version=host.falcon.version if host.falcon else None,
+                falcon_rfm=host.falcon.rfm if host.falcon else None,
+            )
+
+    def restore(self, host: SimHost, backup: BackupState, *, action: str, **details: Any) -> dict[str, Any]:
+        """Put a host back to a backup's state and reboot it (every cloud's restore ends here).
+
+        The packages, kernel and sensor come back from the restored disk; the agent comes back as it
+        was when the backup was taken. Recorded as the ground-truth ``action`` with ``details``.
+        """
+        with self.lock:
+            host.missing = set(backup.missing)
+            host.installed = set(backup.installed)
+            host.failed = set(backup.failed)
+            host.patch_state = dict(backup.patch_state) if backup.patch_state else None
+            host.agent_status = backup.agent_status
+            if host.falcon is not None and backup.falcon_version is not None:
+                host.falcon.version = backup.falcon_version
+                host.falcon.rfm = bool(backup.falcon_rfm)
+            host.kernel = backup.kernel
+            if backup.kernel is not None:
+                self.boot_kernel(host, backup.kernel)  # the restored disk boots its own kernel
+            effect = {
+                "at": dt.datetime.fromtimestamp(self.clock(), dt.UTC).isoformat(),
+                "action": action,
+                "result": "restored",
+                "backup_taken_at": dt.datetime.fromtimestamp(backup.taken_at, dt.UTC).isoformat(),
+                "kernel": backup.kernel,
+                "rebooted": True,
+                **details,
+            }
+            host.actions.append(effect)
+            return effect

@@ -46,6 +46,8 @@ def _create_image(self: Any, instance_id: str, name: str, description: str, tag_
         ami.__dict__["_fleetsim_until"] = now + seconds
         final = "failed" if host.backup_fails else "available"
         ami.__dict__["_fleetsim_state"] = final
+        # What the image holds: a root volume replacement from it restores exactly this.
+        ami.__dict__["_fleetsim_backup"] = state.backup_state(host)
         host.actions.append(
             {
                 "at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
