@@ -64,7 +64,11 @@ def measure(hosts: int, work: Path) -> dict:
             env,
             "patch_cycle__cu_alpha",
             "2026-11-22T02:00:00+00:00",
-            {"soak_hours_override": 0, "soak_override_reason": "benchmark"},
+            {
+                "soak_hours_override": 0,
+                "soak_override_reason": "benchmark",
+                "window_override_reason": "benchmark",
+            },
             work / f"cycle-{hosts}.log",
         )
         seconds = time.monotonic() - started

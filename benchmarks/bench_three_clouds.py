@@ -160,7 +160,11 @@ def main() -> int:
                 env,
                 DAG_ID,
                 "2026-11-22T02:00:00+00:00",
-                {"soak_hours_override": 0, "soak_override_reason": "benchmark"},
+                {
+                    "soak_hours_override": 0,
+                    "soak_override_reason": "benchmark",
+                    "window_override_reason": "benchmark",
+                },
                 work / "cycle.log",
             )
             wall = time.monotonic() - started

@@ -24,6 +24,8 @@ from patchcycle.config.loader import load_tenants  # noqa: E402
 from patchcycle.domain.schedule import most_recent_cycle_date  # noqa: E402
 
 DEMO_SOAK_REASON = "local demo against fleetsim: no soak"
+# The demo runs now, not in each tenant's prod change window; the evidence records it as an emergency change.
+DEMO_WINDOW_REASON = "local demo against fleetsim: prod patched outside its change window"
 
 
 def download_pack(url: str, tenant, out_dir: Path) -> tuple[dict, list[Path]]:
@@ -111,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         migrate_db(env)
         print("  Airflow metadata DB ready (SQLite under var/demo/airflow)")
         logical = f"{cycle_date.isoformat()}T02:00:00+00:00"
-        conf = {"soak_hours_override": 0, "soak_override_reason": DEMO_SOAK_REASON}
+        conf = {
+            "soak_hours_override": 0,
+            "soak_override_reason": DEMO_SOAK_REASON,
+            "window_override_reason": DEMO_WINDOW_REASON,
+        }
         for tenant in tenants:
             t0 = time.monotonic()
             log = work / f"{tenant.dag_id}.log"

@@ -8,15 +8,18 @@ patch jobs; Arc installs are started in rounds by one deferrable task).
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 from typing import Any
 
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import DAG, Asset, Param, TaskGroup, TriggerRule
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
-from patchcycle.config.models import Tenant
+from patchcycle.config.models import Environment, Tenant
+from patchcycle.domain.canary import CANARY, MAIN
 from patchcycle.domain.schedule import CYCLE_CRON
 from patchcycle.operators.access import AccessReviewOperator
+from patchcycle.operators.approval import StageApprovalOperator
 from patchcycle.operators.backup import CreateBackupsOperator
 from patchcycle.operators.distribute import DistributeEvidenceOperator
 from patchcycle.operators.evidence import (
@@ -36,6 +39,7 @@ from patchcycle.operators.patch import PatchAwsOperator, PatchAzureOperator, Pat
 from patchcycle.operators.plan import PlanCycleOperator
 from patchcycle.operators.soak import SoakOperator
 from patchcycle.operators.verify import VerifyStageOperator
+from patchcycle.operators.window import ChangeWindowGateOperator
 from patchcycle.sensors.backup import BackupsCompleteSensor
 
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -46,10 +50,6 @@ def evidence_asset(tenant: Tenant) -> Asset:
     """The asset a tenant's cycle updates when its evidence pack is written (the roll-up waits on it)."""
     # A name and no URI: a URI with a scheme makes the parse load every provider's URI handlers (seconds).
     return Asset(name=f"patchcycle_evidence__{tenant.id}")
-
-
-class UnsupportedTenantSetting(ValueError):
-    """A tenant asks for a capability this version does not have; refusing beats silently ignoring it."""
 
 
 def cycle_params(tenant: Tenant) -> dict[str, Param]:
@@ -96,6 +96,16 @@ def cycle_params(tenant: Tenant) -> dict[str, Param]:
             title="Soak override reason",
             description="Why the soak is shortened or lengthened (required with an override).",
         ),
+        "window_override_reason": Param(
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            title="Emergency change: patch outside the change window",
+            description=(
+                "Patch prod outside its change window. The reason and the triggering user are recorded "
+                "in the evidence; leave empty to wait for the window."
+            ),
+        ),
     }
 
 
@@ -116,11 +126,6 @@ def default_args(tenant: Tenant) -> dict[str, Any]:
 
 def build_patch_cycle_dag(tenant: Tenant) -> DAG:
     """The monthly cycle of one tenant: plan -> inventory -> pre-flight -> stages in order -> evidence."""
-    for env in tenant.environments:
-        if env.approval_required:
-            raise UnsupportedTenantSetting(
-                f"tenant {tenant.id}: environments.{env.name.value}.approval_required is not supported yet"
-            )
     ids = {"tenant_id": tenant.id}
     with DAG(
         dag_id=tenant.dag_id,
@@ -137,7 +142,8 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
             f"{', '.join(e.name.value for e in tenant.environments)}; frameworks "
             f"{', '.join(f.value for f in tenant.frameworks)}. Evidence: `s3://{tenant.evidence.bucket}`."
         ),
-        dagrun_timeout=dt.timedelta(days=6),
+        # A prod change window may open up to a week after staging's soak ends.
+        dagrun_timeout=dt.timedelta(days=10),
     ) as dag:
         plan = PlanCycleOperator(task_id="plan", **ids)
         dry_run_gate = ShortCircuitOperator(
@@ -164,27 +170,7 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
         for index, env in enumerate(tenant.environments):
             name = env.name.value
             with TaskGroup(group_id=name, tooltip=f"back up, patch and verify {name}") as stage:
-                backup = CreateBackupsOperator(
-                    task_id="backup", environment=name, trigger_rule=TriggerRule.NONE_FAILED, **ids
-                )
-                wait = BackupsCompleteSensor(task_id="wait_for_backups", environment=name, **ids)
-                patches = [
-                    PATCH_OPERATORS[cloud](task_id=f"patch_{cloud}", environment=name, **ids)
-                    for cloud in tenant.clouds.declared
-                ]
-                # A cloud with no host in this stage skips its patch task; verify runs on the others.
-                verify = VerifyStageOperator(
-                    task_id="verify", environment=name, trigger_rule=TriggerRule.NONE_FAILED, **ids
-                )
-                backup >> wait >> patches >> verify
-                last: Any = verify
-                if env.soak_hours > 0 and index + 1 < len(tenant.environments):
-                    last = last >> SoakOperator(
-                        task_id="soak", environment=name, soak_hours=env.soak_hours, **ids
-                    )
-                if tenant.health is not None:
-                    # After the soak: problems that surfaced while the stage soaked count too.
-                    last >> HealthGateOperator(task_id="health", environment=name, **ids)
+                stage_tasks(tenant, env, last_stage=index + 1 == len(tenant.environments))
             previous >> stage
             previous = stage
         # After the stages, whatever their outcome: page (or resolve) what failed, who could run the
@@ -200,6 +186,57 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
         outcome = CycleOutcomeOperator(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, retries=0, **ids)
         [plan, previous] >> incidents >> access_review >> evidence >> distribute >> outcome
     return dag
+
+
+def stage_tasks(tenant: Tenant, env: Environment, last_stage: bool) -> None:
+    """One stage: [approval] -> [change window] -> backups -> the canary batch, if any, patched, verified
+    and health-checked -> [change window again] -> the rest -> verify -> [soak] -> [health gate].
+
+    The first task takes NONE_FAILED so a stage outside this run (skipped) does not stop the next one.
+    """
+    ids = {"tenant_id": tenant.id}
+    name = env.name.value
+    chain: list[Any] = []
+    if env.approval_required:
+        chain.append(StageApprovalOperator(task_id="approval", environment=name, **ids))
+    batches: list[str | None] = [CANARY, MAIN] if env.canary.share or env.canary.hosts else [None]
+    if env.change_window is not None:
+        chain.append(
+            ChangeWindowGateOperator(task_id="window", environment=name, batch=batches[0], first=True, **ids)
+        )
+    chain.append(CreateBackupsOperator(task_id="backup", environment=name, **ids))
+    chain.append(BackupsCompleteSensor(task_id="wait_for_backups", environment=name, **ids))
+    chain[0].trigger_rule = TriggerRule.NONE_FAILED
+    last: Any = chain[0]
+    for task in chain[1:]:
+        last = last >> task
+    for number, batch in enumerate(batches):
+        with (
+            TaskGroup(group_id=CANARY, tooltip="the canary batch, judged on its own")
+            if batch == CANARY
+            else (nullcontext())
+        ):
+            if number > 0 and env.change_window is not None:
+                last = last >> ChangeWindowGateOperator(
+                    task_id=f"window_{batch}", environment=name, batch=batch, first=False, **ids
+                )
+            patches = [
+                PATCH_OPERATORS[cloud](task_id=f"patch_{cloud}", environment=name, batch=batch, **ids)
+                for cloud in tenant.clouds.declared
+            ]
+            # A cloud with no host in this batch skips its patch task; verify runs on the others.
+            verify = VerifyStageOperator(
+                task_id="verify", environment=name, batch=batch, trigger_rule=TriggerRule.NONE_FAILED, **ids
+            )
+            last >> patches >> verify
+            last = verify
+            if batch != CANARY and env.soak_hours > 0 and not last_stage:
+                last = last >> SoakOperator(
+                    task_id="soak", environment=name, soak_hours=env.soak_hours, **ids
+                )
+            if tenant.health is not None:
+                # After the soak: problems that surfaced while the stage soaked count too.
+                last = last >> HealthGateOperator(task_id="health", environment=name, batch=batch, **ids)
 
 
 def build_portfolio_dag(tenants: list[Tenant]) -> DAG:

@@ -13,7 +13,7 @@ from airflow.sdk.definitions.param import ParamValidationError
 from airflow.serialization.serialized_objects import DagSerialization
 
 from patchcycle.config.loader import load_tenants
-from patchcycle.dag_factory import UnsupportedTenantSetting, build_patch_cycle_dag
+from patchcycle.dag_factory import build_patch_cycle_dag
 from tests.conftest import REPO
 
 TENANTS = load_tenants().tenants
@@ -54,13 +54,19 @@ def test_policy_owner_retries_and_no_per_host_tasks(tenant) -> None:
         assert not task.task_id.startswith(("i-", "host")), task.task_id
     # The structure is a function of the tenant's environments and clouds only (never of its hosts):
     # plan, dry-run gate, one inventory task per cloud (+ Falcon) and the merge, pre-flight; per stage
-    # backup, wait, one patch task per cloud, verify (+ soak); then access review, evidence, distribute
-    # and outcome.
+    # [approval], [window], backup, wait, then per batch (the canary, if any, and the rest) [window],
+    # one patch task per cloud, verify, [health] (+ soak); then incidents, access review, evidence,
+    # distribute and outcome.
     clouds = len(tenant.clouds.declared)
     inventory = clouds + (1 if tenant.falcon else 0) + 1
-    per_stage = 3 + clouds + (1 if tenant.health else 0)
+    per_batch = clouds + 1 + (1 if tenant.health else 0)
+    stages = 0
+    for env in tenant.environments:
+        batches = 2 if env.canary.share or env.canary.hosts else 1
+        windows = batches if env.change_window else 0
+        stages += 2 + int(env.approval_required) + windows + batches * per_batch
     soaks = sum(1 for e in tenant.environments[:-1] if e.soak_hours > 0)
-    assert len(dag.tasks) == 2 + inventory + 1 + len(tenant.environments) * per_stage + soaks + 5
+    assert len(dag.tasks) == 2 + inventory + 1 + stages + soaks + 5
     for env in tenant.environments:
         assert {f"{env.name.value}.patch_{c}" for c in tenant.clouds.declared} <= set(dag.task_ids)
 
@@ -69,7 +75,8 @@ def test_stages_run_in_the_tenant_order() -> None:
     dag = build_patch_cycle_dag(TENANTS[0])
     # The next stage waits for the last gate of the one before: its health gate (after the soak).
     assert dag.get_task("staging.backup").upstream_task_ids == {"nonprod.health"}
-    assert dag.get_task("prod.backup").upstream_task_ids == {"staging.health"}
+    assert dag.get_task("prod.window").upstream_task_ids == {"staging.health"}
+    assert dag.get_task("prod.backup").upstream_task_ids == {"prod.window"}
     assert dag.get_task("staging.health").upstream_task_ids == {"staging.soak"}
     assert dag.get_task("staging.soak").upstream_task_ids == {"staging.verify"}
     evidence = dag.get_task("evidence")
@@ -143,11 +150,38 @@ def test_params_defaults_are_valid_and_bad_input_is_rejected() -> None:
             _validated(dag, bad)
 
 
-def test_unsupported_approval_setting_is_refused_not_ignored() -> None:
+def test_an_approval_gates_prod_before_its_window_and_backups() -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
     tenant = TENANTS[0]
     envs = [e.model_copy(update={"approval_required": e.name.value == "prod"}) for e in tenant.environments]
-    with pytest.raises(UnsupportedTenantSetting, match="approval_required"):
-        build_patch_cycle_dag(tenant.model_copy(update={"environments": envs}))
+    dag = build_patch_cycle_dag(tenant.model_copy(update={"environments": envs}))
+    approval = dag.get_task("prod.approval")
+    assert isinstance(approval, ApprovalOperator)
+    assert approval.downstream_task_ids == {"prod.window"}
+    assert "prod.approval" not in {t.task_id for t in dag.tasks if t.task_id.startswith("staging.")}
+    assert "staging.approval" not in dag.task_ids
+
+
+def test_prod_with_a_canary_patches_it_first_then_the_rest_after_the_window_again() -> None:
+    tenant = TENANTS[0]
+    assert tenant.environment("prod").canary.share > 0 and tenant.environment("prod").change_window
+    dag = build_patch_cycle_dag(tenant)
+    prod = sorted(t for t in dag.task_ids if t.startswith("prod."))
+    clouds = tenant.clouds.declared
+    assert prod == sorted(
+        [
+            "prod.window",
+            "prod.backup",
+            "prod.wait_for_backups",
+            *(f"prod.canary.patch_{c}" for c in clouds),
+            "prod.canary.verify",
+            *(["prod.canary.health", "prod.health"] if tenant.health else []),
+            "prod.window_main",
+            *(f"prod.patch_{c}" for c in clouds),
+            "prod.verify",
+        ]
+    )
 
 
 def test_a_broken_tenant_file_is_an_import_error_naming_file_and_field(tmp_path: Path, monkeypatch) -> None:

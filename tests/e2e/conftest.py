@@ -59,7 +59,12 @@ class CycleRunner:
     def run(
         self, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None, bucket: str = ALPHA_BUCKET
     ) -> CycleResult:
-        conf = {"soak_hours_override": 0, "soak_override_reason": "e2e test", **(conf or {})}
+        conf = {
+            "soak_hours_override": 0,
+            "soak_override_reason": "e2e test",
+            "window_override_reason": "e2e test: prod outside its change window",
+            **(conf or {}),
+        }
         log_path = self.workdir / f"{dag_id}-{logical_date[:10]}.log"
         rc = run_cycle(self.env, dag_id, logical_date, conf, log_path)
         s3 = self.s3()

@@ -436,6 +436,8 @@ class ChangeWindow(_ConfigModel):
     days: list[Weekday] = Field(min_length=1)
     start: time
     end: time
+    # No batch starts with less of the window left than this: a batch must be able to finish inside it.
+    min_minutes_left: float = Field(default=30.0, ge=0, le=1440)
 
     @field_validator("timezone")
     @classmethod

@@ -16,6 +16,9 @@ from typing import Any
 
 from patchcycle.config.models import Canary
 
+CANARY = "canary"  # the batch of a stage patched first
+MAIN = "main"  # the rest of a stage with a canary, patched after the canary passed
+
 _CRITICALITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 

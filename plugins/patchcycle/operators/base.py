@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 
 from patchcycle.config.loader import default_tenants_dir, load_tenant
 from patchcycle.config.models import AwsAccount, Tenant
+from patchcycle.domain.approval import rejection_reason
 from patchcycle.reports.store import CyclePaths, EvidenceStore
 
 PLAN_TASK_ID = "plan"
@@ -163,17 +164,44 @@ class CycleTaskMixin:
 
     def stage_record(self, context: Any, environment: str) -> dict[str, Any] | None:
         """A stage's verified record with its health gate folded in: a stage whose health gate failed
-        is a failed stage (its hosts were patched, but the next stage must not follow)."""
+        is a failed stage (its hosts were patched, but the next stage must not follow). A stage that
+        stopped at its canary is the canary's record (the rest of its hosts not started)."""
         paths = self.paths(context)
         stage = self.read_record(paths.stage_file(environment, "stage.json"), required=False)
+        health_file = "health.json"
+        if stage is None:
+            stage = self.read_record(paths.stage_file(environment, "canary/stage.json"), required=False)
+            health_file = "canary/health.json"
+        approval = self.read_record(paths.stage_file(environment, "approval.json"), required=False)
+        if stage is None and approval is not None and approval.get("decision") != "approved":
+            return {
+                "environment": environment,
+                "status": "rejected",
+                "reason": f"not approved: {rejection_reason(approval)}",
+                "hosts": {},
+                "approval": approval,
+            }
         if stage is None:
             return None
-        health = self.read_record(paths.stage_file(environment, "health.json"), required=False)
+        windows = [
+            w
+            for w in (
+                self.read_record(paths.stage_file(environment, f"window-{b}.json"), required=False)
+                for b in ("stage", "canary", "main")
+            )
+            if w is not None
+        ]
+        if windows:
+            stage = {**stage, "windows": windows}
+        if approval is not None:
+            stage = {**stage, "approval": approval}
+        health = self.read_record(paths.stage_file(environment, health_file), required=False)
         if health is None:
             return stage
         stage = {**stage, "health": health}
         if not health["healthy"] and stage["status"] == "succeeded":
-            stage.update(status="failed", reason="health gate: " + "; ".join(health["reasons"]))
+            what = "canary health gate" if health_file.startswith("canary/") else "health gate"
+            stage.update(status="failed", reason=f"{what}: " + "; ".join(health["reasons"]))
         return stage
 
     def stage_hosts(self, context: Any, environment: str) -> list[dict[str, Any]]:
@@ -191,6 +219,26 @@ class CycleTaskMixin:
             for r in rows
             if r["host_id"] in eligible and r["environment"] == environment
         ]
+
+    def batch_hosts(self, context: Any, environment: str, batch: str | None) -> list[dict[str, Any]]:
+        """The stage's hosts of one batch: the canary, the rest after it (``main``), or all (``None``).
+
+        The split is a pure function of the stage's eligible hosts and the tenant's canary setting, so
+        every task of the stage (and every retry) sees the same batches."""
+        from patchcycle.domain.canary import CANARY, split_canary
+
+        rows = self.stage_hosts(context, environment)
+        if batch is None:
+            return rows
+        split = split_canary(rows, self.tenant.environment(environment).canary)
+        ids = set(split.canary if batch == CANARY else split.rest)
+        return [r for r in rows if r["host_id"] in ids]
+
+    def batch_file(self, context: Any, environment: str, batch: str | None, name: str) -> str:
+        """Where a batch's record lives: the canary's under ``canary/``, the rest's as the stage's own."""
+        from patchcycle.domain.canary import CANARY
+
+        return self.paths(context).stage_file(environment, f"canary/{name}" if batch == CANARY else name)
 
 
 class CycleOperator(CycleTaskMixin, BaseOperator):

@@ -45,6 +45,8 @@ class WriteEvidencePackOperator(CycleOperator):
             "generated_by": f"patchcycle {__version__}",
             "soak_hours_override": info.get("soak_hours_override"),
             "soak_override_reason": info.get("soak_override_reason"),
+            "window_override_reason": info.get("window_override_reason"),
+            "triggered_by": getattr(run, "triggering_user_name", None),
         }
         from patchcycle.config.exceptions import load_exception_registers
         from patchcycle.domain.controls import controls_summary, load_control_catalogs, map_controls

@@ -31,9 +31,12 @@ class HealthGateOperator(CycleOperator):
 
     template_fields: Sequence[str] = ("tenant_id", "environment")
 
-    def __init__(self, *, environment: str, deferrable: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *, environment: str, batch: str | None = None, deferrable: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.environment = environment
+        self.batch = batch
         self.deferrable = deferrable
 
     def run(self, context: Any, log: EventLog) -> Any:
@@ -43,7 +46,7 @@ class HealthGateOperator(CycleOperator):
         if info["dry_run"] or self.environment not in info["environments"]:
             raise AirflowSkipException(f"{self.environment} is not part of this run")
         policy = self.tenant.health
-        stage = self.read_record(self.paths(context).stage_file(self.environment, "stage.json"))
+        stage = self.read_record(self.batch_file(context, self.environment, self.batch, "stage.json"))
         started = dt.datetime.fromisoformat(stage["started_at"])
         ended = dt.datetime.fromisoformat(stage["finished_at"])
         host_selector, service_selector = selectors(self.tenant_id, self.environment)
@@ -98,23 +101,28 @@ class HealthGateOperator(CycleOperator):
             raise AirflowFailException(f"unexpected trigger event: {event}")
         record = {
             "environment": self.environment,
+            "batch": self.batch,
             "healthy": event["healthy"],
             "reasons": event.get("reasons", []),
             "current_rate": event.get("current_rate"),
             "problems": event.get("problems", []),
             "checked_at": event.get("checked_at"),
         }
-        self.write_record(context, self.paths(context).stage_file(self.environment, "health.json"), record)
+        self.write_record(
+            context, self.batch_file(context, self.environment, self.batch, "health.json"), record
+        )
         log.record(
             "health.checked",
             target=self.environment,
+            batch=self.batch,
             result="healthy" if event["healthy"] else "unhealthy",
             reasons=record["reasons"],
             problems=record["problems"],
             current_rate=record["current_rate"],
         )
         if not event["healthy"]:
+            after = f"the canary of {self.environment}" if self.batch == "canary" else self.environment
             raise AirflowFailException(
-                f"health gate after {self.environment} of {self.tenant_id}: " + "; ".join(record["reasons"])
+                f"health gate after {after} of {self.tenant_id}: " + "; ".join(record["reasons"])
             )
         return {"healthy": True, "reasons": record["reasons"]}

@@ -22,6 +22,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from patchcycle.domain.canary import CANARY
 from patchcycle.domain.plan import FULL, install_selection
 from patchcycle.operators.backup import scopes_of
 from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds
@@ -33,9 +34,13 @@ ARC_MAX_DURATION = "PT2H"  # per machine; Update Manager stops an install that r
 OSCONFIG_DURATION_SECONDS = 2 * 3600
 
 
-def target_tag_value(cycle_date: str, environment: str, run_id: str, variant: str = FULL) -> str:
-    """The tag value that selects this run's hosts of a stage and variant (and no host held earlier)."""
+def target_tag_value(
+    cycle_date: str, environment: str, run_id: str, variant: str = FULL, batch: str | None = None
+) -> str:
+    """The tag value selecting this run's hosts of a stage, batch and variant (no host held earlier)."""
     value = f"{cycle_date}.{environment}.{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+    if batch == CANARY:
+        value = f"{value}.{CANARY}"
     return value if variant == FULL else f"{value}.{variant}"
 
 
@@ -50,6 +55,7 @@ class PatchCloudOperator(CycleOperator):
         self,
         *,
         environment: str,
+        batch: str | None = None,
         deferrable: bool = True,
         waiter_delay: float | None = None,
         waiter_max_attempts: int = 720,
@@ -57,6 +63,7 @@ class PatchCloudOperator(CycleOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.environment = environment
+        self.batch = batch
         self.deferrable = deferrable
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
@@ -66,14 +73,14 @@ class PatchCloudOperator(CycleOperator):
         return self.waiter_delay if self.waiter_delay is not None else poll_seconds()
 
     def record_key(self, context: Any, name: str) -> str:
-        return self.paths(context).stage_file(self.environment, f"{self.cloud}-{name}")
+        return self.batch_file(context, self.environment, self.batch, f"{self.cloud}-{name}")
 
     def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
         """The stage's hosts in this cloud whose backup is complete (the others are held)."""
         status = self.read_record(self.paths(context).stage_file(self.environment, "backup-status.json"))
         return [
             r
-            for r in self.stage_hosts(context, self.environment)
+            for r in self.batch_hosts(context, self.environment, self.batch)
             if r["cloud"] == self.cloud and status.get(r["host_id"], {}).get("ready")
         ]
 
@@ -135,7 +142,9 @@ class PatchAwsOperator(PatchCloudOperator):
                 variants[h.get("install_variant", FULL)].append(h["host_id"])
             for variant, ids in sorted(variants.items()):
                 ids.sort()
-                value = target_tag_value(info["cycle_date"], self.environment, context["run_id"], variant)
+                value = target_tag_value(
+                    info["cycle_date"], self.environment, context["run_id"], variant, self.batch
+                )
                 Ec2BackupHook(aws_conn_id=conn_id, region_name=region).tag_instances(ids, {TARGET_TAG: value})
                 command = SsmFleetHook(aws_conn_id=conn_id, region_name=region).send_patch_install(
                     target_tag=(TARGET_TAG, value),
@@ -402,6 +411,7 @@ class PatchGcpOperator(PatchCloudOperator):
                 continue
             groups[(host["account"], host.get("install_variant", FULL))].append(host)
         jobs = []
+        batch = f"-{self.batch}" if self.batch else ""
         for (project, variant), hosts in sorted(groups.items()):
             apt, yum, kbs = set(), set(), set()
             for host in hosts:
@@ -414,7 +424,7 @@ class PatchGcpOperator(PatchCloudOperator):
                     yum |= set(sel.packages)
             conn_id = self.gcp_conn_id(project)
             job = OsConfigHook(gcp_conn_id=conn_id, project_id=project).execute_patch_job(
-                display_name=f"pc-{info['cycle_date']}-{self.environment}-{variant.replace('_', '-')}",
+                display_name=f"pc-{info['cycle_date']}-{self.environment}{batch}-{variant.replace('_', '-')}",
                 description=f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} "
                 f"plan {info['plan_hash'][:12]} {variant}",
                 instances=sorted((h["region"], h["name"]) for h in hosts),

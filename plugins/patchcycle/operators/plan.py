@@ -87,6 +87,7 @@ class PlanCycleOperator(CycleOperator):
             "dry_run": dry_run,
             "soak_hours_override": params.get("soak_hours_override"),
             "soak_override_reason": params.get("soak_override_reason"),
+            "window_override_reason": (params.get("window_override_reason") or "").strip() or None,
         }
         # The run context first, so every later event can be read against it.
         self._info = info
@@ -106,6 +107,10 @@ class PlanCycleOperator(CycleOperator):
                 target=tenant.id,
                 soak_hours=params["soak_hours_override"],
                 reason=params["soak_override_reason"],
+            )
+        if info["window_override_reason"]:
+            log.record(
+                "window.override_requested", target=tenant.id, reason=info["window_override_reason"]
             )
         return info
 

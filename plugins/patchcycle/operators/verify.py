@@ -13,9 +13,12 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle.domain import outcomes
+from patchcycle.domain.approval import rejection_reason
+from patchcycle.domain.canary import CANARY, MAIN
 from patchcycle.domain.plan import FULL, install_selection
 from patchcycle.operators.backup import scopes_of
 from patchcycle.operators.base import CycleOperator, EventLog, utcnow
+from patchcycle.operators.window import window_not_started
 
 STATE_KEYS = (
     "Operation",
@@ -33,9 +36,10 @@ class VerifyStageOperator(CycleOperator):
 
     template_fields: Sequence[str] = ("tenant_id", "environment")
 
-    def __init__(self, *, environment: str, **kwargs: Any) -> None:
+    def __init__(self, *, environment: str, batch: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.environment = environment
+        self.batch = batch
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -43,9 +47,14 @@ class VerifyStageOperator(CycleOperator):
         info = self.plan_info(context)
         if info["dry_run"] or self.environment not in info["environments"]:
             raise AirflowSkipException(f"{self.environment} is not part of this run")
+        if rejected := rejection_reason(self._stage_level_record(context, "approval.json")):
+            raise AirflowSkipException(f"{self.environment} was not approved: {rejected}")
         paths = self.paths(context)
-        rows = self.stage_hosts(context, self.environment)
+        rows = self.batch_hosts(context, self.environment, self.batch)
         backups = self.read_record(paths.stage_file(self.environment, "backup-status.json"))
+        window_closed = window_not_started(
+            [self._stage_level_record(context, f"window-{self.batch or 'stage'}.json")]
+        )
         plan = self.plan(context)
         ready = [r for r in rows if backups.get(r["host_id"], {}).get("ready")]
         by_cloud: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -76,8 +85,10 @@ class VerifyStageOperator(CycleOperator):
             else:
                 result = checked.get(host_id) or {
                     "final": outcomes.NOT_RUN,
-                    "reason": "no result from the cloud",
+                    "reason": window_closed or "no result from the cloud",
                 }
+                if window_closed and result["final"] == outcomes.NOT_RUN:
+                    result["reason"] = window_closed
                 final, reason = result.pop("final"), result.pop("reason")
                 entry.update(result)
                 budget_states[host_id] = final
@@ -86,15 +97,20 @@ class VerifyStageOperator(CycleOperator):
                     final = outcomes.NON_COMPLIANT
                     reason = f"kernel update held: {kernel_reasons.get(host_id) or 'sensor gate'}"
             entry.update(final_state=final, reason=reason)
+            if self.batch == CANARY:
+                entry["batch"] = CANARY
             hosts_out[host_id] = entry
             if final != outcomes.PATCHED:
                 log.record("verify.host", target=host_id, result=final, reason=reason, name=row.get("name"))
-        verdict = outcomes.stage_verdict(
-            budget_states, self.tenant.environment(self.environment).rate_control
-        )
-        stage = {
+        rate = self.tenant.environment(self.environment).rate_control
+        if self.batch == CANARY:
+            # The canary is judged on its own and strictly: one failed canary host stops the rollout.
+            rate = rate.model_copy(update={"max_errors": "0"})
+        verdict = outcomes.stage_verdict(budget_states, rate)
+        status = "succeeded" if verdict.succeeded else "failed"
+        stage: dict[str, Any] = {
             "environment": self.environment,
-            "status": "succeeded" if verdict.succeeded else "failed",
+            "status": status,
             "reason": verdict.reason,
             "started_at": (context["ti"].xcom_pull(task_ids=f"{self.environment}.backup") or {}).get(
                 "started_at"
@@ -108,21 +124,67 @@ class VerifyStageOperator(CycleOperator):
             },
             "hosts": hosts_out,
         }
-        self.write_record(context, paths.stage_file(self.environment, "stage.json"), stage)
+        if self.batch == CANARY:
+            stage = self._canary_stage(context, stage)
+        elif self.batch == MAIN:
+            stage = self._with_canary(context, stage)
+        self.write_record(
+            context, self.batch_file(context, self.environment, self.batch, "stage.json"), stage
+        )
         log.record(
             "stage.verified",
             target=self.environment,
-            result=stage["status"],
-            reason=verdict.reason,
+            batch=self.batch,
+            result=status,
+            reason=stage["reason"],
             patched=sum(1 for e in hosts_out.values() if e["final_state"] == outcomes.PATCHED),
             errors=verdict.errors,
             allowed_errors=verdict.allowed_errors,
         )
         if not verdict.succeeded:
-            raise AirflowFailException(
-                f"stage {self.environment} of {self.tenant_id} failed: {verdict.reason}"
+            what = (
+                f"the canary of {self.environment}" if self.batch == CANARY else f"stage {self.environment}"
             )
-        return {"status": stage["status"], "errors": verdict.errors, "targets": verdict.targets}
+            raise AirflowFailException(f"{what} of {self.tenant_id} failed: {stage['reason']}")
+        return {"status": status, "errors": verdict.errors, "targets": verdict.targets}
+
+    def _canary_stage(self, context: Any, canary: dict[str, Any]) -> dict[str, Any]:
+        """The stage as it stands after its canary: the rest not started until the canary passes."""
+        rest = self.batch_hosts(context, self.environment, MAIN)
+        hosts = dict(canary["hosts"])
+        for row in rest:
+            hosts[row["host_id"]] = {
+                "final_state": outcomes.NOT_RUN,
+                "reason": "not started: the canary must pass verification and the health gate first",
+                "install_variant": row.get("install_variant", FULL),
+            }
+        reason = None if canary["status"] == "succeeded" else f"canary failed: {canary['reason']}"
+        return {
+            **canary,
+            "reason": reason,
+            "hosts": hosts,
+            "canary": {
+                "status": canary["status"],
+                "reason": canary["reason"],
+                "hosts": sorted(canary["hosts"]),
+                "budget": canary["budget"],
+            },
+        }
+
+    def _with_canary(self, context: Any, main: dict[str, Any]) -> dict[str, Any]:
+        """The whole stage: the canary's hosts as the canary left them, the rest as verified now."""
+        canary_stage = self._stage_level_record(context, "canary/stage.json") or {}
+        section = dict(canary_stage.get("canary") or {})
+        section["health"] = self._stage_level_record(context, "canary/health.json")
+        hosts = {h: e for h, e in (canary_stage.get("hosts") or {}).items() if e.get("batch") == CANARY}
+        hosts.update(main["hosts"])
+        return {
+            **main,
+            "started_at": canary_stage.get("started_at") or main["started_at"],
+            "command_ids": [*canary_stage.get("command_ids", []), *main["command_ids"]],
+            "hosts": hosts,
+            "canary": section,
+        }
 
     def _kernel_reasons(self, context: Any) -> dict[str, str]:
         preflight = self.read_record(self.paths(context).run_file("preflight.json"))
@@ -133,6 +195,10 @@ class VerifyStageOperator(CycleOperator):
         }
 
     def _stage_record(self, context: Any, name: str) -> Any:
+        """This batch's record of the stage (the canary's live under ``canary/``)."""
+        return self.read_record(self.batch_file(context, self.environment, self.batch, name), required=False)
+
+    def _stage_level_record(self, context: Any, name: str) -> Any:
         return self.read_record(self.paths(context).stage_file(self.environment, name), required=False)
 
     # -- AWS: Run Command invocations + SSM patch states --------------------------------------------

@@ -1,0 +1,86 @@
+"""A human approval before a stage (prod) is touched: Airflow 3.3's human-in-the-loop approval task.
+
+The task parks in ``awaiting_input`` (no worker slot, no triggerer) until someone answers in the Airflow
+UI (Required Actions) or through the REST API. Who answered and when is written to the evidence store
+with the plan hash it approved. A rejection stops the stage before anything in it is touched: its
+backups, window wait and patching are skipped, and the evidence shows the stage rejected, by whom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk.exceptions import AirflowSkipException
+
+from patchcycle.operators.base import CycleTaskMixin, EventLog, utcnow
+
+
+class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
+    """Ask for approval of a stage of this cycle's frozen plan; record the answer as evidence."""
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "tenant_id", "environment")
+
+    def __init__(self, *, tenant_id: str, environment: str, **kwargs: Any) -> None:
+        super().__init__(
+            subject=f"Approve patching {environment} of {tenant_id}",
+            body=f"Approve the patch cycle's {environment} stage of {tenant_id}.",
+            ignore_downstream_trigger_rules=False,
+            **kwargs,
+        )
+        self.tenant_id = tenant_id
+        self.environment = environment
+
+    def execute(self, context: Any) -> Any:
+        info = self.plan_info(context)
+        if info["dry_run"] or self.environment not in info["environments"]:
+            raise AirflowSkipException(f"{self.environment} is not part of this run")
+        hosts = self.stage_hosts(context, self.environment)
+        earlier = [
+            f"- {env}: {(self.stage_record(context, env) or {}).get('status', 'not run')}"
+            for env in info["environments"]
+            if env != self.environment
+            and [e.name.value for e in self.tenant.environments].index(env)
+            < [e.name.value for e in self.tenant.environments].index(self.environment)
+        ]
+        self.body = "\n".join(
+            [
+                f"**{self.tenant.display_name}** cycle {info['cycle_date']}, plan `{info['plan_hash'][:12]}` "
+                f"({info['approved_patches']} approved patches).",
+                f"{len(hosts)} {self.environment} hosts passed pre-flight and will be patched.",
+                "Earlier stages:",
+                *earlier,
+            ]
+        )
+        log = EventLog(self.actor(context))
+        log.record("approval.requested", target=self.environment, plan_hash=info["plan_hash"])
+        self.flush_events(context, log, phase="")
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        chosen = (event.get("chosen_options") or [None])[0] if "error" not in event else None
+        by = event.get("responded_by_user") or {}
+        at = event.get("responded_at")
+        record = {
+            "environment": self.environment,
+            "decision": "approved" if chosen == self.APPROVE else "rejected" if chosen else "no answer",
+            "by": by.get("name") or by.get("id"),
+            "by_id": by.get("id"),
+            "at": at.isoformat() if hasattr(at, "isoformat") else at,
+            "recorded_at": utcnow().isoformat(),
+            "plan_hash": self.plan_info(context)["plan_hash"],
+            "error": event.get("error"),
+        }
+        self.write_record(context, self.paths(context).stage_file(self.environment, "approval.json"), record)
+        log = EventLog(self.actor(context))
+        log.record(
+            "approval.answered",
+            target=self.environment,
+            result=record["decision"],
+            by=record["by"],
+            at=record["at"],
+            plan_hash=record["plan_hash"],
+        )
+        self.flush_events(context, log, phase=".resumed")
+        return super().execute_complete(context, event)
