@@ -13,6 +13,19 @@
   status RUNNING, labels from :func:`fleetsim.gcp.instance_labels`, ``networkInterfaces[0].networkIP``,
   the boot disk named like the instance, metadata ``enable-osconfig=TRUE`` where the agent runs).
 
+Restoring an instance's boot disk from a snapshot, the way Compute Engine does it (each answer a zonal
+Operation, DONE after a while; ``requestId`` makes a retry return the first operation):
+
+- ``POST .../instances/{name}/stop`` (STOPPING, then TERMINATED) and ``.../start`` (STAGING, then
+  RUNNING; 400 without a boot disk);
+- ``POST .../zones/{z}/disks`` with ``{"name", "sourceSnapshot"}`` (CREATING, then READY; the snapshot
+  must be READY) and ``GET .../disks/{name}``;
+- ``POST .../instances/{name}/detachDisk?deviceName=persistent-disk-0`` and ``.../attachDisk`` with
+  ``{"source": <disk>, "boot": true}``, both only while the instance is TERMINATED (400 otherwise).
+
+When an instance boots from a disk created from a snapshot, the host is what the snapshot captured
+(:meth:`fleetsim.fleet.FleetState.restore`, ground-truth action ``gcp.restore_boot_disk``).
+
 A snapshot is CREATING, then UPLOADING, then READY, or FAILED for a ``backup_fails`` host; it takes
 ``state.timings.ami_pending_seconds`` (or the host's ``backup_slow_seconds``). Its operation is RUNNING
 until the snapshot is READY or FAILED, then DONE (with an ``error`` when it failed). ``requestId`` makes
@@ -33,7 +46,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from fleetsim.fleet import FleetState, SimHost
+from fleetsim.fleet import BackupState, FleetState, SimHost
 from fleetsim.gcp import (
     GcpError,
     gcp_hosts,
@@ -49,6 +62,7 @@ from fleetsim.gcp import (
 LIST_MAX_RESULTS = 500
 # Of a snapshot's duration, the share spent CREATING (the rest is UPLOADING).
 CREATING_SHARE = 0.3
+BOOT_DEVICE = "persistent-disk-0"  # the device name GCE gives an instance's first (boot) disk
 
 _NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^[a-z][-_a-z0-9]{0,62}$")
@@ -65,6 +79,13 @@ _ROUTES = (
     ("GET", r"^/compute/v1/projects/([^/]+)/global/snapshots$", "ListSnapshots"),
     ("GET", r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances$", "ListInstances"),
     ("GET", r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances/([^/]+)$", "GetInstance"),
+    # Restoring a boot disk from a snapshot: stop, create a disk from the snapshot, swap the boot disk, start.
+    ("POST", r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances/([^/]+)/stop$", "StopInstance"),
+    ("POST", r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances/([^/]+)/start$", "StartInstance"),
+    ("POST", r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances/([^/]+)/detachDisk$", "DetachDisk"),
+    ("POST", r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances/([^/]+)/attachDisk$", "AttachDisk"),
+    ("POST", r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/disks$", "InsertDisk"),
+    ("GET", r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/disks/([^/]+)$", "GetDisk"),
 )
 
 
@@ -85,6 +106,7 @@ class _Snapshot:
     uploading_at: float
     done_at: float
     final: str  # READY | FAILED
+    backup: BackupState | None = None  # what the snapshot holds of its instance
 
     def status_at(self, now: float) -> str:
         if now >= self.done_at:
@@ -97,10 +119,46 @@ class _Operation:
     name: str
     project: str
     zone: str
-    snapshot: _Snapshot
+    snapshot: _Snapshot | None
     inserted_at: float
     request_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Operations on instances and disks (the snapshot's own carry the snapshot instead).
+    operation_type: str = "createSnapshot"
+    target: str = ""  # "instances/<name>" or "disks/<name>"
+    done_at: float = 0.0
+
+
+@dataclass
+class _Disk:
+    """A persistent disk created from a snapshot (instances' original boot disks are implicit)."""
+
+    name: str
+    project: str
+    zone: str
+    snapshot: _Snapshot
+    labels: dict[str, str]
+    created_at: float
+    ready_at: float
+    attached_to: str | None = None  # instance name
+
+    def status_at(self, now: float) -> str:
+        return "READY" if now >= self.ready_at else "CREATING"
+
+
+@dataclass
+class _Vm:
+    """An instance's power state and boot disk, once an API call has changed them (RUNNING before)."""
+
+    host: SimHost
+    boot_disk: str | None  # disk name; None while detached
+    status: str = "RUNNING"
+    next_status: str | None = None
+    changes_at: float = 0.0
+    restore_from: _Disk | None = None  # a restored boot disk, applied to the host when it boots
+
+    def status_at(self, now: float) -> str:
+        return self.next_status if self.next_status and now >= self.changes_at else self.status
 
 
 class ComputeApi:
@@ -111,6 +169,9 @@ class ComputeApi:
         self.snapshots: dict[tuple[str, str], _Snapshot] = {}  # (project, name)
         self.operations: dict[tuple[str, str, str], _Operation] = {}  # (project, zone, name)
         self._by_request_id: dict[tuple[str, str], _Operation] = {}  # (project, requestId)
+        self.disks: dict[tuple[str, str, str], _Disk] = {}  # (project, zone, name)
+        self.vms: dict[str, _Vm] = {}  # host_id
+        state.on_advance(self._apply_due)
         self._routes = [(m, re.compile(rx), name) for m, rx, name in _ROUTES]
 
     def handles(self, path: str) -> bool:
@@ -133,6 +194,12 @@ class ComputeApi:
             "ListSnapshots": self._list_snapshots,
             "ListInstances": self._list_instances,
             "GetInstance": self._get_instance,
+            "StopInstance": self._stop_instance,
+            "StartInstance": self._start_instance,
+            "DetachDisk": self._detach_disk,
+            "AttachDisk": self._attach_disk,
+            "InsertDisk": self._insert_disk,
+            "GetDisk": self._get_disk,
         }.get(operation)
         try:
             if handler is None:
@@ -142,7 +209,7 @@ class ComputeApi:
                     reason="notFound",
                 )
             with self.state.lock:
-                response: Response = json_response(handler(request, self.state.clock(), *args))
+                response: Response = json_response(handler(request, self.state.advance(), *args))
         except GcpError as exc:
             response = exc.response()
         return response(environ, start_response)
@@ -157,6 +224,8 @@ class ComputeApi:
 
     # -- snapshots ----------------------------------------------------------------------------------
     def _disk_host(self, project: str, zone: str, disk: str) -> SimHost:
+        if (created := self.disks.get((project, zone, disk))) is not None:
+            return created.snapshot.host
         for host in gcp_hosts(self.state, project):
             if host.region == zone and host.name == disk:
                 return host
@@ -212,6 +281,7 @@ class ComputeApi:
             uploading_at=now + seconds * CREATING_SHARE,
             done_at=now + seconds,
             final="FAILED" if host.backup_fails else "READY",
+            backup=self.state.backup_state(host),
         )
         self.snapshots[(project, name)] = snapshot
         op_name = f"operation-{int(now * 1000)}-{_numeric_id(project, name)[-8:]}"
@@ -308,6 +378,9 @@ class ComputeApi:
     def _instance_json(self, request: Request, host: SimHost) -> dict[str, Any]:
         base, project, zone = self._base(request), host.account, host.region
         windows = host.platform.platform_type == "Windows"
+        vm = self.vms.get(host.host_id)
+        status = vm.status_at(self.state.clock()) if vm else "RUNNING"
+        boot_disk = vm.boot_disk if vm else host.name
         metadata: dict[str, Any] = {"kind": "compute#metadata"}
         if host.agent_status == "ACTIVE":
             metadata["items"] = [{"key": "enable-osconfig", "value": "TRUE"}]
@@ -317,7 +390,7 @@ class ComputeApi:
             "creationTimestamp": rfc3339(self.state.scenario.last_scan.timestamp() - 86400 * 90),
             "name": host.name,
             "machineType": f"{base}projects/{project}/zones/{zone}/machineTypes/e2-standard-4",
-            "status": "RUNNING",
+            "status": status,
             "zone": f"{base}projects/{project}/zones/{zone}",
             "networkInterfaces": [
                 {
@@ -332,14 +405,16 @@ class ComputeApi:
                     "kind": "compute#attachedDisk",
                     "type": "PERSISTENT",
                     "mode": "READ_WRITE",
-                    "source": self._disk_link(request, project, zone, host.name),
-                    "deviceName": "persistent-disk-0",
+                    "source": self._disk_link(request, project, zone, boot_disk),
+                    "deviceName": BOOT_DEVICE,
                     "index": 0,
                     "boot": True,
                     "autoDelete": True,
                     "diskSizeGb": "50" if windows else "10",
                 }
-            ],
+            ]
+            if boot_disk
+            else [],
             "metadata": metadata,
             "labels": instance_labels(host),
             "selfLink": f"{base}projects/{project}/zones/{zone}/instances/{host.name}",
@@ -367,9 +442,286 @@ class ComputeApi:
             reason="notFound",
         )
 
+    # -- restoring a boot disk: stop, disk from snapshot, detach, attach as boot, start ---------------
+    def _vm(self, project: str, zone: str, name: str) -> _Vm:
+        for host in self._zone_hosts(project, zone):
+            if host.name == name:
+                return self.vms.setdefault(host.host_id, _Vm(host=host, boot_disk=host.name))
+        raise GcpError(
+            404,
+            f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found",
+            reason="notFound",
+        )
+
+    def _begin(
+        self,
+        request: Request,
+        now: float,
+        project: str,
+        zone: str,
+        kind: str,
+        target: str,
+        seconds: float,
+    ) -> _Operation:
+        """A zonal operation on an instance or disk that is DONE after ``seconds`` (after validation:
+        a refused request leaves no operation behind for its requestId)."""
+        request_id = request.args.get("requestId")
+        op_name = f"operation-{int(now * 1000)}-{_numeric_id(project, zone, kind, target, str(now))[-8:]}"
+        operation = _Operation(
+            op_name, project, zone, None, now, request_id, operation_type=kind, target=target
+        )
+        operation.done_at = now + seconds
+        self.operations[(project, zone, op_name)] = operation
+        if request_id:
+            self._by_request_id[(project, request_id)] = operation
+        return operation
+
+    def _replayed(self, request: Request, project: str) -> _Operation | None:
+        """The operation a request with this requestId already started (Compute ignores the retry)."""
+        request_id = request.args.get("requestId")
+        return self._by_request_id.get((project, request_id)) if request_id else None
+
+    def _power_seconds(self) -> float:
+        return self.state.timings.invocation_seconds[0]
+
+    def _disk_op_seconds(self) -> float:
+        return self.state.timings.command_pending_seconds
+
+    def _stop_instance(
+        self, request: Request, now: float, project: str, zone: str, name: str
+    ) -> dict[str, Any]:
+        if (replayed := self._replayed(request, project)) is not None:
+            return self._operation_json(request, replayed, now)
+        vm = self._vm(project, zone, name)
+        status = vm.status_at(now)
+        if status in ("STAGING", "PROVISIONING"):
+            raise GcpError(
+                400, f"The instance '{name}' is {status}; it cannot be stopped yet", reason="resourceNotReady"
+            )
+        operation = self._begin(
+            request, now, project, zone, "stop", f"instances/{name}", self._power_seconds()
+        )
+        if status != "TERMINATED":
+            vm.status, vm.next_status, vm.changes_at = "STOPPING", "TERMINATED", operation.done_at
+            vm.host.actions.append({"at": rfc3339(now), "action": "gcp.stop", "result": "TERMINATED"})
+        else:
+            operation.done_at = now  # stopping a stopped instance is a no-op that succeeds
+        return self._operation_json(request, operation, now)
+
+    def _start_instance(
+        self, request: Request, now: float, project: str, zone: str, name: str
+    ) -> dict[str, Any]:
+        if (replayed := self._replayed(request, project)) is not None:
+            return self._operation_json(request, replayed, now)
+        vm = self._vm(project, zone, name)
+        status = vm.status_at(now)
+        if status not in ("TERMINATED", "RUNNING"):
+            raise GcpError(
+                400, f"The instance '{name}' is {status}; it cannot be started", reason="resourceNotReady"
+            )
+        if vm.boot_disk is None:
+            raise GcpError(
+                400,
+                f"Invalid resource usage: 'Instance {name} has no boot disk to start from'.",
+                reason="invalidResourceUsage",
+            )
+        operation = self._begin(
+            request, now, project, zone, "start", f"instances/{name}", self._power_seconds()
+        )
+        if status == "RUNNING":
+            operation.done_at = now  # starting a running instance is a no-op that succeeds
+        else:
+            vm.status, vm.next_status, vm.changes_at = "STAGING", "RUNNING", operation.done_at
+            vm.host.actions.append({"at": rfc3339(now), "action": "gcp.start", "boot_disk": vm.boot_disk})
+        return self._operation_json(request, operation, now)
+
+    def _require_stopped(self, vm: _Vm, now: float, what: str) -> None:
+        status = vm.status_at(now)
+        if status != "TERMINATED":
+            raise GcpError(
+                400,
+                f"Invalid resource usage: 'Instance {vm.host.name} is {status}; stop it to {what}'.",
+                reason="invalidResourceUsage",
+            )
+
+    def _detach_disk(
+        self, request: Request, now: float, project: str, zone: str, name: str
+    ) -> dict[str, Any]:
+        if (replayed := self._replayed(request, project)) is not None:
+            return self._operation_json(request, replayed, now)
+        vm = self._vm(project, zone, name)
+        device = request.args.get("deviceName", "")
+        if device != BOOT_DEVICE or vm.boot_disk is None:
+            raise GcpError(
+                400,
+                f"Invalid value for field 'deviceName': '{device}'. No attached disk has this name",
+                reason="invalid",
+            )
+        self._require_stopped(vm, now, "detach its boot disk")
+        operation = self._begin(
+            request, now, project, zone, "detachDisk", f"instances/{name}", self._disk_op_seconds()
+        )
+        detached, vm.boot_disk = vm.boot_disk, None
+        if (project, zone, detached) in self.disks:
+            self.disks[(project, zone, detached)].attached_to = None
+        vm.host.actions.append({"at": rfc3339(now), "action": "gcp.detachDisk", "disk": detached})
+        return self._operation_json(request, operation, now)
+
+    def _attach_disk(
+        self, request: Request, now: float, project: str, zone: str, name: str
+    ) -> dict[str, Any]:
+        if (replayed := self._replayed(request, project)) is not None:
+            return self._operation_json(request, replayed, now)
+        vm = self._vm(project, zone, name)
+        body = json_body(request)
+        disk_name = str(body.get("source", "")).rstrip("/").rsplit("/disks/", 1)[-1]
+        disk = self.disks.get((project, zone, disk_name))
+        if disk is None:
+            raise GcpError(
+                404,
+                f"The resource 'projects/{project}/zones/{zone}/disks/{disk_name}' was not found",
+                reason="notFound",
+            )
+        if not body.get("boot"):
+            raise GcpError(
+                400, "fleetsim emulates attaching a disk as the boot disk only (boot: true)", reason="invalid"
+            )
+        if disk.status_at(now) != "READY":
+            raise GcpError(
+                400,
+                f"The resource 'projects/{project}/zones/{zone}/disks/{disk_name}' is not ready",
+                reason="resourceNotReady",
+            )
+        if disk.attached_to:
+            raise GcpError(
+                400,
+                f"Invalid resource usage: 'The disk {disk_name} is already used by {disk.attached_to}'.",
+                reason="resourceInUseByAnotherResource",
+            )
+        self._require_stopped(vm, now, "attach a boot disk")
+        if vm.boot_disk is not None:
+            raise GcpError(
+                400,
+                f"Invalid resource usage: 'Instance {name} already has a boot disk'.",
+                reason="invalidResourceUsage",
+            )
+        operation = self._begin(
+            request, now, project, zone, "attachDisk", f"instances/{name}", self._disk_op_seconds()
+        )
+        vm.boot_disk, disk.attached_to, vm.restore_from = disk_name, name, disk
+        vm.host.actions.append(
+            {"at": rfc3339(now), "action": "gcp.attachDisk", "disk": disk_name, "boot": True}
+        )
+        return self._operation_json(request, operation, now)
+
+    def _insert_disk(self, request: Request, now: float, project: str, zone: str) -> dict[str, Any]:
+        if (replayed := self._replayed(request, project)) is not None:
+            return self._operation_json(request, replayed, now)
+        body = json_body(request)
+        name = body.get("name", "")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise GcpError(400, f"Invalid value for field 'resource.name': {name!r}", reason="invalid")
+        source = str(body.get("sourceSnapshot") or "")
+        if not source:
+            raise GcpError(
+                400, "fleetsim emulates disks created from a sourceSnapshot only", reason="invalid"
+            )
+        snap_project = source.split("projects/", 1)[1].split("/", 1)[0] if "projects/" in source else project
+        snapshot = self.snapshots.get((snap_project, source.rstrip("/").rsplit("/", 1)[-1]))
+        if snapshot is None:
+            raise GcpError(404, f"The resource '{source}' was not found", reason="notFound")
+        if snapshot.status_at(now) != "READY":
+            raise GcpError(
+                400,
+                f"The resource '{source}' is not ready (it is {snapshot.status_at(now)})",
+                reason="resourceNotReady",
+            )
+        taken = {h.name for h in gcp_hosts(self.state, project) if h.region == zone}
+        if (project, zone, name) in self.disks or name in taken:
+            raise GcpError(
+                409,
+                f"The resource 'projects/{project}/zones/{zone}/disks/{name}' already exists",
+                reason="alreadyExists",
+            )
+        operation = self._begin(
+            request, now, project, zone, "insert", f"disks/{name}", self.state.timings.ami_pending_seconds
+        )
+        disk = _Disk(name, project, zone, snapshot, dict(body.get("labels") or {}), now, operation.done_at)
+        self.disks[(project, zone, name)] = disk
+        snapshot.host.actions.append(
+            {"at": rfc3339(now), "action": "gcp.insertDisk", "disk": name, "source_snapshot": snapshot.name}
+        )
+        return self._operation_json(request, operation, now)
+
+    def _get_disk(self, request: Request, now: float, project: str, zone: str, name: str) -> dict[str, Any]:
+        disk = self.disks.get((project, zone, name))
+        if disk is None:
+            raise GcpError(
+                404,
+                f"The resource 'projects/{project}/zones/{zone}/disks/{name}' was not found",
+                reason="notFound",
+            )
+        base = self._base(request)
+        body: dict[str, Any] = {
+            "kind": "compute#disk",
+            "id": _numeric_id(project, zone, name, "disk"),
+            "creationTimestamp": rfc3339(disk.created_at),
+            "name": name,
+            "zone": f"{base}projects/{project}/zones/{zone}",
+            "status": disk.status_at(now),
+            "sourceSnapshot": f"{base}projects/{disk.snapshot.project}/global/snapshots/{disk.snapshot.name}",
+            "selfLink": self._disk_link(request, project, zone, name),
+        }
+        if disk.labels:
+            body["labels"] = disk.labels
+        if disk.attached_to:
+            body["users"] = [f"{base}projects/{project}/zones/{zone}/instances/{disk.attached_to}"]
+        return body
+
+    def _apply_due(self, now: float) -> None:
+        """An instance that has booted from a restored disk is what its snapshot captured (once)."""
+        for vm in self.vms.values():
+            disk = vm.restore_from
+            if disk is None or vm.status_at(now) != "RUNNING" or vm.next_status is None:
+                continue
+            vm.restore_from = None
+            if disk.snapshot.backup is not None:
+                self.state.restore(
+                    vm.host,
+                    disk.snapshot.backup,
+                    action="gcp.restore_boot_disk",
+                    disk=disk.name,
+                    snapshot=disk.snapshot.name,
+                )
+
+    def _resource_operation_json(self, request: Request, operation: _Operation, now: float) -> dict[str, Any]:
+        done = now >= operation.done_at
+        base = self._base(request)
+        body_zone = f"{base}projects/{operation.project}/zones/{operation.zone}"
+        body: dict[str, Any] = {
+            "kind": "compute#operation",
+            "id": _numeric_id(operation.project, operation.name),
+            "name": operation.name,
+            "zone": f"{base}projects/{operation.project}/zones/{operation.zone}",
+            "operationType": operation.operation_type,
+            "targetLink": f"{base}projects/{operation.project}/zones/{operation.zone}/{operation.target}",
+            "targetId": _numeric_id(operation.project, operation.zone, operation.target),
+            "status": "DONE" if done else "RUNNING",
+            "user": "fleetsim@fleetsim.iam.gserviceaccount.com",
+            "progress": 100 if done else 0,
+            "insertTime": rfc3339(operation.inserted_at),
+            "startTime": rfc3339(operation.inserted_at),
+            "selfLink": f"{body_zone}/operations/{operation.name}",
+        }
+        if done:
+            body["endTime"] = rfc3339(operation.done_at)
+        return body
+
     # -- operations ---------------------------------------------------------------------------------
     def _operation_json(self, request: Request, operation: _Operation, now: float) -> dict[str, Any]:
         snapshot = operation.snapshot
+        if snapshot is None:
+            return self._resource_operation_json(request, operation, now)
         status = snapshot.status_at(now)
         done = status in ("READY", "FAILED")
         body: dict[str, Any] = {

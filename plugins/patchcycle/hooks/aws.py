@@ -1,4 +1,5 @@
-"""AWS, spoken to only here: SSM (fleet, Run Command, patch state) and EC2 (tags, AMI backups).
+"""AWS, spoken to only here: SSM (fleet, Run Command, patch state) and EC2 (tags, AMI backups, root
+volume replacement from an AMI).
 
 Thin seams over the Amazon provider's hooks: one small method per cloud call, each batched and
 paginated to the API's documented maximum. Configured only by the Airflow AWS connection (endpoint,
@@ -21,6 +22,7 @@ SSM_AVAILABLE_PATCHES_PAGE = 100
 EC2_TAGS_PAGE = 1000
 EC2_CREATE_TAGS_BATCH = 1000  # resource ids per CreateTags (EC2's documented limit)
 EC2_IMAGES_PAGE = 1000
+EC2_ROOT_VOLUME_TASKS_PAGE = 50  # DescribeReplaceRootVolumeTasks' MaxResults maximum
 
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 
@@ -154,6 +156,36 @@ class Ec2BackupHook(AwsBaseHook):
         ):
             images.extend(page["Images"])
         return images
+
+    def replace_root_volume(
+        self, instance_id: str, image_id: str, client_token: str, tags: dict[str, str]
+    ) -> dict[str, Any]:
+        """Start replacing the instance's root volume with one restored from ``image_id`` (the instance
+        reboots onto it); returns the task at once (``pending``). The client token makes a retry return
+        the first task; the replaced volume is kept for forensics."""
+        response = self.conn.create_replace_root_volume_task(
+            InstanceId=instance_id,
+            ImageId=image_id,
+            DeleteReplacedRootVolume=False,
+            ClientToken=client_token,
+            TagSpecifications=[
+                {
+                    "ResourceType": "replace-root-volume-task",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        )
+        return response["ReplaceRootVolumeTask"]
+
+    def root_volume_tasks(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Root volume replacement tasks by id (``TaskState`` pending | in-progress | succeeded | failing |
+        failed | failed-detached), in batches of the API's maximum page."""
+        tasks: dict[str, dict[str, Any]] = {}
+        for batch in chunks(list(dict.fromkeys(task_ids)), EC2_ROOT_VOLUME_TASKS_PAGE):
+            response = self.conn.describe_replace_root_volume_tasks(ReplaceRootVolumeTaskIds=list(batch))
+            for task in response["ReplaceRootVolumeTasks"]:
+                tasks[task["ReplaceRootVolumeTaskId"]] = task
+        return tasks
 
 
 class IdentityCenterHook(AwsBaseHook):

@@ -7,6 +7,10 @@ the latest backup through ``POST {base}/backup-system/v1/attestations:query`` (`
 query). Configured only by an Airflow connection (conn_type ``http``): ``host`` = the backup system's base
 URL (``https://backup.bank.example`` or fleetsim's ``http://127.0.0.1:PORT``; a bare host name gets
 ``schema`` or https, and ``port``), ``password`` = the API token sent as ``Authorization: Bearer``.
+
+The same system restores a machine from one of those backups (a rollback): ``POST {base}/backup-system/
+v1/restores`` (``{"machine", "backupId", "requestId", "reason"}`` → 202, the restore) and ``GET
+{base}/backup-system/v1/restores/{restoreId}`` (status queued | running | succeeded | failed).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from airflow.sdk.bases.hook import BaseHook
 
 ATTESTATION_BATCH = 1000  # machine ids per query (the API's maximum)
 QUERY_PATH = "/backup-system/v1/attestations:query"
+RESTORES_PATH = "/backup-system/v1/restores"
 TIMEOUT_SECONDS = (5, 30)  # (connect, read)
 
 
@@ -91,3 +96,36 @@ class BackupAttestationHook(BaseHook):
             if missing := [m for m in batch if m not in out]:
                 raise BackupAttestationError(f"backup system {url}: {what}: no attestation for {missing[:5]}")
         return out
+
+    # -- restores: ``POST {base}/backup-system/v1/restores`` and ``GET .../restores/{id}`` -------------
+    def _restore_call(self, method: str, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
+        query_url, token = self._endpoint
+        url = query_url.removesuffix(QUERY_PATH) + path
+        try:
+            response = self._session.request(
+                method, url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_SECONDS, **kwargs
+            )
+        except requests.RequestException as exc:
+            raise BackupAttestationError(f"backup system {url}: {what}: {exc}") from exc
+        if response.status_code not in (200, 202):
+            raise BackupAttestationError(
+                f"backup system {url}: {what}: HTTP {response.status_code}: {response.text[:300]}"
+            )
+        return response.json()
+
+    def request_restore(
+        self, machine_id: str, backup_id: str, request_id: str, reason: str
+    ) -> dict[str, Any]:
+        """Ask the backup system to restore a machine from one of its attested backups (the machine
+        reboots onto it); returns the restore at once (``queued``). The same ``request_id`` returns the
+        first restore instead of starting a second."""
+        return self._restore_call(
+            "POST",
+            RESTORES_PATH,
+            f"restoring {machine_id} from backup {backup_id}",
+            json={"machine": machine_id, "backupId": backup_id, "requestId": request_id, "reason": reason},
+        )
+
+    def restore_status(self, restore_id: str) -> dict[str, Any]:
+        """A restore: ``status`` queued | running | succeeded | failed, ``completedAt``, ``message``."""
+        return self._restore_call("GET", f"{RESTORES_PATH}/{restore_id}", f"reading restore {restore_id}")

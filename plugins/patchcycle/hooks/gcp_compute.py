@@ -124,3 +124,136 @@ class DiskSnapshotHook(GoogleRestHook):
             )
         except CALL_ERRORS as exc:
             raise self.failed(f"reading snapshot {name}", exc) from exc
+
+    # -- restoring an instance's boot disk from a snapshot ------------------------------------------
+    # Compute Engine has no single "restore" call: stop the instance, create a disk from the snapshot,
+    # detach the old boot disk, attach the new one as boot, start. Each call below starts one step and
+    # returns its zonal operation's name at once; callers poll :meth:`zone_operation`. Each sends a
+    # requestId derived from ``request_key``, so a retried step returns the first operation.
+
+    def _request_id(self, *parts: str) -> str:
+        return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, "/".join((self.project, *parts))))
+
+    @cached_property
+    def zone_operations(self) -> Any:
+        from google.cloud import compute_v1
+
+        return compute_v1.ZoneOperationsClient(**self.client_kwargs())
+
+    def _start_step(self, what: str, method: Any, request: Any) -> str:
+        """Send one step's request; the name of the operation it started."""
+        try:
+            return method(request=request, timeout=CALL_TIMEOUT_SECONDS).name
+        except CALL_ERRORS as exc:
+            raise self.failed(what, exc) from exc
+
+    def stop_instance(self, zone: str, instance: str, request_key: str) -> str:
+        """Stop an instance (STOPPING, then TERMINATED); returns the operation's name."""
+        from google.cloud import compute_v1
+
+        request = compute_v1.StopInstanceRequest(
+            project=self.project,
+            zone=zone,
+            instance=instance,
+            request_id=self._request_id(zone, instance, "stop", request_key),
+        )
+        return self._start_step(
+            f"stopping instance {zone}/{instance}", self.instances_client.stop_unary, request
+        )
+
+    def start_instance(self, zone: str, instance: str, request_key: str) -> str:
+        """Start a stopped instance (STAGING, then RUNNING); returns the operation's name."""
+        from google.cloud import compute_v1
+
+        request = compute_v1.StartInstanceRequest(
+            project=self.project,
+            zone=zone,
+            instance=instance,
+            request_id=self._request_id(zone, instance, "start", request_key),
+        )
+        return self._start_step(
+            f"starting instance {zone}/{instance}", self.instances_client.start_unary, request
+        )
+
+    def create_disk_from_snapshot(
+        self, zone: str, disk: str, snapshot: str, labels: dict[str, str], request_key: str
+    ) -> str:
+        """Create a zonal disk from one of the project's snapshots; returns the operation's name."""
+        from google.cloud import compute_v1
+
+        request = compute_v1.InsertDiskRequest(
+            project=self.project,
+            zone=zone,
+            disk_resource=compute_v1.Disk(
+                name=disk,
+                source_snapshot=f"projects/{self.project}/global/snapshots/{snapshot}",
+                labels=dict(labels),
+            ),
+            request_id=self._request_id(zone, disk, "insert", request_key),
+        )
+        return self._start_step(
+            f"creating disk {zone}/{disk} from snapshot {snapshot}", self.disks.insert_unary, request
+        )
+
+    def detach_boot_disk(self, zone: str, instance: str, device_name: str, request_key: str) -> str:
+        """Detach a stopped instance's boot disk (by device name); returns the operation's name."""
+        from google.cloud import compute_v1
+
+        request = compute_v1.DetachDiskInstanceRequest(
+            project=self.project,
+            zone=zone,
+            instance=instance,
+            device_name=device_name,
+            request_id=self._request_id(zone, instance, "detach", request_key),
+        )
+        return self._start_step(
+            f"detaching disk {device_name} of instance {zone}/{instance}",
+            self.instances_client.detach_disk_unary,
+            request,
+        )
+
+    def attach_boot_disk(
+        self, zone: str, instance: str, disk: str, device_name: str, request_key: str
+    ) -> str:
+        """Attach a disk to a stopped instance as its boot disk; returns the operation's name."""
+        from google.cloud import compute_v1
+
+        request = compute_v1.AttachDiskInstanceRequest(
+            project=self.project,
+            zone=zone,
+            instance=instance,
+            attached_disk_resource=compute_v1.AttachedDisk(
+                source=f"projects/{self.project}/zones/{zone}/disks/{disk}",
+                boot=True,
+                device_name=device_name,
+                auto_delete=False,
+            ),
+            request_id=self._request_id(zone, instance, "attach", disk, request_key),
+        )
+        return self._start_step(
+            f"attaching disk {zone}/{disk} to instance {instance} as boot",
+            self.instances_client.attach_disk_unary,
+            request,
+        )
+
+    def zone_operation(self, zone: str, name: str) -> dict[str, Any]:
+        """A zonal operation: ``status`` (PENDING | RUNNING | DONE), ``error`` (``errors``) when it failed."""
+        try:
+            return message_dict(
+                self.zone_operations.get(
+                    project=self.project, zone=zone, operation=name, timeout=CALL_TIMEOUT_SECONDS
+                )
+            )
+        except CALL_ERRORS as exc:
+            raise self.failed(f"reading operation {zone}/{name}", exc) from exc
+
+    def instance(self, zone: str, name: str) -> dict[str, Any]:
+        """One instance (``status``, ``disks`` with the boot disk's ``source``, ...)."""
+        try:
+            return message_dict(
+                self.instances_client.get(
+                    project=self.project, zone=zone, instance=name, timeout=CALL_TIMEOUT_SECONDS
+                )
+            )
+        except CALL_ERRORS as exc:
+            raise self.failed(f"reading instance {zone}/{name}", exc) from exc
