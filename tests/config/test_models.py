@@ -438,3 +438,15 @@ def test_sla_days_default_and_must_not_loosen_with_severity():
     assert SlaDays() == SlaDays(critical=15, high=30, medium=60, low=90)
     with pytest.raises(ValidationError, match="must not loosen with severity"):
         SlaDays(critical=30, high=15)
+
+
+# --- rollback -----------------------------------------------------------------------------------
+
+
+def test_rollback_is_manual_unless_the_tenant_opts_in() -> None:
+    assert Tenant.model_validate(tenant_data()).rollback is None
+    assert Tenant.model_validate(tenant_data(rollback={})).rollback.automatic is False
+    assert Tenant.model_validate(tenant_data(rollback={"automatic": True})).rollback.automatic is True
+    with pytest.raises(ValidationError) as exc:
+        Tenant.model_validate(tenant_data(rollback={"automatic": True, "hosts": "all"}))
+    assert error_locations(exc.value) == ["rollback.hosts"]

@@ -623,6 +623,15 @@ class IncidentPolicy(_ConfigModel):
     """Airflow connection holding the integration (routing) key; default ``pagerduty_<tenant id>``."""
 
 
+class RollbackPolicy(_ConfigModel):
+    """Rollback of hosts from the cycle's own backups (the manual rollback DAG exists for every tenant)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    automatic: bool = False
+    """Roll the failed prod hosts of a cycle back from that stage's backups without waiting for an SRE."""
+
+
 class SlaDays(_ConfigModel):
     """The tenant's internal remediation deadlines, in days from a patch's release, by severity.
 
@@ -703,6 +712,7 @@ class Tenant(_ConfigModel):
     falcon: FalconPolicy | None = None
     incidents: IncidentPolicy | None = None
     health: HealthPolicy | None = None
+    rollback: RollbackPolicy | None = None
     host_tags: HostTags = Field(default_factory=HostTags)
     incident_runbook_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
 
