@@ -4,7 +4,9 @@ SYNCED := .venv/.patchcycle-synced
 
 .PHONY: install demo test lint bench clean
 
+## The Python environment, then the servers the process stack runs (PostgreSQL, Redis; only if missing).
 install: $(SYNCED)
+	@scripts/install-services.sh
 
 $(SYNCED): pyproject.toml uv.lock scripts/bootstrap.sh
 	scripts/bootstrap.sh
