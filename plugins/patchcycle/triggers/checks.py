@@ -20,6 +20,9 @@ AMI_VERDICTS = {
 }
 SNAPSHOT_VERDICTS = {"READY": "ready", "FAILED": "failed", "DELETING": "failed", "missing": "failed"}
 ATTESTATION_VERDICTS = {"succeeded": "ready", "failed": "failed", "none": "failed"}
+# Rollback restores by cloud, mapped to a verdict (anything else is still pending).
+ROOT_VOLUME_TASK_VERDICTS = {"succeeded": "succeeded", "failed": "failed", "failed-detached": "failed"}
+BACKUP_RESTORE_VERDICTS = {"succeeded": "succeeded", "failed": "failed"}
 COMMAND_TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut"}
 OSCONFIG_JOB_TERMINAL = {"SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED", "TIMED_OUT"}
 
@@ -167,3 +170,65 @@ def health(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 ERROR_RATE_METRIC = "builtin:service.errors.total.rate:avg"
+
+
+def _gce_step(hooks: dict[tuple[str, str], Any], host: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(state, verdict, detail) of a GCE restore's current step: its zone operations, all DONE or not."""
+    from patchcycle.hooks.gcp_compute import DiskSnapshotHook
+
+    key = (host["conn_id"], host["project"])
+    if key not in hooks:
+        hooks[key] = DiskSnapshotHook(gcp_conn_id=host["conn_id"], project_id=host["project"])
+    ops = [hooks[key].zone_operation(host["region"], name) for name in host["ops"]]
+    errors = [e.get("message", "") for op in ops for e in (op.get("error") or {}).get("errors", [])]
+    if errors:
+        return "DONE", "failed", f"{host['step']}: " + "; ".join(errors)
+    if all(op.get("status") == "DONE" for op in ops):
+        return "DONE", "succeeded" if host.get("last") else "step_done", None
+    return "RUNNING", "pending", None
+
+
+def restores(payload: dict[str, Any]) -> dict[str, Any]:
+    """One look at every rollback restore in flight: EC2 root volume tasks (one call per account and
+    region), the backup system's restores, GCE zone operations of each instance's current step.
+
+    Done when every host's restore has succeeded or failed; wakes the task early when a GCE instance has
+    finished a step, so it can start the next one (stop, swap the boot disk, start)."""
+    from patchcycle.hooks.aws import Ec2BackupHook
+    from patchcycle.hooks.backup_attestation import BackupAttestationHook
+
+    hosts = payload["hosts"]
+    out: dict[str, dict[str, Any]] = {}
+    by_scope: dict[tuple[str, str], dict[str, str]] = {}
+    for host_id, host in hosts.items():
+        if host["cloud"] == "aws":
+            by_scope.setdefault((host["conn_id"], host["region"]), {})[host["ops"][0]] = host_id
+    for (conn_id, region), ids in by_scope.items():
+        tasks = Ec2BackupHook(aws_conn_id=conn_id, region_name=region).root_volume_tasks(list(ids))
+        for task_id, host_id in ids.items():
+            state = (tasks.get(task_id) or {}).get("TaskState", "missing")
+            verdict = ROOT_VOLUME_TASK_VERDICTS.get(state, "failed" if state == "missing" else "pending")
+            out[host_id] = {
+                "state": state,
+                "verdict": verdict,
+                "detail": f"root volume task {task_id} {state}",
+            }
+    gce_hooks: dict[tuple[str, str], Any] = {}
+    for host_id, host in hosts.items():
+        if host["cloud"] == "azure":
+            answer = BackupAttestationHook(host["conn_id"]).restore_status(host["ops"][0])
+            state = answer.get("status", "unknown")
+            out[host_id] = {
+                "state": state,
+                "verdict": BACKUP_RESTORE_VERDICTS.get(state, "pending"),
+                "detail": answer.get("message"),
+            }
+        elif host["cloud"] == "gcp":
+            state, verdict, detail = _gce_step(gce_hooks, host)
+            out[host_id] = {"state": state, "verdict": verdict, "detail": detail}
+    terminal = all(h["verdict"] in ("succeeded", "failed") for h in out.values())
+    return {
+        "done": terminal,
+        "wake": not terminal and any(h["verdict"] == "step_done" for h in out.values()),
+        "hosts": out,
+    }

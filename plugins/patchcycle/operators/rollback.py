@@ -1,0 +1,548 @@
+"""Roll hosts back from the backups their cycle took, each in its own cloud, then verify and record it.
+
+- EC2: replace the instance's root volume with one restored from the cycle's AMI
+  (``CreateReplaceRootVolumeTask``); the instance reboots onto it.
+- GCE: stop the instance, create a disk from the cycle's boot-disk snapshot, detach the old boot disk
+  (kept, for forensics), attach the new one as boot, start.
+- Azure Arc: no cloud snapshot API, so the tenant's backup system restores the machine from the backup
+  it attested for the cycle.
+
+The manual ``patchcycle_rollback__<tenant>`` DAG runs :class:`SelectRollbackOperator` (refuses the whole
+request, naming each host, before anything is touched) -> :class:`RestoreHostsOperator` (deferrable) ->
+:class:`VerifyRollbackOperator` (host back online, kernel equals the backup's where the cloud reports it;
+writes the rollback record). :class:`RollbackFailedHostsOperator` does the same in one task for a cycle
+stage's failed hosts, for tenants that opted in (``rollback: {automatic: true}``).
+
+Everything is written under the cycle's prefix in the evidence bucket, one object per attempt and step,
+never over an earlier one. Every cloud call carries an idempotency token derived from the tenant, cycle,
+rollback run and host, so a retried task finds the restores it started instead of starting new ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from patchcycle.domain import rollback as policy
+from patchcycle.domain.rollback import RollbackRefused, RollbackTarget
+from patchcycle.operators.base import CycleOperator, CycleTaskMixin, EventLog, poll_seconds, utcnow
+from patchcycle.reports.store import CyclePaths
+from patchcycle.triggers.waits import CloudWaitTrigger
+
+SELECT_TASK_ID = "select"
+RESTORE_TASK_ID = "restore"
+GCE_STEPS = ("prepare", "detach", "attach", "start")  # prepare = stop the instance + disk from snapshot
+
+
+def _token(*parts: str, size: int = 32) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:size]
+
+
+def restored_disk_name(instance: str, key: str) -> str:
+    """The GCE disk a rollback restores an instance's boot disk into (RFC 1035, at most 63 characters)."""
+    stem = re.sub(r"[^a-z0-9-]", "-", instance.lower())[:45].strip("-") or "host"
+    return f"{stem}-rb-{_token(instance, key, size=10)}"
+
+
+class RollbackContextMixin(CycleTaskMixin):
+    """Where a rollback reads its cycle and writes its records.
+
+    Manual (the rollback DAG): the cycle is the ``cycle`` param and records go to this rollback run under
+    ``cycles/<cycle>/runs/<rollback run>/rollback/``. Automatic (in the cycle DAG, ``environment`` set):
+    the cycle run's own plan, records under ``cycles/<cycle>/runs/<run>/<environment>/rollback/``.
+    """
+
+    environment: str | None = None
+
+    @property
+    def automatic(self) -> bool:
+        return self.environment is not None
+
+    def cycle_date(self, context: Any) -> str:
+        if self.automatic:
+            return str(self.plan_info(context)["cycle_date"])
+        return str(context["params"]["cycle"])
+
+    def paths(self, context: Any) -> CyclePaths:
+        if self.automatic:
+            return super().paths(context)
+        return CyclePaths(self.cycle_date(context), context["run_id"])
+
+    def record_key(self, context: Any, name: str) -> str:
+        if self.automatic:
+            return self.paths(context).stage_file(str(self.environment), f"rollback/{name}")
+        return self.paths(context).run_file(f"rollback/{name}")
+
+    def rollback_key(self, context: Any) -> str:
+        """What makes this rollback's idempotency tokens unique: tenant, cycle, run (and stage)."""
+        return f"{self.tenant_id}|{self.cycle_date(context)}|{context['run_id']}|{self.environment or ''}"
+
+    def request_reason(self, context: Any) -> str:
+        if self.automatic:
+            return f"automatic rollback of the failed hosts of stage {self.environment}"
+        return str(context["params"]["reason"])
+
+    # -- connections per cloud -----------------------------------------------------------------------
+    def conn_for(self, target: RollbackTarget) -> str:
+        if target.cloud == "aws":
+            return self.aws_conn_id(target.account)
+        if target.cloud == "gcp":
+            return self.gcp_conn_id(target.account)
+        return self.tenant.backup_attestation_connection_id()
+
+
+class RestoreEngineMixin(RollbackContextMixin):
+    """Start each target's restore, advance GCE's steps as they finish, and verify the hosts after."""
+
+    deferrable: bool
+    waiter_delay: float | None
+    waiter_max_attempts: int
+
+    # -- starting ---------------------------------------------------------------------------------------
+    def start_restores(self, context: Any, targets: list[RollbackTarget], log: EventLog) -> dict[str, Any]:
+        key = self.rollback_key(context)
+        hosts: dict[str, dict[str, Any]] = {}
+        for target in targets:
+            host: dict[str, Any] = {
+                "cloud": target.cloud,
+                "conn_id": self.conn_for(target),
+                "region": target.region,
+                "project": target.account,
+                "name": target.name,
+                "step": None,
+                "ops": [],
+                "restore_id": None,
+                "state": "pending",
+                "reason": None,
+            }
+            hosts[target.host_id] = host
+            try:
+                if target.cloud == "aws":
+                    self._start_ec2(target, host, key)
+                elif target.cloud == "azure":
+                    self._start_arc(context, target, host, key)
+                else:
+                    self._start_gce(target, host, key)
+            except Exception as exc:  # noqa: BLE001 - any cloud's refusal fails this host, not the others
+                host.update(state="failed", reason=f"restore could not start: {exc}")
+            log.record(
+                "rollback.restore_started" if host["state"] == "pending" else "rollback.restore_failed",
+                target=target.host_id,
+                result="ok" if host["state"] == "pending" else "failed",
+                cloud=target.cloud,
+                backup_id=target.backup_id,
+                restore_id=host["restore_id"],
+                reason=host["reason"],
+                name=target.name,
+            )
+        return {"targets": [t.to_dict() for t in targets], "hosts": hosts, "round": 0}
+
+    def _start_ec2(self, target: RollbackTarget, host: dict[str, Any], key: str) -> None:
+        from patchcycle.hooks.aws import Ec2BackupHook
+
+        hook = Ec2BackupHook(aws_conn_id=host["conn_id"], region_name=target.region)
+        task = hook.replace_root_volume(
+            target.host_id,
+            target.backup_id,
+            client_token=_token(key, target.host_id),
+            tags={"patchcycle:tenant": self.tenant_id, "patchcycle:rollback": _token(key, size=16)},
+        )
+        host.update(step="replace", ops=[task["ReplaceRootVolumeTaskId"]])
+        host["restore_id"] = task["ReplaceRootVolumeTaskId"]
+
+    def _start_arc(self, context: Any, target: RollbackTarget, host: dict[str, Any], key: str) -> None:
+        from patchcycle.hooks.backup_attestation import BackupAttestationHook
+
+        restore = BackupAttestationHook(host["conn_id"]).request_restore(
+            target.host_id, target.backup_id, _token(key, target.host_id), self.request_reason(context)
+        )
+        host.update(step="restore", ops=[restore["restoreId"]], restore_id=restore["restoreId"])
+
+    def _gce_hook(self, host: dict[str, Any]) -> Any:
+        from patchcycle.hooks.gcp_compute import DiskSnapshotHook
+
+        return DiskSnapshotHook(gcp_conn_id=host["conn_id"], project_id=host["project"])
+
+    def _start_gce(self, target: RollbackTarget, host: dict[str, Any], key: str) -> None:
+        hook = self._gce_hook(host)
+        instance = hook.instance(target.region, target.name)
+        boot = [d for d in instance.get("disks", []) if d.get("boot")]
+        host["device_name"] = (boot[0].get("deviceName") if boot else None) or "persistent-disk-0"
+        host["disk"] = restored_disk_name(target.name, key)
+        token = _token(key, target.host_id)
+        stop = hook.stop_instance(target.region, target.name, token)
+        disk = hook.create_disk_from_snapshot(
+            target.region, host["disk"], target.backup_id, {"patchcycle-rollback": token[:16]}, token
+        )
+        host.update(step="prepare", ops=[stop, disk], restore_id=disk)
+
+    def _next_gce_step(self, host_id: str, host: dict[str, Any], key: str) -> None:
+        hook = self._gce_hook(host)
+        token = _token(key, host_id)
+        zone, name = host["region"], host["name"]
+        step = GCE_STEPS[GCE_STEPS.index(host["step"]) + 1]
+        if step == "detach":
+            op = hook.detach_boot_disk(zone, name, host["device_name"], token)
+        elif step == "attach":
+            op = hook.attach_boot_disk(zone, name, host["disk"], host["device_name"], token)
+        else:
+            op = hook.start_instance(zone, name, token)
+        host.update(step=step, ops=[op], restore_id=op)
+        host["last"] = step == GCE_STEPS[-1]
+
+    # -- waiting ----------------------------------------------------------------------------------------
+    def wait_payload(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"hosts": {h: dict(host) for h, host in state["hosts"].items() if host["state"] == "pending"}}
+
+    def advance(self, context: Any, state: dict[str, Any], event: dict[str, Any], log: EventLog) -> None:
+        """Fold one look at the clouds into the state; start the next GCE step where one finished."""
+        key = self.rollback_key(context)
+        timed_out = event.get("status") == "timeout"
+        for host_id, seen in (event.get("hosts") or {}).items():
+            host = state["hosts"].get(host_id)
+            if host is None or host["state"] != "pending":
+                continue
+            verdict = seen.get("verdict")
+            if verdict == "step_done":
+                try:
+                    self._next_gce_step(host_id, host, key)
+                    log.record("rollback.step", target=host_id, step=host["step"], operation=host["ops"][0])
+                except Exception as exc:
+                    host.update(state="failed", reason=f"GCE step after {host['step']} failed: {exc}")
+            elif verdict in ("succeeded", "failed"):
+                host.update(state=verdict, reason=seen.get("detail") if verdict == "failed" else None)
+            if host["state"] != "pending":
+                log.record(
+                    f"rollback.restore_{host['state']}",
+                    target=host_id,
+                    result="ok" if host["state"] == "succeeded" else "failed",
+                    restore_id=host["restore_id"],
+                    reason=host["reason"],
+                    name=host["name"],
+                )
+        if timed_out:
+            for host_id, host in state["hosts"].items():
+                if host["state"] == "pending":
+                    host.update(state="timed_out", reason=f"restore still {host['step']} when the wait ended")
+                    log.record("rollback.restore_timed_out", target=host_id, result="failed")
+        state["round"] += 1
+
+    def pending(self, state: dict[str, Any]) -> bool:
+        return any(h["state"] == "pending" for h in state["hosts"].values())
+
+    def defer_wait(self, state: dict[str, Any]) -> None:
+        delay = self.waiter_delay if self.waiter_delay is not None else poll_seconds()
+        self.defer(  # type: ignore[attr-defined]
+            trigger=CloudWaitTrigger("restores", self.wait_payload(state), delay, self.waiter_max_attempts),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=delay * (self.waiter_max_attempts + 2)),
+        )
+
+    # -- verifying --------------------------------------------------------------------------------------
+    def verify(self, state: dict[str, Any]) -> list[policy.HostRollback]:
+        """Read each restored host back from its cloud and judge it against its backup."""
+        targets = [RollbackTarget.from_dict(t) for t in state["targets"]]
+        restored = [t for t in targets if state["hosts"][t.host_id]["state"] == "succeeded"]
+        seen: dict[str, tuple[bool | None, str | None]] = {}
+        by_cloud: dict[str, list[RollbackTarget]] = defaultdict(list)
+        for target in restored:
+            by_cloud[target.cloud].append(target)
+        seen.update(self._read_ec2(by_cloud["aws"]))
+        seen.update(self._read_arc(by_cloud["azure"]))
+        seen.update(self._read_gce(by_cloud["gcp"]))
+        judged = []
+        for target in targets:
+            host = state["hosts"][target.host_id]
+            online, kernel = seen.get(target.host_id, (None, None))
+            judged.append(
+                policy.judge_host(
+                    target,
+                    restore_id=host["restore_id"],
+                    restore_state=host["state"],
+                    restore_reason=host["reason"],
+                    online=online,
+                    kernel_after=kernel,
+                )
+            )
+        return judged
+
+    def _read_ec2(self, targets: list[RollbackTarget]) -> dict[str, tuple[bool | None, str | None]]:
+        """SSM's ping status; SSM does not report the running kernel (None)."""
+        from patchcycle.hooks.aws import SsmFleetHook
+
+        out: dict[str, tuple[bool | None, str | None]] = {}
+        scopes: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for t in targets:
+            scopes[(t.account, t.region)].append(t.host_id)
+        for (account, region), ids in scopes.items():
+            hook = SsmFleetHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
+            pings = {i["InstanceId"]: i.get("PingStatus") for i in hook.managed_instances()}
+            out.update({host_id: (pings.get(host_id) == "Online", None) for host_id in ids})
+        return out
+
+    def _read_arc(self, targets: list[RollbackTarget]) -> dict[str, tuple[bool | None, str | None]]:
+        """Arc's connection status and ``osVersion`` (the running kernel release on Linux)."""
+        from patchcycle.hooks.azure_arc import ArcHook
+
+        out: dict[str, tuple[bool | None, str | None]] = {}
+        for t in targets:
+            hook = ArcHook(azure_conn_id=self.azure_conn_id(t.account), subscription_id=t.account)
+            props = hook.machine(str(t.resource_group), t.name).get("properties") or {}
+            out[t.host_id] = (props.get("status") == "Connected", props.get("osVersion"))
+        return out
+
+    def _read_gce(self, targets: list[RollbackTarget]) -> dict[str, tuple[bool | None, str | None]]:
+        """The instance RUNNING with its OS Config agent reporting, and the inventory's kernel release."""
+        from patchcycle.hooks.gcp_compute import DiskSnapshotHook
+        from patchcycle.hooks.gcp_osconfig import OsConfigHook
+        from patchcycle.operators.verify import inventory_instance_id
+
+        out: dict[str, tuple[bool | None, str | None]] = {}
+        zones: dict[tuple[str, str], list[RollbackTarget]] = defaultdict(list)
+        for t in targets:
+            zones[(t.account, t.region)].append(t)
+        for (project, zone), hosts in zones.items():
+            conn_id = self.gcp_conn_id(project)
+            compute = DiskSnapshotHook(gcp_conn_id=conn_id, project_id=project)
+            inventories = {
+                inventory_instance_id(inv): inv
+                for inv in OsConfigHook(gcp_conn_id=conn_id, project_id=project).inventories(zone)
+            }
+            for t in hosts:
+                running = compute.instance(zone, t.name).get("status") == "RUNNING"
+                inventory = inventories.get(t.host_id)
+                kernel = (inventory or {}).get("osInfo", {}).get("kernelRelease")
+                out[t.host_id] = (running and inventory is not None, kernel)
+        return out
+
+    def write_rollback_record(
+        self, context: Any, state: dict[str, Any], judged: list[policy.HostRollback], source_run: str
+    ) -> tuple[dict[str, Any], str]:
+        """The rollback record, written beside (never over) earlier attempts'; (record, its URL)."""
+        started = state.get("started_at")
+        record = policy.rollback_record(
+            tenant_id=self.tenant_id,
+            cycle_date=self.cycle_date(context),
+            trigger="automatic" if self.automatic else "manual",
+            requested_by=self.actor(context),
+            reason=self.request_reason(context),
+            source_run=source_run,
+            started_at=utcnow() if started is None else dt.datetime.fromisoformat(started),
+            finished_at=utcnow(),
+            hosts=judged,
+        )
+        return record, self.write_record(context, self.record_key(context, "rollback.json"), record)
+
+
+def _read_cycle_backups(task: CycleTaskMixin, cycle_date: str, run_segment: str) -> tuple[list, dict]:
+    """A cycle run's inventory rows and each stage's backup status, as its tasks recorded them."""
+    paths = CyclePaths(cycle_date, run_segment)
+    inventory = task.read_record(paths.run_file("inventory.json"))
+    backups = {}
+    for env in task.tenant.environments:
+        status = task.read_record(paths.stage_file(env.name.value, "backup-status.json"), required=False)
+        if status is not None:
+            backups[env.name.value] = status
+    return inventory, backups
+
+
+class SelectRollbackOperator(RollbackContextMixin, CycleOperator):
+    """Choose the hosts and their cycle backups; refuse the whole request (naming each host) if any
+    cannot be rolled back, before any cloud is asked to restore anything."""
+
+    template_fields: Sequence[str] = ("tenant_id",)
+
+    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        params = context["params"]
+        cycle = self.cycle_date(context)
+        reason = str(params.get("reason") or "").strip()
+        if not reason:
+            raise AirflowFailException(
+                "a rollback needs a reason (the 'reason' parameter); nothing was restored"
+            )
+        source_run = self.source_run(cycle)
+        inventory, backups = _read_cycle_backups(self, cycle, source_run)
+        requested = [str(h) for h in params.get("hosts") or []]
+        try:
+            targets = policy.select_rollback(
+                requested, inventory, backups, tenant_id=self.tenant_id, cycle_date=cycle
+            )
+        except RollbackRefused as refused:
+            log.record(
+                "rollback.refused", target=",".join(requested), result="refused", reasons=refused.reasons
+            )
+            raise AirflowFailException(str(refused)) from refused
+        selection = {
+            "cycle_date": cycle,
+            "source_run": source_run,
+            "requested": requested,
+            "reason": reason,
+            "requested_by": self.actor(context),
+            "selected_at": utcnow().isoformat(),
+            "targets": [t.to_dict() for t in targets],
+        }
+        url = self.write_record(context, self.record_key(context, "selection.json"), selection)
+        for t in targets:
+            log.record(
+                "rollback.selected", target=t.host_id, backup_id=t.backup_id, kind=t.backup_kind, name=t.name
+            )
+        return {"hosts": len(targets), "selection_url": url, "source_run": source_run}
+
+    def source_run(self, cycle: str) -> str:
+        """The cycle's latest finished run (the one with an evidence pack): its backups are the cycle's."""
+        prefix = f"cycles/{cycle}/runs/"
+        finished: list[tuple[str, str]] = []
+        for key in self.store.keys(prefix):
+            if key.endswith("/pack/evidence.json"):
+                run = key.removeprefix(prefix).split("/", 1)[0]
+                evidence = self.store.get_json(key)
+                finished.append((str(evidence.get("cycle", {}).get("finished_at") or ""), run))
+        if not finished:
+            raise AirflowFailException(
+                f"cycle {cycle} of tenant {self.tenant_id} has no finished run (no evidence pack under "
+                f"{self.store.url(prefix)}); nothing was restored"
+            )
+        return max(finished)[1]
+
+
+class RestoreHostsOperator(RestoreEngineMixin, CycleOperator):
+    """Restore the selected hosts from their cycle backups, each through its cloud's API; deferrable."""
+
+    template_fields: Sequence[str] = ("tenant_id",)
+
+    def __init__(
+        self,
+        *,
+        deferrable: bool = True,
+        waiter_delay: float | None = None,
+        waiter_max_attempts: int = 720,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deferrable = deferrable
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    def targets(self, context: Any, log: EventLog) -> list[RollbackTarget]:
+        selection = self.read_record(self.record_key(context, "selection.json"))
+        return [RollbackTarget.from_dict(t) for t in selection["targets"]]
+
+    def run(self, context: Any, log: EventLog) -> Any:
+        targets = self.targets(context, log)
+        if not targets:
+            raise AirflowSkipException("no host to roll back")
+        state = self.start_restores(context, targets, log)
+        state["started_at"] = utcnow().isoformat()
+        self.write_record(context, self.record_key(context, "restores.json"), state, step=0)
+        return self.wait_or_finish(context, state, log)
+
+    def wait_or_finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
+        if self.pending(state):
+            if not self.deferrable:
+                raise AirflowFailException("rollback restores wait in the triggerer (deferrable=True)")
+            self.defer_wait(state)
+        return self.finish(context, state, log)
+
+    def finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
+        # The state is already recorded (the latest step record is the final one).
+        states = [h["state"] for h in state["hosts"].values()]
+        return {"restored": states.count("succeeded"), "failed": len(states) - states.count("succeeded")}
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        return self.resume(context, event, self._complete)
+
+    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:
+        if event.get("status") not in ("done", "wake", "timeout"):
+            raise AirflowFailException(f"unexpected trigger event: {event}")
+        state = self.read_record(self.record_key(context, "restores.json"))
+        self.advance(context, state, event, log)
+        self.write_record(context, self.record_key(context, "restores.json"), state, step=state["round"])
+        return self.wait_or_finish(context, state, log)
+
+
+class VerifyRollbackOperator(RestoreEngineMixin, CycleOperator):
+    """Read the restored hosts back (online, the backup's kernel) and write the rollback record; fails
+    the run if any host was not rolled back."""
+
+    template_fields: Sequence[str] = ("tenant_id",)
+
+    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        selection = self.read_record(self.record_key(context, "selection.json"))
+        state = self.read_record(self.record_key(context, "restores.json"))
+        judged = self.verify(state)
+        record, url = self.write_rollback_record(context, state, judged, selection["source_run"])
+        for host in judged:
+            log.record(
+                "rollback.verified",
+                target=host.host_id,
+                result=host.result,
+                backup_id=host.backup_id,
+                kernel=host.kernel_after,
+                reason=host.reason,
+                name=host.name,
+            )
+        if record["outcome"] != "succeeded":
+            failed = [f"{h.name}: {h.reason}" for h in judged if h.result != policy.ROLLED_BACK]
+            raise AirflowFailException(f"rollback of {len(failed)} host(s) failed: " + "; ".join(failed))
+        return {"rolled_back": record["summary"]["rolled_back"], "record_url": url}
+
+
+class RollbackFailedHostsOperator(RestoreHostsOperator):
+    """In a cycle, after a stage's verify: roll the stage's failed hosts back from that stage's backups,
+    when the tenant opted in (``rollback: {automatic: true}``); restore, verify and record in one task.
+
+    Meant for prod (wire it after the prod stage's verify with ``trigger_rule=ALL_DONE``); it skips when
+    the tenant did not opt in, the stage did not run, or no host failed.
+    """
+
+    template_fields: Sequence[str] = ("tenant_id", "environment")
+
+    def __init__(self, *, environment: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.environment = environment
+
+    def targets(self, context: Any, log: EventLog) -> list[RollbackTarget]:
+        policy_set = self.tenant.rollback
+        if policy_set is None or not policy_set.automatic:
+            raise AirflowSkipException(f"tenant {self.tenant_id} has not opted in to automatic rollback")
+        info = self.plan_info(context)
+        if info["dry_run"] or self.environment not in info["environments"]:
+            raise AirflowSkipException(f"{self.environment} is not part of this run")
+        paths = self.paths(context)
+        stage = self.read_record(paths.stage_file(str(self.environment), "stage.json"), required=False)
+        failed = policy.failed_hosts(stage)
+        if not failed:
+            raise AirflowSkipException(f"no failed host in stage {self.environment}")
+        inventory = self.read_record(paths.run_file("inventory.json"))
+        backups = self.read_record(paths.stage_file(str(self.environment), "backup-status.json"))
+        try:
+            return policy.select_rollback(
+                failed,
+                inventory,
+                {str(self.environment): backups},
+                tenant_id=self.tenant_id,
+                cycle_date=self.cycle_date(context),
+            )
+        except RollbackRefused as refused:
+            # A failed host always had a completed backup (none is patched without one); refuse loudly.
+            raise AirflowFailException(str(refused)) from refused
+
+    def finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
+        super().finish(context, state, log)
+        judged = self.verify(state)
+        record, url = self.write_rollback_record(context, state, judged, context["run_id"])
+        for host in judged:
+            log.record("rollback.verified", target=host.host_id, result=host.result, reason=host.reason)
+        if record["outcome"] != "succeeded":
+            raise AirflowFailException(
+                f"automatic rollback of stage {self.environment}: "
+                f"{record['summary']['failed']} host(s) failed; see {url}"
+            )
+        return {"rolled_back": record["summary"]["rolled_back"], "record_url": url}
