@@ -37,6 +37,10 @@ def _stable_fraction(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+# What each cloud reports for a host whose agent stopped answering.
+AGENT_LOST = {"aws": "ConnectionLost", "azure": "Disconnected", "gcp": "NO_AGENT_DETECTED"}
+
+
 @dataclass
 class FalconSensor:
     """The CrowdStrike Falcon sensor on a host, as the Falcon API knows it."""
@@ -69,6 +73,7 @@ class SimHost:
     failed: set[str] = field(default_factory=set)
     install_fails: bool = False
     install_leaves_missing: bool = False
+    hangs_on_reboot: bool = False
     backup_fails: bool = False
     backup_seconds: float | None = None
     patch_state: dict[str, Any] | None = None
@@ -298,7 +303,11 @@ class FleetState:
         effect: dict[str, Any] = {"installed": installed, "failed": sorted(failing), "rebooted": False}
         kernels = [self.catalog[p].kernel for p in installed if self.catalog[p].kernel]
         if kernels and host.platform.platform_type == "Linux":
-            if reboot:
+            if reboot and host.hangs_on_reboot:
+                # The reboot never completes: the agent is lost and the new kernel never ran.
+                host.agent_status = AGENT_LOST[host.cloud]
+                effect["hung"] = True
+            elif reboot:
                 self.boot_kernel(host, max(kernels))
                 effect["rebooted"] = True
             else:

@@ -113,6 +113,9 @@ class Faults(_Strict):
     install_fails: list[str] = Field(default_factory=list)
     # The install reports success but one approved patch stays missing (a package the repo lacked).
     install_leaves_missing: list[str] = Field(default_factory=list)
+    # The install's reboot into the new kernel never completes: the agent stays lost, the old kernel
+    # is the last one the cloud saw (the host is up to the platform team's console).
+    hung_reboot: list[str] = Field(default_factory=list)
     backup_fails: list[str] = Field(default_factory=list)
     backup_slow_seconds: dict[str, float] = Field(default_factory=dict)
     # Falcon: the sensor runs in reduced-functionality mode already; or the host has two device
@@ -366,6 +369,7 @@ class Scenario(_Strict):
                 ("agent_offline", f.agent_offline),
                 ("install_fails", f.install_fails),
                 ("install_leaves_missing", f.install_leaves_missing),
+                ("hung_reboot", f.hung_reboot),
                 ("backup_fails", f.backup_fails),
                 ("backup_slow_seconds", list(f.backup_slow_seconds)),
                 ("falcon_rfm", f.falcon_rfm),

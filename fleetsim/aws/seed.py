@@ -84,6 +84,7 @@ def seed_aws(state: FleetState, scenario: Scenario) -> None:
                     installed={p.id for p in family if p.released <= group.installed_until},
                     install_fails=name in faults.install_fails,
                     install_leaves_missing=name in faults.install_leaves_missing,
+                    hangs_on_reboot=name in faults.hung_reboot,
                     backup_fails=name in faults.backup_fails,
                     backup_seconds=faults.backup_slow_seconds.get(name),
                 )

@@ -37,6 +37,7 @@ from patchcycle.operators.inventory import (
 )
 from patchcycle.operators.patch import PatchAwsOperator, PatchAzureOperator, PatchGcpOperator
 from patchcycle.operators.plan import PlanCycleOperator
+from patchcycle.operators.rollback import RollbackFailedHostsOperator
 from patchcycle.operators.soak import SoakOperator
 from patchcycle.operators.verify import VerifyStageOperator
 from patchcycle.operators.window import ChangeWindowGateOperator
@@ -210,6 +211,7 @@ def stage_tasks(tenant: Tenant, env: Environment, last_stage: bool) -> None:
     last: Any = chain[0]
     for task in chain[1:]:
         last = last >> task
+    verifies: list[Any] = []
     for number, batch in enumerate(batches):
         with (
             TaskGroup(group_id=CANARY, tooltip="the canary batch, judged on its own")
@@ -229,6 +231,7 @@ def stage_tasks(tenant: Tenant, env: Environment, last_stage: bool) -> None:
                 task_id="verify", environment=name, batch=batch, trigger_rule=TriggerRule.NONE_FAILED, **ids
             )
             last >> patches >> verify
+            verifies.append(verify)
             last = verify
             if batch != CANARY and env.soak_hours > 0 and not last_stage:
                 last = last >> SoakOperator(
@@ -237,6 +240,11 @@ def stage_tasks(tenant: Tenant, env: Environment, last_stage: bool) -> None:
             if tenant.health is not None:
                 # After the soak: problems that surfaced while the stage soaked count too.
                 last = last >> HealthGateOperator(task_id="health", environment=name, batch=batch, **ids)
+    if last_stage and tenant.rollback is not None and tenant.rollback.automatic:
+        # Opted in: prod's failed hosts go back to the backup this stage took, whatever else happened.
+        verifies >> RollbackFailedHostsOperator(
+            task_id="rollback_failed", environment=name, trigger_rule=TriggerRule.ALL_DONE, **ids
+        )
 
 
 def build_portfolio_dag(tenants: list[Tenant]) -> DAG:

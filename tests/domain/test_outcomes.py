@@ -331,3 +331,66 @@ def test_classify_gcp_host(sent, still, expected):
 def test_planned_still_missing_ignores_patches_outside_the_plan():
     assert planned_still_missing(["A", "Z"], ["A", "B"]) == ["A"]
     assert planned_still_missing(None, ["A"]) is None
+
+
+def test_a_host_back_on_the_planned_kernel_with_a_healthy_sensor_passes_its_reboot() -> None:
+    assert (
+        o.reboot_verdict(
+            back=True,
+            agent="Online",
+            kernel="5.10.230",
+            expected_kernel="5.10.230",
+            rfm=False,
+            timeout_minutes=30,
+        )
+        is None
+    )
+
+
+def test_a_host_not_back_within_the_timeout_is_failed_with_its_agent_state() -> None:
+    reason = o.reboot_verdict(
+        back=False,
+        agent="ConnectionLost",
+        kernel=None,
+        expected_kernel="5.10.230",
+        rfm=None,
+        timeout_minutes=0.5,
+    )
+    assert reason == "did not come back from its reboot within 0.5 minutes (agent ConnectionLost)"
+    assert "agent not seen" in o.reboot_verdict(
+        back=False, agent=None, kernel=None, expected_kernel=None, rfm=None, timeout_minutes=30
+    )
+
+
+def test_a_host_back_on_another_kernel_or_with_a_blind_sensor_is_failed() -> None:
+    assert (
+        o.reboot_verdict(
+            back=True,
+            agent="Connected",
+            kernel="5.10.220",
+            expected_kernel="5.10.230",
+            rfm=False,
+            timeout_minutes=30,
+        )
+        == "running kernel 5.10.220 after the reboot, expected 5.10.230"
+    )
+    assert (
+        o.reboot_verdict(
+            back=True,
+            agent="ACTIVE",
+            kernel="5.10.230",
+            expected_kernel="5.10.230",
+            rfm=True,
+            timeout_minutes=30,
+        )
+        == "Falcon sensor in reduced-functionality mode after the reboot"
+    )
+
+
+def test_a_kernel_no_source_reports_is_not_judged() -> None:
+    assert (
+        o.reboot_verdict(
+            back=True, agent="Online", kernel=None, expected_kernel="5.10.230", rfm=None, timeout_minutes=30
+        )
+        is None
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,32 @@ def fleet(request, airflow_home: Path, aws_only_tenants: Path, tmp_path: Path) -
     with running_fleetsim(scenario, tmp_path / "fleetsim") as url:
         env = airflow_env(airflow_home, url, poll_seconds=0.5, tenants_dir=tenants_dir)
         yield CycleRunner(url, env, tmp_path)
+
+
+@contextmanager
+def fleet_with(
+    airflow_home: Path,
+    workdir: Path,
+    *,
+    scenario: str = "alpha_small.yaml",
+    tenants_from: Path,
+    faults: dict[str, Any] | None = None,
+    edit_alpha: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[CycleRunner]:
+    """A fleetsim of ``scenario`` with cu_alpha's ``faults`` replaced, and Airflow seeing the tenants of
+    ``tenants_from`` with cu_alpha's file changed by ``edit_alpha`` (a function of its YAML data)."""
+    data = yaml.safe_load((HERE / "scenarios" / scenario).read_text())
+    if faults is not None:
+        data["tenants"][0]["faults"] = faults
+    path = write_scenario(workdir / "scenario.yaml", scenario, tenants=data["tenants"])
+    tenants = workdir / "tenants"
+    tenants.mkdir(parents=True, exist_ok=True)
+    for source in tenants_from.glob("*.yaml"):
+        (tenants / source.name).write_text(source.read_text())
+    if edit_alpha is not None:
+        alpha = yaml.safe_load((tenants / "cu_alpha.yaml").read_text())
+        edit_alpha(alpha)
+        (tenants / "cu_alpha.yaml").write_text(yaml.safe_dump(alpha, sort_keys=False))
+    with running_fleetsim(path, workdir / "fleetsim") as url:
+        env = airflow_env(airflow_home, url, poll_seconds=0.5, tenants_dir=tenants)
+        yield CycleRunner(url, env, workdir)

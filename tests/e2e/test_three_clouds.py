@@ -125,7 +125,7 @@ def test_a_staging_health_failure_stops_prod_and_pages_once(unhealthy_staging) -
     assert result.returncode != 0
     assert result.task_states["nonprod.health"] == "success"
     assert result.task_states["staging.health"] == "failed"
-    assert result.task_states["prod.backup"] == "upstream_failed"
+    assert result.task_states["prod.window"] == "upstream_failed"
     stages = {s["environment"]: s for s in result.evidence["stages"]}
     assert stages["staging"]["status"] == "failed"
     assert stages["staging"]["reason"].startswith("health gate: open problem")

@@ -533,6 +533,8 @@ class Environment(_ConfigModel):
     rate_control: RateControl
     canary: Canary = Field(default_factory=Canary)
     approval_required: bool = False
+    # A patched host must be back (agent answering, expected kernel, Falcon healthy) within this time.
+    reboot_timeout_minutes: float = Field(default=30.0, gt=0, le=720)
     health_error_rate_tolerance: Share = 0.1
 
     @field_validator("tag_values")

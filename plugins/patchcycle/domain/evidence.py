@@ -188,6 +188,10 @@ def build_evidence_document(
                 "backups": sum(1 for h in hosts.values() if h.get("backup_id")),
                 "command_ids": list((stage or {}).get("command_ids", [])),
                 "health": (stage or {}).get("health"),
+                # Prod's gates: the canary batch, the change-window decisions, the human approval.
+                "canary": (stage or {}).get("canary"),
+                "windows": (stage or {}).get("windows"),
+                "approval": (stage or {}).get("approval"),
                 "reason": reason,
             }
         )

@@ -142,3 +142,27 @@ def classify_gcp_host(sent: Mapping[str, Any], still: list[str] | None) -> tuple
         why = sent.get("job_error") or f"job ended {sent.get('job_state')}"
         return NOT_RUN, f"not patched: the patch job stopped before this instance ({why})"
     return NOT_RUN, f"instance still {state} when the patch job ended ({sent.get('job_state')})"
+
+
+def reboot_verdict(
+    *,
+    back: bool,
+    agent: str | None,
+    kernel: str | None,
+    expected_kernel: str | None,
+    rfm: bool | None,
+    timeout_minutes: float,
+) -> str | None:
+    """Why a host the install reached is not healthy after its reboot; None when it is.
+
+    Not back within the timeout (its agent still away), back on another kernel than the plan's, or
+    with its Falcon sensor in reduced-functionality mode. A kernel no source reports is not judged.
+    """
+    if not back:
+        away = agent or "not seen"
+        return f"did not come back from its reboot within {timeout_minutes:g} minutes (agent {away})"
+    if kernel and expected_kernel and kernel != expected_kernel:
+        return f"running kernel {kernel} after the reboot, expected {expected_kernel}"
+    if rfm:
+        return "Falcon sensor in reduced-functionality mode after the reboot"
+    return None

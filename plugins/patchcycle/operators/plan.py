@@ -109,9 +109,7 @@ class PlanCycleOperator(CycleOperator):
                 reason=params["soak_override_reason"],
             )
         if info["window_override_reason"]:
-            log.record(
-                "window.override_requested", target=tenant.id, reason=info["window_override_reason"]
-            )
+            log.record("window.override_requested", target=tenant.id, reason=info["window_override_reason"])
         return info
 
     def paths(self, context: Any) -> CyclePaths:

@@ -516,7 +516,8 @@ class RollbackFailedHostsOperator(RestoreHostsOperator):
         if info["dry_run"] or self.environment not in info["environments"]:
             raise AirflowSkipException(f"{self.environment} is not part of this run")
         paths = self.paths(context)
-        stage = self.read_record(paths.stage_file(str(self.environment), "stage.json"), required=False)
+        # The stage as verified (a stage stopped at its canary is the canary's record).
+        stage = self.stage_record(context, str(self.environment))
         failed = policy.failed_hosts(stage)
         if not failed:
             raise AirflowSkipException(f"no failed host in stage {self.environment}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -15,10 +16,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from patchcycle.domain import outcomes
 from patchcycle.domain.approval import rejection_reason
 from patchcycle.domain.canary import CANARY, MAIN
-from patchcycle.domain.plan import FULL, install_selection
+from patchcycle.domain.plan import FULL, install_selection, target_kernel
 from patchcycle.operators.backup import scopes_of
-from patchcycle.operators.base import CycleOperator, EventLog, utcnow
+from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds, utcnow
 from patchcycle.operators.window import window_not_started
+from patchcycle.triggers import checks
+from patchcycle.triggers.waits import CloudWaitTrigger
 
 STATE_KEYS = (
     "Operation",
@@ -41,7 +44,8 @@ class VerifyStageOperator(CycleOperator):
         self.environment = environment
         self.batch = batch
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, context: Any, log: EventLog) -> Any:
+        """Wait (deferred) until every host the install touched is back from its reboot, then verify."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         info = self.plan_info(context)
@@ -49,6 +53,79 @@ class VerifyStageOperator(CycleOperator):
             raise AirflowSkipException(f"{self.environment} is not part of this run")
         if rejected := rejection_reason(self._stage_level_record(context, "approval.json")):
             raise AirflowSkipException(f"{self.environment} was not approved: {rejected}")
+        payload = self._reboot_watch(context)
+        if payload is None:
+            return self._verify(context, {}, log)
+        log.record(
+            "reboot.watch_started",
+            target=self.environment,
+            batch=self.batch,
+            hosts=payload["count"],
+            deadline=payload["deadline"],
+        )
+        answer = checks.reboots(payload)
+        if answer["done"]:
+            return self._verify(context, answer, log)
+        delay = poll_seconds()
+        attempts = int(self.reboot_timeout.total_seconds() / delay) + 3
+        self.defer(
+            trigger=CloudWaitTrigger("reboots", payload, delay, attempts),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=delay * (attempts + 2)),
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        return self.resume(context, event, lambda ctx, ev, log: self._verify(ctx, ev, log))
+
+    @property
+    def reboot_timeout(self) -> timedelta:
+        return timedelta(minutes=self.tenant.environment(self.environment).reboot_timeout_minutes)
+
+    def _reboot_watch(self, context: Any) -> dict[str, Any] | None:
+        """The hosts this batch's install reached, by scope, with the deadline for them to come back."""
+        rows = {r["host_id"]: r for r in self.batch_hosts(context, self.environment, self.batch)}
+        sent: set[str] = set()
+        sent |= set(self._stage_record(context, "aws-invocations.json") or {})
+        sent |= {
+            h
+            for h, r in (self._stage_record(context, "azure-results.json") or {}).items()
+            if r.get("operation")
+        }
+        sent |= {
+            h for h, r in (self._stage_record(context, "gcp-results.json") or {}).items() if r.get("state")
+        }
+        hosts = [rows[h] for h in sorted(sent) if h in rows]
+        if not hosts:
+            return None
+        scopes: dict[str, dict[tuple[str, ...], dict[str, Any]]] = defaultdict(dict)
+        for row in hosts:
+            if row["cloud"] == "aws":
+                key: tuple[str, ...] = (row["account"], row["region"])
+                base = {"conn_id": self.aws_conn_id(row["account"]), "region": row["region"]}
+            elif row["cloud"] == "azure":
+                key = (row["account"], row["resource_group"])
+                base = {
+                    "conn_id": self.azure_conn_id(row["account"]),
+                    "subscription": row["account"],
+                    "resource_group": row["resource_group"],
+                }
+            else:
+                key = (row["account"], row["region"])
+                base = {
+                    "conn_id": self.gcp_conn_id(row["account"]),
+                    "project": row["account"],
+                    "zone": row["region"],
+                }
+            scopes[row["cloud"]].setdefault(key, {**base, "hosts": []})["hosts"].append(row["host_id"])
+        payload: dict[str, Any] = {cloud: list(by_key.values()) for cloud, by_key in scopes.items()}
+        devices = {r["host_id"]: r["falcon_device_id"] for r in hosts if r.get("falcon_device_id")}
+        if devices and self.tenant.falcon is not None:
+            payload["falcon"] = {"conn_id": self.tenant.falcon_connection_id(), "devices": devices}
+        payload["deadline"] = (utcnow() + self.reboot_timeout).isoformat()
+        payload["count"] = len(hosts)
+        return payload
+
+    def _verify(self, context: Any, reboots: dict[str, Any], log: EventLog) -> dict[str, Any]:
         paths = self.paths(context)
         rows = self.batch_hosts(context, self.environment, self.batch)
         backups = self.read_record(paths.stage_file(self.environment, "backup-status.json"))
@@ -68,6 +145,7 @@ class VerifyStageOperator(CycleOperator):
             checked.update(self._azure(context, by_cloud["azure"], plan, ids))
         if by_cloud.get("gcp"):
             checked.update(self._gcp(context, by_cloud["gcp"], plan, ids))
+        self._apply_reboots(checked, rows, plan, reboots, log)
         hosts_out: dict[str, dict[str, Any]] = {}
         budget_states: dict[str, str] = {}
         kernel_reasons = self._kernel_reasons(context)
@@ -147,6 +225,46 @@ class VerifyStageOperator(CycleOperator):
             )
             raise AirflowFailException(f"{what} of {self.tenant_id} failed: {stage['reason']}")
         return {"status": status, "errors": verdict.errors, "targets": verdict.targets}
+
+    def _apply_reboots(
+        self,
+        checked: dict[str, dict[str, Any]],
+        rows: list[dict[str, Any]],
+        plan: dict[str, Any],
+        reboots: dict[str, Any],
+        log: EventLog,
+    ) -> None:
+        """A host the install reached is patched only if it came back: agent answering, the expected
+        kernel running, Falcon's sensor not in reduced-functionality mode."""
+        seen = reboots.get("hosts") or {}
+        minutes = self.reboot_timeout.total_seconds() / 60
+        for row in rows:
+            look = seen.get(row["host_id"])
+            result = checked.get(row["host_id"])
+            if look is None or result is None:
+                continue
+            variant = row.get("install_variant", FULL)
+            expected = (target_kernel(plan, row["os_family"]) if variant == FULL else None) or row.get(
+                "kernel"
+            )
+            verdict = outcomes.reboot_verdict(
+                back=look["back"],
+                agent=look.get("agent"),
+                kernel=look.get("kernel"),
+                expected_kernel=expected,
+                rfm=look.get("rfm"),
+                timeout_minutes=minutes,
+            )
+            result["reboot"] = {
+                "back": look["back"],
+                "agent": look.get("agent"),
+                "kernel": look.get("kernel"),
+                "expected_kernel": expected,
+                "falcon_rfm": look.get("rfm"),
+            }
+            if verdict and result["final"] in (outcomes.PATCHED, outcomes.NON_COMPLIANT):
+                result["final"], result["reason"] = outcomes.FAILED, verdict
+                log.record("reboot.failed", target=row["host_id"], name=row.get("name"), reason=verdict)
 
     def _canary_stage(self, context: Any, canary: dict[str, Any]) -> dict[str, Any]:
         """The stage as it stands after its canary: the rest not started until the canary passes."""

@@ -232,3 +232,73 @@ def restores(payload: dict[str, Any]) -> dict[str, Any]:
         "wake": not terminal and any(h["verdict"] == "step_done" for h in out.values()),
         "hosts": out,
     }
+
+
+# Agent states that mean the host answered again after its reboot, by cloud.
+AGENT_BACK = {"aws": {"Online"}, "azure": {"Connected"}, "gcp": {"ACTIVE"}}
+
+
+def reboots(payload: dict[str, Any]) -> dict[str, Any]:
+    """One look at every patched host after its install: agent back, running kernel, Falcon's mode.
+
+    Done when every host's agent answers again, or when the deadline has passed (the hosts still away
+    are then the ones that did not come back). The running kernel comes from the cloud where it reports
+    one (Arc ``osVersion``, OS Config ``kernelRelease``), else from Falcon's device record.
+    """
+    from patchcycle.hooks.aws import SsmFleetHook
+    from patchcycle.hooks.azure_arc import ArcHook
+    from patchcycle.hooks.falcon import FalconHook
+    from patchcycle.hooks.gcp_osconfig import OsConfigHook
+
+    seen: dict[str, dict[str, Any]] = {}
+    for scope in payload.get("aws", []):
+        wanted = set(scope["hosts"])
+        for info in SsmFleetHook(
+            aws_conn_id=scope["conn_id"], region_name=scope["region"]
+        ).managed_instances():
+            if info["InstanceId"] in wanted:
+                seen[info["InstanceId"]] = {"agent": info.get("PingStatus"), "kernel": None}
+    for scope in payload.get("azure", []):
+        wanted = {h.lower() for h in scope["hosts"]}
+        hook = ArcHook(azure_conn_id=scope["conn_id"], subscription_id=scope["subscription"])
+        for machine in hook.machines(scope["resource_group"]):
+            if str(machine.get("id", "")).lower() in wanted:
+                props = machine.get("properties") or machine
+                seen[machine["id"].lower()] = {"agent": props.get("status"), "kernel": props.get("osVersion")}
+    for scope in payload.get("gcp", []):
+        wanted = set(scope["hosts"])
+        hook = OsConfigHook(gcp_conn_id=scope["conn_id"], project_id=scope["project"])
+        for inv in hook.inventories(scope["zone"]):
+            instance = inv["name"].split("/instances/", 1)[1].split("/", 1)[0]
+            if instance in wanted:
+                seen[instance] = {"agent": "ACTIVE", "kernel": (inv.get("osInfo") or {}).get("kernelRelease")}
+    falcon = payload.get("falcon") or {}
+    if falcon.get("devices"):
+        details = {
+            d["device_id"]: d
+            for d in FalconHook(falcon["conn_id"]).device_details(sorted(falcon["devices"].values()))
+        }
+        for host_id, device_id in falcon["devices"].items():
+            device = details.get(device_id) or {}
+            entry = seen.setdefault(_host_key(host_id), {"agent": None, "kernel": None})
+            entry["rfm"] = str(device.get("reduced_functionality_mode", "")).lower() == "yes"
+            entry["kernel"] = entry.get("kernel") or device.get("kernel_version")
+    hosts: dict[str, dict[str, Any]] = {}
+    for cloud in ("aws", "azure", "gcp"):
+        for scope in payload.get(cloud, []):
+            for host_id in scope["hosts"]:
+                entry = dict(seen.get(_host_key(host_id)) or {"agent": None, "kernel": None})
+                entry["back"] = entry.get("agent") in AGENT_BACK[cloud]
+                hosts[host_id] = entry
+    deadline = dt.datetime.fromisoformat(payload["deadline"])
+    passed = dt.datetime.now(dt.UTC) >= deadline
+    return {
+        "done": passed or all(h["back"] for h in hosts.values()),
+        "deadline_passed": passed,
+        "hosts": hosts,
+    }
+
+
+def _host_key(host_id: str) -> str:
+    # Arc machine ids are case-insensitive resource ids; the others are exact.
+    return host_id.lower() if host_id.startswith("/subscriptions/") else host_id

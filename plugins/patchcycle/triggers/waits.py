@@ -22,6 +22,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "arc_installs": checks.arc_installs,
     "osconfig_jobs": checks.osconfig_jobs,
     "health": checks.health,
+    "reboots": checks.reboots,
     "restores": checks.restores,
 }
 
