@@ -4,7 +4,7 @@ The same shape as ``docker-compose.yaml`` (CeleryExecutor): ``airflow db migrate
 ``api-server``, ``scheduler``, ``dag-processor``, ``triggerer`` and ``celery worker``, each its own
 process group with one shared environment, all under one work directory (``var/stack/`` for humans, a
 pytest tmp dir in the tests). The compose file and this module share their component commands and
-setting names (``COMPONENT_COMMANDS``, ``FIXED_SETTINGS``, ``ENDPOINT_SETTINGS``);
+setting names (``COMPONENT_COMMANDS``, ``FIXED_SETTINGS``, ``PER_DEPLOYMENT_SETTINGS``);
 ``tests/deploy/test_compose.py`` holds them equal.
 
     .venv/bin/python -m devtools.stack up            # fleetsim (demo scenario) + the stack, until Ctrl-C
@@ -22,6 +22,7 @@ import base64
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -69,8 +70,8 @@ FIXED_SETTINGS: dict[str, str] = {
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
 }
-# Settings every deployment has, with values of its own (hosts, ports, secrets).
-ENDPOINT_SETTINGS: tuple[str, ...] = (
+# Settings every deployment has, with values of its own (hosts, secrets, paths).
+PER_DEPLOYMENT_SETTINGS: tuple[str, ...] = (
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
     "AIRFLOW__CELERY__BROKER_URL",
     "AIRFLOW__CELERY__RESULT_BACKEND",
@@ -78,6 +79,28 @@ ENDPOINT_SETTINGS: tuple[str, ...] = (
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
     "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    # Where the DAGs and the package are (devtools.local.airflow_env sets them to the repository's).
+    "AIRFLOW__CORE__DAGS_FOLDER",
+    "AIRFLOW__CORE__PLUGINS_FOLDER",
+)
+# Settings only the one-host stack sets: loopback addresses and ports, and sizes for a 2-core machine.
+LOCAL_SETTINGS: tuple[str, ...] = (
+    "AIRFLOW__API__HOST",
+    "AIRFLOW__API__PORT",
+    "AIRFLOW__API__BASE_URL",
+    "AIRFLOW__API__WORKERS",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES",
+)
+# Settings every local run gets from devtools.local.airflow_env to suit fleetsim (fast polls and
+# retries); a deployment keeps Patchcycle's and Airflow's defaults.
+FLEETSIM_TUNING: tuple[str, ...] = (
+    "AIRFLOW__PATCHCYCLE__POLL_SECONDS",
+    "AIRFLOW__PATCHCYCLE__RETRY_DELAY_SECONDS",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL",
 )
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
@@ -96,6 +119,7 @@ def deployment_settings(
     jwt_secret: str,
     secret_key: str,
     fernet_key: str,
+    passwords_file: str,
 ) -> dict[str, str]:
     """The settings every component of one deployment shares: ``FIXED_SETTINGS`` plus its endpoints."""
     settings = {
@@ -108,8 +132,8 @@ def deployment_settings(
         "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
         "AIRFLOW__API__SECRET_KEY": secret_key,
         "AIRFLOW__CORE__FERNET_KEY": fernet_key,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": passwords_file,
     }
-    assert set(settings) == set(FIXED_SETTINGS) | set(ENDPOINT_SETTINGS)
     return settings
 
 
@@ -460,6 +484,49 @@ class Stack:
         return app.control.inspect(timeout=2.0)
 
 
+def stack_env(
+    home: Path,
+    fleetsim_url: str,
+    *,
+    db_url: str,
+    broker_url: str,
+    api_port: int,
+    scheduler_health_port: int,
+    tenants_dir: Path | None = None,
+    poll_seconds: float = 1.0,
+    worker_concurrency: int = 4,
+) -> dict[str, str]:
+    """The one environment of every component: the local run's (connections to fleetsim, folders),
+    the deployment's shared settings, and this machine's loopback addresses and sizes."""
+    api_url = f"http://127.0.0.1:{api_port}"
+    env = airflow_env(home, fleetsim_url, poll_seconds=poll_seconds, tenants_dir=tenants_dir)
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)  # set by the test session; not a deployment's
+    env.update(
+        deployment_settings(
+            db_url=db_url,
+            broker_url=broker_url,
+            api_url=api_url,
+            jwt_secret=secrets.token_urlsafe(32),
+            secret_key=secrets.token_urlsafe(32),
+            fernet_key=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            passwords_file=str(home / "passwords.json"),
+        )
+    )
+    local = {
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": api_url,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(scheduler_health_port),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(worker_concurrency),
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+    }
+    assert set(local) == set(LOCAL_SETTINGS)
+    env.update(local)
+    return env
+
+
 @contextmanager
 def running_stack(
     workdir: Path,
@@ -490,38 +557,30 @@ def running_stack(
         api_port, scheduler_port = free_port(), free_port()
         api_url = f"http://127.0.0.1:{api_port}"
         password = secrets.token_urlsafe(12)
-        env = airflow_env(home, fleetsim_url, poll_seconds=poll_seconds, tenants_dir=tenants_dir)
-        env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)  # set by the test session; not a deployment's
-        env.update(
-            deployment_settings(
-                db_url=pg.url,
-                broker_url=broker_url,
-                api_url=api_url,
-                jwt_secret=secrets.token_urlsafe(32),
-                secret_key=secrets.token_urlsafe(32),
-                fernet_key=base64.urlsafe_b64encode(os.urandom(32)).decode(),
-            )
-        )
-        env.update(
-            {
-                # Loopback-only: addresses, ports and sizes of this one machine.
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(api_port),
-                "AIRFLOW__API__BASE_URL": api_url,
-                "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
-                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(scheduler_port),
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(worker_concurrency),
-                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            }
+        env = stack_env(
+            home,
+            fleetsim_url,
+            db_url=pg.url,
+            broker_url=broker_url,
+            api_port=api_port,
+            scheduler_health_port=scheduler_port,
+            tenants_dir=tenants_dir,
+            poll_seconds=poll_seconds,
+            worker_concurrency=worker_concurrency,
         )
         env.update(extra_env or {})
-        (home / "passwords.json").write_text(json.dumps({ADMIN_USER: password}) + "\n")
-        (workdir / "stack.env").write_text(
-            "".join(f"{k}={v}\n" for k, v in sorted(env.items()) if k.startswith("AIRFLOW__"))
+        Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).write_text(
+            json.dumps({ADMIN_USER: password}) + "\n"
+        )
+        # For running the airflow CLI against this stack by hand (`set -a; . stack.env`); holds secrets.
+        settings_file = workdir / "stack.env"
+        settings_file.touch(mode=0o600)
+        settings_file.write_text(
+            "".join(
+                f"{k}={shlex.quote(v)}\n"
+                for k, v in sorted(env.items())
+                if k.startswith(("AIRFLOW", "PATCHCYCLE_"))
+            )
         )
         airflow = str(VENV_BIN / "airflow")
         migrate = subprocess.run(
