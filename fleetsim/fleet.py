@@ -314,6 +314,16 @@ class FleetState:
                 effect["pending_reboot"] = len(kernels)
         return effect
 
+    def clear_faults(self, names: list[str]) -> list[str]:
+        """Make the named hosts' installs, reboots and backups behave from now on; return who changed."""
+        cleared = []
+        for host in self.hosts.values():
+            if host.name in names:
+                host.install_fails = host.install_leaves_missing = host.hangs_on_reboot = False
+                host.backup_fails = False
+                cleared.append(host.name)
+        return sorted(cleared)
+
     def boot_kernel(self, host: SimHost, kernel: str) -> None:
         host.kernel = kernel
         if host.falcon is not None:

@@ -122,6 +122,11 @@ class FleetsimApp:
             }
         elif route == "pagerduty" and request.method == "GET":
             body = self._pagerduty().snapshot()
+        elif route == "faults/clear" and request.method == "POST":
+            # The repair a person makes between two runs (a fixed repository, a host brought back).
+            names = (json.loads(request.get_data() or b"{}")).get("hosts") or []
+            with self.state.lock:
+                body = {"cleared": self.state.clear_faults(names)}
         elif route == "calls" and request.method == "GET":
             with self.state.lock:
                 body = {"calls": dict(sorted(self.state.calls.items()))}

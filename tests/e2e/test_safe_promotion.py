@@ -40,6 +40,7 @@ def test_a_failed_canary_stops_the_prod_rollout_and_is_rolled_back(
 
     def automatic_rollback(alpha: dict[str, Any]) -> None:
         alpha["rollback"] = {"automatic": True}
+        alpha["incidents"] = {}
 
     with fleet_with(
         airflow_home, tmp_path, tenants_from=aws_only_tenants, faults=faults, edit_alpha=automatic_rollback
@@ -66,9 +67,9 @@ def test_a_failed_canary_stops_the_prod_rollout_and_is_rolled_back(
     # The tenant opted in to automatic rollback: the failed canary went back to the AMI this stage took.
     assert states["prod.rollback_failed"] == "success"
     canary = result.truth["t-prd-web-01"]
-    restore = canary["actions"][-1]
-    assert restore["action"] == "ec2.create_replace_root_volume_task"
-    assert restore["image_id"] == result.host("t-prd-web-01")["backup_id"]
+    requested = next(a for a in canary["actions"] if a["action"] == "ec2.create_replace_root_volume_task")
+    assert requested["image_id"] == result.host("t-prd-web-01")["backup_id"]
+    assert canary["actions"][-1]["action"] == "ec2.replace_root_volume"
     for key in ("kernel", "missing", "installed"):
         if key in before["t-prd-web-01"]:
             assert canary[key] == before["t-prd-web-01"][key], key
@@ -156,3 +157,43 @@ def test_prod_waits_for_its_window_and_starts_no_batch_after_it_closes(
     prod = next(s for s in result.evidence["stages"] if s["environment"] == "prod")
     assert prod["status"] == "failed"
     assert [w["started"] for w in prod["windows"]] == [True, False]
+
+
+def test_a_rerun_that_succeeds_resolves_the_incident_it_paged_without_paging_again(
+    airflow_home, aws_only_tenants, tmp_path
+) -> None:
+    import json
+    import urllib.request
+
+    # Two of nonprod's four hosts fail: over its 25% budget, so nonprod fails and pages.
+    faults = {**BASE_FAULTS, "install_fails": ["t-dev-app-01", "t-dev-app-02"]}
+
+    def with_incidents(alpha: dict[str, Any]) -> None:
+        alpha["incidents"] = {}
+
+    key = "patchcycle/cu_alpha/2026-11-22/nonprod"
+    with fleet_with(
+        airflow_home, tmp_path, tenants_from=aws_only_tenants, faults=faults, edit_alpha=with_incidents
+    ) as fleet:
+        first = fleet.run(DAG_ID, NOV)
+        assert first.returncode != 0
+        paged = {i["dedup_key"]: i for i in fleetsim_get(fleet.url, "/fleetsim/pagerduty")["incidents"]}
+        assert paged[key]["status"] == "triggered"
+        # Someone fixes the two hosts; the cycle is run again (a new run of the same cycle date).
+        request = urllib.request.Request(
+            f"{fleet.url}/fleetsim/faults/clear",
+            data=json.dumps({"hosts": ["t-dev-app-01", "t-dev-app-02"]}).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - loopback
+            assert json.load(resp)["cleared"] == ["t-dev-app-01", "t-dev-app-02"]
+        second = fleet.run(DAG_ID, "2026-11-22T05:00:00+00:00", conf={"cycle_date": NOV})
+        pager = fleetsim_get(fleet.url, "/fleetsim/pagerduty")
+    assert second.returncode == 0, second.log[-3000:]
+    assert second.evidence["cycle"]["cycle_date"] == NOV
+    assert second.evidence["cycle"]["run_id"] != first.evidence["cycle"]["run_id"]
+    incidents = [i for i in pager["incidents"] if i["dedup_key"] == key]
+    assert len(incidents) == 1 and incidents[0]["status"] == "resolved"
+    # One trigger for the failure, one resolve for the re-run: nobody was paged twice.
+    actions = [e["event_action"] for e in pager["events"] if e.get("dedup_key") == key]
+    assert actions.count("trigger") == 1 and actions[-1] == "resolve"
