@@ -388,6 +388,9 @@ def test_stage_entries(tenant, fleet, stages):
         "backups": 4,
         "command_ids": ["cmd-nonprod"],
         "health": None,  # no health gate configured
+        "canary": None,  # no canary, window or approval in nonprod
+        "windows": None,
+        "approval": None,
         "reason": None,
     }
     assert (staging["hosts_targeted"], staging["hosts_succeeded"], staging["hosts_failed"]) == (2, 2, 0)

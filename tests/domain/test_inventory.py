@@ -22,6 +22,7 @@ DOCUMENTED_ORDER = [
     "account",
     "region",
     "resource_group",
+    "boot_disk",
     "host_id",
     "name",
     "private_ip",
@@ -216,6 +217,7 @@ def test_normalize_ssm_hosts_online_amazon_linux_host(tenant, ssm_fleet):
         "last_patch_operation": "Scan",
         "last_patch_time": "2026-11-01T03:00:00+00:00",
         "resource_group": None,
+        "boot_disk": None,
         "private_ip": row["private_ip"],
         "agent_status_changed_at": None,
         # SSM's batch patch states rate only critical patches; the other missing and failed are unrated.
@@ -361,6 +363,7 @@ def test_unregistered_ec2_hosts_only_tagged_hosts_ssm_does_not_know(tenant):
         "last_patch_operation": None,
         "last_patch_time": None,
         "resource_group": None,
+        "boot_disk": None,
         "private_ip": None,
         "agent_status_changed_at": None,
         "missing_critical": 0,

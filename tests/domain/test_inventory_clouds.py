@@ -166,7 +166,14 @@ def gce_instance(name: str, instance_id: str, env: str = "prod") -> dict:
         "status": "RUNNING",
         "labels": {"environment": env, "criticality": "critical"},
         "networkInterfaces": [{"networkIP": "10.8.0.7"}],
+        "disks": [
+            {"boot": False, "source": f"{DISKS}/{name}-data"},
+            {"boot": True, "source": f"{DISKS}/{name}-rb-4f2a"},
+        ],
     }
+
+
+DISKS = "https://compute.googleapis.com/compute/v1/projects/alpha-dr-standby/zones/us-central1-a/disks"
 
 
 def inventory(instance_id: str) -> dict:
@@ -232,6 +239,8 @@ def test_gce_instances_join_inventory_and_vulnerability_reports(tenant):
         "RHSA-2026:8902"
     ]
     assert db1["installed_count"] == 1 and db1["agent_online"] is True
+    # The boot disk the instance lists (after a rollback, the disk its restore made) is what backups snapshot.
+    assert db1["boot_disk"] == "gce-db-01-rb-4f2a"
     # No inventory: the OS Config agent is not reporting; the instance is listed so the gate can hold it.
     assert (db2["agent_status"], db2["agent_online"], db2["os_family"]) == ("NO_AGENT_DETECTED", False, None)
     assert gcp_missing_patch_ids(inventory("7001"), "rhel_8", INDEX) == ["RHSA-2026:8902"]

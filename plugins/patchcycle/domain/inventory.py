@@ -19,6 +19,7 @@ INVENTORY_COLUMNS: dict[str, str] = {
     "account": "AWS account id, Azure subscription id or GCP project id",
     "region": "AWS region, Azure location, or GCP zone",
     "resource_group": "Azure resource group (empty elsewhere)",
+    "boot_disk": "GCE: the name of the instance's boot disk, which backups snapshot (empty elsewhere)",
     "host_id": "the cloud's id of the host (EC2 instance id, Arc resource id, GCE instance id)",
     "name": "host name (Name tag, machine name, instance name)",
     "private_ip": "private IP address the cloud reports (joins Falcon records of servers without cloud ids)",
@@ -446,6 +447,7 @@ def normalize_gcp_instances(
             else _no_missing_detail()
         )
         nics = instance.get("networkInterfaces") or []
+        boot = next((d for d in instance.get("disks") or [] if d.get("boot")), {})
         rows.append(
             _ordered(
                 {
@@ -453,6 +455,7 @@ def normalize_gcp_instances(
                     "account": project,
                     "region": zone,
                     "resource_group": None,
+                    "boot_disk": str(boot.get("source") or "").rsplit("/", 1)[-1] or None,
                     "host_id": instance_id,
                     "name": instance.get("name"),
                     "private_ip": nics[0].get("networkIP") if nics else None,

@@ -149,10 +149,11 @@ class CreateBackupsOperator(CycleOperator):
                 )
                 created = name not in existing
                 if created:
-                    # GCE names an instance's boot disk after the instance unless told otherwise.
+                    # The boot disk as the instance lists it (a rolled-back instance boots from the
+                    # disk its restore made); GCE's default, the instance's name, if none is listed.
                     hook.create_snapshot(
                         host["region"],
-                        host["name"],
+                        host.get("boot_disk") or host["name"],
                         name,
                         {
                             **labels,
