@@ -56,7 +56,8 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
         log = EventLog(self.actor(context))
         log.record("approval.requested", target=self.environment, plan_hash=info["plan_hash"])
         self.flush_events(context, log, phase="")
-        return super().execute(context)
+        # ApprovalOperator's own execute (the mixin's execute, first in the MRO, runs ``run`` instead).
+        return ApprovalOperator.execute(self, context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         chosen = (event.get("chosen_options") or [None])[0] if "error" not in event else None
@@ -83,4 +84,4 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
             plan_hash=record["plan_hash"],
         )
         self.flush_events(context, log, phase=".resumed")
-        return super().execute_complete(context, event)
+        return ApprovalOperator.execute_complete(self, context, event)

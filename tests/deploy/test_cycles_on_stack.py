@@ -1,0 +1,217 @@
+"""Cycles on the deployment's real processes (PostgreSQL, Redis, api-server, scheduler, dag-processor,
+triggerer, a Celery worker) against fleetsim, driven through the REST API as an operator would:
+
+- twelve tenants' cycles at once, one of which fails: the other eleven complete;
+- a prod approval (Airflow 3.3 human-in-the-loop) that waits for a person, then records who;
+- clearing every task of that finished run (each runs again) changes nothing in any cloud and writes
+  evidence only beside what exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from devtools.local import fleetsim_get, running_fleetsim
+from devtools.stack import ADMIN_USER, Stack, running_stack
+from devtools.tenant_fleet import bucket, tenant_id, write_scenario, write_tenants
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stack"), pytest.mark.timeout(2400)]
+
+REPO = Path(__file__).resolve().parents[2]
+E2E = REPO / "tests" / "e2e"
+TENANTS = 12
+FAILING = 7
+ALPHA = "patch_cycle__cu_alpha"
+ALPHA_BUCKET = "patchcycle-evidence-cu-alpha"
+NOV = "2026-11-22T02:00:00Z"
+CONF = {
+    "soak_hours_override": 0,
+    "soak_override_reason": "deploy test: no soak",
+    "window_override_reason": "deploy test: prod outside its change window",
+}
+# AWS calls that change something in a cloud (reads and evidence writes are not among them).
+CHANGING_CALLS = (
+    "aws.ssm.SendCommand",
+    "aws.ec2.CreateImage",
+    "aws.ec2.CreateTags",
+    "aws.ec2.CreateSnapshot",
+)
+
+
+def s3(url: str) -> Any:
+    return boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+
+
+def objects(url: str, name: str) -> dict[str, str]:
+    client = s3(url)
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for obj in page.get("Contents", []):
+            body = client.get_object(Bucket=name, Key=obj["Key"])["Body"].read()
+            out[obj["Key"]] = hashlib.sha256(body).hexdigest()
+    return out
+
+
+def evidence(url: str, name: str, run_id: str) -> dict[str, Any]:
+    import json
+
+    client = s3(url)
+    segment = run_id.replace(":", "_").replace("+", "_")
+    keys = [k for k in objects(url, name) if f"/runs/{segment}/pack" in k and k.endswith("evidence.json")]
+    return json.loads(client.get_object(Bucket=name, Key=sorted(keys)[-1])["Body"].read())
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
+    work = tmp_path_factory.mktemp("cycles")
+    tenants = write_tenants(work / "tenants", TENANTS)
+    alpha = yaml.safe_load((E2E / "tenants" / "aws_only" / "cu_alpha.yaml").read_text())
+    for env in alpha["environments"]:
+        env["approval_required"] = env["name"] == "prod"
+    (tenants / "cu_alpha.yaml").write_text(yaml.safe_dump(alpha, sort_keys=False))
+    small = yaml.safe_load((E2E / "scenarios" / "alpha_small.yaml").read_text())
+    scenario = write_scenario(work / "scenario.yaml", TENANTS, [FAILING], extra_tenants=small["tenants"])
+    with (
+        running_fleetsim(scenario, work / "fleetsim") as url,
+        running_stack(
+            work,
+            url,
+            tenants_dir=tenants,
+            poll_seconds=0.5,
+            worker_concurrency=6,
+            extra_env={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"},
+            expect_dags=[ALPHA, *(f"patch_cycle__{tenant_id(n)}" for n in range(1, TENANTS + 1))],
+            timeout=300,
+        ) as stack,
+    ):
+        yield stack, url
+
+
+def test_twelve_tenants_in_parallel_one_fails_and_eleven_complete(deployment) -> None:
+    stack, url = deployment
+    client = stack.client
+    dags = [f"patch_cycle__{tenant_id(n)}" for n in range(1, TENANTS + 1)]
+    for dag_id in dags:
+        client.unpause(dag_id)
+    started = time.monotonic()
+    runs = {dag_id: client.trigger(dag_id, CONF, logical_date=NOV)["dag_run_id"] for dag_id in dags}
+    finished = {dag_id: client.wait_for_run(dag_id, run, timeout=2000) for dag_id, run in runs.items()}
+    elapsed = time.monotonic() - started
+    print(f"twelve tenants' cycles in parallel: {elapsed:.0f}s")
+
+    failing = f"patch_cycle__{tenant_id(FAILING)}"
+    assert finished[failing]["state"] == "failed"
+    assert {d: r["state"] for d, r in finished.items() if d != failing} == dict.fromkeys(
+        set(dags) - {failing}, "success"
+    )
+    # They ran side by side: every run started before any of them ended.
+    assert max(r["start_date"] for r in finished.values()) < min(r["end_date"] for r in finished.values())
+    truth = fleetsim_get(url, "/fleetsim/ground-truth")["hosts"]
+    for number in range(1, TENANTS + 1):
+        doc = evidence(url, bucket(number), runs[f"patch_cycle__{tenant_id(number)}"])
+        hosts = [h for h in truth if h["tenant"] == tenant_id(number)]
+        if number == FAILING:
+            assert doc["cycle"]["outcome"] == "failed"
+            stages = {s["environment"]: s["status"] for s in doc["stages"]}
+            assert stages == {"nonprod": "failed", "staging": "not_run", "prod": "not_run"}
+            # Its later stages were never touched.
+            assert all(
+                not any(a["action"] == "ssm.install" for a in h["actions"])
+                for h in hosts
+                if h["environment"] != "nonprod"
+            )
+        else:
+            assert doc["cycle"]["outcome"] == "completed", (number, doc["summary"])
+            assert {h["final_state"] for h in doc["hosts"]} == {"patched"}
+            assert all(not h["missing"] for h in hosts), number
+
+
+@pytest.fixture(scope="module")
+def approved_run(deployment) -> dict[str, Any]:
+    stack, url = deployment
+    client = stack.client
+    client.unpause(ALPHA)
+    run_id = client.trigger(ALPHA, CONF, logical_date=NOV)["dag_run_id"]
+    request = wait_for_approval_request(client, run_id)
+    assert client.task_states(ALPHA, run_id)["prod.approval"] == "awaiting_input"
+    assert "cu_alpha" in request["subject"] and "plan" in request["body"]
+    # Nothing in prod has been touched while the approval waits.
+    prod = [h for h in fleetsim_get(url, "/fleetsim/ground-truth")["hosts"] if "-prd-" in h["name"]]
+    assert all(h["actions"] == [] for h in prod)
+    client.respond_hitl(ALPHA, run_id, "prod.approval", ["Approve"])
+    run = client.wait_for_run(ALPHA, run_id, timeout=900)
+    return {"run": run, "run_id": run_id}
+
+
+def wait_for_approval_request(client: Any, run_id: str, timeout: float = 900) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = [
+            d
+            for d in client.hitl_details(ALPHA, run_id)
+            if d["task_instance"]["task_id"] == "prod.approval" and not d.get("response_received")
+        ]
+        if waiting:
+            return waiting[0]
+        time.sleep(2)
+    raise TimeoutError(f"no approval request in {run_id} within {timeout:.0f}s")
+
+
+def test_a_prod_approval_waits_for_a_person_and_records_who_approved(deployment, approved_run) -> None:
+    stack, url = deployment
+    assert approved_run["run"]["state"] == "success"
+    doc = evidence(url, ALPHA_BUCKET, approved_run["run_id"])
+    prod = next(s for s in doc["stages"] if s["environment"] == "prod")
+    assert prod["status"] == "succeeded"
+    assert prod["approval"]["decision"] == "approved"
+    assert prod["approval"]["by"] == ADMIN_USER and prod["approval"]["at"]
+    assert prod["approval"]["plan_hash"] == doc["cycle"]["plan_hash"]
+    answered = [e for e in doc["events"] if e["action"] == "approval.answered"]
+    assert [e["details"]["by"] for e in answered] == [ADMIN_USER]
+
+
+def test_clearing_every_task_of_a_finished_run_changes_nothing(deployment, approved_run) -> None:
+    stack, url = deployment
+    client = stack.client
+    run_id = approved_run["run_id"]
+    calls = fleetsim_get(url, "/fleetsim/calls")["calls"]
+    truth = {h["name"]: h["actions"] for h in fleetsim_get(url, "/fleetsim/ground-truth")["hosts"]}
+    before = objects(url, ALPHA_BUCKET)
+    ran = {
+        t["task_id"]: t["try_number"]
+        for t in client.task_instances(ALPHA, run_id)
+        if t["state"] in ("success", "failed")
+    }
+    assert "prod.patch_aws" in ran and "prod.canary.patch_aws" in ran
+
+    client.request(
+        "POST",
+        f"/api/v2/dags/{ALPHA}/clearTaskInstances",
+        json={"dry_run": False, "dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True},
+    )
+    # The cleared approval asks again; the approver answers again (recorded beside the first answer).
+    wait_for_approval_request(client, run_id)
+    client.respond_hitl(ALPHA, run_id, "prod.approval", ["Approve"])
+    run = client.wait_for_run(ALPHA, run_id, timeout=900)
+    assert run["state"] == "success"
+
+    again = {t["task_id"]: t["try_number"] for t in client.task_instances(ALPHA, run_id)}
+    assert [t for t in ran if again[t] <= ran[t]] == [], "every task that ran ran again"
+    after_calls = fleetsim_get(url, "/fleetsim/calls")["calls"]
+    for name in CHANGING_CALLS:
+        assert after_calls.get(name, 0) == calls.get(name, 0), f"{name} was called again"
+    after_truth = {h["name"]: h["actions"] for h in fleetsim_get(url, "/fleetsim/ground-truth")["hosts"]}
+    assert after_truth == truth, "a host was touched again"
+    after = objects(url, ALPHA_BUCKET)
+    assert {k: after[k] for k in before} == before, "evidence was overwritten"
+    assert len(after) > len(before), "the second attempts' records were added"
