@@ -672,3 +672,24 @@ def test_by_cloud_is_sorted_by_cloud_name(tenant, host_row):
     assert doc["summary"]["by_cloud"]["aws"]["out_of_scope"] == 1
     assert doc["summary"]["by_cloud"]["azure"]["held"] == 1
     assert doc["summary"]["by_cloud"]["gcp"]["compliance_before"] == 1.0
+
+
+def test_a_stage_its_approver_rejected_leaves_the_cycle_partial_not_failed(tenant, fleet, stages):
+    rejected = {
+        "environment": "prod",
+        "status": "rejected",
+        "reason": "not approved: rejected by jlee at 2026-11-23T14:00:00+00:00",
+        "hosts": {},
+        "approval": {"decision": "rejected", "by": "jlee", "at": "2026-11-23T14:00:00+00:00"},
+    }
+    doc = build(
+        tenant,
+        inventory=fleet,
+        preflight=evaluate_preflight(tenant, fleet).to_dict(),
+        stages={**stages, "prod": rejected},
+    )
+    assert doc["cycle"]["outcome"] == "partial"
+    prod = next(s for s in doc["stages"] if s["environment"] == "prod")
+    assert prod["status"] == "rejected" and prod["approval"]["by"] == "jlee"
+    prod_hosts = [h for h in doc["hosts"] if h["environment"] == "prod" and h["final_state"] == o.NOT_RUN]
+    assert prod_hosts and all(h["reason"].startswith("not approved: rejected by jlee") for h in prod_hosts)

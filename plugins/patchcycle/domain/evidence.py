@@ -118,10 +118,11 @@ def cycle_outcome(
     failed_scopes: int = 0,
 ) -> str:
     """planned (dry run) | failed (a gate halted, a stage failed, or a scope could not be inventoried) |
-    partial (hosts left) | completed."""
+    partial (hosts left, including a stage its approver rejected) | completed."""
     if dry_run:
         return "planned"
-    if preflight is None or preflight.get("halted") or any(s != "succeeded" for s in stage_status.values()):
+    settled = ("succeeded", "rejected")  # a rejection is a person's decision, not a failure
+    if preflight is None or preflight.get("halted") or any(s not in settled for s in stage_status.values()):
         return "failed"
     if failed_scopes:
         return "failed"
