@@ -212,3 +212,15 @@ def test_the_portfolio_waits_for_every_tenants_evidence(dagbag: DagBag) -> None:
     for tenant in TENANTS:
         evidence = build_patch_cycle_dag(tenant).get_task("evidence")
         assert [a.name for a in evidence.outlets] == [evidence_asset(tenant).name]
+
+
+def test_an_opted_in_tenant_rolls_back_failed_prod_hosts_after_both_batches_whatever_happened() -> None:
+    from patchcycle.config.models import RollbackPolicy
+
+    tenant = TENANTS[0].model_copy(update={"rollback": RollbackPolicy(automatic=True)})
+    dag = build_patch_cycle_dag(tenant)
+    rollback = dag.get_task("prod.rollback_failed")
+    assert rollback.trigger_rule == "all_done"
+    assert rollback.upstream_task_ids == {"prod.canary.verify", "prod.verify"}
+    assert not any(t.endswith("rollback_failed") for t in build_patch_cycle_dag(TENANTS[0]).task_ids)
+    assert "staging.rollback_failed" not in dag.task_ids
