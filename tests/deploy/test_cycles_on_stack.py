@@ -133,7 +133,9 @@ def test_twelve_tenants_in_parallel_one_fails_and_eleven_complete(deployment) ->
         else:
             assert doc["cycle"]["outcome"] == "completed", (number, doc["summary"])
             assert {h["final_state"] for h in doc["hosts"]} == {"patched"}
-            assert all(not h["missing"] for h in hosts), number
+            # Every host got the plan (patches released too late for the plan stay missing, by design).
+            assert all(any(a["action"] == "ssm.install" for a in h["actions"]) for h in hosts), number
+            assert all(not h["failed"] for h in hosts), number
 
 
 @pytest.fixture(scope="module")
