@@ -348,8 +348,8 @@ class DynatraceApi:
         self.tokens = {self.seed.token} | ({self.seed.throttle.token} if self.seed.throttle.token else set())
         self.hosts: dict[str, Entity] = {}  # SimHost.host_id -> HOST entity
         self.services: dict[tuple[str, str], Entity] = {}  # (tenant, environment) -> SERVICE entity
-        with state.lock:
-            sim_hosts = list(state.hosts.values())
+        with state.lock:  # RDS DB instances run no OneAgent: they are no Dynatrace hosts
+            sim_hosts = [h for h in state.hosts.values() if h.kind == "instance"]
         for host in sorted(sim_hosts, key=lambda h: (h.tenant, h.name)):
             self.hosts[host.host_id] = Entity(
                 id=f"HOST-{_hex_id('host', host.tenant, host.name)}",
@@ -381,12 +381,19 @@ class DynatraceApi:
         self.rate_increments: list[tuple[SimHost, float]] = []
         for tenant in state.scenario.tenants:
             faults = tenant.faults
-            self.open_problem_hosts += [by_name[(tenant.id, n)] for n in faults.open_problem]
+            # Faults naming an RDS DB instance (not a Dynatrace host) are ignored here.
+            self.open_problem_hosts += [
+                by_name[(tenant.id, n)] for n in faults.open_problem if (tenant.id, n) in by_name
+            ]
             self.problem_after_patch_hosts += [
-                by_name[(tenant.id, n)] for n in faults.health_problem_after_patch
+                by_name[(tenant.id, n)]
+                for n in faults.health_problem_after_patch
+                if (tenant.id, n) in by_name
             ]
             self.rate_increments += [
-                (by_name[(tenant.id, n)], inc) for n, inc in faults.error_rate_after_patch.items()
+                (by_name[(tenant.id, n)], inc)
+                for n, inc in faults.error_rate_after_patch.items()
+                if (tenant.id, n) in by_name
             ]
 
     def handles(self, path: str) -> bool:

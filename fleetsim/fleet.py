@@ -67,7 +67,9 @@ class SimHost:
     os_family: str
     criticality: str
     kernel: str | None
-    agent_status: str  # SSM PingStatus: Online | ConnectionLost
+    # SSM PingStatus (Online | ConnectionLost), Arc/GCP agent states; RDS DB instances: available | stopped
+    agent_status: str
+    # Catalog patch ids; an RDS DB instance's OS update is the Description of its system-update action.
     missing: set[str]
     installed: set[str]
     failed: set[str] = field(default_factory=set)
@@ -83,6 +85,9 @@ class SimHost:
     falcon: FalconSensor | None = None
     # Azure Arc / GCP: the last assessment or install, as the cloud reports it (vendor modules own it).
     cloud_state: dict[str, Any] = field(default_factory=dict)
+    # "instance" (a VM: EC2, Arc, GCE) or "db_instance" (an RDS DB instance, host_id its DBInstanceArn).
+    # Only instances are managed by SSM, run a Falcon sensor or are Dynatrace hosts.
+    kind: str = "instance"
 
     @property
     def platform(self) -> Platform:
@@ -92,6 +97,7 @@ class SimHost:
         return {
             "tenant": self.tenant,
             "cloud": self.cloud,
+            "kind": self.kind,
             "account": self.account,
             "region": self.region,
             "host_id": self.host_id,
@@ -234,11 +240,14 @@ class FleetState:
             self.hosts[(host.account, host.region, host.host_id)] = host
             self.host_by_id[host.host_id] = host
 
-    def hosts_in(self, account: str, region: str) -> list[SimHost]:
-        return [h for (a, r, _), h in self.hosts.items() if a == account and r == region]
+    def hosts_in(self, account: str, region: str, kind: str = "instance") -> list[SimHost]:
+        """The hosts of one kind (instances unless said otherwise) in an account (or project) and region."""
+        return [h for (a, r, _), h in self.hosts.items() if a == account and r == region and h.kind == kind]
 
-    def host(self, account: str, region: str, host_id: str) -> SimHost | None:
-        return self.hosts.get((account, region, host_id))
+    def host(self, account: str, region: str, host_id: str, kind: str = "instance") -> SimHost | None:
+        """The host of one kind (an instance unless said otherwise) with that id, or None."""
+        host = self.hosts.get((account, region, host_id))
+        return host if host is not None and host.kind == kind else None
 
     # -- patch approval -------------------------------------------------------------------------
     def default_approved(self, host: SimHost, as_of: dt.datetime) -> set[str]:
@@ -302,6 +311,10 @@ class FleetState:
         host.missing -= failing
         effect: dict[str, Any] = {"installed": installed, "failed": sorted(failing), "rebooted": False}
         kernels = [self.catalog[p].kernel for p in installed if self.catalog[p].kernel]
+        # RebootIfNeeded also boots a kernel installed earlier but never booted (pending a reboot).
+        pending = self.pending_kernel(host)
+        if pending and installed and pending not in kernels:
+            kernels.append(pending)
         if kernels and host.platform.platform_type == "Linux":
             if reboot and host.hangs_on_reboot:
                 # The reboot never completes: the agent is lost and the new kernel never ran.
@@ -313,6 +326,14 @@ class FleetState:
             else:
                 effect["pending_reboot"] = len(kernels)
         return effect
+
+    def pending_kernel(self, host: SimHost) -> str | None:
+        """The newest kernel the host has installed when it is not the one running (None otherwise)."""
+        installed = [
+            self.catalog[p].kernel for p in host.installed if p in self.catalog and self.catalog[p].kernel
+        ]
+        newest = max(installed, default=None)
+        return newest if newest and newest != host.kernel else None
 
     def clear_faults(self, names: list[str]) -> list[str]:
         """Make the named hosts' installs, reboots and backups behave from now on; return who changed."""

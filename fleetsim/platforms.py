@@ -42,4 +42,6 @@ PLATFORMS: dict[str, Platform] = {
     "windows_2022": Platform(
         "Windows", "Microsoft Windows Server 2022 Datacenter", "10.0.20348", "WindowsServer2022", "WINDOWS"
     ),
+    # RDS DB instances: AWS patches their operating system through maintenance actions, not SSM.
+    "rds": Platform("Linux", "Amazon RDS", "", "", ""),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -16,9 +17,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The os_family of RDS DB instances: declared as ``aws.databases``, never as a group or catalog family.
+DATABASE_OS_FAMILY = "rds"
+# An RDS DB instance identifier: a lowercase letter first, then lowercase letters, digits and single
+# hyphens, not ending in a hyphen (RDS stores identifiers lowercase); at most 63 characters.
+_RDS_IDENTIFIER = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+RDS_IDENTIFIER_MAX = 63
+
+
 def _known_os_family(value: str) -> str:
+    if value == DATABASE_OS_FAMILY:
+        raise ValueError(f"os_family {value!r} is for RDS DB instances: declare them under aws.databases")
     if value not in PLATFORMS:
-        raise ValueError(f"unknown os_family {value!r}; fleetsim emulates {sorted(PLATFORMS)}")
+        families = sorted(f for f in PLATFORMS if f != DATABASE_OS_FAMILY)
+        raise ValueError(f"unknown os_family {value!r}; fleetsim emulates {families}")
     return value
 
 
@@ -29,6 +41,11 @@ class Timings(_Strict):
     invocation_seconds: tuple[float, float] = (0.5, 1.5)
     delivery_timeout_seconds: float = 5.0
     ami_pending_seconds: float = 1.5
+    # RDS: a DB snapshot is ``creating`` this long; an applied OS update keeps its instance ``upgrading``
+    # this long; an instance restored from a DB snapshot is ``creating`` this long.
+    rds_snapshot_seconds: float = 1.5
+    rds_os_update_seconds: float = 1.5
+    rds_restore_seconds: float = 1.5
 
 
 class CatalogPatch(_Strict):
@@ -106,8 +123,52 @@ class FleetGroup(_Strict):
     _os_family = field_validator("os_family")(_known_os_family)
 
 
+class DatabaseGroup(_Strict):
+    """A group of alike RDS DB instances named ``<prefix>-01`` .. ``<prefix>-NN``.
+
+    Each instance has one pending ``system-update`` maintenance action (its operating system update)
+    described by ``os_update``: "default" takes the scenario's ``rds_os_update``; null means none is
+    pending.
+    """
+
+    prefix: str
+    count: int = Field(ge=1, le=2000)
+    environment: str
+    engine: Literal["postgres", "mysql", "mariadb"] = "postgres"
+    engine_version: str = "16.4"
+    instance_class: str = "db.m6g.large"
+    criticality: Literal["low", "medium", "high", "critical"] = "medium"
+    os_update: str | None = "default"
+
+    @field_validator("prefix")
+    @classmethod
+    def _rds_identifier(cls, value: str) -> str:
+        if not _RDS_IDENTIFIER.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid RDS DB instance identifier prefix: it must start with a "
+                "lowercase letter and hold only lowercase letters, digits and hyphens, with no two "
+                "hyphens in a row and no hyphen at the end"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> DatabaseGroup:
+        longest = group_host_names(self)[-1]
+        if len(longest) > RDS_IDENTIFIER_MAX:
+            raise ValueError(
+                f"prefix: {longest!r} is longer than the {RDS_IDENTIFIER_MAX} characters an RDS DB "
+                "instance identifier may have"
+            )
+        return self
+
+
 class Faults(_Strict):
-    """Hosts (by name) that misbehave."""
+    """Hosts (by name) that misbehave.
+
+    On RDS DB instances (``aws.databases``) these apply: ``agent_offline`` (the instance is stopped),
+    ``install_fails`` (its OS update fails), ``backup_fails`` (its DB snapshots end ``failed``) and
+    ``backup_slow_seconds`` (its DB snapshots stay ``creating`` that long); the others are ignored.
+    """
 
     agent_offline: list[str] = Field(default_factory=list)
     install_fails: list[str] = Field(default_factory=list)
@@ -132,9 +193,12 @@ class Faults(_Strict):
 
 
 class AwsFleet(_Strict):
+    """EC2 instances (``groups``) and RDS DB instances (``databases``) of one account and region."""
+
     account_id: str = Field(pattern=r"^\d{12}$")
     region: str
-    groups: list[FleetGroup]
+    groups: list[FleetGroup] = Field(default_factory=list)
+    databases: list[DatabaseGroup] = Field(default_factory=list)
 
 
 class ArmThrottle(_Strict):
@@ -343,6 +407,8 @@ class Scenario(_Strict):
     pagerduty: PagerDutySeed = PagerDutySeed()
     seed: int = 7
     last_scan: dt.datetime = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
+    # The Description of the pending RDS ``system-update`` of database groups whose os_update is "default".
+    rds_os_update: str = "New Operating System update is available"
     evidence: EvidenceAccount = EvidenceAccount()
     identity: IdentitySeed = IdentitySeed()
     patch_catalog: list[CatalogPatch]
@@ -385,15 +451,17 @@ class Scenario(_Strict):
 
 
 def host_names(tenant: TenantFleet) -> list[str]:
-    """All host names a tenant's fleet groups expand to."""
+    """All host names a tenant's fleet groups (and RDS database groups) expand to."""
     names: list[str] = []
     for fleet in (tenant.aws, tenant.azure, tenant.gcp):
         for group in fleet.groups if fleet else []:
             names.extend(group_host_names(group))
+    for database in tenant.aws.databases if tenant.aws else []:
+        names.extend(group_host_names(database))
     return names
 
 
-def group_host_names(group: FleetGroup) -> list[str]:
+def group_host_names(group: FleetGroup | DatabaseGroup) -> list[str]:
     width = max(2, len(str(group.count)))
     return [f"{group.prefix}-{i:0{width}d}" for i in range(1, group.count + 1)]
 

@@ -128,6 +128,8 @@ def seed_falcon(state: FleetState, scenario: Scenario) -> None:
                     groups[(tenant.id, name)] = group
     faults = {t.id: t.faults for t in scenario.tenants}
     for host in state.hosts.values():
+        if host.kind != "instance":  # RDS DB instances run no sensor (and have no private IP of ours)
+            continue
         host.private_ip = private_ip(host.tenant, host.name)
         group = groups[(host.tenant, host.name)]
         version = group.falcon_sensor

@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from fleetsim.aws import ec2 as ec2_addon
+from fleetsim.aws import rds as rds_addon
 from fleetsim.aws import root_volume as root_volume_addon
 from fleetsim.aws import ssm as ssm_addon
 from fleetsim.aws.seed import seed_aws, seed_evidence_buckets, seed_identity
@@ -160,6 +161,7 @@ class FleetsimServer:
         ssm_addon.install(self.state)
         ec2_addon.install(self.state)
         root_volume_addon.install(self.state)
+        rds_addon.install(self.state)
         seed_aws(self.state, scenario)
         seed_azure_and_gcp(self.state, scenario)
         seed_falcon(self.state, scenario)

@@ -1,4 +1,5 @@
-"""Build the scenario's AWS state: EC2 instances in each tenant's account, the fleet registry, buckets."""
+"""Build the scenario's AWS state: EC2 instances and RDS DB instances in each tenant's account, the fleet
+registry, buckets."""
 
 from __future__ import annotations
 
@@ -6,9 +7,19 @@ import datetime as dt
 from typing import Any
 
 from moto.ec2.models import ec2_backends
+from moto.rds.models import rds_backends
 
+from fleetsim.aws import rds as rds_addon
 from fleetsim.fleet import FleetState, SimHost
-from fleetsim.scenario import Scenario
+from fleetsim.scenario import (
+    DATABASE_OS_FAMILY,
+    AwsFleet,
+    DatabaseGroup,
+    Faults,
+    Scenario,
+    TenantFleet,
+    group_host_names,
+)
 
 # Base images named by family, so EC2 reports a plausible platform; moto accepts unknown AMI ids.
 _BASE_IMAGE = "ami-0fleetsim0000000"
@@ -90,6 +101,65 @@ def seed_aws(state: FleetState, scenario: Scenario) -> None:
                 )
                 state.record_scan(host, state.default_approved(host, last_scan), last_scan, operation="Scan")
                 state.add_host(host)
+        for database in aws.databases:
+            _seed_databases(state, scenario, tenant, aws, database)
+
+
+def _seed_databases(
+    state: FleetState, scenario: Scenario, tenant: TenantFleet, aws: AwsFleet, group: DatabaseGroup
+) -> None:
+    """Create a database group's RDS DB instances in moto's RDS backend and register them as hosts.
+
+    Called on the backend directly, with the keyword arguments RDS's CreateDBInstance handler passes it.
+    A stopped instance (``agent_offline``) is ``stopped`` in RDS as well.
+    """
+    backend = rds_backends[aws.account_id][aws.region]
+    faults: Faults = tenant.faults
+    description = scenario.rds_os_update if group.os_update == "default" else group.os_update
+    for name in group_host_names(group):
+        tags = {
+            "Name": name,
+            "Environment": group.environment,
+            "Criticality": group.criticality,
+            "Tenant": tenant.id,
+        }
+        db = backend.create_db_instance(
+            {
+                "db_instance_identifier": name,
+                "db_instance_class": group.instance_class,
+                "engine": group.engine,
+                "engine_version": group.engine_version,
+                "allocated_storage": 100,
+                "storage_type": "gp3",
+                "master_username": "fleetsim",
+                "master_user_password": "fleetsim-not-a-secret",
+                "tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            }
+        )
+        offline = name in faults.agent_offline
+        if offline:
+            db.status = "stopped"
+        host = SimHost(
+            tenant=tenant.id,
+            cloud="aws",
+            account=aws.account_id,
+            region=aws.region,
+            host_id=db.db_instance_arn,
+            name=name,
+            environment=group.environment,
+            os_family=DATABASE_OS_FAMILY,
+            criticality=group.criticality,
+            kernel=None,
+            agent_status="stopped" if offline else "available",
+            missing={description} if description else set(),
+            installed=set(),
+            install_fails=name in faults.install_fails,
+            backup_fails=name in faults.backup_fails,
+            backup_seconds=faults.backup_slow_seconds.get(name),
+            kind="db_instance",
+        )
+        state.add_host(host)
+        rds_addon.register(state, host, description)
 
 
 def seed_evidence_buckets(scenario: Scenario, endpoint_url: str) -> None:

@@ -42,6 +42,7 @@ SCENARIO = scenario_dict(
                     group("state", 2, kernel=OLD_KERNEL),
                     group("kern", 1, kernel=OLD_KERNEL),
                     group("norb", 1, kernel=OLD_KERNEL),
+                    group("pend", 1, kernel=OLD_KERNEL),
                     group("ovr", 2, kernel=OLD_KERNEL),
                     group("list", 1, kernel=OLD_KERNEL),
                     group("bad", 1, kernel=OLD_KERNEL),
@@ -139,6 +140,22 @@ def test_no_reboot_leaves_the_old_kernel_running(fleet):
     state = _patch_state(fleet, "norb-01")
     assert state["InstalledPendingRebootCount"] == 1
     assert state["RebootOption"] == "NoReboot"
+
+
+def test_a_later_install_that_reboots_boots_the_kernel_installed_without_one(fleet):
+    # A kernel installed with NoReboot is pending; the next RebootIfNeeded install, even of another
+    # package, reboots into it (the reboot boots the newest installed kernel).
+    _put_override(fleet, "overrides/pend-k.yaml", ["ALAS2-K"])
+    _put_override(fleet, "overrides/pend-a.yaml", ["ALAS2-A"])
+    url = f"s3://{BUCKET}/overrides/"
+    _install(fleet, ["pend-01"], RebootOption=["NoReboot"], InstallOverrideList=[url + "pend-k.yaml"])
+    assert fleet.truth("alpha")["pend-01"]["kernel"] == OLD_KERNEL
+    assert _patch_state(fleet, "pend-01")["InstalledPendingRebootCount"] == 1
+    _install(fleet, ["pend-01"], RebootOption=["RebootIfNeeded"], InstallOverrideList=[url + "pend-a.yaml"])
+    host = fleet.truth("alpha")["pend-01"]
+    assert host["kernel"] == NEW_KERNEL
+    assert host["actions"][-1]["installed"] == ["ALAS2-A"] and host["actions"][-1]["rebooted"] is True
+    assert _patch_state(fleet, "pend-01")["InstalledPendingRebootCount"] == 0
 
 
 def _put_override(fleet, key: str, ids: list[str]) -> None:
