@@ -35,7 +35,12 @@ from patchcycle.operators.inventory import (
     MergeInventoryOperator,
     PreflightOperator,
 )
-from patchcycle.operators.patch import PatchAwsOperator, PatchAzureOperator, PatchGcpOperator
+from patchcycle.operators.patch import (
+    PatchAwsOperator,
+    PatchAzureOperator,
+    PatchGcpOperator,
+    PatchRdsOperator,
+)
 from patchcycle.operators.plan import PlanCycleOperator
 from patchcycle.operators.rollback import RollbackFailedHostsOperator
 from patchcycle.operators.soak import SoakOperator
@@ -226,6 +231,8 @@ def stage_tasks(tenant: Tenant, env: Environment, last_stage: bool) -> None:
                 PATCH_OPERATORS[cloud](task_id=f"patch_{cloud}", environment=name, batch=batch, **ids)
                 for cloud in tenant.clouds.declared
             ]
+            if tenant.patches_rds:
+                patches.append(PatchRdsOperator(task_id="patch_rds", environment=name, batch=batch, **ids))
             # A cloud with no host in this batch skips its patch task; verify runs on the others.
             verify = VerifyStageOperator(
                 task_id="verify", environment=name, batch=batch, trigger_rule=TriggerRule.NONE_FAILED, **ids

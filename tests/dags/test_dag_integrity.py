@@ -168,7 +168,7 @@ def test_prod_with_a_canary_patches_it_first_then_the_rest_after_the_window_agai
     assert tenant.environment("prod").canary.share > 0 and tenant.environment("prod").change_window
     dag = build_patch_cycle_dag(tenant)
     prod = sorted(t for t in dag.task_ids if t.startswith("prod."))
-    clouds = tenant.clouds.declared
+    clouds = [*tenant.clouds.declared, *(["rds"] if tenant.patches_rds else [])]
     assert prod == sorted(
         [
             "prod.window",
@@ -224,3 +224,39 @@ def test_an_opted_in_tenant_rolls_back_failed_prod_hosts_after_both_batches_what
     assert rollback.upstream_task_ids == {"prod.canary.verify", "prod.verify"}
     assert not any(t.endswith("rollback_failed") for t in build_patch_cycle_dag(TENANTS[0]).task_ids)
     assert "staging.rollback_failed" not in dag.task_ids
+
+
+def test_rds_is_patched_by_its_own_task_in_every_batch_only_for_tenants_that_opt_in() -> None:
+    tenant = TENANTS[0]
+    aws = tenant.clouds.aws
+    accounts = [a.model_copy(update={"rds": True}) for a in aws.accounts]
+    clouds = tenant.clouds.model_copy(update={"aws": aws.model_copy(update={"accounts": accounts})})
+    with_rds = build_patch_cycle_dag(tenant.model_copy(update={"clouds": clouds}))
+    without = build_patch_cycle_dag(
+        tenant.model_copy(
+            update={
+                "clouds": tenant.clouds.model_copy(
+                    update={
+                        "aws": aws.model_copy(
+                            update={"accounts": [a.model_copy(update={"rds": False}) for a in aws.accounts]}
+                        )
+                    }
+                )
+            }
+        )
+    )
+    rds_tasks = sorted(t for t in with_rds.task_ids if t.endswith("patch_rds"))
+    assert rds_tasks == sorted(
+        f"{env.name.value}.{batch}patch_rds"
+        for env in tenant.environments
+        for batch in (["canary.", ""] if env.canary.share or env.canary.hosts else [""])
+    )
+    assert not any(t.endswith("patch_rds") for t in without.task_ids)
+    for task_id in rds_tasks:
+        task = with_rds.get_task(task_id)
+        verify = task_id.rsplit(".", 1)[0] + ".verify"
+        assert task.downstream_task_ids == {verify}
+        assert (
+            task.upstream_task_ids
+            == with_rds.get_task(task_id.replace("patch_rds", "patch_aws")).upstream_task_ids
+        )

@@ -408,3 +408,20 @@ def test_ten_thousand_hosts_with_audit_sections_render() -> None:
     assert total >= 10
     assert f"page {total} of {total}" in reader.pages[-1].extract_text()
     assert any("Control coverage" in page.extract_text() for page in reader.pages[:4])
+
+
+def test_the_plans_rds_os_updates_are_listed_with_their_ids() -> None:
+    from patchcycle.domain.plan import rds_update_id
+
+    update = "New Operating System update is available"
+    evidence = make_evidence()
+    evidence["plan"]["rds_os_updates"] = [update]
+    _, text = _pdf_text(render_cycle_report(evidence))
+    assert "rds (1 OS update(s))" in text
+    assert rds_update_id(update) in _squash(text) and update in _squash(text)
+    # An RDS-only plan approves no packages but still lists its OS updates.
+    evidence["plan"]["approved"] = {}
+    _, text = _pdf_text(render_cycle_report(evidence))
+    assert "The plan approved no patches" in text and rds_update_id(update) in _squash(text)
+    _, without = _pdf_text(render_cycle_report(make_evidence()))
+    assert "rds (" not in without

@@ -232,6 +232,10 @@ class AwsAccount(_ConfigModel):
     account_id: str = Field(pattern=r"^\d{12}$")
     regions: list[AwsRegion] = Field(min_length=1)
     connection_id: ConnectionId | None = None
+    # Amazon RDS DB instances carrying the tenant's environment tag are patched too: a DB snapshot
+    # before, then the OS update RDS offers (its pending ``system-update`` maintenance action). Off by
+    # default: the update restarts the database, so a tenant opts in per account.
+    rds: bool = False
 
     @field_validator("account_id", mode="before")
     @classmethod
@@ -781,6 +785,11 @@ class Tenant(_ConfigModel):
             if baseline.os_family == os_family:
                 return baseline
         return None
+
+    @property
+    def patches_rds(self) -> bool:
+        """True when any of the tenant's AWS accounts opts in to patching its RDS DB instances."""
+        return any(a.rds for a in self.clouds.aws.accounts) if self.clouds.aws else False
 
     def aws_connection_id(self, account: AwsAccount) -> str:
         """Airflow connection for an AWS account: its own, else ``aws_<tenant id>``."""

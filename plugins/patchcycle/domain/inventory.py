@@ -20,17 +20,19 @@ INVENTORY_COLUMNS: dict[str, str] = {
     "region": "AWS region, Azure location, or GCP zone",
     "resource_group": "Azure resource group (empty elsewhere)",
     "boot_disk": "GCE: the name of the instance's boot disk, which backups snapshot (empty elsewhere)",
-    "host_id": "the cloud's id of the host (EC2 instance id, Arc resource id, GCE instance id)",
-    "name": "host name (Name tag, machine name, instance name)",
+    "host_id": "the cloud's id of the host (EC2 instance id, RDS DB instance ARN, Arc resource id, GCE "
+    "instance id)",
+    "name": "host name (Name tag, RDS DB instance identifier, machine name, instance name)",
     "private_ip": "private IP address the cloud reports (joins Falcon records of servers without cloud ids)",
     "environment": "nonprod | staging | prod, from the environment tag; empty when the tag matches none",
     "environment_tag": "the raw value of the host's environment tag",
-    "os_family": "our OS family (e.g. amazon_linux_2); empty when we do not patch this platform",
+    "os_family": "our OS family (e.g. amazon_linux_2; rds for RDS DB instances, whose OS AWS manages); "
+    "empty when we do not patch this platform",
     "platform": "the platform name and version the agent reports",
     "kernel": "running kernel release, where the cloud reports it",
-    "agent_kind": "ssm | arc | osconfig",
+    "agent_kind": "ssm | arc | osconfig | rds (no agent: RDS applies the update itself)",
     "agent_status": "the agent's own status word (SSM PingStatus Online/ConnectionLost/Inactive; Arc "
-    "Connected/Disconnected/Error; OS Config ACTIVE/NO_AGENT_DETECTED)",
+    "Connected/Disconnected/Error; OS Config ACTIVE/NO_AGENT_DETECTED; RDS DBInstanceStatus)",
     "agent_online": "True when the agent can take commands now",
     "agent_status_changed_at": "when the agent last changed status (Arc lastStatusChange; empty elsewhere)",
     "criticality": "low | medium | high | critical, from the criticality tag (default medium)",
@@ -210,6 +212,76 @@ def unregistered_ec2_hosts(
             )
         )
     return rows
+
+
+def normalize_rds_instances(
+    tenant: Tenant,
+    account: str,
+    region: str,
+    instances: Iterable[Mapping[str, Any]],
+    os_updates: Mapping[str, Mapping[str, Any]],
+    planned_updates: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """Rows for RDS DB instances (``describe_db_instances``, tags inline) that carry the tenant's
+    environment tag, with the OS update RDS offers each (``os_updates`` by instance ARN).
+
+    An instance is ready when RDS reports it ``available``; its one possible missing "patch" is its
+    pending OS update, unrated (AWS rates none), named by the plan's id when the plan froze it.
+    """
+    from patchcycle.domain.plan import RDS_FAMILY, rds_update_id
+
+    keys = tenant.host_tags
+    planned = {d.strip() for d in planned_updates}
+    rows = []
+    for db in instances:
+        tags = {t["Key"]: t["Value"] for t in db.get("TagList") or []}
+        if keys.environment not in tags:
+            continue  # not one of the tenant's patched databases
+        arn = db["DBInstanceArn"]
+        update = os_updates.get(arn)
+        description = str((update or {}).get("Description") or "").strip()
+        criticality = tags.get(keys.criticality, "medium").strip().lower()
+        env_tag = tags.get(keys.environment)
+        status = db.get("DBInstanceStatus", "unknown")
+        detail = _no_missing_detail()
+        detail["missing_unrated"] = 1 if update else 0
+        detail["missing_patch_ids"] = (
+            [rds_update_id(description)] if update and description in planned else []
+        )
+        rows.append(
+            _ordered(
+                {
+                    "cloud": "aws",
+                    "account": account,
+                    "region": region,
+                    "resource_group": None,
+                    "host_id": arn,
+                    "name": db["DBInstanceIdentifier"],
+                    "private_ip": None,
+                    "environment": environment_for_tag(tenant, env_tag),
+                    "environment_tag": env_tag,
+                    "os_family": RDS_FAMILY,
+                    "platform": f"RDS {db.get('Engine', '')} {db.get('EngineVersion', '')}".strip(),
+                    "kernel": None,
+                    "agent_kind": "rds",
+                    "agent_status": status,
+                    "agent_online": status == "available",
+                    "criticality": criticality if criticality in CRITICALITIES else "medium",
+                    "missing_count": 1 if update else 0,
+                    "failed_count": 0,
+                    "installed_count": 0,
+                    "last_patch_operation": "Scan",
+                    "last_patch_time": None,
+                    **detail,
+                }
+            )
+        )
+    return rows
+
+
+def is_rds(row: Mapping[str, Any]) -> bool:
+    """An RDS DB instance (patched by RDS's own OS update, backed up by a DB snapshot)."""
+    return row.get("agent_kind") == "rds"
 
 
 # -- the plan's patches by the names each cloud reports them under -----------------------------------

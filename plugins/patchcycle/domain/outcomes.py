@@ -118,6 +118,31 @@ def classify_arc_host(sent: Mapping[str, Any], still: list[str] | None) -> tuple
     return _still_missing(still)
 
 
+def classify_rds_instance(
+    sent: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> tuple[str, str | None]:
+    """An RDS DB instance's final state from what was applied to it and how RDS reports it afterwards
+    (``status``: DBInstanceStatus; ``pending``: the OS update still pending, if any)."""
+    if not sent:
+        return NOT_RUN, "no OS update was applied"
+    if sent.get("nothing_to_install"):
+        return PATCHED, None
+    if sent.get("not_frozen") is not None:
+        return NON_COMPLIANT, (
+            f"RDS offers the OS update {sent['not_frozen']!r}, which the plan did not freeze; not applied"
+        )
+    if sent.get("error"):
+        return FAILED, f"RDS refused the OS update: {sent['error']}"
+    if not after:
+        return FAILED, "no status from RDS after the OS update"
+    status = after.get("status")
+    if status != "available":
+        return FAILED, f"DB instance {status} after the OS update (not available)"
+    if after.get("pending") and str(after["pending"]).strip() == str(sent.get("description", "")).strip():
+        return FAILED, "the OS update is still pending after it was applied (RDS did not apply it)"
+    return PATCHED, None
+
+
 GCP_NOT_STARTED = frozenset({"PENDING", "INACTIVE", "NOTIFIED", "ACKED", "NOT_STARTED"})
 
 

@@ -82,10 +82,18 @@ class CyclePlan:
     baselines: tuple[BaselineDecision, ...]
     approved: dict[str, tuple[ApprovedPatch, ...]] = field(default_factory=dict)
     schema_version: str = PLAN_SCHEMA_VERSION
+    # RDS: the OS updates (descriptions of pending ``system-update`` actions) RDS offered the tenant's
+    # DB instances when the plan was frozen. Staging and prod apply only these, as non-prod did. AWS
+    # names no version and no release date for them, so they are frozen as offered at plan time.
+    rds_os_updates: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["approved"] = {k: [asdict(p) for p in v] for k, v in sorted(self.approved.items())}
+        data["rds_os_updates"] = sorted(self.rds_os_updates)
+        if not data["rds_os_updates"]:
+            # Absent when empty, so a plan without RDS hashes as it did before RDS was supported.
+            del data["rds_os_updates"]
         return data
 
     @property
@@ -110,7 +118,25 @@ class CyclePlan:
             for p in patches:
                 cves = ", ".join(p.cves) or "no CVE"
                 lines.append(f"    - {p.id} [{p.severity}] {p.title} ({cves}; released {p.released})")
+        if self.rds_os_updates:
+            lines.append(f"  rds: {len(self.rds_os_updates)} OS update(s) as RDS offers them now")
+            lines.extend(f"    - {rds_update_id(d)} {d}" for d in sorted(self.rds_os_updates))
         return lines
+
+
+RDS_FAMILY = "rds"  # the os_family of RDS DB instances: AWS manages their OS; its updates are RDS's
+
+
+def rds_update_id(description: str) -> str:
+    """A stable id for an RDS OS update, which AWS identifies only by its description."""
+    return "rds-os-" + hashlib.sha256(description.strip().encode()).hexdigest()[:12]
+
+
+def planned_rds_updates(plan: CyclePlan | dict) -> tuple[str, ...]:
+    """The RDS OS updates a plan froze (descriptions), whether the plan is an object or its JSON."""
+    if isinstance(plan, CyclePlan):
+        return tuple(sorted(plan.rds_os_updates))
+    return tuple(sorted(plan.get("rds_os_updates") or ()))
 
 
 def canonical_json(data: object) -> bytes:
@@ -134,8 +160,14 @@ def is_approved(patch: CatalogPatch, baseline: Baseline, cycle_date: dt.date) ->
     return patch.released <= approval_cutoff(cycle_date, baseline.approve_after_days)
 
 
-def build_cycle_plan(tenant: Tenant, cycle_date: dt.date, catalog: Iterable[CatalogPatch]) -> CyclePlan:
-    """Resolve the tenant's baselines as of ``cycle_date`` against the catalog and freeze the result."""
+def build_cycle_plan(
+    tenant: Tenant,
+    cycle_date: dt.date,
+    catalog: Iterable[CatalogPatch],
+    rds_os_updates: Iterable[str] = (),
+) -> CyclePlan:
+    """Resolve the tenant's baselines as of ``cycle_date`` against the catalog and freeze the result,
+    with the RDS OS updates offered now (for tenants that patch RDS)."""
     catalog = list(catalog)
     approved: dict[str, tuple[ApprovedPatch, ...]] = {}
     decisions = []
@@ -174,6 +206,7 @@ def build_cycle_plan(tenant: Tenant, cycle_date: dt.date, catalog: Iterable[Cata
         environments=tuple(e.name.value for e in tenant.environments),
         baselines=tuple(decisions),
         approved=approved,
+        rds_os_updates=tuple(sorted({d.strip() for d in rds_os_updates if d and d.strip()})),
     )
 
 

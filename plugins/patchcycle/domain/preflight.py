@@ -133,6 +133,12 @@ def evaluate_host(
         )
     if host.get("agent_status") == "NotRegistered":
         return HostDecision(host_id, "held", f"{host.get('agent_kind', 'agent')} agent not registered")
+    if host.get("agent_kind") == "rds":
+        # AWS manages an RDS instance's OS: no agent, no sensor, no kernel to gate; RDS must be able to
+        # take the update now (``available``), or the instance waits for the next cycle.
+        if not host.get("agent_online"):
+            return HostDecision(host_id, "held", f"RDS DB instance {host.get('agent_status', 'unknown')}")
+        return HostDecision(host_id, "eligible")
     if not host.get("os_family"):
         return HostDecision(
             host_id, "out_of_scope", f"platform {host.get('platform')!r} is not patched by Patchcycle"

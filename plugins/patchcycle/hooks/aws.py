@@ -1,5 +1,5 @@
-"""AWS, spoken to only here: SSM (fleet, Run Command, patch state) and EC2 (tags, AMI backups, root
-volume replacement from an AMI).
+"""AWS, spoken to only here: SSM (fleet, Run Command, patch state), EC2 (tags, AMI backups, root
+volume replacement from an AMI) and RDS (DB instances, their OS updates, DB snapshots and restores).
 
 Thin seams over the Amazon provider's hooks: one small method per cloud call, each batched and
 paginated to the API's documented maximum. Configured only by the Airflow AWS connection (endpoint,
@@ -23,6 +23,9 @@ EC2_TAGS_PAGE = 1000
 EC2_CREATE_TAGS_BATCH = 1000  # resource ids per CreateTags (EC2's documented limit)
 EC2_IMAGES_PAGE = 1000
 EC2_ROOT_VOLUME_TASKS_PAGE = 50  # DescribeReplaceRootVolumeTasks' MaxResults maximum
+RDS_PAGE = 100  # MaxRecords maximum of DescribeDBInstances, DescribeDBSnapshots and
+# DescribePendingMaintenanceActions
+RDS_OS_UPDATE = "system-update"  # the maintenance action that updates a DB instance's operating system
 
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 
@@ -186,6 +189,97 @@ class Ec2BackupHook(AwsBaseHook):
             for task in response["ReplaceRootVolumeTasks"]:
                 tasks[task["ReplaceRootVolumeTaskId"]] = task
         return tasks
+
+
+class RdsHook(AwsBaseHook):
+    """RDS DB instances, the OS updates RDS offers them (pending maintenance actions), DB snapshots, and
+    the rename-then-restore that rolls an instance back under its own name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "rds"
+        super().__init__(*args, **kwargs)
+
+    def db_instances(self) -> list[dict[str, Any]]:
+        """Every DB instance of the region, with its tags (``TagList``) and status."""
+        paginator = self.conn.get_paginator("describe_db_instances")
+        rows: list[dict[str, Any]] = []
+        for page in paginator.paginate(PaginationConfig={"PageSize": RDS_PAGE}):
+            rows.extend(page["DBInstances"])
+        return rows
+
+    def pending_os_updates(self) -> dict[str, dict[str, Any]]:
+        """The pending ``system-update`` action of every DB instance that has one, by instance ARN."""
+        paginator = self.conn.get_paginator("describe_pending_maintenance_actions")
+        found: dict[str, dict[str, Any]] = {}
+        for page in paginator.paginate(PaginationConfig={"PageSize": RDS_PAGE}):
+            for resource in page["PendingMaintenanceActions"]:
+                for detail in resource.get("PendingMaintenanceActionDetails", []):
+                    if detail.get("Action") == RDS_OS_UPDATE:
+                        found[resource["ResourceIdentifier"]] = detail
+        return found
+
+    def apply_os_update(self, arn: str) -> dict[str, Any]:
+        """Opt the instance in to its pending OS update now (RDS restarts it to apply the update)."""
+        response = self.conn.apply_pending_maintenance_action(
+            ResourceIdentifier=arn, ApplyAction=RDS_OS_UPDATE, OptInType="immediate"
+        )
+        return response["ResourcePendingMaintenanceActions"]
+
+    def create_db_snapshot(
+        self, db_instance_id: str, snapshot_id: str, tags: dict[str, str]
+    ) -> dict[str, Any]:
+        response = self.conn.create_db_snapshot(
+            DBSnapshotIdentifier=snapshot_id,
+            DBInstanceIdentifier=db_instance_id,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+        return response["DBSnapshot"]
+
+    def snapshots_named(self, snapshot_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The DB snapshots with these identifiers that exist, by identifier (100 names per call)."""
+        found: dict[str, dict[str, Any]] = {}
+        paginator = self.conn.get_paginator("describe_db_snapshots")
+        for batch in chunks(sorted(set(snapshot_ids)), RDS_PAGE):
+            for page in paginator.paginate(
+                Filters=[{"Name": "db-snapshot-id", "Values": list(batch)}],
+                PaginationConfig={"PageSize": RDS_PAGE},
+            ):
+                for snapshot in page["DBSnapshots"]:
+                    found[snapshot["DBSnapshotIdentifier"]] = snapshot
+        return found
+
+    def rename_db_instance(self, db_instance_id: str, new_id: str) -> dict[str, Any]:
+        """Rename an instance now (its endpoint follows the new name): frees the name for a restore."""
+        response = self.conn.modify_db_instance(
+            DBInstanceIdentifier=db_instance_id, NewDBInstanceIdentifier=new_id, ApplyImmediately=True
+        )
+        return response["DBInstance"]
+
+    def restore_from_snapshot(
+        self, db_instance_id: str, snapshot_id: str, like: dict[str, Any], tags: dict[str, str]
+    ) -> dict[str, Any]:
+        """A new instance called ``db_instance_id`` from the snapshot, shaped like ``like`` (the instance
+        it replaces: class, subnet group, security groups, Multi-AZ) and tagged as it was."""
+        kwargs: dict[str, Any] = {
+            "DBInstanceIdentifier": db_instance_id,
+            "DBSnapshotIdentifier": snapshot_id,
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+        }
+        if like.get("DBInstanceClass"):
+            kwargs["DBInstanceClass"] = like["DBInstanceClass"]
+        if like.get("MultiAZ") is not None:
+            kwargs["MultiAZ"] = bool(like["MultiAZ"])
+        subnet_group = (like.get("DBSubnetGroup") or {}).get("DBSubnetGroupName")
+        if subnet_group:
+            kwargs["DBSubnetGroupName"] = subnet_group
+        groups = [
+            g["VpcSecurityGroupId"]
+            for g in like.get("VpcSecurityGroups") or []
+            if g.get("VpcSecurityGroupId")
+        ]
+        if groups:
+            kwargs["VpcSecurityGroupIds"] = groups
+        return self.conn.restore_db_instance_from_db_snapshot(**kwargs)["DBInstance"]
 
 
 class IdentityCenterHook(AwsBaseHook):

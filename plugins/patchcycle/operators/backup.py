@@ -1,6 +1,7 @@
 """Take the pre-patch backup of every host in a stage, once per cycle and stage, in each host's cloud.
 
-EC2 hosts get an AMI; GCE instances a snapshot of their boot disk (Compute API); Azure Arc machines,
+EC2 hosts get an AMI; RDS DB instances a manual DB snapshot; GCE instances a snapshot of their boot
+disk (Compute API); Azure Arc machines,
 which have no cloud snapshot API (they run anywhere), need an attestation of a recent good backup from
 the tenant's backup system. Every backup is tagged or labelled with tenant, cycle, environment and host,
 so a retry finds the earlier attempt's backup instead of taking a second one.
@@ -15,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from patchcycle.domain.inventory import is_rds
 from patchcycle.operators.base import CycleOperator, EventLog, utcnow
 
 
@@ -77,8 +79,10 @@ class CreateBackupsOperator(CycleOperator):
             raise AirflowSkipException(f"{self.environment} is not part of this run")
         paths = self.paths(context)
         rows = by_cloud(self.stage_hosts(context, self.environment))
+        aws = rows.get("aws", [])
         backups: dict[str, dict[str, Any]] = {}
-        backups.update(self._amis(info, rows.get("aws", []), log))
+        backups.update(self._amis(info, [r for r in aws if not is_rds(r)], log))
+        backups.update(self._db_snapshots(info, [r for r in aws if is_rds(r)], log))
         backups.update(self._disk_snapshots(info, rows.get("gcp", []), log))
         backups.update(self._attestations(rows.get("azure", []), log))
         self.write_record(context, paths.stage_file(self.environment, "backups.json"), backups)
@@ -126,6 +130,50 @@ class CreateBackupsOperator(CycleOperator):
                     target=host_id,
                     backup_id=image_id,
                     kind="ami",
+                    name=host.get("name"),
+                )
+        return backups
+
+    def _db_snapshots(
+        self, info: dict[str, Any], rows: list[dict[str, Any]], log: EventLog
+    ) -> dict[str, Any]:
+        """A manual DB snapshot of each RDS instance, named for the host, cycle and stage, so a retry
+        finds it by name instead of taking another."""
+        from patchcycle.hooks.aws import RdsHook
+
+        tags = backup_tags(self.tenant_id, info["cycle_date"], self.environment)
+        backups: dict[str, dict[str, Any]] = {}
+        for (account, region), hosts in sorted(scopes_of(rows).items()):
+            hook = RdsHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
+            names = {
+                h["host_id"]: snapshot_name(
+                    self.tenant_id, info["cycle_date"], self.environment, h["host_id"], h["name"]
+                )
+                for h in hosts
+            }
+            existing = hook.snapshots_named(list(names.values()))
+            for host in hosts:
+                host_id, name = host["host_id"], names[host["host_id"]]
+                created = name not in existing
+                if created:
+                    hook.create_db_snapshot(
+                        host["name"],
+                        name,
+                        {**tags, "patchcycle:host": host_id, "patchcycle:plan": info["plan_hash"]},
+                    )
+                backups[host_id] = {
+                    "kind": "db_snapshot",
+                    "backup_id": name,
+                    "cloud": "aws",
+                    "account": account,
+                    "region": region,
+                    "created": created,
+                }
+                log.record(
+                    "backup.created" if created else "backup.reused",
+                    target=host_id,
+                    backup_id=name,
+                    kind="db_snapshot",
                     name=host.get("name"),
                 )
         return backups

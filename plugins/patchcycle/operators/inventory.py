@@ -14,10 +14,12 @@ from typing import Any
 from patchcycle.domain.inventory import (
     normalize_arc_machines,
     normalize_gcp_instances,
+    normalize_rds_instances,
     normalize_ssm_hosts,
     plan_patch_index,
     unregistered_ec2_hosts,
 )
+from patchcycle.domain.plan import planned_rds_updates
 from patchcycle.domain.preflight import evaluate_preflight
 from patchcycle.operators.base import CycleOperator, EventLog
 
@@ -61,11 +63,12 @@ class CloudInventoryOperator(CycleOperator):
         self.cloud = cloud
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
-        plan_index = plan_patch_index(self.plan(context))
+        plan = self.plan(context)
+        plan_index = plan_patch_index(plan)
         rows: list[dict[str, Any]] = []
         scopes: list[dict[str, Any]] = []
         errors = cloud_errors()
-        for label, collect in self._scopes(plan_index):
+        for label, collect in self._scopes(plan, plan_index):
             try:
                 found, calls = collect()
             except errors as exc:  # this scope halts; the tenant's other scopes go on
@@ -84,12 +87,14 @@ class CloudInventoryOperator(CycleOperator):
         )
         return {"hosts": len(rows), "failed_scopes": sum(1 for s in scopes if s["status"] == "failed")}
 
-    def _scopes(self, plan_index: dict[str, Any]) -> Iterator[tuple[str, Callable[[], Any]]]:
+    def _scopes(
+        self, plan: dict[str, Any], plan_index: dict[str, Any]
+    ) -> Iterator[tuple[str, Callable[[], Any]]]:
         tenant = self.tenant
         if self.cloud == "aws" and tenant.clouds.aws:
             for account in tenant.clouds.aws.accounts:
                 for region in account.regions:
-                    yield f"aws:{account.account_id}:{region}", self._aws(account, region)
+                    yield f"aws:{account.account_id}:{region}", self._aws(account, region, plan)
         elif self.cloud == "azure" and tenant.clouds.azure:
             for sub in tenant.clouds.azure.subscriptions:
                 yield f"azure:{sub.subscription_id}", self._azure(sub, plan_index)
@@ -97,9 +102,9 @@ class CloudInventoryOperator(CycleOperator):
             for project in tenant.clouds.gcp.projects:
                 yield f"gcp:{project.project_id}", self._gcp(project, plan_index)
 
-    def _aws(self, account: Any, region: str) -> Callable[[], Any]:
+    def _aws(self, account: Any, region: str, plan: dict[str, Any]) -> Callable[[], Any]:
         def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-            from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
+            from patchcycle.hooks.aws import Ec2BackupHook, RdsHook, SsmFleetHook
 
             tenant = self.tenant
             conn_id = tenant.aws_connection_id(account)
@@ -112,7 +117,21 @@ class CloudInventoryOperator(CycleOperator):
             states = ssm.patch_states(ids)
             found = normalize_ssm_hosts(tenant, account.account_id, region, instances, tags, states)
             found += unregistered_ec2_hosts(tenant, account.account_id, region, tags, set(ids))
-            return found, {"managed_instances": len(instances)}
+            counts = {"managed_instances": len(instances)}
+            if account.rds:
+                rds = RdsHook(aws_conn_id=conn_id, region_name=region)
+                databases = rds.db_instances()
+                rows = normalize_rds_instances(
+                    tenant,
+                    account.account_id,
+                    region,
+                    databases,
+                    rds.pending_os_updates(),
+                    planned_rds_updates(plan),
+                )
+                found += rows
+                counts["db_instances"] = len(rows)
+            return found, counts
 
         return collect
 

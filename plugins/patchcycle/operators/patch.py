@@ -7,6 +7,8 @@
   (Linux) or KB numbers (Windows) from the plan.
 - GCP: one OS Config patch job per project and install variant, for the stage's instances by name,
   zone by zone with the rate control as the disruption budget; exclusive package and KB lists from the plan.
+- RDS: the OS update RDS offers each DB instance (its pending ``system-update`` maintenance action),
+  applied now, only when it is one the plan froze (the API has no batch form: one call per instance).
 
 Every wait defers to the triggerer. What was sent is recorded before waiting, so a retry resumes the
 same commands, operations and jobs instead of sending them again.
@@ -23,7 +25,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from patchcycle.domain.canary import CANARY
-from patchcycle.domain.plan import FULL, install_selection
+from patchcycle.domain.inventory import is_rds
+from patchcycle.domain.plan import FULL, install_selection, rds_update_id
 from patchcycle.operators.backup import scopes_of
 from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds
 from patchcycle.triggers import checks
@@ -106,6 +109,10 @@ class PatchAwsOperator(PatchCloudOperator):
 
     cloud = "aws"
     check = "run_commands"
+
+    def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
+        # RDS DB instances are AWS hosts too, but RDS patches them (PatchRdsOperator), not SSM.
+        return [r for r in super().ready_hosts(context) if not is_rds(r)]
 
     def run(self, context: Any, log: EventLog) -> Any:
         key = self.record_key(context, "commands.json")
@@ -500,3 +507,124 @@ def disruption_budget(max_errors: str) -> dict[str, int]:
     if max_errors.endswith("%"):
         return {"percent": max(1, int(max_errors[:-1]))}
     return {"fixed": max(1, int(max_errors))}
+
+
+class PatchRdsOperator(PatchCloudOperator):
+    """Apply the frozen plan's OS update to the stage's RDS DB instances, then wait until RDS is done.
+
+    Each instance's pending ``system-update`` is applied only when its description is one the plan
+    froze; an instance RDS now offers another update is left alone (non-compliant, with the reason), and
+    one with nothing pending has nothing to install. What was applied is recorded before the wait; a
+    retry reads RDS again and never opts an instance in twice (one already opted in is resumed).
+    """
+
+    cloud = "rds"
+    check = "rds_updates"
+
+    def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
+        status = self.read_record(self.paths(context).stage_file(self.environment, "backup-status.json"))
+        return [
+            r
+            for r in self.batch_hosts(context, self.environment, self.batch)
+            if is_rds(r) and status.get(r["host_id"], {}).get("ready")
+        ]
+
+    def run(self, context: Any, log: EventLog) -> Any:
+        key = self.record_key(context, "updates.json")
+        sent = self.read_record(key, required=False)
+        if sent is not None:
+            log.record("patch.resumed", target=f"rds:{self.environment}", instances=sorted(sent))
+        else:
+            rows = self.ready_hosts(context)
+            if not rows:
+                raise AirflowSkipException(f"no RDS DB instance of {self.environment} is ready to patch")
+            sent = self._apply(context, rows, log)
+            self.write_record(context, key, sent)
+        payload = self._payload(sent)
+        if not payload["scopes"]:
+            return self.resume(context, {"status": "done", "instances": {}}, self._complete)
+        answer = checks.rds_updates(payload)
+        if answer["done"] or not self.deferrable:
+            return self.resume(context, {**answer, "status": "done"}, self._complete)
+        self.wait(payload)
+
+    def _apply(self, context: Any, rows: list[dict[str, Any]], log: EventLog) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        from patchcycle.domain.plan import planned_rds_updates
+        from patchcycle.hooks.aws import RdsHook
+
+        info = self.plan_info(context)
+        planned = set(planned_rds_updates(self.plan(context)))
+        sent: dict[str, dict[str, Any]] = {}
+        for (account, region), hosts in sorted(scopes_of(rows).items()):
+            conn_id = self.aws_conn_id(account)
+            hook = RdsHook(aws_conn_id=conn_id, region_name=region)
+            offered = hook.pending_os_updates()
+            for host in sorted(hosts, key=lambda h: h["host_id"]):
+                arn = host["host_id"]
+                base = {"conn_id": conn_id, "account": account, "region": region, "name": host["name"]}
+                update = offered.get(arn)
+                description = str((update or {}).get("Description") or "").strip()
+                if update is None:
+                    sent[arn] = {**base, "nothing_to_install": True}
+                    log.record("patch.nothing_to_install", target=arn, name=host["name"])
+                elif description not in planned:
+                    sent[arn] = {**base, "not_frozen": description}
+                    log.record(
+                        "patch.not_sent",
+                        target=arn,
+                        result="not_in_plan",
+                        name=host["name"],
+                        offered=description,
+                        planned=sorted(planned),
+                    )
+                elif update.get("OptInStatus") == "immediate":
+                    # An earlier attempt opted it in before it could record so: never apply twice.
+                    sent[arn] = {**base, "applied": True, "description": description, "resumed": True}
+                    log.record("patch.resumed", target=arn, name=host["name"], update=description)
+                else:
+                    try:
+                        hook.apply_os_update(arn)
+                    except ClientError as exc:  # this instance is refused; the others go on
+                        error = exc.response.get("Error", {})
+                        sent[arn] = {**base, "error": f"{error.get('Code')}: {error.get('Message')}"}
+                        log.record("patch.refused", target=arn, result="failed", error=sent[arn]["error"])
+                        continue
+                    sent[arn] = {**base, "applied": True, "description": description}
+                    log.record(
+                        "patch.sent",
+                        target=arn,
+                        operation="ApplyPendingMaintenanceAction",
+                        name=host["name"],
+                        update=description,
+                        update_id=rds_update_id(description),
+                        plan_hash=info["plan_hash"],
+                    )
+        return sent
+
+    @staticmethod
+    def _payload(sent: dict[str, Any]) -> dict[str, Any]:
+        scopes: dict[tuple[str, str], dict[str, Any]] = {}
+        for arn, entry in sorted(sent.items()):
+            if entry.get("applied"):
+                scope = scopes.setdefault(
+                    (entry["conn_id"], entry["region"]),
+                    {"conn_id": entry["conn_id"], "region": entry["region"], "hosts": []},
+                )
+                scope["hosts"].append(arn)
+        return {"scopes": [scopes[k] for k in sorted(scopes)]}
+
+    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+        if event.get("status") not in ("done", "timeout"):
+            raise AirflowFailException(f"unexpected trigger event: {event}")
+        results = event.get("instances", {})
+        self.write_record(context, self.record_key(context, "results.json"), results)
+        log.record(
+            "patch.finished",
+            target=f"rds:{self.environment}",
+            wait=event.get("status"),
+            instances=len(results),
+            still_pending=sorted(a for a, r in results.items() if r.get("pending")),
+        )
+        return {"instances": len(results)}

@@ -59,7 +59,7 @@ class PlanCycleOperator(CycleOperator):
             family = OsFamily(baseline.os_family)
             for row in hook.available_patches(SSM_PRODUCTS[family]):
                 catalog.append(catalog_patch_from_ssm(row, family))
-        plan = build_cycle_plan(tenant, cycle_date, catalog)
+        plan = build_cycle_plan(tenant, cycle_date, catalog, self._rds_os_updates(log))
         paths = CyclePaths(plan.cycle_date, context["run_id"])
         plan_url = self.store.put_json(paths.plan(plan.hash), plan.to_dict())
         # One install list per variant: the full plan, and the plan without kernel updates for hosts
@@ -111,6 +111,26 @@ class PlanCycleOperator(CycleOperator):
         if info["window_override_reason"]:
             log.record("window.override_requested", target=tenant.id, reason=info["window_override_reason"])
         return info
+
+    def _rds_os_updates(self, log: EventLog) -> list[str]:
+        """The OS updates RDS offers the DB instances of every account that patches RDS, now."""
+        from patchcycle.hooks.aws import RdsHook
+
+        tenant = self.tenant
+        offered: set[str] = set()
+        for account in tenant.clouds.aws.accounts if tenant.clouds.aws else []:
+            if not account.rds:
+                continue
+            for region in account.regions:
+                hook = RdsHook(aws_conn_id=tenant.aws_connection_id(account), region_name=region)
+                found = {str(d.get("Description") or "").strip() for d in hook.pending_os_updates().values()}
+                offered |= {d for d in found if d}
+                log.record(
+                    "plan.rds_os_updates_read",
+                    target=f"aws:{account.account_id}:{region}",
+                    offered=sorted(found - {""}),
+                )
+        return sorted(offered)
 
     def paths(self, context: Any) -> CyclePaths:
         info = getattr(self, "_info", None)

@@ -124,7 +124,9 @@ class RestoreEngineMixin(RollbackContextMixin):
             }
             hosts[target.host_id] = host
             try:
-                if target.cloud == "aws":
+                if target.backup_kind == "db_snapshot":
+                    self._start_rds(target, host, key)
+                elif target.cloud == "aws":
                     self._start_ec2(target, host, key)
                 elif target.cloud == "azure":
                     self._start_arc(context, target, host, key)
@@ -156,6 +158,39 @@ class RestoreEngineMixin(RollbackContextMixin):
         )
         host.update(step="replace", ops=[task["ReplaceRootVolumeTaskId"]])
         host["restore_id"] = task["ReplaceRootVolumeTaskId"]
+
+    def _start_rds(self, target: RollbackTarget, host: dict[str, Any], key: str) -> None:
+        """Rename the patched DB instance out of the way (kept for forensics), then restore the cycle's
+        DB snapshot under the original name, shaped and tagged like the instance it replaces, so the
+        endpoint the applications use comes back. A retry that finds the rename done goes on from there."""
+        from botocore.exceptions import ClientError
+
+        from patchcycle.hooks.aws import RdsHook
+
+        hook = RdsHook(aws_conn_id=host["conn_id"], region_name=target.region)
+        aside = f"{target.name}-pre-rollback-{_token(key, target.host_id, size=8)}"[:63]
+        by_id = {db["DBInstanceIdentifier"]: db for db in hook.db_instances()}
+        current, renamed = by_id.get(target.name), by_id.get(aside)
+        like = current or renamed
+        if like is None:
+            raise RuntimeError(
+                f"DB instance {target.name} is not in {target.region}; nothing to restore over"
+            )
+        tags = {t["Key"]: t["Value"] for t in like.get("TagList") or []}
+        if current is not None and renamed is None:
+            hook.rename_db_instance(target.name, aside)
+        try:
+            hook.restore_from_snapshot(target.name, target.backup_id, like, tags)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "DBInstanceAlreadyExists" or renamed is None:
+                raise
+        host.update(
+            kind="db_snapshot",
+            step="restore",
+            ops=[target.name],
+            restore_id=f"{target.backup_id} -> {target.name}",
+            renamed_to=aside,
+        )
 
     def _start_arc(self, context: Any, target: RollbackTarget, host: dict[str, Any], key: str) -> None:
         from patchcycle.hooks.backup_attestation import BackupAttestationHook
@@ -254,7 +289,8 @@ class RestoreEngineMixin(RollbackContextMixin):
         by_cloud: dict[str, list[RollbackTarget]] = defaultdict(list)
         for target in restored:
             by_cloud[target.cloud].append(target)
-        seen.update(self._read_ec2(by_cloud["aws"]))
+        seen.update(self._read_ec2([t for t in by_cloud["aws"] if t.backup_kind != "db_snapshot"]))
+        seen.update(self._read_rds([t for t in by_cloud["aws"] if t.backup_kind == "db_snapshot"]))
         seen.update(self._read_arc(by_cloud["azure"]))
         seen.update(self._read_gce(by_cloud["gcp"]))
         judged = []
@@ -285,6 +321,20 @@ class RestoreEngineMixin(RollbackContextMixin):
             hook = SsmFleetHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
             pings = {i["InstanceId"]: i.get("PingStatus") for i in hook.managed_instances()}
             out.update({host_id: (pings.get(host_id) == "Online", None) for host_id in ids})
+        return out
+
+    def _read_rds(self, targets: list[RollbackTarget]) -> dict[str, tuple[bool | None, str | None]]:
+        """The restored DB instance ``available`` under its own name (AWS reports no kernel for RDS)."""
+        from patchcycle.hooks.aws import RdsHook
+
+        out: dict[str, tuple[bool | None, str | None]] = {}
+        scopes: dict[tuple[str, str], list[RollbackTarget]] = defaultdict(list)
+        for t in targets:
+            scopes[(t.account, t.region)].append(t)
+        for (account, region), hosts in scopes.items():
+            hook = RdsHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
+            status = {db["DBInstanceArn"]: db.get("DBInstanceStatus") for db in hook.db_instances()}
+            out.update({t.host_id: (status.get(t.host_id) == "available", None) for t in hosts})
         return out
 
     def _read_arc(self, targets: list[RollbackTarget]) -> dict[str, tuple[bool | None, str | None]]:

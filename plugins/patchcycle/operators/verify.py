@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from patchcycle.domain import outcomes
 from patchcycle.domain.approval import rejection_reason
 from patchcycle.domain.canary import CANARY, MAIN
+from patchcycle.domain.inventory import is_rds
 from patchcycle.domain.plan import FULL, install_selection, target_kernel
 from patchcycle.operators.backup import scopes_of
 from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds, utcnow
@@ -136,11 +137,13 @@ class VerifyStageOperator(CycleOperator):
         ready = [r for r in rows if backups.get(r["host_id"], {}).get("ready")]
         by_cloud: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in ready:
-            by_cloud[row["cloud"]].append(row)
+            by_cloud["rds" if is_rds(row) else row["cloud"]].append(row)
         checked: dict[str, dict[str, Any]] = {}
         ids: list[str] = []
         if by_cloud.get("aws"):
             checked.update(self._aws(context, by_cloud["aws"], ids))
+        if by_cloud.get("rds"):
+            checked.update(self._rds(context, by_cloud["rds"]))
         if by_cloud.get("azure"):
             checked.update(self._azure(context, by_cloud["azure"], plan, ids))
         if by_cloud.get("gcp"):
@@ -343,6 +346,33 @@ class VerifyStageOperator(CycleOperator):
                 "command_id": inv and inv["command_id"],
                 "invocation": inv and inv["status"],
                 "patch_state": state and {k: state.get(k) for k in STATE_KEYS},
+            }
+        return out
+
+    # -- RDS: what was applied + the instance's status and pending OS update afterwards -------------
+    def _rds(self, context: Any, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        sent = self._stage_record(context, "rds-updates.json") or {}
+        after = self._stage_record(context, "rds-results.json") or {}
+        out = {}
+        for row in rows:
+            entry = sent.get(row["host_id"])
+            look = after.get(row["host_id"])
+            final, reason = outcomes.classify_rds_instance(entry, look)
+            applied = bool(entry and entry.get("applied"))
+            out[row["host_id"]] = {
+                "final": final,
+                "reason": reason,
+                "command_id": None,
+                "invocation": (look or {}).get("status") if applied else None,
+                "patch_state": {
+                    "Operation": "Install" if applied else None,
+                    "MissingCount": 1 if (look or {}).get("pending") else 0,
+                    "FailedCount": 1 if final == outcomes.FAILED else 0,
+                    "InstalledCount": 1 if applied and final == outcomes.PATCHED else 0,
+                    "InstalledPendingRebootCount": 0,
+                    "OperationEndTime": None,
+                    "InstallOverrideList": (entry or {}).get("description"),
+                },
             }
         return out
 

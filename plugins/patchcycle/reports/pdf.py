@@ -865,7 +865,8 @@ def _patch_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
     families = sorted(approved)
     total = sum(len(approved[f] or []) for f in families)
     if not total:
-        return [*flow, Paragraph("The plan approved no patches for this cycle.", styles.body)]
+        flow.append(Paragraph("The plan approved no patches for this cycle.", styles.body))
+        return flow + _rds_updates(evidence, styles)
     flow.append(
         Paragraph(
             f"{total:,} patches approved across {len(families)} OS families, most severe first "
@@ -906,7 +907,25 @@ def _patch_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
             flow.append(_table(rows, widths))
         if len(shown) < len(patches):
             flow.append(Paragraph(f"{len(patches) - len(shown):,} more not shown.", styles.note))
-    return flow
+    return flow + _rds_updates(evidence, styles)
+
+
+def _rds_updates(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
+    """The RDS OS updates the plan froze (AWS gives them no version or release date: their descriptions)."""
+    from patchcycle.domain.plan import rds_update_id
+
+    updates = [str(u) for u in (evidence.get("plan") or {}).get("rds_os_updates") or []]
+    if not updates:
+        return []
+    rows: list[list[Any]] = [["Update id", "RDS OS update (as RDS offered it when the plan was frozen)"]]
+    rows += [[_cell(rds_update_id(u)), _cell(u)] for u in updates]
+    header = Paragraph(f"<b>rds</b> ({len(updates):,} OS update(s))", styles.body)
+    return [
+        CondPageBreak(1.2 * inch),
+        Spacer(1, 6),
+        header,
+        _table(rows, [1.8 * inch, CONTENT_WIDTH - 1.8 * inch]),
+    ]
 
 
 # ---------------------------------------------------------------------------------- audit sections

@@ -61,6 +61,17 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
                         "hosts": {},
                     },
                 )
+            elif kind == "db_snapshot":
+                key = (kind, b["account"], b["region"])
+                scope = scopes.setdefault(
+                    key,
+                    {
+                        "kind": kind,
+                        "conn_id": self.aws_conn_id(b["account"]),
+                        "region": b["region"],
+                        "hosts": {},
+                    },
+                )
             elif kind == "disk_snapshot":
                 key = (kind, b["account"])
                 scope = scopes.setdefault(

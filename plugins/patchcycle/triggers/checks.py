@@ -19,10 +19,24 @@ AMI_VERDICTS = {
     "missing": "failed",
 }
 SNAPSHOT_VERDICTS = {"READY": "ready", "FAILED": "failed", "DELETING": "failed", "missing": "failed"}
+DB_SNAPSHOT_VERDICTS = {
+    "available": "ready",
+    "failed": "failed",
+    "incompatible-restore": "failed",
+    "deleting": "failed",
+    "missing": "failed",
+}
 ATTESTATION_VERDICTS = {"succeeded": "ready", "failed": "failed", "none": "failed"}
 # Rollback restores by cloud, mapped to a verdict (anything else is still pending).
 ROOT_VOLUME_TASK_VERDICTS = {"succeeded": "succeeded", "failed": "failed", "failed-detached": "failed"}
 BACKUP_RESTORE_VERDICTS = {"succeeded": "succeeded", "failed": "failed"}
+DB_RESTORE_VERDICTS = {
+    "available": "succeeded",
+    "failed": "failed",
+    "incompatible-restore": "failed",
+    "incompatible-parameters": "failed",
+    "storage-full": "failed",
+}
 COMMAND_TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut"}
 OSCONFIG_JOB_TERMINAL = {"SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED", "TIMED_OUT"}
 
@@ -32,6 +46,16 @@ def _ami_states(scope: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
     hook = Ec2BackupHook(aws_conn_id=scope["conn_id"], region_name=scope["region"])
     seen = {img["ImageId"]: img["State"] for img in hook.images_tagged(scope["tags"])}
+    return {h: (b, seen.get(b, "missing")) for h, b in scope["hosts"].items()}
+
+
+def _db_snapshot_states(scope: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    from patchcycle.hooks.aws import RdsHook
+
+    hook = RdsHook(aws_conn_id=scope["conn_id"], region_name=scope["region"])
+    seen = {
+        name: s.get("Status", "") for name, s in hook.snapshots_named(list(scope["hosts"].values())).items()
+    }
     return {h: (b, seen.get(b, "missing")) for h, b in scope["hosts"].items()}
 
 
@@ -60,6 +84,7 @@ def _attestation_states(scope: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 _BACKUP_KINDS = {
     "ami": (_ami_states, AMI_VERDICTS),
+    "db_snapshot": (_db_snapshot_states, DB_SNAPSHOT_VERDICTS),
     "disk_snapshot": (_snapshot_states, SNAPSHOT_VERDICTS),
     "attestation": (_attestation_states, ATTESTATION_VERDICTS),
 }
@@ -86,6 +111,36 @@ def run_commands(payload: dict[str, Any]) -> dict[str, Any]:
         for c in payload["commands"]
     }
     return {"done": all(s in COMMAND_TERMINAL for s in states.values()), "commands": states}
+
+
+# DB instance states from which RDS will not finish an OS update by itself.
+RDS_STUCK = {"failed", "stopped", "storage-full", "incompatible-parameters", "incompatible-restore"}
+
+
+def rds_updates(payload: dict[str, Any]) -> dict[str, Any]:
+    """One look at every RDS instance an OS update was applied to: its status and whether the update is
+    still pending. Done when every instance is settled: ``available`` with no update still opted in (it
+    was applied, or RDS gave up on it), or in a state RDS will not leave by itself."""
+    from patchcycle.hooks.aws import RdsHook
+
+    out: dict[str, dict[str, Any]] = {}
+    for scope in payload["scopes"]:
+        hook = RdsHook(aws_conn_id=scope["conn_id"], region_name=scope["region"])
+        status = {db["DBInstanceArn"]: db.get("DBInstanceStatus", "") for db in hook.db_instances()}
+        pending = hook.pending_os_updates()
+        for arn in scope["hosts"]:
+            update = pending.get(arn) or {}
+            state = status.get(arn, "missing")
+            opted_in = update.get("OptInStatus") == "immediate"
+            out[arn] = {
+                "status": state,
+                "pending": update.get("Description"),
+                "opt_in": update.get("OptInStatus"),
+                "settled": (state == "available" and not opted_in)
+                or state in RDS_STUCK
+                or state == "missing",
+            }
+    return {"done": all(i["settled"] for i in out.values()), "instances": out}
 
 
 def arc_installs(payload: dict[str, Any]) -> dict[str, Any]:
@@ -200,9 +255,26 @@ def restores(payload: dict[str, Any]) -> dict[str, Any]:
     hosts = payload["hosts"]
     out: dict[str, dict[str, Any]] = {}
     by_scope: dict[tuple[str, str], dict[str, str]] = {}
+    databases: dict[tuple[str, str], dict[str, str]] = {}
     for host_id, host in hosts.items():
-        if host["cloud"] == "aws":
+        if host["cloud"] == "aws" and host.get("kind") == "db_snapshot":
+            databases.setdefault((host["conn_id"], host["region"]), {})[host["ops"][0]] = host_id
+        elif host["cloud"] == "aws":
             by_scope.setdefault((host["conn_id"], host["region"]), {})[host["ops"][0]] = host_id
+    for (conn_id, region), names in databases.items():
+        from patchcycle.hooks.aws import RdsHook
+
+        status = {
+            db["DBInstanceIdentifier"]: db.get("DBInstanceStatus", "")
+            for db in RdsHook(aws_conn_id=conn_id, region_name=region).db_instances()
+        }
+        for name, host_id in names.items():
+            state = status.get(name, "missing")
+            out[host_id] = {
+                "state": state,
+                "verdict": DB_RESTORE_VERDICTS.get(state, "pending"),
+                "detail": f"DB instance {name} restored from its snapshot: {state}",
+            }
     for (conn_id, region), ids in by_scope.items():
         tasks = Ec2BackupHook(aws_conn_id=conn_id, region_name=region).root_volume_tasks(list(ids))
         for task_id, host_id in ids.items():

@@ -19,6 +19,7 @@ from patchcycle.triggers import checks
 CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "backups": checks.backups,
     "run_commands": checks.run_commands,
+    "rds_updates": checks.rds_updates,
     "arc_installs": checks.arc_installs,
     "osconfig_jobs": checks.osconfig_jobs,
     "health": checks.health,
