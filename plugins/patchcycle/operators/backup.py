@@ -60,6 +60,33 @@ def by_cloud(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return grouped
 
 
+def taken(
+    log: EventLog,
+    host: dict[str, Any],
+    kind: str,
+    backup_id: str,
+    account: str,
+    region: str,
+    created: bool,
+) -> dict[str, Any]:
+    """A host's backup as the stage records it (created now, or found again on a retry), logged."""
+    log.record(
+        "backup.created" if created else "backup.reused",
+        target=host["host_id"],
+        backup_id=backup_id,
+        kind=kind,
+        name=host.get("name"),
+    )
+    return {
+        "kind": kind,
+        "backup_id": backup_id,
+        "cloud": host["cloud"],
+        "account": account,
+        "region": region,
+        "created": created,
+    }
+
+
 class CreateBackupsOperator(CycleOperator):
     """Create (or find, on a retry) the backup of each eligible host of the environment."""
 
@@ -117,21 +144,7 @@ class CreateBackupsOperator(CycleOperator):
                         {**tags, "patchcycle:host": host_id, "patchcycle:plan": info["plan_hash"]},
                     )
                     created = True
-                backups[host_id] = {
-                    "kind": "ami",
-                    "backup_id": image_id,
-                    "cloud": "aws",
-                    "account": account,
-                    "region": region,
-                    "created": created,
-                }
-                log.record(
-                    "backup.created" if created else "backup.reused",
-                    target=host_id,
-                    backup_id=image_id,
-                    kind="ami",
-                    name=host.get("name"),
-                )
+                backups[host_id] = taken(log, host, "ami", image_id, account, region, created)
         return backups
 
     def _db_snapshots(
@@ -161,21 +174,7 @@ class CreateBackupsOperator(CycleOperator):
                         name,
                         {**tags, "patchcycle:host": host_id, "patchcycle:plan": info["plan_hash"]},
                     )
-                backups[host_id] = {
-                    "kind": "db_snapshot",
-                    "backup_id": name,
-                    "cloud": "aws",
-                    "account": account,
-                    "region": region,
-                    "created": created,
-                }
-                log.record(
-                    "backup.created" if created else "backup.reused",
-                    target=host_id,
-                    backup_id=name,
-                    kind="db_snapshot",
-                    name=host.get("name"),
-                )
+                backups[host_id] = taken(log, host, "db_snapshot", name, account, region, created)
         return backups
 
     def _disk_snapshots(
@@ -209,20 +208,8 @@ class CreateBackupsOperator(CycleOperator):
                             "patchcycle-plan": info["plan_hash"][:12],
                         },
                     )
-                backups[host["host_id"]] = {
-                    "kind": "disk_snapshot",
-                    "backup_id": name,
-                    "cloud": "gcp",
-                    "account": project,
-                    "region": host["region"],
-                    "created": created,
-                }
-                log.record(
-                    "backup.created" if created else "backup.reused",
-                    target=host["host_id"],
-                    backup_id=name,
-                    kind="disk_snapshot",
-                    name=host.get("name"),
+                backups[host["host_id"]] = taken(
+                    log, host, "disk_snapshot", name, project, host["region"], created
                 )
         return backups
 
