@@ -151,3 +151,39 @@ def test_classify_rds_instance(sent, after, final, reason):
         assert got_reason is None
     else:
         assert reason in got_reason
+
+
+def test_a_risk_acceptance_can_defer_an_rds_os_update_by_its_plan_id(tenant):
+    from patchcycle.config.exceptions import ExceptionRegister
+    from patchcycle.domain.plan import planned_patch_ids
+    from patchcycle.domain.preflight import deferral_for
+
+    plan = build_cycle_plan(tenant, dt.date(2026, 11, 22), [], rds_os_updates=[UPDATE]).to_dict()
+    (row,) = normalize_rds_instances(
+        tenant, ACCOUNT, REGION, [db("core-db-01", Environment="prod")], {}, [UPDATE]
+    )
+    assert planned_patch_ids(plan, row) == {rds_update_id(UPDATE)}
+    ec2 = {"agent_kind": "ssm", "os_family": "amazon_linux_2"}
+    assert planned_patch_ids(plan, ec2) == {p["id"] for p in plan["approved"]["amazon_linux_2"]}
+    register = ExceptionRegister.model_validate(
+        {
+            "tenant_id": "cu_test",
+            "exceptions": [
+                {
+                    "id": "EXC-2026-041",
+                    "hosts": ["core-db-01"],
+                    "patches": [rds_update_id(UPDATE)],
+                    "justification": "quarter-end close: no database restarts until December",
+                    "compensating_control": "database in a private subnet, IAM authentication only",
+                    "requested_by": "DBA lead",
+                    "approver": "Dana CISO",
+                    "approver_role": "CISO",
+                    "approved_on": "2026-11-01",
+                    "expires_on": "2026-12-31",
+                    "risk_rating": "Medium",
+                }
+            ],
+        }
+    )
+    decision = deferral_for(row, planned_patch_ids(plan, row), register, dt.date(2026, 11, 22))
+    assert decision is not None and decision.verdict == "excepted" and "EXC-2026-041" in decision.reason

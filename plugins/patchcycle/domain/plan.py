@@ -132,6 +132,14 @@ def rds_update_id(description: str) -> str:
     return "rds-os-" + hashlib.sha256(description.strip().encode()).hexdigest()[:12]
 
 
+def planned_patch_ids(plan: dict, row: dict) -> set[str]:
+    """The plan ids a host takes this cycle (what a risk acceptance may name): its OS family's approved
+    patches, or for an RDS DB instance the RDS OS updates the plan froze."""
+    if row.get("agent_kind") == "rds":
+        return {rds_update_id(d) for d in planned_rds_updates(plan)}
+    return {p["id"] for p in plan.get("approved", {}).get(row.get("os_family") or "", [])}
+
+
 def planned_rds_updates(plan: CyclePlan | dict) -> tuple[str, ...]:
     """The RDS OS updates a plan froze (descriptions), whether the plan is an object or its JSON."""
     if isinstance(plan, CyclePlan):

@@ -19,7 +19,7 @@ from patchcycle.domain.inventory import (
     plan_patch_index,
     unregistered_ec2_hosts,
 )
-from patchcycle.domain.plan import planned_rds_updates
+from patchcycle.domain.plan import planned_patch_ids, planned_rds_updates
 from patchcycle.domain.preflight import evaluate_preflight
 from patchcycle.operators.base import CycleOperator, EventLog
 
@@ -261,8 +261,7 @@ class PreflightOperator(CycleOperator):
         as_of = dt.date.fromisoformat(info["cycle_date"])
         deferrals = {}
         for row in rows:
-            planned = {p["id"] for p in plan["approved"].get(row.get("os_family") or "", [])}
-            if (decision := deferral_for(row, planned, register, as_of)) is not None:
+            if (decision := deferral_for(row, planned_patch_ids(plan, row), register, as_of)) is not None:
                 deferrals[row["host_id"]] = decision
         support: dict[str, Any] = {}
         if self.tenant.falcon is not None:
