@@ -92,7 +92,8 @@ def test_the_os_update_is_applied_then_a_rename_and_restore_bring_the_instance_b
     wait_for(lambda: arn in hook.pending_os_updates(), lambda pending: not pending)
     assert fleet.truth("rdshook")["pg-010"]["installed"] == [UPDATE]
 
-    like = next(db for db in hook.db_instances() if db["DBInstanceIdentifier"] == "pg-010")
+    assert set(hook.db_instances_named(["pg-010", "pg-010-pre-rollback-x", "pg-011"])) == {"pg-010", "pg-011"}
+    like = hook.db_instances_named(["pg-010"])["pg-010"]
     hook.rename_db_instance("pg-010", "pg-010-pre-rollback-x")
     restored = hook.restore_from_snapshot("pg-010", "pc-hook-pg-010", like, {"Environment": "nonprod"})
     assert restored["DBInstanceArn"] == arn  # the same name: the same ARN and endpoint

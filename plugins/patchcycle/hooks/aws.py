@@ -207,6 +207,19 @@ class RdsHook(AwsBaseHook):
             rows.extend(page["DBInstances"])
         return rows
 
+    def db_instances_named(self, identifiers: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The DB instances with these identifiers that exist, by identifier (one filtered call)."""
+        paginator = self.conn.get_paginator("describe_db_instances")
+        found: dict[str, dict[str, Any]] = {}
+        for batch in chunks(sorted(set(identifiers)), RDS_PAGE):
+            for page in paginator.paginate(
+                Filters=[{"Name": "db-instance-id", "Values": list(batch)}],
+                PaginationConfig={"PageSize": RDS_PAGE},
+            ):
+                for db in page["DBInstances"]:
+                    found[db["DBInstanceIdentifier"]] = db
+        return found
+
     def pending_os_updates(self) -> dict[str, dict[str, Any]]:
         """The pending ``system-update`` action of every DB instance that has one, by instance ARN."""
         paginator = self.conn.get_paginator("describe_pending_maintenance_actions")

@@ -169,7 +169,7 @@ class RestoreEngineMixin(RollbackContextMixin):
 
         hook = RdsHook(aws_conn_id=host["conn_id"], region_name=target.region)
         aside = f"{target.name}-pre-rollback-{_token(key, target.host_id, size=8)}"[:63]
-        by_id = {db["DBInstanceIdentifier"]: db for db in hook.db_instances()}
+        by_id = hook.db_instances_named([target.name, aside])
         current, renamed = by_id.get(target.name), by_id.get(aside)
         like = current or renamed
         if like is None:
