@@ -55,11 +55,11 @@ def test_policy_owner_retries_and_no_per_host_tasks(tenant) -> None:
     # The structure is a function of the tenant's environments and clouds only (never of its hosts):
     # plan, dry-run gate, one inventory task per cloud (+ Falcon) and the merge, pre-flight; per stage
     # [approval], [window], backup, wait, then per batch (the canary, if any, and the rest) [window],
-    # one patch task per cloud, verify, [health] (+ soak); then incidents, access review, evidence,
-    # distribute and outcome.
+    # one patch task per cloud (+ RDS where an account opts in), verify, [health] (+ soak); then
+    # incidents, access review, evidence, distribute and outcome.
     clouds = len(tenant.clouds.declared)
     inventory = clouds + (1 if tenant.falcon else 0) + 1
-    per_batch = clouds + 1 + (1 if tenant.health else 0)
+    per_batch = clouds + int(tenant.patches_rds) + 1 + (1 if tenant.health else 0)
     stages = 0
     for env in tenant.environments:
         batches = 2 if env.canary.share or env.canary.hosts else 1
