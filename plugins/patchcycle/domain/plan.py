@@ -30,11 +30,23 @@ class CatalogPatch:
     vendor_severity: str
     severity: Severity | None
     cves: tuple[str, ...]
-    released: dt.date
+    # The vendor's release date; None where the source publishes none (then ``first_seen`` or
+    # ``approved_by_source`` decides, see :func:`is_approved`).
+    released: dt.date | None
     package: str | None = None  # Linux: the package it updates, as the package manager names it
     version: str | None = None  # Linux: version[-release] it installs
     kb: str | None = None  # Windows: the KB article number, digits only
     kernel_release: str | None = None  # kernel updates: the release the host boots into
+    arch: str | None = None  # Linux: the package architecture (x86_64, amd64, noarch)
+    epoch: str | None = None  # RPM families: the package epoch, when the source names one
+    # Where this entry came from: "<cloud>:<API or document>", recorded per OS family in the plan.
+    source: str = "ssm:DescribeAvailablePatches"
+    # A vendor-documented time the update was first detected (e.g. an OS Config vulnerability's
+    # createTime): never earlier than the release, so ageing from it is at least as strict.
+    first_seen: dt.date | None = None
+    # True when the source already applied the tenant's own baseline rules as of the cutoff (an SSM
+    # Scan against the tenant's patch baseline with ApproveUntilDate): its Missing list is the approval.
+    approved_by_source: bool = False
 
     @property
     def is_kernel_update(self) -> bool:
@@ -58,6 +70,14 @@ class ApprovedPatch:
     package: str | None = None
     kb: str | None = None
     kernel_release: str | None = None
+    version: str | None = None  # Linux: the exact version[-release] frozen (what every stage installs)
+    arch: str | None = None
+    epoch: str | None = None
+    source: str | None = None  # the catalog source it came from (see CatalogPatch.source)
+    # How ``released`` is known: "vendor" (the vendor's release date), "first_seen" (the source's first
+    # detection, never earlier than the release) or "baseline" (no date published; the tenant's baseline
+    # approved it as released on or before the cutoff, which ``released`` then holds).
+    released_basis: str = "vendor"
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,10 @@ class BaselineDecision:
     approve_after_days: int
     cutoff: str
     include_kernel_updates: bool
+    # The catalog sources this family's approved list was read from (CatalogPatch.source values), and
+    # what the plan could not judge (e.g. catalog entries with no date to age them by).
+    sources: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,7 +180,18 @@ def approval_cutoff(cycle_date: dt.date, approve_after_days: int) -> dt.date:
     return cycle_date - dt.timedelta(days=approve_after_days)
 
 
+def age_date(patch: CatalogPatch) -> dt.date | None:
+    """The date a patch ages from: its release date, else the vendor's first detection of it."""
+    return patch.released or patch.first_seen
+
+
 def is_approved(patch: CatalogPatch, baseline: Baseline, cycle_date: dt.date) -> bool:
+    """The tenant's baseline applied to one catalog entry as of the cycle date.
+
+    A patch with neither a release date nor a first-detection date can only be approved when its
+    source already applied the tenant's baseline as of the cutoff (``approved_by_source``); otherwise
+    it is not approved (the conservative reading: the plan cannot tell its age).
+    """
     if patch.os_family != baseline.os_family:
         return False
     if patch.classification not in baseline.classifications:
@@ -165,7 +200,20 @@ def is_approved(patch: CatalogPatch, baseline: Baseline, cycle_date: dt.date) ->
         return False
     if patch.is_kernel_update and not baseline.include_kernel_updates:
         return False
-    return patch.released <= approval_cutoff(cycle_date, baseline.approve_after_days)
+    aged = age_date(patch)
+    if aged is None:
+        return patch.approved_by_source
+    return aged <= approval_cutoff(cycle_date, baseline.approve_after_days)
+
+
+def catalog_key(patch: CatalogPatch) -> tuple[str, ...]:
+    """What makes two catalog entries (from two clouds) the same update: the KB on Windows, the
+    package, version and architecture on Linux; the id where neither is known."""
+    if patch.kb:
+        return (patch.os_family.value, "kb", patch.kb)
+    if patch.package and patch.version:
+        return (patch.os_family.value, "pkg", patch.package, patch.version, patch.arch or "")
+    return (patch.os_family.value, "id", patch.id)
 
 
 def build_cycle_plan(
@@ -175,39 +223,43 @@ def build_cycle_plan(
     rds_os_updates: Iterable[str] = (),
 ) -> CyclePlan:
     """Resolve the tenant's baselines as of ``cycle_date`` against the catalog and freeze the result,
-    with the RDS OS updates offered now (for tenants that patch RDS)."""
-    catalog = list(catalog)
+    with the RDS OS updates offered now (for tenants that patch RDS).
+
+    The catalog may hold the same update from several clouds' sources (an RHEL package seen by SSM
+    and by OS Config): it is approved once (:func:`catalog_key`), from the first source that lists it.
+    """
+    catalog = _deduplicated(catalog)
     approved: dict[str, tuple[ApprovedPatch, ...]] = {}
     decisions = []
     for baseline in sorted(tenant.baselines, key=lambda b: b.os_family.value):
+        cutoff = approval_cutoff(cycle_date, baseline.approve_after_days)
+        family = [p for p in catalog if p.os_family == baseline.os_family]
+        undated = [p for p in family if age_date(p) is None and not p.approved_by_source]
+        notes = (
+            (
+                f"{len(undated)} catalog entr{'y' if len(undated) == 1 else 'ies'} not approved: "
+                f"no release or first-detection date to age by ({', '.join(sorted({p.source for p in undated}))})",
+            )
+            if undated
+            else ()
+        )
         decisions.append(
             BaselineDecision(
                 os_family=baseline.os_family.value,
                 classifications=tuple(sorted(baseline.classifications)),
                 severities=tuple(s.value for s in sorted(baseline.severities, key=lambda s: -s.rank)),
                 approve_after_days=baseline.approve_after_days,
-                cutoff=approval_cutoff(cycle_date, baseline.approve_after_days).isoformat(),
+                cutoff=cutoff.isoformat(),
                 include_kernel_updates=baseline.include_kernel_updates,
+                sources=tuple(sorted({p.source for p in family})),
+                notes=notes,
             )
         )
         chosen = sorted(
-            (p for p in catalog if is_approved(p, baseline, cycle_date)), key=lambda p: (p.released, p.id)
+            (p for p in family if is_approved(p, baseline, cycle_date)),
+            key=lambda p: ((age_date(p) or cutoff), p.id),
         )
-        approved[baseline.os_family.value] = tuple(
-            ApprovedPatch(
-                id=p.id,
-                title=p.title,
-                classification=p.classification,
-                severity=p.severity.value if p.severity else "Unspecified",
-                cves=tuple(sorted(p.cves)),
-                released=p.released.isoformat(),
-                kernel_update=p.is_kernel_update,
-                package=p.package,
-                kb=p.kb,
-                kernel_release=p.kernel_release,
-            )
-            for p in chosen
-        )
+        approved[baseline.os_family.value] = tuple(_approved(p, cutoff) for p in chosen)
     return CyclePlan(
         tenant_id=tenant.id,
         cycle_date=cycle_date.isoformat(),
@@ -215,6 +267,39 @@ def build_cycle_plan(
         baselines=tuple(decisions),
         approved=approved,
         rds_os_updates=tuple(sorted({d.strip() for d in rds_os_updates if d and d.strip()})),
+    )
+
+
+def _deduplicated(catalog: Iterable[CatalogPatch]) -> list[CatalogPatch]:
+    seen: dict[tuple[str, ...], CatalogPatch] = {}
+    for patch in catalog:
+        seen.setdefault(catalog_key(patch), patch)
+    return list(seen.values())
+
+
+def _approved(p: CatalogPatch, cutoff: dt.date) -> ApprovedPatch:
+    if p.released is not None:
+        released, basis = p.released, "vendor"
+    elif p.first_seen is not None:
+        released, basis = p.first_seen, "first_seen"
+    else:
+        released, basis = cutoff, "baseline"
+    return ApprovedPatch(
+        id=p.id,
+        title=p.title,
+        classification=p.classification,
+        severity=p.severity.value if p.severity else "Unspecified",
+        cves=tuple(sorted(p.cves)),
+        released=released.isoformat(),
+        kernel_update=p.is_kernel_update,
+        package=p.package,
+        kb=p.kb,
+        kernel_release=p.kernel_release,
+        version=p.version,
+        arch=p.arch,
+        epoch=p.epoch,
+        source=p.source,
+        released_basis=basis,
     )
 
 
