@@ -16,7 +16,10 @@ NON_COMPLIANT = "non_compliant"
 EXCEPTED = "excepted"
 NOT_RUN = "not_run"
 OUT_OF_SCOPE = "out_of_scope"
-FINAL_STATES = (PATCHED, FAILED, HELD, NON_COMPLIANT, EXCEPTED, NOT_RUN, OUT_OF_SCOPE)
+# Nothing installed or judged: the host's cloud could not tell what it is missing (its assessment could
+# not be read), so it is neither compliant nor known to be non-compliant. Evidence schema 1.1.
+NOT_ASSESSED = "not_assessed"
+FINAL_STATES = (PATCHED, FAILED, HELD, NON_COMPLIANT, EXCEPTED, NOT_RUN, OUT_OF_SCOPE, NOT_ASSESSED)
 
 
 def classify_patched_host(
