@@ -21,6 +21,7 @@ def test_final_state_vocabulary():
         "excepted",
         "not_run",
         "out_of_scope",
+        "not_assessed",
     )
 
 
