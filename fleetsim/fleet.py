@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetsim.aws import baselines
 from fleetsim.platforms import PLATFORMS, Platform
 from fleetsim.scenario import CatalogPatch, Scenario, Timings
 
@@ -73,6 +74,8 @@ class SimHost:
     missing: set[str]
     installed: set[str]
     failed: set[str] = field(default_factory=set)
+    # SSM: patches an Install applied with RebootOption NoReboot, not yet followed by a reboot.
+    pending_reboot: set[str] = field(default_factory=set)
     install_fails: bool = False
     install_leaves_missing: bool = False
     hangs_on_reboot: bool = False
@@ -164,7 +167,8 @@ class Command:
     requested_at: float
     timeout_seconds: int
     invocations: dict[str, Invocation]
-    override_patch_ids: frozenset[str] | None
+    # The InstallOverrideList's entries, read when the command was sent; None without a list.
+    override_entries: tuple[baselines.OverrideEntry, ...] | None
 
     @property
     def operation(self) -> str:
@@ -233,6 +237,11 @@ class FleetState:
         # Other vendors' lifecycles (Arc installs, OS Config jobs) apply their due effects here too, so
         # whoever reads the fleet (ground truth, Falcon, any cloud) sees every cloud's effects at once.
         self.advancers: list[Any] = []
+        # SSM: the patch baseline a host's patch operations use (its patch group's for its OS, else the
+        # default). fleetsim.aws.ssm installs the resolver that reads moto's baselines and EC2 tags.
+        self.ssm_baseline: Any = lambda host: baselines.predefined(
+            host.platform.ssm_operating_system, "pb-0fleetsim0default0"
+        )
 
     # -- registry -------------------------------------------------------------------------------
     def add_host(self, host: SimHost) -> None:
@@ -261,35 +270,63 @@ class FleetState:
             and p.released <= cutoff
         }
 
-    def record_scan(
-        self, host: SimHost, approved: set[str], at: dt.datetime, *, operation: str, **extra: Any
-    ) -> None:
-        applicable = approved & (host.missing | host.installed | host.failed)
-        host.patch_state = {
+    def ssm_patch_states(
+        self, host: SimHost, baseline: baselines.Baseline, as_of: dt.datetime
+    ) -> baselines.PatchStates:
+        """Each of the host's patches' state against ``baseline`` as of a time (SSM Patch Manager)."""
+        catalog = [p for p in self.scenario.patch_catalog if PLATFORMS[p.os_family].ssm_operating_system
+                   == host.platform.ssm_operating_system]
+        return baselines.patch_states(
+            baseline,
+            host.platform.ssm_product,
+            {
+                "missing": host.missing,
+                "installed": host.installed,
+                "failed": host.failed,
+                "pending_reboot": host.pending_reboot,
+            },
+            catalog,
+            as_of.date(),
+        )
+
+    def record_scan(self, host: SimHost, at: dt.datetime, *, operation: str, **extra: Any) -> None:
+        """Record the host's SSM patch state after a Scan or Install that ended at ``at``.
+
+        The counts are measured against the patch baseline the host uses (its patch group's, else the
+        default), never against an InstallOverrideList: "compliance reports reflect patch states
+        according to what's specified in the patch baseline, not what you specify in an
+        InstallOverrideList" (user guide, AWS-RunPatchBaseline, "Parameter name: InstallOverrideList",
+        https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-aws-runpatchbaseline.html).
+        Optional members (SnapshotId, InstallOverrideList, OwnerInformation) are omitted when there is
+        no value: the API reference (InstancePatchState) gives each a minimum length of 1 (36 for
+        SnapshotId).
+        """
+        baseline: baselines.Baseline = extra.get("baseline") or self.ssm_baseline(host)
+        as_of = extra.get("as_of", at)
+        result = self.ssm_patch_states(host, baseline, as_of)
+        state: dict[str, Any] = {
             "InstanceId": host.host_id,
-            "PatchGroup": "",
-            "BaselineId": extra.get("baseline_id", "pb-fleetsim-default"),
-            "SnapshotId": extra.get("snapshot_id", ""),
-            "InstallOverrideList": extra.get("install_override_list", ""),
-            "OwnerInformation": extra.get("owner_information", ""),
-            "InstalledCount": len(host.installed),
-            "InstalledOtherCount": 0,
-            "InstalledPendingRebootCount": extra.get("pending_reboot", 0),
-            "InstalledRejectedCount": 0,
-            "MissingCount": len(applicable & host.missing),
-            "FailedCount": len(applicable & host.failed),
-            "UnreportedNotApplicableCount": 0,
-            "NotApplicableCount": len(self.catalog_by_family.get(host.os_family, [])) - len(applicable),
+            "PatchGroup": baseline.patch_group,
+            "BaselineId": baseline.baseline_id,
+            **baselines.state_counts(result, self.catalog),
             "OperationStartTime": extra.get("started", at),
             "OperationEndTime": at,
             "Operation": operation,
             "RebootOption": extra.get("reboot_option", "RebootIfNeeded"),
-            "CriticalNonCompliantCount": sum(
-                1 for p in applicable & (host.missing | host.failed) if self.catalog[p].severity == "Critical"
-            ),
-            "SecurityNonCompliantCount": len(applicable & (host.missing | host.failed)),
-            "OtherNonCompliantCount": 0,
         }
+        for key, member in (
+            ("snapshot_id", "SnapshotId"),
+            ("install_override_list", "InstallOverrideList"),
+            ("owner_information", "OwnerInformation"),
+        ):
+            if extra.get(key):
+                state[member] = extra[key]
+        last_no_reboot = extra.get("last_no_reboot") or (host.patch_state or {}).get(
+            "LastNoRebootInstallOperationTime"
+        )
+        if last_no_reboot:
+            state["LastNoRebootInstallOperationTime"] = last_no_reboot
+        host.patch_state = state
 
     # -- installing patches (every cloud) ---------------------------------------------------------
     def install(self, host: SimHost, patch_ids: set[str], *, fails: bool, reboot: bool) -> dict[str, Any]:
@@ -420,41 +457,63 @@ class FleetState:
             "result": inv.outcome,
         }
         if inv.outcome in ("Success", "Failed") and command.document_name == "AWS-RunPatchBaseline":
-            approved = (
-                set(command.override_patch_ids)
-                if command.override_patch_ids is not None
-                else self.default_approved(host, ended)
-            )
-            op_list = approved & (host.missing | host.failed | host.installed)
+            # The baseline snapshot is taken when the command is sent (AWS-RunPatchBaseline, "Snapshot ID").
+            requested = dt.datetime.fromtimestamp(command.requested_at, dt.UTC)
+            baseline = self.ssm_baseline(host)
+            before = self.ssm_patch_states(host, baseline, requested)
+            approved_missing = {
+                pid for pid, s in before.states.items() if s in (baselines.MISSING, baselines.FAILED)
+            }
             reboot_option = (command.parameters.get("RebootOption") or ["RebootIfNeeded"])[0]
-            pending_reboot = 0
+            override = (command.parameters.get("InstallOverrideList") or [""])[0]
+            last_no_reboot = None
             if command.operation == "Install":
-                effect = self.install(
-                    host, op_list, fails=inv.outcome == "Failed", reboot=reboot_option != "NoReboot"
-                )
+                if command.override_entries is not None:
+                    # The list "overrides the patches specified by the current default patch baseline":
+                    # exactly the host's missing patches an entry names are installed, approved or not.
+                    family = self.catalog_by_family.get(host.os_family, [])
+                    op_list = {
+                        p.id
+                        for p in family
+                        if any(baselines.override_matches(e, p) for e in command.override_entries)
+                    } & (host.missing | host.failed)
+                else:
+                    op_list = approved_missing
+                no_reboot = reboot_option == "NoReboot"
+                effect = self.install(host, op_list, fails=inv.outcome == "Failed", reboot=not no_reboot)
                 installed, failing = effect["installed"], set(effect["failed"])
-                pending_reboot = effect.get("pending_reboot", 0)
+                if no_reboot:
+                    host.pending_reboot |= set(installed)
+                    last_no_reboot = ended
+                elif installed or host.pending_reboot:
+                    host.pending_reboot.clear()  # RebootIfNeeded rebooted the node
+                host.pending_reboot &= host.installed
                 if effect["rebooted"]:
                     action["rebooted"] = True
                 action.update(installed=installed, failed=sorted(failing))
                 inv.response_code = 1 if inv.outcome == "Failed" else 0
+                after = self.ssm_patch_states(host, baseline, requested)
+                still = sum(1 for s in after.states.values() if s == baselines.MISSING)
                 inv.output = (
                     f"Patch operation Install {'FAILED' if inv.outcome == 'Failed' else 'completed'}: "
-                    f"Installed={len(installed)} Missing={len(op_list & host.missing)} Failed={len(failing)}"
+                    f"Installed={len(installed)} Missing={still} Failed={len(failing)}"
                 )
             else:
-                inv.output = f"Patch operation Scan completed: Missing={len(op_list & host.missing)}"
-            override = (command.parameters.get("InstallOverrideList") or [""])[0]
+                # "Scan operations ignore the InstallOverrideList parameter" (same section).
+                override = ""
+                inv.output = f"Patch operation Scan completed: Missing={len(approved_missing & host.missing)}"
+            snapshot = (command.parameters.get("SnapshotId") or [""])[0] or command.command_id
             self.record_scan(
                 host,
-                approved,
                 ended,
                 operation=command.operation,
+                baseline=baseline,
+                as_of=requested,
                 started=dt.datetime.fromtimestamp(inv.started_at, dt.UTC),
-                install_override_list=override,
+                install_override_list=override if command.operation == "Install" else "",
                 reboot_option=reboot_option,
-                pending_reboot=pending_reboot,
-                snapshot_id=command.command_id,
+                snapshot_id=snapshot,
+                last_no_reboot=last_no_reboot,
             )
         elif inv.outcome == "DeliveryTimedOut":
             inv.response_code = -1
@@ -494,6 +553,7 @@ class FleetState:
             host.missing = set(backup.missing)
             host.installed = set(backup.installed)
             host.failed = set(backup.failed)
+            host.pending_reboot = set()  # the restored disk boots: nothing awaits a reboot
             host.patch_state = dict(backup.patch_state) if backup.patch_state else None
             host.agent_status = backup.agent_status
             if host.falcon is not None and backup.falcon_version is not None:

@@ -65,6 +65,8 @@ class CatalogPatch(_Strict):
     # not given ("openssl-1.0.2k-24.amzn2.0.14" -> "openssl"; a kernel patch -> "kernel" or
     # "linux-image-<release>"). Windows patches are identified by their KB number instead.
     package: str | None = None
+    # The RPM epoch of the package (0 when the vendor declares none); Windows and APT packages ignore it.
+    epoch: int = Field(0, ge=0)
 
     _os_family = field_validator("os_family")(_known_os_family)
 

@@ -99,7 +99,7 @@ def seed_aws(state: FleetState, scenario: Scenario) -> None:
                     backup_fails=name in faults.backup_fails,
                     backup_seconds=faults.backup_slow_seconds.get(name),
                 )
-                state.record_scan(host, state.default_approved(host, last_scan), last_scan, operation="Scan")
+                state.record_scan(host, last_scan, operation="Scan")
                 state.add_host(host)
         for database in aws.databases:
             _seed_databases(state, scenario, tenant, aws, database)

@@ -8,6 +8,7 @@ fleet behind these actions is fleetsim's :class:`~fleetsim.fleet.FleetState`.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
 import uuid
 from typing import Any
@@ -18,11 +19,13 @@ from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.s3.models import s3_backends
-from moto.ssm.models import ssm_backends
+from moto.ssm.models import FakePatchGroup, ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 from fleetsim import fleet as fleet_module
+from fleetsim.aws import baselines
 from fleetsim.fleet import Command, FleetState, SimHost
+from fleetsim.platforms import PLATFORMS
 
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 # SendCommand's documented patterns for the rate controls.
@@ -73,6 +76,22 @@ class DoesNotExistException(ServiceException):
     code = "DoesNotExistException"
 
 
+class AlreadyExistsException(ServiceException):
+    code = "AlreadyExistsException"
+
+
+class InvalidFilter(ServiceException):
+    code = "InvalidFilter"
+
+
+class InvalidResourceId(ServiceException):
+    code = "InvalidResourceId"
+
+
+# The original moto handler the CreatePatchBaseline add-on wraps (validate first, then let moto store).
+_MOTO_CREATE_PATCH_BASELINE = SimpleSystemManagerResponse.create_patch_baseline
+
+
 _STATE: dict[str, FleetState] = {}
 
 
@@ -89,8 +108,13 @@ def install(state: FleetState) -> None:
         "describe_instance_patches",
         "describe_available_patches",
         "get_patch_baseline",
+        "create_patch_baseline",
+        "update_patch_baseline",
+        "register_patch_baseline_for_patch_group",
+        "deregister_patch_baseline_for_patch_group",
     ):
         setattr(SimpleSystemManagerResponse, name, globals()[f"_{name}"])
+    state.ssm_baseline = baseline_for
 
 
 def _fleet() -> FleetState:
@@ -101,10 +125,12 @@ def _ts(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
-def _page(items: list[Any], token: str | None, max_results: int | None, default: int, limit: int) -> tuple:
+def _page(
+    items: list[Any], token: str | None, max_results: int | None, default: int, limit: int, minimum: int = 1
+) -> tuple:
     size = default if max_results is None else int(max_results)
-    if size < 1 or size > limit:
-        raise ValidationException(f"MaxResults must be between 1 and {limit}, got {size}")
+    if size < minimum or size > limit:
+        raise ValidationException(f"MaxResults must be between {minimum} and {limit}, got {size}")
     try:
         start = int(token) if token else 0
     except ValueError as exc:
@@ -201,8 +227,9 @@ def _resolve_targets(self: SimpleSystemManagerResponse, state: FleetState) -> li
     return sorted(selected, key=lambda h: h.host_id)
 
 
-def _read_override_list(url: str) -> frozenset[str]:
-    """Read an InstallOverrideList (YAML ``patches: [{id, title}]``) from the emulated S3."""
+def _read_override_list(url: str) -> tuple[baselines.OverrideEntry, ...]:
+    """Read an InstallOverrideList from the emulated S3 (user guide, AWS-RunPatchBaseline, "Parameter
+    name: InstallOverrideList", "Valid URL formats": ``s3://bucket/key`` or path-style https)."""
     parsed = urlparse(url)
     if parsed.scheme == "s3":
         bucket, key = parsed.netloc, parsed.path.lstrip("/")
@@ -215,8 +242,10 @@ def _read_override_list(url: str) -> frozenset[str]:
     obj = s3_backends[account][partition].get_object(bucket, key)
     if obj is None:
         raise ValidationException(f"InstallOverrideList object s3://{bucket}/{key} does not exist")
-    doc = yaml.safe_load(obj.value) or {}
-    return frozenset(str(p["id"]) for p in doc.get("patches", []))
+    try:
+        return tuple(baselines.parse_override(yaml.safe_load(obj.value)))
+    except (yaml.YAMLError, baselines.BaselineError) as exc:
+        raise ValidationException(f"InstallOverrideList s3://{bucket}/{key}: {exc}") from exc
 
 
 def _command_object(command: Command, now: float) -> dict[str, Any]:
@@ -268,6 +297,8 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
         hosts = _resolve_targets(self, state)
         override_url = (parameters.get("InstallOverrideList") or [""])[0]
         override = _read_override_list(override_url) if override_url else None
+        if override is not None and operation == "Scan":
+            override = None  # "Scan operations ignore the InstallOverrideList parameter" (same section)
         command = Command(
             command_id=str(uuid.uuid4()),
             account=self.current_account,
@@ -282,7 +313,7 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
             requested_at=now,
             timeout_seconds=int(self._get_param("TimeoutSeconds") or 3600),
             invocations={},
-            override_patch_ids=override,
+            override_entries=override,
         )
         state.schedule_command(command, hosts)
         return ActionResult({"Command": _command_object(command, now)})
@@ -409,8 +440,196 @@ def _get_command_invocation(self: SimpleSystemManagerResponse) -> ActionResult:
         )
 
 
+# -- patch baselines and patch groups -----------------------------------------------------------
+# User guide, "Patch groups": "you must apply the tag key `Patch Group` or `PatchGroup` to your managed
+# nodes" (https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-tag-a-patch-group.html);
+# "An instance can only be in one patch group". No document says which wins when a node carries both
+# keys; fleetsim takes `Patch Group`, the key every version of the guide names.
+PATCH_GROUP_TAGS = ("Patch Group", "PatchGroup")
+_PREDEFINED_IDS: dict[str, dict[str, str]] = {}
+
+
+def _predefined_id(region: str, operating_system: str) -> str:
+    """The ARN of AWS's predefined default baseline for an OS in a region (moto ships AWS's table)."""
+    if region not in _PREDEFINED_IDS:
+        _PREDEFINED_IDS[region] = dict(FakePatchGroup("fleetsim", region).default_associations)
+    return _PREDEFINED_IDS[region].get(operating_system) or "pb-0fleetsim0default0"
+
+
+def _baseline(fake: Any, patch_group: str = "") -> baselines.Baseline:
+    return baselines.from_api(
+        fake.id,
+        fake.operating_system,
+        fake.approval_rules,
+        fake.global_filters,
+        fake.approved_patches or (),
+        fake.approved_patches_compliance_level,
+        fake.rejected_patches or (),
+        fake.rejected_patches_action,
+        patch_group=patch_group,
+    )
+
+
+def patch_group_of(host: SimHost) -> str:
+    tags = ec2_backends[host.account][host.region].tags.get(host.host_id, {})
+    return next((tags[k] for k in PATCH_GROUP_TAGS if tags.get(k)), "")
+
+
+def baseline_for(host: SimHost) -> baselines.Baseline:
+    """The baseline an AWS-RunPatchBaseline operation on the host uses.
+
+    User guide, "Patch groups", "How it works": if the node is in a patch group with a baseline
+    registered for its operating system, that baseline; otherwise "the currently configured default
+    patch baseline" (https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-patch-groups.html).
+    InstancePatchState.PatchGroup is "The name of the patch group the managed node belongs to", so it is
+    reported even when the default baseline was used.
+    """
+    backend = ssm_backends[host.account][host.region]
+    operating_system = host.platform.ssm_operating_system
+    group = patch_group_of(host)
+    if group and group in backend.patch_groups:
+        fake = backend.baselines.get(backend.patch_groups[group].associations.get(operating_system, ""))
+        if fake is not None:
+            return _baseline(fake, group)
+    base = baselines.predefined(operating_system, _predefined_id(host.region, operating_system))
+    return baselines.Baseline(**{**base.__dict__, "patch_group": group})
+
+
+def _validate_baseline(operating_system: str, approval_rules: Any, global_filters: Any) -> None:
+    try:
+        baselines.validate(operating_system, approval_rules, global_filters)
+    except baselines.BaselineError as exc:
+        raise ValidationException(str(exc)) from exc
+
+
+def _create_patch_baseline(self: SimpleSystemManagerResponse) -> ActionResult:
+    """CreatePatchBaseline: moto stores it once the approval rules pass the PatchRule checks.
+
+    API reference, CreatePatchBaseline: OperatingSystem "The default value is WINDOWS"
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreatePatchBaseline.html).
+    """
+    operating_system = self._get_param("OperatingSystem") or "WINDOWS"
+    _validate_baseline(operating_system, self._get_param("ApprovalRules"), self._get_param("GlobalFilters"))
+    result = _MOTO_CREATE_PATCH_BASELINE(self)
+    backend = ssm_backends[self.current_account][self.region]
+    baseline_id = result.response["BaselineId"] if hasattr(result, "response") else None
+    for fake in backend.baselines.values():
+        if fake.id == baseline_id or (baseline_id is None and not hasattr(fake, "created_date")):
+            fake.operating_system = fake.operating_system or operating_system
+            now = dt.datetime.now(dt.UTC)
+            fake.created_date = getattr(fake, "created_date", now)
+            fake.modified_date = getattr(fake, "modified_date", now)
+    return result
+
+
+def _baseline_result(backend: Any, fake: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "BaselineId": fake.id,
+        "Name": fake.name,
+        "OperatingSystem": fake.operating_system,
+        "GlobalFilters": fake.global_filters or {"PatchFilters": []},
+        "ApprovalRules": fake.approval_rules or {"PatchRules": []},
+        "ApprovedPatches": fake.approved_patches or [],
+        "ApprovedPatchesComplianceLevel": fake.approved_patches_compliance_level or "UNSPECIFIED",
+        "ApprovedPatchesEnableNonSecurity": bool(fake.approved_patches_enable_non_security),
+        "RejectedPatches": fake.rejected_patches or [],
+        "RejectedPatchesAction": fake.rejected_patches_action or "ALLOW_AS_DEPENDENCY",
+        "Sources": fake.sources or [],
+    }
+    if fake.description:  # BaselineDescription has a minimum length of 1
+        result["Description"] = fake.description
+    for attr, member in (("created_date", "CreatedDate"), ("modified_date", "ModifiedDate")):
+        if getattr(fake, attr, None):
+            result[member] = getattr(fake, attr)
+    return result
+
+
+def _update_patch_baseline(self: SimpleSystemManagerResponse) -> ActionResult:
+    """UpdatePatchBaseline, which moto lacks.
+
+    API reference, UpdatePatchBaseline
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdatePatchBaseline.html):
+    "Modifies an existing patch baseline. Fields not specified in the request are left unchanged";
+    Replace: "If True, then all fields that are required by the CreatePatchBaseline operation are also
+    required for this API request. Optional fields that aren't specified are set to null."
+    """
+    backend = ssm_backends[self.current_account][self.region]
+    baseline_id = self._get_param("BaselineId")
+    fake = backend.baselines.get(baseline_id)
+    if fake is None:
+        raise DoesNotExistException(f"Patch baseline {baseline_id} does not exist.")
+    replace = bool(self._get_param("Replace"))
+    fields = {
+        "Name": "name",
+        "GlobalFilters": "global_filters",
+        "ApprovalRules": "approval_rules",
+        "ApprovedPatches": "approved_patches",
+        "ApprovedPatchesComplianceLevel": "approved_patches_compliance_level",
+        "ApprovedPatchesEnableNonSecurity": "approved_patches_enable_non_security",
+        "RejectedPatches": "rejected_patches",
+        "RejectedPatchesAction": "rejected_patches_action",
+        "Description": "description",
+        "Sources": "sources",
+    }
+    given = {member: self._get_param(member) for member in fields}
+    if replace and not given["Name"]:
+        raise ValidationException("Name is required when Replace is true")
+    rules = given["ApprovalRules"] if given["ApprovalRules"] is not None or replace else fake.approval_rules
+    global_filters = (
+        given["GlobalFilters"] if given["GlobalFilters"] is not None or replace else fake.global_filters
+    )
+    _validate_baseline(fake.operating_system, rules, global_filters)
+    for member, attr in fields.items():
+        if given[member] is not None or replace:
+            setattr(fake, attr, given[member])
+    fake.modified_date = dt.datetime.now(dt.UTC)
+    return ActionResult(_baseline_result(backend, fake))
+
+
+def _register_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) -> ActionResult:
+    """RegisterPatchBaselineForPatchGroup: "A patch group can be registered with only one patch baseline
+    for each operating system type" (user guide, "Patch groups"). moto refuses a second OS for an
+    existing group (it compares against AWS's predefined baseline); this keeps one custom baseline per
+    OS and refuses (AlreadyExistsException) a second one for the same OS."""
+    backend = ssm_backends[self.current_account][self.region]
+    baseline_id, name = self._get_param("BaselineId"), self._get_param("PatchGroup")
+    fake = backend.baselines.get(baseline_id)
+    if fake is None:
+        raise DoesNotExistException(f"Patch baseline {baseline_id} does not exist.")
+    group = backend.patch_groups.get(name) or FakePatchGroup(name, self.region)
+    current = group.associations.get(fake.operating_system)
+    if current in backend.baselines:
+        raise AlreadyExistsException(
+            f"Patch Group baseline already has a baseline registered for OperatingSystem "
+            f"{fake.operating_system}."
+        )
+    group.associations[fake.operating_system] = baseline_id
+    backend.patch_groups[name] = group
+    return ActionResult({"BaselineId": baseline_id, "PatchGroup": name})
+
+
+def _deregister_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) -> ActionResult:
+    """DeregisterPatchBaselineForPatchGroup: the group's OS falls back to the default baseline.
+
+    moto writes the deregistered baseline back into the group; AWS removes it. No document names the
+    error for a pair that is not registered; fleetsim answers InvalidResourceId, an error the service
+    model lists for this operation.
+    """
+    backend = ssm_backends[self.current_account][self.region]
+    baseline_id, name = self._get_param("BaselineId"), self._get_param("PatchGroup")
+    fake = backend.baselines.get(baseline_id)
+    group = backend.patch_groups.get(name)
+    if fake is None or group is None or group.associations.get(fake.operating_system) != baseline_id:
+        raise InvalidResourceId(f"Patch group {name} is not registered with baseline {baseline_id}")
+    group.associations[fake.operating_system] = _predefined_id(self.region, fake.operating_system)
+    return ActionResult({"BaselineId": baseline_id, "PatchGroup": name})
+
+
 # -- patch state --------------------------------------------------------------------------------
 def _describe_instance_patch_states(self: SimpleSystemManagerResponse) -> ActionResult:
+    """DescribeInstancePatchStates (API reference): InstanceIds at most 50; MaxResults 10-100. The
+    default page size is not documented: fleetsim uses the smallest valid one, 10, so a caller that
+    does not follow NextToken is caught."""
     state = _fleet()
     state.advance()
     instance_ids = self._get_param("InstanceIds") or []
@@ -422,110 +641,196 @@ def _describe_instance_patch_states(self: SimpleSystemManagerResponse) -> Action
             host = state.host(self.current_account, self.region, instance_id)
             if host is not None and host.patch_state is not None:
                 states.append(dict(host.patch_state))
-        page, token = _page(states, self._get_param("NextToken"), self._get_param("MaxResults"), 50, 100)
+        page, token = _page(states, self._get_param("NextToken"), self._get_param("MaxResults"), 10, 100, 10)
         return ActionResult(_with_token({"InstancePatchStates": page}, token))
 
 
+# DescribeInstancePatches, Filters: "Supported keys ... Classification, KBId, Severity, State".
+_INSTANCE_PATCH_FILTERS = {"Classification", "KBId", "Severity", "State"}
+
+
 def _describe_instance_patches(self: SimpleSystemManagerResponse) -> ActionResult:
+    """DescribeInstancePatches: each patch the instance's baseline gives a state, as of its last operation.
+
+    API reference, DescribeInstancePatches and PatchComplianceData
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstancePatches.html,
+    .../API_PatchComplianceData.html): rows hold Title, KBId, Classification, Severity, State,
+    InstalledTime (required) and CVEIds; filters on Classification, KBId, Severity and State (in the
+    "Installed | InstalledOther | ..." spelling); MaxResults 10-100. States per the user guide,
+    "Understanding patch compliance state values": a patch the baseline does not approve and the node
+    lacks has no row. InstalledTime of a patch not installed is the epoch (undocumented; it is a
+    required member); of an installed patch, its release date (fleetsim does not track install times).
+    """
     state = _fleet()
     state.advance()
+    filters = self._get_param("Filters") or []
+    if len(filters) > 5:
+        raise ValidationException("Filters can hold at most 5 items")
+    for f in filters:
+        if f.get("Key") not in _INSTANCE_PATCH_FILTERS:
+            raise InvalidFilter(f"The filter key {f.get('Key')!r} is not valid for DescribeInstancePatches")
     with state.lock:
         host = state.host(self.current_account, self.region, self._get_param("InstanceId") or "")
         if host is None:
             raise InvalidInstanceId("The instance is not a managed instance")
-        rows = []
-        for patch_id, patch_state in sorted(
-            [(p, "Installed") for p in host.installed]
-            + [(p, "Missing") for p in host.missing]
-            + [(p, "Failed") for p in host.failed]
-        ):
-            patch = state.catalog[patch_id]
-            rows.append(
-                {
-                    "Title": patch.title,
-                    "KBId": patch.id,
+        if host.patch_state is None:
+            rows: list[dict[str, Any]] = []
+        else:
+            baseline = baseline_for(host)
+            as_of = host.patch_state["OperationEndTime"]
+            result = state.ssm_patch_states(host, baseline, as_of)
+            rows = []
+            for patch_id, patch_state in sorted(result.states.items()):
+                patch = state.catalog[patch_id]
+                installed = patch_state.startswith("INSTALLED")
+                row = {
+                    "Title": patch.title if patch.is_windows else baselines.package_title(patch),
+                    "KBId": baselines.kb_id(patch),
                     "Classification": patch.classification,
                     "Severity": patch.severity,
                     "State": patch_state,
-                    "InstalledTime": dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
-                    "CVEIds": ",".join(patch.cves),
+                    "InstalledTime": dt.datetime.combine(patch.released, dt.time(), dt.UTC)
+                    if installed
+                    else dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
                 }
-            )
-        for f in self._get_param("Filters") or []:
-            rows = [r for r in rows if str(r.get(f["Key"].title(), r.get(f["Key"]))) in set(f["Values"])]
-        page, token = _page(rows, self._get_param("NextToken"), self._get_param("MaxResults"), 50, 100)
+                if patch.cves:
+                    row["CVEIds"] = ",".join(patch.cves)
+                rows.append(row)
+        for f in filters:
+            values = set(f.get("Values", []))
+            if f["Key"] == "State":
+                wanted = {baselines.STATE_FILTER_VALUES[v] for v in values if v in baselines.STATE_FILTER_VALUES}
+                rows = [r for r in rows if r["State"] in wanted]
+            else:
+                rows = [r for r in rows if r[f["Key"]] in values]
+        page, token = _page(rows, self._get_param("NextToken"), self._get_param("MaxResults"), 10, 100, 10)
         return ActionResult(_with_token({"Patches": page}, token))
 
 
-def _describe_available_patches(self: SimpleSystemManagerResponse) -> ActionResult:
-    state = _fleet()
-    from fleetsim.platforms import PLATFORMS
+# DescribeAvailablePatches (API reference,
+# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeAvailablePatches.html):
+# "Currently, DescribeAvailablePatches supports only the Amazon Linux 1, Amazon Linux 2, and Windows
+# Server operating systems." What AWS answers for another product is undocumented: fleetsim answers
+# nothing, the reading that exposes a caller relying on it for AL2023, RHEL, CentOS or Ubuntu.
+AVAILABLE_PATCH_OPERATING_SYSTEMS = frozenset({"AMAZON_LINUX", "AMAZON_LINUX_2", "WINDOWS"})
+_WINDOWS_KEYS = {"PATCH_SET", "PRODUCT", "PRODUCT_FAMILY", "MSRC_SEVERITY", "CLASSIFICATION", "PATCH_ID"}
+_LINUX_KEYS = {
+    "PRODUCT",
+    "NAME",
+    "VERSION",
+    "RELEASE",
+    "ARCH",
+    "EPOCH",
+    "SEVERITY",
+    "CLASSIFICATION",
+    "CVE_ID",
+    "ADVISORY_ID",
+    "BUGZILLA_ID",
+    "REPOSITORY",
+    "SECURITY",
+}
 
-    patches = sorted(state.catalog.values(), key=lambda p: (p.os_family, p.released, p.id))
-    for f in self._get_param("Filters") or []:
-        key, values = f["Key"], set(f.get("Values", []))
-        if key == "PRODUCT":
-            patches = [p for p in patches if PLATFORMS[p.os_family].ssm_product in values]
-        elif key == "CLASSIFICATION":
-            patches = [p for p in patches if p.classification in values]
-        elif key in ("SEVERITY", "MSRC_SEVERITY"):
-            patches = [p for p in patches if p.severity in values]
-        elif key == "PATCH_ID":
-            patches = [p for p in patches if p.id in values]
-        else:
-            raise InvalidFilterKey(f"fleetsim does not emulate the filter key {key!r}")
+
+def _available_value(key: str, p: Any) -> list[str]:
+    platform = PLATFORMS[p.os_family]
+    if key == "PRODUCT":
+        return [platform.ssm_product]
+    if key == "PRODUCT_FAMILY":
+        return ["Windows"] if p.is_windows else []
+    if key == "PATCH_SET":
+        return ["OS"] if p.is_windows else []
+    if key in ("MSRC_SEVERITY", "SEVERITY"):
+        return [p.severity] if (key == "MSRC_SEVERITY") == p.is_windows else []
+    if key == "CLASSIFICATION":
+        return [p.classification]
+    if key == "PATCH_ID":
+        return [baselines.kb_id(p)] if p.is_windows else []
+    if p.is_windows:
+        return []
+    epoch, version, release = baselines.evr(p)
+    return {
+        "NAME": [p.package_name],
+        "VERSION": [version],
+        "RELEASE": [release],
+        "ARCH": [baselines.arch(p)],
+        "EPOCH": [str(epoch)],
+        "CVE_ID": list(p.cves),
+        "ADVISORY_ID": [p.id],
+        "SECURITY": ["SECURITY" if p.classification == "Security" else "NON-SECURITY"],
+    }.get(key, [])
+
+
+def _describe_available_patches(self: SimpleSystemManagerResponse) -> ActionResult:
+    """DescribeAvailablePatches as the API reference documents it (see above): only AL1, AL2 and Windows
+    Server patches; Linux filters need a PRODUCT ("the following command fails: aws ssm
+    describe-available-patches --filters Key=CVE_ID,Values=CVE-2018-3615"; the error code is not
+    documented: fleetsim answers ValidationException); MaxResults 1-100 (default undocumented: 100)."""
+    state = _fleet()
+    filters = self._get_param("Filters") or []
+    keys = {f["Key"] for f in filters}
+    if unknown := keys - _WINDOWS_KEYS - _LINUX_KEYS:
+        raise ValidationException(f"fleetsim does not emulate the filter keys {sorted(unknown)}")
+    if (keys & (_LINUX_KEYS - _WINDOWS_KEYS)) and "PRODUCT" not in keys:
+        raise ValidationException("Linux patch filters require a PRODUCT filter")
+    patches = sorted(
+        (
+            p
+            for p in state.catalog.values()
+            if PLATFORMS[p.os_family].ssm_operating_system in AVAILABLE_PATCH_OPERATING_SYSTEMS
+        ),
+        key=lambda p: (p.os_family, p.released, p.id),
+    )
+    for f in filters:
+        values = list(f.get("Values", []))
+        patches = [
+            p
+            for p in patches
+            if any(fnmatch.fnmatchcase(v, pattern) for v in _available_value(f["Key"], p) for pattern in values)
+        ]
     page, token = _page(patches, self._get_param("NextToken"), self._get_param("MaxResults"), 100, 100)
     rows = []
     for p in page:
         platform = PLATFORMS[p.os_family]
-        windows = platform.platform_type == "Windows"
-        row = {
-            "Id": p.id,
+        row: dict[str, Any] = {
+            "Id": baselines.kb_id(p) if p.is_windows else p.id,
             "ReleaseDate": dt.datetime.combine(p.released, dt.time(), dt.UTC),
             "Title": p.title,
             "Description": p.title,
-            "Vendor": "Microsoft" if windows else "fleetsim",
-            "ProductFamily": "Windows" if windows else platform.platform_name,
             "Product": platform.ssm_product,
             "Classification": p.classification,
-            "CVEIds": p.cves,
+            "CVEIds": list(p.cves),
         }
-        if windows:
-            row.update(MsrcSeverity=p.severity, KbNumber=f"KB{p.kb_number}" if p.kb_number else "")
-        else:
-            version, _, release = p.package_version.partition("-")
+        if p.is_windows:
             row.update(
-                Severity=p.severity, Name=p.package_name, Version=version, Release=release, Arch="x86_64"
+                Vendor="Microsoft",
+                ProductFamily="Windows",
+                MsrcSeverity=p.severity,
+                KbNumber=baselines.kb_id(p),
+                Language="All",
+            )
+        else:
+            epoch, version, release = baselines.evr(p)
+            row.update(
+                AdvisoryIds=[p.id],
+                Name=p.package_name,
+                Epoch=epoch,
+                Version=version,
+                Release=release,
+                Arch=baselines.arch(p),
+                Severity=p.severity,
             )
         rows.append(row)
     return ActionResult(_with_token({"Patches": rows}, token))
 
 
-# -- patch baselines ----------------------------------------------------------------------------
 def _get_patch_baseline(self: SimpleSystemManagerResponse) -> ActionResult:
     """GetPatchBaseline, which moto lacks: the approval rules stored by CreatePatchBaseline, read back."""
     backend = ssm_backends[self.current_account][self.region]
     baseline_id = self._get_param("BaselineId")
-    baseline = backend.baselines.get(baseline_id)
-    if baseline is None:
+    fake = backend.baselines.get(baseline_id)
+    if fake is None:
         raise DoesNotExistException(f"Patch baseline {baseline_id} does not exist.")
     groups = sorted(
         name for name, group in backend.patch_groups.items() if baseline_id in group.associations.values()
     )
-    return ActionResult(
-        {
-            "BaselineId": baseline.id,
-            "Name": baseline.name,
-            "OperatingSystem": baseline.operating_system,
-            "GlobalFilters": baseline.global_filters or {"PatchFilters": []},
-            "ApprovalRules": baseline.approval_rules or {"PatchRules": []},
-            "ApprovedPatches": baseline.approved_patches or [],
-            "ApprovedPatchesComplianceLevel": baseline.approved_patches_compliance_level or "UNSPECIFIED",
-            "ApprovedPatchesEnableNonSecurity": bool(baseline.approved_patches_enable_non_security),
-            "RejectedPatches": baseline.rejected_patches or [],
-            "RejectedPatchesAction": baseline.rejected_patches_action or "ALLOW_AS_DEPENDENCY",
-            "PatchGroups": groups,
-            "Description": baseline.description or "",
-            "Sources": baseline.sources or [],
-        }
-    )
+    return ActionResult({**_baseline_result(backend, fake), "PatchGroups": groups})

@@ -52,7 +52,9 @@ SCENARIO = scenario_dict(
     catalog=[
         patch("ALAS2-1", "amazon_linux_2"),
         patch("ALAS2-2", "amazon_linux_2"),
-        patch("KB1", "windows_2019"),
+        # The Windows default baseline approves CriticalUpdates/SecurityUpdates (user guide, "About
+        # predefined and custom patch baselines"), not the Linux "Security" classification.
+        patch("KB1", "windows_2019", classification="SecurityUpdates"),
     ],
 )
 
