@@ -81,9 +81,10 @@ def summary_line(tenant_id: str, evidence: dict, rc: int, seconds: float) -> str
     s = evidence["summary"]
     return (
         f"{tenant_id}: {evidence['cycle']['outcome'].upper()} in {seconds:.0f}s | hosts {s['hosts_total']}, "
-        f"in scope {s['in_scope']}, patched {s['patched']}, failed {s['failed']}, held {s['held']}, "
-        f"excepted {s['excepted']}, not run {s['not_run']} | compliance {s['compliance_before']:.0%} -> "
-        f"{s['compliance_after']:.0%}"
+        f"in scope {s['in_scope']}, patched {s['patched']}, failed {s['failed']}, "
+        f"non-compliant {s.get('non_compliant', 0)}, not assessed {s.get('not_assessed', 0)}, "
+        f"held {s['held']}, excepted {s['excepted']}, not run {s['not_run']} | "
+        f"compliance {s['compliance_before']:.0%} -> {s['compliance_after']:.0%}"
     )
 
 

@@ -30,7 +30,16 @@ EVENTS = [
     },
     {"at": "2026-11-22T03:00:00+00:00", "action": "stage.verified", "target": "nonprod"},
 ]
-COUNTED = ("patched", "failed", "held", "excepted", "not_run", "out_of_scope", "non_compliant")
+COUNTED = (
+    "patched",
+    "failed",
+    "held",
+    "excepted",
+    "not_run",
+    "out_of_scope",
+    "non_compliant",
+    "not_assessed",
+)
 
 
 def _cycle(dry_run: bool = False) -> dict[str, Any]:
@@ -244,6 +253,7 @@ def rollup(in_scope, before, after, **counts):
         "not_run": 0,
         "out_of_scope": 0,
         "non_compliant": 0,
+        "not_assessed": 0,
     }
     result.update(counts)
     result.update(compliance_before=before, compliance_after=after)
@@ -385,6 +395,7 @@ def test_stage_entries(tenant, fleet, stages):
         "hosts_targeted": 4,
         "hosts_succeeded": 3,
         "hosts_failed": 1,
+        "hosts_not_assessed": 0,
         "backups": 4,
         "command_ids": ["cmd-nonprod"],
         "health": None,  # no health gate configured
@@ -693,3 +704,161 @@ def test_a_stage_its_approver_rejected_leaves_the_cycle_partial_not_failed(tenan
     assert prod["status"] == "rejected" and prod["approval"]["by"] == "jlee"
     prod_hosts = [h for h in doc["hosts"] if h["environment"] == "prod" and h["final_state"] == o.NOT_RUN]
     assert prod_hosts and all(h["reason"].startswith("not approved: rejected by jlee") for h in prod_hosts)
+
+
+# --- not_assessed (evidence schema 1.1) --------------------------------------------------------------------
+
+
+@pytest.fixture
+def unassessed_run(tenant, host_row, make_stage, stage_host):
+    """Five nonprod hosts, all compliant before: three patched, one whose assessment could not be read,
+    one GCP host patched at a newer version than the plan froze (planned vs installed read back)."""
+    inventory = [host_row(f"i-{n}", name=f"dev-{n}", missing_count=0) for n in range(4)]
+    inventory.append(host_row("g-1", name="dev-gce", cloud="gcp", missing_count=0))
+    unread = stage_host(o.NOT_ASSESSED, "patch state could not be read: AccessDeniedException")
+    versions = [
+        {"patch_id": "p-1", "package": "openssl", "planned": "1:3.0.7-27.el9", "installed": "1:3.0.7-28.el9"},
+        {"patch_id": "p-2", "kb": "5041578", "planned": "5041578", "installed": None, "status": "absent"},
+    ]
+    hosts = {
+        "i-0": stage_host(),
+        "i-1": stage_host(),
+        "i-2": stage_host(),
+        "i-3": unread,
+        "g-1": stage_host(installed_versions=versions),
+    }
+    stages = {"nonprod": make_stage(tenant, "nonprod", hosts)}
+    plan = {
+        **PLAN,
+        "baselines": [
+            {
+                "os_family": "amazon_linux_2",
+                "cutoff": "2026-11-15",
+                "sources": ["ssm:DescribeAvailablePatches"],
+                "notes": ["1 catalog entry not approved: no release or first-detection date to age by (x)"],
+            }
+        ],
+        "approved": {
+            "amazon_linux_2": [
+                {
+                    "id": "ALAS2-2026-0001",
+                    "package": "openssl",
+                    "version": "1.0.2k-24.amzn2.0.14",
+                    "arch": "x86_64",
+                    "epoch": "1",
+                    "source": "ssm:DescribeAvailablePatches",
+                    "released": "2026-11-01",
+                    "released_basis": "first_seen",
+                }
+            ]
+        },
+    }
+    doc = build(
+        tenant,
+        inventory=inventory,
+        preflight=evaluate_preflight(tenant, inventory).to_dict(),
+        stages=stages,
+        environments=["nonprod"],
+        plan=plan,
+    )
+    return inventory, doc
+
+
+def test_a_not_assessed_host_is_counted_on_its_own_and_never_compliant(unassessed_run):
+    inventory, doc = unassessed_run
+    check_invariants(doc, inventory)
+    record = hosts_by_id(doc)["i-3"]
+    assert (record["final_state"], record["reason"]) == (
+        o.NOT_ASSESSED,
+        "patch state could not be read: AccessDeniedException",
+    )
+    summary = doc["summary"]
+    # All five were compliant by the inventory before; the unassessed one counts compliant neither before
+    # nor after: its cloud could not say what it is missing.
+    assert {k: v for k, v in summary.items() if not isinstance(v, dict)} == {
+        "hosts_total": 5,
+        **rollup(5, 0.8, 0.8, patched=4, not_assessed=1),
+    }
+    assert summary["by_environment"]["nonprod"]["not_assessed"] == 1
+    assert summary["by_cloud"] == {
+        "aws": rollup(4, 0.75, 0.75, patched=3, not_assessed=1),
+        "gcp": rollup(1, 1.0, 1.0, patched=1),
+    }
+    # Hosts were left unassessed: the cycle cannot claim it completed.
+    assert doc["cycle"]["outcome"] == "partial"
+    stage = doc["stages"][0]
+    assert (stage["hosts_succeeded"], stage["hosts_failed"], stage["hosts_not_assessed"]) == (4, 0, 1)
+
+
+def test_host_records_carry_planned_against_installed_versions(unassessed_run):
+    _, doc = unassessed_run
+    hosts = hosts_by_id(doc)
+    assert hosts["i-0"]["installed_versions"] is None  # SSM pinned the versions: nothing to read back
+    assert hosts["g-1"]["installed_versions"] == [
+        {"patch_id": "p-1", "package": "openssl", "planned": "1:3.0.7-27.el9", "installed": "1:3.0.7-28.el9"},
+        {"patch_id": "p-2", "kb": "5041578", "planned": "5041578", "installed": None, "status": "absent"},
+    ]
+
+
+def test_host_record_keys_are_the_csv_columns(unassessed_run):
+    from patchcycle.reports.tables import HOST_COLUMNS
+
+    _, doc = unassessed_run
+    assert all(tuple(h) == HOST_COLUMNS for h in doc["hosts"])
+
+
+def test_the_document_validates_against_the_schema_it_declares(unassessed_run):
+    import jsonschema
+
+    from patchcycle.domain.evidence import evidence_schema_path
+
+    _, doc = unassessed_run
+    assert doc["schema_version"] == EVIDENCE_SCHEMA_VERSION == "1.1"
+    doc["cycle"]["generated_by"] = "patchcycle test"  # the operator adds it
+    doc["events"] = []  # this module's events are abbreviated (no actor, result or details)
+    schema = json.loads(evidence_schema_path(doc["schema_version"]).read_text())
+    jsonschema.validate(doc, schema, format_checker=jsonschema.FormatChecker())
+    assert doc["plan"]["baselines"][0]["sources"] == ["ssm:DescribeAvailablePatches"]
+    assert doc["plan"]["approved"]["amazon_linux_2"][0]["released_basis"] == "first_seen"
+
+
+def test_a_risk_acceptance_naming_an_unassessed_host_excepts_it_and_keeps_why(unassessed_run):
+    """The exception rules treat not_assessed like any other unpatched state (its missing patches are
+    unknown, so only an acceptance that names the host applies); the report keeps the previous state."""
+    from patchcycle.domain.exceptions import apply_exceptions
+
+    _, doc = unassessed_run
+    records, report = apply_exceptions(doc["hosts"], None, _register_naming("i-3"), _date("2026-11-22"))
+    assert hosts_by_id({"hosts": records})["i-3"]["final_state"] == o.EXCEPTED
+    assert [(a.host_id, a.previous_state) for a in report.applications] == [("i-3", o.NOT_ASSESSED)]
+
+
+def _date(text: str):
+    import datetime as dt
+
+    return dt.date.fromisoformat(text)
+
+
+def _register_naming(host_id: str):
+    from patchcycle.config.exceptions import ExceptionRegister
+
+    return ExceptionRegister.model_validate(
+        {
+            "tenant_id": "cu_test",
+            "exceptions": [
+                {
+                    "id": "EXC-2026-001",
+                    "ticket": "CHG0001",
+                    "hosts": [host_id],
+                    "justification": "assessment access is being restored under CHG0001",
+                    "compensating_control": "host isolated in a quarantine subnet",
+                    "risk_rating": "Medium",
+                    "requested_by": "sre-platform",
+                    "approver": "Dana Whitfield",
+                    "approver_role": "CISO",
+                    "approved_on": "2026-11-01",
+                    "expires_on": "2026-12-31",
+                }
+            ],
+        }
+    )

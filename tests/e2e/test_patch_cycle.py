@@ -62,13 +62,15 @@ def assert_evidence_tells_the_truth(result: CycleResult) -> None:
         assert record["reason"] or state == "patched"
 
 
-SCHEMA = json.loads((REPO / "include" / "schemas" / "evidence-1.0.schema.json").read_text())
-
-
 def assert_pack_intact(result: CycleResult) -> None:
     import jsonschema
 
-    jsonschema.validate(result.evidence, SCHEMA, format_checker=jsonschema.FormatChecker())
+    from patchcycle.domain.evidence import EVIDENCE_SCHEMA_VERSION, evidence_schema_path
+
+    # A pack is written to the current version and validates against that version's published schema.
+    assert result.evidence["schema_version"] == EVIDENCE_SCHEMA_VERSION
+    schema = json.loads(evidence_schema_path(result.evidence["schema_version"]).read_text())
+    jsonschema.validate(result.evidence, schema, format_checker=jsonschema.FormatChecker())
     manifest = json.loads(result.files["manifest.json"])
     files = {f["name"]: result.files[f["name"]] for f in manifest["files"]}
     assert verify_pack(manifest, files) == []

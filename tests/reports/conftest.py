@@ -28,6 +28,22 @@ ACCESS_USER_NAME = "mgarcia"
 KEV_CATALOG_VERSION = "2026.11.20"
 TREND_DATES = ("2026-08-23", "2026-09-20", "2026-10-25", "2026-11-22")
 
+# Schema 1.1 (make_evidence(..., schema_version="1.1")).
+NOT_ASSESSED_HOST_NAME = "alpha-prod-gce-rhel-01"
+NOT_ASSESSED_REASON = "the OS Config inventory of this instance could not be read (403 PERMISSION_DENIED)"
+DRIFT_HOST_NAME = "alpha-nonprod-gce-ubuntu-01"
+DRIFT_PACKAGE = ("openssl", "3.0.2-0ubuntu1.18", "3.0.2-0ubuntu1.19")  # package, planned, installed
+CATALOG_SOURCES = {
+    "amazon_linux_2": ["ssm:DescribeAvailablePatches"],
+    "rhel_9": ["gcp:osconfig.inventories", "ssm:ListComplianceItems"],
+    "ubuntu_22_04": ["azure:patchassessmentresources", "gcp:osconfig.inventories"],
+    "windows_server_2022": ["azure:patchassessmentresources"],
+}
+CATALOG_NOTE = (
+    "2 catalog entries not approved: no release or first-detection date to age by (gcp:osconfig.inventories)"
+)
+RELEASED_BASES = ("vendor", "first_seen", "baseline")
+
 _OS = {
     "aws": [("amazon_linux_2", "Amazon Linux 2"), ("rhel_9", "Red Hat Enterprise Linux 9.4")],
     "azure": [
@@ -138,7 +154,7 @@ def _make_host(
     return host
 
 
-def _rollup(hosts: list[dict]) -> dict:
+def _rollup(hosts: list[dict], schema_version: str = "1.0") -> dict:
     in_scope = [h for h in hosts if h["final_state"] != "out_of_scope"]
 
     def ratio(key: str) -> float:
@@ -146,7 +162,7 @@ def _rollup(hosts: list[dict]) -> dict:
             return 0.0
         return round(sum(1 for h in in_scope if h[key] == 0) / len(in_scope), 4)
 
-    return {
+    result = {
         "in_scope": len(in_scope),
         "patched": sum(h["final_state"] == "patched" for h in hosts),
         "failed": sum(h["final_state"] == "failed" for h in hosts),
@@ -155,6 +171,84 @@ def _rollup(hosts: list[dict]) -> dict:
         "compliance_before": ratio("missing_before"),
         "compliance_after": ratio("missing_after"),
     }
+    if schema_version != "1.0":
+        for state in ("excepted", "out_of_scope", "non_compliant", "not_assessed"):
+            result[state] = sum(h["final_state"] == state for h in hosts)
+    return result
+
+
+def _add_schema_1_1_hosts(hosts: list[dict], not_assessed: int) -> None:
+    """Schema 1.1 host facts, in place: ``not_assessed`` GCP prod hosts whose assessment could not be
+    read (the first named NOT_ASSESSED_HOST_NAME), and ``installed_versions`` on every host (None, but
+    planned against installed on GCP hosts the install reached; one drifted on DRIFT_HOST_NAME)."""
+    rng = random.Random(1101)  # its own stream: the 1.0 part of the document stays as it was
+    for host in hosts:
+        ran = host["final_state"] in ("patched", "failed", "non_compliant")
+        host["installed_versions"] = (
+            [{"package": "libssl3", "planned": "3.0.2-0ubuntu1.18", "installed": "3.0.2-0ubuntu1.18"}]
+            if host["cloud"] == "gcp" and ran
+            else None
+        )
+    for i in range(not_assessed):
+        name = NOT_ASSESSED_HOST_NAME if i == 0 else f"alpha-prod-gce-rhel-{i + 1:02d}"
+        host = _make_host(rng, 90_000 + i, "not_run", name=name, environment="prod")
+        host.update(
+            host_id=str(rng.randrange(10**18, 10**19)),
+            cloud="gcp",
+            account=_account(rng, "gcp"),
+            region="us-central1",
+            os_family="rhel_9",
+            platform="Red Hat Enterprise Linux 9.4",
+            final_state="not_assessed",
+            reason=NOT_ASSESSED_REASON,
+            missing_before=None,
+            missing_after=None,
+            installed_versions=None,
+        )
+        hosts.append(host)
+    drift = _make_host(rng, 90_100, "patched", name=DRIFT_HOST_NAME, environment="nonprod")
+    package, planned, installed = DRIFT_PACKAGE
+    drift.update(
+        host_id=str(rng.randrange(10**18, 10**19)),
+        cloud="gcp",
+        account=_account(rng, "gcp"),
+        region="us-central1",
+        os_family="ubuntu_22_04",
+        platform="Ubuntu 22.04 LTS",
+        final_state="non_compliant",
+        reason=f"1 package not at the plan's version: {package} {installed} (planned {planned})",
+        installed_versions=[
+            {"package": package, "planned": planned, "installed": installed},
+            {"package": "libssl3", "planned": planned, "installed": planned},
+        ],
+    )
+    hosts.append(drift)
+
+
+def _plan_1_1(approved: dict[str, list[dict]]) -> list[dict]:
+    """Schema 1.1 plan facts, in place on ``approved`` (exact versions, source, released basis); returns
+    the per-family baseline decisions with their catalog sources and notes."""
+    for family, patches in approved.items():
+        for index, patch in enumerate(patches):
+            windows = family.startswith("windows")
+            patch.update(
+                package=None if windows else f"pkg-{index}",
+                kb=f"50{41000 + index}" if windows else None,
+                version=None if windows else f"1.{index}.0-{index + 1}.el9",
+                arch=None if windows else "x86_64",
+                epoch="1" if not windows and index % 3 == 0 else None,
+                source=CATALOG_SOURCES[family][index % len(CATALOG_SOURCES[family])],
+                released_basis=RELEASED_BASES[index % len(RELEASED_BASES)],
+            )
+    return [
+        {
+            "os_family": family,
+            "cutoff": "2026-11-15",
+            "sources": CATALOG_SOURCES.get(family, []),
+            "notes": [CATALOG_NOTE] if family == "rhel_9" else [],
+        }
+        for family in sorted(approved)
+    ]
 
 
 def _approved_patches(rng: random.Random, per_family: int) -> dict[str, list[dict]]:
@@ -560,8 +654,13 @@ def make_evidence(
     sections: bool = False,
     open_risk_rows: int = 6,
     access_grants: int = 6,
+    schema_version: str = "1.0",
+    not_assessed: int = 1,
 ) -> dict:
     """Build a realistic, internally consistent evidence document (schema 1.0) with ``n_hosts`` hosts.
+
+    ``schema_version="1.1"`` adds that version's facts (see :func:`_add_schema_1_1_hosts` and
+    :func:`_plan_1_1`): ``not_assessed`` more hosts and one GCP host whose installed version drifted.
 
     The first two hosts (when ``n_hosts >= 2``) are a failed and a held prod host with known
     names and reasons (FAILED_HOST_NAME/REASON, HELD_HOST_NAME/REASON).
@@ -580,8 +679,11 @@ def make_evidence(
             _make_host(rng, 1, "held", name=HELD_HOST_NAME, environment="prod", reason=HELD_HOST_REASON)
         )
     hosts += [_make_host(rng, i) for i in range(len(hosts), n_hosts)]
+    v = schema_version
+    if v != "1.0":
+        _add_schema_1_1_hosts(hosts, not_assessed)
 
-    total = _rollup(hosts)
+    total = _rollup(hosts, v)
     summary: dict[str, Any] = {
         "hosts_total": len(hosts),
         "in_scope": total["in_scope"],
@@ -594,15 +696,17 @@ def make_evidence(
         "compliance_before": total["compliance_before"],
         "compliance_after": total["compliance_after"],
         "by_environment": {
-            env: _rollup([h for h in hosts if h["environment"] == env])
+            env: _rollup([h for h in hosts if h["environment"] == env], v)
             for env in ENVIRONMENTS
             if any(h["environment"] == env for h in hosts)
         },
         "by_cloud": {
-            cloud: _rollup([h for h in hosts if h["cloud"] == cloud])
+            cloud: _rollup([h for h in hosts if h["cloud"] == cloud], v)
             for cloud in sorted({h["cloud"] for h in hosts})
         },
     }
+    if v != "1.0":
+        summary.update(non_compliant=total["non_compliant"], not_assessed=total["not_assessed"])
     stages = []
     status_for = {
         "nonprod": "succeeded",
@@ -612,8 +716,14 @@ def make_evidence(
     for offset, env in enumerate(ENVIRONMENTS):
         env_hosts = [h for h in hosts if h["environment"] == env and h["final_state"] != "out_of_scope"]
         failed = sum(h["final_state"] == "failed" for h in env_hosts)
+        extra = (
+            {}
+            if v == "1.0"
+            else {"hosts_not_assessed": sum(h["final_state"] == "not_assessed" for h in env_hosts)}
+        )
         stages.append(
             {
+                **extra,
                 "environment": env,
                 "status": status_for[env],
                 "started_at": f"2026-11-22T0{2 + offset}:05:00+00:00",
@@ -643,7 +753,7 @@ def make_evidence(
                 }
             )
     evidence: dict[str, Any] = {
-        "schema_version": "1.0",
+        "schema_version": schema_version,
         "tenant": {
             "id": "cu_alpha",
             "display_name": "Alpha Federal Credit Union",
@@ -669,6 +779,8 @@ def make_evidence(
         },
         "events": events,
     }
+    if v != "1.0":
+        evidence["plan"]["baselines"] = _plan_1_1(evidence["plan"]["approved"])
     if sections:
         add_audit_sections(evidence, seed=seed, open_risk_rows=open_risk_rows, access_grants=access_grants)
     return evidence

@@ -7,12 +7,19 @@ import re
 
 import pypdf
 import pytest
+from reportlab.graphics.charts.legends import Legend
 
+from patchcycle.domain import outcomes as o
 from patchcycle.reports.pdf import (
+    ATTENTION_STATES,
     MAX_ACCESS_ROWS,
     MAX_ATTENTION_ROWS,
     MAX_RISK_ROWS,
+    RELEASED_BASIS_LABELS,
+    STATE_COLOURS,
+    STATE_HEX,
     attention_hosts,
+    host_states_chart,
     overdue_chart,
     render_cycle_report,
     trend_chart,
@@ -22,11 +29,17 @@ from .conftest import (
     ACCESS_USER_NAME,
     ACTIVE_EXCEPTION_APPROVER,
     ACTIVE_EXCEPTION_ID,
+    CATALOG_NOTE,
+    CATALOG_SOURCES,
+    DRIFT_HOST_NAME,
+    DRIFT_PACKAGE,
     EXPIRED_EXCEPTION_ID,
     FAILED_HOST_NAME,
     HELD_HOST_REASON,
     KEV_CATALOG_VERSION,
     MISSING_CONTROL_ID,
+    NOT_ASSESSED_HOST_NAME,
+    NOT_ASSESSED_REASON,
     RETENTION_DAYS,
     TREND_DATES,
     empty_evidence,
@@ -425,3 +438,92 @@ def test_the_plans_rds_os_updates_are_listed_with_their_ids() -> None:
     assert "The plan approved no patches" in text and rds_update_id(update) in _squash(text)
     _, without = _pdf_text(render_cycle_report(make_evidence()))
     assert "rds (" not in without
+
+
+# --- evidence schema 1.1: not_assessed, installed versions, the plan's catalog facts ------------------------
+
+
+@pytest.fixture(scope="module")
+def v11_evidence() -> dict:
+    return make_evidence(40, sections=True, schema_version="1.1", not_assessed=2)
+
+
+@pytest.fixture(scope="module")
+def v11_report(v11_evidence: dict) -> str:
+    return _squash(_pdf_text(render_cycle_report(v11_evidence))[1])
+
+
+def test_not_assessed_hosts_are_in_the_summary_with_what_that_means(v11_evidence, v11_report) -> None:
+    assert f"Not assessed {v11_evidence['summary']['not_assessed']}" in v11_report
+    assert "Not assessed: 2 hosts" in v11_report
+    assert "counts as not compliant, before and after" in v11_report
+
+
+def test_not_assessed_hosts_need_attention_with_their_reason(v11_evidence, v11_report) -> None:
+    assert NOT_ASSESSED_HOST_NAME in v11_report
+    assert NOT_ASSESSED_REASON in v11_report
+    assert "2 not assessed" in v11_report  # the attention breakdown
+    assert [
+        h["name"] for h in attention_hosts(v11_evidence["hosts"]) if h["final_state"] == "not_assessed"
+    ] == [
+        NOT_ASSESSED_HOST_NAME,
+        "alpha-prod-gce-rhel-02",
+    ]
+    # Ranked after non-compliant and before not run.
+    assert ATTENTION_STATES.index("non_compliant") < ATTENTION_STATES.index("not_assessed")
+    assert ATTENTION_STATES.index("not_assessed") < ATTENTION_STATES.index("not_run")
+
+
+def test_not_assessed_has_its_own_colour_in_the_legend_and_tables(v11_evidence) -> None:
+    palette = dict(STATE_COLOURS)
+    others = [c.hexval() for s, c in STATE_COLOURS if s != "not_assessed"]
+    assert palette["not_assessed"].hexval() not in others
+    assert set(palette) == set(o.FINAL_STATES)  # every final state has a colour and a legend entry
+    chart = host_states_chart(v11_evidence)
+    legend = next(item for item in chart.contents if isinstance(item, Legend))
+    assert (palette["not_assessed"], "not assessed") in legend.colorNamePairs
+    assert STATE_HEX["not_assessed"] == "#" + palette["not_assessed"].hexval()[2:]
+
+
+def test_the_stage_table_counts_not_assessed_hosts(v11_report) -> None:
+    assert "Not assessed" in v11_report and "Targeted Succeeded Failed Not assessed Backups" in v11_report
+
+
+def test_the_plan_shows_catalog_sources_notes_versions_and_released_basis(v11_evidence, v11_report) -> None:
+    for family, sources in CATALOG_SOURCES.items():
+        assert f"{family} (" in v11_report
+        assert f"Catalog sources: {', '.join(sources)}." in v11_report
+    assert f"Not judged: {CATALOG_NOTE}" in v11_report
+    assert "Package (version)" in v11_report
+    rhel = v11_evidence["plan"]["approved"]["rhel_9"]
+    assert "1:1.0.0-1.el9 (x86_64)" in v11_report and rhel[0]["epoch"] == "1"  # epoch:version (arch)
+    assert "KB5041000" in v11_report  # Windows: the KB
+    for label in RELEASED_BASIS_LABELS.values():
+        assert label in v11_report
+
+
+def test_a_family_with_no_catalog_source_says_so() -> None:
+    evidence = make_evidence(10, schema_version="1.1")
+    evidence["plan"]["baselines"].append({"os_family": "rhel_7", "sources": [], "notes": []})
+    text = _squash(_pdf_text(render_cycle_report(evidence))[1])
+    assert "rhel_7 (0)" in text
+    assert "Catalog sources: none. No source lists this family's updates; nothing was approved." in text
+
+
+def test_installed_versions_that_differ_from_the_plan_are_listed(v11_report) -> None:
+    package, planned, installed = DRIFT_PACKAGE
+    assert "Installed versions that differ from the plan (1)" in v11_report
+    assert DRIFT_HOST_NAME in v11_report
+    assert f"{package} {planned} -> {installed}" in v11_report
+    assert f"libssl3 {planned} -> {planned}" not in v11_report  # at the plan's version: not listed
+
+
+def test_a_1_0_document_renders_as_before() -> None:
+    text = _squash(_pdf_text(render_cycle_report(make_evidence(40)))[1])
+    assert "Catalog sources" not in text and "Installed versions that differ" not in text
+    assert "Not assessed 0" in text
+    assert "Not assessed: " not in text
+
+
+def test_identical_1_1_input_gives_identical_bytes(v11_evidence) -> None:
+    assert render_cycle_report(v11_evidence) == render_cycle_report(v11_evidence)

@@ -12,10 +12,17 @@ from patchcycle.reports.tables import (
     environment_rank,
     format_percent,
     hosts_csv,
+    installed_versions_text,
     summary_rows,
 )
 
-from .conftest import make_evidence
+from .conftest import (
+    DRIFT_HOST_NAME,
+    DRIFT_PACKAGE,
+    NOT_ASSESSED_HOST_NAME,
+    NOT_ASSESSED_REASON,
+    make_evidence,
+)
 
 
 def _host(name: str, env: str, host_id: str, **extra: object) -> dict:
@@ -30,9 +37,11 @@ def _rows(data: bytes) -> list[list[str]]:
 
 
 def test_host_columns_follow_the_evidence_order() -> None:
-    evidence = make_evidence(3)
+    evidence = make_evidence(3, schema_version="1.1")
     assert HOST_COLUMNS == tuple(evidence["hosts"][0])
-    assert len(set(HOST_COLUMNS)) == len(HOST_COLUMNS) == 24
+    assert len(set(HOST_COLUMNS)) == len(HOST_COLUMNS) == 25
+    # A 1.0 host record has every column but the one 1.1 added (its cell is left empty).
+    assert HOST_COLUMNS[:-1] == tuple(make_evidence(3)["hosts"][0])
 
 
 def test_header_and_row_count() -> None:
@@ -117,7 +126,7 @@ def test_round_trips_through_pandas() -> None:
     for record in frame.to_dict("records"):
         original = by_id[record["host_id"]]
         for column in HOST_COLUMNS:
-            expected = original[column]
+            expected = original.get(column)
             assert record[column] == ("" if expected is None else str(expected)), column
     numeric = pd.read_csv(io.BytesIO(hosts_csv(hosts)))
     assert numeric["missing_before"].sum() == sum(h["missing_before"] for h in hosts)
@@ -134,6 +143,8 @@ def test_summary_rows() -> None:
         "Failed",
         "Held",
         "Excepted",
+        "Non-compliant",
+        "Not assessed",
         "Not run",
         "Out of scope",
         "Compliance before -> after",
@@ -154,3 +165,37 @@ def test_summary_rows_formatting_edge_cases() -> None:
     assert values["Hosts total"] == "12,345"
     assert values["Compliance before -> after"] == "n/a -> 100.0%"
     assert format_percent(0.8567) == "85.7%"
+
+
+def test_a_not_assessed_host_is_a_csv_row_with_its_state_and_reason() -> None:
+    hosts = make_evidence(20, schema_version="1.1")["hosts"]
+    rows = [dict(zip(HOST_COLUMNS, row, strict=True)) for row in _rows(hosts_csv(hosts))[1:]]
+    unassessed = [r for r in rows if r["final_state"] == "not_assessed"]
+    assert [(r["name"], r["reason"]) for r in unassessed] == [(NOT_ASSESSED_HOST_NAME, NOT_ASSESSED_REASON)]
+    assert unassessed[0]["missing_after"] == ""  # nothing read, nothing claimed
+
+
+def test_installed_versions_are_one_readable_cell() -> None:
+    hosts = make_evidence(20, schema_version="1.1")["hosts"]
+    rows = {r[1]: dict(zip(HOST_COLUMNS, r, strict=True)) for r in _rows(hosts_csv(hosts))[1:]}
+    package, planned, installed = DRIFT_PACKAGE
+    assert rows[DRIFT_HOST_NAME]["installed_versions"] == (
+        f"{package} {planned} -> {installed}; libssl3 {planned} -> {planned}"
+    )
+    assert rows[NOT_ASSESSED_HOST_NAME]["installed_versions"] == ""
+    assert installed_versions_text(None) is None
+    assert installed_versions_text([]) == ""
+    assert (
+        installed_versions_text(
+            [{"kb": "5041578", "planned": "5041578", "installed": None, "status": "absent"}]
+        )
+        == "KB5041578 5041578 -> not installed (absent)"
+    )
+
+
+def test_summary_rows_count_not_assessed_hosts() -> None:
+    evidence = make_evidence(40, schema_version="1.1", not_assessed=3)
+    values = dict(summary_rows(evidence))
+    assert values["Not assessed"] == "3" == str(evidence["summary"]["not_assessed"])
+    assert values["Non-compliant"] == str(evidence["summary"]["non_compliant"])
+    assert dict(summary_rows(make_evidence(10)))["Not assessed"] == "0"  # a 1.0 pack had no such host

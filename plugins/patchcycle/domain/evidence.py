@@ -9,13 +9,29 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from patchcycle.config.models import Tenant
 from patchcycle.domain import outcomes as o
 
-EVIDENCE_SCHEMA_VERSION = "1.0"
+# 1.1 adds the not_assessed state, a host's installed_versions and the plan's catalog facts (see the
+# schema's description); packs written as 1.0 stay valid against evidence-1.0.schema.json.
+EVIDENCE_SCHEMA_VERSION = "1.1"
+EVIDENCE_SCHEMA_VERSIONS = ("1.0", "1.1")
 _COUNTED = ("patched", "failed", "held", "excepted", "not_run", "out_of_scope")
+
+
+def evidence_schema_path(version: str = EVIDENCE_SCHEMA_VERSION) -> Path:
+    """The published JSON Schema of an evidence document version (``include/schemas``).
+
+    Validate a pack against the schema of the ``schema_version`` it declares, so packs written
+    before a minor version keep validating against the one they were written to.
+    """
+    if version not in EVIDENCE_SCHEMA_VERSIONS:
+        raise ValueError(f"unknown evidence schema_version {version!r}; known: {EVIDENCE_SCHEMA_VERSIONS}")
+    # plugins/patchcycle/domain/evidence.py -> repository root
+    return Path(__file__).resolve().parents[3] / "include" / "schemas" / f"evidence-{version}.schema.json"
 
 
 def _host_record(
@@ -47,7 +63,16 @@ def _host_record(
         "missing_after": state_after.get("MissingCount") if state_after else None,
         "failed_after": state_after.get("FailedCount") if state_after else None,
         "installed_after": state_after.get("InstalledCount") if state_after else None,
+        # Where the cloud cannot pin a version (OS Config): the plan's version against the one verify
+        # read back, per package. None where the install pinned the version or nothing was read back.
+        "installed_versions": _installed_versions(stage_host.get("installed_versions")),
     }
+
+
+def _installed_versions(entries: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if entries is None:
+        return None
+    return [{**e, "planned": e.get("planned"), "installed": e.get("installed")} for e in entries]
 
 
 def host_records(
@@ -86,6 +111,9 @@ def _compliant_before(record: Mapping[str, Any], row: Mapping[str, Any]) -> bool
     # A host with no recorded patch operation (never scanned, or no agent at all) is not known compliant.
     if not row.get("last_patch_operation"):
         return False
+    # Its cloud could not say what it is missing: no figure vouches for it, before or after.
+    if record["final_state"] == o.NOT_ASSESSED:
+        return False
     return not row.get("missing_count") and not row.get("failed_count")
 
 
@@ -106,6 +134,8 @@ def _rollup(records: list[dict], rows: Mapping[str, Mapping[str, Any]]) -> dict[
     result = {"in_scope": len(in_scope)}
     result.update({k: counts.get(k, 0) for k in _COUNTED})
     result["non_compliant"] = counts.get(o.NON_COMPLIANT, 0)
+    # In scope and never compliant: counted on its own, so the state neither vanishes nor passes as patched.
+    result["not_assessed"] = counts.get(o.NOT_ASSESSED, 0)
     result.update(compliance_before=share(before), compliance_after=share(after))
     return result
 
@@ -118,7 +148,7 @@ def cycle_outcome(
     failed_scopes: int = 0,
 ) -> str:
     """planned (dry run) | failed (a gate halted, a stage failed, or a scope could not be inventoried) |
-    partial (hosts left, including a stage its approver rejected) | completed."""
+    partial (hosts left, including a stage its approver rejected, or hosts not assessed) | completed."""
     if dry_run:
         return "planned"
     settled = ("succeeded", "rejected")  # a rejection is a person's decision, not a failure
@@ -126,7 +156,8 @@ def cycle_outcome(
         return "failed"
     if failed_scopes:
         return "failed"
-    if any(r["final_state"] in (o.FAILED, o.HELD, o.NON_COMPLIANT, o.NOT_RUN) for r in records):
+    left = (o.FAILED, o.HELD, o.NON_COMPLIANT, o.NOT_RUN, o.NOT_ASSESSED)
+    if any(r["final_state"] in left for r in records):
         return "partial"
     return "completed"
 
@@ -145,7 +176,7 @@ def build_evidence_document(
     exceptions: Any = None,
     scopes: list[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The evidence document (schema 1.0) of one cycle run.
+    """The evidence document (schema :data:`EVIDENCE_SCHEMA_VERSION`) of one cycle run.
 
     ``scopes`` are the inventory's scopes (account and region, subscription, project, Falcon) with
     their status: a scope that could not be read halted, and its error is part of the evidence.
@@ -186,6 +217,7 @@ def build_evidence_document(
                 "hosts_failed": sum(
                     1 for h in hosts.values() if h["final_state"] in (o.FAILED, o.NON_COMPLIANT)
                 ),
+                "hosts_not_assessed": sum(1 for h in hosts.values() if h["final_state"] == o.NOT_ASSESSED),
                 "backups": sum(1 for h in hosts.values() if h.get("backup_id")),
                 "command_ids": list((stage or {}).get("command_ids", [])),
                 "health": (stage or {}).get("health"),

@@ -1,7 +1,7 @@
 """The patch cycle PDF report a tenant's compliance contact (and their auditor) reads.
 
 Built with reportlab platypus and reportlab.graphics charts from the cycle's evidence document
-(``schema_version`` "1.0"). Pure: no cloud or file I/O. Only hosts needing attention are laid out
+(``schema_version`` "1.0" or "1.1"). Pure: no cloud or file I/O. Only hosts needing attention are laid out
 (capped); the full per-host list is the CSV in the same evidence pack.
 
 Sections, in order: title block, summary and charts, stages, control coverage, risk and SLA,
@@ -44,10 +44,15 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from patchcycle.reports.tables import environment_rank, sorted_environments, summary_rows
+from patchcycle.reports.tables import (
+    environment_rank,
+    installed_version_text,
+    sorted_environments,
+    summary_rows,
+)
 
 #: Final states listed in "Hosts needing attention", most urgent first.
-ATTENTION_STATES: tuple[str, ...] = ("failed", "non_compliant", "not_run", "held")
+ATTENTION_STATES: tuple[str, ...] = ("failed", "non_compliant", "not_assessed", "not_run", "held")
 #: At most this many attention rows are laid out; the rest are counted and referred to the CSV.
 MAX_ATTENTION_ROWS = 500
 #: At most this many approved patches are listed per OS family ...
@@ -83,9 +88,19 @@ STATE_COLOURS: tuple[tuple[str, colors.Color], ...] = (
     ("held", colors.HexColor("#f9a825")),
     ("non_compliant", colors.HexColor("#ef6c00")),
     ("failed", colors.HexColor("#c62828")),
+    # Teal: not a shade of any other state (it is neither a failure nor a known gap, nor grey "not run").
+    ("not_assessed", colors.HexColor("#00838f")),
     ("not_run", colors.HexColor("#757575")),
     ("out_of_scope", colors.HexColor("#bdbdbd")),
 )
+#: The same colours as "#rrggbb", for state text in host tables (the chart's legend is the key).
+STATE_HEX: dict[str, str] = {state: "#" + colour.hexval()[2:] for state, colour in STATE_COLOURS}
+#: How an approved patch's release date is known (ApprovedPatch.released_basis), as printed.
+RELEASED_BASIS_LABELS: dict[str, str] = {
+    "vendor": "vendor release date",
+    "first_seen": "first detected (no release date)",
+    "baseline": "cutoff: the baseline approved it",
+}
 OUTCOME_COLOURS: dict[str, str] = {
     "completed": "#2e7d32",
     "failed": "#c62828",
@@ -527,7 +542,12 @@ def _states_by_cloud(evidence: Mapping[str, Any]) -> dict[str, Counter[str]]:
     by_cloud: Mapping[str, Any] = (evidence.get("summary") or {}).get("by_cloud") or {}
     for cloud, row in by_cloud.items():
         row = row or {}
-        counts[str(cloud)] = Counter({s: _int(row.get(s)) for s in ("patched", "failed", "held", "not_run")})
+        counts[str(cloud)] = Counter(
+            {
+                s: _int(row.get(s))
+                for s in ("patched", "failed", "held", "non_compliant", "not_assessed", "not_run")
+            }
+        )
     return counts
 
 
@@ -753,15 +773,21 @@ def _summary_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
     table = _table(rows, [2.4 * inch, 1.6 * inch], numeric_from=1)
     table.hAlign = "LEFT"
     events = len(evidence.get("events") or [])
-    return [
-        Paragraph("Summary", styles.h2),
-        table,
-        Spacer(1, 4),
-        Paragraph(
-            f"{events:,} audit events are recorded in the evidence JSON of this pack.",
-            styles.note,
-        ),
-    ]
+    flow: list[Any] = [Paragraph("Summary", styles.h2), table, Spacer(1, 4)]
+    not_assessed = _int((evidence.get("summary") or {}).get("not_assessed"))
+    if not_assessed:
+        flow.append(
+            Paragraph(
+                f"<b>Not assessed: {_plural(not_assessed, 'host')}</b>. The cloud's own assessment of what "
+                "such a host is missing could not be read, so nothing shows it compliant: it counts as not "
+                "compliant, before and after. Each host's reason is under Hosts needing attention.",
+                styles.body,
+            )
+        )
+    flow.append(
+        Paragraph(f"{events:,} audit events are recorded in the evidence JSON of this pack.", styles.note)
+    )
+    return flow
 
 
 def _stage_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
@@ -770,7 +796,7 @@ def _stage_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
     if not stages:
         return [*flow, Paragraph("No stages were recorded for this cycle.", styles.body)]
     rows: list[list[Any]] = [
-        ["Environment", "Status", "Targeted", "Succeeded", "Failed", "Backups", "Reason"]
+        ["Environment", "Status", "Targeted", "Succeeded", "Failed", "Not assessed", "Backups", "Reason"]
     ]
     status_styles = []
     for index, stage in enumerate(stages, start=1):
@@ -782,16 +808,17 @@ def _stage_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
                 f"{_int(stage.get('hosts_targeted')):,}",
                 f"{_int(stage.get('hosts_succeeded')):,}",
                 f"{_int(stage.get('hosts_failed')):,}",
+                f"{_int(stage.get('hosts_not_assessed')):,}",
                 f"{_int(stage.get('backups')):,}",
                 Paragraph(_markup(stage.get("reason")), styles.cell),
             ]
         )
         if status in STAGE_STATUS_COLOURS:
             status_styles.append(("TEXTCOLOR", (1, index), (1, index), STAGE_STATUS_COLOURS[status]))
-    widths = [0.9 * inch, 0.75 * inch, 0.65 * inch, 0.7 * inch, 0.55 * inch, 0.6 * inch]
+    widths = [0.9 * inch, 0.75 * inch, 0.65 * inch, 0.7 * inch, 0.55 * inch, 0.8 * inch, 0.6 * inch]
     widths.append(CONTENT_WIDTH - sum(widths))
     table = _table(rows, widths)
-    table.setStyle(TableStyle([("ALIGN", (2, 0), (5, -1), "RIGHT"), *status_styles]))
+    table.setStyle(TableStyle([("ALIGN", (2, 0), (6, -1), "RIGHT"), *status_styles]))
     return [*flow, table]
 
 
@@ -817,10 +844,17 @@ def _attention_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any
         Paragraph(f"Hosts needing attention ({len(selected):,})", styles.h2),
     ]
     if not selected:
-        return [*flow, Paragraph("No host is failed, held, non-compliant or not run.", styles.body)]
+        return [
+            *flow,
+            Paragraph("No host is failed, held, non-compliant, not assessed or not run.", styles.body),
+        ]
     by_state = Counter(h["final_state"] for h in selected)
     breakdown = ", ".join(f"{by_state[s]:,} {s.replace('_', ' ')}" for s in ATTENTION_STATES if by_state[s])
-    flow.append(Paragraph(f"Final state failed, held, non-compliant or not run: {breakdown}.", styles.note))
+    flow.append(
+        Paragraph(
+            f"Final state failed, held, non-compliant, not assessed or not run: {breakdown}.", styles.note
+        )
+    )
     flow.append(Spacer(1, 4))
 
     shown = selected[:MAX_ATTENTION_ROWS]
@@ -832,7 +866,11 @@ def _attention_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any
                 _cell(host.get("host_id"), default="", small=True),
                 _text(host.get("environment")),
                 _text(host.get("cloud")),
-                _text(host.get("final_state")).replace("_", " "),
+                _cell(
+                    _text(host.get("final_state")).replace("_", " "),
+                    bold=True,
+                    colour=STATE_HEX.get(_text(host.get("final_state")), _BLACK),
+                ),
                 _cell(host.get("reason"), default=""),
             ]
         )
@@ -849,7 +887,65 @@ def _attention_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any
                 styles.body,
             )
         )
-    return flow
+    return flow + _version_drift_section(evidence, styles)
+
+
+def version_drift_hosts(hosts: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], list[Mapping]]]:
+    """Hosts whose cloud could not pin versions and that run another version than the plan froze, with
+    the differing packages; in environment order, then name."""
+    drifted = []
+    for host in hosts:
+        entries = [
+            e for e in _records(host.get("installed_versions")) if e.get("installed") != e.get("planned")
+        ]
+        if entries:
+            drifted.append((host, entries))
+    drifted.sort(
+        key=lambda pair: (
+            environment_rank(pair[0].get("environment")),
+            str(pair[0].get("name") or ""),
+            str(pair[0].get("host_id") or ""),
+        )
+    )
+    return drifted
+
+
+def _version_drift_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
+    hosts = _records(evidence.get("hosts"))
+    read_back = sum(1 for h in hosts if isinstance(h.get("installed_versions"), list))
+    if not read_back:
+        return []
+    drifted = version_drift_hosts(hosts)
+    flow: list[Any] = [
+        CondPageBreak(1.2 * inch),
+        Spacer(1, 6),
+        Paragraph(f"<b>Installed versions that differ from the plan ({len(drifted):,})</b>", styles.body),
+        Paragraph(
+            f"On {_plural(read_back, 'host')} the cloud's install API names packages without versions, so "
+            "verify read back the version each host runs. Listed: packages not at the plan's version.",
+            styles.note,
+        ),
+    ]
+    if not drifted:
+        return [*flow, Paragraph("Every package read back is at the plan's version.", styles.note)]
+    shown = drifted[:MAX_ATTENTION_ROWS]
+    rows: list[list[Any]] = [["Name", "Env", "State", "Planned -> installed"]]
+    for host, entries in shown:
+        text = "; ".join(installed_version_text(e) for e in entries)
+        state = _text(host.get("final_state"))
+        rows.append(
+            [
+                _cell(
+                    host.get("name") or host.get("host_id"), host.get("host_id") if host.get("name") else None
+                ),
+                _text(host.get("environment")),
+                _cell(state.replace("_", " "), colour=STATE_HEX.get(state, _BLACK)),
+                _cell(text, small=True),
+            ]
+        )
+    widths = [2.0 * inch, 0.55 * inch, 0.8 * inch]
+    widths.append(CONTENT_WIDTH - sum(widths))
+    return [*flow, _table(rows, widths), *_more_rows(len(drifted) - len(shown), "hosts", styles)]
 
 
 def _severity_rank(severity: Any) -> int:
@@ -859,36 +955,79 @@ def _severity_rank(severity: Any) -> int:
         return len(SEVERITY_ORDER)
 
 
+def _family_decisions(plan: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The plan's baseline decision per OS family (``plan.baselines``; absent in older documents)."""
+    return {_text(d.get("os_family")): d for d in _records(plan.get("baselines")) if d.get("os_family")}
+
+
+def _catalog_lines(decision: Mapping[str, Any] | None, styles: _Styles) -> list[Any]:
+    """Where the family's catalog came from, and what the plan could not judge (schema 1.1)."""
+    if decision is None or "sources" not in decision:
+        return []  # a plan frozen before the plan recorded its sources
+    sources = _strings(decision.get("sources"))
+    text = (
+        f"Catalog sources: {_markup(', '.join(sources))}."
+        if sources
+        else "Catalog sources: <b>none</b>. No source lists this family's updates; nothing was approved."
+    )
+    lines: list[Any] = [Paragraph(text, styles.note)]
+    lines += [
+        Paragraph(f'<font color="{_RED}">Not judged:</font> {_markup(_clip_plain(note))}', styles.note)
+        for note in _strings(decision.get("notes"))
+    ]
+    return lines
+
+
+def _package_version(patch: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(package or KB, the exact version frozen as [epoch:]version[.arch]) of an approved patch."""
+    kb = _text(patch.get("kb"))
+    main = _text(patch.get("package")) or (f"KB{kb}" if kb else "-")
+    version = _text(patch.get("version"))
+    if not version:
+        return main, None
+    epoch, arch = _text(patch.get("epoch")), _text(patch.get("arch"))
+    return main, (f"{epoch}:" if epoch else "") + version + (f" ({arch})" if arch else "")
+
+
+def _released_cell(patch: Mapping[str, Any]) -> _TextCell:
+    basis = _text(patch.get("released_basis"))
+    return _cell(patch.get("released"), RELEASED_BASIS_LABELS.get(basis, basis) or None)
+
+
 def _patch_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
-    approved: Mapping[str, Any] = (evidence.get("plan") or {}).get("approved") or {}
+    plan = evidence.get("plan") or {}
+    approved: Mapping[str, Any] = plan.get("approved") or {}
+    decisions = _family_decisions(plan)
     flow: list[Any] = [CondPageBreak(1.5 * inch), Paragraph("Approved patch set", styles.h2)]
-    families = sorted(approved)
-    total = sum(len(approved[f] or []) for f in families)
-    if not total:
+    families = sorted(set(approved) | set(decisions))
+    total = sum(len(approved.get(f) or []) for f in families)
+    if not total and not any(_catalog_lines(d, styles) for d in decisions.values()):
         flow.append(Paragraph("The plan approved no patches for this cycle.", styles.body))
         return flow + _rds_updates(evidence, styles)
     flow.append(
         Paragraph(
             f"{total:,} patches approved across {len(families)} OS families, most severe first "
-            f"(up to {MAX_PATCHES_PER_FAMILY} per family here; the full set is in the evidence JSON).",
+            f"(up to {MAX_PATCHES_PER_FAMILY} per family here; the full set is in the evidence JSON). "
+            "Each is frozen at the version shown; under Released, how its release date is known.",
             styles.note,
         )
     )
     budget = MAX_PATCH_ROWS
     for family in families:
         patches = sorted(
-            approved[family] or [],
+            approved.get(family) or [],
             key=lambda p: (_severity_rank(p.get("severity")), str(p.get("id") or "")),
         )
         header = Paragraph(f"<b>{_markup(family)}</b> ({len(patches):,})", styles.body)
+        catalog = _catalog_lines(decisions.get(family), styles)
         if not patches:
-            flow += [Spacer(1, 4), header, Paragraph("No patches approved.", styles.note)]
+            flow += [Spacer(1, 4), header, *catalog, Paragraph("No patches approved.", styles.note)]
             continue
         shown = patches[: max(0, min(MAX_PATCHES_PER_FAMILY, budget))]
         budget -= len(shown)
-        flow += [CondPageBreak(1.2 * inch), Spacer(1, 6), header]
+        flow += [CondPageBreak(1.2 * inch), Spacer(1, 6), header, *catalog]
         if shown:
-            rows: list[list[Any]] = [["Patch id", "Severity", "CVEs", "Released"]]
+            rows: list[list[Any]] = [["Patch id", "Severity", "Package (version)", "CVEs", "Released"]]
             for patch in shown:
                 cves = [str(c) for c in patch.get("cves") or []]
                 text = ", ".join(cves[:MAX_CVES_PER_PATCH])
@@ -898,12 +1037,13 @@ def _patch_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
                     [
                         _cell(patch.get("id"), default=""),
                         _text(patch.get("severity"), "-"),
+                        _cell(*_package_version(patch)),
                         _cell(text),
-                        _text(patch.get("released"), "-"),
+                        _released_cell(patch),
                     ]
                 )
-            widths = [1.8 * inch, 0.9 * inch, 0.0, 0.9 * inch]
-            widths[2] = CONTENT_WIDTH - sum(widths)
+            widths = [1.6 * inch, 0.75 * inch, 1.75 * inch, 0.0, 1.15 * inch]
+            widths[3] = CONTENT_WIDTH - sum(widths)
             flow.append(_table(rows, widths))
         if len(shown) < len(patches):
             flow.append(Paragraph(f"{len(patches) - len(shown):,} more not shown.", styles.note))

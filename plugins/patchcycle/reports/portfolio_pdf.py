@@ -30,7 +30,8 @@ def render_portfolio_report(view: dict[str, Any]) -> bytes:
             escape(
                 f"{t['tenants_reported']} of {t['tenants']} tenants reported; {t['tenants_failed']} failed. "
                 f"{t['in_scope']} hosts in scope; compliance {_pct(t['compliance_before'])} -> "
-                f"{_pct(t['compliance_after'])}; {t['held']} held, {t['failed']} failed; "
+                f"{_pct(t['compliance_after'])}; {t['held']} held, {t['failed']} failed, "
+                f"{t.get('not_assessed') or 0} not assessed; "
                 f"{t['overdue_critical']} overdue critical patch items; {t['active_exceptions']} active and "
                 f"{t['expired_exceptions']} expired exceptions."
             ),
@@ -47,6 +48,7 @@ def render_portfolio_report(view: dict[str, Any]) -> bytes:
         "Failed",
         "Held",
         "Excepted",
+        "Not assessed",
         "Compliance",
         "Overdue crit.",
         "Open risk",
@@ -61,7 +63,7 @@ def render_portfolio_report(view: dict[str, Any]) -> bytes:
                 (r["outcome"] or "-").upper(),
                 *(
                     str(r[k]) if r[k] is not None else "-"
-                    for k in ("hosts", "patched", "failed", "held", "excepted")
+                    for k in ("hosts", "patched", "failed", "held", "excepted", "not_assessed")
                 ),
                 f"{_pct(r['compliance_before'])} -> {_pct(r['compliance_after'])}",
                 str(r["overdue_critical"] if r["overdue_critical"] is not None else "-"),
@@ -69,7 +71,7 @@ def render_portfolio_report(view: dict[str, Any]) -> bytes:
                 f"{r['active_exceptions'] or 0} ({r['expired_exceptions'] or 0})",
             ]
         )
-    table = Table(rows, repeatRows=1, colWidths=[170, 60, 65, 40, 45, 40, 35, 50, 95, 55, 50, 70])
+    table = Table(rows, repeatRows=1, colWidths=[120, 60, 65, 40, 45, 40, 35, 50, 55, 95, 55, 50, 70])
     table.setStyle(
         TableStyle(
             [

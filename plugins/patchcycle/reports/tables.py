@@ -1,7 +1,7 @@
 """Tabular views of a cycle's evidence document: the per-host CSV and the summary rows.
 
-Pure functions (no cloud I/O). The input is the evidence document (``schema_version`` "1.0"),
-a plain JSON-compatible dict; see :mod:`patchcycle.reports.pdf` for the PDF built from the same data.
+Pure functions (no cloud I/O). The input is the evidence document (``schema_version`` "1.0" or
+"1.1"), a plain JSON-compatible dict; see :mod:`patchcycle.reports.pdf` for the PDF built from the same data.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ HOST_COLUMNS: tuple[str, ...] = (
     "missing_after",
     "failed_after",
     "installed_after",
+    "installed_versions",
 )
 
 #: Promotion order of environments; anything else sorts after these, alphabetically.
@@ -71,17 +72,42 @@ def hosts_csv(hosts: list[dict]) -> bytes:
 
     Rows are sorted by (environment in promotion order, name, host_id). ``None`` and missing keys
     become empty cells; keys not in :data:`HOST_COLUMNS` are ignored. Values are written as-is
-    (no spreadsheet-formula neutralising) so the CSV matches the evidence JSON exactly.
+    (no spreadsheet-formula neutralising) so the CSV matches the evidence JSON exactly; the one list,
+    ``installed_versions``, is written as :func:`installed_versions_text`.
     Identical input gives identical bytes.
     """
     ordered = sorted(hosts, key=_host_sort_key)
     # dtype=object keeps ints as ints (no 3 -> 3.0 when a column has a None) and
     # stops pandas from inferring types or parsing account ids as numbers.
-    rows = [[host.get(col) for col in HOST_COLUMNS] for host in ordered]
+    rows = [[_csv_value(col, host.get(col)) for col in HOST_COLUMNS] for host in ordered]
     frame = pd.DataFrame(rows, columns=list(HOST_COLUMNS), dtype=object)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n", na_rep="")
     return buffer.getvalue().encode("utf-8")
+
+
+def installed_version_text(entry: Mapping[str, Any]) -> str:
+    """One planned update as read back: ``pkg planned -> installed`` (``KB123 ...`` on Windows), with
+    how they compare when verify said so; ``not installed`` where the host does not have it."""
+    what = entry.get("package") or (f"KB{entry['kb']}" if entry.get("kb") else "?")
+    text = f"{what} {entry.get('planned') or '?'} -> {entry.get('installed') or 'not installed'}"
+    return text + (f" ({entry['status']})" if entry.get("status") else "")
+
+
+def installed_versions_text(entries: Iterable[Mapping[str, Any]] | None) -> str | None:
+    """A host's planned-against-installed versions as one cell, entries joined by ``; ``.
+
+    ``None`` (the install pinned the versions, or nothing was read back) stays None: an empty cell.
+    """
+    if entries is None:
+        return None
+    return "; ".join(installed_version_text(e) for e in entries)
+
+
+def _csv_value(column: str, value: Any) -> Any:
+    if column == "installed_versions":
+        return installed_versions_text(value)
+    return value
 
 
 def format_percent(value: float | int | None) -> str:
@@ -107,6 +133,8 @@ SUMMARY_COUNT_ROWS: tuple[tuple[str, str], ...] = (
     ("Failed", "failed"),
     ("Held", "held"),
     ("Excepted", "excepted"),
+    ("Non-compliant", "non_compliant"),
+    ("Not assessed", "not_assessed"),
     ("Not run", "not_run"),
     ("Out of scope", "out_of_scope"),
 )
