@@ -21,14 +21,16 @@ accepted whatever its value):
   headers) until the operation's end, then 200 with the MachineInstallPatchesResult, every time after.
   The operation takes ``timings.invocation_seconds`` (deterministic per operation and machine).
 
-  Which patches: of the catalog patches the machine misses or failed before, Linux takes those whose
-  package name matches a ``linuxParameters.packageNameMasksToInclude`` mask (fnmatch, case-sensitive) or,
-  without masks, whose classification (Critical = security patch of Critical severity, Security, Other)
-  is in ``classificationsToInclude``; then drops those matching ``packageNameMasksToExclude``. Windows
-  takes the KBs in ``windowsParameters.kbNumbersToInclude`` (digits, without "KB") or, without KBs, those
-  whose classification is in ``classificationsToInclude``; drops those published after
-  ``maxPatchPublishDate`` (not selected) and those in ``kbNumbersToExclude`` (excluded). Patch-name masks
-  and ``excludeKbsRequiringReboot`` are not emulated (400 / ignored).
+  Which patches (see :func:`plan_install`, after Microsoft Learn "How to programmatically manage updates
+  for Azure Arc-enabled servers", "Update deployment" > "Request body"): of the catalog patches the
+  machine misses or failed before, the union of those whose classification (Linux: Critical = security
+  patch of Critical severity, Security, Other) is in ``classificationsToInclude`` and those named by
+  ``linuxParameters.packageNameMasksToInclude`` (``name_version`` or ``name=version``: that version;
+  a bare name or glob: the newest available version of each package) or
+  ``windowsParameters.kbNumbersToInclude`` (digits, without "KB"); Windows then keeps those published on
+  or before ``maxPatchPublishDate``; finally those matching ``packageNameMasksToExclude`` /
+  ``kbNumbersToExclude`` are dropped (excluded). Windows patch-name masks are not emulated (400);
+  ``excludeKbsRequiringReboot`` is ignored.
 
   Effects are applied once, when the fleet first advances past the operation's end (any Azure request, the
   ground truth, another vendor reading hosts), through ``FleetState.install`` (shared with every cloud),
@@ -64,7 +66,11 @@ naming the shapes)::
     | where resourceGroup in~ ('rg-a', 'rg-b')           (optional)
     | order by id asc                                     (optional)
 
-where the type may also be ``.../patchassessmentresults/softwarepatches`` and ``=~`` may be ``==``.
+where the type may also be ``.../patchassessmentresults/softwarepatches`` and ``=~`` may be ``==``; and
+the same shapes over ``patchinstallationresources`` with type ``.../patchinstallationresults`` (one row
+per install: its MachineInstallPatchesResult) or ``.../patchinstallationresults/softwarepatches`` (one
+row per update the install considered: installationState Installed / Failed / NotSelected / Excluded,
+patchName, version, kbId, classifications, publishedDateTime, rebootRequired, rebootBehavior).
 
 Rows are the table's full rows (no projection), ordered by id, all ids lower-cased as Resource Graph
 reports them: ``{id, name, type, tenantId, location, resourceGroup, subscriptionId, properties}``.
@@ -74,7 +80,8 @@ other; Windows: critical, security, updateRollup, featurePack, servicePack, defi
 startDateTime, lastModifiedDateTime, startedBy, patchServiceUsed, osType, errorDetails}; a patch row
 (``.../latest/softwarepatches/<patch guid>``), one per patch the machine misses or failed, has
 ``properties`` {patchName (Linux package name / Windows update title), version, kbId (Windows),
-classifications [..], msrcSeverity (Windows), patchId, publishedDateTime, lastModifiedDateTime}. The
+classifications [..], msrcSeverity (Windows), patchId, publishedDateTime (null for Linux, as Learn's
+query-logs page says), lastModifiedDateTime}. The
 assessment is derived from the machine's current missing/failed sets. Scope: the body's
 ``subscriptions`` (all of fleetsim's when absent). Paging: ``options.$top`` (1..1000, default 100) and
 an opaque ``$skipToken`` bound to the query and scope; ``resultFormat`` must be ``objectArray``.
@@ -112,6 +119,14 @@ AGENT_VERSION = "1.50.02910.2051"
 SUMMARY_TYPE = "microsoft.hybridcompute/machines/patchassessmentresults"
 PATCHES_TYPE = "microsoft.hybridcompute/machines/patchassessmentresults/softwarepatches"
 GRAPH_TABLE = "patchassessmentresources"
+INSTALL_TYPE = "microsoft.hybridcompute/machines/patchinstallationresults"
+INSTALL_PATCHES_TYPE = "microsoft.hybridcompute/machines/patchinstallationresults/softwarepatches"
+INSTALL_TABLE = "patchinstallationresources"
+# The Resource Graph tables fleetsim answers, and the row types of each.
+GRAPH_TABLES = {
+    GRAPH_TABLE: (SUMMARY_TYPE, PATCHES_TYPE),
+    INSTALL_TABLE: (INSTALL_TYPE, INSTALL_PATCHES_TYPE),
+}
 
 LINUX_CLASSIFICATIONS = ("Critical", "Security", "Other")
 WINDOWS_CLASSIFICATIONS = (
@@ -405,14 +420,34 @@ def summary_properties(state: FleetState, host: SimHost) -> dict[str, Any]:
     }
 
 
+def package_version(patch: CatalogPatch) -> str:
+    """The version a Linux update installs as the package manager reports it (``version``), the same
+    version[-release] fleetsim's SSM reports (:func:`fleetsim.aws.baselines.evr`), so one package
+    version has one name across clouds."""
+    from fleetsim.aws.baselines import evr
+
+    _, version, release = evr(patch)
+    return f"{version}-{release}" if release else version
+
+
+def published_date_time(patch: CatalogPatch) -> str | None:
+    """``publishedDateTime`` of a softwarepatches row: the vendor's release for a Windows update, null
+    for a Linux one. Microsoft Learn, "Access Azure Update Manager operations data using Azure Resource
+    Graph" (https://learn.microsoft.com/azure/update-manager/query-logs, "Description of the
+    patchassessmentresources property"): "Currently this value is not available in case of Linux
+    updates." """
+    if not patch.is_windows:
+        return None
+    return _iso(dt.datetime.combine(patch.released, dt.time(), dt.UTC).timestamp())
+
+
 def patch_properties(state: FleetState, host: SimHost, patch: CatalogPatch) -> dict[str, Any]:
     latest = assessment(state, host)
-    published = dt.datetime.combine(patch.released, dt.time(), dt.UTC).timestamp()
     props: dict[str, Any] = {
         "patchName": patch.title if patch.is_windows else patch.package_name,
-        "version": "" if patch.is_windows else patch.package_version,
+        "version": "" if patch.is_windows else package_version(patch),
         "classifications": [classification(patch)],
-        "publishedDateTime": _iso(published),
+        "publishedDateTime": published_date_time(patch),
         "lastModifiedDateTime": _iso(latest["at"]),
     }
     if patch.is_windows:
@@ -424,7 +459,7 @@ def patch_properties(state: FleetState, host: SimHost, patch: CatalogPatch) -> d
         )
     else:
         distro = f"{host.platform.platform_name.replace(' ', '')}_{host.platform.platform_version}"
-        props["patchId"] = f"{patch.package_name}_{patch.package_version}_{distro}"
+        props["patchId"] = f"{patch.package_name}_{package_version(patch)}_{distro}"
     return props
 
 
@@ -446,8 +481,8 @@ class PatchOperation:
     kind: str = "installPatches"
     reboot_setting: str = ""  # installs only
     selected: frozenset[str] = frozenset()
-    excluded: int = 0
-    not_selected: int = 0
+    excluded: frozenset[str] = frozenset()
+    not_selected: frozenset[str] = frozenset()
     result: dict[str, Any] | None = None
 
 
@@ -475,8 +510,72 @@ def _classes(params: dict[str, Any], where: str, allowed: tuple[str, ...]) -> se
     return {n.lower() for n in names}
 
 
-def plan_install(state: FleetState, host: SimHost, body: Any) -> tuple[frozenset[str], int, int, str]:
-    """(selected patch ids, excluded count, not-selected count, rebootSetting) for an install request."""
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key for package versions: digit runs compare as numbers, other runs as text (the order
+    rpm's and dpkg's comparisons agree on for the versions fleetsim's catalogs hold)."""
+    return tuple(
+        (0, int(run)) if run.isdigit() else (1, run) for run in re.findall(r"\d+|[A-Za-z]+", version)
+    )
+
+
+def mask_matches(patch: CatalogPatch, mask: str) -> str | None:
+    """How a ``packageNameMasks*`` entry matches a Linux patch: ``"version"`` when it names the patch's
+    package and version, ``"name"`` when it names the package only (fnmatch, case-sensitive), else None.
+
+    The HybridCompute swagger (2024-07-10, definitions/LinuxParameters) gives the format
+    ``packageName_packageVersion``; Microsoft Learn's "How to programmatically manage updates for Azure
+    Arc-enabled servers" (section "Update deployment", Request body) shows ``libc=1.0.1.1`` and bare names
+    / globs (``mysql``, ``kernel*``). fleetsim accepts all three. Package names and RPM releases may both
+    hold ``_`` (``el9_5``), so every ``_`` is tried as the separator.
+    """
+    name, version = patch.package_name or "", package_version(patch)
+    if fnmatch.fnmatchcase(name, mask):
+        return "name"
+    splits = [mask.split("=", 1)] if "=" in mask else []
+    splits += [[mask[:i], mask[i + 1 :]] for i, c in enumerate(mask) if c == "_"]
+    for name_mask, version_mask in splits:
+        version_mask = re.sub(r"^\d+:", "", version_mask)  # an epoch: fleetsim's versions carry none
+        if name_mask and fnmatch.fnmatchcase(name, name_mask) and fnmatch.fnmatchcase(version, version_mask):
+            return "version"
+    return None
+
+
+def select_by_masks(candidates: list[CatalogPatch], masks: list[str]) -> list[CatalogPatch]:
+    """The patches a list of include masks installs: a versioned mask that exact version; a bare name
+    (or glob) the newest available version of each package it names, as the package manager's own
+    ``install <name>`` does (an older available version of that package is not installed)."""
+    chosen: dict[str, CatalogPatch] = {}
+    for mask in masks:
+        by_name: dict[str, list[CatalogPatch]] = {}
+        for patch in candidates:
+            how = mask_matches(patch, mask)
+            if how == "version":
+                chosen[patch.id] = patch
+            elif how == "name":
+                by_name.setdefault(patch.package_name or "", []).append(patch)
+        for versions in by_name.values():
+            newest = max(versions, key=lambda p: (version_key(package_version(p)), p.id))
+            chosen[newest.id] = newest
+    return list(chosen.values())
+
+
+def plan_install(
+    state: FleetState, host: SimHost, body: Any
+) -> tuple[frozenset[str], frozenset[str], frozenset[str], str]:
+    """(selected, excluded and not-selected patch ids, rebootSetting) for an install request.
+
+    Which updates, as Microsoft documents installPatches (Learn, "How to programmatically manage updates
+    for Azure Arc-enabled servers", https://learn.microsoft.com/azure/update-manager/manage-arc-enabled-
+    servers-programmatically, section "Update deployment" > "Request body"): the available updates of
+    every ``classificationsToInclude`` classification, plus ("over and above") those named by
+    ``kbNumbersToInclude`` / ``packageNameMasksToInclude``; minus those named by ``kbNumbersToExclude`` /
+    ``packageNameMasksToExclude`` ("should not be installed"). ``classificationsToInclude`` is optional
+    (no ``required`` in the swagger's LinuxParameters / WindowsParameters), so an include list alone
+    installs only what it names. ``maxPatchPublishDate`` (Windows) keeps updates "published on or before"
+    it; no document says whether it also filters the KBs named explicitly, and fleetsim applies it to all.
+    No document says what a body naming neither a classification nor an include list installs;
+    fleetsim refuses it (400) so nothing relies on it.
+    """
     if not isinstance(body, dict):
         raise ArmError(400, "InvalidRequestContent", "The request body must be a JSON object")
     duration = body.get("maximumDuration")
@@ -508,14 +607,13 @@ def plan_install(state: FleetState, host: SimHost, body: Any) -> tuple[frozenset
             raise ArmError(
                 400, "InvalidParameter", "fleetsim does not emulate patchNameMasksToInclude/Exclude"
             )
-        if kb_in:
-            included = [p for p in candidates if p.kb_number in set(kb_in)]
-        elif classes:
-            included = [p for p in candidates if classification(p).lower() in classes]
-        else:
+        if not classes and not kb_in:
             raise ArmError(
                 400, "InvalidParameter", f"{key} needs classificationsToInclude or kbNumbersToInclude"
             )
+        included = [
+            p for p in candidates if classification(p).lower() in classes or p.kb_number in set(kb_in)
+        ]
         if (max_date := params.get("maxPatchPublishDate")) is not None:
             try:
                 cutoff = dt.datetime.fromisoformat(str(max_date).replace("Z", "+00:00")).date()
@@ -529,21 +627,21 @@ def plan_install(state: FleetState, host: SimHost, body: Any) -> tuple[frozenset
         classes = _classes(params, key, LINUX_CLASSIFICATIONS)
         masks_in = _str_list(params, "packageNameMasksToInclude", key)
         masks_out = _str_list(params, "packageNameMasksToExclude", key)
-
-        def matches(patch: CatalogPatch, masks: list[str]) -> bool:
-            return any(fnmatch.fnmatchcase(patch.package_name or "", m) for m in masks)
-
-        if masks_in:
-            included = [p for p in candidates if matches(p, masks_in)]
-        elif classes:
-            included = [p for p in candidates if classification(p).lower() in classes]
-        else:
+        if not classes and not masks_in:
             raise ArmError(
                 400, "InvalidParameter", f"{key} needs classificationsToInclude or packageNameMasksToInclude"
             )
-        excluded = [p for p in included if matches(p, masks_out)]
+        by_mask = {p.id for p in select_by_masks(candidates, masks_in)}
+        included = [p for p in candidates if classification(p).lower() in classes or p.id in by_mask]
+        excluded = [p for p in included if any(mask_matches(p, m) for m in masks_out)]
     selected = frozenset(p.id for p in included) - {p.id for p in excluded}
-    return selected, len(excluded), len(candidates) - len(included), reboot
+    chosen = {p.id for p in included}
+    return (
+        selected,
+        frozenset(p.id for p in excluded),
+        frozenset(p.id for p in candidates if p.id not in chosen),
+        reboot,
+    )
 
 
 class ArmApi:
@@ -813,8 +911,8 @@ class ArmApi:
         base: dict[str, Any] = {
             "installationActivityId": op.id,
             "maintenanceWindowExceeded": False,
-            "excludedPatchCount": op.excluded,
-            "notSelectedPatchCount": op.not_selected,
+            "excludedPatchCount": len(op.excluded),
+            "notSelectedPatchCount": len(op.not_selected),
             "pendingPatchCount": 0,
             "startDateTime": _iso(op.started_at),
             "lastModifiedDateTime": _iso(op.ended_at),
@@ -843,6 +941,7 @@ class ArmApi:
                 },
             }
             host.actions.append(action | {"result": "Failed", "error": "MachineDisconnected"})
+            self._record_installation(op, {})
             return
         effect = self.state.install(
             host, set(op.selected), fails=host.install_fails, reboot=op.reboot_setting != "Never"
@@ -875,6 +974,9 @@ class ArmApi:
             "failedPatchCount": len(failed),
             "errorDetails": errors,
         }
+        states = {p: "Installed" for p in installed} | {p: "Failed" for p in failed}
+        states |= {p: "Excluded" for p in op.excluded} | {p: "NotSelected" for p in op.not_selected}
+        self._record_installation(op, states)
         previous = assessment(self.state, host)
         host.cloud_state["azure_assessment"] = {
             "activityId": _guid("assessment", op.id),
@@ -893,6 +995,14 @@ class ArmApi:
                 "rebooted": reboot_status == "Completed",
                 "reboot_status": reboot_status,
             }
+        )
+
+    def _record_installation(self, op: PatchOperation, states: dict[str, str]) -> None:
+        """Keep the install's result and each update's installationState for Resource Graph's
+        ``patchinstallationresources`` (Learn, query-logs, "Description of the patchinstallationresults
+        property": Installed, Failed, Pending, NotSelected, Excluded)."""
+        op.host.cloud_state.setdefault("azure_installations", []).append(
+            {"id": op.id, "at": op.ended_at, "result": dict(op.result or {}), "patches": dict(states)}
         )
 
     def _finish_assessment(self, op: PatchOperation) -> None:
@@ -1000,6 +1110,9 @@ class ArmApi:
                 "resourceGroup": (host.resource_group or "").lower(),
                 "subscriptionId": host.account,
             }
+            if row_type in (INSTALL_TYPE, INSTALL_PATCHES_TYPE):
+                rows.extend(self._installation_rows(row_type, host, common))
+                continue
             summary_id = f"{host.host_id}/patchAssessmentResults/latest".lower()
             if row_type == SUMMARY_TYPE:
                 rows.append(
@@ -1018,10 +1131,48 @@ class ArmApi:
         rows.sort(key=lambda r: r["id"])
         return rows
 
+    def _installation_rows(
+        self, row_type: str, host: SimHost, common: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """``patchinstallationresources`` rows of the machine's installs (Learn, query-logs, "Patch
+        installation results"): a summary ``<machine>/patchInstallationResults/<activity id>`` with the
+        install's result, and one ``.../softwarePatches/<update>`` row per update it considered, with
+        its installationState, patchName and (Linux) version."""
+        rows: list[dict[str, Any]] = []
+        for run in host.cloud_state.get("azure_installations", []):
+            run_id = f"{host.host_id}/patchInstallationResults/{run['id']}".lower()
+            if row_type == INSTALL_TYPE:
+                props = {k: v for k, v in run["result"].items()} | {"maintenanceRunId": None}
+                rows.append(
+                    {"id": run_id, "name": run["id"], "type": INSTALL_TYPE} | common | {"properties": props}
+                )
+                continue
+            for patch_id, installation_state in sorted(run["patches"].items()):
+                patch = self.state.catalog[patch_id]
+                name = _guid("installedpatch", host.host_id, run["id"], patch_id)
+                props = {
+                    "installationState": installation_state,
+                    "patchName": patch.title if patch.is_windows else patch.package_name,
+                    "version": "" if patch.is_windows else package_version(patch),
+                    "kbId": patch.kb_number or "" if patch.is_windows else "",
+                    "classifications": [classification(patch)],
+                    "publishedDateTime": published_date_time(patch),
+                    "rebootRequired": bool(patch.kernel) or patch.is_windows,
+                    "rebootBehavior": "CanRequestReboot",
+                    "lastModifiedDateTime": _iso(run["at"]),
+                }
+                rows.append(
+                    {"id": f"{run_id}/softwarepatches/{name}", "name": name, "type": INSTALL_PATCHES_TYPE}
+                    | common
+                    | {"properties": props}
+                )
+        return rows
+
 
 _GRAPH_SHAPES = (
     f"{GRAPH_TABLE} | where type =~ '{SUMMARY_TYPE}' [| where resourceGroup in~ ('rg', ...)] "
-    f"[| order by id asc], or the same with type '{PATCHES_TYPE}'"
+    f"[| order by id asc], or the same with type '{PATCHES_TYPE}', or table {INSTALL_TABLE} with type "
+    f"'{INSTALL_TYPE}' or '{INSTALL_PATCHES_TYPE}'"
 )
 
 
@@ -1037,14 +1188,15 @@ def parse_graph_query(query: str) -> tuple[str, set[str] | None]:
         )
 
     clauses = [c.strip() for c in query.split("|")]
-    if clauses[0].lower() != GRAPH_TABLE:
-        raise refuse(f"table {clauses[0]!r} is not {GRAPH_TABLE}")
+    table = clauses[0].lower()
+    if table not in GRAPH_TABLES:
+        raise refuse(f"table {clauses[0]!r} is not one of {sorted(GRAPH_TABLES)}")
     row_type: str | None = None
     groups: set[str] | None = None
     for clause in clauses[1:]:
         if m := re.fullmatch(r"where\s+type\s*(=~|==)\s*(['\"])([^'\"]+)\2", clause, re.I):
             value = m.group(3) if m.group(1) == "==" else m.group(3).lower()
-            if value not in (SUMMARY_TYPE, PATCHES_TYPE) or row_type is not None:
+            if value not in GRAPH_TABLES[table] or row_type is not None:
                 raise refuse(f"type filter {clause!r}")
             row_type = value
         elif m := re.fullmatch(r"where\s+resourceGroup\s+in~\s*\((.*)\)", clause, re.I | re.S):

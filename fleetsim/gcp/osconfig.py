@@ -163,6 +163,30 @@ def installed_item_id(patch: CatalogPatch) -> str:
     return f"installedPackage-{patch.package_name}-{patch.package_version}"
 
 
+def newest_version(family: list[CatalogPatch], package: str, by: dt.date) -> CatalogPatch | None:
+    """The newest catalog version of a Linux package released on or before ``by`` (the repository's
+    candidate at that date): latest release date, then the catalog's later entry."""
+    candidates = [p for p in family if p.package_name == package and p.released <= by]
+    return max(enumerate(candidates), key=lambda ip: (ip[1].released, ip[0]))[1] if candidates else None
+
+
+def previous_version(version: str) -> str:
+    """A version just older than ``version``, for the build an instance runs before an update: the
+    release's first non-zero number less one on RPM ("1.1.1k-14.el8_10" -> "1.1.1k-13.el8_10"), the
+    last non-zero number on Debian ("3.0.2-0ubuntu1.19" -> "3.0.2-0ubuntu1.18"); else ``~0`` appended
+    (sorts older in rpm and dpkg)."""
+    head, dash, release = version.rpartition("-")
+    if dash and ".el" in release:
+        match = re.search(r"[1-9][0-9]*", release)
+        if match:
+            older = f"{release[: match.start()]}{int(match.group()) - 1}{release[match.end() :]}"
+            return f"{head}-{older}"
+    for match in reversed(list(re.finditer(r"[0-9]+", version))):
+        if int(match.group()) > 0:
+            return f"{version[: match.start()]}{int(match.group()) - 1}{version[match.end() :]}"
+    return f"{version}~0"
+
+
 def _update_id(patch: CatalogPatch) -> str:
     """A Windows Update's stable GUID."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fleetsim/wua/{patch.id}"))
@@ -400,16 +424,69 @@ class OsConfigApi:
         }
         if full:
             items: dict[str, Any] = {}
-            for pid in sorted(host.missing | host.failed):
-                patch = self.state.catalog[pid]
+            for patch in self._available(host):
                 item_id = available_item_id(patch)
                 items[item_id] = self._item(item_id, "AVAILABLE_PACKAGE", "availablePackage", patch, updated)
-            for pid in sorted(host.installed):
-                patch = self.state.catalog[pid]
+            for patch in self._installed(host):
                 item_id = installed_item_id(patch)
                 items[item_id] = self._item(item_id, "INSTALLED_PACKAGE", "installedPackage", patch, updated)
+            for patch, version in self._base_versions(host):
+                item_id = f"installedPackage-{patch.package_name}-{version}"
+                item = self._item(item_id, "INSTALLED_PACKAGE", "installedPackage", patch, updated)
+                next(iter(item["installedPackage"].values()))["version"] = version
+                items[item_id] = item
             inventory["items"] = items
         return inventory
+
+    def _available(self, host: SimHost) -> list[CatalogPatch]:
+        """The updates an instance's inventory lists as available: one per Linux package, its newest
+        version (the package manager's candidate); every pending Windows update.
+
+        Google names one available item per fix: a vulnerability's ``availableInventoryItemIds``
+        "specifies the latest SoftwarePackage available to the VM that fixes the vulnerability"
+        (https://cloud.google.com/compute/docs/osconfig/rest/v1/projects.locations.instances.vulnerabilityReports,
+        section Vulnerability), and an item id "will change, when there is a new package version"
+        (https://cloud.google.com/compute/docs/osconfig/rest/v1/projects.locations.instances.inventories,
+        section Inventory, field items)."""
+        return self._latest_per_package(host.missing | host.failed)
+
+    def _installed(self, host: SimHost) -> list[CatalogPatch]:
+        """Installed packages: one version per Linux package (kernels install side by side)."""
+        patches = [self.state.catalog[p] for p in sorted(host.installed) if p in self.state.catalog]
+        kernels = [p for p in patches if p.kernel and not p.is_windows]
+        rest = self._latest_per_package({p.id for p in patches if p not in kernels})
+        return sorted([*kernels, *rest], key=lambda p: p.id)
+
+    def _base_versions(self, host: SimHost) -> list[tuple[CatalogPatch, str]]:
+        """The version an instance runs of a package it has an update pending for but no catalog
+        version installed of: the version before the oldest pending one (an RPM kernel: the running
+        kernel). A package manager only updates a package that is installed, so the inventory shows it.
+        Ubuntu's kernel images are packages of their own per release (never installed before)."""
+        have = {p.package_name for p in self._installed(host) if not p.is_windows}
+        oldest: dict[str, CatalogPatch] = {}
+        for pid in sorted(host.missing | host.failed):
+            patch = self.state.catalog[pid]
+            name = patch.package_name
+            if patch.is_windows or name in have or (name or "").startswith("linux-image-"):
+                continue
+            if name not in oldest or patch.released < oldest[name].released:
+                oldest[name] = patch
+        out = []
+        for name, patch in sorted(oldest.items()):
+            if patch.kernel and host.kernel and name == "kernel":
+                out.append((patch, host.kernel.rsplit(".", 1)[0]))
+            else:
+                out.append((patch, previous_version(patch.package_version)))
+        return out
+
+    def _latest_per_package(self, ids: set[str]) -> list[CatalogPatch]:
+        newest: dict[str, CatalogPatch] = {}
+        for pid in sorted(ids):
+            patch = self.state.catalog[pid]
+            key = patch.id if patch.is_windows else f"pkg:{patch.package_name}"
+            if key not in newest or patch.released > newest[key].released:
+                newest[key] = patch
+        return sorted(newest.values(), key=lambda p: p.id)
 
     @staticmethod
     def _item(item_id: str, kind: str, key: str, patch: CatalogPatch, updated: str) -> dict[str, Any]:
@@ -486,6 +563,12 @@ class OsConfigApi:
         cpe = _OS_INFO.get(host.os_family, ("", "", "", ""))[3] or (
             f"cpe:/o:microsoft:{host.os_family.replace('windows', 'windows_server')}:-"
         )
+        # Each fix points at the latest available version of its package (see _available).
+        latest = {(p.id if p.is_windows else p.package_name): p for p in self._available(host)}
+
+        def fix(p: CatalogPatch) -> CatalogPatch:
+            return latest.get(p.id if p.is_windows else p.package_name, p)
+
         vulnerabilities, highest = [], "NONE"
         for cve, patches in sorted(by_cve.items()):
             severity = max((SEVERITY.get(p.severity, "MINIMAL") for p in patches), key=_SEVERITY_RANK.index)
@@ -493,7 +576,7 @@ class OsConfigApi:
             base, exploitability, impact, vector, privileges, cia = _CVSS_V3.get(
                 severity, (0.0, 0.0, 0.0, "LOCAL", "LOW", ("NONE", "NONE", "NONE"))
             )
-            ids = [available_item_id(p) for p in patches]
+            ids = sorted({available_item_id(fix(p)) for p in patches})
             vulnerabilities.append(
                 {
                     "details": {
@@ -518,7 +601,7 @@ class OsConfigApi:
                     "availableInventoryItemIds": ids,
                     "items": [
                         {
-                            "availableInventoryItemId": available_item_id(p),
+                            "availableInventoryItemId": available_item_id(fix(p)),
                             "fixedCpeUri": cpe,
                             "upstreamFix": p.package_version if not p.is_windows else f"KB{p.kb_number}",
                         }
@@ -649,9 +732,35 @@ class OsConfigApi:
         exclusive = set(settings.get("exclusivePackages", []))
         excludes = set(settings.get("excludes", []))
         if exclusive:
-            return {p.id for p in family if p.package_name in exclusive} & pending
+            return self._newest_of(host, exclusive, as_of)
         approved = self.state.default_approved(host, as_of)
         return {p for p in approved if self.state.catalog[p].package_name not in excludes} & pending
+
+    def _newest_of(self, host: SimHost, names: set[str], as_of: dt.datetime) -> set[str]:
+        """What ``exclusivePackages`` installs: the NEWEST version of each named package in the
+        repository at install time, whatever version a plan froze (the API takes names only).
+
+        Google, PatchConfig (https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig),
+        sections AptSettings and YumSettings: apt patching runs ``apt-get update && apt-get upgrade``,
+        yum patching runs ``yum update``; ``exclusivePackages`` is "an exclusive list of packages to be
+        updated. These are the only packages that will be updated. If these packages are not installed,
+        they will be ignored." ``apt-get upgrade`` installs "the newest versions of all packages
+        currently installed" (apt-get(8)) and ``yum update <pkg>`` updates to the latest available
+        version (yum(8), https://man7.org/linux/man-pages/man8/yum.8@@yum.html). So: per named package
+        the host has installed, the newest catalog version released by the install time; none when the
+        host does not have the package installed, or has the newest already.
+        """
+        # Installed packages only: Ubuntu's kernel images are one package per release, so a new one
+        # (linux-image-<release>) is not installed and an exclusive list naming it is ignored.
+        have = {p.package_name for p in self._installed(host)} | {
+            p.package_name for p, _ in self._base_versions(host)
+        }
+        chosen: set[str] = set()
+        for name in names & have:
+            newest = newest_version(self.state.catalog_by_family.get(host.os_family, []), name, as_of.date())
+            if newest is not None and newest.id in host.missing | host.failed:
+                chosen.add(newest.id)
+        return chosen
 
     def _schedule(self, job: _Job, rollout: dict[str, Any] | None) -> None:
         """Lay out every target's timeline under the rollout and the job's duration."""
@@ -778,13 +887,33 @@ class OsConfigApi:
             )
             if final == "SUCCEEDED" and job.reboot == "NEVER" and reboot_needed:
                 final = "SUCCEEDED_REBOOT_REQUIRED"
+            superseded = self._supersede(host, effect["installed"])
             action.update(installed=effect["installed"], failed=effect["failed"], rebooted=rebooted)
+            if superseded:
+                action["superseded"] = superseded
             host.cloud_state["gcp_inventory_at"] = target.ended_at
         target.final_state = final
         action["result"] = final
         if target.failure_reason:
             action["failure_reason"] = target.failure_reason
         host.actions.append(action)
+
+    def _supersede(self, host: SimHost, installed: list[str]) -> list[str]:
+        """Older versions of a package the install just updated are no longer missing: the package
+        manager replaced them with the newer one (kernels install side by side, but the older kernel
+        update is no longer an available update either). Returns the superseded catalog ids."""
+        superseded = []
+        for pid in installed:
+            patch = self.state.catalog[pid]
+            if patch.is_windows:
+                continue
+            for other_id in sorted(host.missing | host.failed):
+                other = self.state.catalog[other_id]
+                if other.package_name == patch.package_name and other.released <= patch.released:
+                    host.missing.discard(other_id)
+                    host.failed.discard(other_id)
+                    superseded.append(other_id)
+        return superseded
 
     # -- patch jobs: reads --------------------------------------------------------------------------
     def _job(self, project: str, job_id: str) -> _Job:

@@ -83,51 +83,6 @@ def test_final_state_vocabulary():
         pytest.param("Pending", None, o.NOT_RUN, "command still Pending", id="pending"),
         pytest.param("Delayed", None, o.NOT_RUN, "command still Delayed", id="delayed"),
         pytest.param("Cancelling", None, o.NOT_RUN, "command still Cancelling", id="cancelling"),
-        # Success: the patch state after the install decides.
-        pytest.param(
-            "Success",
-            None,
-            o.NON_COMPLIANT,
-            "no patch state recorded after the install",
-            id="success-no-state",
-        ),
-        pytest.param(
-            "Success",
-            {},
-            o.NON_COMPLIANT,
-            "no patch state recorded after the install",
-            id="success-empty-state",
-        ),
-        pytest.param(
-            "Success",
-            SCANNED,
-            o.NON_COMPLIANT,
-            "no patch state recorded after the install",
-            id="success-last-op-scan",
-        ),
-        pytest.param(
-            "Success",
-            {**INSTALLED, "FailedCount": 2},
-            o.FAILED,
-            "2 patch(es) failed to install",
-            id="success-failed-count",
-        ),
-        pytest.param(
-            "Success",
-            {**INSTALLED, "FailedCount": 1, "MissingCount": 4},
-            o.FAILED,
-            "1 patch(es) failed to install",
-            id="success-failed-beats-missing",
-        ),
-        pytest.param(
-            "Success",
-            {**INSTALLED, "MissingCount": 3},
-            o.NON_COMPLIANT,
-            "3 approved patch(es) still missing",
-            id="success-missing",
-        ),
-        pytest.param("Success", INSTALLED, o.PATCHED, None, id="success-clean"),
-        pytest.param("Success", {"Operation": "Install"}, o.PATCHED, None, id="success-counts-absent"),
     ],
 )
 def test_classify_patched_host(status, state, expected_state, expected_reason):
@@ -136,6 +91,126 @@ def test_classify_patched_host(status, state, expected_state, expected_reason):
     result = classify_patched_host(status, state, details)
     assert result == (expected_state, expected_reason)
     assert result[0] in o.FINAL_STATES
+
+
+# --- after a successful install: the plan's items decide; counts only where nothing planned applies ------
+# DescribeInstancePatches states per "Understanding patch compliance state values"
+# (https://docs.aws.amazon.com/systems-manager/latest/userguide/about-patch-compliance-states.html);
+# patch-state counts are measured against InstancePatchState.BaselineId, so they speak for the host only
+# when that is the tenant's own baseline.
+OURS = "pb-0tenant"
+AFTER = {**INSTALLED, "BaselineId": OURS}
+
+
+@pytest.mark.parametrize(
+    ("state", "planned", "kwargs", "expected"),
+    [
+        pytest.param(AFTER, {"a": "Installed", "b": "Installed"}, {}, (o.PATCHED, None), id="all-installed"),
+        pytest.param(
+            {**AFTER, "MissingCount": 7, "BaselineId": "pb-default"},
+            {"a": "Installed"},
+            {},
+            (o.PATCHED, None),
+            id="planned-installed-counts-of-another-baseline-do-not-decide",
+        ),
+        pytest.param(
+            AFTER,
+            {"a": "Installed", "b": "Missing"},
+            {},
+            (o.NON_COMPLIANT, "1 planned patch(es) still missing: b"),
+            id="planned-missing",
+        ),
+        pytest.param(
+            AFTER,
+            {"a": "Failed", "b": "Missing"},
+            {},
+            (o.FAILED, "1 planned patch(es) failed to install: a"),
+            id="failed-beats-missing",
+        ),
+        pytest.param(
+            AFTER,
+            {"a": "InstalledPendingReboot"},
+            {},
+            (o.NON_COMPLIANT, "1 planned patch(es) installed but pending a reboot: a"),
+            id="pending-reboot",
+        ),
+        pytest.param(
+            AFTER,
+            {"a": "OtherVersion"},
+            {},
+            (o.NON_COMPLIANT, "1 planned patch(es) reported at another version than the plan's: a"),
+            id="other-version",
+        ),
+        # Nothing planned applies to the host: SSM's own assessment against the tenant's baseline decides.
+        pytest.param(
+            AFTER, {"a": "NotReported"}, {"tenant_baseline_id": OURS}, (o.PATCHED, None), id="none-apply"
+        ),
+        pytest.param(AFTER, {}, {"tenant_baseline_id": OURS}, (o.PATCHED, None), id="nothing-planned-clean"),
+        pytest.param(
+            {**AFTER, "MissingCount": 2},
+            {},
+            {"tenant_baseline_id": OURS},
+            (o.NON_COMPLIANT, "2 patch(es) the tenant's baseline approves are missing, none of them planned"),
+            id="nothing-planned-missing",
+        ),
+        pytest.param(
+            {**AFTER, "FailedCount": 1},
+            {},
+            {"tenant_baseline_id": OURS},
+            (o.FAILED, "1 approved patch(es) failed to install"),
+            id="nothing-planned-failed",
+        ),
+        pytest.param(
+            {**AFTER, "BaselineId": "pb-default"},
+            {},
+            {"tenant_baseline_id": OURS},
+            (
+                o.NOT_ASSESSED,
+                "nothing planned, and the patch state was measured against baseline pb-default, "
+                "not the tenant's pb-0tenant",
+            ),
+            id="nothing-planned-default-baseline",
+        ),
+        pytest.param(
+            AFTER,
+            {},
+            {},
+            (o.NOT_ASSESSED, "nothing planned, and no tenant baseline to judge the host's patch state by"),
+            id="nothing-planned-no-baseline",
+        ),
+        pytest.param(
+            None, {}, {}, (o.NOT_ASSESSED, "no patch state recorded after the install"), id="no-state"
+        ),
+        pytest.param(
+            SCANNED,
+            {"a": "Installed"},
+            {},
+            (o.NOT_ASSESSED, "the last patch operation SSM recorded is Scan, not the install"),
+            id="last-op-scan",
+        ),
+        pytest.param(
+            AFTER,
+            {"a": "Installed"},
+            {"unreadable": "DescribeInstancePatches: throttled"},
+            (o.NOT_ASSESSED, "patch state could not be read: DescribeInstancePatches: throttled"),
+            id="unreadable",
+        ),
+    ],
+)
+def test_classify_patched_host_after_success(state, planned, kwargs, expected):
+    assert classify_patched_host("Success", state, planned=planned, **kwargs) == expected
+
+
+def test_a_host_sent_nothing_is_judged_by_its_assessment_not_its_invocation():
+    scanned = {**SCANNED, "BaselineId": OURS}
+    assert classify_patched_host(None, scanned, nothing_to_install=True, tenant_baseline_id=OURS) == (
+        o.PATCHED,
+        None,
+    )
+    missing = {**scanned, "MissingCount": 1}
+    assert classify_patched_host(None, missing, nothing_to_install=True, tenant_baseline_id=OURS)[0] == (
+        o.NON_COMPLIANT
+    )
 
 
 def _states(**counts: int) -> dict[str, str]:
@@ -286,12 +361,30 @@ OK_RESULT = {
         (
             {"operation": "op", "result": OK_RESULT},
             None,
-            ("non_compliant", "no patch assessment after the install"),
+            ("not_assessed", "no patch assessment of the machine could be read after the install"),
         ),
+        (
+            {"nothing_to_install": True},
+            None,
+            ("not_assessed", "nothing planned, and no patch assessment of the machine could be read"),
+        ),
+        ({"nothing_to_install": True}, [], ("patched", None)),
     ],
 )
 def test_classify_arc_host(sent, still, expected):
     assert classify_arc_host(sent, still) == expected
+
+
+def test_an_arc_machine_with_nothing_planned_is_compliant_only_when_nothing_approvable_is_missing():
+    final, reason = classify_arc_host({"nothing_to_install": True}, [], approvable_missing=["openssl 3.0.7"])
+    assert final == "non_compliant" and "1 update(s) the baseline may approve: openssl 3.0.7" in reason
+
+
+def test_an_arc_install_outside_the_plan_is_not_compliant():
+    final, reason = classify_arc_host(
+        {"operation": "op", "result": OK_RESULT}, [], outside_plan=["curl 7.76.1-29.el9_4"]
+    )
+    assert (final, reason) == ("non_compliant", "installed 1 update(s) outside the plan: curl 7.76.1-29.el9_4")
 
 
 @pytest.mark.parametrize(

@@ -657,3 +657,49 @@ def test_no_kernel_variant_leaves_only_the_kernel_out(make_tenant, make_patch):
     )
     with pytest.raises(ValueError, match="unknown install variant 'partial'"):
         install_selection(plan, "amazon_linux_2", "partial")
+
+
+# -- the first-seen ledger ------------------------------------------------------------------------
+def test_undated_entries_age_from_the_first_day_a_plan_saw_them(make_patch):
+    from patchcycle.domain.plan import age_by_ledger, ledger_key
+
+    undated = make_patch(id="pkg-a", released=None, package="openssl", version="3.0.2-1")
+    dated = make_patch(id="pkg-b", package="curl", version="8.0-1")
+    by_baseline = make_patch(id="pkg-c", released=None, approved_by_source=True, package="sudo", version="1")
+    seen_before = {ledger_key(undated): "2026-10-01"}
+
+    aged, ledger = age_by_ledger([undated, dated, by_baseline], seen_before, dt.date(2026, 11, 20))
+
+    assert aged[0].first_seen == dt.date(2026, 10, 1)  # an earlier plan saw it: that day counts
+    assert aged[1] is dated and aged[2] is by_baseline  # dated, or judged by its own baseline: as is
+    assert ledger == seen_before  # nothing new to record
+
+
+def test_a_new_undated_entry_is_seen_today_and_never_moves_later(make_patch):
+    from patchcycle.domain.plan import age_by_ledger, ledger_key
+
+    new = make_patch(id="pkg-a", released=None, package="openssl", version="3.0.2-1")
+    aged, ledger = age_by_ledger([new], {}, dt.date(2026, 11, 20))
+    assert aged[0].first_seen == dt.date(2026, 11, 20)
+    assert ledger == {ledger_key(new): "2026-11-20"}
+
+    # A source that knows an earlier first detection moves the day earlier, never later.
+    earlier = make_patch(
+        id="pkg-a", released=None, package="openssl", version="3.0.2-1", first_seen=dt.date(2026, 11, 2)
+    )
+    aged, ledger = age_by_ledger([earlier], ledger, dt.date(2026, 12, 20))
+    assert aged[0].first_seen == dt.date(2026, 11, 2)
+    assert ledger == {ledger_key(new): "2026-11-02"}
+
+
+def test_an_entry_first_seen_after_the_cutoff_is_not_approved(make_patch):
+    from patchcycle.domain.plan import Baseline, is_approved
+
+    baseline = Baseline(
+        os_family="amazon_linux_2", classifications=["Security"], severities=["High"], approve_after_days=7
+    )
+    seen = make_patch(released=None, first_seen=dt.date(2026, 11, 20))
+    assert not is_approved(seen, baseline, dt.date(2026, 11, 22))
+    assert is_approved(seen, baseline, dt.date(2026, 11, 27))
+    nothing = make_patch(released=None)
+    assert not is_approved(nothing, baseline, dt.date(2027, 1, 1))  # no date at all: never by age

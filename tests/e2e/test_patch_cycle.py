@@ -118,8 +118,10 @@ def test_cycle_patches_in_order_and_its_evidence_matches_ground_truth(fleet) -> 
     assert last_nonprod < first_prod
     summary = evidence["summary"]
     assert (summary["patched"], summary["failed"], summary["held"]) == (8, 1, 2)
-    # Before: only the Windows host met its last scan's baseline; after: the eight patched hosts.
-    assert summary["compliance_before"] == round(1 / 11, 4)
+    # Before: the plan's Scan measured every host against the tenant's own baseline (cutoff 2026-11-15),
+    # under which each one missed an approved patch (the Windows host KB5046615, released 2026-11-10);
+    # after: the eight patched hosts.
+    assert summary["compliance_before"] == 0.0
     assert summary["compliance_after"] == round(8 / 11, 4)
     actions = {e["action"] for e in evidence["events"]}
     assert {

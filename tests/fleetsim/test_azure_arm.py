@@ -32,6 +32,8 @@ SUB_THROTTLED = "00000000-0000-0000-0000-00000000a202"
 SUB_EVERY = "00000000-0000-0000-0000-00000000a203"
 SUB_ASSESS = "00000000-0000-0000-0000-00000000a204"
 SUB_ASSESS_THROTTLED = "00000000-0000-0000-0000-00000000a205"
+SUB_PIN = "00000000-0000-0000-0000-00000000a206"
+PIN_RG = "rg-pin"
 RG = "rg-Arc"
 OLD_KERNEL = "5.15.0-119-generic"
 NEW_KERNEL = "5.15.0-126-generic"
@@ -102,8 +104,20 @@ SCENARIO = scenario_dict(
                 "groups": [group("at", 1, "ubuntu_22_04")],
             },
         },
+        {
+            "id": "az_pin",
+            "azure": {
+                "subscription_id": SUB_PIN,
+                "resource_group": PIN_RG,
+                "groups": [group("pin", 5, "rhel_9", falcon_sensor=None), group("pw", 1, "windows_2022")],
+            },
+        },
     ],
     catalog=[
+        # Two versions of one package, and an update of another classification (rhel_9: az_pin only).
+        patch("RHSA-91", "rhel_9", title="openssl-3.0.7-24.el9", severity="Important"),
+        patch("RHSA-92", "rhel_9", title="openssl-3.0.7-27.el9"),
+        patch("RHSA-93", "rhel_9", title="curl-7.76.1-29.el9_4", classification="Bugfix", severity="Low"),
         patch("USN-1", "ubuntu_22_04", title="openssl 3.0.2-0ubuntu1.19", severity="Important"),
         patch("USN-2", "ubuntu_22_04", title="linux-image-5.15.0-126-generic", kernel=NEW_KERNEL),
         patch(
@@ -453,6 +467,96 @@ def test_windows_installs_select_kb_numbers_and_classifications(fleet):
     )
     assert by_class["rebootStatus"] == "Required"
     assert fleet.truth("az")["win-02"]["installed"] == ["KB5046616"]
+
+
+# -- which updates installPatches installs -----------------------------------------------------------
+# Microsoft Learn, "How to programmatically manage updates for Azure Arc-enabled servers"
+# (https://learn.microsoft.com/azure/update-manager/manage-arc-enabled-servers-programmatically), section
+# "Update deployment" > "Request body": the include lists are installed "over and above" the updates of
+# classificationsToInclude; the exclude lists "should not be installed". Swagger 2024-07-10
+# (Azure/azure-rest-api-specs specification/hybridcompute/.../stable/2024-07-10/HybridCompute.json,
+# definitions/LinuxParameters): masks are "packageName_packageVersion"; no property is required.
+def test_classifications_and_include_masks_install_their_union(fleet):
+    client = arm(fleet, SUB_PIN)
+    body = linux(classificationsToInclude=["Other"], packageNameMasksToInclude=["openssl_3.0.7-24.el9"])
+    result = finish(client, start(client, "pin-01", body, PIN_RG).headers["Location"])
+    assert (result["installedPatchCount"], result["notSelectedPatchCount"], result["excludedPatchCount"]) == (
+        2,
+        1,
+        0,
+    )
+    assert fleet.truth("az_pin")["pin-01"]["installed"] == ["RHSA-91", "RHSA-93"]
+
+
+def test_a_versioned_mask_installs_that_version_and_a_bare_name_the_newest(fleet):
+    client = arm(fleet, SUB_PIN)
+    body = linux(packageNameMasksToInclude=["openssl_3.0.7-24.el9"])
+    finish(client, start(client, "pin-02", body, PIN_RG).headers["Location"])
+    assert fleet.truth("az_pin")["pin-02"]["installed"] == ["RHSA-91"]
+    finish(
+        client,
+        start(client, "pin-03", linux(packageNameMasksToInclude=["openssl"]), PIN_RG).headers["Location"],
+    )
+    assert fleet.truth("az_pin")["pin-03"]["installed"] == ["RHSA-92"]
+
+
+def test_exclusions_are_taken_from_the_union(fleet):
+    client = arm(fleet, SUB_PIN)
+    body = linux(**ALL_LINUX, packageNameMasksToExclude=["openssl_3.0.7-27.el9"])
+    result = finish(client, start(client, "pin-04", body, PIN_RG).headers["Location"])
+    assert (result["installedPatchCount"], result["excludedPatchCount"]) == (2, 1)
+    assert fleet.truth("az_pin")["pin-04"]["installed"] == ["RHSA-91", "RHSA-93"]
+
+
+def test_windows_kbs_are_installed_in_addition_to_classifications(fleet):
+    client = arm(fleet, SUB_PIN)
+    body = windows(classificationsToInclude=["Critical"], kbNumbersToInclude=["5046616"])
+    result = finish(client, start(client, "pw-01", body, PIN_RG).headers["Location"])
+    assert (result["installedPatchCount"], result["notSelectedPatchCount"]) == (2, 1)
+    assert fleet.truth("az_pin")["pw-01"]["installed"] == ["KB5046616", "KB5046690"]
+
+
+def test_patch_installation_results_list_each_update_with_its_state_and_version(fleet):
+    """Learn, "Access Azure Update Manager operations data using Azure Resource Graph"
+    (https://learn.microsoft.com/azure/update-manager/query-logs), "Patch installation results"."""
+    client = arm(fleet, SUB_PIN)
+    body = linux(packageNameMasksToInclude=["openssl_3.0.7-24.el9"])
+    result = finish(client, start(client, "pin-05", body, PIN_RG).headers["Location"])
+    machine = fleet.truth("az_pin")["pin-05"]["host_id"].lower()
+    summaries, _ = graph_rows(
+        fleet,
+        "patchinstallationresources | where type =~ 'microsoft.hybridcompute/machines/patchinstallationresults'",
+        subscription=SUB_PIN,
+    )
+    (summary,) = [r for r in summaries if r["id"].startswith(machine + "/")]
+    assert summary["id"] == f"{machine}/patchinstallationresults/{result['installationActivityId']}"
+    assert summary["properties"]["installedPatchCount"] == 1
+    rows, _ = graph_rows(
+        fleet,
+        "patchinstallationresources | where type =~ "
+        "'microsoft.hybridcompute/machines/patchinstallationresults/softwarepatches'",
+        subscription=SUB_PIN,
+    )
+    mine = sorted(
+        (r["properties"]["patchName"], r["properties"]["version"], r["properties"]["installationState"])
+        for r in rows
+        if r["id"].startswith(summary["id"] + "/")
+    )
+    assert mine == [
+        ("curl", "7.76.1-29.el9_4", "NotSelected"),
+        ("openssl", "3.0.7-24.el9", "Installed"),
+        ("openssl", "3.0.7-27.el9", "NotSelected"),
+    ]
+
+
+def test_linux_updates_have_no_published_date(fleet):
+    """Learn, query-logs, "Description of the patchassessmentresources property": publishedDateTime
+    "is not available in case of Linux updates"."""
+    rows, _ = graph_rows(fleet, f"patchassessmentresources | where type == '{PATCHES}'", subscription=SUB_PIN)
+    linux_rows = [r for r in rows if r["properties"]["version"]]
+    windows_rows = [r for r in rows if r["properties"].get("kbId")]
+    assert linux_rows and all(r["properties"]["publishedDateTime"] is None for r in linux_rows)
+    assert windows_rows and all(r["properties"]["publishedDateTime"] for r in windows_rows)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ module; the ground truth is read through fleetsim's control plane.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import urllib.error
@@ -22,6 +23,7 @@ from google.protobuf import duration_pb2
 PROJECT = "acme-gcp-prod"
 UBUNTU_KERNEL = "5.15.0-119-generic"
 RHEL_KERNEL = "4.18.0-477.10.1.el8_8.x86_64"
+RECENT = (dt.date.today() - dt.timedelta(days=3)).isoformat()
 TERMINAL = {"SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED", "TIMED_OUT"}
 JOB_ORDER = ["STARTED", "INSTANCE_LOOKUP", "PATCHING"]
 
@@ -52,6 +54,9 @@ CATALOG = [
         cves=["CVE-2024-2001"],
     ),
     patch("RHSA-2", "rhel_8", title="openssl-1.1.1k-14.el8_6", severity="Moderate", cves=["CVE-2024-2002"]),
+    # Two builds of one package: the older inside any plan's cutoff, the newer released since.
+    patch("RHSA9-1", "rhel_9", title="openssl-3.0.7-27.el9", cves=["CVE-2024-4001"]),
+    patch("RHSA9-2", "rhel_9", title="openssl-3.0.7-28.el9", cves=["CVE-2024-4002"], released=RECENT),
     patch(
         "KB5046615",
         "windows_2022",
@@ -98,6 +103,8 @@ SCENARIO = scenario_dict(
                     _ubuntu("flt", 2, "us-west4-a", environment="staging"),
                     _ubuntu("fltx", 1, "us-west4-a"),
                     _ubuntu("raw", 1, "us-west4-b"),
+                    group("ver", 1, "rhel_9", zone="europe-west6-a", kernel=RHEL_KERNEL),
+                    _ubuntu("kimg", 1, "europe-west6-b"),
                 ],
             },
             "faults": {"agent_offline": ["inv-03", "na-02"], "install_fails": ["bud-a-01"]},
@@ -194,12 +201,18 @@ def test_inventories_page_through_the_agent_instances_of_a_zone(fleet, zonal) ->
         "curl": "7.81.0-1ubuntu1.20",
     }
     assert len(available) == len(truth["inv-01"]["missing"])
-    installed = [
-        it.installed_package.apt_package.package_name
+    installed = {
+        it.installed_package.apt_package.package_name: it.installed_package.apt_package.version
         for it in inv.items.values()
         if it.type_ == osconfig_v1.Inventory.Item.Type.INSTALLED_PACKAGE
-    ]
-    assert installed == ["bash"]
+    }
+    # A package manager only updates what is installed: an instance with an openssl update pending
+    # runs an older openssl (Ubuntu's kernel images are a package per release, never installed before).
+    assert installed == {
+        "bash": "5.1-6ubuntu1.1",
+        "openssl": "3.0.2-0ubuntu1.18",
+        "curl": "7.81.0-1ubuntu1.19",
+    }
     assert all(key == item.id for key, item in inv.items.items())
 
 
@@ -517,3 +530,74 @@ def test_errors_name_the_value(fleet, svc, zonal) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(unknown, timeout=10)  # noqa: S310 - loopback
     assert err.value.code == 400 and "bogusField" in json.load(err.value)["error"]["message"]
+
+
+def test_exclusive_packages_install_the_newest_build_not_a_frozen_one(fleet, svc, zonal) -> None:
+    """An exclusive package list names packages without versions, so the newest build is installed.
+
+    Google, PatchConfig (https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig), section
+    YumSettings: yum patching runs ``yum update``; ``exclusivePackages`` are "the only packages that
+    will be updated". ``yum update <pkg>`` installs the newest available build (yum(8)). The inventory
+    lists one available build per package, the newest: a vulnerability's fix item "specifies the latest
+    SoftwarePackage available to the VM"
+    (https://cloud.google.com/compute/docs/osconfig/rest/v1/projects.locations.instances.vulnerabilityReports,
+    section Vulnerability).
+    """
+    parent = _parent("europe-west6-a")
+    (before,) = zonal.list_inventories(
+        request=osconfig_v1.ListInventoriesRequest(parent=parent, view=osconfig_v1.InventoryView.FULL)
+    )
+    kinds = osconfig_v1.Inventory.Item.Type
+
+    def packages(inventory: Any, kind: Any) -> dict[str, str]:
+        key = "available_package" if kind == kinds.AVAILABLE_PACKAGE else "installed_package"
+        return {
+            getattr(it, key).yum_package.package_name: getattr(it, key).yum_package.version
+            for it in inventory.items.values()
+            if it.type_ == kind
+        }
+
+    assert packages(before, kinds.AVAILABLE_PACKAGE) == {"openssl": "3.0.7-28.el9"}
+    assert packages(before, kinds.INSTALLED_PACKAGE) == {"openssl": "3.0.7-26.el9"}
+    (report,) = zonal.list_vulnerability_reports(
+        request=osconfig_v1.ListVulnerabilityReportsRequest(parent=parent)
+    )
+    fixes = {v.details.cve: list(v.available_inventory_item_ids) for v in report.vulnerabilities}
+    assert fixes == {
+        "CVE-2024-4001": ["availablePackage-openssl-3.0.7-28.el9"],
+        "CVE-2024-4002": ["availablePackage-openssl-3.0.7-28.el9"],
+    }
+
+    config = osconfig_v1.PatchConfig(
+        reboot_config=osconfig_v1.PatchConfig.RebootConfig.NEVER,
+        yum=osconfig_v1.YumSettings(exclusive_packages=["openssl"]),
+    )
+    done = _wait_job(svc, _execute(svc, ["zones/europe-west6-a/instances/ver-01"], config=config).name)
+    assert done.state.name == "SUCCEEDED", done.error_message
+
+    truth = fleet.truth("acme")["ver-01"]
+    (action,) = _patch_actions(truth)
+    assert action["installed"] == ["RHSA9-2"] and action["superseded"] == ["RHSA9-1"]
+    assert "RHSA9-2" in truth["installed"] and "RHSA9-1" not in truth["installed"]
+    assert truth["missing"] == []
+    (after,) = zonal.list_inventories(
+        request=osconfig_v1.ListInventoriesRequest(parent=parent, view=osconfig_v1.InventoryView.FULL)
+    )
+    assert packages(after, kinds.INSTALLED_PACKAGE) == {"openssl": "3.0.7-28.el9"}
+    assert packages(after, kinds.AVAILABLE_PACKAGE) == {}
+
+
+def test_an_exclusive_package_the_instance_does_not_have_is_ignored(fleet, svc) -> None:
+    """"If these packages are not installed, they will be ignored." (PatchConfig, AptSettings,
+    https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig). Ubuntu names one package per
+    kernel release, so the next kernel's image is not installed: a job naming it installs nothing."""
+    config = osconfig_v1.PatchConfig(
+        reboot_config=osconfig_v1.PatchConfig.RebootConfig.NEVER,
+        apt=osconfig_v1.AptSettings(exclusive_packages=["linux-image-5.15.0-126-generic"]),
+    )
+    done = _wait_job(svc, _execute(svc, ["zones/europe-west6-b/instances/kimg-01"], config=config).name)
+    assert done.state.name == "SUCCEEDED", done.error_message
+    truth = fleet.truth("acme")["kimg-01"]
+    (action,) = _patch_actions(truth)
+    assert action["installed"] == [] and "USN-1" in truth["missing"]
+    assert truth["kernel"] == UBUNTU_KERNEL

@@ -291,3 +291,66 @@ def test_a_service_principal_connection_builds_a_pinned_https_client(monkeypatch
     assert isinstance(client._config.credential, ClientSecretCredential)
     assert client._config.base_url == "https://management.azure.com"
     assert client._config.api_version == ARM_API_VERSION
+
+
+# -- the Arc catalog source and the install read-back (Learn, "Access Azure Update Manager operations
+# data using Azure Resource Graph", https://learn.microsoft.com/azure/update-manager/query-logs) -------
+class _Log:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def record(self, action: str, **details: object) -> None:
+        self.events.append((action, details))
+
+
+def test_read_arc_catalog_reads_every_machine_in_pages_without_a_call_per_machine(fleet, connect):
+    from types import SimpleNamespace
+
+    from patchcycle.config.models import AzureSubscription
+    from patchcycle.hooks.azure_arc import read_arc_catalog
+
+    # read_arc_catalog needs only the tenant's Azure subscriptions and their connections.
+    sub = AzureSubscription(subscription_id=SUB, resource_groups=["rg-Hook", "rg-other"], connection_id=CONN)
+    tenant = SimpleNamespace(
+        clouds=SimpleNamespace(azure=SimpleNamespace(subscriptions=[sub])),
+        azure_connection_id=lambda s: s.connection_id,
+    )
+    before = fleet.calls()
+    log = _Log()
+    catalog = read_arc_catalog(tenant, log)
+    after = fleet.calls()
+    assert after.get("azure.resourcegraph.Resources", 0) - before.get("azure.resourcegraph.Resources", 0) == 1
+    assert (
+        after.get("azure.arm.Machines_ListByResourceGroup", 0)
+        - before.get("azure.arm.Machines_ListByResourceGroup", 0)
+        == 3
+    )  # 107 + 2 machines at 100 a page
+    by_id = {p.id: p for p in catalog}
+    assert {"KB5046616", "KB5046690", "openssl_3.0.2-0ubuntu1.19", "glibc_2.34-125.el9_5.1"} <= set(by_id)
+    assert (
+        by_id["KB5046616"].released is not None
+        and by_id["KB5046616"].source == "azure:patchassessmentresources"
+    )
+    assert by_id["openssl_3.0.2-0ubuntu1.19"].released is None  # Linux: no published date
+    assert by_id["glibc_2.34-125.el9_5.1"].os_family.value == "rhel_9"
+    assert [a for a, _ in log.events] == ["plan.catalog_read"]
+
+
+def test_patch_installations_report_what_an_install_installed_with_versions(fleet, connect):
+    hook = ArcHook(CONN, SUB)
+    machine_id = fleet.truth("arc")["hk-030"]["host_id"].lower()
+    body = {
+        "maximumDuration": "PT2H",
+        "rebootSetting": "IfRequired",
+        "linuxParameters": {"packageNameMasksToInclude": ["openssl_3.0.2-0ubuntu1.19"]},
+    }
+    location = hook.start_install("rg-hook", "hk-030", body)
+    result = wait_for(lambda: hook.install_result(location), lambda r: r is not None, timeout=10)
+    runs = hook.patch_installations(["rg-hook"])[machine_id]
+    rows = runs[result["installationActivityId"].lower()]
+    assert sorted((r["patchName"], r["installationState"]) for r in rows) == [
+        ("linux-image-5.15.0-126-generic", "NotSelected"),
+        ("openssl", "Installed"),
+    ]
+    (installed,) = [r for r in rows if r["installationState"] == "Installed"]
+    assert installed["version"] == "3.0.2-0ubuntu1.19"

@@ -36,6 +36,8 @@ SCENARIO = scenario_dict(
                     group("hkw", 1, "windows_2022", zone="europe-west1-d"),
                     group("bud", 2, "ubuntu_22_04", zone="europe-west1-e", kernel=KERNEL),
                     group("late", 1, "ubuntu_22_04", zone="europe-west1-f", kernel=KERNEL),
+                    group("cat", 1, "rhel_8", zone="europe-west1-g", kernel="4.18.0-477.10.1.el8_8.x86_64"),
+                    group("catw", 1, "windows_2022", zone="europe-west1-g"),
                 ],
             },
             "faults": {"install_fails": ["bud-01"]},
@@ -261,3 +263,61 @@ def test_connection_without_emulator_uses_the_providers_credentials(monkeypatch)
     monkeypatch.setenv("AIRFLOW_CONN_GCP_ANON", json.dumps(remote))
     with pytest.raises(ValueError, match="gcp_anon.*osconfig.googleapis.com"):
         OsConfigHook(gcp_conn_id="gcp_anon", project_id=PROJECT).client_kwargs()
+
+
+def test_the_gcp_catalog_is_read_zone_wide_and_mapped_from_inventories_and_reports(
+    fleet, monkeypatch
+) -> None:
+    """``read_gcp_catalog``: one FULL ListInventories and one ListVulnerabilityReports per zone (paged),
+    mapped to catalog entries (Google, Inventory and VulnerabilityReport references:
+    https://cloud.google.com/compute/docs/osconfig/rest/v1/projects.locations.instances.inventories and
+    https://cloud.google.com/compute/docs/osconfig/rest/v1/projects.locations.instances.vulnerabilityReports).
+    """
+    from types import SimpleNamespace
+
+    from patchcycle.operators.catalog_gcp import read_gcp_catalog
+
+    conn = {"conn_type": "google_cloud_platform", "extra": {"api_endpoint": fleet.url, "anonymous": True}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+    project = SimpleNamespace(project_id=PROJECT, zones=["europe-west1-g"])
+    tenant = SimpleNamespace(
+        clouds=SimpleNamespace(gcp=SimpleNamespace(projects=[project])),
+        gcp_connection_id=lambda _project: CONN_ID,
+    )
+    events: list[tuple[str, dict[str, Any]]] = []
+    log = SimpleNamespace(record=lambda event, **fields: events.append((event, fields)))
+    before = (_calls(fleet, "ListInventories"), _calls(fleet, "ListVulnerabilityReports"))
+
+    catalog = {p.id: p for p in read_gcp_catalog(tenant, log)}
+
+    assert (_calls(fleet, "ListInventories"), _calls(fleet, "ListVulnerabilityReports")) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+    openssl = catalog["openssl-1.1.1k-14.el8_6.x86_64"]
+    assert (openssl.os_family.value, openssl.package, openssl.version, openssl.arch) == (
+        "rhel_8",
+        "openssl",
+        "1.1.1k-14.el8_6",
+        "x86_64",
+    )
+    # No release date is published: released is None, first_seen is the item's first detection.
+    assert openssl.released is None and openssl.first_seen is not None
+    assert (openssl.classification, openssl.severity.value, openssl.cves) == (
+        "Security",
+        "Medium",
+        ("CVE-2024-2002",),
+    )
+    assert openssl.source == "gcp:osconfig.inventories"
+    kernel = catalog["kernel-4.18.0-553.33.1.el8_10.x86_64"]
+    assert kernel.kernel_release == "4.18.0-553.33.1.el8_10.x86_64" and kernel.severity.value == "High"
+    kb = catalog["KB5046615"]
+    assert (kb.os_family.value, kb.kb, kb.classification, kb.severity.value) == (
+        "windows_2022",
+        "5046615",
+        "SecurityUpdates",
+        "Critical",
+    )
+    # A KB no vulnerability names has no severity: no baseline can approve it.
+    assert catalog["KB5044281"].severity is None
+    assert [e for e, _ in events] == ["plan.catalog_read", "plan.catalog_source"]

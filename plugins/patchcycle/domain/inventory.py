@@ -344,10 +344,25 @@ def arc_missing_patch_ids(
 
 
 def _arc_plan_patch(patch: Mapping[str, Any], family: Mapping[tuple[str, str], Any]) -> Any:
+    """The plan's patch an assessment row names: by KB, else by package name and, where the plan froze
+    one, version (another version of a planned package, e.g. a newer one the plan did not approve, is
+    not the plan's patch)."""
     kb = str(patch.get("kbId") or "").upper().removeprefix("KB")
     if kb and ("kb", kb) in family:
         return family[("kb", kb)]
-    return family.get(("pkg", str(patch.get("patchName") or "")))
+    planned = family.get(("pkg", str(patch.get("patchName") or "")))
+    if planned and planned.get("version") and patch.get("version"):
+        if not _same_version(str(planned["version"]), str(patch["version"]), planned.get("epoch")):
+            return None
+    return planned
+
+
+def _same_version(planned: str, reported: str, epoch: str | None) -> bool:
+    """The plan's version[-release] against the one a package manager reports (which may carry the
+    epoch as ``epoch:``)."""
+    if epoch and epoch != "0" and ":" not in planned:
+        planned = f"{epoch}:{planned}"
+    return reported == planned or reported.split(":", 1)[-1] == planned.split(":", 1)[-1]
 
 
 def _arc_severity(patch: Mapping[str, Any], planned: Any) -> str | None:
@@ -458,15 +473,155 @@ def _gcp_plan_patch(package: Mapping[str, Any], family: Mapping[tuple[str, str],
     return None
 
 
+_VERSIONED = ("yumPackage", "aptPackage", "zypperPackage", "googetPackage")
+
+# How a planned patch compares with what an OS Config inventory says the instance has.
+VERSION_EXACT = "exact"  # the planned version (or KB) is installed
+VERSION_NEWER = "newer"  # a newer version than planned is installed: the fix is there, not the frozen one
+VERSION_OLDER = "older"  # only older versions are installed: the planned update is still missing
+VERSION_ABSENT = "absent"  # the package is not installed at all: a patch job ignores it (see below)
+KB_NOT_REPORTED = "not_reported"  # a KB neither installed nor offered: the inventory cannot confirm it
+# A planned kernel update whose package is not installed (Ubuntu names one package per kernel release):
+# the plan's kernel is not there, whatever the reason, so it is still missing.
+KERNEL_NOT_INSTALLED = "not_installed"
+VERSION_STILL_MISSING = frozenset({VERSION_OLDER, KB_NOT_REPORTED, KERNEL_NOT_INSTALLED})
+
+
+def _inventory_packages(inventory: Mapping[str, Any], item_type: str, key: str) -> list[Mapping[str, Any]]:
+    return [
+        item[key]
+        for item in (inventory.get("items") or {}).values()
+        if item.get("type") == item_type and item.get(key)
+    ]
+
+
+def gcp_installed_versions(
+    inventory: Mapping[str, Any], planned: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Planned vs installed, per planned patch, from an instance's FULL OS Config inventory.
+
+    OS Config patch jobs take package names and KBs, never versions, so what a job installed is read
+    back here. Fields, per Google's Inventory reference
+    (https://cloud.google.com/compute/docs/osconfig/rest/v1/projects.locations.instances.inventories,
+    sections Item, SoftwarePackage, VersionedPackage, WindowsQuickFixEngineeringPackage,
+    WindowsUpdatePackage): ``items`` of ``type`` INSTALLED_PACKAGE / AVAILABLE_PACKAGE holding
+    ``installedPackage`` / ``availablePackage``: ``yumPackage`` / ``aptPackage`` / ``zypperPackage`` /
+    ``googetPackage`` (``packageName``, ``architecture``, ``version``), ``qfePackage`` (``hotFixId``)
+    and ``wuaPackage`` (``kbArticleIds``).
+
+    Each entry: ``{patch_id, package | kb, planned, installed, available, status}`` with status one
+    of :data:`VERSION_EXACT`, :data:`VERSION_NEWER`, :data:`VERSION_OLDER`, :data:`VERSION_ABSENT`,
+    :data:`KB_NOT_REPORTED`. A Linux package the instance does not have is ``absent``: a patch job's
+    ``exclusivePackages`` are "the only packages that will be updated. If these packages are not
+    installed, they will be ignored" (https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig,
+    AptSettings / YumSettings), so the plan's update does not apply to that instance. No document says
+    what Windows Update does with a KB it neither reports installed nor offers; the conservative
+    reading is that the inventory cannot confirm it (``not_reported``: counted as still missing).
+    """
+    from patchcycle.domain.package_version import compare_versions
+
+    installed: dict[str, list[str]] = {}
+    available: dict[str, list[str]] = {}
+    for target, item_type, key in (
+        (installed, "INSTALLED_PACKAGE", "installedPackage"),
+        (available, "AVAILABLE_PACKAGE", "availablePackage"),
+    ):
+        for package in _inventory_packages(inventory, item_type, key):
+            for kind in _VERSIONED:
+                if kind in package and package[kind].get("packageName"):
+                    target.setdefault(str(package[kind]["packageName"]), []).append(
+                        str(package[kind].get("version") or "")
+                    )
+    kbs_installed = {
+        str(p["qfePackage"].get("hotFixId") or "").upper().removeprefix("KB")
+        for p in _inventory_packages(inventory, "INSTALLED_PACKAGE", "installedPackage")
+        if p.get("qfePackage")
+    } | {
+        str(kb).upper().removeprefix("KB")
+        for p in _inventory_packages(inventory, "INSTALLED_PACKAGE", "installedPackage")
+        for kb in (p.get("wuaPackage") or {}).get("kbArticleIds") or []
+    }
+    kbs_available = {
+        str(kb).upper().removeprefix("KB")
+        for p in _inventory_packages(inventory, "AVAILABLE_PACKAGE", "availablePackage")
+        for kb in (p.get("wuaPackage") or {}).get("kbArticleIds") or []
+    }
+    out: list[dict[str, Any]] = []
+    for patch in planned:
+        if patch.get("kb"):
+            kb = str(patch["kb"]).upper().removeprefix("KB")
+            status = (
+                VERSION_EXACT
+                if kb in kbs_installed
+                else VERSION_OLDER
+                if kb in kbs_available
+                else KB_NOT_REPORTED
+            )
+            out.append(
+                {
+                    "patch_id": patch["id"],
+                    "kb": f"KB{kb}",
+                    "planned": f"KB{kb}",
+                    "installed": f"KB{kb}" if status == VERSION_EXACT else None,
+                    "available": f"KB{kb}" if kb in kbs_available else None,
+                    "status": status,
+                }
+            )
+            continue
+        name = patch.get("package")
+        if not name:
+            continue
+        want = str(patch.get("version") or "")
+        if patch.get("epoch") and ":" not in want:
+            want = f"{patch['epoch']}:{want}"
+        have = [v for v in installed.get(name, []) if v]
+        newest = max(have, key=_version_key(compare_versions), default=None)
+        offered = max(available.get(name, []), key=_version_key(compare_versions), default=None)
+        is_offered = name in available
+        absent = KERNEL_NOT_INSTALLED if patch.get("kernel_update") else VERSION_ABSENT
+        if not want:  # a plan without versions: judged by name, an offered update is still missing
+            status = VERSION_OLDER if is_offered else VERSION_EXACT if have else absent
+            shown = newest
+        elif any(compare_versions(v, want) == 0 for v in have):
+            status, shown = VERSION_EXACT, want
+        elif newest is not None and compare_versions(newest, want) > 0:
+            status, shown = VERSION_NEWER, newest
+        elif newest is not None or is_offered:
+            # Older builds only, or offered but not reported installed: the planned update is missing.
+            status, shown = VERSION_OLDER, newest
+        else:
+            status, shown = absent, None
+        out.append(
+            {
+                "patch_id": patch["id"],
+                "package": name,
+                "arch": patch.get("arch"),
+                "planned": want or None,
+                "installed": shown,
+                "available": offered or None,
+                "status": status,
+            }
+        )
+    return out
+
+
+def _version_key(compare: Any) -> Any:
+    import functools
+
+    return functools.cmp_to_key(compare)
+
+
 def gcp_missing_patch_ids(
     inventory: Mapping[str, Any], os_family: str, index: Mapping[str, Mapping[tuple[str, str], Any]]
 ) -> list[str]:
-    """The plan's patch ids an OS Config inventory still lists as available (not installed)."""
-    family = index.get(os_family, {})
-    hits = (
-        _gcp_plan_patch(item["availablePackage"], family) for item in _available_items(inventory).values()
+    """The plan's patch ids an OS Config inventory shows still missing: only older versions of the
+    package installed, or a KB it cannot confirm (see :func:`gcp_installed_versions`)."""
+    planned = {p["id"]: p for p in index.get(os_family, {}).values()}.values()
+    return sorted(
+        e["patch_id"]
+        for e in gcp_installed_versions(inventory, planned)
+        if e["status"] in VERSION_STILL_MISSING
     )
-    return sorted({hit["id"] for hit in hits if hit})
 
 
 def normalize_gcp_instances(

@@ -26,30 +26,73 @@ def classify_patched_host(
     invocation_status: str | None,
     patch_state: Mapping[str, Any] | None,
     status_details: str | None = None,
+    *,
+    planned: Mapping[str, str] | None = None,
+    tenant_baseline_id: str | None = None,
+    unreadable: str | None = None,
+    nothing_to_install: bool = False,
 ) -> tuple[str, str | None]:
-    """A targeted host's final state from its Run Command status and its patch state after the install.
+    """An SSM host's final state from its Run Command status, the plan's items as SSM reports them on
+    the host after the install (``planned``: plan patch id -> state, see
+    :func:`patchcycle.domain.catalog.planned_item_states`), and its patch state (supporting data).
 
+    Verify judges the plan, never a count that measures something else: SSM's patch-state counts are
+    measured against the baseline the instance used (InstancePatchState.BaselineId), so they speak for
+    a host only when that is the tenant's own baseline. A host with nothing planned (or nothing planned
+    that applies to it) is patched only when that assessment says nothing approved is missing or
+    failed. A host whose state cannot be read is ``not_assessed`` with the reason.
     SSM reports both kinds of timeout as Status ``TimedOut``; StatusDetails says which one.
     """
-    if invocation_status is None:
-        return NOT_RUN, "no command invocation recorded"
-    if invocation_status == "Cancelled":
-        return NOT_RUN, "not sent: the stage's error budget was exhausted first"
-    if invocation_status == "TimedOut" and status_details == "Delivery Timed Out":
-        return FAILED, "the agent did not receive the command (delivery timed out)"
-    if invocation_status == "TimedOut":
-        return FAILED, "patch install timed out"
-    if invocation_status == "Failed":
-        failed = (patch_state or {}).get("FailedCount", 0)
-        return FAILED, "patch install failed" + (f" ({failed} patch(es) failed)" if failed else "")
-    if invocation_status != "Success":
-        return NOT_RUN, f"command still {invocation_status}"
-    if not patch_state or patch_state.get("Operation") != "Install":
-        return NON_COMPLIANT, "no patch state recorded after the install"
+    if not nothing_to_install:
+        if invocation_status is None:
+            return NOT_RUN, "no command invocation recorded"
+        if invocation_status == "Cancelled":
+            return NOT_RUN, "not sent: the stage's error budget was exhausted first"
+        if invocation_status == "TimedOut" and status_details == "Delivery Timed Out":
+            return FAILED, "the agent did not receive the command (delivery timed out)"
+        if invocation_status == "TimedOut":
+            return FAILED, "patch install timed out"
+        if invocation_status == "Failed":
+            failed = (patch_state or {}).get("FailedCount", 0)
+            return FAILED, "patch install failed" + (f" ({failed} patch(es) failed)" if failed else "")
+        if invocation_status != "Success":
+            return NOT_RUN, f"command still {invocation_status}"
+    if unreadable:
+        return NOT_ASSESSED, f"patch state could not be read: {unreadable}"
+    if not patch_state:
+        return NOT_ASSESSED, "no patch state recorded after the install"
+    if not nothing_to_install and patch_state.get("Operation") != "Install":
+        last = patch_state.get("Operation")
+        return NOT_ASSESSED, f"the last patch operation SSM recorded is {last}, not the install"
+    states = dict(planned or {})
+    applicable = {pid: s for pid, s in states.items() if s != "NotReported"}
+    if applicable:
+        for state, final, what in (
+            ("Failed", FAILED, "failed to install"),
+            ("Missing", NON_COMPLIANT, "still missing"),
+            ("InstalledPendingReboot", NON_COMPLIANT, "installed but pending a reboot"),
+            ("OtherVersion", NON_COMPLIANT, "reported at another version than the plan's"),
+        ):
+            ids = sorted(pid for pid, s in applicable.items() if s == state)
+            if ids:
+                shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+                return final, f"{len(ids)} planned patch(es) {what}: {shown}"
+        return PATCHED, None
+    # Nothing planned applies: the cloud's own assessment, against the tenant's baseline, decides.
+    if tenant_baseline_id is None:
+        return NOT_ASSESSED, "nothing planned, and no tenant baseline to judge the host's patch state by"
+    if patch_state.get("BaselineId") != tenant_baseline_id:
+        return NOT_ASSESSED, (
+            f"nothing planned, and the patch state was measured against baseline "
+            f"{patch_state.get('BaselineId') or 'unknown'}, not the tenant's {tenant_baseline_id}"
+        )
     if patch_state.get("FailedCount", 0):
-        return FAILED, f"{patch_state['FailedCount']} patch(es) failed to install"
+        return FAILED, f"{patch_state['FailedCount']} approved patch(es) failed to install"
     if patch_state.get("MissingCount", 0):
-        return NON_COMPLIANT, f"{patch_state['MissingCount']} approved patch(es) still missing"
+        return NON_COMPLIANT, (
+            f"{patch_state['MissingCount']} patch(es) the tenant's baseline approves are missing, "
+            "none of them planned"
+        )
     return PATCHED, None
 
 
@@ -94,16 +137,34 @@ def _still_missing(still: list[str] | None) -> tuple[str, str | None]:
     return PATCHED, None
 
 
-def classify_arc_host(sent: Mapping[str, Any], still: list[str] | None) -> tuple[str, str | None]:
+def classify_arc_host(
+    sent: Mapping[str, Any],
+    still: list[str] | None,
+    *,
+    approvable_missing: list[str] | None = None,
+    outside_plan: Sequence[str] = (),
+) -> tuple[str, str | None]:
     """An Arc machine's final state from its installPatches operation and the assessment after it.
 
     ARM's long-running-operation protocol reports success by HTTP status only, so the result body's own
-    status, failed count and reboot status decide.
+    status, failed count and reboot status decide. ``still``: the planned updates the assessment still
+    lists (None: no assessment could be read, so the machine is not assessed). A machine with nothing
+    planned is compliant only when its assessment lists no update the baseline may approve
+    (``approvable_missing``). ``outside_plan``: updates the install reports installed that the plan does
+    not hold (Update Manager's installation record), which make the machine non-compliant with the plan.
     """
     if sent.get("not_sent"):
         return NOT_RUN, "not sent: the stage's error budget was exhausted first"
     if sent.get("nothing_to_install"):
-        return _still_missing(still)
+        if still is None:
+            return NOT_ASSESSED, "nothing planned, and no patch assessment of the machine could be read"
+        if approvable_missing:
+            shown = ", ".join(approvable_missing[:5]) + (" ..." if len(approvable_missing) > 5 else "")
+            return NON_COMPLIANT, (
+                f"nothing planned, but the assessment lists {len(approvable_missing)} update(s) the "
+                f"baseline may approve: {shown}"
+            )
+        return PATCHED, None
     if not sent.get("operation"):
         return NOT_RUN, "no install was started"
     result = sent.get("result")
@@ -118,6 +179,11 @@ def classify_arc_host(sent: Mapping[str, Any], still: list[str] | None) -> tuple
         return NON_COMPLIANT, "the install ran out of its maximum duration"
     if result.get("rebootStatus") in ("Required", "Failed"):
         return NON_COMPLIANT, f"reboot {result['rebootStatus'].lower()} after the install"
+    if outside_plan:
+        shown = ", ".join(list(outside_plan)[:5]) + (" ..." if len(outside_plan) > 5 else "")
+        return NON_COMPLIANT, f"installed {len(outside_plan)} update(s) outside the plan: {shown}"
+    if still is None:
+        return NOT_ASSESSED, "no patch assessment of the machine could be read after the install"
     return _still_missing(still)
 
 
@@ -149,15 +215,34 @@ def classify_rds_instance(
 GCP_NOT_STARTED = frozenset({"PENDING", "INACTIVE", "NOTIFIED", "ACKED", "NOT_STARTED"})
 
 
-def classify_gcp_host(sent: Mapping[str, Any], still: list[str] | None) -> tuple[str, str | None]:
-    """A GCE instance's final state from its patch job's instance details and the inventory after it."""
+def classify_gcp_host(
+    sent: Mapping[str, Any],
+    still: list[str] | None,
+    versions: Sequence[Mapping[str, Any]] = (),
+) -> tuple[str, str | None]:
+    """A GCE instance's final state from its patch job's instance details and the inventory after it.
+
+    ``still``: the planned patches the instance's OS Config inventory shows still missing after the
+    job, None when no inventory could be read (then the instance is :data:`NOT_ASSESSED`, never
+    patched: nothing tells what it has). ``versions``: planned vs installed per planned package
+    (``patchcycle.domain.inventory.gcp_installed_versions``).
+
+    OS Config cannot pin a version: ``exclusivePackages`` take package names, and the package manager
+    installs the newest version it has (https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig,
+    AptSettings and YumSettings). When the installed version is NEWER than the plan froze, the host is
+    ``patched`` with the deviation named in its reason: a later build of the same package carries the
+    earlier build's fixes (distribution updates are cumulative), no retry can install the frozen build
+    through this API, and ``non_compliant`` would claim the fix is missing when it is not. The deviation
+    is not hidden: the host record lists planned vs installed per package, and the reason says the
+    installed build was never approved by the plan. An OLDER version is the plan still missing.
+    """
     state = sent.get("state")
     if sent.get("nothing_to_install"):
-        return _still_missing(still)
+        return _gcp_after(still, versions)
     if not state:
         return NOT_RUN, "no patch job was sent for this instance"
     if state == "SUCCEEDED":
-        return _still_missing(still)
+        return _gcp_after(still, versions)
     if state == "SUCCEEDED_REBOOT_REQUIRED":
         return NON_COMPLIANT, "patched, but a reboot is still required"
     if state == "FAILED":
@@ -170,6 +255,23 @@ def classify_gcp_host(sent: Mapping[str, Any], still: list[str] | None) -> tuple
         why = sent.get("job_error") or f"job ended {sent.get('job_state')}"
         return NOT_RUN, f"not patched: the patch job stopped before this instance ({why})"
     return NOT_RUN, f"instance still {state} when the patch job ended ({sent.get('job_state')})"
+
+
+def _gcp_after(still: list[str] | None, versions: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
+    if still is None:
+        return NOT_ASSESSED, "no OS Config inventory of the instance could be read after the patch job"
+    final, reason = _still_missing(still)
+    if final != PATCHED:
+        return final, reason
+    newer = [v for v in versions if v.get("status") == "newer"]
+    if newer:
+        shown = "; ".join(f"{v['package']} {v['installed']} (planned {v['planned']})" for v in newer[:5])
+        more = " ..." if len(newer) > 5 else ""
+        return PATCHED, (
+            f"installed newer than planned: {shown}{more}; OS Config patch jobs name packages without "
+            "versions, so the newest build was installed, not the frozen one"
+        )
+    return PATCHED, None
 
 
 def reboot_verdict(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 
 from patchcycle.config.models import Baseline, OsFamily, Severity, Tenant
 from patchcycle.domain.platforms import normalize_severity
@@ -221,6 +221,7 @@ def build_cycle_plan(
     cycle_date: dt.date,
     catalog: Iterable[CatalogPatch],
     rds_os_updates: Iterable[str] = (),
+    source_notes: Mapping[str, Sequence[str]] | None = None,
 ) -> CyclePlan:
     """Resolve the tenant's baselines as of ``cycle_date`` against the catalog and freeze the result,
     with the RDS OS updates offered now (for tenants that patch RDS).
@@ -243,6 +244,8 @@ def build_cycle_plan(
             if undated
             else ()
         )
+        # What the sources could not express for this family (e.g. no approval date on Ubuntu).
+        notes = (*notes, *sorted(set((source_notes or {}).get(baseline.os_family.value, ()))))
         decisions.append(
             BaselineDecision(
                 os_family=baseline.os_family.value,
@@ -304,7 +307,14 @@ def _approved(p: CatalogPatch, cutoff: dt.date) -> ApprovedPatch:
 
 
 def catalog_patch_from_ssm(row: dict, os_family: OsFamily) -> CatalogPatch:
-    """One row of SSM ``describe_available_patches`` as a :class:`CatalogPatch`."""
+    """One row of SSM ``describe_available_patches`` as a :class:`CatalogPatch`.
+
+    Read only for the families that API answers (its Note: "supports only the Amazon Linux 1, Amazon
+    Linux 2, and Windows Server operating systems",
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeAvailablePatches.html).
+    The Patch object's ``Id`` is documented for Windows; a Linux row without one is identified by its
+    package as the InstallOverrideList title names it (``name.arch:epoch:version-release``).
+    """
     vendor_severity = row.get("Severity") or row.get("MsrcSeverity") or ""
     released = row["ReleaseDate"]
     if isinstance(released, dt.datetime):
@@ -314,8 +324,13 @@ def catalog_patch_from_ssm(row: dict, os_family: OsFamily) -> CatalogPatch:
     name = row.get("Name") or None
     version = "-".join(v for v in (row.get("Version"), row.get("Release")) if v) or None
     kb = (row.get("KbNumber") or "").upper().removeprefix("KB") or None
+    arch = row.get("Arch") or None
+    epoch = str(row["Epoch"]) if row.get("Epoch") not in (None, "") else None
+    ident = row.get("Id") or (
+        f"{name}.{arch or '*'}:{epoch or '0'}:{version}" if name and version else f"KB{kb}"
+    )
     return CatalogPatch(
-        id=row["Id"],
+        id=ident,
         os_family=os_family,
         title=row.get("Title") or row["Id"],
         classification=row.get("Classification", ""),
@@ -329,6 +344,9 @@ def catalog_patch_from_ssm(row: dict, os_family: OsFamily) -> CatalogPatch:
         kernel_release=kernel_release(
             os_family, name, row.get("Version"), row.get("Release"), row.get("Arch")
         ),
+        arch=None if os_family.is_windows else arch,
+        epoch=None if os_family.is_windows else epoch,
+        source="ssm:DescribeAvailablePatches",
     )
 
 
@@ -389,15 +407,57 @@ def target_kernel(plan: CyclePlan | dict, os_family: str) -> str | None:
 
 
 def install_override_list(plan: CyclePlan, variant: str = FULL) -> str:
-    """The plan as an SSM ``InstallOverrideList`` document (YAML ``patches: [{id, title}]``)."""
+    """The plan as an SSM ``InstallOverrideList`` document (YAML ``patches: [{id, title}]``), each
+    entry in the format AWS documents for its OS, so exactly the frozen version is installed.
+
+    AWS-RunPatchBaseline, "Parameter name: InstallOverrideList", "Valid YAML content formats"
+    (https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-about-aws-runpatchbaseline.html):
+    Windows ``id: KB1234567``; YUM ``id: name.arch``, ``title: name.arch:epoch:version-release``; APT
+    ``id: name.arch``, ``title: name.arch:version``.
+    """
     import yaml
+
+    from patchcycle.domain.catalog import override_entry
 
     if variant not in INSTALL_VARIANTS:
         raise ValueError(f"unknown install variant {variant!r}; expected one of {INSTALL_VARIANTS}")
     patches = [
-        {"id": p.id, "title": p.title}
+        override_entry(asdict(p), family)
         for family in sorted(plan.approved)
         for p in plan.approved[family]
         if variant == FULL or not p.kernel_update
     ]
     return yaml.safe_dump({"patches": patches}, sort_keys=False)
+
+
+# -- the first-seen ledger: ageing updates no source dates ----------------------------------------
+# Some sources publish no release date for an update (Linux packages in Update Manager's and OS
+# Config's data, Ubuntu in SSM, whose patch rules take no approval date). Patchcycle then ages the
+# update from the first day any of the tenant's plans saw it: never earlier than its release, so an
+# approve-after-days rule applied to that date is at least as strict as the tenant asked. The ledger
+# lives in the tenant's evidence bucket (LEDGER_KEY) and only ever moves dates earlier.
+LEDGER_KEY = "catalog/first-seen.json"
+
+
+def ledger_key(patch: CatalogPatch) -> str:
+    return "|".join(catalog_key(patch))
+
+
+def age_by_ledger(
+    catalog: Iterable[CatalogPatch], ledger: dict[str, str], observed_on: dt.date
+) -> tuple[list[CatalogPatch], dict[str, str]]:
+    """Give every undated catalog entry the earliest day it was seen (by an earlier plan, by its source,
+    or today), and the ledger those days. Entries with a release date, or approved by their source's
+    own baseline, are unchanged and not recorded."""
+    out: list[CatalogPatch] = []
+    updated = dict(ledger)
+    for patch in catalog:
+        if patch.released is not None or patch.approved_by_source:
+            out.append(patch)
+            continue
+        key = ledger_key(patch)
+        known = [dt.date.fromisoformat(d) for d in (updated.get(key),) if d]
+        seen = min([observed_on, *known, *([patch.first_seen] if patch.first_seen else [])])
+        updated[key] = seen.isoformat()
+        out.append(replace(patch, first_seen=seen))
+    return out, updated

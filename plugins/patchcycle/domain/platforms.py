@@ -103,3 +103,27 @@ def arc_classifications(classifications: list[str] | tuple[str, ...], windows: b
             mapped = _ARC_LINUX.get(key, ("Other",))
         out.extend(m for m in mapped if m not in out)
     return out
+
+
+# Update Manager's classifications (the softwarepatches rows' words) in the baselines' (SSM's) words.
+_BASELINE_OF_ARC_WINDOWS = {
+    "critical": "CriticalUpdates",
+    "security": "SecurityUpdates",
+    "updaterollup": "UpdateRollups",
+    "featurepack": "FeaturePacks",
+    "servicepack": "ServicePacks",
+    "definition": "DefinitionUpdates",
+    "tools": "Tools",
+    "updates": "Updates",
+}
+
+
+def arc_baseline_classification(classification: str, windows: bool) -> str:
+    """An Update Manager classification as a baseline names it (the inverse of
+    :func:`arc_classifications`): Linux Critical and Security are "Security", anything else "Other" (no
+    baseline word for it, so no baseline approves it by classification); Windows one to one, unknown
+    words as "Updates" (what Update Manager reports when the OS gives no category, Learn query-logs)."""
+    key = classification.replace(" ", "").lower()
+    if windows:
+        return _BASELINE_OF_ARC_WINDOWS.get(key, "Updates")
+    return "Security" if key in ("critical", "security") else "Other"

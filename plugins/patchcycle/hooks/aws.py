@@ -19,6 +19,10 @@ SSM_INSTANCE_INFORMATION_PAGE = 50
 SSM_PATCH_STATES_BATCH = 50  # InstanceIds per DescribeInstancePatchStates
 SSM_INVOCATIONS_PAGE = 50
 SSM_AVAILABLE_PATCHES_PAGE = 100
+# DescribeInstancePatches takes one InstanceId (required) and MaxResults 10-100: a per-instance API,
+# there is no batch form (API_DescribeInstancePatches, Request Parameters).
+SSM_INSTANCE_PATCHES_PAGE = 100
+SSM_PATCH_BASELINES_PAGE = 100  # DescribePatchBaselines MaxResults maximum
 EC2_TAGS_PAGE = 1000
 EC2_CREATE_TAGS_BATCH = 1000  # resource ids per CreateTags (EC2's documented limit)
 EC2_IMAGES_PAGE = 1000
@@ -68,6 +72,93 @@ class SsmFleetHook(AwsBaseHook):
             rows.extend(page["Patches"])
         return rows
 
+    def instance_patches(
+        self, instance_id: str, states: Sequence[str] = ()
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One instance's patches and their state relative to the baseline it used, optionally only
+        those in ``states`` (filter key State, e.g. ``Missing``); with the number of calls made.
+
+        Per instance by the API's design (InstanceId is required; no batch form exists).
+        """
+        paginator = self.conn.get_paginator("describe_instance_patches")
+        kwargs: dict[str, Any] = {"InstanceId": instance_id}
+        if states:
+            kwargs["Filters"] = [{"Key": "State", "Values": list(states)}]
+        rows: list[dict[str, Any]] = []
+        calls = 0
+        for page in paginator.paginate(**kwargs, PaginationConfig={"PageSize": SSM_INSTANCE_PATCHES_PAGE}):
+            calls += 1
+            rows.extend(page["Patches"])
+        return rows, calls
+
+    def patch_baseline_named(self, name: str) -> str | None:
+        """The BaselineId of our own patch baseline called exactly ``name``, if it exists."""
+        paginator = self.conn.get_paginator("describe_patch_baselines")
+        for page in paginator.paginate(
+            Filters=[{"Key": "NAME_PREFIX", "Values": [name]}, {"Key": "OWNER", "Values": ["Self"]}],
+            PaginationConfig={"PageSize": SSM_PATCH_BASELINES_PAGE},
+        ):
+            for identity in page["BaselineIdentities"]:
+                if identity.get("BaselineName") == name:
+                    return identity["BaselineId"]
+        return None
+
+    def create_patch_baseline(self, request: dict[str, Any], client_token: str) -> str:
+        return self.conn.create_patch_baseline(**request, ClientToken=client_token)["BaselineId"]
+
+    def update_patch_baseline(self, baseline_id: str, request: dict[str, Any]) -> None:
+        self.conn.update_patch_baseline(BaselineId=baseline_id, **request)
+
+    def register_patch_group(self, baseline_id: str, patch_group: str, operating_system: str) -> bool:
+        """Register the patch group with the baseline; False when it already was (nothing to do).
+
+        A group has one baseline per OS type (About patch groups): a group registered with another of
+        ours is moved to this one.
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            self.conn.register_patch_baseline_for_patch_group(BaselineId=baseline_id, PatchGroup=patch_group)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "AlreadyExistsException":
+                raise
+        # OperatingSystem defaults to WINDOWS (GetPatchBaselineForPatchGroup): always name it.
+        current = self.conn.get_patch_baseline_for_patch_group(
+            PatchGroup=patch_group, OperatingSystem=operating_system
+        )
+        if current.get("BaselineId") == baseline_id:
+            return False
+        self.conn.deregister_patch_baseline_for_patch_group(
+            BaselineId=current["BaselineId"], PatchGroup=patch_group
+        )
+        self.conn.register_patch_baseline_for_patch_group(BaselineId=baseline_id, PatchGroup=patch_group)
+        return True
+
+    def send_patch_scan(
+        self,
+        *,
+        target_tags: tuple[str, Sequence[str]],
+        snapshot_id: str,
+        max_concurrency: str,
+        max_errors: str,
+        comment: str,
+    ) -> dict[str, Any]:
+        """One Scan for every tagged host: each is assessed against the baseline of its patch group.
+
+        Scan "identifies where updates are missing that are approved and applicable to the node"
+        (AWS-RunPatchBaseline, Parameter name: Operation). A custom Snapshot ID makes every node of the
+        command use the same baseline snapshot (Parameter name: Snapshot ID, best practices).
+        """
+        key, values = target_tags
+        return self._run_patch_baseline(
+            targets=[{"Key": f"tag:{key}", "Values": list(values)}],
+            parameters={"Operation": ["Scan"], "SnapshotId": [snapshot_id]},
+            max_concurrency=max_concurrency,
+            max_errors=max_errors,
+            comment=comment,
+        )
+
     def send_patch_install(
         self,
         *,
@@ -80,14 +171,31 @@ class SsmFleetHook(AwsBaseHook):
     ) -> dict[str, Any]:
         """One command for a whole stage: SSM fans out to the tagged hosts under the rate control."""
         key, value = target_tag
-        response = self.conn.send_command(
-            DocumentName=PATCH_DOCUMENT,
-            Targets=[{"Key": f"tag:{key}", "Values": [value]}],
-            Parameters={
+        return self._run_patch_baseline(
+            targets=[{"Key": f"tag:{key}", "Values": [value]}],
+            parameters={
                 "Operation": ["Install"],
                 "RebootOption": [reboot_option],
                 "InstallOverrideList": [override_list_url],
             },
+            max_concurrency=max_concurrency,
+            max_errors=max_errors,
+            comment=comment,
+        )
+
+    def _run_patch_baseline(
+        self,
+        *,
+        targets: list[dict[str, Any]],
+        parameters: dict[str, list[str]],
+        max_concurrency: str,
+        max_errors: str,
+        comment: str,
+    ) -> dict[str, Any]:
+        response = self.conn.send_command(
+            DocumentName=PATCH_DOCUMENT,
+            Targets=targets,
+            Parameters=parameters,
             MaxConcurrency=max_concurrency,
             MaxErrors=max_errors,
             Comment=comment[:100],

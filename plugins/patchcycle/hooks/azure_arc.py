@@ -55,9 +55,14 @@ READ_TIMEOUT_SECONDS = 60
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SUMMARY_TYPE = "microsoft.hybridcompute/machines/patchassessmentresults"
 PATCHES_TYPE = "microsoft.hybridcompute/machines/patchassessmentresults/softwarepatches"
+# Update Manager's install history (Learn, "Access Azure Update Manager operations data using Azure
+# Resource Graph", https://learn.microsoft.com/azure/update-manager/query-logs, "Patch installation
+# results"): one softwarepatches row per update an install considered, with its installationState.
+INSTALL_PATCHES_TYPE = "microsoft.hybridcompute/machines/patchinstallationresults/softwarepatches"
 _SUBSCRIPTION = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")  # ARM's resource-group name characters
-_ASSESSMENT_SUFFIX = re.compile(r"/patchassessmentresults/.*$", re.I)
+_ASSESSMENT_SUFFIX = re.compile(r"/(patchassessmentresults|patchinstallationresults)/.*$", re.I)
+_INSTALLATION_ID = re.compile(r"/patchinstallationresults/([^/]+)/", re.I)
 # azure-core logs every request and response at INFO; keep task logs to warnings unless asked for more.
 HTTP_LOG = logging.getLogger("patchcycle.hooks.azure_arc.http")
 HTTP_LOG.setLevel(logging.WARNING)
@@ -325,6 +330,40 @@ class ArcHook(BaseHook):
             entry["patches"].append(dict(row.get("properties") or {}))
         return out
 
+    def missing_patches(self, resource_groups: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The updates each machine of the resource groups misses, by lower-cased machine id: the
+        ``properties`` of its latest assessment's softwarepatches rows (patchName, version, kbId,
+        classifications, msrcSeverity, publishedDateTime, ...). One paged query for all machines."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in self._scoped_rows("patchassessmentresources", PATCHES_TYPE, resource_groups):
+            out.setdefault(_machine_id(row["id"]), []).append(dict(row.get("properties") or {}))
+        return out
+
+    def patch_installations(self, resource_groups: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """What each install of the last 30 days did to each update, by lower-cased machine id and
+        lower-cased installation activity id: the ``properties`` of the install's softwarepatches rows
+        in ``patchinstallationresources`` (installationState, patchName, version, kbId, ...). One paged
+        query for all machines of the resource groups."""
+        out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for row in self._scoped_rows("patchinstallationresources", INSTALL_PATCHES_TYPE, resource_groups):
+            match = _INSTALLATION_ID.search(row["id"])
+            if not match:
+                continue
+            runs = out.setdefault(_machine_id(row["id"]), {})
+            runs.setdefault(match.group(1).lower(), []).append(dict(row.get("properties") or {}))
+        return out
+
+    def _scoped_rows(self, table: str, row_type: str, resource_groups: list[str]) -> list[dict[str, Any]]:
+        if not resource_groups:
+            return []
+        for rg in resource_groups:
+            _check_resource_group(rg)
+        groups = ", ".join(f"'{rg}'" for rg in sorted(set(resource_groups)))
+        query = (
+            f"{table}\n| where type =~ '{row_type}'\n| where resourceGroup in~ ({groups})\n| order by id asc"
+        )
+        return self._graph_rows(query, f"{table} of resource groups {sorted(set(resource_groups))}")
+
     def _graph_rows(self, query: str, where: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         token: str | None = None
@@ -354,3 +393,44 @@ def _check_resource_group(name: str) -> None:
 def _machine_id(row_id: str) -> str:
     """The machine id (lower-cased) of a patch assessment row's id."""
     return _ASSESSMENT_SUFFIX.sub("", row_id).lower()
+
+
+def read_arc_catalog(tenant: Any, log: Any) -> list[Any]:
+    """The patch catalog of a tenant's Arc machines (finding 5: a tenant on Azure alone), as
+    :class:`~patchcycle.domain.plan.CatalogPatch` entries with source ``azure:patchassessmentresources``.
+
+    Per subscription: the machines of its resource groups (ARM, for each machine's OS family from its
+    ``osSku``; 100 per page) and every update they miss (Resource Graph ``patchassessmentresources``
+    softwarepatches rows, 1,000 per page): no per-machine call. Linux updates carry no release date in
+    Update Manager's data, so the plan leaves them out and says so (see :func:`patchcycle.domain.
+    catalog_arc.arc_catalog_patch`). ``log`` is the task's EventLog (``record``).
+    """
+    from patchcycle.domain.catalog_arc import arc_catalog
+    from patchcycle.domain.platforms import os_family_from_label
+
+    azure = tenant.clouds.azure
+    pairs: list[tuple[Any, dict[str, Any]]] = []
+    for sub in azure.subscriptions if azure else []:
+        hook = ArcHook(azure_conn_id=tenant.azure_connection_id(sub), subscription_id=sub.subscription_id)
+        groups = list(sub.resource_groups)
+        families = {}
+        for rg in groups:
+            for machine in hook.machines(rg):
+                sku = str((machine.get("properties") or {}).get("osSku") or "")
+                families[str(machine["id"]).lower()] = os_family_from_label(sku)
+        missing = hook.missing_patches(groups)
+        rows = 0
+        for machine_id, patches in missing.items():
+            family = families.get(machine_id)
+            if family is None:
+                continue  # not a machine of these groups, or an OS family Patchcycle does not patch
+            pairs.extend((family, props) for props in patches)
+            rows += len(patches)
+        log.record(
+            "plan.catalog_read",
+            target=f"azure:{sub.subscription_id}",
+            source="azure:patchassessmentresources",
+            machines=len(families),
+            patch_rows=rows,
+        )
+    return arc_catalog(pairs)

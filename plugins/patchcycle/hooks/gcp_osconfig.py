@@ -129,7 +129,12 @@ class OsConfigHook(GoogleRestHook):
         are *exclusive* lists: apt instances install only ``apt_packages`` (package names), yum instances
         only ``yum_packages``, Windows instances only ``windows_kbs`` ("5046615" or "KB5046615"). An
         empty list sends no exclusive list for that package manager, and instances of that kind then get
-        the OS's *default* update set: give every kind of instance in ``instances`` its list.
+        the OS's *default* update set: give every kind of instance in ``instances`` its list. Names
+        only: OS Config cannot pin a version, and each instance updates a listed package it has to the
+        newest build its repositories offer, ignoring packages it does not have (PatchConfig,
+        AptSettings / YumSettings / WindowsUpdateSettings,
+        https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig); read the installed
+        versions back from :meth:`inventories` after the job.
         ``reboot``: DEFAULT (reboot when an update needs it) | ALWAYS | NEVER. ``disruption_budget``:
         ``{"fixed": n}`` or ``{"percent": p}`` instances per zone disrupted at once; with ZONE_BY_ZONE a
         zone whose failures reach the budget stops the job.

@@ -3,8 +3,9 @@
 - AWS: one Run Command per account, region and install variant, targeted by a tag and fanned out by
   SSM under the tenant's MaxConcurrency and MaxErrors; the install list is the plan's override list.
 - Azure Arc: ``installPatches`` per machine (the API has no batch form), at most the rate control's
-  concurrency in flight, no new machine started once the failures exceed MaxErrors; package-name masks
-  (Linux) or KB numbers (Windows) from the plan.
+  concurrency in flight, no new machine started once the failures exceed MaxErrors; versioned package
+  masks ``name_version`` (Linux) or KB numbers (Windows) from the plan, and no classification (whose
+  updates Azure would install in addition).
 - GCP: one OS Config patch job per project and install variant, for the stage's instances by name,
   zone by zone with the rate control as the disruption budget; exclusive package and KB lists from the plan.
 - RDS: the OS update RDS offers each DB instance (its pending ``system-update`` maintenance action),
@@ -17,7 +18,7 @@ same commands, operations and jobs instead of sending them again.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -126,7 +127,7 @@ class PatchAwsOperator(PatchCloudOperator):
             if not commands:
                 raise AirflowSkipException(f"no AWS host of {self.environment} is ready to patch")
             self.write_record(context, key, commands)
-        payload = {"commands": commands}
+        payload = {"commands": [c for c in commands if c.get("command_id")]}
         answer = checks.run_commands(payload)
         if answer["done"] or not self.deferrable:
             # Non-deferrable mode is for tests of the operator alone; deferral is the default.
@@ -137,6 +138,7 @@ class PatchAwsOperator(PatchCloudOperator):
         from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
 
         info = self.plan_info(context)
+        plan = self.plan(context)
         rows = self.ready_hosts(context)
         rate = self.tenant.environment(self.environment).rate_control
         plan_id = info["plan_hash"][:12]
@@ -149,6 +151,23 @@ class PatchAwsOperator(PatchCloudOperator):
                 variants[h.get("install_variant", FULL)].append(h["host_id"])
             for variant, ids in sorted(variants.items()):
                 ids.sort()
+                if not any(install_selection(plan, f, variant).patch_ids for f in plan["approved"]):
+                    # No document says what an empty InstallOverrideList installs; an absent one
+                    # installs everything the baseline approves. Send nothing: verify judges these
+                    # hosts by SSM's own assessment against the tenant's baseline.
+                    commands.append(
+                        {
+                            "command_id": None,
+                            "nothing_to_install": True,
+                            "conn_id": conn_id,
+                            "account": account,
+                            "region": region,
+                            "variant": variant,
+                            "hosts": ids,
+                        }
+                    )
+                    log.record("patch.nothing_to_install", target=f"aws:{account}:{region}", hosts=len(ids))
+                    continue
                 value = target_tag_value(
                     info["cycle_date"], self.environment, context["run_id"], variant, self.batch
                 )
@@ -193,6 +212,10 @@ class PatchAwsOperator(PatchCloudOperator):
         commands = self.read_record(self.record_key(context, "commands.json"))
         invocations: dict[str, dict[str, Any]] = {}
         for command in commands:
+            if not command.get("command_id"):
+                for host_id in command["hosts"]:
+                    invocations[host_id] = {"command_id": None, "status": None, "nothing_to_install": True}
+                continue
             hook = SsmFleetHook(aws_conn_id=command["conn_id"], region_name=command["region"])
             for inv in hook.command_invocations(command["command_id"]):
                 plugin = (inv.get("CommandPlugins") or [{}])[0]
@@ -215,26 +238,44 @@ class PatchAwsOperator(PatchCloudOperator):
 
 
 def arc_install_parameters(
-    selection: Any, windows: bool, classifications: list[str], reboot: str = "IfRequired"
+    patches: Sequence[dict[str, Any]], windows: bool, reboot: str = "IfRequired"
 ) -> dict[str, Any]:
-    """The installPatches body that installs exactly one plan selection (nothing else): the plan's
-    packages or KBs, within the baseline's classifications; reboot if the update requires it (a kernel
-    only takes effect after one)."""
-    from patchcycle.domain.platforms import arc_classifications
+    """The installPatches body that installs exactly the plan's patches for one machine, and nothing
+    else: Linux a versioned mask ``name_version`` per package, Windows the KB numbers; no
+    ``classificationsToInclude``, whose updates Update Manager would install in addition to the named
+    ones; reboot if an update requires it (a kernel only takes effect after one).
+
+    Microsoft Learn, "How to programmatically manage updates for Azure Arc-enabled servers"
+    (https://learn.microsoft.com/azure/update-manager/manage-arc-enabled-servers-programmatically),
+    "Update deployment" > "Request body": kbNumbersToInclude / packageNameMasksToInclude are installed
+    "over and above" the classifications' updates. The HybridCompute swagger 2024-07-10
+    (definitions/LinuxParameters, WindowsParameters) requires none of their properties, so the
+    classifications are left out. ``maxPatchPublishDate`` is not sent: it can only narrow the named KBs,
+    and no document says how it combines with them. A package the plan froze without a version can only
+    be named bare (the newest is installed); verify reads back what was installed either way.
+    """
+    from patchcycle.domain.catalog_arc import arc_package_mask
 
     body: dict[str, Any] = {"maximumDuration": ARC_MAX_DURATION, "rebootSetting": reboot}
     if windows:
-        body["windowsParameters"] = {
-            "classificationsToInclude": arc_classifications(classifications, windows=True),
-            "kbNumbersToInclude": list(selection.kbs),
-            "excludeKbsRequiringReboot": False,
-        }
+        kbs = sorted({str(p["kb"]).upper().removeprefix("KB") for p in patches if p.get("kb")})
+        body["windowsParameters"] = {"kbNumbersToInclude": kbs, "excludeKbsRequiringReboot": False}
     else:
-        body["linuxParameters"] = {
-            "classificationsToInclude": arc_classifications(classifications, windows=False),
-            "packageNameMasksToInclude": list(selection.packages),
-        }
+        masks = sorted(
+            {
+                arc_package_mask(p["package"], p.get("version"), p.get("epoch"))
+                for p in patches
+                if p.get("package")
+            }
+        )
+        body["linuxParameters"] = {"packageNameMasksToInclude": masks}
     return body
+
+
+def planned_patches(plan: dict[str, Any], os_family: str, patch_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The plan's approved patches (their JSON) of one OS family that an install selection names."""
+    wanted = set(patch_ids)
+    return [p for p in plan.get("approved", {}).get(os_family, []) if p["id"] in wanted]
 
 
 class PatchAzureOperator(PatchCloudOperator):
@@ -303,11 +344,9 @@ class PatchAzureOperator(PatchCloudOperator):
                     state["results"][host_id] = None
                     log.record("patch.nothing_to_install", target=host_id, name=host["name"])
                     continue
-                baseline = self.tenant.baseline_for(host["os_family"])
                 body = arc_install_parameters(
-                    selection,
+                    planned_patches(plan, host["os_family"], selection.patch_ids),
                     windows=host["os_family"].startswith("windows"),
-                    classifications=list(baseline.classifications) if baseline else [],
                 )
                 conn_id = self.azure_conn_id(host["account"])
                 hook = ArcHook(azure_conn_id=conn_id, subscription_id=host["account"])
@@ -404,40 +443,42 @@ class PatchGcpOperator(PatchCloudOperator):
         self.wait(payload)
 
     def _execute(self, context: Any, log: EventLog) -> list[dict[str, Any]]:
+        """Start the stage's patch jobs: instances share a job only when their plans give the same
+        exclusive lists (:func:`patchcycle.domain.gcp_jobs.gcp_patch_job_groups`).
+
+        The lists name packages without versions (OS Config cannot pin one: PatchConfig, AptSettings /
+        YumSettings, https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig): the planned
+        versions are logged with the job, and verify reads back what was installed.
+        """
+        from patchcycle.domain.gcp_jobs import gcp_patch_job_groups
         from patchcycle.hooks.gcp_osconfig import OsConfigHook
 
         info = self.plan_info(context)
         plan = self.plan(context)
         rate = self.tenant.environment(self.environment).rate_control
         budget = disruption_budget(rate.max_errors)
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for host in self.ready_hosts(context):
-            if not self.selection(plan, host).patch_ids:
-                # An empty exclusive list would make OS Config apply the OS's default update set.
-                log.record("patch.nothing_to_install", target=host["host_id"], name=host["name"])
-                continue
-            groups[(host["account"], host.get("install_variant", FULL))].append(host)
+        groups, idle = gcp_patch_job_groups(plan, self.ready_hosts(context))
+        for host in idle:
+            # An empty exclusive list would make OS Config apply the OS's default update set.
+            log.record("patch.nothing_to_install", target=host["host_id"], name=host["name"])
+        per_variant = Counter((g.project, g.variant) for g in groups)
+        seen: Counter[tuple[str, str]] = Counter()
         jobs = []
         batch = f"-{self.batch}" if self.batch else ""
-        for (project, variant), hosts in sorted(groups.items()):
-            apt, yum, kbs = set(), set(), set()
-            for host in hosts:
-                sel = self.selection(plan, host)
-                if host["os_family"].startswith("windows"):
-                    kbs |= set(sel.kbs)
-                elif host["os_family"].startswith("ubuntu"):
-                    apt |= set(sel.packages)
-                else:
-                    yum |= set(sel.packages)
-            conn_id = self.gcp_conn_id(project)
-            job = OsConfigHook(gcp_conn_id=conn_id, project_id=project).execute_patch_job(
-                display_name=f"pc-{info['cycle_date']}-{self.environment}{batch}-{variant.replace('_', '-')}",
+        for group in groups:
+            key = (group.project, group.variant)
+            seen[key] += 1
+            part = f"-{seen[key]}" if per_variant[key] > 1 else ""
+            conn_id = self.gcp_conn_id(group.project)
+            job = OsConfigHook(gcp_conn_id=conn_id, project_id=group.project).execute_patch_job(
+                display_name=f"pc-{info['cycle_date']}-{self.environment}{batch}-"
+                f"{group.variant.replace('_', '-')}{part}",
                 description=f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} "
-                f"plan {info['plan_hash'][:12]} {variant}",
-                instances=sorted((h["region"], h["name"]) for h in hosts),
-                apt_packages=sorted(apt),
-                yum_packages=sorted(yum),
-                windows_kbs=sorted(kbs),
+                f"plan {info['plan_hash'][:12]} {group.variant}",
+                instances=[(h["region"], h["name"]) for h in group.hosts],
+                apt_packages=list(group.apt_packages),
+                yum_packages=list(group.yum_packages),
+                windows_kbs=list(group.windows_kbs),
                 reboot="DEFAULT",
                 duration_seconds=OSCONFIG_DURATION_SECONDS,
                 rollout_mode="ZONE_BY_ZONE",
@@ -447,21 +488,31 @@ class PatchGcpOperator(PatchCloudOperator):
                 {
                     "name": job["name"],
                     "conn_id": conn_id,
-                    "project": project,
-                    "variant": variant,
-                    "hosts": sorted(h["host_id"] for h in hosts),
+                    "project": group.project,
+                    "variant": group.variant,
+                    "hosts": sorted(h["host_id"] for h in group.hosts),
                 }
             )
+            families = sorted({h["os_family"] for h in group.hosts})
             log.record(
                 "patch.sent",
-                target=f"gcp:{project}",
+                target=f"gcp:{group.project}",
                 job=job["name"],
-                hosts=len(hosts),
-                variant=variant,
+                hosts=len(group.hosts),
+                variant=group.variant,
                 disruption_budget=budget,
-                apt_packages=sorted(apt),
-                yum_packages=sorted(yum),
-                windows_kbs=sorted(kbs),
+                apt_packages=list(group.apt_packages),
+                yum_packages=list(group.yum_packages),
+                windows_kbs=list(group.windows_kbs),
+                # What the plan froze; the job installs each package's newest build (not pinnable).
+                planned_versions={
+                    f: {
+                        p["package"]: p.get("version")
+                        for p in plan["approved"].get(f, [])
+                        if p.get("package")
+                    }
+                    for f in families
+                },
                 plan_hash=info["plan_hash"],
             )
         return jobs

@@ -1,23 +1,56 @@
-"""Freeze the cycle plan: the tenant's baselines resolved against the patch catalog as of the cycle date."""
+"""Freeze the cycle plan: the tenant's baselines resolved against each cloud's patch catalog as of the
+cycle date.
+
+The catalog is collected from per-cloud readers (:data:`CATALOG_READERS`), each reading the source its
+vendor documents for each OS family; a tenant reads only the clouds it has. On AWS the plan first
+makes the tenant's own SSM patch baselines (one per OS family, approving up to the cycle's cutoff),
+binds the tenant's hosts to them through patch groups, and runs one Scan per account and region; the
+task defers while SSM scans and reads the result when it resumes.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from patchcycle.config.models import OsFamily
+from patchcycle.config.models import OsFamily, Tenant
+from patchcycle.domain.catalog import (
+    AVAILABLE_PATCHES_FAMILIES,
+    AVAILABLE_PATCHES_SOURCE,
+    PATCH_GROUP_TAG,
+    SCAN_SOURCE,
+    baseline_request,
+    catalog_patch_from_instance_patch,
+    supports_approval_date,
+)
+from patchcycle.domain.inventory import environment_for_tag
 from patchcycle.domain.plan import (
     FULL,
     INSTALL_VARIANTS,
+    LEDGER_KEY,
+    CatalogPatch,
+    age_by_ledger,
+    approval_cutoff,
     build_cycle_plan,
     catalog_patch_from_ssm,
     install_override_list,
 )
-from patchcycle.domain.platforms import SSM_PRODUCTS
+from patchcycle.domain.platforms import SSM_PRODUCTS, os_family_from_ssm
 from patchcycle.domain.schedule import resolve_cycle_date
-from patchcycle.operators.base import CycleOperator, EventLog
+from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds
 from patchcycle.reports.store import CyclePaths
+from patchcycle.triggers import checks
+from patchcycle.triggers.waits import CloudWaitTrigger
+
+AWS_SCAN_RECORD = "plan-aws-scans.json"
 
 
 def validate_run_params(params: dict[str, Any], environments: list[str]) -> list[str]:
@@ -36,30 +69,395 @@ def validate_run_params(params: dict[str, Any], environments: list[str]) -> list
     return [e for e in environments if e in wanted]
 
 
+@dataclass
+class CatalogRead:
+    """What one cloud's reader found: catalog entries, and per-family notes on what it could not read."""
+
+    patches: list[CatalogPatch] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+# A cloud's catalog reader: (tenant, cycle date, what the plan prepared for that cloud, event log).
+CatalogReader = Callable[[Tenant, dt.date, dict[str, Any], EventLog], CatalogRead]
+
+
+def cloud_has_hosts(tenant: Tenant, cloud: str) -> bool:
+    return getattr(tenant.clouds, cloud, None) is not None
+
+
+# -- AWS ---------------------------------------------------------------------------------------
+def prepare_aws_catalog(
+    tenant: Tenant, cycle_date: dt.date, run_id: str, environments: list[str], log: EventLog
+) -> dict[str, Any]:
+    """Per account and region: the tenant's patch baseline for each family (approving up to the
+    cycle's cutoff), its patch group, the ``Patch Group`` tag on the tenant's hosts of that family, and
+    one AWS-RunPatchBaseline Scan of them all. Returns what the read step needs (JSON)."""
+    from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
+
+    scans = []
+    rate = tenant.environment(environments[0]).rate_control  # the first stage's: Scan installs nothing
+    families = {OsFamily(b.os_family): b for b in tenant.baselines}
+    for account in tenant.clouds.aws.accounts if tenant.clouds.aws else []:
+        conn_id = tenant.aws_connection_id(account)
+        for region in account.regions:
+            ssm = SsmFleetHook(aws_conn_id=conn_id, region_name=region)
+            ec2 = Ec2BackupHook(aws_conn_id=conn_id, region_name=region)
+            baselines: dict[str, str] = {}
+            for family, baseline in sorted(families.items()):
+                request = baseline_request(
+                    tenant.id, baseline, approval_cutoff(cycle_date, baseline.approve_after_days)
+                )
+                baseline_id = ssm.patch_baseline_named(request.name)
+                if baseline_id is None:
+                    token = str(
+                        uuid.uuid5(uuid.NAMESPACE_URL, f"{run_id}/{account.account_id}/{region}/{family}")
+                    )
+                    baseline_id = ssm.create_patch_baseline(request.create_kwargs(), token)
+                    action = "created"
+                else:
+                    ssm.update_patch_baseline(baseline_id, request.update_kwargs())
+                    action = "updated"
+                registered = ssm.register_patch_group(
+                    baseline_id, request.patch_group, request.operating_system
+                )
+                baselines[family.value] = baseline_id
+                log.record(
+                    "plan.patch_baseline",
+                    target=f"aws:{account.account_id}:{region}",
+                    result=action,
+                    baseline_id=baseline_id,
+                    name=request.name,
+                    os_family=family.value,
+                    patch_group=request.patch_group,
+                    patch_group_registered=registered,
+                    approval_rules=request.approval_rules,
+                )
+            hosts, to_tag = _tenant_hosts_by_family(tenant, ssm, ec2, set(families))
+            tagging_calls = sum(
+                ec2.tag_instances(ids, {PATCH_GROUP_TAG: group})
+                for group, ids in sorted(to_tag.items())
+                if ids
+            )
+            scope = {
+                "conn_id": conn_id,
+                "account": account.account_id,
+                "region": region,
+                "baselines": baselines,
+                "hosts": hosts,
+            }
+            groups = sorted(baseline_group(tenant, f) for f in hosts)
+            if groups:
+                command = ssm.send_patch_scan(
+                    target_tags=(PATCH_GROUP_TAG, groups),
+                    snapshot_id=str(
+                        uuid.uuid5(uuid.NAMESPACE_URL, f"{run_id}/{account.account_id}/{region}")
+                    ),
+                    max_concurrency=rate.max_concurrency,
+                    max_errors=rate.max_errors,
+                    comment=f"patchcycle {tenant.id} {cycle_date.isoformat()} plan scan",
+                )
+                scope["command_id"] = command["CommandId"]
+                scope["requested_at"] = _iso(command.get("RequestedDateTime"))
+            scans.append(scope)
+            log.record(
+                "plan.scan_sent" if groups else "plan.scan_skipped",
+                target=f"aws:{account.account_id}:{region}",
+                command_id=scope.get("command_id"),
+                document="AWS-RunPatchBaseline",
+                operation="Scan",
+                patch_groups=groups,
+                hosts=sum(len(v) for v in hosts.values()),
+                tagged=sum(len(v) for v in to_tag.values()),
+                create_tags_calls=tagging_calls,
+            )
+    return {"scans": scans}
+
+
+def baseline_group(tenant: Tenant, family: str) -> str:
+    from patchcycle.domain.catalog import patch_group
+
+    return patch_group(tenant.id, family)
+
+
+def _tenant_hosts_by_family(
+    tenant: Tenant, ssm: Any, ec2: Any, families: set[OsFamily]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The tenant's managed instances (an environment tag the tenant patches) of its baseline families,
+    by family; and those whose ``Patch Group`` tag is not yet their family's group, by group."""
+    tags = ec2.instance_tags([tenant.host_tags.environment, PATCH_GROUP_TAG])
+    hosts: dict[str, list[str]] = defaultdict(list)
+    to_tag: dict[str, list[str]] = defaultdict(list)
+    for info in ssm.managed_instances():
+        family = os_family_from_ssm(info.get("PlatformName", ""), info.get("PlatformVersion", ""))
+        host_tags = tags.get(info["InstanceId"], {})
+        if family not in families or not environment_for_tag(
+            tenant, host_tags.get(tenant.host_tags.environment)
+        ):
+            continue
+        hosts[family.value].append(info["InstanceId"])
+        group = baseline_group(tenant, family.value)
+        if host_tags.get(PATCH_GROUP_TAG) != group:
+            to_tag[group].append(info["InstanceId"])
+    return {k: sorted(v) for k, v in hosts.items()}, {k: sorted(v) for k, v in to_tag.items()}
+
+
+def read_aws_catalog(
+    tenant: Tenant, cycle_date: dt.date, prepared: dict[str, Any], log: EventLog
+) -> CatalogRead:
+    """Each family's catalog from the SSM source AWS documents for it.
+
+    Amazon Linux 2 and Windows Server: DescribeAvailablePatches (read once, the catalog is AWS's).
+    Every other family: the Missing patches of each host's Scan against the tenant's baseline, read
+    with DescribeInstancePatches, which is per instance (no batch form): one call per host that the
+    Scan found missing something (its patch state, read in batches of 50, says which), more for hosts
+    with over 100 missing.
+    """
+    from patchcycle.hooks.aws import SsmFleetHook
+
+    read = CatalogRead()
+    families = {OsFamily(b.os_family) for b in tenant.baselines}
+    listed = sorted(families & AVAILABLE_PATCHES_FAMILIES)
+    scans = prepared.get("scans", [])
+    if listed and scans:
+        first = scans[0]
+        hook = SsmFleetHook(aws_conn_id=first["conn_id"], region_name=first["region"])
+        for family in listed:
+            rows = hook.available_patches(SSM_PRODUCTS[family])
+            read.patches.extend(catalog_patch_from_ssm(row, family) for row in rows)
+            log.record(
+                "plan.catalog_read",
+                target=f"aws:{first['account']}:{first['region']}",
+                source=AVAILABLE_PATCHES_SOURCE,
+                os_family=family.value,
+                entries=len(rows),
+            )
+    for scope in scans:
+        hosts = {f: ids for f, ids in scope["hosts"].items() if OsFamily(f) not in AVAILABLE_PATCHES_FAMILIES}
+        if not hosts:
+            continue
+        hook = SsmFleetHook(aws_conn_id=scope["conn_id"], region_name=scope["region"])
+        states = hook.patch_states([h for ids in hosts.values() for h in ids])
+        requested = _date_time(scope.get("requested_at"))
+        for family_name, ids in sorted(hosts.items()):
+            family = OsFamily(family_name)
+            baseline_id = scope["baselines"].get(family_name)
+            calls, unread, unparsed, entries = 0, [], 0, 0
+            for host_id in ids:
+                state = states.get(host_id)
+                ended = _date_time((state or {}).get("OperationEndTime"))
+                if (
+                    not state
+                    or state.get("Operation") != "Scan"
+                    or state.get("BaselineId") != baseline_id
+                    or (requested and ended and ended < requested)
+                ):
+                    unread.append(host_id)
+                    continue
+                if not int(state.get("MissingCount") or 0):
+                    continue
+                rows, n = hook.instance_patches(host_id, ["Missing"])
+                calls += n
+                for row in rows:
+                    patch = catalog_patch_from_instance_patch(
+                        row,
+                        family,
+                        approved_by_source=supports_approval_date(family),
+                        # Ubuntu takes no approval date: age from this Scan, the first detection we know.
+                        first_seen=None
+                        if supports_approval_date(family)
+                        else (ended or requested or _now()).date(),
+                    )
+                    if patch is None:
+                        unparsed += 1
+                    else:
+                        read.patches.append(patch)
+                        entries += 1
+            if unread:
+                read.notes[family_name].append(
+                    f"{len(unread)} host(s) in aws:{scope['account']}:{scope['region']} had no Scan against "
+                    "the tenant's baseline to read; their missing patches are not in the catalog"
+                )
+            if unparsed:
+                read.notes[family_name].append(
+                    f"{unparsed} missing patch row(s) not in the documented KBId/Title format; not planned"
+                )
+            log.record(
+                "plan.catalog_read",
+                target=f"aws:{scope['account']}:{scope['region']}",
+                source=SCAN_SOURCE,
+                os_family=family_name,
+                baseline_id=baseline_id,
+                hosts=len(ids),
+                hosts_not_scanned=len(unread),
+                entries=entries,
+                describe_instance_patches_calls=calls,
+            )
+    return read
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _date_time(value: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    parsed = dt.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# -- Azure Arc and GCP: the clouds' own assessments, read in pages (no per-host call) -------------
+def read_azure_catalog(
+    tenant: Tenant, cycle_date: dt.date, prepared: dict[str, Any], log: EventLog
+) -> CatalogRead:
+    """The updates Update Manager's assessments list for the tenant's Arc machines (Resource Graph)."""
+    from patchcycle.hooks.azure_arc import read_arc_catalog
+
+    return CatalogRead(patches=list(read_arc_catalog(tenant, log)))
+
+
+def read_gcp_catalog(
+    tenant: Tenant, cycle_date: dt.date, prepared: dict[str, Any], log: EventLog
+) -> CatalogRead:
+    """The updates OS Config's inventories list as available on the tenant's GCE instances."""
+    from patchcycle.operators.catalog_gcp import read_gcp_catalog as read
+
+    return CatalogRead(patches=list(read(tenant, log)))
+
+
+# Every cloud's catalog reader; a tenant reads the clouds it has (any mix, one cloud alone included).
+CATALOG_READERS: dict[str, CatalogReader] = {
+    "aws": read_aws_catalog,
+    "azure": read_azure_catalog,
+    "gcp": read_gcp_catalog,
+}
+
+
 class PlanCycleOperator(CycleOperator):
-    """Resolve the cycle date, build the plan from the catalog, store it with its install list."""
+    """Resolve the cycle date, read each cloud's catalog, build the plan, store it with its install list.
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
-        from patchcycle.hooks.aws import SsmFleetHook
+    On AWS the SSM Scan that assesses the tenant's hosts against its baselines is waited for deferred
+    (``run_commands``), as every cloud wait is; ``deferrable=False`` polls in the task (operator tests).
+    """
 
-        params = context["params"]
+    def __init__(
+        self,
+        *,
+        deferrable: bool = True,
+        waiter_delay: float | None = None,
+        waiter_max_attempts: int = 240,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deferrable = deferrable
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    @property
+    def delay(self) -> float:
+        return self.waiter_delay if self.waiter_delay is not None else poll_seconds()
+
+    def run(self, context: Any, log: EventLog) -> dict[str, Any] | None:
         tenant = self.tenant
-        environments = validate_run_params(params, [e.name.value for e in tenant.environments])
+        cycle_date, environments = self._run_scope(context)
+        prepared: dict[str, Any] = {}
+        if tenant.clouds.aws is not None:
+            prepared["aws"] = prepare_aws_catalog(tenant, cycle_date, context["run_id"], environments, log)
+            self.write_record(context, self._paths.run_file(AWS_SCAN_RECORD), prepared["aws"])
+        commands = [
+            {"command_id": s["command_id"], "conn_id": s["conn_id"], "region": s["region"]}
+            for s in prepared.get("aws", {}).get("scans", [])
+            if s.get("command_id")
+        ]
+        if commands and self.deferrable:
+            self.defer(
+                trigger=CloudWaitTrigger(
+                    "run_commands", {"commands": commands}, self.delay, self.waiter_max_attempts
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.delay * (self.waiter_max_attempts + 2)),
+            )
+        event: dict[str, Any] = {"status": "done", "commands": {}}
+        if commands:
+            # Without deferral (tests of the operator alone), poll here until the Scan is done.
+            for _ in range(self.waiter_max_attempts):
+                event = {**checks.run_commands({"commands": commands}), "status": "done"}
+                if event["done"]:
+                    break
+                time.sleep(self.delay)
+            else:
+                event["status"] = "timeout"
+        return self._freeze(context, log, cycle_date, environments, prepared, event)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        # The run's scope is a pure function of the run (params, logical date, run_after): resolved
+        # again here rather than carried through the trigger.
+        cycle_date, environments = self._run_scope(context)
+
+        def complete(ctx: Any, ev: dict[str, Any], log: EventLog) -> dict[str, Any]:
+            if ev.get("status") not in ("done", "timeout"):
+                raise AirflowFailException(f"unexpected trigger event: {ev}")
+            prepared = {"aws": self.read_record(self._paths.run_file(AWS_SCAN_RECORD))}
+            return self._freeze(ctx, log, cycle_date, environments, prepared, ev)
+
+        return self.resume(context, event, complete)
+
+    def _run_scope(self, context: Any) -> tuple[dt.date, list[str]]:
+        params = context["params"]
+        environments = validate_run_params(params, [e.name.value for e in self.tenant.environments])
         cycle_date = resolve_cycle_date(
             requested=params.get("cycle_date"),
             logical_date=context.get("logical_date"),
             run_after=context["dag_run"].run_after,
         )
-        if tenant.clouds.aws is None:
-            raise AirflowFailException(f"tenant {tenant.id}: no AWS account to read the patch catalog from")
-        account = tenant.clouds.aws.accounts[0]
-        hook = SsmFleetHook(aws_conn_id=tenant.aws_connection_id(account), region_name=account.regions[0])
-        catalog = []
+        self._paths = CyclePaths(cycle_date.isoformat(), context["run_id"])
+        return cycle_date, environments
+
+    def _freeze(
+        self,
+        context: Any,
+        log: EventLog,
+        cycle_date: dt.date,
+        environments: list[str],
+        prepared: dict[str, Any],
+        event: dict[str, Any],
+    ) -> dict[str, Any]:
+        params = context["params"]
+        tenant = self.tenant
+        for scope in prepared.get("aws", {}).get("scans", []):
+            if scope.get("command_id"):
+                log.record(
+                    "plan.scan_finished",
+                    target=f"aws:{scope['account']}:{scope['region']}",
+                    result=event.get("status", "done"),
+                    command_id=scope["command_id"],
+                    status=(event.get("commands") or {}).get(scope["command_id"]),
+                )
+        catalog: list[CatalogPatch] = []
+        notes: dict[str, list[str]] = defaultdict(list)
+        for cloud, reader in CATALOG_READERS.items():
+            if not cloud_has_hosts(tenant, cloud):
+                continue
+            found = reader(tenant, cycle_date, prepared.get(cloud, {}), log)
+            catalog.extend(found.patches)
+            for family, lines in found.notes.items():
+                notes[family].extend(lines)
+        catalog = self._aged_by_ledger(catalog, log)
         for baseline in tenant.baselines:
             family = OsFamily(baseline.os_family)
-            for row in hook.available_patches(SSM_PRODUCTS[family]):
-                catalog.append(catalog_patch_from_ssm(row, family))
-        plan = build_cycle_plan(tenant, cycle_date, catalog, self._rds_os_updates(log))
+            if tenant.clouds.aws is not None and not supports_approval_date(family):
+                notes[family.value].extend(
+                    baseline_request(tenant.id, baseline, approval_cutoff(cycle_date, 0)).notes
+                )
+        plan = build_cycle_plan(tenant, cycle_date, catalog, self._rds_os_updates(log), source_notes=notes)
         paths = CyclePaths(plan.cycle_date, context["run_id"])
         plan_url = self.store.put_json(paths.plan(plan.hash), plan.to_dict())
         # One install list per variant: the full plan, and the plan without kernel updates for hosts
@@ -89,8 +487,6 @@ class PlanCycleOperator(CycleOperator):
             "soak_override_reason": params.get("soak_override_reason"),
             "window_override_reason": (params.get("window_override_reason") or "").strip() or None,
         }
-        # The run context first, so every later event can be read against it.
-        self._info = info
         log.record(
             "plan.frozen",
             target=tenant.id,
@@ -111,6 +507,21 @@ class PlanCycleOperator(CycleOperator):
         if info["window_override_reason"]:
             log.record("window.override_requested", target=tenant.id, reason=info["window_override_reason"])
         return info
+
+    def _aged_by_ledger(self, catalog: list[CatalogPatch], log: EventLog) -> list[CatalogPatch]:
+        """Undated catalog entries aged from the first day a plan of this tenant saw them (the ledger
+        in its evidence bucket, updated here; see :func:`patchcycle.domain.plan.age_by_ledger`)."""
+        ledger = self.store.get_json_or_none(LEDGER_KEY) or {}
+        aged, updated = age_by_ledger(catalog, ledger, _now().date())
+        if updated != ledger:
+            self.store.put_json(LEDGER_KEY, updated)
+            log.record(
+                "plan.first_seen_recorded",
+                target=self.tenant.id,
+                new=len(set(updated) - set(ledger)),
+                known=len(ledger),
+            )
+        return aged
 
     def _rds_os_updates(self, log: EventLog) -> list[str]:
         """The OS updates RDS offers the DB instances of every account that patches RDS, now."""
@@ -133,7 +544,9 @@ class PlanCycleOperator(CycleOperator):
         return sorted(offered)
 
     def paths(self, context: Any) -> CyclePaths:
-        info = getattr(self, "_info", None)
-        if info is None:
-            raise RuntimeError("no plan yet")
-        return CyclePaths(info["cycle_date"], context["run_id"])
+        # Known once the cycle date is resolved, before the plan exists (the plan task writes its own
+        # events and records before any XCom exists).
+        paths = getattr(self, "_paths", None)
+        if paths is None:
+            raise RuntimeError("no cycle date yet")
+        return paths

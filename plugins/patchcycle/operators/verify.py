@@ -32,6 +32,7 @@ STATE_KEYS = (
     "InstalledPendingRebootCount",
     "OperationEndTime",
     "InstallOverrideList",
+    "BaselineId",  # the baseline the counts were measured against (InstancePatchState)
 )
 
 
@@ -86,7 +87,11 @@ class VerifyStageOperator(CycleOperator):
         """The hosts this batch's install reached, by scope, with the deadline for them to come back."""
         rows = {r["host_id"]: r for r in self.batch_hosts(context, self.environment, self.batch)}
         sent: set[str] = set()
-        sent |= set(self._stage_record(context, "aws-invocations.json") or {})
+        sent |= {
+            h
+            for h, r in (self._stage_record(context, "aws-invocations.json") or {}).items()
+            if r.get("command_id")
+        }
         sent |= {
             h
             for h, r in (self._stage_record(context, "azure-results.json") or {}).items()
@@ -141,7 +146,7 @@ class VerifyStageOperator(CycleOperator):
         checked: dict[str, dict[str, Any]] = {}
         ids: list[str] = []
         if by_cloud.get("aws"):
-            checked.update(self._aws(context, by_cloud["aws"], ids))
+            checked.update(self._aws(context, by_cloud["aws"], ids, plan))
         if by_cloud.get("rds"):
             checked.update(self._rds(context, by_cloud["rds"]))
         if by_cloud.get("azure"):
@@ -322,23 +327,91 @@ class VerifyStageOperator(CycleOperator):
     def _stage_level_record(self, context: Any, name: str) -> Any:
         return self.read_record(self.paths(context).stage_file(self.environment, name), required=False)
 
-    # -- AWS: Run Command invocations + SSM patch states --------------------------------------------
-    def _aws(self, context: Any, rows: list[dict[str, Any]], ids: list[str]) -> dict[str, dict[str, Any]]:
+    # -- AWS: Run Command invocations + each planned item as SSM reports it on the host ------------
+    def _aws(
+        self, context: Any, rows: list[dict[str, Any]], ids: list[str], plan: dict[str, Any] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Judge the plan on each host the install reached: its planned items as DescribeInstancePatches
+        reports them (per instance: the API has no batch form), the patch state (batches of 50) kept as
+        supporting data and, for a host with nothing planned, read against the tenant's baseline.
+
+        DescribeInstancePatches reports "patches on the specified managed node and their state relative
+        to the patch baseline being used for the node"
+        (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstancePatches.html);
+        states per "Understanding patch compliance state values"
+        (https://docs.aws.amazon.com/systems-manager/latest/userguide/about-patch-compliance-states.html).
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from patchcycle.domain.catalog import baseline_name, planned_item_states
         from patchcycle.hooks.aws import SsmFleetHook
 
+        plan = plan if plan is not None else self.plan(context)
         invocations = self._stage_record(context, "aws-invocations.json") or {}
-        ids.extend(c["command_id"] for c in self._stage_record(context, "aws-commands.json") or [])
+        ids.extend(
+            c["command_id"]
+            for c in self._stage_record(context, "aws-commands.json") or []
+            if c.get("command_id")
+        )
         states: dict[str, dict[str, Any]] = {}
-        invoked = [r for r in rows if r["host_id"] in invocations]
-        for (account, region), hosts in scopes_of(invoked).items():
+        patches: dict[str, list[dict[str, Any]]] = {}
+        unreadable: dict[str, str] = {}
+        tenant_baselines: dict[tuple[str, str, str], str | None] = {}
+        reached = [
+            r
+            for r in rows
+            if (inv := invocations.get(r["host_id"]))
+            and (inv.get("status") == "Success" or inv.get("nothing_to_install"))
+        ]
+        calls = 0
+        for (account, region), hosts in scopes_of(reached).items():
             hook = SsmFleetHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
-            states.update(hook.patch_states([h["host_id"] for h in hosts]))
+            try:
+                states.update(hook.patch_states([h["host_id"] for h in hosts]))
+            except (ClientError, BotoCoreError) as exc:
+                for h in hosts:
+                    unreadable[h["host_id"]] = f"DescribeInstancePatchStates: {exc}"
+                continue
+            for family in sorted({h["os_family"] for h in hosts if h.get("os_family")}):
+                try:
+                    tenant_baselines[(account, region, family)] = hook.patch_baseline_named(
+                        baseline_name(self.tenant_id, family)
+                    )
+                except (ClientError, BotoCoreError):
+                    tenant_baselines[(account, region, family)] = None
+            for h in hosts:
+                if h["host_id"] in unreadable:
+                    continue
+                try:
+                    patches[h["host_id"]], n = hook.instance_patches(h["host_id"])
+                    calls += n
+                except (ClientError, BotoCoreError) as exc:
+                    unreadable[h["host_id"]] = f"DescribeInstancePatches: {exc}"
         out = {}
         for row in rows:
             inv = invocations.get(row["host_id"])
             state = states.get(row["host_id"])
+            variant = row.get("install_variant", FULL)
+            selection = install_selection(plan, row["os_family"], variant) if row.get("os_family") else None
+            wanted = set(selection.patch_ids) if selection else set()
+            planned_rows = [
+                p for p in plan.get("approved", {}).get(row.get("os_family") or "", []) if p["id"] in wanted
+            ]
+            planned = (
+                planned_item_states(planned_rows, patches[row["host_id"]], row["os_family"])
+                if row["host_id"] in patches
+                else {}
+            )
             final, reason = outcomes.classify_patched_host(
-                inv and inv["status"], state, inv and inv.get("status_details")
+                inv and inv["status"],
+                state,
+                inv and inv.get("status_details"),
+                planned=planned,
+                tenant_baseline_id=tenant_baselines.get(
+                    (row["account"], row["region"], row.get("os_family"))
+                ),
+                unreadable=unreadable.get(row["host_id"]),
+                nothing_to_install=bool(inv and inv.get("nothing_to_install")),
             )
             out[row["host_id"]] = {
                 "final": final,
@@ -346,7 +419,9 @@ class VerifyStageOperator(CycleOperator):
                 "command_id": inv and inv["command_id"],
                 "invocation": inv and inv["status"],
                 "patch_state": state and {k: state.get(k) for k in STATE_KEYS},
+                "planned_states": planned or None,
             }
+        self._aws_calls = calls
         return out
 
     # -- RDS: what was applied + the instance's status and pending OS update afterwards -------------
@@ -376,22 +451,40 @@ class VerifyStageOperator(CycleOperator):
             }
         return out
 
-    # -- Azure Arc: installPatches results + the assessment that follows an install ----------------
+    # -- Azure Arc: installPatches results, the install's record and the assessment after it ------
     def _azure(
         self, context: Any, rows: list[dict[str, Any]], plan: dict[str, Any], ids: list[str]
     ) -> dict[str, dict[str, Any]]:
+        """Each machine against the plan, from Resource Graph (three paged queries per subscription, no
+        per-machine call): the latest assessment (what it still misses), and Update Manager's record of
+        the install (what it installed, with versions: Learn query-logs, "Patch installation results")."""
+        import datetime as dt
+
+        from patchcycle.config.models import OsFamily
+        from patchcycle.domain.catalog_arc import approvable_missing, install_readback
         from patchcycle.domain.inventory import plan_patch_index
-        from patchcycle.hooks.azure_arc import ArcHook
+        from patchcycle.hooks.azure_arc import ArcError, ArcHook
+        from patchcycle.operators.patch import planned_patches
 
         results = self._stage_record(context, "azure-results.json") or {}
         index = plan_patch_index(plan)
+        cycle_date = dt.date.fromisoformat(plan["cycle_date"])
         groups: dict[str, set[str]] = defaultdict(set)
         for row in rows:
             groups[row["account"]].add(row["resource_group"])
         assessments: dict[str, Any] = {}
+        installations: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        unreadable: dict[str, str] = {}
         for subscription, resource_groups in groups.items():
             hook = ArcHook(azure_conn_id=self.azure_conn_id(subscription), subscription_id=subscription)
-            assessments.update(hook.patch_assessments(sorted(resource_groups)))
+            try:
+                assessments.update(hook.patch_assessments(sorted(resource_groups)))
+            except ArcError as exc:
+                unreadable[subscription] = str(exc)
+            try:
+                installations.update(hook.patch_installations(sorted(resource_groups)))
+            except ArcError as exc:
+                self.log.warning("Update Manager's install records unreadable: %s", exc)
         out = {}
         for row in rows:
             sent = results.get(row["host_id"]) or {}
@@ -402,16 +495,33 @@ class VerifyStageOperator(CycleOperator):
             still = outcomes.planned_still_missing(
                 assessment_missing_ids(assessment, row["os_family"], index), selection.patch_ids
             )
-            final, reason = outcomes.classify_arc_host(sent, still)
             result = sent.get("result") or {}
+            planned = planned_patches(plan, row["os_family"], selection.patch_ids)
+            activity = str(result.get("installationActivityId") or "").lower()
+            runs = installations.get(row["host_id"].lower(), {})
+            readback = install_readback(planned, runs.get(activity) if activity in runs else None)
+            approvable = None
+            if sent.get("nothing_to_install") and assessment is not None:
+                approvable = approvable_missing(
+                    OsFamily(row["os_family"]),
+                    assessment.get("patches") or [],
+                    self.tenant.baseline_for(row["os_family"]),
+                    cycle_date,
+                )
+            final, reason = outcomes.classify_arc_host(
+                sent, still, approvable_missing=approvable, outside_plan=readback["outside_plan"]
+            )
+            if final == outcomes.NOT_ASSESSED and row["account"] in unreadable:
+                reason = f"{reason}: {unreadable[row['account']]}"
             out[row["host_id"]] = {
                 "final": final,
                 "reason": reason,
                 "command_id": sent.get("operation"),
                 "invocation": result.get("status"),
+                "installed_versions": readback["installed_versions"],
                 "patch_state": {
                     "Operation": "Install" if result else None,
-                    "MissingCount": len(still),
+                    "MissingCount": len(still) if still is not None else None,
                     "FailedCount": result.get("failedPatchCount"),
                     "InstalledCount": result.get("installedPatchCount"),
                     "InstalledPendingRebootCount": 1 if result.get("rebootStatus") == "Required" else 0,
@@ -425,12 +535,14 @@ class VerifyStageOperator(CycleOperator):
     def _gcp(
         self, context: Any, rows: list[dict[str, Any]], plan: dict[str, Any], ids: list[str]
     ) -> dict[str, dict[str, Any]]:
-        from patchcycle.domain.inventory import gcp_missing_patch_ids, plan_patch_index
+        """Each instance's job state and, read back from its FULL inventory (one zone-wide list per
+        zone), the version installed of each planned package: OS Config cannot pin versions, so the
+        record shows planned vs installed (``installed_versions``)."""
+        from patchcycle.domain.inventory import VERSION_STILL_MISSING, gcp_installed_versions
         from patchcycle.hooks.gcp_osconfig import OsConfigHook
 
         results = self._stage_record(context, "gcp-results.json") or {}
         ids.extend(j["name"] for j in self._stage_record(context, "gcp-jobs.json") or [])
-        index = plan_patch_index(plan)
         zones: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             zones[(row["account"], row["region"])].append(row)
@@ -444,19 +556,39 @@ class VerifyStageOperator(CycleOperator):
             sent = results.get(row["host_id"]) or {}
             inventory = inventories.get(str(row["host_id"]))
             selection = install_selection(plan, row["os_family"], row.get("install_variant", FULL))
-            missing = gcp_missing_patch_ids(inventory, row["os_family"], index) if inventory else None
-            still = outcomes.planned_still_missing(missing, selection.patch_ids)
-            final, reason = outcomes.classify_gcp_host(sent, still)
+            chosen = set(selection.patch_ids)
+            planned = [p for p in plan["approved"].get(row["os_family"], []) if p["id"] in chosen]
+            versions = gcp_installed_versions(inventory, planned) if inventory else []
+            still = (
+                sorted(v["patch_id"] for v in versions if v["status"] in VERSION_STILL_MISSING)
+                if inventory
+                else None
+            )
+            final, reason = outcomes.classify_gcp_host(sent, still, versions)
+            decision = next(
+                (b for b in plan.get("baselines", []) if b.get("os_family") == row["os_family"]), None
+            )
+            if not planned and final == outcomes.PATCHED and not (decision or {}).get("sources"):
+                # Nothing planned because no catalog source listed this family's updates: that says
+                # nothing about what the host is missing, so it is not judged compliant.
+                final = outcomes.NOT_ASSESSED
+                reason = f"the plan read no catalog source for {row['os_family']}: nothing to judge by"
             out[row["host_id"]] = {
                 "final": final,
                 "reason": reason,
                 "command_id": sent.get("job"),
                 "invocation": sent.get("state"),
+                "installed_versions": [
+                    {k: v.get(k) for k in ("package", "kb", "planned", "installed", "status")}
+                    for v in versions
+                ],
                 "patch_state": {
                     "Operation": "Install" if sent.get("state") else None,
-                    "MissingCount": len(still),
+                    "MissingCount": len(still) if still is not None else None,
                     "FailedCount": 1 if sent.get("state") == "FAILED" else 0,
-                    "InstalledCount": None,
+                    "InstalledCount": sum(1 for v in versions if v["status"] in ("exact", "newer"))
+                    if inventory
+                    else None,
                     "InstalledPendingRebootCount": 1
                     if sent.get("state") == "SUCCEEDED_REBOOT_REQUIRED"
                     else 0,

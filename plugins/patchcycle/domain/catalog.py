@@ -1,0 +1,353 @@
+"""Where each OS family's patch catalog comes from on AWS, and how SSM's answers read as plan entries.
+
+Pure policy over plain data: which SSM source AWS documents for each family, the tenant's own SSM
+patch baseline for a family as of the cycle's cutoff, the patch group that binds hosts to it, SSM's
+patch titles parsed into package, architecture, epoch and version, and the per-host judgement of the
+plan's items against what ``DescribeInstancePatches`` reports after an install.
+
+Documents relied on (AWS Systems Manager API Reference and User Guide):
+
+- DescribeAvailablePatches, Note: "Currently, DescribeAvailablePatches supports only the Amazon Linux 1,
+  Amazon Linux 2, and Windows Server operating systems."
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeAvailablePatches.html
+- PatchRule, ApproveAfterDays / ApproveUntilDate: "Not supported for Debian Server or Ubuntu Server."
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PatchRule.html
+- PatchFilter (keys per OS; Ubuntu: PRODUCT, PRIORITY, SECTION; a value may be "*"):
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PatchFilter.html
+- About patch groups: the tag key must be "Patch Group" (case-sensitive); an instance is in one group;
+  a group is registered with one baseline per OS type.
+  https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-patch-patchgroups.html
+- About the AWS-RunPatchBaseline SSM document, "Parameter name: InstallOverrideList", "Valid YAML
+  content formats": Linux id ``{name}.{architecture}``, title
+  ``{name}.{architecture}:{epoch}:{version}-{release}`` (YUM) or ``{name}.{architecture}:{version}``
+  (APT); Windows id the KB (``KB2736693``).
+  https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-about-aws-runpatchbaseline.html
+- Understanding patch compliance state values (Installed, InstalledOther, InstalledPendingReboot,
+  InstalledRejected, Missing, NotApplicable, Failed).
+  https://docs.aws.amazon.com/systems-manager/latest/userguide/about-patch-compliance-states.html
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from patchcycle.config.models import Baseline, OsFamily, Severity
+from patchcycle.domain.platforms import normalize_severity
+
+AVAILABLE_PATCHES_SOURCE = "ssm:DescribeAvailablePatches"
+SCAN_SOURCE = "ssm:Scan+DescribeInstancePatches"
+PATCH_GROUP_TAG = "Patch Group"  # the documented, case-sensitive key (About patch groups)
+
+# The families DescribeAvailablePatches answers for (its Note names Amazon Linux 1/2 and Windows Server).
+AVAILABLE_PATCHES_FAMILIES = frozenset(
+    {OsFamily.amazon_linux_2, OsFamily.windows_2016, OsFamily.windows_2019, OsFamily.windows_2022}
+)
+
+# CreatePatchBaseline OperatingSystem for each family (API_CreatePatchBaseline, OperatingSystem).
+SSM_OPERATING_SYSTEMS: dict[OsFamily, str] = {
+    OsFamily.amazon_linux_2: "AMAZON_LINUX_2",
+    OsFamily.amazon_linux_2023: "AMAZON_LINUX_2023",
+    OsFamily.rhel_7: "REDHAT_ENTERPRISE_LINUX",
+    OsFamily.rhel_8: "REDHAT_ENTERPRISE_LINUX",
+    OsFamily.rhel_9: "REDHAT_ENTERPRISE_LINUX",
+    OsFamily.centos_7: "CENTOS",
+    OsFamily.ubuntu_20_04: "UBUNTU",
+    OsFamily.ubuntu_22_04: "UBUNTU",
+    OsFamily.windows_2016: "WINDOWS",
+    OsFamily.windows_2019: "WINDOWS",
+    OsFamily.windows_2022: "WINDOWS",
+}
+
+# Our severity scale in each OS's SSM words (PatchFilter: MSRC_SEVERITY for Windows; SEVERITY for
+# Amazon Linux "Critical | Important | Medium | Low"; Red Hat and CentOS "Critical | Important |
+# Moderate | Low").
+_SSM_SEVERITY_AMAZON = {"Critical": "Critical", "High": "Important", "Medium": "Medium", "Low": "Low"}
+_SSM_SEVERITY_REDHAT = {"Critical": "Critical", "High": "Important", "Medium": "Moderate", "Low": "Low"}
+
+APT_FAMILIES = frozenset({OsFamily.ubuntu_20_04, OsFamily.ubuntu_22_04})
+
+
+def catalog_source(family: OsFamily) -> str:
+    """The SSM source AWS documents for a family's catalog: DescribeAvailablePatches where its Note
+    says it answers, else the tenant's baseline applied by a Scan, read back per instance."""
+    return AVAILABLE_PATCHES_SOURCE if family in AVAILABLE_PATCHES_FAMILIES else SCAN_SOURCE
+
+
+def supports_approval_date(family: OsFamily) -> bool:
+    """Whether a PatchRule may carry ApproveUntilDate (PatchRule: not for Debian or Ubuntu Server)."""
+    return family not in APT_FAMILIES
+
+
+def patch_group(tenant_id: str, family: OsFamily | str) -> str:
+    """The patch group (``Patch Group`` tag value) of a tenant's hosts of one family.
+
+    One per tenant and family, not per environment: the tenant's baseline is per family, a cycle's
+    plan is frozen once for all its stages, and a tenant's runs never overlap (one active run per DAG),
+    so per-environment baselines would hold identical rules at three times the calls and could drift.
+    """
+    return f"patchcycle-{tenant_id}-{OsFamily(family).value}"
+
+
+def baseline_name(tenant_id: str, family: OsFamily | str) -> str:
+    return patch_group(tenant_id, family)
+
+
+def baseline_name_prefix(tenant_id: str) -> str:
+    return f"patchcycle-{tenant_id}-"
+
+
+def _severity_values(family: OsFamily, severities: Iterable[Severity]) -> list[str]:
+    table = (
+        _SSM_SEVERITY_REDHAT
+        if family in (OsFamily.rhel_7, OsFamily.rhel_8, OsFamily.rhel_9, OsFamily.centos_7)
+        else _SSM_SEVERITY_AMAZON
+    )
+    if family.is_windows:
+        table = _SSM_SEVERITY_REDHAT  # MSRC: Critical | Important | Moderate | Low
+    ordered = sorted(severities, key=lambda s: -s.rank)
+    return [table[s.value] for s in ordered]
+
+
+@dataclass(frozen=True)
+class BaselineRequest:
+    """The tenant's SSM patch baseline for one family as of a cutoff, and what it could not express."""
+
+    os_family: str
+    name: str
+    patch_group: str
+    operating_system: str
+    approval_rules: dict[str, Any]
+    description: str
+    notes: tuple[str, ...] = ()
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """CreatePatchBaseline's arguments (UpdatePatchBaseline takes the same rules by BaselineId)."""
+        return {
+            "OperatingSystem": self.operating_system,
+            "Name": self.name,
+            "ApprovalRules": self.approval_rules,
+            "Description": self.description,
+        }
+
+    def update_kwargs(self) -> dict[str, Any]:
+        return {"Name": self.name, "ApprovalRules": self.approval_rules, "Description": self.description}
+
+
+def baseline_request(tenant_id: str, baseline: Baseline, cutoff: dt.date) -> BaselineRequest:
+    """The tenant's baseline for one family as an SSM patch baseline approving up to ``cutoff``.
+
+    ApproveUntilDate: "Any patches released on or before this date" (PatchRule), the same rule the plan
+    applies (released on or before the cutoff). Ubuntu takes no date and no severity filter: its rule
+    approves the security pocket (EnableNonSecurity false) of every priority, and the notes say so.
+    """
+    family = OsFamily(baseline.os_family)
+    notes: list[str] = []
+    non_security = any(c.lower() != "security" for c in baseline.classifications)
+    if family in APT_FAMILIES:
+        # PRODUCT is a documented Ubuntu key and "*" matches every value (PatchFilter); the patch
+        # group already confines the baseline to this family's hosts.
+        filters = [{"Key": "PRODUCT", "Values": ["*"]}]
+        rule: dict[str, Any] = {"PatchFilterGroup": {"PatchFilters": filters}}
+        notes.append(
+            "SSM patch rules for Ubuntu take no ApproveUntilDate/ApproveAfterDays nor a severity "
+            "(PatchRule, PatchFilter): the Scan's missing list is not the baseline as of the cutoff, "
+            "so its entries are aged from the Scan (first detection), never approved by the source"
+        )
+        # Neither ApproveAfterDays nor ApproveUntilDate: both are "Not supported" on Ubuntu.
+        rule["EnableNonSecurity"] = non_security
+    else:
+        severity_key = "MSRC_SEVERITY" if family.is_windows else "SEVERITY"
+        filters = [
+            {"Key": "CLASSIFICATION", "Values": list(baseline.classifications)},
+            {"Key": severity_key, "Values": _severity_values(family, baseline.severities)},
+        ]
+        rule = {"PatchFilterGroup": {"PatchFilters": filters}, "ApproveUntilDate": cutoff.isoformat()}
+        if family.is_linux:
+            rule["EnableNonSecurity"] = non_security
+    if not baseline.include_kernel_updates and family.is_linux:
+        notes.append("kernel updates are excluded by the plan, not by the SSM baseline")
+    return BaselineRequest(
+        os_family=family.value,
+        name=baseline_name(tenant_id, family),
+        patch_group=patch_group(tenant_id, family),
+        operating_system=SSM_OPERATING_SYSTEMS[family],
+        approval_rules={"PatchRules": [rule]},
+        description=f"patchcycle {tenant_id} {family.value}: approved on or before {cutoff.isoformat()}",
+        notes=tuple(notes),
+    )
+
+
+# -- SSM patch titles ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PackageTitle:
+    """A Linux patch as SSM names it: KBId ``name.arch``, Title ``name.arch:epoch:version-release``
+    (YUM) or ``name.arch:version`` (APT), the InstallOverrideList title formats."""
+
+    name: str
+    arch: str | None
+    epoch: str | None
+    version: str  # YUM: version-release; APT: the Debian version (which may carry its own epoch)
+
+
+def parse_package_title(kb_id: str, title: str, apt: bool) -> PackageTitle | None:
+    """SSM's Linux KBId and Title as a package; None when they are not in the documented formats."""
+    kb_id, title = (kb_id or "").strip(), (title or "").strip()
+    if not kb_id or "." not in kb_id or not title.startswith(kb_id + ":"):
+        return None
+    name, _, arch = kb_id.rpartition(".")
+    rest = title[len(kb_id) + 1 :]
+    if not name or not rest:
+        return None
+    if apt:
+        return PackageTitle(name, arch or None, None, rest)
+    epoch, sep, version = rest.partition(":")
+    if not sep or not version or "-" not in version:
+        return None
+    return PackageTitle(name, arch or None, epoch or None, version)
+
+
+def catalog_patch_from_instance_patch(
+    row: Mapping[str, Any],
+    family: OsFamily,
+    *,
+    approved_by_source: bool,
+    first_seen: dt.date | None = None,
+):
+    """One ``DescribeInstancePatches`` row (State Missing after a Scan) as a catalog entry, or None when
+    its KBId/Title are not in a documented format (it cannot then be installed exactly).
+
+    The source published no release date (``released`` None): the Scan against the tenant's baseline
+    with ApproveUntilDate already applied the cutoff (``approved_by_source``).
+    """
+    from patchcycle.domain.plan import CatalogPatch, kernel_release
+
+    vendor_severity = str(row.get("Severity") or "")
+    cves = row.get("CVEIds") or ()
+    if isinstance(cves, str):
+        cves = [c.strip() for c in cves.split(",") if c.strip()]
+    common = {
+        "os_family": family,
+        "classification": str(row.get("Classification") or ""),
+        "vendor_severity": vendor_severity,
+        "severity": normalize_severity(vendor_severity),
+        "cves": tuple(cves),
+        "released": None,
+        "source": SCAN_SOURCE,
+        "first_seen": first_seen,
+        "approved_by_source": approved_by_source,
+    }
+    if family.is_windows:
+        kb = str(row.get("KBId") or "").upper().removeprefix("KB")
+        if not kb.isdigit():
+            return None
+        return CatalogPatch(id=f"KB{kb}", title=str(row.get("Title") or f"KB{kb}"), kb=kb, **common)
+    apt = family in APT_FAMILIES
+    parsed = parse_package_title(str(row.get("KBId") or ""), str(row.get("Title") or ""), apt)
+    if parsed is None:
+        return None
+    version, _, release = parsed.version.rpartition("-")
+    return CatalogPatch(
+        id=str(row["Title"]).strip(),
+        title=str(row["Title"]).strip(),
+        package=parsed.name,
+        version=parsed.version,
+        arch=parsed.arch,
+        epoch=parsed.epoch,
+        kernel_release=kernel_release(family, parsed.name, version or None, release or None, parsed.arch),
+        **common,
+    )
+
+
+# -- InstallOverrideList -------------------------------------------------------------------------
+def override_entry(patch: Mapping[str, Any], family: str) -> dict[str, str]:
+    """One plan patch as an InstallOverrideList entry in the format documented for its OS."""
+    fam = OsFamily(family)
+    if fam.is_windows:
+        kb = str(patch.get("kb") or "").upper().removeprefix("KB")
+        return {"id": f"KB{kb}" if kb else str(patch["id"]), "title": str(patch.get("title") or "")}
+    package, version = patch.get("package"), patch.get("version")
+    if not package or not version:
+        return {"id": str(patch["id"]), "title": str(patch.get("title") or "")}
+    # A wildcard stands in for an unknown architecture or epoch ("you can use one or more wildcards in
+    # any position"); the version itself is always exact.
+    ident = f"{package}.{patch.get('arch') or '*'}"
+    if fam in APT_FAMILIES:
+        return {"id": ident, "title": f"{ident}:{version}"}
+    return {"id": ident, "title": f"{ident}:{patch.get('epoch') or '*'}:{version}"}
+
+
+# -- verify: the plan's items on one host --------------------------------------------------------
+INSTALLED = "Installed"
+PENDING_REBOOT = "InstalledPendingReboot"
+MISSING = "Missing"
+FAILED = "Failed"
+OTHER_VERSION = "OtherVersion"  # the package is reported, but at another version than the plan's
+NOT_REPORTED = "NotReported"  # SSM reports nothing for it (not applicable to the host)
+
+_STATE_WORDS = {
+    "INSTALLED": INSTALLED,
+    # Installed_Other: "the patch might have been included in an InstallOverrideList operation".
+    "INSTALLEDOTHER": INSTALLED,
+    "INSTALLEDPENDINGREBOOT": PENDING_REBOOT,
+    "MISSING": MISSING,
+    "FAILED": FAILED,
+    "INSTALLEDREJECTED": FAILED,
+}
+
+
+def _state_word(value: Any) -> str | None:
+    return _STATE_WORDS.get(str(value or "").replace("_", "").replace(" ", "").upper())
+
+
+def planned_item_states(
+    planned: Sequence[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]], family: str
+) -> dict[str, str]:
+    """Each planned patch's state on one host, from its ``DescribeInstancePatches`` rows.
+
+    Windows by KB; Linux by ``name.arch`` and the exact version of the Title. A package SSM does not
+    report at all is NOT_REPORTED: SSM reports the packages present on the node, so a planned update
+    for a package the host does not have is not applicable to it.
+    """
+    fam = OsFamily(family)
+    apt = fam in APT_FAMILIES
+    by_key: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        kb_id = str(row.get("KBId") or "")
+        key = kb_id.upper() if fam.is_windows else kb_id
+        by_key.setdefault(key, []).append(row)
+    out: dict[str, str] = {}
+    for patch in planned:
+        if fam.is_windows:
+            kb = str(patch.get("kb") or "").upper().removeprefix("KB")
+            found = by_key.get(f"KB{kb}", [])
+            states = [_state_word(r.get("State")) for r in found]
+        else:
+            if patch.get("arch"):
+                found = by_key.get(f"{patch.get('package')}.{patch['arch']}", [])
+            else:  # no architecture frozen: any architecture of the package
+                name = patch.get("package")
+                found = [r for k, rs in by_key.items() if k.rpartition(".")[0] == name for r in rs]
+            states = []
+            for r in found:
+                parsed = parse_package_title(str(r.get("KBId") or ""), str(r.get("Title") or ""), apt)
+                same = parsed is not None and parsed.version == patch.get("version")
+                state = _state_word(r.get("State"))
+                if state == INSTALLED and not same:
+                    state = OTHER_VERSION
+                states.append(state)
+        states = [s for s in states if s]
+        out[str(patch["id"])] = _worst(states) if states else NOT_REPORTED
+    return out
+
+
+_RANK = {FAILED: 5, MISSING: 4, PENDING_REBOOT: 3, OTHER_VERSION: 2, INSTALLED: 1}
+
+
+def _worst(states: list[str]) -> str:
+    # An exact-version Installed row wins over another version's row of the same package.
+    if INSTALLED in states and all(s in (INSTALLED, OTHER_VERSION) for s in states):
+        return INSTALLED
+    return max(states, key=lambda s: _RANK.get(s, 0))

@@ -1,0 +1,89 @@
+"""How a stage's GCE instances are grouped into OS Config patch jobs: pure, from the plan and the rows.
+
+A patch job carries one ``PatchConfig`` for all its instances: one ``apt`` / ``yum`` exclusive package
+list and one ``windowsUpdate`` exclusive KB list (https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig).
+An instance updates every listed package it has installed ("These are the only packages that will be
+updated. If these packages are not installed, they will be ignored.", AptSettings / YumSettings), so
+a yum list shared by RHEL 8 and RHEL 9 instances would update on RHEL 9 a package only RHEL 8's plan
+approved. Instances therefore share a job only when their OS families' plans give the same lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from patchcycle.domain.plan import FULL, install_selection
+
+
+@dataclass(frozen=True)
+class GcpPatchJobGroup:
+    """The instances of one project and install variant that one patch job installs the same lists on."""
+
+    project: str
+    variant: str
+    apt_packages: tuple[str, ...]
+    yum_packages: tuple[str, ...]
+    windows_kbs: tuple[str, ...]
+    hosts: tuple[Mapping[str, Any], ...]
+
+
+def package_manager(os_family: str) -> str:
+    """Which PatchConfig settings an OS family takes: ``windowsUpdate``, ``apt`` or ``yum``."""
+    if os_family.startswith("windows"):
+        return "windowsUpdate"
+    if os_family.startswith("ubuntu"):
+        return "apt"
+    return "yum"
+
+
+def gcp_patch_job_groups(
+    plan: Mapping[str, Any], hosts: Iterable[Mapping[str, Any]]
+) -> tuple[list[GcpPatchJobGroup], list[Mapping[str, Any]]]:
+    """(the patch jobs to start, the hosts with nothing to install).
+
+    A host whose plan selection is empty gets no job: an empty exclusive list would make OS Config
+    apply the OS's default update set. Groups are ordered by project, variant and lists.
+    """
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    idle = []
+    for host in hosts:
+        variant = host.get("install_variant", FULL)
+        selection = install_selection(plan, host["os_family"], variant)
+        if not selection.patch_ids:
+            idle.append(host)
+            continue
+        manager = package_manager(host["os_family"])
+        lists = (
+            selection.packages if manager == "apt" else (),
+            selection.packages if manager == "yum" else (),
+            selection.kbs if manager == "windowsUpdate" else (),
+        )
+        groups.setdefault((host["account"], variant, *lists), []).append(host)
+    # One job may carry an apt, a yum and a KB list at once (each instance uses its own manager's), so
+    # lists of different managers share jobs: as many jobs as the most distinct lists of one manager.
+    merged: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for (project, variant, apt, yum, kbs), rows in sorted(groups.items()):
+        manager = "apt" if apt else "yum" if yum else "windowsUpdate"
+        lists = {"apt": apt, "yum": yum, "windowsUpdate": kbs}[manager]
+        jobs_here = merged.setdefault((project, variant), [])
+        job = next((j for j in jobs_here if manager not in j), None)
+        if job is None:
+            job = {"hosts": []}
+            jobs_here.append(job)
+        job[manager] = lists
+        job["hosts"].extend(rows)
+    jobs = [
+        GcpPatchJobGroup(
+            project=project,
+            variant=variant,
+            apt_packages=tuple(job.get("apt", ())),
+            yum_packages=tuple(job.get("yum", ())),
+            windows_kbs=tuple(job.get("windowsUpdate", ())),
+            hosts=tuple(sorted(job["hosts"], key=lambda h: (h["region"], h["name"]))),
+        )
+        for (project, variant), found in sorted(merged.items())
+        for job in found
+    ]
+    return jobs, idle
