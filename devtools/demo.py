@@ -75,6 +75,32 @@ def download_portfolio(url: str, out_dir: Path) -> list[Path]:
     return files
 
 
+HISTORY = Path(__file__).with_name("demo_history.yaml")
+
+
+def seed_history(url: str, tenants) -> None:
+    """Put each tenant's first-seen ledger, as its earlier runs left it, in its evidence bucket."""
+    import yaml
+
+    from patchcycle.domain.plan import LEDGER_PREFIX
+
+    history = yaml.safe_load(HISTORY.read_text()) or {}
+    for tenant in tenants:
+        entries = history.get(tenant.id)
+        if not entries:
+            continue
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name=tenant.evidence.region,
+            aws_access_key_id="fleetsim",
+            aws_secret_access_key="fleetsim",
+        )
+        body = json.dumps({k: str(v) for k, v in entries.items()}, indent=1).encode()
+        s3.put_object(Bucket=tenant.evidence.bucket, Key=f"{LEDGER_PREFIX}earlier-runs.json", Body=body)
+        print(f"  {tenant.id}: {len(entries)} update(s) first seen by earlier runs ({HISTORY.name})")
+
+
 def summary_line(tenant_id: str, evidence: dict, rc: int, seconds: float) -> str:
     if not evidence:
         return f"{tenant_id}: no evidence written (airflow exit code {rc})"
@@ -119,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             "soak_override_reason": DEMO_SOAK_REASON,
             "window_override_reason": DEMO_WINDOW_REASON,
         }
+        seed_history(url, tenants)
         for tenant in tenants:
             t0 = time.monotonic()
             log = work / f"{tenant.dag_id}.log"

@@ -274,8 +274,11 @@ class FleetState:
         self, host: SimHost, baseline: baselines.Baseline, as_of: dt.datetime
     ) -> baselines.PatchStates:
         """Each of the host's patches' state against ``baseline`` as of a time (SSM Patch Manager)."""
-        catalog = [p for p in self.scenario.patch_catalog if PLATFORMS[p.os_family].ssm_operating_system
-                   == host.platform.ssm_operating_system]
+        catalog = [
+            p
+            for p in self.scenario.patch_catalog
+            if PLATFORMS[p.os_family].ssm_operating_system == host.platform.ssm_operating_system
+        ]
         return baselines.patch_states(
             baseline,
             host.platform.ssm_product,

@@ -221,7 +221,9 @@ def validate(operating_system: str, approval_rules: Mapping[str, Any] | None, gl
                 )
             continue
         if (days is None) == (until is None):
-            raise BaselineError(f"PatchRules[{i}]: specify exactly one of ApproveAfterDays or ApproveUntilDate")
+            raise BaselineError(
+                f"PatchRules[{i}]: specify exactly one of ApproveAfterDays or ApproveUntilDate"
+            )
         if days is not None and not 0 <= int(days) <= 360:
             raise BaselineError(f"PatchRules[{i}]: ApproveAfterDays must be between 0 and 360")
         if until is not None:
@@ -464,8 +466,8 @@ def state_counts(result: PatchStates, catalog: Mapping[str, CatalogPatch]) -> di
     IPS: CriticalNonCompliantCount counts non-compliant patches "specified as Critical for compliance
     reporting in the patch baseline" (the rule's ComplianceLevel, not the vendor severity: PB says the
     predefined baselines assign Unspecified, so they count 0); SecurityNonCompliantCount the
-    non-compliant security patches (critical or not); OtherNonCompliantCount those that are neither. Non-compliant per CS: MISSING,
-    FAILED, INSTALLED_PENDING_REBOOT, INSTALLED_REJECTED.
+    non-compliant security patches (critical or not); OtherNonCompliantCount those that are neither.
+    Non-compliant per CS: MISSING, FAILED, INSTALLED_PENDING_REBOOT, INSTALLED_REJECTED.
     """
     non_compliant = [pid for pid, s in result.states.items() if s in NON_COMPLIANT_STATES]
     critical = {pid for pid in non_compliant if result.levels.get(pid) == "CRITICAL"}

@@ -699,7 +699,9 @@ def _describe_instance_patches(self: SimpleSystemManagerResponse) -> ActionResul
         for f in filters:
             values = set(f.get("Values", []))
             if f["Key"] == "State":
-                wanted = {baselines.STATE_FILTER_VALUES[v] for v in values if v in baselines.STATE_FILTER_VALUES}
+                wanted = {
+                    baselines.STATE_FILTER_VALUES[v] for v in values if v in baselines.STATE_FILTER_VALUES
+                }
                 rows = [r for r in rows if r["State"] in wanted]
             else:
                 rows = [r for r in rows if r[f["Key"]] in values]
@@ -785,7 +787,9 @@ def _describe_available_patches(self: SimpleSystemManagerResponse) -> ActionResu
         patches = [
             p
             for p in patches
-            if any(fnmatch.fnmatchcase(v, pattern) for v in _available_value(f["Key"], p) for pattern in values)
+            if any(
+                fnmatch.fnmatchcase(v, pattern) for v in _available_value(f["Key"], p) for pattern in values
+            )
         ]
     page, token = _page(patches, self._get_param("NextToken"), self._get_param("MaxResults"), 100, 100)
     rows = []

@@ -283,6 +283,15 @@ def _states(**counts: int) -> dict[str, str]:
             "2 of 4 hosts failed; max errors 1",
             id="errors-reported-before-not-run",
         ),
+        # A host nobody could assess after its install is an error: nothing shows it is healthy.
+        pytest.param(
+            "0",
+            {"h1": o.PATCHED, "h2": o.NOT_ASSESSED},
+            False,
+            0,
+            "1 of 2 hosts failed; max errors 0",
+            id="not-assessed-is-an-error",
+        ),
         # States that are neither errors nor not-run count as targets only.
         pytest.param("0", _states(patched=1, excepted=1), True, 0, None, id="excepted-is-not-an-error"),
         # No targets: nothing failed.
@@ -292,7 +301,7 @@ def _states(**counts: int) -> dict[str, str]:
 )
 def test_stage_verdict(max_errors, states, succeeded, allowed, reason):
     verdict = stage_verdict(states, RateControl(max_concurrency="10%", max_errors=max_errors))
-    errors = sum(1 for s in states.values() if s in (o.FAILED, o.NON_COMPLIANT))
+    errors = sum(1 for s in states.values() if s in (o.FAILED, o.NON_COMPLIANT, o.NOT_ASSESSED))
     assert verdict == StageVerdict(succeeded, len(states), errors, allowed, reason)
 
 
@@ -384,7 +393,8 @@ def test_an_arc_install_outside_the_plan_is_not_compliant():
     final, reason = classify_arc_host(
         {"operation": "op", "result": OK_RESULT}, [], outside_plan=["curl 7.76.1-29.el9_4"]
     )
-    assert (final, reason) == ("non_compliant", "installed 1 update(s) outside the plan: curl 7.76.1-29.el9_4")
+    assert final == "non_compliant"
+    assert reason == "installed 1 update(s) outside the plan: curl 7.76.1-29.el9_4"
 
 
 @pytest.mark.parametrize(

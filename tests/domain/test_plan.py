@@ -703,3 +703,12 @@ def test_an_entry_first_seen_after_the_cutoff_is_not_approved(make_patch):
     assert is_approved(seen, baseline, dt.date(2026, 11, 27))
     nothing = make_patch(released=None)
     assert not is_approved(nothing, baseline, dt.date(2027, 1, 1))  # no date at all: never by age
+
+
+def test_the_ledger_is_append_only_and_the_earliest_day_counts():
+    from patchcycle.domain.plan import ledger_additions, merge_ledgers
+
+    merged = merge_ledgers([{"a": "2026-10-25", "b": "2026-11-22"}, {"b": "2026-11-08", "c": "2026-12-03"}])
+    assert merged == {"a": "2026-10-25", "b": "2026-11-08", "c": "2026-12-03"}
+    after = {**merged, "d": "2026-12-03", "c": "2026-12-01"}
+    assert ledger_additions(merged, after) == {"c": "2026-12-01", "d": "2026-12-03"}

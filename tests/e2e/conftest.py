@@ -54,6 +54,14 @@ class CycleRunner:
             aws_secret_access_key="testing",
         )
 
+    def seed_first_seen(self, entries: dict[str, str], bucket: str = ALPHA_BUCKET) -> None:
+        """Write the tenant's first-seen ledger as earlier cycles would have left it (the plan ages
+        updates no source dates from it; see patchcycle.domain.plan.age_by_ledger)."""
+        from patchcycle.domain.plan import LEDGER_PREFIX
+
+        key = f"{LEDGER_PREFIX}earlier-cycles.json"
+        self.s3().put_object(Bucket=bucket, Key=key, Body=json.dumps(entries).encode())
+
     def mail(self) -> list[dict[str, Any]]:
         return fleetsim_get(self.url, "/fleetsim/mail")["messages"]
 

@@ -525,7 +525,8 @@ def test_patch_installation_results_list_each_update_with_its_state_and_version(
     machine = fleet.truth("az_pin")["pin-05"]["host_id"].lower()
     summaries, _ = graph_rows(
         fleet,
-        "patchinstallationresources | where type =~ 'microsoft.hybridcompute/machines/patchinstallationresults'",
+        "patchinstallationresources"
+        " | where type =~ 'microsoft.hybridcompute/machines/patchinstallationresults'",
         subscription=SUB_PIN,
     )
     (summary,) = [r for r in summaries if r["id"].startswith(machine + "/")]

@@ -588,7 +588,7 @@ def test_exclusive_packages_install_the_newest_build_not_a_frozen_one(fleet, svc
 
 
 def test_an_exclusive_package_the_instance_does_not_have_is_ignored(fleet, svc) -> None:
-    """"If these packages are not installed, they will be ignored." (PatchConfig, AptSettings,
+    """ "If these packages are not installed, they will be ignored." (PatchConfig, AptSettings,
     https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig). Ubuntu names one package per
     kernel release, so the next kernel's image is not installed: a job naming it installs nothing."""
     config = osconfig_v1.PatchConfig(

@@ -282,7 +282,9 @@ def test_instance_patches_list_the_baselines_states(fleet):
     after = _patches(fleet, "list-01")
     assert {k for k, s in after.items() if s == "INSTALLED"} == {KBID[p] for p in host["installed"]}
     assert {k for k, s in after.items() if s == "FAILED"} == {KBID[p] for p in host["failed"]} != set()
-    assert {k for k, s in after.items() if s == "MISSING"} == {KBID[p] for p in set(host["missing"]) & APPROVED}
+    assert {k for k, s in after.items() if s == "MISSING"} == {
+        KBID[p] for p in set(host["missing"]) & APPROVED
+    }
     assert "curl.x86_64" not in after and "sudo.x86_64" not in after
 
     failed_only = _patches(fleet, "list-01", Filters=[{"Key": "State", "Values": ["Failed"]}])

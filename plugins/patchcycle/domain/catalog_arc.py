@@ -45,8 +45,8 @@ def arc_catalog_patch(os_family: OsFamily, props: Mapping[str, Any]) -> CatalogP
     Windows: id ``KB<kbId>``, release date ``publishedDateTime``, severity ``msrcSeverity``. Linux: id
     ``<patchName>_<version>`` (the installPatches mask that names it), no release date (Microsoft
     publishes none for Linux, and no first-detection time either: ``lastModifiedDateTime`` is when the
-    record was last updated), so the plan cannot age it and leaves it out (noting it); severity
-    Critical for Update Manager's "Critical" classification, unknown for "Security" and "Other" (the
+    record was last updated), so the plan ages it from the first-seen ledger; severity Critical for
+    Update Manager's "Critical" classification, Important for "Security", unknown for "Other" (the
     rows carry no Linux severity). None for a row naming neither a KB nor a package.
     """
     classes = [str(c) for c in props.get("classifications") or []]
@@ -74,7 +74,13 @@ def arc_catalog_patch(os_family: OsFamily, props: Mapping[str, Any]) -> CatalogP
     version = str(props.get("version") or "").strip() or None
     if not name:
         return None
-    vendor_severity = "Critical" if "critical" in {c.lower() for c in classes} else ""
+    # Update Manager rates no Linux update: its classification is all it says. "Critical" reads as
+    # Critical; "Security" as Important (High), the level Ubuntu and Red Hat give most security fixes, so
+    # a baseline approving High keeps the security fixes Update Manager names in scope (no document
+    # gives a severity; leaving them unrated would mean no Linux security fix on Arc is ever planned);
+    # "Other" stays unrated and is approved by no severity rule.
+    lowered = {c.lower() for c in classes}
+    vendor_severity = "Critical" if "critical" in lowered else "Important" if "security" in lowered else ""
     head, _, tail = (version or "").rpartition("-")
     return CatalogPatch(
         id=f"{name}_{version}" if version else name,

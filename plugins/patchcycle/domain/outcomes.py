@@ -108,7 +108,9 @@ class StageVerdict:
 def stage_verdict(final_states: Mapping[str, str], rate_control: RateControl) -> StageVerdict:
     """A stage fails when more hosts failed than its MaxErrors allows (the same rule SSM applies)."""
     targets = len(final_states)
-    errors = sum(1 for s in final_states.values() if s in (FAILED, NON_COMPLIANT))
+    # A host whose state after the install could not be read counts against the budget too: nothing
+    # shows the install left it healthy, so it is not evidence that the stage may go on.
+    errors = sum(1 for s in final_states.values() if s in (FAILED, NON_COMPLIANT, NOT_ASSESSED))
     not_run = sum(1 for s in final_states.values() if s == NOT_RUN)
     allowed = rate_control.max_errors_for(targets)
     if errors > allowed:

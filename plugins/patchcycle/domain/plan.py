@@ -239,7 +239,8 @@ def build_cycle_plan(
         notes = (
             (
                 f"{len(undated)} catalog entr{'y' if len(undated) == 1 else 'ies'} not approved: "
-                f"no release or first-detection date to age by ({', '.join(sorted({p.source for p in undated}))})",
+                "no release or first-detection date to age by "
+                f"({', '.join(sorted({p.source for p in undated}))})",
             )
             if undated
             else ()
@@ -435,8 +436,24 @@ def install_override_list(plan: CyclePlan, variant: str = FULL) -> str:
 # Config's data, Ubuntu in SSM, whose patch rules take no approval date). Patchcycle then ages the
 # update from the first day any of the tenant's plans saw it: never earlier than its release, so an
 # approve-after-days rule applied to that date is at least as strict as the tenant asked. The ledger
-# lives in the tenant's evidence bucket (LEDGER_KEY) and only ever moves dates earlier.
-LEDGER_KEY = "catalog/first-seen.json"
+# lives in the tenant's write-once evidence bucket as append-only objects under LEDGER_PREFIX (one per
+# plan that saw something new); read together, the earliest day per update counts.
+LEDGER_PREFIX = "catalog/first-seen/"
+
+
+def merge_ledgers(parts: Iterable[Mapping[str, str]]) -> dict[str, str]:
+    """The ledger from its append-only parts: the earliest day recorded for each update."""
+    merged: dict[str, str] = {}
+    for part in parts:
+        for key, day in part.items():
+            if key not in merged or day < merged[key]:
+                merged[key] = day
+    return merged
+
+
+def ledger_additions(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
+    """What a plan adds to the ledger: updates new to it, or seen earlier than it knew."""
+    return {k: v for k, v in after.items() if k not in before or v < before[k]}
 
 
 def ledger_key(patch: CatalogPatch) -> str:

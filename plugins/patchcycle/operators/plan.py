@@ -35,13 +35,15 @@ from patchcycle.domain.inventory import environment_for_tag
 from patchcycle.domain.plan import (
     FULL,
     INSTALL_VARIANTS,
-    LEDGER_KEY,
+    LEDGER_PREFIX,
     CatalogPatch,
     age_by_ledger,
     approval_cutoff,
     build_cycle_plan,
     catalog_patch_from_ssm,
     install_override_list,
+    ledger_additions,
+    merge_ledgers,
 )
 from patchcycle.domain.platforms import SSM_PRODUCTS, os_family_from_ssm
 from patchcycle.domain.schedule import resolve_cycle_date
@@ -446,14 +448,31 @@ class PlanCycleOperator(CycleOperator):
         for cloud, reader in CATALOG_READERS.items():
             if not cloud_has_hosts(tenant, cloud):
                 continue
-            found = reader(tenant, cycle_date, prepared.get(cloud, {}), log)
+            try:
+                found = reader(tenant, cycle_date, prepared.get(cloud, {}), log)
+            except Exception as exc:  # noqa: BLE001 - a cloud's fault halts its own scope, not the plan
+                # The inventory marks that cloud's scopes failed and their hosts are never patched; the
+                # other clouds' hosts are planned from the sources that answered, and the plan says so.
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log.record("plan.catalog_unreadable", target=cloud, result="failed", error=error)
+                for baseline in tenant.baselines:
+                    notes[OsFamily(baseline.os_family).value].append(
+                        f"the {cloud} catalog source could not be read ({error}); planned without it"
+                    )
+                continue
             catalog.extend(found.patches)
             for family, lines in found.notes.items():
                 notes[family].extend(lines)
         catalog = self._aged_by_ledger(catalog, log)
+        scanned = {
+            f
+            for scope in prepared.get("aws", {}).get("scans", [])
+            for f, ids in scope["hosts"].items()
+            if ids
+        }
         for baseline in tenant.baselines:
             family = OsFamily(baseline.os_family)
-            if tenant.clouds.aws is not None and not supports_approval_date(family):
+            if family.value in scanned and not supports_approval_date(family):
                 notes[family.value].extend(
                     baseline_request(tenant.id, baseline, approval_cutoff(cycle_date, 0)).notes
                 )
@@ -511,15 +530,16 @@ class PlanCycleOperator(CycleOperator):
     def _aged_by_ledger(self, catalog: list[CatalogPatch], log: EventLog) -> list[CatalogPatch]:
         """Undated catalog entries aged from the first day a plan of this tenant saw them (the ledger
         in its evidence bucket, updated here; see :func:`patchcycle.domain.plan.age_by_ledger`)."""
-        ledger = self.store.get_json_or_none(LEDGER_KEY) or {}
-        aged, updated = age_by_ledger(catalog, ledger, _now().date())
-        if updated != ledger:
-            self.store.put_json(LEDGER_KEY, updated)
+        parts = [self.store.get_json(key) for key in sorted(self.store.keys(LEDGER_PREFIX))]
+        ledger = merge_ledgers(parts)
+        now = _now()
+        aged, updated = age_by_ledger(catalog, ledger, now.date())
+        added = ledger_additions(ledger, updated)
+        if added:
+            key = f"{LEDGER_PREFIX}{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
+            self.store.put_json(key, added)
             log.record(
-                "plan.first_seen_recorded",
-                target=self.tenant.id,
-                new=len(set(updated) - set(ledger)),
-                known=len(ledger),
+                "plan.first_seen_recorded", target=self.store.url(key), new=len(added), known=len(ledger)
             )
         return aged
 

@@ -45,7 +45,9 @@ SCENARIO = scenario_dict(
     catalog=[
         patch("ALAS2-A", "amazon_linux_2", title="openssl-1.0.2k-24.amzn2.0.14", cves=["CVE-2024-53104"]),
         patch("ALAS2-L", "amazon_linux_2", severity="Low", title="curl-8.3.0-1.amzn2.0.9"),
-        patch("KB5046615", "windows_2019", classification="SecurityUpdates", title="2026-11 Cumulative Update"),
+        patch(
+            "KB5046615", "windows_2019", classification="SecurityUpdates", title="2026-11 Cumulative Update"
+        ),
         patch("USN-7141-1", "ubuntu_22_04", severity="Important", title="openssl 3.0.2-0ubuntu1.19"),
         patch("RHSA-2026:9077", "rhel_9", title="glibc-2.34-125.el9_5.1"),
     ],
@@ -203,12 +205,16 @@ def test_patching_responses_conform(fleet):
     fleet.evidence_s3().put_object(Bucket=BUCKET, Key="o.yaml", Body=body)
     for params in (
         {"Operation": ["Scan"]},
-        {"Operation": ["Install"], "RebootOption": ["NoReboot"], "InstallOverrideList": [f"s3://{BUCKET}/o.yaml"]},
+        {
+            "Operation": ["Install"],
+            "RebootOption": ["NoReboot"],
+            "InstallOverrideList": [f"s3://{BUCKET}/o.yaml"],
+        },
         {"Operation": ["Install"]},
     ):
-        command_id = ssm.send_command(DocumentName=DOC, InstanceIds=hosts, Parameters=params, MaxErrors="100%")[
-            "Command"
-        ]["CommandId"]
+        command_id = ssm.send_command(
+            DocumentName=DOC, InstanceIds=hosts, Parameters=params, MaxErrors="100%"
+        )["Command"]["CommandId"]
         wait_command(ssm, command_id)
         ssm.list_command_invocations(CommandId=command_id, Details=True)
         ssm.get_command_invocation(CommandId=command_id, InstanceId=hosts[0])
@@ -232,26 +238,39 @@ def test_patch_baseline_responses_conform_and_ubuntu_refuses_approval_dates(flee
     rule = {"PatchFilterGroup": {"PatchFilters": [{"Key": "CLASSIFICATION", "Values": ["Security"]}]}}
     with pytest.raises(ssm.exceptions.ClientError) as exc:
         ssm.create_patch_baseline(
-            Name="ubuntu-dated", OperatingSystem="UBUNTU", ApprovalRules={"PatchRules": [{**rule, "ApproveAfterDays": 7}]}
+            Name="ubuntu-dated",
+            OperatingSystem="UBUNTU",
+            ApprovalRules={"PatchRules": [{**rule, "ApproveAfterDays": 7}]},
         )
     assert exc.value.response["Error"]["Code"] == "ValidationException"
     with pytest.raises(ssm.exceptions.ClientError):
-        ssm.create_patch_baseline(Name="al2-undated", OperatingSystem="AMAZON_LINUX_2", ApprovalRules={"PatchRules": [rule]})
-    ubuntu = ssm.create_patch_baseline(Name="ubuntu-ok", OperatingSystem="UBUNTU", ApprovalRules={"PatchRules": [rule]})
+        ssm.create_patch_baseline(
+            Name="al2-undated", OperatingSystem="AMAZON_LINUX_2", ApprovalRules={"PatchRules": [rule]}
+        )
+    ubuntu = ssm.create_patch_baseline(
+        Name="ubuntu-ok", OperatingSystem="UBUNTU", ApprovalRules={"PatchRules": [rule]}
+    )
     al2 = ssm.create_patch_baseline(
         Name="al2-frozen",
         OperatingSystem="AMAZON_LINUX_2",
-        ApprovalRules={"PatchRules": [{**rule, "ApproveUntilDate": "2020-01-01", "ComplianceLevel": "CRITICAL"}]},
+        ApprovalRules={
+            "PatchRules": [{**rule, "ApproveUntilDate": "2020-01-01", "ComplianceLevel": "CRITICAL"}]
+        },
     )["BaselineId"]
     ssm.register_patch_baseline_for_patch_group(BaselineId=al2, PatchGroup="conformance")
     ssm.register_patch_baseline_for_patch_group(BaselineId=ubuntu["BaselineId"], PatchGroup="conformance")
     other = ssm.create_patch_baseline(
-        Name="al2-other", OperatingSystem="AMAZON_LINUX_2", ApprovalRules={"PatchRules": [{**rule, "ApproveAfterDays": 0}]}
+        Name="al2-other",
+        OperatingSystem="AMAZON_LINUX_2",
+        ApprovalRules={"PatchRules": [{**rule, "ApproveAfterDays": 0}]},
     )["BaselineId"]
     with pytest.raises(ssm.exceptions.ClientError) as exc:
         ssm.register_patch_baseline_for_patch_group(BaselineId=other, PatchGroup="conformance")
     assert exc.value.response["Error"]["Code"] == "AlreadyExistsException"
-    updated = ssm.update_patch_baseline(BaselineId=al2, ApprovalRules={"PatchRules": [{**rule, "ApproveAfterDays": 0, "ComplianceLevel": "CRITICAL"}]})
+    updated = ssm.update_patch_baseline(
+        BaselineId=al2,
+        ApprovalRules={"PatchRules": [{**rule, "ApproveAfterDays": 0, "ComplianceLevel": "CRITICAL"}]},
+    )
     assert updated["ApprovalRules"]["PatchRules"][0]["ApproveAfterDays"] == 0
     assert ssm.get_patch_baseline(BaselineId=al2)["PatchGroups"] == ["conformance"]
     recorder.assert_conforms()
@@ -274,7 +293,12 @@ def test_patch_group_baseline_decides_the_counts(fleet):
     host_id = fleet.truth("alpha")["al2-01"]["host_id"]
     ec2.create_tags(Resources=[host_id], Tags=[{"Key": "PatchGroup", "Value": "strict"}])
     # Another test installed openssl; curl (Low) is approved only by the strict baseline.
-    wait_command(ssm, ssm.send_command(DocumentName=DOC, InstanceIds=[host_id], Parameters={"Operation": ["Scan"]})["Command"]["CommandId"])
+    wait_command(
+        ssm,
+        ssm.send_command(DocumentName=DOC, InstanceIds=[host_id], Parameters={"Operation": ["Scan"]})[
+            "Command"
+        ]["CommandId"],
+    )
     (state,) = ssm.describe_instance_patch_states(InstanceIds=[host_id])["InstancePatchStates"]
     assert (state["BaselineId"], state["PatchGroup"]) == (strict, "strict")
     assert state["MissingCount"] == 1 and state["CriticalNonCompliantCount"] == 1
