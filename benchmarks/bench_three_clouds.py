@@ -106,6 +106,7 @@ def bench_tenant(env: dict[str, str]) -> Any:
 
 def inventory_calls(url: str, env: dict[str, str]) -> Counter[str]:
     """Run the tenant's inventory once more, through the operators' own collection code and hooks."""
+    from patchcycle.domain.inventory import plan_patch_index
     from patchcycle.hooks.falcon import FalconHook
     from patchcycle.operators.inventory import CloudInventoryOperator
 
@@ -113,7 +114,8 @@ def inventory_calls(url: str, env: dict[str, str]) -> Counter[str]:
     reset_calls(url)
     for cloud in tenant.clouds.declared:
         operator = CloudInventoryOperator(task_id=f"bench_{cloud}", cloud=cloud, tenant_id=tenant.id)
-        for _label, collect in operator._scopes({}):
+        # The plan only shapes how hosts are normalized, not which calls are made: an empty one will do.
+        for _label, collect in operator._scopes({}, plan_patch_index({})):
             collect()
     FalconHook(falcon_conn_id=tenant.falcon_connection_id()).devices()
     return calls_now(url)
