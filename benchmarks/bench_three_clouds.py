@@ -400,6 +400,22 @@ def plan_task_instance(airflow_home: Path, dag_id: str) -> dict[str, Any]:
     }
 
 
+def seed_history(url: str) -> None:
+    """cu_alpha's first-seen ledger as its earlier runs left it (devtools/demo_history.yaml), as the
+    demo seeds it: Update Manager dates no Linux update, so without it this past-dated cycle would
+    approve none of the Arc machines' Ubuntu updates (a tenant's first cycle only observes them)."""
+    import boto3
+
+    from patchcycle.domain.plan import LEDGER_PREFIX
+
+    history = yaml.safe_load((REPO / "devtools" / "demo_history.yaml").read_text())["cu_alpha"]
+    s3 = boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    body = json.dumps({k: str(v) for k, v in history.items()}).encode()
+    s3.put_object(Bucket="patchcycle-evidence-cu-alpha", Key=f"{LEDGER_PREFIX}earlier-runs.json", Body=body)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts", type=int, default=3000)
@@ -416,6 +432,7 @@ def main() -> int:
                 tenants_dir=REPO / "include" / "tenants",
             )
             migrate_db(env)
+            seed_history(url)
             reset_calls(url)
             started = time.monotonic()
             rc = run_cycle(

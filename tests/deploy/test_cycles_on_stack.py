@@ -22,6 +22,7 @@ import yaml
 from devtools.local import fleetsim_get, running_fleetsim
 from devtools.stack import ADMIN_USER, Stack, running_stack
 from devtools.tenant_fleet import bucket, tenant_id, write_scenario, write_tenants
+from tests.e2e.conftest import changes
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stack"), pytest.mark.timeout(2400)]
 
@@ -149,7 +150,7 @@ def approved_run(deployment) -> dict[str, Any]:
     assert "cu_alpha" in request["subject"] and "plan" in request["body"]
     # Nothing in prod has been touched while the approval waits.
     prod = [h for h in fleetsim_get(url, "/fleetsim/ground-truth")["hosts"] if "-prd-" in h["name"]]
-    assert all(h["actions"] == [] for h in prod)
+    assert all(changes(h) == [] for h in prod)
     client.respond_hitl(ALPHA, run_id, "prod.approval", ["Approve"])
     run = client.wait_for_run(ALPHA, run_id, timeout=900)
     return {"run": run, "run_id": run_id}

@@ -20,6 +20,17 @@ HERE = Path(__file__).parent
 ALPHA_BUCKET = "patchcycle-evidence-cu-alpha"
 
 
+# What a host's ground truth may show without the cycle having changed it: the plan's SSM Scan, which
+# assesses the host against the tenant's baseline and never installs ("Scan doesn't prompt updates to be
+# installed or managed nodes to be rebooted": AWS-RunPatchBaseline, "Parameter name: Operation").
+READ_ONLY_ACTIONS = frozenset({"ssm.scan"})
+
+
+def changes(truth_host: dict[str, Any]) -> list[dict[str, Any]]:
+    """The actions that changed a host (its ground truth's actions but the read-only ones)."""
+    return [a for a in truth_host["actions"] if a["action"] not in READ_ONLY_ACTIONS]
+
+
 @dataclass
 class CycleResult:
     returncode: int

@@ -57,7 +57,11 @@ class SsmFleetHook(AwsBaseHook):
         states: dict[str, dict[str, Any]] = {}
         for batch in chunks(list(instance_ids), SSM_PATCH_STATES_BATCH):
             paginator = self.conn.get_paginator("describe_instance_patch_states")
-            for page in paginator.paginate(InstanceIds=list(batch)):
+            # MaxResults is 10-100 and its default is undocumented: ask for a whole batch per page
+            # (API_DescribeInstancePatchStates.html, Request Parameters).
+            for page in paginator.paginate(
+                InstanceIds=list(batch), PaginationConfig={"PageSize": SSM_PATCH_STATES_BATCH}
+            ):
                 for state in page["InstancePatchStates"]:
                     states[state["InstanceId"]] = state
         return states
