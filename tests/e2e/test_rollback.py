@@ -14,6 +14,7 @@ import pytest
 from devtools.local import fleetsim_get, run_cycle
 from tests.e2e.conftest import ALPHA_BUCKET
 from tests.e2e.test_patch_cycle import DAG_ID, NOV
+from tests.e2e.test_three_clouds import FIRST_SEEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tenants("demo"), pytest.mark.scenario("alpha_three_clouds.yaml")]
 
@@ -45,6 +46,7 @@ def restores(host: dict) -> list[dict]:
 
 def test_failed_hosts_roll_back_from_the_cycles_backups_on_every_cloud(fleet) -> None:
     before = truth(fleet)
+    fleet.seed_first_seen(FIRST_SEEN)  # the Arc machines' Ubuntu updates, as earlier cycles saw them
     result = fleet.run(DAG_ID, NOV)
     for name in HOSTS.values():
         assert result.host(name)["final_state"] == "patched", name
