@@ -27,6 +27,23 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class WaitArguments:
+    """The waiting arguments every operator that waits on a cloud takes, and the delay they give:
+    ``deferrable`` (defer to the triggerer, else poll in the worker), ``waiter_delay`` (seconds between
+    polls; default ``[patchcycle] poll_seconds``) and ``waiter_max_attempts``."""
+
+    def set_wait_arguments(
+        self, deferrable: bool, waiter_delay: float | None, waiter_max_attempts: int
+    ) -> None:
+        self.deferrable = deferrable
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    @property
+    def delay(self) -> float:
+        return self.waiter_delay if self.waiter_delay is not None else poll_seconds()
+
+
 class EventLog:
     """Facts a task appends to the cycle's evidence: who, what, when, target, result, ids."""
 

@@ -29,7 +29,7 @@ from patchcycle.domain.canary import CANARY
 from patchcycle.domain.inventory import is_rds
 from patchcycle.domain.plan import FULL, install_selection, rds_update_id
 from patchcycle.operators.backup import scopes_of
-from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds
+from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments
 from patchcycle.triggers import checks
 from patchcycle.triggers.waits import CloudWaitTrigger
 
@@ -48,7 +48,7 @@ def target_tag_value(
     return value if variant == FULL else f"{value}.{variant}"
 
 
-class PatchCloudOperator(CycleOperator):
+class PatchCloudOperator(WaitArguments, CycleOperator):
     """What the three clouds' patch tasks share: the stage's ready hosts in one cloud, and the waits."""
 
     cloud: str = ""
@@ -68,13 +68,7 @@ class PatchCloudOperator(CycleOperator):
         super().__init__(**kwargs)
         self.environment = environment
         self.batch = batch
-        self.deferrable = deferrable
-        self.waiter_delay = waiter_delay
-        self.waiter_max_attempts = waiter_max_attempts
-
-    @property
-    def delay(self) -> float:
-        return self.waiter_delay if self.waiter_delay is not None else poll_seconds()
+        self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     def record_key(self, context: Any, name: str) -> str:
         return self.batch_file(context, self.environment, self.batch, f"{self.cloud}-{name}")

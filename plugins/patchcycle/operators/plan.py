@@ -47,7 +47,7 @@ from patchcycle.domain.plan import (
 )
 from patchcycle.domain.platforms import SSM_PRODUCTS, os_family_from_ssm
 from patchcycle.domain.schedule import resolve_cycle_date
-from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds
+from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments
 from patchcycle.reports.store import CyclePaths
 from patchcycle.triggers import checks
 from patchcycle.triggers.waits import CloudWaitTrigger
@@ -343,7 +343,7 @@ CATALOG_READERS: dict[str, CatalogReader] = {
 }
 
 
-class PlanCycleOperator(CycleOperator):
+class PlanCycleOperator(WaitArguments, CycleOperator):
     """Resolve the cycle date, read each cloud's catalog, build the plan, store it with its install list.
 
     On AWS the SSM Scan that assesses the tenant's hosts against its baselines is waited for deferred
@@ -359,13 +359,7 @@ class PlanCycleOperator(CycleOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.deferrable = deferrable
-        self.waiter_delay = waiter_delay
-        self.waiter_max_attempts = waiter_max_attempts
-
-    @property
-    def delay(self) -> float:
-        return self.waiter_delay if self.waiter_delay is not None else poll_seconds()
+        self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any] | None:
         tenant = self.tenant
