@@ -117,6 +117,22 @@ def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, s
     return env
 
 
+def exceptions_for(tenants_dir: Path, folder: Path) -> Path:
+    """``folder`` holding the shipped exception registers of the tenants in ``tenants_dir`` only.
+
+    A register named after no tenant is a configuration error (``tenant_config_check``), so a run on
+    another set of tenants gets the registers that belong to its tenants and no others.
+    """
+    from patchcycle.config.exceptions import EXCEPTIONS_DIR
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tenants = {path.stem for path in Path(tenants_dir).iterdir() if path.suffix.lower() in (".yaml", ".yml")}
+    for register in EXCEPTIONS_DIR.iterdir():
+        if register.stem in tenants and register.suffix.lower() in (".yaml", ".yml"):
+            (folder / register.name).write_bytes(register.read_bytes())
+    return folder
+
+
 def airflow_env(
     home: Path, fleetsim_url: str, *, poll_seconds: float = 1.0, tenants_dir: Path | None = None
 ) -> dict[str, str]:
@@ -143,6 +159,7 @@ def airflow_env(
     env.pop("AWS_PROFILE", None)
     if tenants_dir:
         env["PATCHCYCLE_TENANTS_DIR"] = str(tenants_dir)
+        env.setdefault("PATCHCYCLE_EXCEPTIONS_DIR", str(exceptions_for(tenants_dir, home / "exceptions")))
     env.update(tenant_connections(fleetsim_url, tenants_dir))
     env.update(smtp_connection(fleetsim_url))
     return env

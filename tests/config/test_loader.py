@@ -16,6 +16,7 @@ from patchcycle.config import (
     load_tenants,
 )
 from patchcycle.config.models import Framework, OsFamily
+from tests.config.tenant_files import own_resources
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -354,8 +355,8 @@ def test_one_good_one_bad(tmp_path: Path, complete: dict[str, Any]) -> None:
 
 
 def test_files_load_in_name_order_and_yml_counts(tmp_path: Path, complete: dict[str, Any]) -> None:
-    for tenant_id in ("cu_zeta", "cu_beta", "cu_mu"):
-        write_tenant(tmp_path, complete, tenant_id)
+    for number, tenant_id in enumerate(("cu_zeta", "cu_beta", "cu_mu")):
+        write_tenant(tmp_path, own_resources(complete, number), tenant_id)
     (tmp_path / "cu_mu.yaml").rename(tmp_path / "cu_mu.yml")
     result = load_tenants(str(tmp_path))
     assert result.ok

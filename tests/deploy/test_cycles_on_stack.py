@@ -168,8 +168,12 @@ def wait_for_approval_request(client: Any, run_id: str, timeout: float = 900) ->
         ]
         if waiting:
             return waiting[0]
+        if (state := client.dag_run(ALPHA, run_id)["state"]) in ("success", "failed"):
+            raise AssertionError(f"{run_id} ended {state} without asking: {client.task_states(ALPHA, run_id)}")
         time.sleep(2)
-    raise TimeoutError(f"no approval request in {run_id} within {timeout:.0f}s")
+    raise TimeoutError(
+        f"no approval request in {run_id} within {timeout:.0f}s: {client.task_states(ALPHA, run_id)}"
+    )
 
 
 def test_a_prod_approval_waits_for_a_person_and_records_who_approved(deployment, approved_run) -> None:

@@ -28,7 +28,12 @@ from pydantic import (
     model_validator,
 )
 
-from patchcycle.config.yaml_files import read_yaml_mapping, yaml_files
+from patchcycle.config.yaml_files import (
+    ConfigFileError,
+    describe_validation_error,
+    read_yaml_mapping,
+    yaml_files,
+)
 
 __all__ = [
     "EXCEPTIONS_DIR",
@@ -39,7 +44,9 @@ __all__ = [
     "RiskRating",
     "default_exceptions_dir",
     "load_exception_register",
+    "check_exception_registers",
     "load_exception_registers",
+    "load_tenant_exception_register",
 ]
 
 MAX_ACCEPTANCE_DAYS = 365
@@ -66,9 +73,13 @@ class RiskRating(StrEnum):
     Low = "Low"
 
 
-NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,38}[a-z0-9]$")]
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+# strict: only a YAML string is a tenant id (pydantic would otherwise turn bytes into one).
+TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,38}[a-z0-9]$", strict=True)]
 AcceptanceId = Annotated[str, StringConstraints(pattern=r"^EXC-\d{4}-\d{3,}$")]
+
+
+_WILDCARDS = frozenset("*?[]")
 
 
 def _require_unique(values: Iterable[Hashable], what: str) -> None:
@@ -124,6 +135,12 @@ class RiskAcceptance(BaseModel):
     def _unique_entries(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if value is not None:
             _require_unique(value, f"{info.field_name} entries")
+            patterns = [entry for entry in value if set(entry) & _WILDCARDS]
+            if patterns:
+                raise ValueError(
+                    f"{info.field_name} entries are matched exactly, not as patterns: {patterns!r}; "
+                    f"list each one (or, for every host, leave hosts out and name the patches)"
+                )
         return value
 
     @field_validator("approver")
@@ -206,34 +223,11 @@ class ExceptionRegister(BaseModel):
 # --------------------------------------------------------------------------------------------------
 
 
-class ExceptionRegisterError(ValueError):
-    """An exception register file that cannot be used, with every problem found in it.
+class ExceptionRegisterError(ConfigFileError):
+    """An exception register that cannot be used, with every problem found in it (see
+    :class:`~patchcycle.config.yaml_files.ConfigFileError`)."""
 
-    ``problems`` holds ``(location, message)`` pairs; ``location`` is a dotted field path such as
-    ``exceptions.0.approver``, or empty for problems with the file as a whole.
-    """
-
-    def __init__(self, path: Path | str, problems: list[tuple[str, str]]) -> None:
-        self.path = Path(path)
-        self.problems = list(problems)
-        super().__init__(self._render())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.problems))
-
-    @property
-    def display_path(self) -> str:
-        """The file's path relative to the working directory when it lies below it, else as given."""
-        try:
-            return str(self.path.resolve().relative_to(Path.cwd().resolve()))
-        except (ValueError, OSError):
-            return str(self.path)
-
-    def _render(self) -> str:
-        lines = [f"{self.display_path}: invalid exception register:"]
-        for location, message in self.problems:
-            lines.append(f"  - {location}: {message}" if location else f"  - {message}")
-        return "\n".join(lines)
+    what = "exception register"
 
 
 EXCEPTIONS_DIR_ENV = "PATCHCYCLE_EXCEPTIONS_DIR"
@@ -266,7 +260,7 @@ def load_exception_register(path: Path | str) -> ExceptionRegister:
     try:
         register = ExceptionRegister.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_describe(error) for error in exc.errors(include_url=False))
+        problems.extend(describe_validation_error(error) for error in exc.errors(include_url=False))
     if problems:
         raise ExceptionRegisterError(path, problems)
     return register
@@ -279,13 +273,10 @@ def load_exception_registers(
 
     Each of ``tenant_ids`` without a file gets an empty register: no file means no accepted risk.
     Nothing is swallowed: a missing directory or the first broken file (in file-name order) raises
-    :class:`ExceptionRegisterError`, since applying half a register would misstate compliance.
+    :class:`ExceptionRegisterError`. For reports over all tenants; a cycle reads only its own tenant's
+    register (:func:`load_tenant_exception_register`), so one broken file never stops another tenant.
     """
-    directory = default_exceptions_dir() if directory is None else Path(directory)
-    if not directory.is_dir():
-        raise ExceptionRegisterError(
-            directory, [("", "exceptions directory does not exist or is not a directory")]
-        )
+    directory = _existing(directory)
     registers: dict[str, ExceptionRegister] = {}
     loaded_from: dict[str, Path] = {}
     for path in _register_files(directory):
@@ -302,6 +293,64 @@ def load_exception_registers(
     return dict(sorted(registers.items()))
 
 
+def load_tenant_exception_register(tenant_id: str, directory: Path | str | None = None) -> ExceptionRegister:
+    """``tenant_id``'s register, read from its own file only (``<tenant_id>.yaml`` or ``.yml``, any case).
+
+    No file means no accepted risk (an empty register). A broken file, or two files for the tenant,
+    raise :class:`ExceptionRegisterError`: applying half a register would misstate compliance. Other
+    tenants' files are not read, so their mistakes cannot stop this tenant's cycle.
+    """
+    directory = _existing(directory)
+    paths = [path for path in _register_files(directory) if path.stem == tenant_id]
+    if not paths:
+        return ExceptionRegister.empty(tenant_id)
+    if len(paths) > 1:
+        names = " and ".join(path.name for path in paths)
+        raise ExceptionRegisterError(paths[1], [("", f"tenant {tenant_id!r} has two registers: {names}")])
+    return load_exception_register(paths[0])
+
+
+def check_exception_registers(
+    tenant_ids: Iterable[str], directory: Path | str | None = None
+) -> list[ExceptionRegisterError]:
+    """Every problem with the registers in ``directory``, one error per file, for parse-time checks.
+
+    Besides broken files, a register named after no tenant in ``tenant_ids`` is an error: a renamed or
+    mistyped file (``cu_cedax.yaml``) would otherwise drop its tenant's acceptances without a word.
+    """
+    try:
+        directory = _existing(directory)
+    except ExceptionRegisterError as exc:
+        return [exc]
+    known = set(tenant_ids)
+    errors: list[ExceptionRegisterError] = []
+    seen: dict[str, Path] = {}
+    for path in _register_files(directory):
+        if path.stem not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            problem = f"no tenant {path.stem!r}: a register is named after its tenant (tenants: {listed})"
+            errors.append(ExceptionRegisterError(path, [("", problem)]))
+        elif path.stem in seen:
+            problem = f"tenant {path.stem!r} has two registers: {seen[path.stem].name} and {path.name}"
+            errors.append(ExceptionRegisterError(path, [("", problem)]))
+        else:
+            seen[path.stem] = path
+            try:
+                load_exception_register(path)
+            except ExceptionRegisterError as exc:
+                errors.append(exc)
+    return errors
+
+
+def _existing(directory: Path | str | None) -> Path:
+    directory = default_exceptions_dir() if directory is None else Path(directory)
+    if not directory.is_dir():
+        raise ExceptionRegisterError(
+            directory, [("", "exceptions directory does not exist or is not a directory")]
+        )
+    return directory
+
+
 def _register_files(directory: Path) -> list[Path]:
     """Register files in ``directory`` sorted by name, skipping hidden files such as editor swap files."""
     return yaml_files(directory, REGISTER_FILE_SUFFIXES)
@@ -315,37 +364,3 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         empty="file is empty; expected tenant_id and exceptions",
         mapping="a mapping",
     )
-
-
-_MESSAGE_BY_TYPE = {
-    "extra_forbidden": "unknown field (not allowed)",
-    "missing": "required field is missing",
-}
-_PREFIXES = ("Value error, ", "Assertion failed, ")
-_MAX_SHOWN_INPUT = 80
-
-
-def _describe(error: Any) -> tuple[str, str]:
-    """A pydantic error as ``(dotted location, message naming the offending value)``."""
-    location = ".".join(str(part) for part in error["loc"])
-    kind = error["type"]
-    if kind in _MESSAGE_BY_TYPE:
-        return location, _MESSAGE_BY_TYPE[kind]
-    message: str = error["msg"]
-    for prefix in _PREFIXES:
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    shown = _show_input(error.get("input"))
-    if shown is not None and shown not in message:
-        message = f"{message} (got {shown})"
-    return location, message
-
-
-def _show_input(value: Any) -> str | None:
-    """A short repr of an offending input (dates as ISO text), or None when it is too large to help."""
-    if isinstance(value, dt.date):
-        value = value.isoformat()
-    text = repr(value)
-    if isinstance(value, str | int | float | bool) or value is None:
-        return text if len(text) <= _MAX_SHOWN_INPUT else text[: _MAX_SHOWN_INPUT - 3] + "..."
-    return text if len(text) <= _MAX_SHOWN_INPUT else None

@@ -13,7 +13,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from patchcycle.config.models import Tenant
-from patchcycle.config.yaml_files import read_yaml_mapping, yaml_files
+from patchcycle.config.yaml_files import (
+    ConfigFileError,
+    describe_validation_error,
+    read_yaml_mapping,
+    yaml_files,
+)
 
 __all__ = [
     "TENANTS_DIR_ENV",
@@ -30,34 +35,10 @@ TENANTS_DIR_ENV = "PATCHCYCLE_TENANTS_DIR"
 TENANT_FILE_SUFFIXES = (".yaml", ".yml")
 
 
-class TenantConfigError(ValueError):
-    """A tenant file that cannot be used, with every problem found in it.
+class TenantConfigError(ConfigFileError):
+    """A tenant file that cannot be used, with every problem found in it (see :class:`ConfigFileError`)."""
 
-    ``problems`` holds ``(location, message)`` pairs; ``location`` is a dotted field path such as
-    ``environments.1.rate_control.max_errors``, or empty for problems with the file as a whole.
-    """
-
-    def __init__(self, path: Path | str, problems: list[tuple[str, str]]) -> None:
-        self.path = Path(path)
-        self.problems = list(problems)
-        super().__init__(self._render())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.problems))
-
-    @property
-    def display_path(self) -> str:
-        """The file's path relative to the working directory when it lies below it, else as given."""
-        try:
-            return str(self.path.resolve().relative_to(Path.cwd().resolve()))
-        except (ValueError, OSError):
-            return str(self.path)
-
-    def _render(self) -> str:
-        lines = [f"{self.display_path}: invalid tenant configuration:"]
-        for location, message in self.problems:
-            lines.append(f"  - {location}: {message}" if location else f"  - {message}")
-        return "\n".join(lines)
+    what = "tenant configuration"
 
 
 @dataclass(frozen=True)
@@ -97,7 +78,7 @@ def load_tenant(path: Path | str) -> Tenant:
     try:
         tenant = Tenant.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_describe(error) for error in exc.errors(include_url=False))
+        problems.extend(describe_validation_error(error) for error in exc.errors(include_url=False))
         raise TenantConfigError(path, problems) from None
     if problems:
         raise TenantConfigError(path, problems)
@@ -133,7 +114,39 @@ def load_tenants(directory: Path | str | None = None) -> TenantSet:
             continue
         loaded_from[tenant.id] = path
         tenants.append(tenant)
-    return TenantSet(tenants=tuple(tenants), errors=tuple(errors))
+    conflicts = _shared_claims(tenants, loaded_from)
+    errors.extend(conflicts.values())
+    kept = tuple(tenant for tenant in tenants if tenant.id not in conflicts)
+    return TenantSet(tenants=kept, errors=tuple(sorted(errors, key=lambda error: error.path.name)))
+
+
+def _shared_claims(tenants: list[Tenant], paths: dict[str, Path]) -> dict[str, TenantConfigError]:
+    """One error per tenant that claims an account, subscription, project, bucket or connection that
+    another tenant also claims (:meth:`Tenant.exclusive_claims`).
+
+    Every claimant is refused, not only the later file: which of the two files is wrong cannot be told
+    from the files, and running either could patch the other's hosts or write into its evidence.
+    """
+    owners: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for tenant in tenants:
+        for where, kind, value in tenant.exclusive_claims():
+            owners.setdefault((kind, value), []).append((tenant.id, where))
+    problems: dict[str, list[tuple[str, str]]] = {}
+    for (kind, value), claimants in owners.items():
+        if len(claimants) < 2:
+            continue
+        for tenant_id, where in claimants:
+            others = ", ".join(
+                f"{other} ({paths[other].name})" for other, _ in claimants if other != tenant_id
+            )
+            problems.setdefault(tenant_id, []).append(
+                (
+                    where,
+                    f"{kind} {value!r} is also claimed by {others}; it must belong to one tenant, "
+                    "so neither tenant's cycle runs until one of the files is corrected",
+                )
+            )
+    return {tenant_id: TenantConfigError(paths[tenant_id], found) for tenant_id, found in problems.items()}
 
 
 def _tenant_files(directory: Path) -> list[Path]:
@@ -157,35 +170,3 @@ def _id_mismatch(path: Path, declared_id: str) -> tuple[str, str]:
         f"tenant id {declared_id!r} does not match the file name {path.name!r} "
         f"(the file must be named {declared_id}{path.suffix}, or the id must be {path.stem!r})",
     )
-
-
-_MESSAGE_BY_TYPE = {
-    "extra_forbidden": "unknown field (not allowed)",
-    "missing": "required field is missing",
-}
-_PREFIXES = ("Value error, ", "Assertion failed, ")
-_MAX_SHOWN_INPUT = 80
-
-
-def _describe(error: Any) -> tuple[str, str]:
-    """A pydantic error as ``(dotted location, message naming the offending value)``."""
-    location = ".".join(str(part) for part in error["loc"])
-    kind = error["type"]
-    if kind in _MESSAGE_BY_TYPE:
-        return location, _MESSAGE_BY_TYPE[kind]
-    message: str = error["msg"]
-    for prefix in _PREFIXES:
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    shown = _show_input(error.get("input"))
-    if shown is not None and shown not in message:
-        message = f"{message} (got {shown})"
-    return location, message
-
-
-def _show_input(value: Any) -> str | None:
-    """A short repr of an offending input, or None when it is too large to help."""
-    text = repr(value)
-    if isinstance(value, str | int | float | bool) or value is None:
-        return text if len(text) <= _MAX_SHOWN_INPUT else text[: _MAX_SHOWN_INPUT - 3] + "..."
-    return text if len(text) <= _MAX_SHOWN_INPUT else None

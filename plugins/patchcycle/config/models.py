@@ -9,14 +9,24 @@ This module does no file I/O; see :mod:`patchcycle.config.loader` for reading te
 
 import math
 import re
+import typing
 from collections import Counter
 from collections.abc import Hashable, Iterable
 from datetime import datetime, time
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "ENVIRONMENT_ORDER",
@@ -161,12 +171,55 @@ AWS_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 MAX_CONCURRENCY_PATTERN = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
 MAX_ERRORS_PATTERN = r"^([1-9][0-9]*|0|[1-9][0-9]%|[0-9]%|100%)$"
 
-NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+MAX_TEXT_CHARS = 500
+"""Longest free-text field (a name, a team, a tag value); longer text is a mistake, not a name."""
+
+NonEmptyStr = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)
+]
 ConnectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=250)]
-AwsRegion = Annotated[str, StringConstraints(pattern=AWS_REGION_PATTERN)]
+
+# The partitions whose regions a tenant may name: the commercial, China and GovCloud partitions.
+_AWS_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+
+@cache
+def aws_regions() -> frozenset[str]:
+    """Every region of :data:`_AWS_PARTITIONS` in the installed AWS SDK's published endpoint data
+    (``botocore/data/endpoints.json``, the file boto3 resolves endpoints from). A region missing there
+    has no endpoint the hooks could reach, so it is refused rather than tried."""
+    import importlib.resources
+    import json
+
+    data = json.loads((importlib.resources.files("botocore") / "data" / "endpoints.json").read_text())
+    return frozenset(
+        region
+        for partition in data["partitions"]
+        if partition["partition"] in _AWS_PARTITIONS
+        for region in partition["regions"]
+    )
+
+
+def _known_aws_region(value: str) -> str:
+    if value not in aws_regions():
+        raise ValueError(
+            f"unknown AWS region {value!r}: not a region of the {', '.join(_AWS_PARTITIONS)} partitions "
+            "in the AWS SDK's endpoint data (e.g. 'us-east-1')"
+        )
+    return value
+
+
+AwsRegion = Annotated[str, StringConstraints(pattern=AWS_REGION_PATTERN), AfterValidator(_known_aws_region)]
 AzureResourceGroup = Annotated[str, StringConstraints(pattern=r"^[-\w.()]*[-\w()]$", max_length=90)]
 GcpZone = Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+\d+-[a-z]$")]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _numeric(annotation: object) -> bool:
+    """True for ``int``, ``float`` and unions holding one (``float | None``)."""
+    if annotation in (int, float):
+        return True
+    return any(_numeric(arg) for arg in typing.get_args(annotation))
 
 
 def _duplicates(values: Iterable[Hashable]) -> list[Hashable]:
@@ -184,9 +237,22 @@ def _require_unique(values: Iterable[Hashable], what: str) -> None:
 
 
 class _ConfigModel(BaseModel):
-    """Base for tenant configuration models: unknown fields are errors and instances are immutable."""
+    """Base for tenant configuration models: unknown fields are errors and instances are immutable.
+
+    A YAML boolean is never a number here: pydantic would read ``soak_hours: true`` as 1 hour.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+                    raise ValueError(f"{name}: give a number, not the boolean {str(value).lower()}")
+        return data
 
 
 # --------------------------------------------------------------------------------------------------
@@ -380,8 +446,10 @@ class RateControl(_ConfigModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_concurrency: str = Field(pattern=MAX_CONCURRENCY_PATTERN)
-    max_errors: str = Field(pattern=MAX_ERRORS_PATTERN)
+    # The SSM API's own bounds (botocore's service model, shapes MaxConcurrency and MaxErrors:
+    # 1 to 7 characters, and these patterns).
+    max_concurrency: str = Field(pattern=MAX_CONCURRENCY_PATTERN, min_length=1, max_length=7)
+    max_errors: str = Field(pattern=MAX_ERRORS_PATTERN, min_length=1, max_length=7)
 
     @field_validator("max_concurrency", "max_errors", mode="before")
     @classmethod
@@ -427,6 +495,14 @@ def _check_targets(targets: int) -> None:
         raise ValueError(f"targets must be zero or more, got {targets}")
 
 
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 class ChangeWindow(_ConfigModel):
     """When production changes are allowed, in the tenant's local time.
 
@@ -446,12 +522,16 @@ class ChangeWindow(_ConfigModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
+        # Only IANA keys: "localtime" (the host's own zone, so the window would follow each worker's
+        # clock) and "Factory" are files in the zoneinfo folder but not zones a window can mean.
+        if value in _NOT_ZONES or value not in _iana_zones():
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA zoneinfo key such as 'America/New_York' or 'UTC'"
+            )
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-            raise ValueError(
-                f"unknown timezone {value!r}; use an IANA zoneinfo key such as 'America/New_York' or 'UTC'"
-            ) from exc
+            raise ValueError(f"timezone {value!r} cannot be loaded: {exc}") from exc
         return value
 
     @field_validator("days")
@@ -483,7 +563,20 @@ class ChangeWindow(_ConfigModel):
     def _not_empty(self) -> "ChangeWindow":
         if self.start == self.end:
             raise ValueError(f"start and end are both {self.start:%H:%M}; the window would be empty")
+        if self.min_minutes_left >= self.length_minutes:
+            raise ValueError(
+                f"min_minutes_left {self.min_minutes_left:g} is not shorter than the window "
+                f"({self.start:%H:%M}-{self.end:%H:%M}, {self.length_minutes} minutes): "
+                "no batch could ever start"
+            )
         return self
+
+    @property
+    def length_minutes(self) -> int:
+        """The window's length in minutes (a window that crosses midnight closes on the next day)."""
+        start = self.start.hour * 60 + self.start.minute
+        end = self.end.hour * 60 + self.end.minute
+        return (end - start) % (24 * 60)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -703,7 +796,8 @@ class Tenant(_ConfigModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,38}[a-z0-9]$")
+    # strict: only a YAML string is an id (pydantic would otherwise turn bytes into one).
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,38}[a-z0-9]$", strict=True)
     display_name: NonEmptyStr
     owner: NonEmptyStr
     """Team name, used as the Airflow DAG owner."""
@@ -790,6 +884,53 @@ class Tenant(_ConfigModel):
     def patches_rds(self) -> bool:
         """True when any of the tenant's AWS accounts opts in to patching its RDS DB instances."""
         return any(a.rds for a in self.clouds.aws.accounts) if self.clouds.aws else False
+
+    def exclusive_claims(self) -> list[tuple[str, str, str]]:
+        """What must belong to this tenant alone, as ``(field path, kind, value)``.
+
+        Its AWS accounts, Azure subscriptions, GCP projects, evidence bucket and every Airflow connection
+        its cycle uses (those name the credentials that reach its clouds and tools). Inventory selects
+        hosts by tag *within* an account, subscription or project, so two tenants sharing one would
+        patch each other's hosts. The evidence writer's connection is the platform's and is shared.
+        """
+        claims: list[tuple[str, str, str]] = []
+        clouds = self.clouds
+        if clouds.aws:
+            for i, account in enumerate(clouds.aws.accounts):
+                claims.append((f"clouds.aws.accounts.{i}.account_id", "AWS account", account.account_id))
+                where = f"clouds.aws.accounts.{i}.connection_id"
+                claims.append((where, "connection", self.aws_connection_id(account)))
+        if clouds.azure:
+            for i, subscription in enumerate(clouds.azure.subscriptions):
+                where = f"clouds.azure.subscriptions.{i}"
+                claims.append(
+                    (f"{where}.subscription_id", "Azure subscription", subscription.subscription_id.lower())
+                )
+                claims.append(
+                    (f"{where}.connection_id", "connection", self.azure_connection_id(subscription))
+                )
+            claims.append(
+                (
+                    "clouds.azure.backup_attestation.connection_id",
+                    "connection",
+                    self.backup_attestation_connection_id(),
+                )
+            )
+        if clouds.gcp:
+            for i, project in enumerate(clouds.gcp.projects):
+                claims.append((f"clouds.gcp.projects.{i}.project_id", "GCP project", project.project_id))
+                where = f"clouds.gcp.projects.{i}.connection_id"
+                claims.append((where, "connection", self.gcp_connection_id(project)))
+        claims.append(("evidence.bucket", "evidence bucket", self.evidence.bucket))
+        for where, connection in (
+            ("falcon.connection_id", self.falcon_connection_id()),
+            ("health.connection_id", self.dynatrace_connection_id()),
+            ("incidents.connection_id", self.pagerduty_connection_id()),
+        ):
+            if connection is not None:
+                claims.append((where, "connection", connection))
+        # One tenant may use one connection for several of its accounts; it is still one claim.
+        return list({(kind, value): (where, kind, value) for where, kind, value in claims}.values())
 
     def aws_connection_id(self, account: AwsAccount) -> str:
         """Airflow connection for an AWS account: its own, else ``aws_<tenant id>``."""

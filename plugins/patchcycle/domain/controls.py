@@ -187,13 +187,6 @@ def default_controls_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "include" / "controls"
 
 
-def _yaml_loader() -> type:
-    """The project's strict YAML loader (imported here, not at module import, to keep yaml out of parses)."""
-    from patchcycle.config.yaml_files import UniqueKeyLoader
-
-    return UniqueKeyLoader
-
-
 def _location(loc: tuple[Any, ...], data: Any) -> str:
     """``("controls", 2, "evidenced_by", 0, "event")`` -> ``controls[2] (10.5.1).evidenced_by[0].event``."""
     parts: list[str] = []
@@ -215,7 +208,10 @@ def _read_catalog(path: Path) -> ControlCatalog:
     import yaml
 
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
+        # The project's strict, bounded reader (imported here, not at module import, to keep parses light).
+        from patchcycle.config.yaml_files import load_bounded_yaml
+
+        data = load_bounded_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ControlCatalogError(path, [("", f"cannot read file: {exc}")]) from exc
     except yaml.YAMLError as exc:

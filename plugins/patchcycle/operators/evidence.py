@@ -48,7 +48,7 @@ class WriteEvidencePackOperator(CycleOperator):
             "window_override_reason": info.get("window_override_reason"),
             "triggered_by": getattr(run, "triggering_user_name", None),
         }
-        from patchcycle.config.exceptions import load_exception_registers
+        from patchcycle.config.exceptions import load_tenant_exception_register
         from patchcycle.domain.controls import controls_summary, load_control_catalogs, map_controls
 
         pack = self._free_pack_prefix(paths, int(context["ti"].try_number))
@@ -63,7 +63,7 @@ class WriteEvidencePackOperator(CycleOperator):
                 "details": {"retention_days": store.retention_days},
             }
         )
-        register = load_exception_registers(tenant_ids=[self.tenant_id])[self.tenant_id]
+        register = load_tenant_exception_register(self.tenant_id)
         evidence = build_evidence_document(
             tenant=self.tenant,
             cycle=cycle,

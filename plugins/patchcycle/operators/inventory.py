@@ -249,7 +249,7 @@ class PreflightOperator(CycleOperator):
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from patchcycle.config.exceptions import load_exception_registers
+        from patchcycle.config.exceptions import load_tenant_exception_register
         from patchcycle.domain.plan import target_kernel
         from patchcycle.domain.preflight import deferral_for
 
@@ -257,7 +257,7 @@ class PreflightOperator(CycleOperator):
         rows = self.read_record(paths.run_file("inventory.json"))
         info = self.plan_info(context)
         plan = self.plan(context)
-        register = load_exception_registers(tenant_ids=[self.tenant_id])[self.tenant_id]
+        register = load_tenant_exception_register(self.tenant_id)
         as_of = dt.date.fromisoformat(info["cycle_date"])
         deferrals = {}
         for row in rows:
