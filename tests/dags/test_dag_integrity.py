@@ -260,3 +260,14 @@ def test_rds_is_patched_by_its_own_task_in_every_batch_only_for_tenants_that_opt
             task.upstream_task_ids
             == with_rds.get_task(task_id.replace("patch_rds", "patch_aws")).upstream_task_ids
         )
+
+
+def test_the_trigger_forms_declare_exactly_the_keys_the_runs_accept() -> None:
+    from patchcycle.config.loader import load_tenants
+    from patchcycle.dag_factory import cycle_params
+    from patchcycle.domain.run_conf import CYCLE_PARAMS, ROLLBACK_PARAMS
+    from patchcycle.rollback_dag import rollback_params
+
+    tenant = load_tenants().tenants[0]
+    assert tuple(cycle_params(tenant)) == CYCLE_PARAMS
+    assert tuple(rollback_params()) == ROLLBACK_PARAMS

@@ -169,7 +169,9 @@ def wait_for_approval_request(client: Any, run_id: str, timeout: float = 900) ->
         if waiting:
             return waiting[0]
         if (state := client.dag_run(ALPHA, run_id)["state"]) in ("success", "failed"):
-            raise AssertionError(f"{run_id} ended {state} without asking: {client.task_states(ALPHA, run_id)}")
+            raise AssertionError(
+                f"{run_id} ended {state} without asking: {client.task_states(ALPHA, run_id)}"
+            )
         time.sleep(2)
     raise TimeoutError(
         f"no approval request in {run_id} within {timeout:.0f}s: {client.task_states(ALPHA, run_id)}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from patchcycle.config.models import RateControl
@@ -185,8 +187,29 @@ AFTER = {**INSTALLED, "BaselineId": OURS}
             SCANNED,
             {"a": "Installed"},
             {},
-            (o.NOT_ASSESSED, "the last patch operation SSM recorded is Scan, not the install"),
-            id="last-op-scan",
+            (o.NOT_ASSESSED, "the last patch operation SSM recorded is Scan, from before the install"),
+            id="last-op-scan-unknown-time",
+        ),
+        pytest.param(
+            {**SCANNED, "OperationEndTime": "2026-11-22T03:00:00+00:00"},
+            {"a": "Installed"},
+            {"installed_after": "2026-11-22T03:05:00+00:00"},
+            (o.NOT_ASSESSED, "the last patch operation SSM recorded is Scan, from before the install"),
+            id="last-op-scan-before-install",
+        ),
+        pytest.param(
+            {**SCANNED, "OperationEndTime": dt.datetime(2026, 11, 22, 3, 20, tzinfo=dt.UTC)},
+            {"a": "Installed"},
+            {"installed_after": "2026-11-22T03:05:00+00:00"},
+            (o.PATCHED, None),
+            id="a-scan-after-the-install-is-current",
+        ),
+        pytest.param(
+            {**SCANNED, "OperationEndTime": "2026-11-22 03:20:00+00:00"},
+            {"a": "Missing"},
+            {"installed_after": "2026-11-22T03:05:00+00:00"},
+            (o.NON_COMPLIANT, "1 planned patch(es) still missing: a"),
+            id="a-later-scan-still-judges-the-plan",
         ),
         pytest.param(
             AFTER,

@@ -12,7 +12,7 @@ import re
 import typing
 from collections import Counter
 from collections.abc import Hashable, Iterable
-from datetime import datetime, time
+from datetime import date, datetime, time
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Literal
@@ -815,6 +815,9 @@ class Tenant(_ConfigModel):
     rollback: RollbackPolicy | None = None
     host_tags: HostTags = Field(default_factory=HostTags)
     incident_runbook_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+    onboarded_on: date | None = None
+    """The day the tenant's first cycle could run: no cycle date before it is planned (backfills stop
+    here). Without it, a cycle date may go back at most a little over a year."""
 
     @field_validator("frameworks")
     @classmethod

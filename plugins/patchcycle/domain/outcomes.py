@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ def classify_patched_host(
     tenant_baseline_id: str | None = None,
     unreadable: str | None = None,
     nothing_to_install: bool = False,
+    installed_after: str | dt.datetime | None = None,
 ) -> tuple[str, str | None]:
     """An SSM host's final state from its Run Command status, the plan's items as SSM reports them on
     the host after the install (``planned``: plan patch id -> state, see
@@ -42,6 +44,8 @@ def classify_patched_host(
     that applies to it) is patched only when that assessment says nothing approved is missing or
     failed. A host whose state cannot be read is ``not_assessed`` with the reason.
     SSM reports both kinds of timeout as Status ``TimedOut``; StatusDetails says which one.
+    ``installed_after`` is when the install command was sent (SSM's RequestedDateTime): a patch state
+    from a later Scan is as current as the install's own.
     """
     if not nothing_to_install:
         if invocation_status is None:
@@ -62,8 +66,14 @@ def classify_patched_host(
     if not patch_state:
         return NOT_ASSESSED, "no patch state recorded after the install"
     if not nothing_to_install and patch_state.get("Operation") != "Install":
+        # The patch state is the last operation's (InstancePatchState.Operation: "Scan" or "Install").
+        # A Scan that ended after the install was sent (a retry's plan, AWS's own scheduled Scan) holds
+        # the current states just as well; one from before it says nothing about the install.
         last = patch_state.get("Operation")
-        return NOT_ASSESSED, f"the last patch operation SSM recorded is {last}, not the install"
+        ended = _moment(patch_state.get("OperationEndTime"))
+        sent = _moment(installed_after)
+        if ended is None or sent is None or ended < sent:
+            return NOT_ASSESSED, f"the last patch operation SSM recorded is {last}, from before the install"
     states = dict(planned or {})
     applicable = {pid: s for pid, s in states.items() if s != "NotReported"}
     if applicable:
@@ -94,6 +104,20 @@ def classify_patched_host(
             "none of them planned"
         )
     return PATCHED, None
+
+
+def _moment(value: str | dt.datetime | None) -> dt.datetime | None:
+    """An aware datetime from a boto3 datetime or ISO 8601 text (``2026-12-03 22:18:49+00:00``)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,9 @@ class PatchAwsOperator(PatchCloudOperator):
                 commands.append(
                     {
                         "command_id": command["CommandId"],
+                        # SSM's own clock (SendCommand's Command.RequestedDateTime), to tell a patch
+                        # state taken after this install from one taken before it.
+                        "sent_at": _iso(command.get("RequestedDateTime")),
                         "conn_id": conn_id,
                         "account": account,
                         "region": region,
@@ -215,6 +218,7 @@ class PatchAwsOperator(PatchCloudOperator):
                 plugin = (inv.get("CommandPlugins") or [{}])[0]
                 invocations[inv["InstanceId"]] = {
                     "command_id": command["command_id"],
+                    "sent_at": command.get("sent_at"),
                     "status": inv["Status"],
                     "status_details": inv.get("StatusDetails"),
                     "response_code": plugin.get("ResponseCode"),
@@ -229,6 +233,11 @@ class PatchAwsOperator(PatchCloudOperator):
             )
         self.write_record(context, self.record_key(context, "invocations.json"), invocations)
         return {"invocations": len(invocations)}
+
+
+def _iso(moment: Any) -> str | None:
+    """A timestamp from boto3 (an aware datetime) as ISO 8601 text, or None."""
+    return moment.isoformat() if hasattr(moment, "isoformat") else (str(moment) if moment else None)
 
 
 def arc_install_parameters(

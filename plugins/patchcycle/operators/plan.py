@@ -46,6 +46,7 @@ from patchcycle.domain.plan import (
     merge_ledgers,
 )
 from patchcycle.domain.platforms import SSM_PRODUCTS, os_family_from_ssm
+from patchcycle.domain.run_conf import CYCLE_PARAMS, conf_problems, cycle_date_problem
 from patchcycle.domain.schedule import resolve_cycle_date
 from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments
 from patchcycle.reports.store import CyclePaths
@@ -53,6 +54,8 @@ from patchcycle.triggers import checks
 from patchcycle.triggers.waits import CloudWaitTrigger
 
 AWS_SCAN_RECORD = "plan-aws-scans.json"
+PLAN_INFO_RECORD = "plan-info.json"
+"""The frozen plan's facts (what the task returns), kept so a later attempt returns the same plan."""
 
 
 def validate_run_params(params: dict[str, Any], environments: list[str]) -> list[str]:
@@ -364,8 +367,22 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
     def run(self, context: Any, log: EventLog) -> dict[str, Any] | None:
         tenant = self.tenant
         cycle_date, environments = self._run_scope(context)
+        # A plan is frozen once per run: a retry or a cleared task returns the plan an earlier attempt
+        # froze (and the stages after it judge hosts by it), and never sends a second Scan.
+        frozen = self.read_record(self._paths.run_file(PLAN_INFO_RECORD), required=False)
+        if frozen is not None:
+            log.record("plan.reused", target=tenant.id, plan_hash=frozen["plan_hash"])
+            return frozen
         prepared: dict[str, Any] = {}
-        if tenant.clouds.aws is not None:
+        scans = self.read_record(self._paths.run_file(AWS_SCAN_RECORD), required=False)
+        if scans is not None:
+            prepared["aws"] = scans
+            log.record(
+                "plan.scan_resumed",
+                target=tenant.id,
+                command_ids=[s["command_id"] for s in scans.get("scans", []) if s.get("command_id")],
+            )
+        elif tenant.clouds.aws is not None:
             prepared["aws"] = prepare_aws_catalog(tenant, cycle_date, context["run_id"], environments, log)
             self.write_record(context, self._paths.run_file(AWS_SCAN_RECORD), prepared["aws"])
         commands = [
@@ -407,13 +424,23 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         return self.resume(context, event, complete)
 
     def _run_scope(self, context: Any) -> tuple[dt.date, list[str]]:
+        """The run's cycle date and environments; the run is refused (nothing changed yet, no retry)
+        for a conf key the DAG does not take, a non-finite number or a cycle date out of bounds."""
         params = context["params"]
+        dag_run = context["dag_run"]
+        problems = conf_problems(getattr(dag_run, "conf", None), CYCLE_PARAMS, dag=self.dag_id)
+        if problems:
+            raise AirflowFailException("the run is refused; nothing was changed:\n- " + "\n- ".join(problems))
         environments = validate_run_params(params, [e.name.value for e in self.tenant.environments])
         cycle_date = resolve_cycle_date(
             requested=params.get("cycle_date"),
             logical_date=context.get("logical_date"),
-            run_after=context["dag_run"].run_after,
+            run_after=dag_run.run_after,
         )
+        if problem := cycle_date_problem(
+            cycle_date, now=dag_run.run_after, onboarded_on=self.tenant.onboarded_on
+        ):
+            raise AirflowFailException(f"the run is refused; nothing was changed: {problem}")
         self._paths = CyclePaths(cycle_date.isoformat(), context["run_id"])
         return cycle_date, environments
 
@@ -519,6 +546,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             )
         if info["window_override_reason"]:
             log.record("window.override_requested", target=tenant.id, reason=info["window_override_reason"])
+        self.write_record(context, paths.run_file(PLAN_INFO_RECORD), info)
         return info
 
     def _aged_by_ledger(self, catalog: list[CatalogPatch], log: EventLog) -> list[CatalogPatch]:

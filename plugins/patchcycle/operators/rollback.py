@@ -32,6 +32,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from patchcycle.domain import rollback as policy
 from patchcycle.domain.rollback import RollbackRefused, RollbackTarget
+from patchcycle.domain.run_conf import ROLLBACK_PARAMS, conf_problems
 from patchcycle.operators.base import CycleOperator, CycleTaskMixin, EventLog, poll_seconds, utcnow
 from patchcycle.reports.store import CyclePaths
 from patchcycle.triggers.waits import CloudWaitTrigger
@@ -411,6 +412,12 @@ class SelectRollbackOperator(RollbackContextMixin, CycleOperator):
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
         params = context["params"]
+        problems = conf_problems(getattr(context["dag_run"], "conf", None), ROLLBACK_PARAMS, dag=self.dag_id)
+        if problems:
+            # A rollback has no dry run: {"dry_run": true} would otherwise restore for real.
+            raise AirflowFailException(
+                "the rollback is refused; nothing was restored:\n- " + "\n- ".join(problems)
+            )
         cycle = self.cycle_date(context)
         reason = str(params.get("reason") or "").strip()
         if not reason:

@@ -412,6 +412,7 @@ class VerifyStageOperator(CycleOperator):
                 ),
                 unreadable=unreadable.get(row["host_id"]),
                 nothing_to_install=bool(inv and inv.get("nothing_to_install")),
+                installed_after=inv and inv.get("sent_at"),
             )
             out[row["host_id"]] = {
                 "final": final,

@@ -1,0 +1,96 @@
+"""What a trigger's conf may hold, checked before a run changes anything.
+
+Airflow validates each declared parameter against its JSON Schema, but it merges any other key of a
+trigger's conf into the run's params unchecked: ``{"dryrun": true}`` (for ``dry_run``) would start a
+real cycle. The first task of each DAG calls :func:`conf_problems` and refuses the run, naming every
+problem, before its first change. Pure and free of Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import math
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any
+
+from croniter import croniter
+
+from patchcycle.domain.schedule import CYCLE_CRON
+
+CYCLE_PARAMS = (
+    "environments",
+    "dry_run",
+    "cycle_date",
+    "soak_hours_override",
+    "soak_override_reason",
+    "window_override_reason",
+)
+"""The keys a cycle's trigger may carry (its trigger form: ``patchcycle.dag_factory.cycle_params``)."""
+
+ROLLBACK_PARAMS = ("cycle", "hosts", "reason")
+"""The keys a rollback's trigger may carry (``patchcycle.rollback_dag.rollback_params``)."""
+
+DEFAULT_LOOKBACK_DAYS = 400
+"""Without an onboarding date, how far back a cycle date may go: a year of missed cycles and a margin."""
+
+
+def conf_problems(conf: Mapping[str, Any] | None, allowed: Collection[str], *, dag: str) -> list[str]:
+    """Every problem with a trigger's ``conf``: keys the DAG does not take, and non-finite numbers.
+
+    An unknown key names its closest allowed key, since it is most often a typo of one.
+    """
+    problems: list[str] = []
+    for key in sorted(str(k) for k in (conf or {})):
+        if key in allowed:
+            continue
+        near = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        listed = ", ".join(allowed)
+        problems.append(f"conf key {key!r} is not a parameter of {dag} (it takes {listed}){hint}")
+    for where, value in _numbers(conf or {}, "conf"):
+        if not math.isfinite(value):
+            problems.append(f"{where} is {value!r}; give a finite number")
+    return problems
+
+
+def _numbers(value: Any, where: str) -> Iterator[tuple[str, float]]:
+    if isinstance(value, float):
+        yield where, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _numbers(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{where}[{index}]")
+
+
+def cycle_date_problem(
+    cycle_date: dt.date, *, now: dt.datetime, onboarded_on: dt.date | None, what: str = "cycle date"
+) -> str | None:
+    """Why ``cycle_date`` cannot be planned at ``now``, or None.
+
+    Not after the next scheduled cycle (a date further ahead would approve every patch released until
+    then, none of which a person has seen), and not before the tenant was onboarded (or, without an
+    onboarding date, more than :data:`DEFAULT_LOOKBACK_DAYS` days back).
+    """
+    upcoming = croniter(CYCLE_CRON, now.astimezone(dt.UTC)).get_next(dt.datetime).date()
+    if cycle_date > upcoming:
+        return (
+            f"{what} {cycle_date.isoformat()} is after the next scheduled cycle ({upcoming.isoformat()}); "
+            "a cycle cannot be planned ahead of its time"
+        )
+    if onboarded_on is not None:
+        if cycle_date < onboarded_on:
+            return (
+                f"{what} {cycle_date.isoformat()} is before the tenant was onboarded "
+                f"({onboarded_on.isoformat()}, the tenant file's onboarded_on)"
+            )
+        return None
+    earliest = now.astimezone(dt.UTC).date() - dt.timedelta(days=DEFAULT_LOOKBACK_DAYS)
+    if cycle_date < earliest:
+        return (
+            f"{what} {cycle_date.isoformat()} is more than {DEFAULT_LOOKBACK_DAYS} days back "
+            f"(earliest {earliest.isoformat()}); set the tenant's onboarded_on to go further back"
+        )
+    return None
