@@ -98,6 +98,14 @@ class CycleRunner:
         truth = {h["name"]: h for h in fleetsim_get(self.url, "/fleetsim/ground-truth")["hosts"]}
         return CycleResult(rc, log_path.read_text(), keys, files, truth, self.task_states(dag_id))
 
+    def xcom_text(self, dag_id: str) -> str:
+        """Every XCom value of the DAG's runs, as stored (what anyone who can view the DAG can read)."""
+        db = Path(self.env["AIRFLOW_HOME"]) / "airflow.db"
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT value FROM xcom WHERE dag_id = ?", (dag_id,)).fetchall()
+        assert rows, f"no XCom of {dag_id} found"
+        return "\n".join(str(value) for (value,) in rows)
+
     def task_states(self, dag_id: str) -> dict[str, str]:
         db = Path(self.env["AIRFLOW_HOME"]) / "airflow.db"
         with sqlite3.connect(db) as conn:

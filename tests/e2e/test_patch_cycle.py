@@ -287,6 +287,11 @@ def test_evidence_is_retained_distributed_mapped_and_verifiable(fleet, tmp_path)
     link = mail["body"].split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
     with urllib.request.urlopen(link, timeout=30) as response:  # noqa: S310 - fleetsim on loopback
         assert response.read() == result.files["report.pdf"]
+    # The links travel only in the mail: no XCom (readable by anyone who can view the DAG) or log has one.
+    signature = link.split("?", 1)[1]
+    assert "X-Amz-Signature" in signature or "Signature=" in signature
+    assert "Signature=" not in fleet.xcom_text(DAG_ID)
+    assert "Signature=" not in result.log
 
     def verify(*extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -120,9 +120,6 @@ class WriteEvidencePackOperator(CycleOperator):
         for name, data in files.items():
             store.put_bytes(f"{pack}/{name}", data, _content_type(name))
         store.put_bytes(f"{pack}/{MANIFEST_NAME}", manifest_bytes(manifest), "application/json")
-        link = store.hook.presigned_get(
-            store.bucket, f"{pack}/report.pdf", self.tenant.evidence.link_expiry_hours * 3600
-        )
         log.record(
             "evidence.written",
             target=self.tenant_id,
@@ -132,11 +129,12 @@ class WriteEvidencePackOperator(CycleOperator):
             previous_manifest_sha256=previous,
         )
         summary = evidence["summary"]
+        # No pre-signed link here: a task's return value is an XCom anyone who can view the DAG can
+        # read. Links are made by distribute and travel only in the mail.
         return {
             "outcome": evidence["cycle"]["outcome"],
             "pack_url": store.url(pack),
             "manifest_sha256": manifest_sha256(manifest),
-            "report_link": link,
             "summary": {k: v for k, v in summary.items() if not isinstance(v, dict)},
         }
 
