@@ -126,6 +126,8 @@ def exceptions_for(tenants_dir: Path, folder: Path) -> Path:
     from patchcycle.config.exceptions import EXCEPTIONS_DIR
 
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.iterdir():  # an earlier run's tenants, in a reused home
+        stale.unlink()
     tenants = {path.stem for path in Path(tenants_dir).iterdir() if path.suffix.lower() in (".yaml", ".yml")}
     for register in EXCEPTIONS_DIR.iterdir():
         if register.stem in tenants and register.suffix.lower() in (".yaml", ".yml"):

@@ -234,6 +234,12 @@ class FleetState:
         self.commands: dict[str, Command] = {}
         self._due: list[tuple[float, str, str]] = []  # (ended_at, command_id, instance_id)
         self.calls: Counter[str] = Counter()
+        # SendCommand Install answers still to be lost, per account (scenario: lost_install_answers).
+        self.lost_install_answers: dict[str, int] = {
+            tenant.aws.account_id: tenant.aws.lost_install_answers
+            for tenant in scenario.tenants
+            if tenant.aws and tenant.aws.lost_install_answers
+        }
         # Other vendors' lifecycles (Arc installs, OS Config jobs) apply their due effects here too, so
         # whoever reads the fleet (ground truth, Falcon, any cloud) sees every cloud's effects at once.
         self.advancers: list[Any] = []

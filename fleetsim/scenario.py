@@ -201,6 +201,10 @@ class AwsFleet(_Strict):
     region: str
     groups: list[FleetGroup] = Field(default_factory=list)
     databases: list[DatabaseGroup] = Field(default_factory=list)
+    # The first n SendCommand Install requests in this account take effect, but their answer is lost:
+    # the caller gets HTTP 500 InternalServerError (a dropped connection, a failed front end). SSM's
+    # SendCommand takes no idempotency token, so a caller that simply sends again installs twice.
+    lost_install_answers: int = Field(0, ge=0)
 
 
 class ArmThrottle(_Strict):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import json
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,6 +23,7 @@ from moto.ec2.models import ec2_backends
 from moto.s3.models import s3_backends
 from moto.ssm.models import FakePatchGroup, ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
+from werkzeug.exceptions import HTTPException
 
 from fleetsim import fleet as fleet_module
 from fleetsim.aws import baselines
@@ -62,6 +65,23 @@ class InvocationDoesNotExist(ServiceException):
 
 class InvalidFilterKey(ServiceException):
     code = "InvalidFilterKey"
+
+
+class InternalServerError(HTTPException):
+    """SSM's InternalServerError as the JSON protocol sends it, with HTTP status 500 (botocore's model
+    gives the shape no status, so moto's serializer would answer 400)."""
+
+    code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(description=json.dumps({"__type": "InternalServerError", "message": message}))
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/x-amz-json-1.1")]
+
+
+class InvalidFilterValue(ServiceException):
+    code = "InvalidFilterValue"
 
 
 class InvalidNextToken(ServiceException):
@@ -316,7 +336,17 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
             override_entries=override,
         )
         state.schedule_command(command, hosts)
+        if operation == "Install" and _lose_answer(state, self.current_account):
+            raise InternalServerError("We encountered an internal error. Please try again.")
         return ActionResult({"Command": _command_object(command, now)})
+
+
+def _lose_answer(state: FleetState, account: str) -> bool:
+    """Whether this Install's answer is one of the account's ``lost_install_answers`` (scenario)."""
+    if state.lost_install_answers.get(account, 0) > 0:
+        state.lost_install_answers[account] -= 1
+        return True
+    return False
 
 
 def _get_command(state: FleetState, command_id: str | None, account: str, region: str) -> Command:
@@ -326,11 +356,49 @@ def _get_command(state: FleetState, command_id: str | None, account: str, region
     return command
 
 
+_COMMAND_FILTER_KEYS = ("InvokedAfter", "InvokedBefore", "Status", "ExecutionStage", "DocumentName")
+
+
+def _command_filter(filters: list[dict[str, str]] | None, now: float) -> Callable[[Command], bool]:
+    """ListCommands ``Filters`` (API reference, CommandFilter): 1 to 5 of them, each a key of
+    InvokedAfter | InvokedBefore | Status | ExecutionStage | DocumentName; every filter must hold.
+    An unknown key is InvalidFilterKey; an unparsable timestamp InvalidFilterValue."""
+    if filters is None:
+        return lambda command: True
+    if not 1 <= len(filters) <= 5:
+        raise ValidationException("Filters must contain between 1 and 5 items")
+    tests: list[Callable[[Command], bool]] = []
+    for item in filters:
+        key, value = item.get("key"), str(item.get("value", ""))
+        if key not in _COMMAND_FILTER_KEYS:
+            raise InvalidFilterKey(f"{key} is not a valid filter key for ListCommands")
+        if key in ("InvokedAfter", "InvokedBefore"):
+            try:
+                moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidFilterValue(f"{value} is not a valid timestamp for {key}") from None
+            at = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
+            if key == "InvokedAfter":
+                tests.append(lambda c, at=at: c.requested_at >= at)
+            else:
+                tests.append(lambda c, at=at: c.requested_at < at)
+        elif key == "DocumentName":
+            tests.append(lambda c, v=value: c.document_name == v)
+        elif key == "Status":
+            tests.append(lambda c, v=value: c.status_at(now)[0] == v)
+        else:  # ExecutionStage: Executing (still running) or Complete
+            tests.append(
+                lambda c, v=value: (c.status_at(now)[0] in ("Pending", "InProgress")) == (v == "Executing")
+            )
+    return lambda command: all(test(command) for test in tests)
+
+
 def _list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
     state = _fleet()
     now = state.advance()
     command_id = self._get_param("CommandId")
     instance_id = self._get_param("InstanceId")
+    wanted = _command_filter(self._get_param("Filters"), now)
     with state.lock:
         if command_id:
             commands = [_get_command(state, command_id, self.current_account, self.region)]
@@ -341,6 +409,7 @@ def _list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
                 if c.account == self.current_account
                 and c.region == self.region
                 and (instance_id is None or instance_id in c.invocations)
+                and wanted(c)
             ]
         commands.sort(key=lambda c: c.requested_at, reverse=True)
         page, token = _page(commands, self._get_param("NextToken"), self._get_param("MaxResults"), 50, 50)

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from pypdf import PdfReader
 
-from devtools.local import run_cycle
+from devtools.local import airflow_env, run_cycle, running_fleetsim
 from patchcycle.config.loader import load_tenant
 from patchcycle.dag_factory import build_patch_cycle_dag
 from patchcycle.reports.manifest import manifest_sha256, verify_pack
 from tests.conftest import REPO
-from tests.e2e.conftest import HERE, CycleResult, changes, write_scenario
+from tests.e2e.conftest import HERE, CycleResult, CycleRunner, changes, write_scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -478,3 +478,29 @@ def test_refreshed_feeds_are_what_the_next_cycle_ranks_with(fleet) -> None:
     feeds = result.evidence["risk"]["feeds"]
     assert feeds["source"].startswith("s3://patchcycle-portfolio/feeds/")
     assert feeds["kev_catalog_version"] == "2025.08.25"
+
+
+def test_an_install_whose_answer_was_lost_is_found_and_not_sent_again(
+    airflow_home, aws_only_tenants, tmp_path
+):
+    """SendCommand takes no idempotency token. fleetsim loses the answer to the first Install (it takes
+    effect; the caller sees HTTP 500): the patch task fails, Airflow retries it, and the retry finds the
+    command by its target in ListCommands instead of sending a second one. Every host installs once."""
+    data = yaml.safe_load((HERE / "scenarios" / "alpha_small.yaml").read_text())
+    data["tenants"][0]["aws"]["lost_install_answers"] = 1
+    scenario = write_scenario(tmp_path / "lossy.yaml", "alpha_small.yaml", tenants=data["tenants"])
+    with running_fleetsim(scenario, tmp_path / "fleetsim") as url:
+        fleet = CycleRunner(
+            url, airflow_env(airflow_home, url, poll_seconds=0.5, tenants_dir=aws_only_tenants), tmp_path
+        )
+        result = fleet.run(DAG_ID, NOV)
+    events = [e for e in result.evidence["events"] if e["action"].startswith("patch.")]
+    reconciled = [e for e in events if e["action"] == "patch.reconciled"]
+    assert len(reconciled) == 1, [e["action"] for e in events]
+    installs = {
+        name: sum(1 for a in h["actions"] if a["action"] == "ssm.install") for name, h in result.truth.items()
+    }
+    assert installs and max(installs.values()) == 1, installs
+    sent = [e for e in events if e["action"] == "patch.sent"]
+    stages = {e["target"] for e in sent} | {e["target"] for e in reconciled}
+    assert len(sent) + len(reconciled) >= len(stages)

@@ -12,7 +12,7 @@ from fleetsim_testkit import TERMINAL, group, invocations, patch, scenario_dict,
 # One worker per module under xdist, so the module shares one fleetsim.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("fleetsim-run-command")]
 
-ACCOUNT, OTHER = "111111111111", "222222222222"
+ACCOUNT, OTHER, LOSSY = "111111111111", "222222222222", "333333333333"
 DOC = "AWS-RunPatchBaseline"
 INSTALL = {"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"]}
 
@@ -48,6 +48,15 @@ SCENARIO = scenario_dict(
             },
         },
         {"id": "birch", "aws": {"account_id": OTHER, "region": "us-east-1", "groups": [group("bi", 1)]}},
+        {
+            "id": "cedar",
+            "aws": {
+                "account_id": LOSSY,
+                "region": "us-east-1",
+                "groups": [group("lost", 1)],
+                "lost_install_answers": 1,
+            },
+        },
     ],
     catalog=[
         patch("ALAS2-1", "amazon_linux_2"),
@@ -397,3 +406,51 @@ def test_invocation_timeline_follows_the_scenario_timings(fleet):
     elapsed = inv["ExecutionElapsedTime"]
     assert elapsed.startswith("PT") and elapsed.endswith("S")
     assert float(elapsed[2:-1]) == pytest.approx(ended - started, abs=0.051)
+
+
+def test_list_commands_filters_by_document_and_time(fleet):
+    """ListCommands ``Filters`` (API reference, ListCommands and CommandFilter): keys InvokedAfter,
+    InvokedBefore, Status, ExecutionStage, DocumentName, every one must hold; an unknown key is
+    InvalidFilterKey, a timestamp that does not parse InvalidFilterValue; 1 to 5 filters."""
+    ssm = _ssm(fleet)
+    (host_id,) = fleet.ids("alpha", "rate-01")
+    before = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    command_id = ssm.send_command(
+        DocumentName=DOC, InstanceIds=[host_id], Parameters={"Operation": ["Scan"]}
+    )["Command"]["CommandId"]
+
+    def listed(*filters: tuple[str, str]) -> set[str]:
+        pages = ssm.get_paginator("list_commands").paginate(
+            Filters=[{"key": k, "value": v} for k, v in filters]
+        )
+        return {c["CommandId"] for page in pages for c in page["Commands"]}
+
+    assert command_id in listed(("DocumentName", DOC), ("InvokedAfter", before))
+    assert command_id not in listed(("DocumentName", "AWS-RunShellScript"))
+    assert command_id not in listed(("InvokedAfter", "2099-01-01T00:00:00Z"))
+    assert command_id not in listed(("InvokedBefore", before))
+    assert (
+        _error_code(lambda: ssm.list_commands(Filters=[{"key": "Comment", "value": "x"}]))
+        == "InvalidFilterKey"
+    )
+    assert (
+        _error_code(lambda: ssm.list_commands(Filters=[{"key": "InvokedAfter", "value": "yesterday"}]))
+        == "InvalidFilterValue"
+    )
+
+
+def test_a_lost_answer_leaves_the_command_sent(fleet):
+    """The scenario's ``lost_install_answers``: the Install takes effect but the caller gets HTTP 500
+    (SendCommand takes no idempotency token, so only ListCommands tells the caller it was sent)."""
+    ssm = fleet.client("ssm", LOSSY)
+    (host_id,) = fleet.ids("cedar", "lost-01")
+    with pytest.raises(ClientError) as lost:
+        ssm.send_command(DocumentName=DOC, InstanceIds=[host_id], Parameters=INSTALL)
+    assert lost.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert lost.value.response["Error"]["Code"] == "InternalServerError"
+    (sent,) = ssm.list_commands(Filters=[{"key": "DocumentName", "value": DOC}])["Commands"]
+    assert sent["InstanceIds"] == [host_id]
+    # Only the first answer is lost.
+    assert ssm.send_command(DocumentName=DOC, InstanceIds=[host_id], Parameters=INSTALL)["Command"][
+        "CommandId"
+    ]

@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.config import Config
 
 # Documented maxima per call (the physical minimum of calls is n / these).
 SSM_INSTANCE_INFORMATION_PAGE = 50
@@ -196,7 +197,17 @@ class SsmFleetHook(AwsBaseHook):
         max_errors: str,
         comment: str,
     ) -> dict[str, Any]:
-        response = self.conn.send_command(
+        # An Install is sent exactly once: botocore would resend it after a 5xx or a dropped connection,
+        # and SendCommand takes no idempotency token, so a resend can install twice. The operator finds
+        # a send whose answer was lost with find_patch_command instead. A Scan only assesses; the
+        # connection's retries stand.
+        client = self.conn
+        if parameters.get("Operation") == ["Install"]:
+            client = self.get_client_type(
+                region_name=self.region_name,
+                config=self.config.merge(Config(retries={"total_max_attempts": 1})),
+            )
+        response = client.send_command(
             DocumentName=PATCH_DOCUMENT,
             Targets=targets,
             Parameters=parameters,
@@ -208,6 +219,28 @@ class SsmFleetHook(AwsBaseHook):
 
     def command(self, command_id: str) -> dict[str, Any]:
         return self.conn.list_commands(CommandId=command_id)["Commands"][0]
+
+    def find_patch_command(self, target: dict[str, Any], invoked_after: str) -> dict[str, Any] | None:
+        """The AWS-RunPatchBaseline command sent to exactly ``target`` (``{"Key": "tag:...", "Values":
+        [...]}``) at or after ``invoked_after`` (ISO 8601), or None: how a retry finds a send whose
+        answer an earlier attempt never recorded (SendCommand takes no idempotency token).
+
+        ListCommands ``Filters`` ``DocumentName`` and ``InvokedAfter`` (API reference, ListCommands and
+        CommandFilter: "InvokedAfter: Specify a timestamp to limit your results", e.g.
+        ``2024-07-07T00:00:00Z``). Commands are kept for 30 days, far longer than any retry.
+        """
+        paginator = self.conn.get_paginator("list_commands")
+        for page in paginator.paginate(
+            Filters=[
+                {"key": "DocumentName", "value": PATCH_DOCUMENT},
+                {"key": "InvokedAfter", "value": invoked_after},
+            ],
+            PaginationConfig={"PageSize": 50},
+        ):
+            for command in page["Commands"]:
+                if command.get("Targets") == [target]:
+                    return command
+        return None
 
     def command_invocations(self, command_id: str) -> list[dict[str, Any]]:
         paginator = self.conn.get_paginator("list_command_invocations")

@@ -17,6 +17,7 @@ same commands, operations and jobs instead of sending them again.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -111,16 +112,16 @@ class PatchAwsOperator(PatchCloudOperator):
 
     def run(self, context: Any, log: EventLog) -> Any:
         key = self.record_key(context, "commands.json")
-        commands = self.read_record(key, required=False)
-        if commands is not None:
+        earlier = self.read_record(key, required=False)
+        if earlier is not None:
             log.record(
-                "patch.resumed", target=self.environment, command_ids=[c["command_id"] for c in commands]
+                "patch.resumed",
+                target=self.environment,
+                command_ids=[c["command_id"] for c in earlier if c.get("command_id")],
             )
-        else:
-            commands = self._send(context, log)
-            if not commands:
-                raise AirflowSkipException(f"no AWS host of {self.environment} is ready to patch")
-            self.write_record(context, key, commands)
+        commands = self._send(context, log, earlier or [])
+        if not commands:
+            raise AirflowSkipException(f"no AWS host of {self.environment} is ready to patch")
         payload = {"commands": [c for c in commands if c.get("command_id")]}
         answer = checks.run_commands(payload)
         if answer["done"] or not self.deferrable:
@@ -128,8 +129,19 @@ class PatchAwsOperator(PatchCloudOperator):
             return self.resume(context, {**answer, "status": "done"}, self._complete)
         self.wait(payload)
 
-    def _send(self, context: Any, log: EventLog) -> list[dict[str, Any]]:
+    def _send(self, context: Any, log: EventLog, earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send one command per scope and variant, each at most once per run however often the task
+        runs: the intent is recorded before each SendCommand and its command id right after it; a
+        later attempt keeps what an earlier one recorded, and for an intent without an answer (the
+        attempt died in between) asks SSM for a command already sent to that target before sending."""
         from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
+
+        key = self.record_key(context, "commands.json")
+        done = {(c["account"], c["region"], c["variant"]): c for c in earlier}
+        steps = iter(range(10_000))
+
+        def record(entries: list[dict[str, Any]]) -> None:
+            self.write_record(context, key, entries, step=next(steps))
 
         info = self.plan_info(context)
         plan = self.plan(context)
@@ -145,6 +157,10 @@ class PatchAwsOperator(PatchCloudOperator):
                 variants[h.get("install_variant", FULL)].append(h["host_id"])
             for variant, ids in sorted(variants.items()):
                 ids.sort()
+                prior = done.get((account, region, variant))
+                if prior is not None and (prior.get("command_id") or prior.get("nothing_to_install")):
+                    commands.append(prior)
+                    continue
                 if not any(install_selection(plan, f, variant).patch_ids for f in plan["approved"]):
                     # No document says what an empty InstallOverrideList installs; an absent one
                     # installs everything the baseline approves. Send nothing: verify judges these
@@ -165,8 +181,42 @@ class PatchAwsOperator(PatchCloudOperator):
                 value = target_tag_value(
                     info["cycle_date"], self.environment, context["run_id"], variant, self.batch
                 )
+                ssm = SsmFleetHook(aws_conn_id=conn_id, region_name=region)
+                target = {"Key": f"tag:{TARGET_TAG}", "Values": [value]}
+                if prior is not None and prior.get("intent_at"):
+                    # Five minutes' margin for the difference between this clock and SSM's.
+                    since = dt.datetime.fromisoformat(prior["intent_at"]) - dt.timedelta(minutes=5)
+                    found = ssm.find_patch_command(target, since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                    if found is not None:
+                        commands.append(
+                            {
+                                **{k: v for k, v in prior.items() if k != "intent_at"},
+                                "command_id": found["CommandId"],
+                                "sent_at": _iso(found.get("RequestedDateTime")),
+                            }
+                        )
+                        record(commands)
+                        log.record(
+                            "patch.reconciled",
+                            target=f"aws:{account}:{region}",
+                            command_id=found["CommandId"],
+                            hosts=len(ids),
+                            variant=variant,
+                        )
+                        continue
+                intent = {
+                    "command_id": None,
+                    "intent_at": dt.datetime.now(dt.UTC).isoformat(),
+                    "target": value,
+                    "conn_id": conn_id,
+                    "account": account,
+                    "region": region,
+                    "variant": variant,
+                    "hosts": ids,
+                }
+                record([*commands, intent])
                 Ec2BackupHook(aws_conn_id=conn_id, region_name=region).tag_instances(ids, {TARGET_TAG: value})
-                command = SsmFleetHook(aws_conn_id=conn_id, region_name=region).send_patch_install(
+                command = ssm.send_patch_install(
                     target_tag=(TARGET_TAG, value),
                     override_list_url=urls[variant],
                     max_concurrency=rate.max_concurrency,
@@ -180,6 +230,7 @@ class PatchAwsOperator(PatchCloudOperator):
                         # SSM's own clock (SendCommand's Command.RequestedDateTime), to tell a patch
                         # state taken after this install from one taken before it.
                         "sent_at": _iso(command.get("RequestedDateTime")),
+                        "target": value,
                         "conn_id": conn_id,
                         "account": account,
                         "region": region,
@@ -187,6 +238,7 @@ class PatchAwsOperator(PatchCloudOperator):
                         "hosts": ids,
                     }
                 )
+                record(commands)
                 log.record(
                     "patch.sent",
                     target=f"aws:{account}:{region}",
@@ -199,6 +251,8 @@ class PatchAwsOperator(PatchCloudOperator):
                     variant=variant,
                     plan_hash=info["plan_hash"],
                 )
+        if commands:
+            record(commands)
         return commands
 
     def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
@@ -209,7 +263,7 @@ class PatchAwsOperator(PatchCloudOperator):
         commands = self.read_record(self.record_key(context, "commands.json"))
         invocations: dict[str, dict[str, Any]] = {}
         for command in commands:
-            if not command.get("command_id"):
+            if command.get("nothing_to_install"):
                 for host_id in command["hosts"]:
                     invocations[host_id] = {"command_id": None, "status": None, "nothing_to_install": True}
                 continue
