@@ -504,3 +504,29 @@ def test_an_install_whose_answer_was_lost_is_found_and_not_sent_again(
     sent = [e for e in events if e["action"] == "patch.sent"]
     stages = {e["target"] for e in sent} | {e["target"] for e in reconciled}
     assert len(sent) + len(reconciled) >= len(stages)
+
+
+def test_a_rerun_replaces_a_failed_backup_instead_of_reusing_it(fleet) -> None:
+    """t-prd-web-04's AMI fails, so the first run holds it. Once the host is repaired, a new run of the
+    same cycle takes a new AMI (the failed one is no backup) and patches the host behind it."""
+    import json
+    import urllib.request
+
+    first = fleet.run(DAG_ID, NOV)
+    assert first.host("t-prd-web-04")["final_state"] == "held"
+    request = urllib.request.Request(
+        f"{fleet.url}/fleetsim/faults/clear",
+        data=json.dumps({"hosts": ["t-prd-web-04"]}).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - fleetsim on loopback
+        assert json.load(response)["cleared"] == ["t-prd-web-04"]
+    second = fleet.run(DAG_ID, "2026-11-22T05:00:00+00:00", conf={"cycle_date": "2026-11-22"})
+    host_id = second.host("t-prd-web-04")["host_id"]
+    created = [
+        e for e in second.evidence["events"] if e["action"] == "backup.created" and e["target"] == host_id
+    ]
+    assert len(created) == 1 and created[0]["details"]["replaces_failed"], created
+    assert second.host("t-prd-web-04")["final_state"] == "patched"
+    images = [a for a in second.truth["t-prd-web-04"]["actions"] if a["action"] == "ec2.create_image"]
+    assert [a["result"] for a in images] == ["failed", "available"], images

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from patchcycle.domain.backups import attempt_names, choose_backup, states_by_name
 from patchcycle.domain.inventory import is_rds
 from patchcycle.operators.base import CycleOperator, EventLog, utcnow
 
@@ -68,14 +69,17 @@ def taken(
     account: str,
     region: str,
     created: bool,
+    failed: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A host's backup as the stage records it (created now, or found again on a retry), logged."""
+    """A host's backup as the stage records it (created now, or found again on a retry), logged with
+    the earlier backups of the host that failed and were not reused."""
     log.record(
         "backup.created" if created else "backup.reused",
         target=host["host_id"],
         backup_id=backup_id,
         kind=kind,
         name=host.get("name"),
+        **({"replaces_failed": failed} if failed else {}),
     )
     return {
         "kind": kind,
@@ -126,25 +130,22 @@ class CreateBackupsOperator(CycleOperator):
         backups: dict[str, dict[str, Any]] = {}
         for (account, region), hosts in scopes_of(rows).items():
             hook = Ec2BackupHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
-            existing = {
-                t["Value"]: img["ImageId"]
-                for img in hook.images_tagged(tags)
-                for t in img.get("Tags", [])
-                if t["Key"] == "patchcycle:host"
-            }
+            images = hook.images_tagged(tags)
+            by_name = {img["Name"]: img for img in images}
+            states = states_by_name(images, "Name", "State")
             for host in hosts:
                 host_id = host["host_id"]
-                if host_id in existing:
-                    image_id, created = existing[host_id], False
-                else:
-                    name = f"patchcycle-{self.tenant_id}-{info['cycle_date']}-{self.environment}-{host_id}"
+                base = f"patchcycle-{self.tenant_id}-{info['cycle_date']}-{self.environment}-{host_id}"
+                name, create, failed = choose_backup("ami", base, states)
+                if create:
                     image_id = hook.create_image(
                         host_id,
                         name,
                         {**tags, "patchcycle:host": host_id, "patchcycle:plan": info["plan_hash"]},
                     )
-                    created = True
-                backups[host_id] = taken(log, host, "ami", image_id, account, region, created)
+                else:
+                    image_id = by_name[name]["ImageId"]
+                backups[host_id] = taken(log, host, "ami", image_id, account, region, create, failed)
         return backups
 
     def _db_snapshots(
@@ -158,23 +159,24 @@ class CreateBackupsOperator(CycleOperator):
         backups: dict[str, dict[str, Any]] = {}
         for (account, region), hosts in sorted(scopes_of(rows).items()):
             hook = RdsHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
-            names = {
+            bases = {
                 h["host_id"]: snapshot_name(
                     self.tenant_id, info["cycle_date"], self.environment, h["host_id"], h["name"]
                 )
                 for h in hosts
             }
-            existing = hook.snapshots_named(list(names.values()))
+            found = hook.snapshots_named([n for base in bases.values() for n in attempt_names(base)])
+            states = states_by_name(found.values(), "DBSnapshotIdentifier", "Status")
             for host in hosts:
-                host_id, name = host["host_id"], names[host["host_id"]]
-                created = name not in existing
-                if created:
+                host_id = host["host_id"]
+                name, create, failed = choose_backup("db_snapshot", bases[host_id], states)
+                if create:
                     hook.create_db_snapshot(
                         host["name"],
                         name,
                         {**tags, "patchcycle:host": host_id, "patchcycle:plan": info["plan_hash"]},
                     )
-                backups[host_id] = taken(log, host, "db_snapshot", name, account, region, created)
+                backups[host_id] = taken(log, host, "db_snapshot", name, account, region, create, failed)
         return backups
 
     def _disk_snapshots(
@@ -189,12 +191,12 @@ class CreateBackupsOperator(CycleOperator):
             projects[row["account"]].append(row)
         for project, hosts in sorted(projects.items()):
             hook = DiskSnapshotHook(gcp_conn_id=self.gcp_conn_id(project), project_id=project)
-            existing = {s["name"] for s in hook.snapshots_labelled(labels)}
+            states = states_by_name(hook.snapshots_labelled(labels), "name", "status")
             for host in hosts:
-                name = snapshot_name(
+                base = snapshot_name(
                     self.tenant_id, info["cycle_date"], self.environment, host["host_id"], host["name"]
                 )
-                created = name not in existing
+                name, created, failed = choose_backup("disk_snapshot", base, states)
                 if created:
                     # The boot disk as the instance lists it (a rolled-back instance boots from the
                     # disk its restore made); GCE's default, the instance's name, if none is listed.
@@ -209,7 +211,7 @@ class CreateBackupsOperator(CycleOperator):
                         },
                     )
                 backups[host["host_id"]] = taken(
-                    log, host, "disk_snapshot", name, project, host["region"], created
+                    log, host, "disk_snapshot", name, project, host["region"], created, failed
                 )
         return backups
 
