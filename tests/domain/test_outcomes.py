@@ -521,3 +521,12 @@ def test_a_kernel_no_source_reports_is_not_judged() -> None:
         )
         is None
     )
+
+
+def test_an_arc_install_whose_answer_was_lost_is_judged_by_the_assessment():
+    lost = {"answer_lost": True, "operation": None, "result": None}
+    assert classify_arc_host(lost, []) == (o.PATCHED, None)
+    final, reason = classify_arc_host(lost, ["RHSA-1"])
+    assert final == o.NON_COMPLIANT and "not sent again" in reason
+    final, reason = classify_arc_host(lost, None)
+    assert final == o.NOT_ASSESSED and "answer was lost" in reason

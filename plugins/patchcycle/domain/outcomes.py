@@ -191,6 +191,17 @@ def classify_arc_host(
                 f"baseline may approve: {shown}"
             )
         return PATCHED, None
+    if sent.get("answer_lost"):
+        # Sent at most once: an attempt stopped between asking and recording the answer, and the
+        # request was not repeated. Whatever happened, the machine's assessment shows the outcome.
+        if still is None:
+            return NOT_ASSESSED, "the install's answer was lost and no assessment could be read"
+        if still:
+            return NON_COMPLIANT, (
+                f"the install's answer was lost (not sent again); "
+                f"{len(still)} planned update(s) still missing"
+            )
+        return PATCHED, None
     if not sent.get("operation"):
         return NOT_RUN, "no install was started"
     result = sent.get("result")

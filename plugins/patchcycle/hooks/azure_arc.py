@@ -69,7 +69,17 @@ HTTP_LOG.setLevel(logging.WARNING)
 
 
 class ArcError(RuntimeError):
-    """An Azure Arc / Resource Graph call that failed; the message names the subscription and the ask."""
+    """An Azure Arc / Resource Graph call that failed; the message names the subscription and the ask.
+
+    ``status_code`` is ARM's HTTP status when it answered (None for a connection or timeout error).
+    """
+
+    status_code: int | None = None
+
+    @property
+    def refused(self) -> bool:
+        """ARM answered with a client error (4xx but 408): the request was not carried out."""
+        return self.status_code is not None and 400 <= self.status_code < 500 and self.status_code != 408
 
 
 class ArcMachineNotFound(ArcError):
@@ -183,15 +193,17 @@ class ArcHook(BaseHook):
         try:
             yield
         except ResourceNotFoundError as exc:
-            raise not_found(f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}") from exc
+            missing = not_found(f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}")
+            missing.status_code = exc.status_code
+            raise missing from exc
         except HttpResponseError as exc:
             hint = ""
             if exc.status_code == 429:
                 retries = self._client_kwargs["retry_total"]
                 hint = f" (still throttled after {retries} retries honouring Retry-After)"
-            raise ArcError(
-                f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}{hint}"
-            ) from exc
+            error = ArcError(f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}{hint}")
+            error.status_code = exc.status_code
+            raise error from exc
         except AzureError as exc:
             raise ArcError(f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}") from exc
 

@@ -30,7 +30,7 @@ from patchcycle.domain.canary import CANARY
 from patchcycle.domain.inventory import is_rds
 from patchcycle.domain.plan import FULL, install_selection, rds_update_id
 from patchcycle.operators.backup import scopes_of
-from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments
+from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
 from patchcycle.triggers import checks
 from patchcycle.triggers.waits import CloudWaitTrigger
 
@@ -365,11 +365,26 @@ class PatchAzureOperator(PatchCloudOperator):
         return state or {"operations": {}, "results": {}, "round": 0, "not_sent": []}
 
     def _round(self, context: Any, log: EventLog, finished: dict[str, Any]) -> Any:
-        from patchcycle.hooks.azure_arc import ArcHook
+        from patchcycle.hooks.azure_arc import ArcError, ArcHook
 
         state = self._state(context)
         state["results"].update(finished)
+        for host_id, op in state["operations"].items():
+            if op.get("intent_at") and not op.get("location") and host_id not in state["results"]:
+                # An earlier attempt meant to start this machine and stopped before recording the
+                # answer: installPatches takes no idempotency key and no API lists a machine's running
+                # installs, so it is not sent again (at most once); verify judges it by its assessment.
+                op["answer_lost"] = True
+                state["results"][host_id] = None
+                log.record("patch.answer_lost", target=host_id, result="unknown", intent_at=op["intent_at"])
         rows = {r["host_id"]: r for r in self.ready_hosts(context)}
+
+        def record(current: dict[str, Any]) -> None:
+            current["writes"] = current.get("writes", 0) + 1
+            self.write_record(
+                context, self.record_key(context, "installs.json"), current, step=current["writes"]
+            )
+
         rate = self.tenant.environment(self.environment).rate_control
         slots = rate.max_concurrency_for(len(rows))
         allowed = rate.max_errors_for(len(rows))
@@ -407,13 +422,22 @@ class PatchAzureOperator(PatchCloudOperator):
                 )
                 conn_id = self.azure_conn_id(host["account"])
                 hook = ArcHook(azure_conn_id=conn_id, subscription_id=host["account"])
-                location = hook.start_install(host["resource_group"], host["name"], body)
-                state["operations"][host_id] = {
+                operation = {
                     "conn_id": conn_id,
                     "subscription": host["account"],
-                    "location": location,
+                    "intent_at": utcnow().isoformat(),
                     "variant": host.get("install_variant", FULL),
                 }
+                state["operations"][host_id] = operation
+                record(state)  # the intent, before the request
+                try:
+                    operation["location"] = hook.start_install(host["resource_group"], host["name"], body)
+                except ArcError as exc:
+                    if exc.refused:  # ARM refused it: nothing started, a retry may ask again
+                        del state["operations"][host_id]
+                        record(state)
+                    raise
+                record(state)
                 log.record(
                     "patch.sent",
                     target=host_id,
@@ -425,7 +449,7 @@ class PatchAzureOperator(PatchCloudOperator):
                     plan_hash=info["plan_hash"],
                 )
         state["round"] += 1
-        self.write_record(context, self.record_key(context, "installs.json"), state, step=state["round"])
+        record(state)
         pending = {
             h: op for h, op in state["operations"].items() if h not in state["results"] and op.get("location")
         }
@@ -450,6 +474,7 @@ class PatchAzureOperator(PatchCloudOperator):
                 "variant": op["variant"],
                 "result": state["results"].get(host_id),
                 "nothing_to_install": bool(op.get("nothing_to_install")),
+                "answer_lost": bool(op.get("answer_lost")),
             }
         for host_id in state["not_sent"]:
             out[host_id] = {"operation": None, "variant": None, "result": None, "not_sent": True}
