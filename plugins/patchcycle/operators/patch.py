@@ -505,12 +505,12 @@ class PatchGcpOperator(PatchCloudOperator):
 
     def run(self, context: Any, log: EventLog) -> Any:
         key = self.record_key(context, "jobs.json")
-        jobs = self.read_record(key, required=False)
-        if jobs is not None:
-            log.record("patch.resumed", target=self.environment, jobs=[j["name"] for j in jobs])
-        else:
-            jobs = self._execute(context, log)
-            self.write_record(context, key, jobs)
+        earlier = self.read_record(key, required=False)
+        if earlier is not None:
+            log.record(
+                "patch.resumed", target=self.environment, jobs=[j["name"] for j in earlier if j.get("name")]
+            )
+        jobs = self._execute(context, log, earlier or [])
         if not jobs:
             ready = self.ready_hosts(context)
             if not ready:
@@ -524,9 +524,14 @@ class PatchGcpOperator(PatchCloudOperator):
             return self.resume(context, {**answer, "status": "done"}, self._complete)
         self.wait(payload)
 
-    def _execute(self, context: Any, log: EventLog) -> list[dict[str, Any]]:
+    def _execute(self, context: Any, log: EventLog, earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Start the stage's patch jobs: instances share a job only when their plans give the same
         exclusive lists (:func:`patchcycle.domain.gcp_jobs.gcp_patch_job_groups`).
+
+        Each job is started at most once per run however often the task runs: the intent is recorded
+        before ExecutePatchJob (which takes no request id) and the job's name right after; a later
+        attempt keeps the jobs recorded, and for an intent without a name looks for a job with its
+        display name and description (they name the run) created since, before starting one.
 
         The lists name packages without versions (OS Config cannot pin one: PatchConfig, AptSettings /
         YumSettings, https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig): the planned
@@ -545,18 +550,55 @@ class PatchGcpOperator(PatchCloudOperator):
             log.record("patch.nothing_to_install", target=host["host_id"], name=host["name"])
         per_variant = Counter((g.project, g.variant) for g in groups)
         seen: Counter[tuple[str, str]] = Counter()
-        jobs = []
+        jobs: list[dict[str, Any]] = []
         batch = f"-{self.batch}" if self.batch else ""
+        record_key = self.record_key(context, "jobs.json")
+        done = {(j["project"], j["display_name"]): j for j in earlier if j.get("display_name")}
+        steps = iter(range(10_000))
+        run_token = hashlib.sha256(context["run_id"].encode()).hexdigest()[:8]
         for group in groups:
             key = (group.project, group.variant)
             seen[key] += 1
             part = f"-{seen[key]}" if per_variant[key] > 1 else ""
             conn_id = self.gcp_conn_id(group.project)
-            job = OsConfigHook(gcp_conn_id=conn_id, project_id=group.project).execute_patch_job(
-                display_name=f"pc-{info['cycle_date']}-{self.environment}{batch}-"
-                f"{group.variant.replace('_', '-')}{part}",
-                description=f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} "
-                f"plan {info['plan_hash'][:12]} {group.variant}",
+            hook = OsConfigHook(gcp_conn_id=conn_id, project_id=group.project)
+            display_name = (
+                f"pc-{info['cycle_date']}-{self.environment}{batch}-{group.variant.replace('_', '-')}{part}"
+            )
+            description = (
+                f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} "
+                f"plan {info['plan_hash'][:12]} {group.variant} run {run_token}"
+            )
+            entry = {
+                "name": None,
+                "display_name": display_name,
+                "conn_id": conn_id,
+                "project": group.project,
+                "variant": group.variant,
+                "hosts": sorted(h["host_id"] for h in group.hosts),
+            }
+            prior = done.get((group.project, display_name))
+            if prior is not None and prior.get("name"):
+                jobs.append(prior)
+                continue
+            if prior is not None and prior.get("intent_at"):
+                since = dt.datetime.fromisoformat(prior["intent_at"]) - dt.timedelta(minutes=5)
+                found = [
+                    j
+                    for j in hook.patch_jobs(display_name)
+                    if j.get("description") == description
+                    and dt.datetime.fromisoformat(str(j.get("createTime")).replace("Z", "+00:00")) >= since
+                ]
+                if found:
+                    jobs.append({**entry, "name": found[0]["name"]})
+                    self.write_record(context, record_key, jobs, step=next(steps))
+                    log.record("patch.reconciled", target=f"gcp:{group.project}", job=found[0]["name"])
+                    continue
+            intent = {**entry, "intent_at": dt.datetime.now(dt.UTC).isoformat()}
+            self.write_record(context, record_key, [*jobs, intent], step=next(steps))
+            job = hook.execute_patch_job(
+                display_name=display_name,
+                description=description,
                 instances=[(h["region"], h["name"]) for h in group.hosts],
                 apt_packages=list(group.apt_packages),
                 yum_packages=list(group.yum_packages),
@@ -566,15 +608,8 @@ class PatchGcpOperator(PatchCloudOperator):
                 rollout_mode="ZONE_BY_ZONE",
                 disruption_budget=budget,
             )
-            jobs.append(
-                {
-                    "name": job["name"],
-                    "conn_id": conn_id,
-                    "project": group.project,
-                    "variant": group.variant,
-                    "hosts": sorted(h["host_id"] for h in group.hosts),
-                }
-            )
+            jobs.append({**entry, "name": job["name"]})
+            self.write_record(context, record_key, jobs, step=next(steps))
             families = sorted({h["os_family"] for h in group.hosts})
             log.record(
                 "patch.sent",
@@ -597,6 +632,7 @@ class PatchGcpOperator(PatchCloudOperator):
                 },
                 plan_hash=info["plan_hash"],
             )
+        self.write_record(context, record_key, jobs, step=next(steps))
         return jobs
 
     def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
