@@ -227,6 +227,11 @@ class AzureFleet(_Strict):
     location: str = "eastus"
     throttle: ArmThrottle = ArmThrottle()
     groups: list[FleetGroup]
+    # The first n installPatches requests in this subscription take effect, but their answer is lost:
+    # the caller gets HTTP 500 InternalServerError. installPatches is a POST without an idempotency key,
+    # and azure-core's RetryPolicy retries a POST answered 500, 503 or 504 (RetryPolicyBase.
+    # _is_method_retryable), so a caller that lets the SDK retry installs twice (here: is refused 409).
+    lost_install_answers: int = Field(0, ge=0)
 
 
 class GcpFleet(_Strict):

@@ -56,6 +56,8 @@ accepted whatever its value):
 - Throttling (scenario ``azure.throttle``, per subscription, over every ``/subscriptions/{sub}/...``
   request): the first ``requests`` requests, then every ``every``-th, get 429 ``TooManyRequests`` with
   ``Retry-After`` and ``x-ms-ratelimit-remaining-subscription-reads: 0``.
+- Lost answers (scenario ``azure.lost_install_answers``, per subscription): the first n installPatches
+  requests start their operation, but the caller gets 500 ``InternalServerError``.
 
 Azure Resource Graph (``POST /providers/Microsoft.ResourceGraph/resources``, research §1.8; not throttled):
 KQL cannot be emulated, so only these query shapes are answered (anything else is 400 ``BadRequest``
@@ -653,9 +655,14 @@ class ArmApi:
         self._running: set[str] = set()  # operation ids whose effects are not applied yet
         self._requests: Counter[str] = Counter()  # ARM requests per subscription (lower-case)
         self.throttles: dict[str, ArmThrottle] = {}
+        # installPatches answers still to be lost, per subscription (scenario: lost_install_answers).
+        self.lost_install_answers: Counter[str] = Counter()
         for tenant in state.scenario.tenants:
             if tenant.azure:
                 self.throttles.setdefault(tenant.azure.subscription_id.lower(), tenant.azure.throttle)
+                self.lost_install_answers[tenant.azure.subscription_id.lower()] += (
+                    tenant.azure.lost_install_answers
+                )
         # Install effects are applied lazily: whenever the fleet advances (any Azure request, the
         # ground truth, other vendors reading hosts), as the other clouds' lifecycles are.
         state.on_advance(self._apply_due)
@@ -835,6 +842,9 @@ class ArmApi:
             op = self._begin(host, now, "installPatches")
             op.reboot_setting, op.selected = reboot, selected
             op.excluded, op.not_selected = excluded, not_selected
+            if self.lost_install_answers[sub.lower()] > 0:  # the install runs; its answer is lost
+                self.lost_install_answers[sub.lower()] -= 1
+                raise ArmError(500, "InternalServerError", "An internal server error occurred.")
         return Response(b"", 202, headers=self._poll_headers(request, op))
 
     def _assess(self, request: Request, sub: str, rg: str, name: str) -> Response:

@@ -39,8 +39,9 @@ UNPLANNED_UBUNTU = {
 }
 
 
-def single_cloud(cloud: str) -> Any:
-    """A fixture: the three-cloud fleet, and cu_alpha's tenant file with only ``cloud`` left."""
+def single_cloud(cloud: str, **fleet_extra: Any) -> Any:
+    """A fixture: the three-cloud fleet, and cu_alpha's tenant file with only ``cloud`` left
+    (``fleet_extra``: settings of that cloud's fleet in the scenario, e.g. a fault)."""
 
     @pytest.fixture
     def fixture(airflow_home: Path, tmp_path: Path) -> Iterator[CycleRunner]:
@@ -48,6 +49,7 @@ def single_cloud(cloud: str) -> Any:
         data["tenants"][0]["faults"] = {}  # no faults, and every sensor supports the plan's kernels:
         for group in data["tenants"][0][cloud]["groups"]:  # this test is about where the plan comes from
             group.pop("falcon_sensor", None)
+        data["tenants"][0][cloud].update(fleet_extra)
         scenario = write_scenario(
             tmp_path / "scenario.yaml",
             "alpha_three_clouds.yaml",
@@ -69,6 +71,7 @@ def single_cloud(cloud: str) -> Any:
 
 
 azure_only = single_cloud("azure")
+azure_only_losing_an_answer = single_cloud("azure", lost_install_answers=1)
 gcp_only = single_cloud("gcp")
 
 
@@ -130,4 +133,25 @@ def test_a_tenant_on_gcp_alone_plans_from_os_config_and_reads_back_installed_ver
         # The newer openssl build was not in the job's package list, so OS Config never installed it.
         assert "RHSA-2026:9120" not in result.truth[name]["installed"], name
     assert evidence["cycle"]["outcome"] in ("completed", "partial")
+    assert_pack_intact(result)
+
+
+def test_an_arc_install_whose_answer_was_lost_is_not_sent_again(azure_only_losing_an_answer) -> None:
+    """installPatches takes no idempotency key. fleetsim loses the answer to the subscription's first
+    one (the install runs; the caller sees HTTP 500): the machine is not asked again, by the SDK or by
+    the operator, and is judged by its own assessment after the install."""
+    fleet = azure_only_losing_an_answer
+    fleet.seed_first_seen(FIRST_SEEN)
+    result = fleet.run(DAG_ID, NOV)
+    evidence = result.evidence
+    lost = [e for e in evidence["events"] if e["action"] == "patch.answer_lost"]
+    assert len(lost) == 1, [e["action"] for e in evidence["events"] if e["action"].startswith("patch.")]
+    (host,) = [h for h in evidence["hosts"] if h["host_id"] == lost[0]["target"]]
+    installs = {
+        name: [a for a in truth["actions"] if a["action"] == "azure.installPatches"]
+        for name, truth in result.truth.items()
+    }
+    assert len(installs[host["name"]]) == 1, installs[host["name"]]
+    assert all(len(sent) <= 1 for sent in installs.values()), installs
+    assert host["final_state"] == "patched", host
     assert_pack_intact(result)

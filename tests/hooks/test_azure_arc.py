@@ -18,6 +18,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hooks-azure-arc"
 SUB = "00000000-0000-0000-0000-00000000b301"
 SUB_BLIP = "00000000-0000-0000-0000-00000000b302"
 SUB_BUSY = "00000000-0000-0000-0000-00000000b303"
+SUB_LOST = "00000000-0000-0000-0000-00000000b304"
+SUB_THROTTLED = "00000000-0000-0000-0000-00000000b305"
 CONN = "arc_fleetsim"
 
 SCENARIO = scenario_dict(
@@ -58,6 +60,24 @@ SCENARIO = scenario_dict(
                 "resource_group": "rg-busy",
                 "throttle": {"requests": 100000, "retry_after_seconds": 1},
                 "groups": [group("bz", 1, "ubuntu_22_04")],
+            },
+        },
+        {
+            "id": "lost",
+            "azure": {
+                "subscription_id": SUB_LOST,
+                "resource_group": "rg-lost",
+                "lost_install_answers": 1,
+                "groups": [group("ls", 1, "ubuntu_22_04", kernel="5.15.0-119-generic")],
+            },
+        },
+        {
+            "id": "throttled",
+            "azure": {
+                "subscription_id": SUB_THROTTLED,
+                "resource_group": "rg-throttled",
+                "throttle": {"requests": 2, "retry_after_seconds": 1},
+                "groups": [group("th", 1, "ubuntu_22_04", kernel="5.15.0-119-generic")],
             },
         },
     ],
@@ -265,6 +285,31 @@ def test_a_throttle_that_outlasts_the_retries_names_the_subscription(fleet, conn
         SUB_BUSY in message and "429" in message and "TooManyRequests" in message and "2 retries" in message
     )
     assert fleet.calls()["azure.arm.throttled"] == before + 3  # the first try and two retries
+
+
+def test_an_install_whose_answer_is_lost_is_not_sent_again_by_the_sdk(fleet, connect):
+    """installPatches takes no idempotency key and azure-core resends a POST answered 500; the hook sends
+    it once whatever the connection's retry_total, and the caller learns the status (research: the
+    operator keeps the intent and reads the machine's assessment)."""
+    connect(retry_total=4)
+    before = fleet.calls().get("azure.arm.Machines_InstallPatches", 0)
+    with pytest.raises(ArcError) as exc:
+        ArcHook(CONN, SUB_LOST).start_install("rg-lost", "ls-01", LINUX_ALL)
+    assert exc.value.status_code == 500 and not exc.value.refused
+    assert "InternalServerError" in str(exc.value) and SUB_LOST in str(exc.value)
+    assert fleet.calls()["azure.arm.Machines_InstallPatches"] == before + 1
+    # The install ran all the same: the ground truth shows it once it ends.
+    wait_for(lambda: fleet.truth("lost")["ls-01"], lambda t: t["missing"] == [], timeout=15)
+
+
+def test_a_throttled_install_is_sent_again_after_retry_after(fleet, connect):
+    """ARM rejects a throttled request before carrying it out, so a 429 is safe to send again."""
+    connect(retry_total=4)
+    throttled = fleet.calls().get("azure.arm.throttled", 0)
+    began = time.monotonic()
+    location = ArcHook(CONN, SUB_THROTTLED).start_install("rg-throttled", "th-01", LINUX_ALL)
+    assert "/operationStatuses/" in location and time.monotonic() - began >= 1.8  # two Retry-After: 1
+    assert fleet.calls()["azure.arm.throttled"] == throttled + 2
 
 
 def test_connection_settings_are_checked(fleet, connect, monkeypatch):

@@ -49,6 +49,7 @@ ARM_API_VERSION = "2024-07-10"  # latest stable HybridCompute swagger with insta
 GRAPH_API_VERSION = "2021-03-01"
 DEFAULT_BASE_URL = "https://management.azure.com"
 DEFAULT_RETRY_TOTAL = 4
+MAX_RETRY_AFTER_SECONDS = 60.0  # a longer Retry-After is waited for at most this long per try
 GRAPH_PAGE = 1000  # Resource Graph's maximum rows per page ($top)
 CONNECT_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60
@@ -75,6 +76,7 @@ class ArcError(RuntimeError):
     """
 
     status_code: int | None = None
+    retry_after_seconds: float | None = None  # ARM's Retry-After header, when it sent one
 
     @property
     def refused(self) -> bool:
@@ -94,6 +96,16 @@ class _StaticToken:
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         return AccessToken(self.token, int(time.time()) + 3600)
+
+
+def _retry_after(exc: HttpResponseError) -> float | None:
+    """The answer's ``Retry-After`` in seconds (ARM sends delay-seconds), None when absent or not a number."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _describe(exc: AzureError) -> str:
@@ -203,6 +215,7 @@ class ArcHook(BaseHook):
                 hint = f" (still throttled after {retries} retries honouring Retry-After)"
             error = ArcError(f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}{hint}")
             error.status_code = exc.status_code
+            error.retry_after_seconds = _retry_after(exc)
             raise error from exc
         except AzureError as exc:
             raise ArcError(f"Azure subscription {self.subscription_id}: {what}: {_describe(exc)}") from exc
@@ -227,13 +240,33 @@ class ArcHook(BaseHook):
 
         ``parameters`` is the MachineInstallPatchesParameters JSON (maximumDuration, rebootSetting,
         linuxParameters / windowsParameters). Read the URL with :meth:`operation_result`.
+
+        Sent once, never retried by the SDK (``retry_total=0`` for this request): installPatches is a
+        POST with no idempotency key, and azure-core's RetryPolicy resends a POST answered 500, 503 or
+        504 (``RetryPolicyBase._is_method_retryable``), which would start a second install whose first
+        one may be running. A lost answer reaches the caller as an :class:`ArcError` with its status;
+        the patch operator keeps the intent and judges the machine by its assessment.
+
+        A throttled request (429) is sent again after its ``Retry-After``, up to the connection's
+        ``retry_total`` times: ARM rejects a throttled request before carrying it out (Learn, "Understand
+        how Azure Resource Manager throttles requests").
         """
         _check_resource_group(resource_group)
         what = f"starting installPatches on machine {name} in resource group {resource_group}"
-        return self._start(
-            what,
-            lambda **kw: self.client.machines.begin_install_patches(resource_group, name, parameters, **kw),
-        )
+        throttled_retries = 0
+        while True:
+            try:
+                return self._start(
+                    what,
+                    lambda **kw: self.client.machines.begin_install_patches(
+                        resource_group, name, parameters, retry_total=0, **kw
+                    ),
+                )
+            except ArcError as exc:
+                if exc.status_code != 429 or throttled_retries >= self._client_kwargs["retry_total"]:
+                    raise
+                throttled_retries += 1
+                time.sleep(min(MAX_RETRY_AFTER_SECONDS, exc.retry_after_seconds or 1.0))
 
     def start_assessment(self, resource_group: str, name: str) -> str:
         """Begin assessPatches (a fresh Update Manager assessment) on one machine without waiting;
