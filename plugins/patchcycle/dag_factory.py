@@ -84,7 +84,8 @@ def cycle_params(tenant: Tenant) -> dict[str, Param]:
             format="date",
             title="Cycle date",
             description=(
-                "Plan as of this date (YYYY-MM-DD). Empty: the run's logical date, or the latest cycle."
+                "Plan as of this date (YYYY-MM-DD). Empty: the latest cycle (fourth Sunday) on or "
+                "before the run's logical date."
             ),
         ),
         "soak_hours_override": Param(

@@ -450,3 +450,21 @@ def test_rollback_is_manual_unless_the_tenant_opts_in() -> None:
     with pytest.raises(ValidationError) as exc:
         Tenant.model_validate(tenant_data(rollback={"automatic": True, "hosts": "all"}))
     assert error_locations(exc.value) == ["rollback.hosts"]
+
+
+def test_late_scheduled_runs_are_refused_unless_the_tenant_patches_them() -> None:
+    default = Tenant.model_validate(tenant_data())
+    assert (default.schedule.late_after_hours, default.schedule.patch_late_runs) == (12, False)
+    catch_up = Tenant.model_validate(tenant_data(schedule={"patch_late_runs": True, "late_after_hours": 48}))
+    assert (catch_up.schedule.late_after_hours, catch_up.schedule.patch_late_runs) == (48, True)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [{"late_after_hours": 0}, {"late_after_hours": 169}, {"late_after_hours": True}, {"catch_up": True}],
+)
+def test_a_bad_schedule_policy_is_refused_naming_the_field(schedule: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as exc:
+        Tenant.model_validate(tenant_data(schedule=schedule))
+    assert all(location.startswith("schedule") for location in error_locations(exc.value))
+    assert next(iter(schedule)) in str(exc.value)

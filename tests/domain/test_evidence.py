@@ -813,7 +813,7 @@ def test_the_document_validates_against_the_schema_it_declares(unassessed_run):
     from patchcycle.domain.evidence import evidence_schema_path
 
     _, doc = unassessed_run
-    assert doc["schema_version"] == EVIDENCE_SCHEMA_VERSION == "1.1"
+    assert doc["schema_version"] == EVIDENCE_SCHEMA_VERSION == "1.2"
     doc["cycle"]["generated_by"] = "patchcycle test"  # the operator adds it
     doc["events"] = []  # this module's events are abbreviated (no actor, result or details)
     schema = json.loads(evidence_schema_path(doc["schema_version"]).read_text())
@@ -862,3 +862,28 @@ def _register_naming(host_id: str):
             ],
         }
     )
+
+
+def test_a_refused_run_is_its_own_outcome_with_its_reasons_and_validates(tenant):
+    """A run refused before any change (a typo in its conf, a late scheduled run) still has a document:
+    no host, no stage, the reasons, and the outcome refused, never failed or planned."""
+    import jsonschema
+
+    from patchcycle.domain.evidence import evidence_schema_path
+
+    reasons = ["conf key 'dryrun' is not a parameter of patch_cycle__cu_test; did you mean 'dry_run'?"]
+    doc = build_evidence_document(
+        tenant=tenant,
+        cycle={**_cycle(), "refused_reasons": reasons, "generated_by": "patchcycle test"},
+        plan=PLAN,
+        inventory=None,
+        preflight=None,
+        stages={},
+        selected_environments=[],
+        events=[],
+    )
+    check_invariants(doc, None)
+    assert doc["cycle"]["outcome"] == "refused" and doc["cycle"]["refused_reasons"] == reasons
+    assert doc["stages"] == [] and doc["hosts"] == []
+    schema = json.loads(evidence_schema_path(doc["schema_version"]).read_text())
+    jsonschema.validate(doc, schema, format_checker=jsonschema.FormatChecker())

@@ -20,6 +20,7 @@ from tests.reports.conftest import NOT_ASSESSED_REASON, make_evidence
 SCHEMAS = {v: json.loads(evidence_schema_path(v).read_text()) for v in EVIDENCE_SCHEMA_VERSIONS}
 SCHEMA = SCHEMAS["1.0"]
 SCHEMA_1_1 = SCHEMAS["1.1"]
+SCHEMA_1_2 = SCHEMAS["1.2"]
 
 
 def _document(version: str, n_hosts: int = 40) -> dict:
@@ -36,7 +37,7 @@ def test_the_schema_is_a_valid_draft_2020_12_schema(version) -> None:
 def test_every_published_schema_is_known_and_the_newest_is_written() -> None:
     published = sorted(p.name for p in (REPO / "include" / "schemas").glob("evidence-*.schema.json"))
     assert published == [f"evidence-{v}.schema.json" for v in EVIDENCE_SCHEMA_VERSIONS]
-    assert EVIDENCE_SCHEMA_VERSION == EVIDENCE_SCHEMA_VERSIONS[-1] == "1.1"
+    assert EVIDENCE_SCHEMA_VERSION == EVIDENCE_SCHEMA_VERSIONS[-1] == "1.2"
     with pytest.raises(ValueError, match="unknown evidence schema_version"):
         evidence_schema_path("2.0")
 
@@ -128,6 +129,20 @@ def test_1_1_takes_a_kb_where_a_windows_update_has_no_package() -> None:
         }
     ]
     jsonschema.validate(document, SCHEMA_1_1)
+
+
+def test_1_2_knows_a_refused_run_and_its_reasons_and_1_1_does_not() -> None:
+    document = _document("1.2", 10)
+    document["cycle"].update(outcome="refused", refused_reasons=["conf key 'dryrun' is not a parameter"])
+    jsonschema.validate(document, SCHEMA_1_2)
+    as_1_1 = copy.deepcopy(document)
+    as_1_1["schema_version"] = "1.1"
+    with pytest.raises(jsonschema.ValidationError) as excinfo:
+        jsonschema.validate(as_1_1, SCHEMA_1_1)
+    assert "outcome" in str(excinfo.value.json_path)
+    document["cycle"]["refused_reasons"] = [""]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, SCHEMA_1_2)
 
 
 def _not_assessed(document: dict) -> dict:

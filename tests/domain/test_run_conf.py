@@ -12,6 +12,7 @@ from patchcycle.domain.run_conf import (
     ROLLBACK_PARAMS,
     conf_problems,
     cycle_date_problem,
+    late_scheduled_run_problem,
 )
 
 NOW = dt.datetime(2026, 12, 3, 22, 0, tzinfo=dt.UTC)
@@ -77,3 +78,43 @@ def test_without_an_onboarding_date_the_lookback_is_bounded() -> None:
     assert cycle_date_problem(earliest, now=NOW, onboarded_on=None) is None
     problem = cycle_date_problem(earliest - dt.timedelta(days=1), now=NOW, onboarded_on=None)
     assert problem is not None and "onboarded_on" in problem
+
+
+# --- late scheduled runs -------------------------------------------------------------------------------
+
+SCHEDULED = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
+
+
+def _late(run_type: str, started: dt.datetime | None, hours: int = 12) -> str | None:
+    return late_scheduled_run_problem(
+        run_type=run_type,
+        scheduled_for=SCHEDULED,
+        started_at=started,
+        late_after=dt.timedelta(hours=hours),
+        dag_id="patch_cycle__cu_test",
+        cycle_date=SCHEDULED.date(),
+    )
+
+
+def test_a_scheduled_run_on_time_or_within_its_grace_is_not_late():
+    assert _late("scheduled", SCHEDULED + dt.timedelta(seconds=4)) is None
+    assert _late("scheduled", SCHEDULED + dt.timedelta(hours=12)) is None
+
+
+def test_a_scheduled_run_created_by_an_unpause_days_later_is_late_and_says_how_to_run_it():
+    problem = _late("scheduled", dt.datetime(2026, 12, 3, 14, 5, tzinfo=dt.UTC))
+    assert problem is not None
+    assert "2026-11-22 cycle started 11.5 days after its scheduled time" in problem
+    assert "trigger patch_cycle__cu_test with cycle_date 2026-11-22" in problem
+    assert "airflow backfill create --dag-id patch_cycle__cu_test --from-date 2026-11-22" in problem
+    assert "schedule.patch_late_runs" in problem
+    assert "13.0 hours" in _late("scheduled", SCHEDULED + dt.timedelta(hours=13))
+
+
+@pytest.mark.parametrize("run_type", ["manual", "backfill", "asset_triggered"])
+def test_only_scheduled_runs_are_judged_late(run_type):
+    assert _late(run_type, dt.datetime(2026, 12, 3, 14, 5, tzinfo=dt.UTC)) is None
+
+
+def test_a_run_without_a_start_is_not_judged():
+    assert _late("scheduled", None) is None

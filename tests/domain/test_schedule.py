@@ -155,6 +155,23 @@ def test_resolve_cycle_date_uses_the_utc_date_of_the_logical_date():
     )
 
 
+@pytest.mark.parametrize(
+    ("logical_date", "expected"),
+    [
+        pytest.param(dt.datetime(2026, 12, 3, 14, 5, tzinfo=UTC), dt.date(2026, 11, 22), id="ui-thursday"),
+        pytest.param(
+            dt.datetime(2026, 11, 22, 0, 0, tzinfo=UTC), dt.date(2026, 11, 22), id="cycle-day-early"
+        ),
+        pytest.param(dt.datetime(2026, 11, 21, 23, 59, tzinfo=UTC), dt.date(2026, 10, 25), id="day-before"),
+        pytest.param(dt.datetime(2026, 11, 29, 2, 0, tzinfo=UTC), dt.date(2026, 11, 22), id="fifth-sunday"),
+    ],
+)
+def test_resolve_cycle_date_of_a_triggered_run_is_the_cycle_of_its_day(logical_date, expected):
+    """A run triggered from the UI with no cycle date carries its trigger time as logical date: it plans
+    the latest fourth Sunday on or before that day, as the trigger form says."""
+    assert resolve_cycle_date(requested=None, logical_date=logical_date, run_after=RUN_AFTER) == expected
+
+
 def test_resolve_cycle_date_latest_cycle_is_taken_at_run_after():
     just_before = dt.datetime(2026, 11, 22, 1, 59, 59, tzinfo=UTC)
     assert resolve_cycle_date(requested=None, logical_date=None, run_after=just_before) == dt.date(

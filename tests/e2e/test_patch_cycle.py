@@ -180,6 +180,34 @@ def test_dry_run_plans_and_changes_nothing(fleet) -> None:
     assert "Cycle plan for cu_alpha" in result.log
 
 
+def test_a_typo_in_the_conf_refuses_the_run_and_still_leaves_evidence(fleet) -> None:
+    """``dryrun`` (for ``dry_run``) would otherwise start a real cycle. The run is refused before any
+    cloud is read, every downstream step still runs on the refusal, the pack says why, and the run fails
+    so Airflow shows it was not done."""
+    result = fleet.run(DAG_ID, NOV, {"dryrun": True, "soak_hours_override": 1, "soak_override_reason": ""})
+    assert result.returncode != 0
+    cycle = result.evidence["cycle"]
+    assert cycle["outcome"] == "refused" and cycle["cycle_date"] == "2026-11-22"
+    reasons = "\n".join(cycle["refused_reasons"])
+    assert "'dryrun'" in reasons and "did you mean 'dry_run'?" in reasons
+    assert "params.soak_override_reason: a soak override needs a recorded reason" in reasons
+    # Nothing was read or changed: not even the plan's Scan ran.
+    assert all(t["actions"] == [] for t in result.truth.values())
+    assert result.evidence["hosts"] == [] and result.evidence["stages"] == []
+    states = result.task_states
+    assert (states["plan"], states["inventory.aws"], states["evidence"], states["outcome"]) == (
+        "success",
+        "skipped",
+        "success",
+        "failed",
+    )
+    refused = [e for e in result.evidence["events"] if e["action"] == "cycle.refused"]
+    assert len(refused) == 1 and refused[0]["result"] == "refused"
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(result.files["report.pdf"])).pages)
+    assert "REFUSED" in text and "did you mean 'dry_run'?" in " ".join(text.split())
+    assert_pack_intact(result)
+
+
 def test_backfilled_cycles_plan_as_of_their_own_dates_and_chain_their_evidence(fleet) -> None:
     october = fleet.run(DAG_ID, OCT)
     assert october.returncode == 0, october.log[-3000:]

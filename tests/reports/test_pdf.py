@@ -130,6 +130,35 @@ def test_outcome_word_follows_the_cycle() -> None:
     assert "FAILED" not in text
 
 
+def test_a_refused_run_says_so_and_why() -> None:
+    evidence = empty_evidence()
+    evidence["cycle"].update(
+        outcome="refused",
+        refused_reasons=["conf key 'dryrun' is not a parameter; did you mean 'dry_run'?", "a <b>second</b>"],
+    )
+    _, text = _pdf_text(render_cycle_report(evidence))
+    squashed = _squash(text)
+    assert "REFUSED" in text and "refused before it read or changed any host" in squashed
+    assert "did you mean 'dry_run'?" in squashed and "a <b>second</b>" in squashed
+
+
+def test_the_title_block_shows_who_triggered_and_the_emergency_change() -> None:
+    evidence = make_evidence()
+    evidence["cycle"].update(
+        triggered_by="jdoe",
+        window_override_reason="CVE-2026-1234 exploited in the wild (CAB-991)",
+        soak_hours_override=0,
+        soak_override_reason="emergency: KEV listing",
+    )
+    squashed = _squash(_pdf_text(render_cycle_report(evidence))[1])
+    assert "Triggered by jdoe" in squashed
+    assert "prod patched outside its change window: CVE-2026-1234 exploited in the wild (CAB-991)" in squashed
+    assert "Soak override 0 h: emergency: KEV listing" in squashed
+    plain = _squash(_pdf_text(render_cycle_report(make_evidence()))[1])
+    assert "Emergency change no (prod waits for its change window)" in plain
+    assert "Soak override no (each stage's configured soak)" in plain
+
+
 def test_identical_input_gives_identical_bytes() -> None:
     assert render_cycle_report(make_evidence()) == render_cycle_report(make_evidence())
 

@@ -731,6 +731,19 @@ class RollbackPolicy(_ConfigModel):
     """Roll the failed prod hosts of a cycle back from that stage's backups without waiting for an SRE."""
 
 
+class SchedulePolicy(_ConfigModel):
+    """What a scheduled run does when it starts late: after an unpause (Airflow creates the latest missed
+    fourth-Sunday run at once when a DAG is unpaused, catchup or not), or after a scheduler outage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    late_after_hours: int = Field(12, ge=1, le=168)
+    """A scheduled run that starts more than this long after its fourth Sunday 02:00 UTC is late."""
+    patch_late_runs: bool = False
+    """Patch in a late scheduled run (catch-up patching). Off: a late run is refused before any change,
+    with evidence saying how to run the cycle on purpose (trigger it, or backfill it)."""
+
+
 class SlaDays(_ConfigModel):
     """The tenant's internal remediation deadlines, in days from a patch's release, by severity.
 
@@ -809,6 +822,7 @@ class Tenant(_ConfigModel):
     preflight: PreflightPolicy
     evidence: EvidencePolicy
     sla: SlaDays = Field(default_factory=SlaDays)
+    schedule: SchedulePolicy = Field(default_factory=SchedulePolicy)
     falcon: FalconPolicy | None = None
     incidents: IncidentPolicy | None = None
     health: HealthPolicy | None = None

@@ -17,8 +17,8 @@ from patchcycle.domain import outcomes as o
 
 # 1.1 adds the not_assessed state, a host's installed_versions and the plan's catalog facts (see the
 # schema's description); packs written as 1.0 stay valid against evidence-1.0.schema.json.
-EVIDENCE_SCHEMA_VERSION = "1.1"
-EVIDENCE_SCHEMA_VERSIONS = ("1.0", "1.1")
+EVIDENCE_SCHEMA_VERSION = "1.2"
+EVIDENCE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
 _COUNTED = ("patched", "failed", "held", "excepted", "not_run", "out_of_scope")
 
 
@@ -146,9 +146,13 @@ def cycle_outcome(
     stage_status: Mapping[str, str],
     records: list[dict],
     failed_scopes: int = 0,
+    refused: bool = False,
 ) -> str:
-    """planned (dry run) | failed (a gate halted, a stage failed, or a scope could not be inventoried) |
-    partial (hosts left, including a stage its approver rejected, or hosts not assessed) | completed."""
+    """refused (the run was refused before any change: a bad conf, a late scheduled run) | planned (dry
+    run) | failed (a gate halted, a stage failed, or a scope could not be inventoried) | partial (hosts
+    left, including a stage its approver rejected, or hosts not assessed) | completed."""
+    if refused:
+        return "refused"
     if dry_run:
         return "planned"
     settled = ("succeeded", "rejected")  # a rejection is a person's decision, not a failure
@@ -248,7 +252,14 @@ def build_evidence_document(
         for cloud in sorted({r["cloud"] for r in records if r["cloud"]})
     }
     failed_scopes = [dict(sc) for sc in scopes or [] if sc.get("status") == "failed"]
-    outcome = cycle_outcome(bool(cycle.get("dry_run")), preflight, stage_status, records, len(failed_scopes))
+    outcome = cycle_outcome(
+        bool(cycle.get("dry_run")),
+        preflight,
+        stage_status,
+        records,
+        len(failed_scopes),
+        refused=bool(cycle.get("refused_reasons")),
+    )
     return {
         "schema_version": EVIDENCE_SCHEMA_VERSION,
         "tenant": {

@@ -94,3 +94,42 @@ def cycle_date_problem(
             f"(earliest {earliest.isoformat()}); set the tenant's onboarded_on to go further back"
         )
     return None
+
+
+def late_scheduled_run_problem(
+    *,
+    run_type: str,
+    scheduled_for: dt.datetime | None,
+    started_at: dt.datetime | None,
+    late_after: dt.timedelta,
+    dag_id: str,
+    cycle_date: dt.date,
+) -> str | None:
+    """Why a scheduled run is too late to patch without a person asking for it, or None.
+
+    Airflow creates the latest missed scheduled run as soon as a paused DAG is unpaused (with catchup
+    off, ``CronTriggerTimetable.next_dagrun_info`` takes the latest cron point before now), and after a
+    scheduler outage. Such a run would patch every environment with the default soak, weeks after its
+    fourth Sunday, with nobody expecting it. Only scheduled runs are judged: a run triggered by a person
+    or a backfill is a decision. ``started_at`` is when the run started (fixed for the run, so a retry
+    judges the same way).
+    """
+    if run_type != "scheduled" or scheduled_for is None or started_at is None:
+        return None
+    late = started_at - scheduled_for
+    if late <= late_after:
+        return None
+    day = cycle_date.isoformat()
+    return (
+        f"scheduled run for the {day} cycle started {_duration(late)} after its scheduled time "
+        f"({scheduled_for.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC; late after {_duration(late_after)}): "
+        "an unpaused DAG or a scheduler that was down creates such a run. To patch this cycle on "
+        f"purpose, trigger {dag_id} with cycle_date {day}, or backfill it "
+        f"(airflow backfill create --dag-id {dag_id} --from-date {day} --to-date {day}); "
+        "to patch late scheduled runs without asking, set schedule.patch_late_runs in the tenant file"
+    )
+
+
+def _duration(delta: dt.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"

@@ -22,10 +22,13 @@ def most_recent_cycle_date(now: dt.datetime) -> dt.date:
 def resolve_cycle_date(
     *, requested: str | None, logical_date: dt.datetime | None, run_after: dt.datetime
 ) -> dt.date:
-    """The date a run plans as of: the requested date, else the run's logical date, else the latest cycle.
+    """The date a run plans as of: the requested date, else the cycle of the run's logical date, else the
+    latest cycle.
 
-    Scheduled and backfilled runs carry the cycle's logical date; runs triggered through the API may
-    carry none, and then the most recent scheduled cycle at the time the run was created is used.
+    Scheduled and backfilled runs carry the cycle's logical date (a fourth Sunday). A run triggered from
+    the UI carries the moment it was triggered (a Thursday, say): it plans the latest cycle on or
+    before that day, never the trigger's own day. Runs triggered through the API may carry no logical
+    date, and then the most recent scheduled cycle at the time the run was created is used.
     """
     if requested:
         try:
@@ -33,5 +36,6 @@ def resolve_cycle_date(
         except ValueError as exc:
             raise ValueError(f"params.cycle_date: {requested!r} is not a date (YYYY-MM-DD)") from exc
     if logical_date is not None:
-        return logical_date.astimezone(dt.UTC).date()
+        day = logical_date.astimezone(dt.UTC).date()
+        return most_recent_cycle_date(dt.datetime.combine(day, dt.time(23, 59, 59), dt.UTC))
     return most_recent_cycle_date(run_after)

@@ -181,6 +181,9 @@ class OsConfigHook(GoogleRestHook):
                 disruption_budget=osconfig_v1.FixedOrPercent(**disruption_budget),
             ),
         )
+        # Sent once: the generated client wraps ExecutePatchJob with no default retry (google-cloud-os-config,
+        # osconfig_v1 transports/base.py ``_prep_wrapped_messages``) and none is passed here; the request
+        # takes no idempotency key, so a retry is the patch operator's to reconcile (``patch_jobs``).
         try:
             job = self.service.execute_patch_job(request=request, timeout=CALL_TIMEOUT_SECONDS)
         except CALL_ERRORS as exc:

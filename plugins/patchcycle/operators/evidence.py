@@ -47,6 +47,7 @@ class WriteEvidencePackOperator(CycleOperator):
             "soak_override_reason": info.get("soak_override_reason"),
             "window_override_reason": info.get("window_override_reason"),
             "triggered_by": getattr(run, "triggering_user_name", None),
+            "refused_reasons": list(info.get("refused") or []),
         }
         from patchcycle.config.exceptions import load_tenant_exception_register
         from patchcycle.domain.controls import controls_summary, load_control_catalogs, map_controls
@@ -222,6 +223,12 @@ class CycleOutcomeOperator(CycleOperator):
             )
         if result["outcome"] == "failed":
             raise AirflowFailException(f"cycle failed for {self.tenant_id}; evidence: {result['pack_url']}")
+        if result["outcome"] == "refused":
+            reasons = "\n- ".join(self.plan_info(context).get("refused") or [])
+            raise AirflowFailException(
+                f"the run was refused before any change for {self.tenant_id}; evidence: "
+                f"{result['pack_url']}\n- {reasons}"
+            )
         return {"outcome": result["outcome"], "checked_at": dt.datetime.now(dt.UTC).isoformat()}
 
     def flush_events(self, context: Any, log: EventLog, phase: str) -> None:
@@ -229,5 +236,6 @@ class CycleOutcomeOperator(CycleOperator):
 
 
 def proceed_unless_dry_run(plan: dict[str, Any]) -> bool:
-    """The dry-run gate: a dry run stops after the plan (its log prints it) and writes plan-only evidence."""
-    return not plan.get("dry_run")
+    """The dry-run gate: a dry run stops after the plan (its log prints it) and writes plan-only evidence;
+    so does a refused run (its evidence says why, and its outcome task fails it)."""
+    return not plan.get("dry_run") and not plan.get("refused")

@@ -46,7 +46,12 @@ from patchcycle.domain.plan import (
     merge_ledgers,
 )
 from patchcycle.domain.platforms import SSM_PRODUCTS, os_family_from_ssm
-from patchcycle.domain.run_conf import CYCLE_PARAMS, conf_problems, cycle_date_problem
+from patchcycle.domain.run_conf import (
+    CYCLE_PARAMS,
+    conf_problems,
+    cycle_date_problem,
+    late_scheduled_run_problem,
+)
 from patchcycle.domain.schedule import resolve_cycle_date
 from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments
 from patchcycle.reports.store import CyclePaths
@@ -58,20 +63,22 @@ PLAN_INFO_RECORD = "plan-info.json"
 """The frozen plan's facts (what the task returns), kept so a later attempt returns the same plan."""
 
 
-def validate_run_params(params: dict[str, Any], environments: list[str]) -> list[str]:
-    """The run's environments, checked against the tenant; a soak override needs a reason."""
+def run_params_problems(params: dict[str, Any], environments: list[str]) -> tuple[list[str], list[str]]:
+    """The run's environments in the tenant's order, and what is wrong with the params: environments the
+    tenant does not have, a soak override without a reason."""
     wanted = params.get("environments") or environments
+    problems: list[str] = []
     unknown = [e for e in wanted if e not in environments]
     if unknown:
-        raise AirflowFailException(
+        problems.append(
             f"params.environments: {unknown} not configured for this tenant (it has {environments})"
         )
     if (
         params.get("soak_hours_override") is not None
         and not (params.get("soak_override_reason") or "").strip()
     ):
-        raise AirflowFailException("params.soak_override_reason: a soak override needs a recorded reason")
-    return [e for e in environments if e in wanted]
+        problems.append("params.soak_override_reason: a soak override needs a recorded reason")
+    return [e for e in environments if e in wanted], problems
 
 
 @dataclass
@@ -366,13 +373,15 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any] | None:
         tenant = self.tenant
-        cycle_date, environments = self._run_scope(context)
+        cycle_date, environments, refusals = self._run_scope(context)
         # A plan is frozen once per run: a retry or a cleared task returns the plan an earlier attempt
         # froze (and the stages after it judge hosts by it), and never sends a second Scan.
         frozen = self.read_record(self._paths.run_file(PLAN_INFO_RECORD), required=False)
         if frozen is not None:
             log.record("plan.reused", target=tenant.id, plan_hash=frozen["plan_hash"])
             return frozen
+        if refusals:
+            return self._refuse(context, log, cycle_date, refusals)
         prepared: dict[str, Any] = {}
         scans = self.read_record(self._paths.run_file(AWS_SCAN_RECORD), required=False)
         if scans is not None:
@@ -413,7 +422,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         # The run's scope is a pure function of the run (params, logical date, run_after): resolved
         # again here rather than carried through the trigger.
-        cycle_date, environments = self._run_scope(context)
+        cycle_date, environments, _ = self._run_scope(context)
 
         def complete(ctx: Any, ev: dict[str, Any], log: EventLog) -> dict[str, Any]:
             if ev.get("status") not in ("done", "timeout"):
@@ -423,26 +432,83 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
 
         return self.resume(context, event, complete)
 
-    def _run_scope(self, context: Any) -> tuple[dt.date, list[str]]:
-        """The run's cycle date and environments; the run is refused (nothing changed yet, no retry)
-        for a conf key the DAG does not take, a non-finite number or a cycle date out of bounds."""
+    def _run_scope(self, context: Any) -> tuple[dt.date, list[str], list[str]]:
+        """The run's cycle date, its environments, and why it must be refused (empty: it may go on).
+
+        Refused before any change: a conf key the DAG does not take, a non-finite number, an environment
+        the tenant lacks, a soak override without a reason, a cycle date out of bounds, a scheduled run
+        that starts late (unless the tenant patches late runs). A refused run is filed under the cycle
+        of its logical date, and still leaves an evidence pack saying why.
+        """
         params = context["params"]
         dag_run = context["dag_run"]
+        tenant = self.tenant
         problems = conf_problems(getattr(dag_run, "conf", None), CYCLE_PARAMS, dag=self.dag_id)
-        if problems:
-            raise AirflowFailException("the run is refused; nothing was changed:\n- " + "\n- ".join(problems))
-        environments = validate_run_params(params, [e.name.value for e in self.tenant.environments])
-        cycle_date = resolve_cycle_date(
-            requested=params.get("cycle_date"),
-            logical_date=context.get("logical_date"),
-            run_after=dag_run.run_after,
+        environments, param_problems = run_params_problems(
+            params, [e.name.value for e in tenant.environments]
         )
-        if problem := cycle_date_problem(
-            cycle_date, now=dag_run.run_after, onboarded_on=self.tenant.onboarded_on
+        problems += param_problems
+        by_logical = resolve_cycle_date(
+            requested=None, logical_date=context.get("logical_date"), run_after=dag_run.run_after
+        )
+        try:
+            cycle_date = resolve_cycle_date(
+                requested=params.get("cycle_date"),
+                logical_date=context.get("logical_date"),
+                run_after=dag_run.run_after,
+            )
+        except ValueError as exc:
+            problems.append(str(exc))
+            cycle_date = by_logical
+        if problem := cycle_date_problem(cycle_date, now=dag_run.run_after, onboarded_on=tenant.onboarded_on):
+            problems.append(problem)
+            cycle_date = by_logical
+        if not tenant.schedule.patch_late_runs and (
+            late := late_scheduled_run_problem(
+                run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+                scheduled_for=context.get("logical_date") or dag_run.run_after,
+                started_at=dag_run.start_date,
+                late_after=timedelta(hours=tenant.schedule.late_after_hours),
+                dag_id=self.dag_id,
+                cycle_date=cycle_date,
+            )
         ):
-            raise AirflowFailException(f"the run is refused; nothing was changed: {problem}")
+            problems.append(late)
         self._paths = CyclePaths(cycle_date.isoformat(), context["run_id"])
-        return cycle_date, environments
+        return cycle_date, ([] if problems else environments), problems
+
+    def _refuse(
+        self, context: Any, log: EventLog, cycle_date: dt.date, refusals: list[str]
+    ) -> dict[str, Any]:
+        """Freeze an empty plan for a refused run (no cloud is read or changed) and say why: the run goes
+        straight to its evidence pack, and its outcome task fails it."""
+        for problem in refusals:
+            self.log.error("the run is refused; nothing was changed: %s", problem)
+        plan = build_cycle_plan(self.tenant, cycle_date, [])
+        plan_url = self.store.put_json(self._paths.plan(plan.hash), plan.to_dict())
+        info = {
+            "cycle_date": plan.cycle_date,
+            "plan_hash": plan.hash,
+            "plan_url": plan_url,
+            "install_list_url": None,
+            "install_list_urls": {},
+            "approved_patches": 0,
+            "environments": [],
+            "dry_run": False,
+            "refused": refusals,
+            "soak_hours_override": None,
+            "soak_override_reason": None,
+            "window_override_reason": None,
+        }
+        log.record(
+            "cycle.refused",
+            target=self.tenant.id,
+            result="refused",
+            reasons=refusals,
+            run_type=str(context["dag_run"].run_type),
+        )
+        self.write_record(context, self._paths.run_file(PLAN_INFO_RECORD), info)
+        return info
 
     def _freeze(
         self,

@@ -106,6 +106,7 @@ OUTCOME_COLOURS: dict[str, str] = {
     "failed": "#c62828",
     "partial": "#ef6c00",
     "planned": "#1565c0",
+    "refused": "#6a1b9a",
 }
 STAGE_STATUS_COLOURS: dict[str, colors.Color] = {
     "succeeded": colors.HexColor("#2e7d32"),
@@ -737,12 +738,36 @@ def _title_block(evidence: Mapping[str, Any], styles: _Styles, generated_at: str
         ),
         Spacer(1, 4),
     ]
+    refused = [str(r) for r in cycle.get("refused_reasons") or []]
+    if refused:
+        flow.append(
+            Paragraph(
+                "<b>The run was refused before it read or changed any host.</b> Why:",
+                styles.body,
+            )
+        )
+        flow += [Paragraph(f"&bull; {_markup(reason)}", styles.body) for reason in refused]
+        flow.append(Spacer(1, 4))
+    soak_hours = cycle.get("soak_hours_override")
     meta = [
         ("Cycle date", cycle.get("cycle_date") or plan.get("cycle_date")),
         ("Run id", cycle.get("run_id")),
+        ("Triggered by", cycle.get("triggered_by") or f"Airflow ({_text(cycle.get('run_type'), 'run')})"),
         ("Started", cycle.get("started_at")),
         ("Finished", cycle.get("finished_at")),
         ("Dry run", "yes" if dry_run else "no"),
+        (
+            "Emergency change",
+            f"prod patched outside its change window: {cycle['window_override_reason']}"
+            if cycle.get("window_override_reason")
+            else "no (prod waits for its change window)",
+        ),
+        (
+            "Soak override",
+            f"{soak_hours} h: {_text(cycle.get('soak_override_reason'), 'no reason recorded')}"
+            if soak_hours is not None
+            else "no (each stage's configured soak)",
+        ),
         ("Plan hash (sha256)", plan_hash),
         ("Frameworks", frameworks),
         ("Generated", f"{_text(generated_at, 'n/a')} by {_text(cycle.get('generated_by'), 'patchcycle')}"),
