@@ -189,6 +189,9 @@ def test_a_prod_approval_waits_for_a_person_and_records_who_approved(deployment,
     assert prod["approval"]["plan_hash"] == doc["cycle"]["plan_hash"]
     answered = [e for e in doc["events"] if e["action"] == "approval.answered"]
     assert [e["details"]["by"] for e in answered] == [ADMIN_USER]
+    # The approval counts for change management, as the catalog maps it.
+    (cc81,) = [c for c in doc["controls"] if (c["framework"], c["control_id"]) == ("soc2", "CC8.1")]
+    assert {e["event"]: e["count"] for e in cc81["evidenced"]}.get("approval.answered") == 1
 
 
 def test_clearing_every_task_of_a_finished_run_changes_nothing(deployment, approved_run) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from patchcycle.domain.controls import (
     map_controls,
     retention_days_for,
 )
+from tests.conftest import REPO
 
 ALL_FRAMEWORKS = [f.value for f in Framework]
 
@@ -100,7 +103,7 @@ def _catalog_data(**overrides: Any) -> dict[str, Any]:
                 "evidenced_by": [
                     {"event": "patch.sent", "min_count": 2},
                     {"event": "stage.verified"},
-                    {"event": "approval.recorded", "optional": True},
+                    {"event": "approval.answered", "optional": True},
                 ],
             }
         ],
@@ -139,6 +142,49 @@ def test_every_mapped_event_is_in_the_vocabulary(catalogs: dict[str, ControlCata
                 assert req.event in EVENT_TYPES, (catalog.framework, control.id, req.event)
 
 
+EVENT_NAME = re.compile(r"^[a-z]+\.[a-z_]+$")
+
+
+def _event_names(node: ast.AST) -> set[str]:
+    return {
+        n.value
+        for n in ast.walk(node)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and EVENT_NAME.match(n.value)
+    }
+
+
+def recorded_actions() -> set[str]:
+    """The event actions the product's code records, read from its source (not from a list kept by hand):
+    the first argument of every ``.record(...)`` call (a literal, either branch of a conditional, or, for
+    a variable, the event names in the class or module around the call) and every ``"action": ...``."""
+    found: set[str] = set()
+    for path in (REPO / "plugins" / "patchcycle").rglob("*.py"):
+        if path.name == "controls.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        scopes: list[ast.AST] = [tree]
+        scopes += [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+        for scope in scopes:
+            for node in ast.walk(scope):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    if node.func.attr == "record" and node.args:
+                        first = node.args[0]
+                        found |= _event_names(scope if isinstance(first, ast.Name) else first)
+                elif isinstance(node, ast.Dict):
+                    for key, value in zip(node.keys, node.values, strict=True):
+                        if isinstance(key, ast.Constant) and key.value == "action" and value is not None:
+                            found |= _event_names(value)
+    return found
+
+
+def test_the_vocabulary_is_what_the_code_records() -> None:
+    """A catalog may only map an event some code really records: a name no code writes (the catalogs
+    once mapped ``incident.opened`` and ``approval.recorded``, which nothing recorded) never counts."""
+    recorded = recorded_actions()
+    assert {"incident.triggered", "approval.answered", "plan.frozen", "preflight.held"} <= recorded
+    assert set(EVENT_TYPES) - recorded == set()
+
+
 def test_pci_retention_control_requires_a_year(catalogs: dict[str, ControlCatalog]) -> None:
     assert catalogs["pci_dss"].control("10.5.1").requires.retention_days_at_least == 365
     assert catalogs["pci_dss"].control("10.2").requires.events_attributed
@@ -149,16 +195,28 @@ def test_pci_retention_control_requires_a_year(catalogs: dict[str, ControlCatalo
 # --------------------------------------------------------------------------------------------------
 
 
-def test_full_cycle_evidences_every_control(catalogs: dict[str, ControlCatalog]) -> None:
-    results = map_controls(full_cycle_events(), ALL_FRAMEWORKS, catalogs, retention_days=2555)
+def test_full_cycle_with_a_prod_approval_evidences_every_control(catalogs: dict[str, ControlCatalog]) -> None:
+    events = [*full_cycle_events(), _event("approval.answered", "prod", n=99)]
+    results = map_controls(events, ALL_FRAMEWORKS, catalogs, retention_days=2555)
     not_evidenced = [(r.framework, r.control_id, r.missing) for r in results if r.status != "evidenced"]
     assert not_evidenced == []
     assert {r.framework for r in results} == {*ALL_FRAMEWORKS, REFERENCES}
     assert all(r.missing == () for r in results)
     cc81 = _result(results, "soc2", "CC8.1")
     assert dict(cc81.evidenced)["patch.sent"] == 3
-    assert "approval.recorded" not in dict(cc81.evidenced)
+    assert dict(cc81.evidenced)["approval.answered"] == 1
     assert cc81.references == ("https://hicomply.com/soc-2/soc-2-controls-change-management-cc8",)
+
+
+def test_without_an_approver_sox_authorisation_is_not_green(catalogs: dict[str, ControlCatalog]) -> None:
+    """SOX ITGC-CM-01 says changes are approved: a cycle whose prod asked nobody (a soak override or an
+    emergency change included) shows it partial, naming the missing approval; SOC 2 CC8.1 takes the
+    approval as optional (only environments with approval_required record one)."""
+    events = [*full_cycle_events(), _event("soak.override_requested", None, n=98)]
+    results = map_controls(events, ["soc2", "sox"], catalogs, retention_days=2555)
+    cm01 = _result(results, "sox", "ITGC-CM-01")
+    assert (cm01.status, cm01.missing) == ("partial", ("approval.answered",))
+    assert _result(results, "soc2", "CC8.1").status == "evidenced"
 
 
 def test_without_access_review_cc61_is_missing_and_activity_review_partial(
@@ -218,13 +276,13 @@ def test_optional_events_never_count_as_missing_but_are_listed_when_present(
     assert cc72.status == "evidenced"
     assert set(dict(cc72.evidenced)) == {"preflight.evaluated", "verify.host"}
 
-    extra = [_event("health.checked", "prod"), _event("preflight.held", "i-9"), _event("approval.recorded")]
+    extra = [_event("health.checked", "prod"), _event("preflight.held", "i-9"), _event("approval.answered")]
     rich = map_controls(full_cycle_events() + extra, ["soc2"], catalogs, retention_days=365)
     cc72 = _result(rich, "soc2", "CC7.2")
     assert cc72.status == "evidenced"
     assert dict(cc72.evidenced)["health.checked"] == 1
     assert dict(cc72.evidenced)["preflight.held"] == 1
-    assert dict(_result(rich, "soc2", "CC8.1").evidenced)["approval.recorded"] == 1
+    assert dict(_result(rich, "soc2", "CC8.1").evidenced)["approval.answered"] == 1
 
 
 def test_min_count_is_enforced(tmp_path: Path) -> None:

@@ -158,6 +158,10 @@ def test_a_staging_health_failure_stops_prod_and_pages_once(unhealthy_staging) -
         i for i in pager["incidents"] if i["dedup_key"] == "patchcycle/cu_alpha/2026-11-22/staging"
     ]
     assert incident["status"] == "triggered" and "health gate" in incident["summary"]
+    # The page counts for the monitoring control that maps it (the event name the code records).
+    controls = {(c["framework"], c["control_id"]): c for c in result.evidence["controls"]}
+    cc72 = controls[("soc2", "CC7.2")]
+    assert {e["event"]: e["count"] for e in cc72["evidenced"]}.get("incident.triggered", 0) >= 1
     assert_pack_intact(result)
 
 

@@ -337,7 +337,7 @@ def _controls(n_events: int) -> list[dict]:
                 ("patch.sent", 3),
                 ("stage.verified", 3),
                 ("evidence.written", 1),
-                ("approval.recorded", 1),
+                ("approval.answered", 1),
             ],
             [],
             "https://hicomply.com/soc-2/soc-2-controls-change-management-cc8",

@@ -59,8 +59,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "exceptions.applied",
     "evidence.distributed",
     "health.checked",
-    "approval.recorded",
-    "incident.opened",
+    "approval.answered",
+    "incident.triggered",
 )
 """The ``action`` of every evidence event a cycle records; catalogs may only map these."""
 
