@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from fleetsim.aws import ec2 as ec2_addon
+from fleetsim.aws import identity_center as identity_center_addon
 from fleetsim.aws import rds as rds_addon
 from fleetsim.aws import root_volume as root_volume_addon
 from fleetsim.aws import ssm as ssm_addon
@@ -162,6 +163,7 @@ class FleetsimServer:
         ec2_addon.install(self.state)
         root_volume_addon.install(self.state)
         rds_addon.install(self.state)
+        identity_center_addon.install(self.state)
         seed_aws(self.state, scenario)
         seed_azure_and_gcp(self.state, scenario)
         seed_falcon(self.state, scenario)

@@ -283,7 +283,9 @@ def test_evidence_is_retained_distributed_mapped_and_verifiable(fleet, tmp_path)
     evidence = result.evidence
 
     # SOC 2 CC6.1: who could run the cycle in the tenant account, and how.
-    grants = {(g["user_name"], g["permission_set"], g["via"]) for g in evidence["access"]["grants"]}
+    listed = [(g["user_name"], g["permission_set"], g["via"]) for g in evidence["access"]["grants"]]
+    grants = set(listed)
+    assert len(listed) == len(grants), "each grant is listed once"
     assert ("jlee", "PatchcycleExecution", "group sre-patching") in grants
     assert ("rgarcia", "BreakGlassAdmin", "direct assignment") in grants
     controls = {(c["framework"], c["control_id"]): c["status"] for c in evidence["controls"]}
