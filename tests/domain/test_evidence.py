@@ -226,6 +226,10 @@ def check_invariants(doc: dict[str, Any], inventory: list[dict[str, Any]] | None
     assert ids == Counter(r["host_id"] for r in inventory)
     assert all(count == 1 for count in ids.values())
     assert all(h["final_state"] in o.FINAL_STATES for h in doc["hosts"])
+    for stage in doc["stages"]:  # a stage's row adds up
+        assert stage["hosts_targeted"] == (
+            stage["hosts_succeeded"] + stage["hosts_failed"] + stage["hosts_not_assessed"]
+        ), stage
     summary = doc["summary"]
     assert summary["hosts_total"] == len(inventory)
     assert sum(summary[k] for k in COUNTED) == summary["hosts_total"]
@@ -887,3 +891,28 @@ def test_a_refused_run_is_its_own_outcome_with_its_reasons_and_validates(tenant)
     assert doc["stages"] == [] and doc["hosts"] == []
     schema = json.loads(evidence_schema_path(doc["schema_version"]).read_text())
     jsonschema.validate(doc, schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_a_stage_row_counts_every_cloud_s_hosts_it_targeted(tenant, host_row, make_stage, stage_host):
+    """An Arc machine and a GCE instance have no SSM command id; they were targeted all the same (the
+    report once read "targeted 6, succeeded 7")."""
+    inventory = [
+        host_row("i-0", name="dev-ec2", missing_count=1),
+        host_row("arc-1", name="dev-arc", cloud="azure", missing_count=1),
+        host_row("g-1", name="dev-gce", cloud="gcp", missing_count=1),
+    ]
+    hosts = {
+        "i-0": stage_host(),
+        "arc-1": stage_host(command_id=None, operation="https://management.azure.com/op/1"),
+        "g-1": stage_host(o.FAILED, "the patch job failed on the instance", command_id=None),
+    }
+    doc = build(
+        tenant,
+        inventory=inventory,
+        preflight=evaluate_preflight(tenant, inventory).to_dict(),
+        stages={"nonprod": make_stage(tenant, "nonprod", hosts)},
+        environments=["nonprod"],
+    )
+    check_invariants(doc, inventory)
+    (stage,) = doc["stages"]
+    assert (stage["hosts_targeted"], stage["hosts_succeeded"], stage["hosts_failed"]) == (3, 2, 1)

@@ -159,6 +159,14 @@ def test_the_title_block_shows_who_triggered_and_the_emergency_change() -> None:
     assert "Soak override no (each stage's configured soak)" in plain
 
 
+def test_the_appendix_lists_every_host_once() -> None:
+    evidence = make_evidence(260)  # more than one appendix table
+    _, text = _pdf_text(render_cycle_report(evidence))
+    appendix = text.split("Appendix: every host (260)", 1)[1]
+    for host in evidence["hosts"]:
+        assert appendix.count(host["name"]) == 1, host["name"]
+
+
 def test_identical_input_gives_identical_bytes() -> None:
     assert render_cycle_report(make_evidence()) == render_cycle_report(make_evidence())
 
@@ -215,9 +223,10 @@ def test_attention_rows_are_capped_with_a_pointer_to_the_csv() -> None:
         for i in range(MAX_ATTENTION_ROWS + 25)
     ]
     _, text = _pdf_text(render_cycle_report(evidence))
-    assert "host-0000" in text
-    assert "host-0499" in text
-    assert "host-0500" not in text
+    attention = text.split("Appendix: every host", 1)[0]  # the appendix lists them all
+    assert "host-0000" in attention
+    assert "host-0499" in attention
+    assert "host-0500" not in attention
     assert "25 more hosts needing attention" in _squash(text)
     assert "CSV" in text
 

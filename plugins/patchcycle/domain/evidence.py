@@ -140,6 +140,10 @@ def _rollup(records: list[dict], rows: Mapping[str, Mapping[str, Any]]) -> dict[
     return result
 
 
+_TARGETED = (o.PATCHED, o.FAILED, o.NON_COMPLIANT, o.NOT_ASSESSED)
+"""A stage host's final states that mean the stage patched or judged it (held and not-run hosts were not)."""
+
+
 def cycle_outcome(
     dry_run: bool,
     preflight: Mapping[str, Any] | None,
@@ -216,7 +220,9 @@ def build_evidence_document(
                 "status": status,
                 "started_at": (stage or {}).get("started_at"),
                 "finished_at": (stage or {}).get("finished_at"),
-                "hosts_targeted": sum(1 for h in hosts.values() if h.get("command_id")),
+                # Every host the stage patched or judged, on every cloud (not only those with an SSM
+                # command id): targeted = succeeded + failed + not assessed, so the row adds up.
+                "hosts_targeted": sum(1 for h in hosts.values() if h["final_state"] in _TARGETED),
                 "hosts_succeeded": sum(1 for h in hosts.values() if h["final_state"] == o.PATCHED),
                 "hosts_failed": sum(
                     1 for h in hosts.values() if h["final_state"] in (o.FAILED, o.NON_COMPLIANT)

@@ -37,6 +37,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     CondPageBreak,
     Flowable,
+    PageBreak,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -46,6 +47,7 @@ from reportlab.platypus import (
 
 from patchcycle.reports.tables import (
     environment_rank,
+    host_sort_key,
     installed_version_text,
     sorted_environments,
     summary_rows,
@@ -106,7 +108,7 @@ OUTCOME_COLOURS: dict[str, str] = {
     "failed": "#c62828",
     "partial": "#ef6c00",
     "planned": "#1565c0",
-    "refused": "#6a1b9a",
+    "refused": "#4e342e",
 }
 STAGE_STATUS_COLOURS: dict[str, colors.Color] = {
     "succeeded": colors.HexColor("#2e7d32"),
@@ -915,6 +917,48 @@ def _attention_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any
     return flow + _version_drift_section(evidence, styles)
 
 
+APPENDIX_ROWS_PER_TABLE = 200
+"""The host appendix is built as tables of this many rows (one long table would be laid out at once)."""
+
+
+def _host_appendix(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
+    """Every host of the cycle, one line each, in promotion order then name: the report's counts can be
+    checked against this list, and each host's full record is in the JSON and the CSV."""
+    hosts = sorted(_records(evidence.get("hosts")), key=host_sort_key)
+    flow: list[Any] = [
+        PageBreak(),
+        Paragraph(f"Appendix: every host ({len(hosts):,})", styles.h2),
+        Paragraph(
+            "Each host of the cycle with its final state and missing updates before and after; the "
+            "reasons of the hosts needing attention are above, and every field is in the CSV and JSON.",
+            styles.note,
+        ),
+        Spacer(1, 4),
+    ]
+    if not hosts:
+        return [*flow, Paragraph("The cycle had no host.", styles.body)]
+    header = ["Name", "Env", "Cloud", "OS family", "State", "Missing", "Backup"]
+    widths = [1.9 * inch, 0.6 * inch, 0.5 * inch, 1.1 * inch, 0.9 * inch, 0.7 * inch]
+    widths.append(CONTENT_WIDTH - sum(widths))
+    for start in range(0, len(hosts), APPENDIX_ROWS_PER_TABLE):
+        rows: list[list[Any]] = [header]
+        for host in hosts[start : start + APPENDIX_ROWS_PER_TABLE]:
+            before, after = host.get("missing_before"), host.get("missing_after")
+            rows.append(
+                [
+                    _clip_plain(host.get("name") or host.get("host_id"), 40),
+                    _text(host.get("environment"), "-"),
+                    _text(host.get("cloud"), "-"),
+                    _text(host.get("os_family"), "-"),
+                    _text(host.get("final_state"), "-").replace("_", " "),
+                    f"{_text(before, '-')} -> {_text(after, '-')}",
+                    _clip_plain(host.get("backup_id"), 30, "-"),
+                ]
+            )
+        flow.append(_table(rows, widths))
+    return flow
+
+
 def version_drift_hosts(hosts: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], list[Mapping]]]:
     """Hosts whose cloud could not pin versions and that run another version than the plan froze, with
     the differing packages; in environment order, then name."""
@@ -1688,6 +1732,7 @@ def render_cycle_report(evidence: dict, *, generated_at: str | None = None) -> b
     flow += _access_section(evidence, styles)
     flow += _attention_section(evidence, styles)
     flow += _patch_section(evidence, styles)
+    flow += _host_appendix(evidence, styles)
 
     footer = f"{_text(tenant.get('id'))}  |  cycle {cycle_date}  |  plan {plan_hash[:12]}"
     buffer = io.BytesIO()

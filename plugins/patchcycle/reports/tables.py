@@ -59,7 +59,7 @@ def sorted_environments(environments: Iterable[str]) -> list[str]:
     return sorted(set(environments), key=environment_rank)
 
 
-def _host_sort_key(host: Mapping[str, Any]) -> tuple[tuple[int, str], str, str]:
+def host_sort_key(host: Mapping[str, Any]) -> tuple[tuple[int, str], str, str]:
     return (
         environment_rank(host.get("environment")),
         str(host.get("name") or ""),
@@ -76,7 +76,7 @@ def hosts_csv(hosts: list[dict]) -> bytes:
     ``installed_versions``, is written as :func:`installed_versions_text`.
     Identical input gives identical bytes.
     """
-    ordered = sorted(hosts, key=_host_sort_key)
+    ordered = sorted(hosts, key=host_sort_key)
     # dtype=object keeps ints as ints (no 3 -> 3.0 when a column has a None) and
     # stops pandas from inferring types or parsing account ids as numbers.
     rows = [[_csv_value(col, host.get(col)) for col in HOST_COLUMNS] for host in ordered]
