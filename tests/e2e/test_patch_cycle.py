@@ -184,10 +184,15 @@ def test_a_typo_in_the_conf_refuses_the_run_and_still_leaves_evidence(fleet) -> 
     """``dryrun`` (for ``dry_run``) would otherwise start a real cycle. The run is refused before any
     cloud is read, every downstream step still runs on the refusal, the pack says why, and the run fails
     so Airflow shows it was not done."""
+    import datetime as dt
+
+    before = dt.datetime.now(dt.UTC).isoformat()
     result = fleet.run(DAG_ID, NOV, {"dryrun": True, "soak_hours_override": 1, "soak_override_reason": ""})
     assert result.returncode != 0
     cycle = result.evidence["cycle"]
     assert cycle["outcome"] == "refused" and cycle["cycle_date"] == "2026-11-22"
+    # When the run began (not its logical date), and its type as Airflow names it.
+    assert cycle["started_at"] >= before and cycle["run_type"] == "manual"
     reasons = "\n".join(cycle["refused_reasons"])
     assert "'dryrun'" in reasons and "did you mean 'dry_run'?" in reasons
     assert "params.soak_override_reason: a soak override needs a recorded reason" in reasons

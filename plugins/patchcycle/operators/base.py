@@ -64,6 +64,12 @@ class EventLog:
         )
 
 
+def run_type_name(dag_run: Any) -> str:
+    """The run's type as Airflow names it (``scheduled``, ``manual``, ``backfill``...), not an enum repr."""
+    run_type = getattr(dag_run, "run_type", None)
+    return str(getattr(run_type, "value", run_type))
+
+
 class CycleTaskMixin:
     """The cycle's context for a task: tenant, plan, evidence store, event log. Subclasses implement
     :meth:`run`; :meth:`execute` writes their events to the evidence store whatever happens."""

@@ -9,7 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle import __version__
 from patchcycle.domain.evidence import build_evidence_document
-from patchcycle.operators.base import CycleOperator, EventLog, utcnow
+from patchcycle.operators.base import CycleOperator, EventLog, run_type_name, utcnow
 from patchcycle.reports.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_sha256
 from patchcycle.reports.store import CyclePaths
 
@@ -37,10 +37,13 @@ class WriteEvidencePackOperator(CycleOperator):
         cycle = {
             "cycle_date": info["cycle_date"],
             "run_id": context["run_id"],
-            "run_type": str(run.run_type),
+            "run_type": run_type_name(run),
             "plan_hash": info["plan_hash"],
             "dry_run": info["dry_run"],
-            "started_at": run.start_date.isoformat() if run.start_date else None,
+            # When the run began: its first recorded step (the plan's), not the run's start_date, which
+            # ``airflow dags test`` sets to the logical date; that only for a run that recorded nothing.
+            "started_at": min((str(e["at"]) for e in events if e.get("at")), default=None)
+            or (run.start_date.isoformat() if run.start_date else None),
             "finished_at": now,
             "generated_by": f"patchcycle {__version__}",
             "soak_hours_override": info.get("soak_hours_override"),

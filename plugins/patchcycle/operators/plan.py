@@ -53,7 +53,7 @@ from patchcycle.domain.run_conf import (
     late_scheduled_run_problem,
 )
 from patchcycle.domain.schedule import resolve_cycle_date
-from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments
+from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, run_type_name
 from patchcycle.reports.store import CyclePaths
 from patchcycle.triggers import checks
 from patchcycle.triggers.waits import CloudWaitTrigger
@@ -465,7 +465,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             cycle_date = by_logical
         if not tenant.schedule.patch_late_runs and (
             late := late_scheduled_run_problem(
-                run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+                run_type=run_type_name(dag_run),
                 scheduled_for=context.get("logical_date") or dag_run.run_after,
                 started_at=dag_run.start_date,
                 late_after=timedelta(hours=tenant.schedule.late_after_hours),
@@ -505,7 +505,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             target=self.tenant.id,
             result="refused",
             reasons=refusals,
-            run_type=str(context["dag_run"].run_type),
+            run_type=run_type_name(context["dag_run"]),
         )
         self.write_record(context, self._paths.run_file(PLAN_INFO_RECORD), info)
         return info
@@ -601,7 +601,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             approved_patches=len(plan.patch_ids),
             environments=environments,
             dry_run=dry_run,
-            run_type=str(context["dag_run"].run_type),
+            run_type=run_type_name(context["dag_run"]),
         )
         if params.get("soak_hours_override") is not None:
             log.record(
