@@ -220,10 +220,12 @@ def zone_counts(scenario: Path) -> list[int]:
     return list(zones.values())
 
 
-def minimum_inventory(per_cloud: int, zones: list[int]) -> dict[str, int]:
-    """The fewest calls that read every host: each list at its documented page size."""
+def minimum_inventory(per_cloud: int, zones: list[int], rds_scopes: int = 0) -> dict[str, int]:
+    """The fewest calls that read every host: each list at its documented page size; an account and
+    region that patches RDS reads its DB instances and their pending maintenance once each (one page
+    here: at most 100 DB instances)."""
     return {
-        "aws": math.ceil(per_cloud / SSM_PAGE) * 2 + math.ceil(per_cloud / EC2_TAGS_PAGE),
+        "aws": math.ceil(per_cloud / SSM_PAGE) * 2 + math.ceil(per_cloud / EC2_TAGS_PAGE) + 2 * rds_scopes,
         "azure": math.ceil(per_cloud / ARM_MACHINES_PAGE) + 2 * math.ceil(per_cloud / GRAPH_PAGE),
         # Instances, inventories and vulnerability reports are listed per zone.
         "gcp": sum(math.ceil(n / COMPUTE_PAGE) + 2 * math.ceil(n / OSCONFIG_PAGE) for n in zones),
@@ -242,16 +244,55 @@ PATCH_CALLS = {
 STATUS_POLLS = {"aws": ["aws.ssm.ListCommands"], "gcp": ["gcp.osconfig.GetPatchJob"]}
 
 
-def minimum_patching(per_cloud: int) -> dict[str, int]:
-    """Per stage: AWS one SendCommand and the invocations in pages of 50; Azure one installPatches and
-    one result read per machine (the API has no batch form); GCP one patch job and the instance details
-    in pages of 100."""
+def minimum_patching(per_cloud: int, batches: dict[str, list[int]] | None = None) -> dict[str, int]:
+    """Per batch (a stage, and prod's canary batch apart from the rest, which the design sends on its
+    own): AWS one SendCommand and the invocations in pages of 50; Azure one installPatches and one
+    result read per machine (the API has no batch form); GCP one patch job and the instance details in
+    pages of 100. ``batches``: each cloud's batch sizes as the cycle made them (from its evidence);
+    without them, one batch per stage."""
     stages = [round(per_cloud * share) for share in (0.3, 0.2, 0.5)]
+    sizes = {cloud: (batches or {}).get(cloud) or stages for cloud in ("aws", "gcp")}
     return {
-        "aws": sum(1 + math.ceil(n / SSM_PAGE) for n in stages),
+        "aws": sum(1 + math.ceil(n / SSM_PAGE) for n in sizes["aws"] if n),
         "azure": 2 * per_cloud,
-        "gcp": sum(1 + math.ceil(n / OSCONFIG_PAGE) for n in stages),
+        "gcp": sum(1 + math.ceil(n / OSCONFIG_PAGE) for n in sizes["gcp"] if n),
     }
+
+
+def batch_sizes(evidence: dict[str, Any]) -> dict[str, list[int]]:
+    """Each cloud's patched batches (stage, and canary or rest in a stage with a canary) and their hosts."""
+    canary = {h for s in evidence["stages"] for h in ((s.get("canary") or {}).get("hosts") or [])}
+    sizes: Counter[tuple[str, str, bool]] = Counter(
+        (h["cloud"], h["environment"], h["host_id"] in canary)
+        for h in evidence["hosts"]
+        if h.get("final_state") == "patched"
+    )
+    out: dict[str, list[int]] = {}
+    for (cloud, _, _), n in sorted(sizes.items()):
+        out.setdefault(cloud, []).append(n)
+    return out
+
+
+def run_evidence(url: str, bucket: str) -> dict[str, Any]:
+    """The cycle's evidence document, from the tenant's bucket in fleetsim's S3."""
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+        if o["Key"].endswith("/evidence.json") and "/pack" in o["Key"]
+    ]
+    if not keys:
+        raise SystemExit(f"no evidence pack in s3://{bucket}: the cycle wrote none (see its log)")
+    return json.loads(s3.get_object(Bucket=bucket, Key=max(keys))["Body"].read())
 
 
 # The plan's catalog calls that are status polls of the Scan (they scale with how long the Scan takes
@@ -447,17 +488,25 @@ def main() -> int:
                 work / "cycle.log",
             )
             wall = time.monotonic() - started
+            if rc != 0:
+                print((work / "cycle.log").read_text()[-4000:], file=sys.stderr)
             cycle = Counter(fleetsim_get(url, "/fleetsim/calls")["calls"])
             truth = fleetsim_get(url, "/fleetsim/ground-truth")["hosts"]
             inventory = inventory_calls(url, env)
             plan_measured = plan_catalog_calls(url, env, args.poll_seconds, timeout=600)
             plan_ti = plan_task_instance(work / "airflow", DAG_ID)
+            tenant = bench_tenant(env)
+            evidence = run_evidence(url, tenant.evidence.bucket)
         per_cloud = args.hosts // 3
         thousand = per_cloud / 1000
         inv = by_cloud(inventory)
-        inv_min = minimum_inventory(per_cloud, zone_counts(scenario))
+        rds_scopes = sum(
+            len(a.regions) for a in (tenant.clouds.aws.accounts if tenant.clouds.aws else []) if a.rds
+        )
+        inv_min = minimum_inventory(per_cloud, zone_counts(scenario), rds_scopes)
         patching = {cloud: {op: cycle.get(op, 0) for op in ops} for cloud, ops in PATCH_CALLS.items()}
-        patch_min = minimum_patching(per_cloud)
+        batches = batch_sizes(evidence)
+        patch_min = minimum_patching(per_cloud, batches)
         plan_calls, plan_polls = plan_catalog_by_cloud(plan_measured)
         plan_min, plan_basis = minimum_plan_catalog(plan_measured, per_cloud, zone_counts(scenario))
         result = {
@@ -481,6 +530,7 @@ def main() -> int:
             "patching_ratio_to_minimum": {
                 c: round(sum(patching[c].values()) / n, 2) for c, n in patch_min.items()
             },
+            "patching_batches": batches,
             "status_polls": {c: {op: cycle.get(op, 0) for op in ops} for c, ops in STATUS_POLLS.items()},
             "plan_task_seconds": plan_ti.get("duration_seconds"),
             "plan_task_instance": plan_ti
