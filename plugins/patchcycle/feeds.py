@@ -390,7 +390,13 @@ def load_feed_snapshots(directory: Path | str | None = None) -> FeedSnapshot:
         kev=parse_kev(_read(kev_path), str(kev_path)),
         epss=parse_epss_bytes(_read(epss_path), str(epss_path)),
         cvss=parse_cvss_sample(_read(cvss_path), str(cvss_path)),
-        source=str(folder),
+        # Where the snapshots came from, as a reader of the evidence can find it: the project's own
+        # committed snapshots are named as such, not by this machine's path.
+        source=(
+            "committed snapshots (include/feeds of the patchcycle release)"
+            if folder.resolve() == FEEDS_DIR.resolve()
+            else str(folder)
+        ),
     )
 
 

@@ -76,3 +76,30 @@ def test_open_rows_are_capped_but_counted() -> None:
         open_rows_limit=10,
     )
     assert len(report["open"]) == 10 and report["summary"]["open"] == 60 and report["open_truncated"] is True
+
+
+def test_feeds_older_than_a_week_on_the_cycle_date_are_flagged_with_their_age() -> None:
+    from patchcycle.domain.risk_report import feed_warnings
+
+    kev_day = dt.date.fromisoformat(FEEDS.kev.date_released[:10])  # 2025-08-25; EPSS of 2025-09-03
+    assert feed_warnings(FEEDS, kev_day) == []
+    assert feed_warnings(FEEDS, kev_day + dt.timedelta(days=7)) == []  # a week old: not stale yet
+    late = kev_day + dt.timedelta(days=454)
+    warnings = feed_warnings(FEEDS, late)
+    assert warnings[0] == (
+        f"CISA KEV catalog of {kev_day.isoformat()} is 454 days older than the cycle ({late.isoformat()}): "
+        "exploited CVEs listed since are not ranked as such"
+    )
+    assert warnings[1].startswith("EPSS scores of 2025-09-03 is 445 days older") and len(warnings) == 2
+
+
+def test_the_committed_snapshots_are_named_as_such_not_by_a_machine_path() -> None:
+    assert FEEDS.source == "committed snapshots (include/feeds of the patchcycle release)"
+    report = risk_and_sla(
+        hosts=[host("i-1", "failed")],
+        approved=APPROVED,
+        feeds=FEEDS,
+        frameworks=["pci_dss"],
+        as_of=dt.date(2026, 11, 22),
+    )
+    assert report["feeds"]["warnings"] and report["feeds"]["source"] == FEEDS.source

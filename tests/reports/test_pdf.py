@@ -167,6 +167,17 @@ def test_the_appendix_lists_every_host_once() -> None:
         assert appendix.count(host["name"]) == 1, host["name"]
 
 
+def test_a_stale_threat_feed_is_flagged_in_the_risk_section() -> None:
+    evidence = make_evidence(20, sections=True)
+    evidence["risk"]["feeds"]["warnings"] = [
+        "CISA KEV catalog of 2025-08-25 is 454 days older than the cycle"
+    ]
+    text = _squash(_pdf_text(render_cycle_report(evidence))[1])
+    assert "Stale feed: CISA KEV catalog of 2025-08-25 is 454 days older than the cycle" in text
+    fresh = _squash(_pdf_text(render_cycle_report(make_evidence(20, sections=True)))[1])
+    assert "Stale feed" not in fresh
+
+
 def test_identical_input_gives_identical_bytes() -> None:
     assert render_cycle_report(make_evidence()) == render_cycle_report(make_evidence())
 

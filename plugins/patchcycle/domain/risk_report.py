@@ -20,6 +20,39 @@ from patchcycle.feeds import FeedSnapshot
 SEVERITY_ORDER = ("Critical", "High", "Medium", "Low", "Unspecified")
 
 
+FEED_MAX_AGE_DAYS = 7
+"""A feed older than this on the cycle's date is stale: CISA adds KEV entries most weekdays, and FIRST
+publishes EPSS scores daily, so a week-old snapshot may miss newly exploited CVEs."""
+
+
+def feed_warnings(feeds: FeedSnapshot, as_of: dt.date, max_age_days: int = FEED_MAX_AGE_DAYS) -> list[str]:
+    """Why the threat feeds the ranking used cannot be trusted as current on ``as_of``: each feed older
+    than ``max_age_days`` (or with a date that cannot be read), said with its age."""
+    dated = {
+        "CISA KEV catalog": feeds.kev.date_released or feeds.kev.catalog_version,
+        "EPSS scores": feeds.epss.score_date,
+    }
+    warnings = []
+    for name, value in dated.items():
+        day = _feed_day(value)
+        if day is None:
+            warnings.append(f"{name}: no readable date ({value!r}); its age is unknown")
+        elif (as_of - day).days > max_age_days:
+            warnings.append(
+                f"{name} of {day.isoformat()} is {(as_of - day).days} days older than the cycle "
+                f"({as_of.isoformat()}): exploited CVEs listed since are not ranked as such"
+            )
+    return warnings
+
+
+def _feed_day(value: Any) -> dt.date | None:
+    text = str(value or "").strip().replace(".", "-")[:10]
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def kev_clock(
     cves: Iterable[str], released: dt.date, feeds: FeedSnapshot
 ) -> tuple[dt.date | None, str | None]:
@@ -111,6 +144,7 @@ def risk_and_sla(
             "epss_model_version": feeds.epss.model_version,
             "epss_score_date": feeds.epss.score_date,
             "source": feeds.source,
+            "warnings": feed_warnings(feeds, as_of),
         },
         "summary": {
             "by_status": dict(sorted(statuses.items())),

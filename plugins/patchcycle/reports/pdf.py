@@ -1347,6 +1347,10 @@ def _risk_section(evidence: Mapping[str, Any], styles: _Styles) -> list[Any]:
             styles.body,
         )
     )
+    for warning in _strings(feeds.get("warnings")):
+        flow.append(
+            Paragraph(f'<font color="#c62828"><b>Stale feed:</b></font> {_markup(warning)}', styles.body)
+        )
     flow += [Spacer(1, 6), overdue_chart(risk), Spacer(1, 6)]
 
     if not rows:
