@@ -106,6 +106,20 @@ class CycleRunner:
         assert rows, f"no XCom of {dag_id} found"
         return "\n".join(str(value) for (value,) in rows)
 
+    def asset_event_extra(self, asset_name: str) -> dict[str, Any]:
+        """The extra of the asset's latest event (what the Assets view shows)."""
+        import json
+
+        db = Path(self.env["AIRFLOW_HOME"]) / "airflow.db"
+        with sqlite3.connect(db) as conn:
+            row = conn.execute(
+                "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                "WHERE a.name = ? ORDER BY e.id DESC LIMIT 1",
+                (asset_name,),
+            ).fetchone()
+        assert row is not None, f"no event of asset {asset_name}"
+        return json.loads(row[0]) if isinstance(row[0], str) else dict(row[0] or {})
+
     def task_states(self, dag_id: str) -> dict[str, str]:
         db = Path(self.env["AIRFLOW_HOME"]) / "airflow.db"
         with sqlite3.connect(db) as conn:

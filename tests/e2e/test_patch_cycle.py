@@ -139,6 +139,12 @@ def test_cycle_patches_in_order_and_its_evidence_matches_ground_truth(fleet) -> 
     assert set(result.task_states.values()) == {"success"}
     dag = build_patch_cycle_dag(load_tenant(HERE / "tenants" / "aws_only" / "cu_alpha.yaml"))
     assert set(result.task_states) == set(dag.task_ids)
+    # A green run all the same: its outcome task names every host left, and its asset event says partial.
+    assert "t-dev-app-02 (nonprod) failed:" in result.log
+    assert "t-prd-web-03 (prod) held: ssm agent ConnectionLost" in result.log
+    extra = fleet.asset_event_extra("patchcycle_evidence__cu_alpha")
+    assert (extra["outcome"], extra["failed"], extra["held"]) == ("partial", 1, 2)
+    assert extra["pack_url"].startswith("s3://") and extra["cycle_date"] == "2026-11-22"
 
 
 @pytest.mark.scenario("alpha_nonprod_breaks.yaml")

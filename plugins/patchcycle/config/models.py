@@ -823,6 +823,9 @@ class Tenant(_ConfigModel):
     evidence: EvidencePolicy
     sla: SlaDays = Field(default_factory=SlaDays)
     schedule: SchedulePolicy = Field(default_factory=SchedulePolicy)
+    partial_run_fails: bool = False
+    """A cycle that left hosts unpatched (outcome partial) ends as a failed Airflow run, not a green one
+    (its outcome task fails after naming the hosts); off, such a run is green and its log names them."""
     falcon: FalconPolicy | None = None
     incidents: IncidentPolicy | None = None
     health: HealthPolicy | None = None

@@ -13,6 +13,11 @@ from patchcycle.operators.base import CycleOperator, EventLog, run_type_name, ut
 from patchcycle.reports.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_sha256
 from patchcycle.reports.store import CyclePaths
 
+HOSTS_LEFT_STATES = ("failed", "held", "non_compliant", "not_assessed", "not_run")
+"""Final states of hosts the cycle left unpatched, named in the outcome task's log."""
+MAX_HOSTS_NAMED = 100
+"""At most this many hosts left are named in the task's result and log; the pack lists every one."""
+
 
 class WriteEvidencePackOperator(CycleOperator):
     """Assemble everything the stages recorded into the evidence document and the pack auditors receive."""
@@ -133,13 +138,37 @@ class WriteEvidencePackOperator(CycleOperator):
             previous_manifest_sha256=previous,
         )
         summary = evidence["summary"]
+        counts = {k: v for k, v in summary.items() if not isinstance(v, dict)}
+        left = [
+            {
+                "name": h["name"],
+                "environment": h["environment"],
+                "state": h["final_state"],
+                "reason": h["reason"],
+            }
+            for h in sorted(evidence["hosts"], key=lambda h: (h["final_state"], str(h["name"])))
+            if h["final_state"] in HOSTS_LEFT_STATES
+        ]
+        # The asset event says how the cycle ended, so the Assets view and the roll-up see it too.
+        extra = {
+            "cycle_date": info["cycle_date"],
+            "outcome": evidence["cycle"]["outcome"],
+            "pack_url": store.url(pack),
+            **{k: counts.get(k) for k in ("compliance_after", *HOSTS_LEFT_STATES)},
+        }
+        outlet_events = context.get("outlet_events")
+        if outlet_events is not None:
+            for outlet in self.outlets:
+                outlet_events[outlet].extra = extra
         # No pre-signed link here: a task's return value is an XCom anyone who can view the DAG can
         # read. Links are made by distribute and travel only in the mail.
         return {
             "outcome": evidence["cycle"]["outcome"],
             "pack_url": store.url(pack),
             "manifest_sha256": manifest_sha256(manifest),
-            "summary": {k: v for k, v in summary.items() if not isinstance(v, dict)},
+            "summary": counts,
+            "hosts_left": left[:MAX_HOSTS_NAMED],
+            "hosts_left_total": len(left),
         }
 
     def _risk_section(self, evidence: dict[str, Any], frameworks: list[str]) -> dict[str, Any]:
@@ -224,6 +253,15 @@ class CycleOutcomeOperator(CycleOperator):
             raise AirflowFailException(
                 "no evidence pack was written for this run; see the evidence task's log"
             )
+        left = result.get("hosts_left") or []
+        for host in left:
+            self.log.warning(
+                "%s (%s) %s: %s", host["name"], host["environment"], host["state"], host["reason"] or "-"
+            )
+        if (total := result.get("hosts_left_total", len(left))) > len(left):
+            self.log.warning(
+                "... and %d more hosts left; the evidence pack lists every one", total - len(left)
+            )
         if result["outcome"] == "failed":
             raise AirflowFailException(f"cycle failed for {self.tenant_id}; evidence: {result['pack_url']}")
         if result["outcome"] == "refused":
@@ -231,6 +269,11 @@ class CycleOutcomeOperator(CycleOperator):
             raise AirflowFailException(
                 f"the run was refused before any change for {self.tenant_id}; evidence: "
                 f"{result['pack_url']}\n- {reasons}"
+            )
+        if result["outcome"] == "partial" and self.tenant.partial_run_fails:
+            raise AirflowFailException(
+                f"cycle partial for {self.tenant_id}: {total} host(s) left unpatched (listed above); "
+                f"the tenant's partial_run_fails marks such a run failed; evidence: {result['pack_url']}"
             )
         return {"outcome": result["outcome"], "checked_at": dt.datetime.now(dt.UTC).isoformat()}
 
