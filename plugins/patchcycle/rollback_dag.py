@@ -43,7 +43,10 @@ def rollback_params() -> dict[str, Param]:
             minItems=1,
             uniqueItems=True,
             title="Hosts",
-            description="Host names or ids (EC2 instance id, Arc machine id, GCE instance id) to roll back.",
+            description=(
+                "Host names or ids to roll back: EC2 instance id, RDS DB instance identifier, Arc machine "
+                "id, GCE instance id. A host named twice (by name and by id) is rolled back once."
+            ),
         ),
         "reason": Param(
             type="string",
