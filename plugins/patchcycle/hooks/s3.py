@@ -44,6 +44,21 @@ class EvidenceBucketHook(S3Hook):
     def keys(self, bucket: str, prefix: str) -> list[str]:
         return sorted(self.list_keys(bucket_name=bucket, prefix=prefix) or [])
 
+    def signing_credentials(self) -> tuple[bool, dt.datetime | None]:
+        """Whether the credentials that sign this hook's links are temporary (a session token: an assumed
+        role, an instance profile, SSO), and when they expire if botocore knows.
+
+        S3 user guide, "Sharing objects with presigned URLs": a URL signed with temporary credentials
+        "expires when the token expires, even if you created the URL with a later expiration time".
+        """
+        credentials = self.get_session().get_credentials()
+        if credentials is None:
+            return False, None
+        temporary = bool(credentials.get_frozen_credentials().token)
+        # RefreshableCredentials keep their expiry privately; no public accessor exists in botocore.
+        expiry = getattr(credentials, "_expiry_time", None)
+        return temporary, expiry if temporary and isinstance(expiry, dt.datetime) else None
+
     def presigned_get(self, bucket: str, key: str, expires_in: int) -> str | None:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         return self.generate_presigned_url("get_object", params=params, expires_in=expires_in)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from typing import Any
 
@@ -16,6 +17,31 @@ def link_seconds(expiry_hours: int) -> int:
     return min(expiry_hours * 3600, MAX_LINK_SECONDS)
 
 
+def link_lifetime(
+    requested_seconds: int, *, now: dt.datetime, temporary: bool, credentials_expire: dt.datetime | None
+) -> tuple[int, str | None]:
+    """How long the links really work, and a caveat for the mail when that is shorter or unknown.
+
+    A link signed with temporary credentials stops working when they expire, whatever its own expiry
+    (S3 user guide, "Sharing objects with presigned URLs"): the mail promises the shorter of the two,
+    and says so; when the expiry of temporary credentials is unknown, it says the links may stop sooner.
+    """
+    if not temporary:
+        return requested_seconds, None
+    if credentials_expire is None:
+        return requested_seconds, (
+            "they were signed with temporary credentials whose expiry is unknown, and stop working when "
+            "those expire, which may be sooner; the pack stays in the bucket, where a new link can be made"
+        )
+    left = int((credentials_expire - now).total_seconds())
+    if left >= requested_seconds:
+        return requested_seconds, None
+    return max(0, left), (
+        f"they were signed with temporary credentials that expire at {credentials_expire:%Y-%m-%d %H:%M} "
+        "UTC, so they stop working then; the pack stays in the bucket, where a new link can be made"
+    )
+
+
 def evidence_email(
     *,
     tenant_name: str,
@@ -24,6 +50,7 @@ def evidence_email(
     links: dict[str, str],
     manifest_sha256: str,
     hours: float,
+    caveat: str | None = None,
 ) -> tuple[str, str]:
     """Subject and HTML body of the evidence notice (pure; the digest lets recipients verify the pack)."""
     subject = f"[Patchcycle] {tenant_name}: patch cycle {cycle_date} evidence ({outcome})"
@@ -35,7 +62,9 @@ def evidence_email(
     body = (
         f"<p>The evidence pack of the {cycle} patch cycle of {name} is ready. "
         f"Outcome: <b>{html.escape(outcome.upper())}</b>.</p><ul>{items}</ul>"
-        f"<p>The links expire in {hours:g} hours. Manifest SHA-256: <code>{manifest_sha256}</code>. "
+        f"<p>The links expire in {hours:g} hours"
+        + (f"; {html.escape(caveat)}" if caveat else "")
+        + f". Manifest SHA-256: <code>{manifest_sha256}</code>. "
         "Check the pack with <code>python -m patchcycle verify-evidence --dir &lt;folder&gt; "
         f"--expect-manifest {manifest_sha256}</code>.</p>"
     )
@@ -56,7 +85,13 @@ class DistributeEvidenceOperator(CycleOperator):
         tenant = self.tenant
         store = self.store
         prefix = result["pack_url"].removeprefix(f"s3://{store.bucket}/")
-        seconds = link_seconds(tenant.evidence.link_expiry_hours)
+        temporary, expires = store.hook.signing_credentials()
+        seconds, caveat = link_lifetime(
+            link_seconds(tenant.evidence.link_expiry_hours),
+            now=dt.datetime.now(dt.UTC),
+            temporary=temporary,
+            credentials_expire=expires,
+        )
         links = {
             name: store.hook.presigned_get(store.bucket, f"{prefix}/{name}", seconds)
             for name in ("report.pdf", "evidence.json", "hosts.csv", "manifest.json")
@@ -68,6 +103,7 @@ class DistributeEvidenceOperator(CycleOperator):
             links=links,
             manifest_sha256=result["manifest_sha256"],
             hours=seconds / 3600,
+            caveat=caveat,
         )
         recipients = [c.email for c in tenant.contacts.compliance]
         with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
@@ -77,6 +113,7 @@ class DistributeEvidenceOperator(CycleOperator):
             target=",".join(recipients),
             pack=result["pack_url"],
             link_expiry_seconds=seconds,
+            link_caveat=caveat,
             manifest_sha256=result["manifest_sha256"],
         )
         return {"recipients": recipients, "link_expiry_seconds": seconds}
