@@ -516,3 +516,37 @@ def test_empty_directory_is_an_error(tmp_path: Path) -> None:
 
 def test_catalog_error_is_a_value_error() -> None:
     assert issubclass(ControlCatalogError, ValueError)
+
+
+def test_the_distribution_addendum_closes_what_the_sealed_pack_could_not(
+    catalogs: dict[str, ControlCatalog],
+) -> None:
+    """The pack is sealed before it is sent: SOX ITGC-CM-04 reads partial in it. The addendum, chained to
+    the pack by its manifest digest, maps the distribution and lists the controls it changes."""
+    from patchcycle.domain.controls import distribution_addendum
+
+    events = [
+        *_without(full_cycle_events(), "evidence.distributed"),
+        _event("approval.answered", "prod", n=99),
+    ]
+    sealed = map_controls(events, ["sox", "soc2"], catalogs, retention_days=2555)
+    pack = {
+        "tenant": {"frameworks": ["sox", "soc2"]},
+        "events": events,
+        "controls": [c.to_dict() for c in sealed],
+    }
+    assert _result(sealed, "sox", "ITGC-CM-04").status == "partial"
+    sent = _event("evidence.distributed", "compliance@example.com", n=120)
+    addendum = distribution_addendum(
+        pack, sent, catalogs, pack_url="s3://b/p", pack_manifest_sha256="ab" * 32, retention_days=2555
+    )
+    assert (addendum["pack"], addendum["pack_manifest_sha256"], addendum["distributed"]) == (
+        "s3://b/p",
+        "ab" * 32,
+        sent,
+    )
+    changed = {(c["framework"], c["control_id"]): c for c in addendum["controls"]}
+    cm04 = changed[("sox", "ITGC-CM-04")]
+    assert (cm04["status_in_pack"], cm04["status"], cm04["missing"]) == ("partial", "evidenced", [])
+    assert all(c["status"] == "evidenced" for c in changed.values())
+    assert ("soc2", "CC8.1") not in changed  # unchanged controls are not repeated

@@ -333,6 +333,17 @@ def test_evidence_is_retained_distributed_mapped_and_verifiable(fleet, tmp_path)
     assert "X-Amz-Signature" in signature or "Signature=" in signature
     assert "Signature=" not in fleet.xcom_text(DAG_ID)
     assert "Signature=" not in result.log
+    # The pack was sealed before it was sent: the distribution addendum, chained to it by the manifest's
+    # digest, closes the SOX control that needs the distribution.
+    (addendum_key,) = [k for k in result.keys if "/distribution/" in k]
+    addendum = json.loads(
+        s3.get_object(Bucket="patchcycle-evidence-cu-alpha", Key=addendum_key)["Body"].read()
+    )
+    assert addendum["pack_manifest_sha256"] == manifest_digest
+    assert addendum["distributed"]["action"] == "evidence.distributed"
+    closed = {(c["framework"], c["control_id"]): c for c in addendum["controls"]}
+    assert closed[("sox", "ITGC-CM-04")]["status"] == "evidenced"
+    assert closed[("sox", "ITGC-CM-04")]["status_in_pack"] != "evidenced"
 
     def verify(*extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -403,3 +403,35 @@ def controls_summary(results: Iterable[ControlResult]) -> dict[str, dict[str, in
         counts[result.status] += 1
         counts["total"] += 1
     return summary
+
+
+def distribution_addendum(
+    pack_evidence: Mapping[str, Any],
+    distributed: Mapping[str, Any],
+    catalogs: Mapping[str, ControlCatalog],
+    *,
+    pack_url: str,
+    pack_manifest_sha256: str,
+    retention_days: int,
+) -> dict[str, Any]:
+    """The record written after a pack is distributed, chained to it by the pack's manifest digest.
+
+    A pack is sealed before it is sent, so the controls that need its distribution (SOX ITGC-CM-04, NIST
+    SP 800-40r4 reporting) read missing in it. The addendum maps the pack's events plus the distribution
+    again and lists each control whose status that changes, with the event that changed it.
+    """
+    frameworks = [str(f) for f in (pack_evidence.get("tenant") or {}).get("frameworks") or []]
+    before = {(c["framework"], c["control_id"]): c["status"] for c in pack_evidence.get("controls") or []}
+    events = [*(pack_evidence.get("events") or []), dict(distributed)]
+    after = map_controls(events, frameworks, catalogs, retention_days=retention_days)
+    return {
+        "kind": "distribution_addendum",
+        "pack": pack_url,
+        "pack_manifest_sha256": pack_manifest_sha256,
+        "distributed": dict(distributed),
+        "controls": [
+            {**r.to_dict(), "status_in_pack": before.get((r.framework, r.control_id))}
+            for r in after
+            if before.get((r.framework, r.control_id)) != r.status
+        ],
+    }

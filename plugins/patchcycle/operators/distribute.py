@@ -116,7 +116,28 @@ class DistributeEvidenceOperator(CycleOperator):
             link_caveat=caveat,
             manifest_sha256=result["manifest_sha256"],
         )
-        return {"recipients": recipients, "link_expiry_seconds": seconds}
+        addendum_url = self._write_addendum(prefix, result, log.events[-1])
+        return {"recipients": recipients, "link_expiry_seconds": seconds, "addendum": addendum_url}
+
+    def _write_addendum(self, prefix: str, result: dict[str, Any], distributed: dict[str, Any]) -> str:
+        """The distribution addendum beside the pack (never inside it: the pack is sealed by its
+        manifest): ``.../distribution/<pack>.json``, written once; a retry keeps the first one."""
+        from patchcycle.domain.controls import distribution_addendum, load_control_catalogs
+
+        store = self.store
+        parent, pack_name = prefix.rsplit("/", 1)
+        key = f"{parent}/distribution/{pack_name}.json"
+        if store.get_json_or_none(key) is None:
+            addendum = distribution_addendum(
+                store.get_json(f"{prefix}/evidence.json"),
+                distributed,
+                load_control_catalogs(),
+                pack_url=result["pack_url"],
+                pack_manifest_sha256=result["manifest_sha256"],
+                retention_days=store.retention_days or 0,
+            )
+            store.put_json(key, addendum)
+        return store.url(key)
 
 
 def held_hosts_email(
