@@ -219,6 +219,30 @@ def test_a_typo_in_the_conf_refuses_the_run_and_still_leaves_evidence(fleet) -> 
     assert_pack_intact(result)
 
 
+def test_a_plan_that_cannot_finish_still_leaves_a_pack_that_says_so(fleet, tmp_path) -> None:
+    """The tenant's AWS connection points nowhere: the plan task fails (after its retries) before any
+    plan exists. Every task after the stages still runs: the pack holds an empty plan and says the run
+    stopped before planning, and the run fails (a tenant with incident routing is paged for the plan)."""
+    from devtools.local import aws_connection
+
+    env = {**fleet.env, "AIRFLOW_CONN_AWS_CU_ALPHA": aws_connection("http://127.0.0.1:9", "us-east-1")}
+    result = CycleRunner(fleet.url, env, tmp_path).run(DAG_ID, NOV)
+    assert result.returncode != 0
+    states = result.task_states
+    assert (states["plan"], states["evidence"], states["distribute"], states["outcome"]) == (
+        "failed",
+        "success",
+        "success",
+        "failed",
+    )
+    cycle = result.evidence["cycle"]
+    assert cycle["outcome"] == "failed" and cycle["cycle_date"] == "2026-11-22"
+    assert "the plan task did not finish" in cycle["halted_reason"]
+    assert not any(result.evidence["plan"]["approved"].values())  # nothing was planned
+    assert all(changes(t) == [] for t in result.truth.values())
+    assert_pack_intact(result)
+
+
 def test_backfilled_cycles_plan_as_of_their_own_dates_and_chain_their_evidence(fleet) -> None:
     october = fleet.run(DAG_ID, OCT)
     assert october.returncode == 0, october.log[-3000:]

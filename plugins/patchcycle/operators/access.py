@@ -13,6 +13,8 @@ IDENTITY_CONNECTION = "patchcycle_identity"
 class AccessReviewOperator(CycleOperator):
     """Read IAM Identity Center for the tenant's accounts and store the time-stamped access report."""
 
+    after_the_run = True
+
     def __init__(self, *, identity_conn_id: str = IDENTITY_CONNECTION, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.identity_conn_id = identity_conn_id

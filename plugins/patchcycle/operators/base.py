@@ -95,11 +95,53 @@ class CycleTaskMixin:
         hook = EvidenceBucketHook(aws_conn_id=ev.connection_id, region_name=ev.region)
         return EvidenceStore(hook, ev.bucket, retention_days=retention)
 
+    after_the_run: bool = False
+    """True for the tasks after the stages (incidents, access review, evidence, distribution, outcome):
+    they run however the run went, and when the plan never finished they work from an empty plan."""
+
     def plan_info(self, context: Any) -> dict[str, Any]:
         info = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
-        if not info:
+        if info:
+            return info
+        if not self.after_the_run:
             raise RuntimeError("the plan task left no cycle plan; it must run first")
-        return info
+        return self._unplanned_info(context)
+
+    def _unplanned_info(self, context: Any) -> dict[str, Any]:
+        """The run's facts when its plan task never finished (it crashed, was marked failed, or its worker
+        died): the run's cycle as the plan would have resolved it and an empty frozen plan, so the evidence
+        pack still says what was done (nothing was patched without a plan) and why it stopped."""
+        cached = getattr(self, "_unplanned", None)
+        if cached is not None:
+            return cached
+        from patchcycle.domain.plan import build_cycle_plan
+        from patchcycle.domain.schedule import resolve_cycle_date
+
+        run = context["dag_run"]
+        scope = {"logical_date": context.get("logical_date"), "run_after": run.run_after}
+        try:  # the date the plan files the run's records under, when the conf's date can be read
+            cycle_date = resolve_cycle_date(
+                requested=(context.get("params") or {}).get("cycle_date"), **scope
+            )
+        except ValueError:
+            cycle_date = resolve_cycle_date(requested=None, **scope)
+        plan = build_cycle_plan(self.tenant, cycle_date, [])
+        paths = CyclePaths(plan.cycle_date, context["run_id"])
+        self._unplanned: dict[str, Any] = {
+            "cycle_date": plan.cycle_date,
+            "plan_hash": plan.hash,
+            "plan_url": self.store.put_json(paths.plan(plan.hash), plan.to_dict()),
+            "install_list_url": None,
+            "install_list_urls": {},
+            "approved_patches": 0,
+            "environments": [],
+            "dry_run": False,
+            "unplanned": "the plan task did not finish (see its log): nothing was planned or patched",
+            "soak_hours_override": None,
+            "soak_override_reason": None,
+            "window_override_reason": None,
+        }
+        return self._unplanned
 
     def paths(self, context: Any) -> CyclePaths:
         return CyclePaths(self.plan_info(context)["cycle_date"], context["run_id"])

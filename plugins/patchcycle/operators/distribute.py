@@ -74,6 +74,8 @@ def evidence_email(
 class DistributeEvidenceOperator(CycleOperator):
     """Pre-sign the pack's files and email the links to the compliance contacts over the SMTP connection."""
 
+    after_the_run = True
+
     def __init__(self, *, smtp_conn_id: str = SMTP_CONNECTION, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.smtp_conn_id = smtp_conn_id

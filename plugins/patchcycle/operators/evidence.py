@@ -22,6 +22,8 @@ MAX_HOSTS_NAMED = 100
 class WriteEvidencePackOperator(CycleOperator):
     """Assemble everything the stages recorded into the evidence document and the pack auditors receive."""
 
+    after_the_run = True
+
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
         import json
 
@@ -56,6 +58,7 @@ class WriteEvidencePackOperator(CycleOperator):
             "window_override_reason": info.get("window_override_reason"),
             "triggered_by": getattr(run, "triggering_user_name", None),
             "refused_reasons": list(info.get("refused") or []),
+            "halted_reason": info.get("unplanned"),
         }
         from patchcycle.config.exceptions import load_tenant_exception_register
         from patchcycle.domain.controls import controls_summary, load_control_catalogs, map_controls
@@ -246,6 +249,8 @@ def _content_type(name: str) -> str:
 
 class CycleOutcomeOperator(CycleOperator):
     """Fail the run when the cycle failed, so the DAG run's state tells the truth (the pack is written)."""
+
+    after_the_run = True
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
         result = context["ti"].xcom_pull(task_ids="evidence")

@@ -20,6 +20,8 @@ from patchcycle.operators.base import CycleOperator, EventLog
 class IncidentsOperator(CycleOperator):
     """Trigger or resolve the cycle's incidents from what its steps recorded."""
 
+    after_the_run = True
+
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
         conn_id = self.tenant.pagerduty_connection_id()
         if conn_id is None:
@@ -75,6 +77,9 @@ class IncidentsOperator(CycleOperator):
         }
         name = {h: (r.get("name") or h) for h, r in inventory.items()}
         steps: dict[str, tuple[str, list[str], str] | None] = {}
+        if info.get("unplanned"):
+            steps["plan"] = (info["unplanned"], [], "error")
+            return steps  # nothing after the plan ran
         scopes = self.read_record(paths.run_file("scopes.json"), required=False) or []
         failed_scopes = [s for s in scopes if s["status"] == "failed"]
         steps["inventory"] = (

@@ -750,6 +750,11 @@ def _title_block(evidence: Mapping[str, Any], styles: _Styles, generated_at: str
         )
         flow += [Paragraph(f"&bull; {_markup(reason)}", styles.body) for reason in refused]
         flow.append(Spacer(1, 4))
+    if cycle.get("halted_reason"):
+        flow.append(
+            Paragraph(f"<b>The run stopped early:</b> {_markup(cycle['halted_reason'])}.", styles.body)
+        )
+        flow.append(Spacer(1, 4))
     soak_hours = cycle.get("soak_hours_override")
     meta = [
         ("Cycle date", cycle.get("cycle_date") or plan.get("cycle_date")),
