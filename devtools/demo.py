@@ -114,20 +114,43 @@ def summary_line(tenant_id: str, evidence: dict, rc: int, seconds: float) -> str
     )
 
 
+def cycle_date_arg(value: str) -> dt.date:
+    """``--cycle-date``: a calendar date written YYYY-MM-DD, else a usage error naming the value."""
+    try:
+        date = dt.date.fromisoformat(value)
+    except ValueError:
+        date = None
+    if date is None or date.isoformat() != value:  # not 20261122 or 2026-W47-7 either
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date YYYY-MM-DD (e.g. 2026-11-22)")
+    return date
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cycle-date", help="YYYY-MM-DD (default: the most recent fourth Sunday)")
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.demo",
+        description=__doc__,
+        epilog="exit codes: 0 every tenant wrote its evidence pack, 1 a pack is missing, 2 bad arguments",
+    )
+    parser.add_argument(
+        "--cycle-date", type=cycle_date_arg, help="YYYY-MM-DD (default: the most recent fourth Sunday)"
+    )
     parser.add_argument("--scenario", default=str(REPO / "fleetsim" / "scenarios" / "demo.yaml"))
     parser.add_argument("--out", default=str(REPO / "out"))
     parser.add_argument("--tenant", action="append", help="only these tenants (default: all)")
     args = parser.parse_args(argv)
 
-    cycle_date = (
-        dt.date.fromisoformat(args.cycle_date)
-        if args.cycle_date
-        else most_recent_cycle_date(dt.datetime.now(dt.UTC))
-    )
-    tenants = [t for t in load_tenants().tenants if not args.tenant or t.id in args.tenant]
+    # Every argument is checked before anything starts (fleetsim, Airflow's DB, var/demo is cleared).
+    if not Path(args.scenario).is_file():
+        parser.error(f"--scenario {args.scenario!r}: no such file")
+    known = load_tenants().tenants
+    unknown = [t for t in dict.fromkeys(args.tenant or []) if t not in {k.id for k in known}]
+    if unknown:
+        parser.error(
+            f"unknown tenant{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(k.id for k in known) or 'none'})"
+        )
+    cycle_date = args.cycle_date or most_recent_cycle_date(dt.datetime.now(dt.UTC))
+    tenants = [t for t in known if not args.tenant or t.id in args.tenant]
     work = REPO / "var" / "demo"
     out = Path(args.out)
     shutil.rmtree(work, ignore_errors=True)

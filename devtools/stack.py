@@ -8,6 +8,11 @@ setting names (``COMPONENT_COMMANDS``, ``FIXED_SETTINGS``, ``PER_DEPLOYMENT_SETT
 ``tests/deploy/test_compose.py`` holds them equal.
 
     .venv/bin/python -m devtools.stack up            # fleetsim (demo scenario) + the stack, until Ctrl-C
+    .venv/bin/python -m devtools.stack status        # each process `up` started: running or not
+    .venv/bin/python -m devtools.stack down          # stop them: SIGTERM, then SIGKILL after a grace
+
+Every process the stack starts has a pid file in ``<workdir>/run/`` (``up`` itself, fleetsim, postgres,
+redis and each Airflow component) while it runs; ``status`` and ``down`` read them.
 
 From code (tests, benchmarks)::
 
@@ -104,6 +109,10 @@ FLEETSIM_TUNING: tuple[str, ...] = (
 )
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+# Under the work directory: ``<name>.pid`` for every process the stack started, removed when it stops.
+PID_DIR = "run"
+# What ``up`` starts, in start order: itself (the supervisor), fleetsim, then the stack.
+STACK_PROCESSES: tuple[str, ...] = ("up", "fleetsim", "postgres", "redis", *COMPONENT_COMMANDS)
 DB_USER = DB_PASSWORD = DB_NAME = "airflow"
 
 
@@ -204,6 +213,7 @@ class Component:
     name: str
     proc: subprocess.Popen
     log_path: Path
+    pid_file: Path | None = None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -222,8 +232,16 @@ class Component:
 
 
 def start_component(
-    name: str, argv: list[str], env: dict[str, str], log_dir: Path, **popen: Any
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    pid_dir: Path | None = None,
+    **popen: Any,
 ) -> Component:
+    """Start ``argv`` in its own process group, logging to ``log_dir/<name>.log`` (and with a pid file in
+    ``pid_dir``, when given, until ``stop_components`` stops it)."""
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -236,7 +254,7 @@ def start_component(
             start_new_session=True,  # its own process group: stopped as a whole, never by name
             **popen,
         )
-    return Component(name, proc, log_path)
+    return Component(name, proc, log_path, write_pid_file(pid_dir, name, proc.pid))
 
 
 def stop_components(components: Iterable[Component], grace: float = 20.0) -> None:
@@ -271,11 +289,158 @@ def stop_components(components: Iterable[Component], grace: float = 20.0) -> Non
             component.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        if component.pid_file:
+            component.pid_file.unlink(missing_ok=True)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)  # the group id is the leader's pid (start_new_session)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# --- pid files: what `status` and `down` know about a stack started elsewhere -------------------------
+
+
+def write_pid_file(pid_dir: Path | None, name: str, pid: int) -> Path | None:
+    """``pid_dir/<name>.pid`` holding ``pid`` (nothing when ``pid_dir`` is None); its path."""
+    if pid_dir is None:
+        return None
+    pid_dir.mkdir(parents=True, exist_ok=True)
+    path = pid_dir / f"{name}.pid"
+    path.write_text(f"{pid}\n")
+    return path
+
+
+def recorded_process(pid_file: Path) -> Any:
+    """The live process ``pid_file`` names (a ``psutil.Process``), or None.
+
+    None too when the pid now belongs to a process started after the file was written: the recorded
+    one is gone and its pid was reused (the file is written once its process exists).
+    """
+    import psutil
+
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        written = pid_file.stat().st_mtime
+        proc = psutil.Process(pid)
+        if proc.create_time() > written + 1.0 or proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return None
+
+
+def stack_status(workdir: Path) -> list[tuple[str, int | None, bool]]:
+    """``(name, recorded pid or None, running)`` for every process ``up`` starts (``STACK_PROCESSES``)."""
+    rows = []
+    for name in STACK_PROCESSES:
+        pid_file = Path(workdir) / PID_DIR / f"{name}.pid"
+        try:
+            pid: int | None = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
+        rows.append((name, pid, pid is not None and recorded_process(pid_file) is not None))
+    return rows
+
+
+def stop_recorded(workdir: Path, grace: float = 20.0, supervisor_grace: float = 120.0) -> list[str]:
+    """Stop what the pid files in ``workdir/run`` name; what was done, one line each. Idempotent.
+
+    ``up`` first (SIGTERM: it stops everything in order, as Ctrl-C does, within ``supervisor_grace``),
+    then whatever is left, the Airflow components before the services they use: SIGTERM to each process
+    group and its descendants (to PostgreSQL's postmaster only, SIGINT: a fast shutdown), SIGKILL after
+    ``grace`` seconds. Pid files of processes no longer running are removed.
+    """
+    pid_dir = Path(workdir) / PID_DIR
+    done: list[str] = []
+    up = recorded_process(pid_dir / "up.pid")
+    if up is not None:
+        up.terminate()
+        if not _wait_gone([up], supervisor_grace):
+            done.append(f"up (pid {up.pid}) stopped the stack")
+        else:
+            up.kill()
+            done.append(f"up (pid {up.pid}) did not stop within {supervisor_grace:.0f}s: killed")
+    for names in (tuple(COMPONENT_COMMANDS), ("redis", "postgres", "fleetsim")):
+        recorded = {name: recorded_process(pid_dir / f"{name}.pid") for name in names}
+        done.extend(_terminate({n: proc for n, proc in recorded.items() if proc is not None}, grace))
+    for name in STACK_PROCESSES:
+        pid_file = pid_dir / f"{name}.pid"
+        if pid_file.exists() and recorded_process(pid_file) is None:
+            pid_file.unlink(missing_ok=True)
+    # As root, PostgreSQL's cluster lives in a temp folder of its own, normally removed by `up`.
+    location = Path(workdir) / "postgres.location"
+    if location.exists() and not (pid_dir / "postgres.pid").exists():
+        folder = Path(location.read_text().strip())
+        if folder.name.startswith("patchcycle-pg-") and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            done.append(f"removed PostgreSQL's folder {folder}")
+    return done
+
+
+def _terminate(procs: dict[str, Any], grace: float) -> list[str]:
+    """SIGTERM each process (its group and descendants; SIGINT to postgres), SIGKILL after ``grace``."""
+    import psutil
+
+    tree: list[Any] = []
+    for name, proc in procs.items():
+        try:
+            descendants = proc.children(recursive=True)  # also those that left its process group
+        except psutil.Error:
+            descendants = []
+        tree.extend([proc, *descendants])
+        if name == "postgres":  # the postmaster stops its own processes
+            _send(proc, signal.SIGINT)
+            continue
+        _signal_own_group(proc.pid, signal.SIGTERM)
+        for member in [proc, *descendants]:
+            _send(member, signal.SIGTERM)
+    alive = _wait_gone(tree, grace)
+    for proc in procs.values():
+        if proc in alive:
+            _signal_own_group(proc.pid, signal.SIGKILL)
+    for proc in alive:
+        _send(proc, signal.SIGKILL)
+    survivors = _wait_gone(alive, 5)
+    return [
+        f"{name} (pid {proc.pid}) "
+        + ("did not stop" if proc in survivors else "killed" if proc in alive else "stopped")
+        for name, proc in procs.items()
+    ]
+
+
+def _send(proc: Any, sig: signal.Signals) -> None:
+    import psutil
+
+    try:
+        proc.send_signal(sig)
+    except psutil.Error:
+        pass
+
+
+def _wait_gone(procs: list[Any], timeout: float) -> list[Any]:
+    """Wait until every process has exited (a zombie has: only its parent can reap it); those left."""
+    import psutil
+
+    def alive(proc: Any) -> bool:
+        try:
+            return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in procs if alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _signal_own_group(pid: int, sig: signal.Signals) -> None:
+    """Signal ``pid``'s process group when it leads one of its own (never this process's group)."""
+    try:
+        if os.getpgid(pid) == pid and pid != os.getpgrp():
+            os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -384,11 +549,19 @@ def running_postgres(workdir: Path, log_dir: Path) -> Iterator[Postgres]:
         folder = workdir / "postgres"
         folder.mkdir(parents=True, exist_ok=True)
     pg = Postgres(folder, free_port(), bin_dir, log_dir / "postgres.log", run_as)
+    pid_file: Path | None = None
     try:
         pg.start()
+        try:  # the postmaster's pid is the first line of its pid file
+            postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+            pid_file = write_pid_file(workdir / PID_DIR, "postgres", postmaster)
+        except (OSError, ValueError, IndexError):
+            pass  # `status` shows it as not started; the stack itself does not need the file
         yield pg
     finally:
         pg.stop()
+        if pid_file:
+            pid_file.unlink(missing_ok=True)
         if cleanup:
             shutil.rmtree(cleanup, ignore_errors=True)
 
@@ -415,7 +588,7 @@ def running_redis(workdir: Path, log_dir: Path, timeout: float = 20.0) -> Iterat
         str(redis_server()), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder),
         "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
     ]  # fmt: skip
-    component = start_component("redis", argv, dict(os.environ), log_dir)
+    component = start_component("redis", argv, dict(os.environ), log_dir, pid_dir=workdir / PID_DIR)
     try:
         client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
 
@@ -595,7 +768,7 @@ def running_stack(
         stack.callback(lambda: stop_components(components.values()))
         for name, command in COMPONENT_COMMANDS.items():
             argv = [airflow, *command, *LOCAL_FLAGS.get(name, ())]
-            components[name] = start_component(name, argv, env, log_dir)
+            components[name] = start_component(name, argv, env, log_dir, pid_dir=workdir / PID_DIR)
         client = AirflowClient(api_url, ADMIN_USER, password)
         stack.callback(client.close)
         running = Stack(
@@ -832,14 +1005,30 @@ class AirflowClient:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devtools.stack", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.stack",
+        description=__doc__.split("\n")[0],
+        epilog="exit codes: up 0 stopped by Ctrl-C/SIGTERM, 1 could not start or a component died; "
+        "status 0 all running, 1 otherwise; down 0 nothing left running, 1 a process survived SIGKILL; "
+        "2 bad usage",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start fleetsim and the whole stack; stop everything on Ctrl-C")
     up.add_argument("--workdir", type=Path, default=REPO / "var" / "stack")
     up.add_argument("--scenario", type=Path, default=REPO / "fleetsim" / "scenarios" / "demo.yaml")
     up.add_argument("--tenants-dir", type=Path, default=None)
     up.add_argument("--worker-concurrency", type=int, default=4)
+    status = sub.add_parser("status", help="each process `up` started, running or not (exit 0: all running)")
+    status.add_argument("--workdir", type=Path, default=REPO / "var" / "stack")
+    down = sub.add_parser("down", help="stop what `up` started: SIGTERM, SIGKILL after --grace seconds")
+    down.add_argument("--workdir", type=Path, default=REPO / "var" / "stack")
+    down.add_argument("--grace", type=float, default=20.0, help="seconds between SIGTERM and SIGKILL")
     args = parser.parse_args(argv)
+    workdir = args.workdir.resolve()
+    if args.command == "status":
+        return _status(workdir)
+    if args.command == "down":
+        return _down(workdir, args.grace)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -847,16 +1036,27 @@ def main(argv: list[str] | None = None) -> int:
     # Both, explicitly: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    workdir = args.workdir.resolve()
+    if running := [name for name, _, alive in stack_status(workdir) if alive]:
+        print(
+            f"stack: already running in {workdir} ({', '.join(running)}); "
+            "`python -m devtools.stack down` stops it",
+            file=sys.stderr,
+        )
+        return 1
     if workdir.exists():
         shutil.rmtree(workdir)  # a fresh deployment each time: the cluster and the broker are throwaway
+    pid_dir = workdir / PID_DIR
+    write_pid_file(pid_dir, "up", os.getpid())
     try:
-        with (
-            running_fleetsim(args.scenario, workdir / "fleetsim") as url,
-            running_stack(
-                workdir, url, tenants_dir=args.tenants_dir, worker_concurrency=args.worker_concurrency
-            ) as stack,
-        ):
+        with ExitStack() as started:
+            url = started.enter_context(running_fleetsim(args.scenario, workdir / "fleetsim"))
+            fleetsim_pid = json.loads((workdir / "fleetsim" / "fleetsim.ready.json").read_text())["pid"]
+            write_pid_file(pid_dir, "fleetsim", fleetsim_pid)
+            stack = started.enter_context(
+                running_stack(
+                    workdir, url, tenants_dir=args.tenants_dir, worker_concurrency=args.worker_concurrency
+                )
+            )
             password = json.loads((workdir / "airflow" / "passwords.json").read_text())[ADMIN_USER]
             print(f"fleetsim     {url}")
             print(f"Airflow UI   {stack.api_url}  (user {ADMIN_USER}, password {password})")
@@ -870,6 +1070,31 @@ def main(argv: list[str] | None = None) -> int:
         print("stopping")
     except StackError as exc:
         print(f"stack: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for name in ("fleetsim", "up"):
+            (pid_dir / f"{name}.pid").unlink(missing_ok=True)
+    return 0
+
+
+def _status(workdir: Path) -> int:
+    rows = stack_status(workdir)
+    if not any(pid for _, pid, _ in rows):
+        print(f"no stack recorded in {workdir} (no pid files in {workdir / PID_DIR})")
+        return 1
+    for name, pid, alive in rows:
+        state = "running" if alive else "not running" if pid else "not started"
+        print(f"{name:<14} {state}" + (f" (pid {pid})" if pid else ""))
+    return 0 if all(alive for _, _, alive in rows) else 1
+
+
+def _down(workdir: Path, grace: float) -> int:
+    done = stop_recorded(workdir, grace=grace)
+    for line in done or [f"nothing running in {workdir}"]:
+        print(line)
+    left = [name for name, _, alive in stack_status(workdir) if alive]
+    if left:
+        print(f"still running: {', '.join(left)}", file=sys.stderr)
         return 1
     return 0
 

@@ -4,91 +4,185 @@
     python -m patchcycle verify-evidence --dir out/cu_alpha
 
 ``verify-evidence`` checks every evidence pack of a tenant (or of one cycle) in the tenant's evidence
-bucket, or a downloaded copy, and the chain between cycles. It prints one line per pack and exits 0
-when everything is intact, 1 when anything was changed, removed, reordered or overwritten, 2 on bad
-usage. Reading the bucket uses the standard AWS credential chain (an auditor's read-only role).
+bucket, or a downloaded copy, and the chain between cycles. It prints one line per pack; its exit codes
+are ``VERIFY_EXIT_CODES`` (0 intact, 1 tampered, 2 bad usage or input, 3 the packs could not be read).
+Reading the bucket uses the standard AWS credential chain (an auditor's read-only role).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from patchcycle.reports.manifest import MANIFEST_NAME
 from patchcycle.reports.verification import PackCopy, verify_packs
 
+EXIT_INTACT, EXIT_TAMPERED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+VERIFY_EXIT_CODES = """exit codes:
+  0  every pack is intact, and so is the chain between them
+  1  tampered: a file was changed, removed, added or reordered, a chain link is broken, or (bucket)
+     an object was overwritten or is not locked
+  2  bad usage or input: unknown tenant (the known ids are listed), a cycle that is not YYYY-MM-DD,
+     an endpoint URL that is not http(s)://host[:port]
+  3  the packs could not be read: no AWS credentials, endpoint unreachable, access denied, no such
+     bucket, folder or pack (one line names the bucket/key or folder and the cause)"""
+
+
+class PackReadError(Exception):
+    """A source could not be read: ``location`` (s3://bucket/key or a folder) and the cause."""
+
+    def __init__(self, location: str, cause: object) -> None:
+        self.location = location
+        super().__init__(f"cannot read {location}: {_one_line(cause)}")
+
+
+def _one_line(cause: object) -> str:
+    return " ".join(str(cause).split()) or type(cause).__name__
+
+
+def _manifest_json(data: bytes) -> dict:
+    """A manifest as read; one that is not a JSON object reads as empty (verification reports it)."""
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
 
 def packs_from_directory(root: Path) -> list[PackCopy]:
-    """Every directory under ``root`` (or ``root`` itself) that holds a manifest, files in name order."""
-    manifests = sorted(root.rglob(MANIFEST_NAME))
+    """Every directory under ``root`` (or ``root`` itself) that holds a manifest, files in name order.
+
+    Raises :class:`PackReadError` when ``root`` is not a folder or a file in it cannot be read.
+    """
+    if not root.is_dir():
+        raise PackReadError(str(root), "no such folder")
     packs = []
-    for manifest_path in manifests:
-        folder = manifest_path.parent
-        manifest = json.loads(manifest_path.read_bytes())
-        listed = [f.get("name") for f in manifest.get("files", [])]
-        # Listed files first in manifest order, then anything extra: a reordering shows in the manifest,
-        # extra or missing files show as such.
-        present = {p.name: p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME}
-        ordered = [n for n in listed if n in present] + sorted(n for n in present if n not in listed)
-        packs.append(PackCopy(str(folder), manifest, {n: present[n].read_bytes() for n in ordered}))
+    try:
+        for manifest_path in sorted(root.rglob(MANIFEST_NAME)):
+            folder = manifest_path.parent
+            manifest = _manifest_json(manifest_path.read_bytes())
+            listed = [f.get("name") for f in manifest.get("files", []) if isinstance(f, dict)]
+            # Listed files first in manifest order, then anything extra: a reordering shows in the
+            # manifest, extra or missing files show as such.
+            present = {p.name: p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME}
+            ordered = [n for n in listed if n in present] + sorted(n for n in present if n not in listed)
+            packs.append(PackCopy(str(folder), manifest, {n: present[n].read_bytes() for n in ordered}))
+    except OSError as exc:
+        raise PackReadError(exc.filename or str(root), exc.strerror or exc) from exc
     return packs
 
 
 def packs_from_bucket(
     bucket: str, cycle: str | None, endpoint_url: str | None, region: str
 ) -> list[PackCopy]:
-    """Every pack in the evidence bucket (of one cycle, or all), with versions and retention per object."""
-    import boto3
+    """Every pack in the evidence bucket (of one cycle, or all), with versions and retention per object.
 
-    s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+    Raises :class:`PackReadError` naming the bucket and key when the bucket cannot be read (no
+    credentials, endpoint unreachable, access denied, no such bucket or key).
+    """
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
     prefix = f"cycles/{cycle}/" if cycle else "cycles/"
-    versions: dict[str, int] = {}
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-        for version in page.get("Versions", []):
-            versions[version["Key"]] = versions.get(version["Key"], 0) + 1
-    manifests = sorted(k for k in versions if k.endswith(f"/{MANIFEST_NAME}") and "/pack" in k)
-    packs = []
-    for manifest_key in manifests:
-        folder = manifest_key.rsplit("/", 1)[0]
-        manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
-        names = sorted(k.rsplit("/", 1)[1] for k in versions if k.rsplit("/", 1)[0] == folder)
-        listed = [f.get("name") for f in manifest.get("files", [])]
-        ordered = [n for n in listed if n in names] + [
-            n for n in names if n not in listed and n != MANIFEST_NAME
-        ]
-        files, retained, counts = {}, {}, {}
-        for name in [*ordered, MANIFEST_NAME]:
-            obj = s3.get_object(Bucket=bucket, Key=f"{folder}/{name}")
-            if name != MANIFEST_NAME:
-                files[name] = obj["Body"].read()
-            retained[name] = bool(obj.get("ObjectLockRetainUntilDate"))
-            counts[name] = versions[f"{folder}/{name}"]
-        packs.append(PackCopy(f"s3://{bucket}/{folder}", manifest, files, counts, retained))
+    location = f"s3://{bucket}/{prefix}"
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+        versions: dict[str, int] = {}
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for version in page.get("Versions", []):
+                versions[version["Key"]] = versions.get(version["Key"], 0) + 1
+        manifests = sorted(k for k in versions if k.endswith(f"/{MANIFEST_NAME}") and "/pack" in k)
+        packs = []
+        for manifest_key in manifests:
+            location = f"s3://{bucket}/{manifest_key}"
+            folder = manifest_key.rsplit("/", 1)[0]
+            manifest = _manifest_json(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+            names = sorted(k.rsplit("/", 1)[1] for k in versions if k.rsplit("/", 1)[0] == folder)
+            listed = [f.get("name") for f in manifest.get("files", []) if isinstance(f, dict)]
+            ordered = [n for n in listed if n in names] + [
+                n for n in names if n not in listed and n != MANIFEST_NAME
+            ]
+            files, retained, counts = {}, {}, {}
+            for name in [*ordered, MANIFEST_NAME]:
+                location = f"s3://{bucket}/{folder}/{name}"
+                obj = s3.get_object(Bucket=bucket, Key=f"{folder}/{name}")
+                if name != MANIFEST_NAME:
+                    files[name] = obj["Body"].read()
+                retained[name] = bool(obj.get("ObjectLockRetainUntilDate"))
+                counts[name] = versions[f"{folder}/{name}"]
+            packs.append(PackCopy(f"s3://{bucket}/{folder}", manifest, files, counts, retained))
+    except (BotoCoreError, ClientError) as exc:
+        raise PackReadError(location, exc) from exc
     return packs
 
 
-def _verify(args: argparse.Namespace) -> int:
-    if args.dir:
-        packs = packs_from_directory(Path(args.dir))
-    else:
-        if not args.tenant:
-            print("verify-evidence: give a tenant id or --dir", file=sys.stderr)
-            return 2
-        from patchcycle.config.loader import default_tenants_dir, load_tenant
+def _known_tenants(tenants_dir: Path) -> list[str]:
+    try:
+        return sorted(p.stem for p in tenants_dir.iterdir() if p.suffix.lower() in (".yaml", ".yml"))
+    except OSError:
+        return []
 
-        tenant = load_tenant(default_tenants_dir() / f"{args.tenant}.yaml")
-        bucket = args.bucket or tenant.evidence.bucket
-        packs = packs_from_bucket(bucket, args.cycle, args.endpoint_url, tenant.evidence.region)
+
+def _cycle_date(value: str) -> str:
+    try:
+        valid = dt.date.fromisoformat(value).isoformat() == value  # not 20261122 or 2026-W47-7
+    except ValueError:
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date YYYY-MM-DD")
+    return value
+
+
+def _endpoint_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an http(s)://host[:port] URL")
+    return value
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"verify-evidence: {message}", file=sys.stderr)
+    return code
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        if args.dir:
+            where = args.dir
+            packs = packs_from_directory(Path(args.dir))
+        else:
+            if not args.tenant:
+                return _fail(EXIT_USAGE, "give a tenant id or --dir (see --help)")
+            from patchcycle.config.loader import TenantConfigError, default_tenants_dir, load_tenant
+
+            tenants_dir = default_tenants_dir()
+            known = _known_tenants(tenants_dir)
+            if args.tenant not in known:
+                return _fail(
+                    EXIT_USAGE,
+                    f"unknown tenant {args.tenant!r} (known in {tenants_dir}: {', '.join(known) or 'none'})",
+                )
+            path = next(p for p in tenants_dir.iterdir() if p.stem == args.tenant)
+            try:
+                tenant = load_tenant(path)
+            except TenantConfigError as exc:
+                return _fail(EXIT_USAGE, _one_line(exc))
+            bucket = args.bucket or tenant.evidence.bucket
+            where = f"s3://{bucket}/cycles/{args.cycle + '/' if args.cycle else ''}"
+            packs = packs_from_bucket(bucket, args.cycle, args.endpoint_url, tenant.evidence.region)
+    except PackReadError as exc:
+        return _fail(EXIT_UNREADABLE, str(exc))
     if not packs:
-        print("verify-evidence: no evidence pack found", file=sys.stderr)
-        return 1
+        return _fail(EXIT_UNREADABLE, f"cannot read {where}: no evidence pack ({MANIFEST_NAME}) there")
     report = verify_packs(packs, args.expect_manifest)
     for line in report.lines():
         print(line)
     print(f"{len(packs)} pack(s): {'intact' if report.ok else 'PROBLEMS FOUND'}")
-    return 0 if report.ok else 1
+    return EXIT_INTACT if report.ok else EXIT_TAMPERED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,12 +190,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m patchcycle", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify-evidence", help="check evidence packs and their chain")
+    verify = sub.add_parser(
+        "verify-evidence",
+        help="check evidence packs and their chain",
+        description="Check evidence packs and the chain between cycles; one line per pack.",
+        epilog=VERIFY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verify.add_argument("tenant", nargs="?", help="tenant id (reads its evidence bucket)")
-    verify.add_argument("cycle", nargs="?", help="cycle date YYYY-MM-DD (default: every cycle)")
+    verify.add_argument(
+        "cycle", nargs="?", type=_cycle_date, help="cycle date YYYY-MM-DD (default: every cycle)"
+    )
     verify.add_argument("--dir", help="verify a downloaded copy instead (a pack folder or a folder of them)")
     verify.add_argument("--bucket", help="override the tenant's evidence bucket")
-    verify.add_argument("--endpoint-url", help="S3 endpoint (e.g. fleetsim's URL)")
+    verify.add_argument("--endpoint-url", type=_endpoint_url, help="S3 endpoint (e.g. fleetsim's URL)")
     verify.add_argument(
         "--expect-manifest", metavar="SHA256", help="the manifest digest that came with the pack's link"
     )

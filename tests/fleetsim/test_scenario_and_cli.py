@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -166,3 +169,77 @@ def test_cli_serve_rejects_an_invalid_scenario(tmp_path, capsys):
     stderr = capsys.readouterr().err
     assert stderr.startswith(f"fleetsim: {bad}: invalid scenario")
     assert "tenants[alpha].faults.install_fails: unknown hosts ['web-42']" in stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again on return: nothing listens there
+
+
+@pytest.mark.parametrize("command", ["ground-truth", "calls"])
+def test_cli_readers_require_url(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        fleetsim_cli.main([command])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"fleetsim {command}: error: the following arguments are required: --url"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["ground-truth", "--url", "127.0.0.1:5055"],
+            "argument --url: '127.0.0.1:5055' is not an http(s)://",
+        ),
+        (["calls", "--url", "nonsense"], "argument --url: 'nonsense' is not an http(s)://"),
+        (["serve", "--port", "99999"], "argument --port: '99999' is not a port 0-65535"),
+        (["serve", "--port", "http"], "argument --port: 'http' is not a port 0-65535"),
+    ],
+)
+def test_cli_rejects_a_bad_url_or_port_with_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        fleetsim_cli.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["ground-truth", "calls"])
+def test_cli_reader_names_an_unreachable_url_in_one_line_and_exits_3(command):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    result = subprocess.run(
+        [sys.executable, "-m", "fleetsim", command, "--url", url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr and not result.stdout
+    assert result.stderr.splitlines() == [
+        f"fleetsim: cannot reach fleetsim at {url}/fleetsim/{command}: [Errno 111] Connection refused"
+    ]
+
+
+class _NotFleetsim(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - the handler's protocol
+        self.send_error(404, "Not Found")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_cli_reader_names_a_server_that_is_not_fleetsim_and_exits_3(capsys):
+    server = http.server.HTTPServer(("127.0.0.1", 0), _NotFleetsim)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert fleetsim_cli.main(["calls", "--url", url + "/"]) == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"fleetsim: cannot read {url}/fleetsim/calls: HTTP 404 Not Found"]
