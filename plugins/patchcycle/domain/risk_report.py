@@ -29,18 +29,21 @@ def feed_warnings(feeds: FeedSnapshot, as_of: dt.date, max_age_days: int = FEED_
     """Why the threat feeds the ranking used cannot be trusted as current on ``as_of``: each feed older
     than ``max_age_days`` (or with a date that cannot be read), said with its age."""
     dated = {
-        "CISA KEV catalog": feeds.kev.date_released or feeds.kev.catalog_version,
-        "EPSS scores": feeds.epss.score_date,
+        "CISA KEV catalog": (
+            feeds.kev.date_released or feeds.kev.catalog_version,
+            "exploited CVEs listed since are not ranked as such",
+        ),
+        "EPSS scores": (feeds.epss.score_date, "the exploitation probabilities ranked by are out of date"),
     }
     warnings = []
-    for name, value in dated.items():
+    for name, (value, consequence) in dated.items():
         day = _feed_day(value)
         if day is None:
             warnings.append(f"{name}: no readable date ({value!r}); its age is unknown")
         elif (as_of - day).days > max_age_days:
             warnings.append(
                 f"{name} of {day.isoformat()} is {(as_of - day).days} days older than the cycle "
-                f"({as_of.isoformat()}): exploited CVEs listed since are not ranked as such"
+                f"({as_of.isoformat()}): {consequence}"
             )
     return warnings
 
