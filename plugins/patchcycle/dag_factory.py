@@ -116,6 +116,46 @@ def cycle_params(tenant: Tenant) -> dict[str, Param]:
     }
 
 
+FRAMEWORK_LABELS = {"soc2": "SOC 2", "pci_dss": "PCI DSS", "hipaa": "HIPAA", "sox": "SOX"}
+
+
+def cycle_doc(tenant: Tenant) -> str:
+    """The DAG's documentation in the UI: what the cycle does for this tenant, and what to do with it."""
+    stages = []
+    for env in tenant.environments:
+        gates = [f"soak {env.soak_hours:g} h"] if env.soak_hours else []
+        if env.approval_required:
+            gates.append("a person's approval")
+        if env.change_window is not None:
+            window = env.change_window
+            days = ", ".join(str(d.value) for d in window.days)
+            gates.append(f"window {days} {window.start:%H:%M}-{window.end:%H:%M} {window.timezone}")
+        if env.canary.share or env.canary.hosts:
+            gates.append("canary batch first")
+        stages.append(f"**{env.name.value}**" + (f" ({'; '.join(gates)})" if gates else ""))
+    late = tenant.schedule
+    frameworks = ", ".join(FRAMEWORK_LABELS.get(f.value, f.value) for f in tenant.frameworks)
+    return "\n\n".join(
+        [
+            f"Monthly OS patch cycle of **{tenant.display_name}** (`{tenant.id}`), the fourth Sunday at "
+            "02:00 UTC: freeze the plan, inventory every cloud, pre-flight, back up, patch and verify "
+            f"{' -> '.join(stages)}, then page, review access and write the evidence pack.",
+            f"Frameworks: {frameworks}. Evidence: "
+            f"`s3://{tenant.evidence.bucket}/cycles/<cycle>/runs/<run>/pack/` (the outcome task's log names "
+            "every host left unpatched, with the reason).",
+            "Trigger with **Dry run** first. A scheduled run that starts more than "
+            f"{late.late_after_hours} h late (an unpause, a scheduler outage) is "
+            + (
+                "patched (schedule.patch_late_runs)."
+                if late.patch_late_runs
+                else "refused before any change."
+            )
+            + " To stop a run, mark its running task failed (not the run): the pack is still written. "
+            f"Roll hosts back with `patchcycle_rollback__{tenant.id}`. See docs/sre-guide.md.",
+        ]
+    )
+
+
 def default_args(tenant: Tenant) -> dict[str, Any]:
     # Local runs and tests shorten the delay with [patchcycle] retry_delay_seconds (read from the local
     # configuration, never from a live system, so it is safe at parse time).
@@ -144,11 +184,7 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
         default_args=default_args(tenant),
         params=cycle_params(tenant),
         tags=["patchcycle", f"tenant:{tenant.id}", *(f"framework:{f.value}" for f in tenant.frameworks)],
-        doc_md=(
-            f"**{tenant.display_name}** (`{tenant.id}`): environments "
-            f"{', '.join(e.name.value for e in tenant.environments)}; frameworks "
-            f"{', '.join(f.value for f in tenant.frameworks)}. Evidence: `s3://{tenant.evidence.bucket}`."
-        ),
+        doc_md=cycle_doc(tenant),
         # A prod change window may open up to a week after staging's soak ends.
         dagrun_timeout=dt.timedelta(days=10),
     ) as dag:

@@ -271,3 +271,16 @@ def test_the_trigger_forms_declare_exactly_the_keys_the_runs_accept() -> None:
     tenant = load_tenants().tenants[0]
     assert tuple(cycle_params(tenant)) == CYCLE_PARAMS
     assert tuple(rollback_params()) == ROLLBACK_PARAMS
+
+
+def test_each_cycle_dag_documents_its_stages_gates_and_what_to_do() -> None:
+    """The DAG's doc in the UI says, for this tenant, what the cycle does and how to run and stop it."""
+    from patchcycle.config.loader import load_tenant
+    from patchcycle.dag_factory import build_patch_cycle_dag
+
+    dag = build_patch_cycle_dag(load_tenant(REPO / "include" / "tenants" / "cu_alpha.yaml"))
+    doc = dag.doc_md or ""
+    assert "**staging** (soak 24 h)" in doc
+    assert "**prod** (window sun 01:00-06:00 America/New_York; canary batch first)" in doc
+    assert "SOC 2, PCI DSS, SOX" in doc and "s3://patchcycle-evidence-cu-alpha/" in doc
+    assert "Dry run" in doc and "12 h late" in doc and "patchcycle_rollback__cu_alpha" in doc
