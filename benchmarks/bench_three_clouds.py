@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "plugins"))
 
+from devtools.demo import download_pack  # noqa: E402
 from devtools.local import airflow_env, fleetsim_get, migrate_db, run_cycle, running_fleetsim  # noqa: E402
 
 BASE = REPO / "tests" / "e2e" / "scenarios" / "alpha_three_clouds.yaml"
@@ -273,28 +274,6 @@ def batch_sizes(evidence: dict[str, Any]) -> dict[str, list[int]]:
     return out
 
 
-def run_evidence(url: str, bucket: str) -> dict[str, Any]:
-    """The cycle's evidence document, from the tenant's bucket in fleetsim's S3."""
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    keys = [
-        o["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-        for o in page.get("Contents", [])
-        if o["Key"].endswith("/evidence.json") and "/pack" in o["Key"]
-    ]
-    if not keys:
-        raise SystemExit(f"no evidence pack in s3://{bucket}: the cycle wrote none (see its log)")
-    return json.loads(s3.get_object(Bucket=bucket, Key=max(keys))["Body"].read())
-
-
 # The plan's catalog calls that are status polls of the Scan (they scale with how long the Scan takes
 # divided by the poll interval, not with hosts): listed apart, as the patching's status polls are.
 PLAN_STATUS_POLLS = {"aws": ["aws.ssm.ListCommands"]}
@@ -496,7 +475,9 @@ def main() -> int:
             plan_measured = plan_catalog_calls(url, env, args.poll_seconds, timeout=600)
             plan_ti = plan_task_instance(work / "airflow", DAG_ID)
             tenant = bench_tenant(env)
-            evidence = run_evidence(url, tenant.evidence.bucket)
+            evidence, _ = download_pack(url, tenant, work / "pack")
+            if not evidence:
+                raise SystemExit(f"no evidence pack in s3://{tenant.evidence.bucket}: see the cycle's log")
         per_cloud = args.hosts // 3
         thousand = per_cloud / 1000
         inv = by_cloud(inventory)

@@ -15,9 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
-
-from devtools.local import REPO, airflow_env, fleetsim_get, migrate_db, run_cycle, running_fleetsim
+from devtools.local import (
+    REPO,
+    airflow_env,
+    fleetsim_get,
+    fleetsim_s3,
+    migrate_db,
+    run_cycle,
+    running_fleetsim,
+)
 
 sys.path.insert(0, str(REPO / "plugins"))
 from patchcycle.config.loader import load_tenants  # noqa: E402
@@ -29,25 +35,23 @@ DEMO_WINDOW_REASON = "local demo against fleetsim: prod patched outside its chan
 
 
 def download_pack(url: str, tenant, out_dir: Path) -> tuple[dict, list[Path]]:
-    """Copy the run's evidence pack from the tenant's bucket; return the evidence summary and the files."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name=tenant.evidence.region,
-        aws_access_key_id="fleetsim",
-        aws_secret_access_key="fleetsim",
-    )
+    """Copy the run's evidence pack from the tenant's bucket into ``out_dir/<tenant>/<cycle>/``, and its
+    distribution addendum beside that folder (``<cycle>.distribution.json``: it is not one of the pack's
+    files, which the manifest lists); return the evidence summary and the files."""
+    s3 = fleetsim_s3(url, tenant.evidence.region)
     keys = [
         obj["Key"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=tenant.evidence.bucket)
         for obj in page.get("Contents", [])
-        if "/pack" in obj["Key"]
+        if "/pack/" in obj["Key"] or "/distribution/" in obj["Key"]
     ]
     files = []
     for key in sorted(keys):
-        target = (
-            out_dir / tenant.id / key.split("/runs/", 1)[0].removeprefix("cycles/") / key.rsplit("/", 1)[1]
-        )
+        cycle = key.split("/runs/", 1)[0].removeprefix("cycles/")
+        if "/distribution/" in key:
+            target = out_dir / tenant.id / f"{cycle}.distribution.json"
+        else:
+            target = out_dir / tenant.id / cycle / key.rsplit("/", 1)[1]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(s3.get_object(Bucket=tenant.evidence.bucket, Key=key)["Body"].read())
         files.append(target)
@@ -58,13 +62,7 @@ def download_pack(url: str, tenant, out_dir: Path) -> tuple[dict, list[Path]]:
 
 def download_portfolio(url: str, out_dir: Path) -> list[Path]:
     """Copy the latest portfolio report (JSON, CSV, PDF) from the platform bucket."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="fleetsim",
-        aws_secret_access_key="fleetsim",
-    )
+    s3 = fleetsim_s3(url)
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="patchcycle-portfolio").get("Contents", []))
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
@@ -89,13 +87,7 @@ def seed_history(url: str, tenants) -> None:
         entries = history.get(tenant.id)
         if not entries:
             continue
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name=tenant.evidence.region,
-            aws_access_key_id="fleetsim",
-            aws_secret_access_key="fleetsim",
-        )
+        s3 = fleetsim_s3(url, tenant.evidence.region)
         body = json.dumps({k: str(v) for k, v in entries.items()}, indent=1).encode()
         s3.put_object(Bucket=tenant.evidence.bucket, Key=f"{LEDGER_PREFIX}earlier-runs.json", Body=body)
         print(f"  {tenant.id}: {len(entries)} update(s) first seen by earlier runs ({HISTORY.name})")

@@ -234,6 +234,19 @@ def running_fleetsim(scenario: Path, workdir: Path, timeout: float = 60.0) -> It
         log.close()
 
 
+def fleetsim_s3(url: str, region: str = "us-east-1") -> Any:
+    """boto3's S3 client on fleetsim (any keys do: fleetsim's S3 is moto's)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id="fleetsim",
+        aws_secret_access_key="fleetsim",
+    )
+
+
 def fleetsim_get(url: str, path: str) -> Any:
     with urllib.request.urlopen(f"{url}{path}", timeout=30) as resp:  # noqa: S310 - loopback
         return json.load(resp)
