@@ -916,3 +916,34 @@ def test_a_stage_row_counts_every_cloud_s_hosts_it_targeted(tenant, host_row, ma
     check_invariants(doc, inventory)
     (stage,) = doc["stages"]
     assert (stage["hosts_targeted"], stage["hosts_succeeded"], stage["hosts_failed"]) == (3, 2, 1)
+
+
+def _pack(outcome: str, after: float, finished: str, dry_run: bool = False) -> dict:
+    return {
+        "cycle": {"outcome": outcome, "dry_run": dry_run, "finished_at": finished},
+        "summary": {"compliance_before": 0.5, "compliance_after": after},
+    }
+
+
+def test_the_trend_counts_only_runs_that_patched_and_takes_each_cycles_latest() -> None:
+    from patchcycle.domain.evidence import compliance_trend
+
+    store = {
+        "cycles/2026-09-27/runs/scheduled__x/pack/evidence.json": _pack("completed", 0.9, "2026-09-27T05"),
+        # A later manual re-run of October sorts before the scheduled run by key, after it by time.
+        "cycles/2026-10-25/runs/scheduled__a/pack/evidence.json": _pack("partial", 0.8, "2026-10-25T05"),
+        "cycles/2026-10-25/runs/manual__b/pack/evidence.json": _pack("completed", 0.95, "2026-10-26T09"),
+        # A dry run and a refused run after it say nothing about the fleet.
+        "cycles/2026-10-25/runs/manual__c/pack/evidence.json": _pack("planned", 0.1, "2026-10-27T09", True),
+        "cycles/2026-10-25/runs/manual__d/pack/evidence.json": _pack("refused", 0.1, "2026-10-28T09"),
+        # November had only a refusal: no point; December is this cycle, never its own trend.
+        "cycles/2026-11-22/runs/scheduled__e/pack/evidence.json": _pack("refused", 0.0, "2026-11-23T09"),
+        "cycles/2026-12-27/runs/scheduled__f/pack/evidence.json": _pack("completed", 1.0, "2026-12-27T05"),
+        "cycles/2026-10-25/runs/manual__b/inventory.try-1.json": {},
+    }
+    trend = compliance_trend("2026-12-27", store, store.__getitem__)
+    assert [(p["cycle_date"], p["compliance_after"], p["outcome"]) for p in trend] == [
+        ("2026-09-27", 0.9, "completed"),
+        ("2026-10-25", 0.95, "completed"),
+    ]
+    assert compliance_trend("2026-12-27", store, store.__getitem__, cycles=1)[0]["cycle_date"] == "2026-10-25"

@@ -219,28 +219,49 @@ def test_a_typo_in_the_conf_refuses_the_run_and_still_leaves_evidence(fleet) -> 
     assert_pack_intact(result)
 
 
-def test_a_plan_that_cannot_finish_still_leaves_a_pack_that_says_so(fleet, tmp_path) -> None:
+def test_a_plan_that_cannot_finish_still_leaves_a_pack_that_says_so(
+    airflow_home, aws_only_tenants, tmp_path
+) -> None:
     """The tenant's AWS connection points nowhere: the plan task fails (after its retries) before any
     plan exists. Every task after the stages still runs: the pack holds an empty plan and says the run
-    stopped before planning, and the run fails (a tenant with incident routing is paged for the plan)."""
-    from devtools.local import aws_connection
+    stopped before planning, the run fails, and the tenant (with incident routing) is paged for the plan;
+    a later run of the same cycle that plans resolves that incident."""
+    from devtools.local import aws_connection, fleetsim_get
+    from tests.e2e.conftest import fleet_with
 
-    env = {**fleet.env, "AIRFLOW_CONN_AWS_CU_ALPHA": aws_connection("http://127.0.0.1:9", "us-east-1")}
-    result = CycleRunner(fleet.url, env, tmp_path).run(DAG_ID, NOV)
-    assert result.returncode != 0
-    states = result.task_states
-    assert (states["plan"], states["evidence"], states["distribute"], states["outcome"]) == (
-        "failed",
-        "success",
-        "success",
-        "failed",
-    )
-    cycle = result.evidence["cycle"]
-    assert cycle["outcome"] == "failed" and cycle["cycle_date"] == "2026-11-22"
-    assert "the plan task did not finish" in cycle["halted_reason"]
-    assert not any(result.evidence["plan"]["approved"].values())  # nothing was planned
-    assert all(changes(t) == [] for t in result.truth.values())
-    assert_pack_intact(result)
+    def with_incidents(alpha: dict) -> None:
+        alpha["incidents"] = {}
+
+    key = "patchcycle/cu_alpha/2026-11-22/plan"
+    with fleet_with(
+        airflow_home, tmp_path, tenants_from=aws_only_tenants, edit_alpha=with_incidents
+    ) as fleet:
+        env = {**fleet.env, "AIRFLOW_CONN_AWS_CU_ALPHA": aws_connection("http://127.0.0.1:9", "us-east-1")}
+        (tmp_path / "broken").mkdir()
+        result = CycleRunner(fleet.url, env, tmp_path / "broken").run(DAG_ID, NOV)
+        paged = {i["dedup_key"]: i for i in fleetsim_get(fleet.url, "/fleetsim/pagerduty")["incidents"]}
+        assert paged[key]["status"] == "triggered"
+        assert result.returncode != 0
+        states = result.task_states
+        assert (states["plan"], states["evidence"], states["distribute"], states["outcome"]) == (
+            "failed",
+            "success",
+            "success",
+            "failed",
+        )
+        cycle = result.evidence["cycle"]
+        assert cycle["outcome"] == "failed" and cycle["cycle_date"] == "2026-11-22"
+        assert "the plan task did not finish" in cycle["halted_reason"]
+        assert not any(result.evidence["plan"]["approved"].values())  # nothing was planned
+        assert all(changes(t) == [] for t in result.truth.values())
+        assert_pack_intact(result)
+
+        # The connection is fixed and the cycle run again: it plans, and the plan incident is resolved.
+        again = fleet.run(DAG_ID, "2026-11-22T05:00:00+00:00", conf={"cycle_date": NOV[:10]})
+        pager = fleetsim_get(fleet.url, "/fleetsim/pagerduty")
+    assert again.evidence["cycle"]["halted_reason"] is None
+    (incident,) = [i for i in pager["incidents"] if i["dedup_key"] == key]
+    assert incident["status"] == "resolved"
 
 
 def test_backfilled_cycles_plan_as_of_their_own_dates_and_chain_their_evidence(fleet) -> None:

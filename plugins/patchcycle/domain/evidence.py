@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +284,41 @@ def build_evidence_document(
         "exceptions": exception_report.to_dict() if exception_report is not None else None,
         "events": sorted(events, key=lambda e: (e.get("at") or "", e.get("action") or "")),
     }
+
+
+def counts_for_compliance(evidence: Mapping[str, Any]) -> bool:
+    """Whether a pack's figures describe the fleet after a cycle: not a dry run's (it patched nothing)
+    and not a refused run's (it was stopped before any change)."""
+    cycle = evidence.get("cycle") or {}
+    return not cycle.get("dry_run") and cycle.get("outcome") not in ("refused", "planned")
+
+
+def compliance_trend(
+    cycle_date: str, keys: Iterable[str], read: Callable[[str], Mapping[str, Any]], cycles: int = 11
+) -> list[dict[str, Any]]:
+    """The compliance of up to ``cycles`` cycles before ``cycle_date`` (oldest first), each from the
+    latest of its packs that counts (:func:`counts_for_compliance`); ``keys`` list an evidence store,
+    ``read`` reads one evidence document. A cycle with only dry runs or refusals is left out."""
+    packs: dict[str, list[str]] = {}
+    for key in keys:
+        parts = key.split("/")
+        if key.endswith("/evidence.json") and "/pack" in key and len(parts) > 2 and parts[1] < cycle_date:
+            packs.setdefault(parts[1], []).append(key)
+    points: list[dict[str, Any]] = []
+    for cycle in sorted(packs, reverse=True):
+        # The latest by when the run finished (run ids of different run types do not sort by time).
+        counted = [e for e in map(read, packs[cycle]) if counts_for_compliance(e)]
+        if not counted:
+            continue
+        latest = max(counted, key=lambda e: str(e["cycle"].get("finished_at") or ""))
+        points.append(
+            {
+                "cycle_date": cycle,
+                "compliance_before": latest["summary"]["compliance_before"],
+                "compliance_after": latest["summary"]["compliance_after"],
+                "outcome": latest["cycle"]["outcome"],
+            }
+        )
+        if len(points) == cycles:
+            break
+    return points[::-1]

@@ -114,7 +114,6 @@ class CycleTaskMixin:
         cached = getattr(self, "_unplanned", None)
         if cached is not None:
             return cached
-        from patchcycle.domain.plan import build_cycle_plan
         from patchcycle.domain.schedule import resolve_cycle_date
 
         run = context["dag_run"]
@@ -125,9 +124,17 @@ class CycleTaskMixin:
             )
         except ValueError:
             cycle_date = resolve_cycle_date(requested=None, **scope)
+        self._unplanned: dict[str, Any] | None = self.unplanned_info(cycle_date, context["run_id"])
+        return self._unplanned
+
+    def unplanned_info(self, cycle_date: dt.date, run_id: str) -> dict[str, Any]:
+        """An empty frozen plan for ``cycle_date``, stored under the run, as the plan info of a run whose
+        plan task never finished."""
+        from patchcycle.domain.plan import build_cycle_plan
+
         plan = build_cycle_plan(self.tenant, cycle_date, [])
-        paths = CyclePaths(plan.cycle_date, context["run_id"])
-        self._unplanned: dict[str, Any] = {
+        paths = CyclePaths(plan.cycle_date, run_id)
+        return {
             "cycle_date": plan.cycle_date,
             "plan_hash": plan.hash,
             "plan_url": self.store.put_json(paths.plan(plan.hash), plan.to_dict()),
@@ -141,7 +148,6 @@ class CycleTaskMixin:
             "soak_override_reason": None,
             "window_override_reason": None,
         }
-        return self._unplanned
 
     def paths(self, context: Any) -> CyclePaths:
         return CyclePaths(self.plan_info(context)["cycle_date"], context["run_id"])

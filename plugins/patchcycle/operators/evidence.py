@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle import __version__
-from patchcycle.domain.evidence import build_evidence_document
+from patchcycle.domain.evidence import build_evidence_document, compliance_trend
 from patchcycle.operators.base import CycleOperator, EventLog, run_type_name, utcnow
 from patchcycle.reports.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_sha256
 from patchcycle.reports.store import CyclePaths
@@ -58,7 +58,7 @@ class WriteEvidencePackOperator(CycleOperator):
             "window_override_reason": info.get("window_override_reason"),
             "triggered_by": getattr(run, "triggering_user_name", None),
             "refused_reasons": list(info.get("refused") or []),
-            "halted_reason": info.get("unplanned"),
+            "halted_reason": self.halted_reason(info),
         }
         from patchcycle.config.exceptions import load_tenant_exception_register
         from patchcycle.domain.controls import controls_summary, load_control_catalogs, map_controls
@@ -174,6 +174,10 @@ class WriteEvidencePackOperator(CycleOperator):
             "hosts_left_total": len(left),
         }
 
+    def halted_reason(self, info: dict[str, Any]) -> str | None:
+        """Why the run stopped short of its stages, when it did (the plan never finished)."""
+        return info.get("unplanned")
+
     def _risk_section(self, evidence: dict[str, Any], frameworks: list[str]) -> dict[str, Any]:
         """Risk ranking and SLA clocks of the plan's patches on the hosts (feeds: committed snapshots)."""
         from airflow.configuration import conf
@@ -199,28 +203,9 @@ class WriteEvidencePackOperator(CycleOperator):
             ),
         )
 
-    def _trend(self, cycle_date: str, cycles: int = 11) -> list[dict[str, Any]]:
-        """Compliance of the latest pack of each previous cycle (oldest first), read from its evidence."""
-        latest: dict[str, str] = {}
-        for key in self.store.keys("cycles/"):
-            if (
-                key.endswith("/evidence.json")
-                and "/pack" in key
-                and (cycle := key.split("/")[1]) < cycle_date
-            ):
-                latest[cycle] = max(latest.get(cycle, ""), key)
-        points = []
-        for cycle in sorted(latest)[-cycles:]:
-            previous = self.store.get_json(latest[cycle])
-            points.append(
-                {
-                    "cycle_date": cycle,
-                    "compliance_before": previous["summary"]["compliance_before"],
-                    "compliance_after": previous["summary"]["compliance_after"],
-                    "outcome": previous["cycle"]["outcome"],
-                }
-            )
-        return points
+    def _trend(self, cycle_date: str) -> list[dict[str, Any]]:
+        """Compliance of each previous cycle (oldest first), from the latest of its packs that patched."""
+        return compliance_trend(cycle_date, self.store.keys("cycles/"), self.store.get_json)
 
     def _free_pack_prefix(self, paths: CyclePaths, try_number: int) -> str:
         """``pack`` on the first attempt; a retry writes beside it and never over it."""

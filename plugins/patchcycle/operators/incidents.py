@@ -3,8 +3,9 @@ re-run of the same cycle gets the step through.
 
 Runs after the stages whatever their outcome. The dedup key (``patchcycle/<tenant>/<cycle>/<step>``)
 makes every retry or re-run of the same cycle update the same incident instead of paging again.
-Steps: ``inventory`` (a scope could not be read), ``preflight`` (the scope halted), each environment
-(its stage failed). Hosts the pre-flight held are one warning per cycle (``preflight-held``).
+Steps: ``plan`` (the plan task did not finish), ``inventory`` (a scope could not be read),
+``preflight`` (the scope halted), each environment (its stage failed). Hosts the pre-flight held are
+one warning per cycle (``preflight-held``).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class IncidentsOperator(CycleOperator):
         if info.get("unplanned"):
             steps["plan"] = (info["unplanned"], [], "error")
             return steps  # nothing after the plan ran
+        steps["plan"] = None  # planned: an earlier run's plan incident of this cycle is resolved
         scopes = self.read_record(paths.run_file("scopes.json"), required=False) or []
         failed_scopes = [s for s in scopes if s["status"] == "failed"]
         steps["inventory"] = (
