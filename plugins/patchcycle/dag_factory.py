@@ -337,3 +337,34 @@ def build_feeds_dag() -> DAG:
             platform_bucket=conf.get("patchcycle", "portfolio_bucket", fallback="patchcycle-portfolio"),
         )
     return dag
+
+
+EVIDENCE_SWEEP_CRON = "20 * * * *"
+"""Hourly: a run stopped by hand has its evidence pack (and its page) within the hour."""
+
+
+def build_evidence_sweep_dag(tenants: list[Tenant]) -> DAG:
+    """Write the evidence pack of every cycle run that ended without one; one task per tenant, so one
+    tenant's unreadable store does not keep another's runs unswept."""
+    from patchcycle.operators.sweep import EvidenceSweepOperator
+
+    with DAG(
+        dag_id="patchcycle_evidence_sweep",
+        description="Evidence packs for cycle runs that ended without one (marked failed, workers stopped)",
+        doc_md=(
+            "Every hour, for each tenant: cycle runs that Airflow says have ended (success or failed) "
+            "but left no evidence pack in the tenant's evidence bucket get one, written from what the "
+            "run recorded (stages it stopped in are shown failed, their patched-or-not hosts "
+            "`not_assessed` with the backup a rollback can use), and page once. Trigger it by hand "
+            "right after marking a run failed to get the pack at once."
+        ),
+        schedule=CronTriggerTimetable(EVIDENCE_SWEEP_CRON, timezone="UTC"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "sre-platform", "retries": 2, "retry_delay": dt.timedelta(minutes=5)},
+        tags=["patchcycle", "evidence"],
+    ) as dag:
+        for tenant in tenants:
+            EvidenceSweepOperator(task_id=tenant.id, tenant_id=tenant.id)
+    return dag

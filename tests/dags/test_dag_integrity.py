@@ -214,6 +214,14 @@ def test_the_portfolio_waits_for_every_tenants_evidence(dagbag: DagBag) -> None:
         assert [a.name for a in evidence.outlets] == [evidence_asset(tenant).name]
 
 
+def test_the_evidence_sweep_has_one_task_per_tenant_and_runs_hourly_without_catchup(dagbag: DagBag) -> None:
+    sweep = dagbag.dags["patchcycle_evidence_sweep"]
+    assert sorted(sweep.task_ids) == sorted(t.id for t in TENANTS)
+    assert sweep.catchup is False and sweep.max_active_runs == 1
+    assert sweep.timetable.expression == "20 * * * *"
+    assert all(task.retries >= 1 for task in sweep.tasks)
+
+
 def test_an_opted_in_tenant_rolls_back_failed_prod_hosts_after_both_batches_whatever_happened() -> None:
     from patchcycle.config.models import RollbackPolicy
 

@@ -241,3 +241,67 @@ def test_clearing_every_task_of_a_finished_run_changes_nothing(deployment, appro
     after = objects(url, ALPHA_BUCKET)
     assert {k: after[k] for k in before} == before, "evidence was overwritten"
     assert len(after) > len(before), "the second attempts' records were added"
+
+
+SWEEP = "patchcycle_evidence_sweep"
+ROLLBACK = "patchcycle_rollback__cu_alpha"
+
+
+def pack_keys(url: str, run_id: str) -> list[str]:
+    segment = run_id.replace(":", "_").replace("+", "_")
+    return sorted(k for k in objects(url, ALPHA_BUCKET) if f"/runs/{segment}/pack" in k)
+
+
+def test_a_run_marked_failed_mid_cycle_still_gets_its_evidence_and_a_rollback(
+    deployment, approved_run
+) -> None:
+    """The issue's reproduction: "Mark run as failed" while staging is patched (here: while prod waits for
+    its approval) skips evidence, distribute and outcome; the evidence sweep writes the pack from what
+    the run recorded, and the rollback DAG restores a staging host from the backups that run took."""
+    stack, url = deployment
+    client = stack.client
+    run_id = client.trigger(ALPHA, CONF, logical_date="2026-11-22T03:00:00Z")["dag_run_id"]
+    wait_for_approval_request(client, run_id)
+    client.request("PATCH", f"/api/v2/dags/{ALPHA}/dagRuns/{run_id}", json={"state": "failed"})
+    assert client.dag_run(ALPHA, run_id)["state"] == "failed"
+    assert client.task_states(ALPHA, run_id).get("evidence") != "success"
+    assert pack_keys(url, run_id) == [], "the run wrote no pack of its own"
+
+    client.unpause(SWEEP)
+    sweep = client.trigger(SWEEP, {})["dag_run_id"]
+    assert client.wait_for_run(SWEEP, sweep, timeout=900)["state"] == "success"
+    doc = evidence(url, ALPHA_BUCKET, run_id)
+    assert doc["cycle"]["run_id"] == run_id and doc["cycle"]["outcome"] == "failed"
+    assert "ended failed" in doc["cycle"]["halted_reason"] and SWEEP in doc["cycle"]["halted_reason"]
+    assert doc["cycle"]["triggered_by"] == ADMIN_USER
+    stages = {s["environment"]: s["status"] for s in doc["stages"]}
+    assert stages == {"nonprod": "succeeded", "staging": "succeeded", "prod": "not_run"}
+    ended = [e for e in doc["events"] if e["action"] == "run.ended_without_evidence"]
+    assert [(e["result"], e["details"]["run_id"]) for e in ended] == [("failed", run_id)]
+    written = pack_keys(url, run_id)
+    assert {k.rsplit("/", 1)[1] for k in written} >= {
+        "report.pdf",
+        "evidence.json",
+        "hosts.csv",
+        "manifest.json",
+    }
+
+    # Swept once: a later sweep finds the pack and writes nothing more.
+    again = client.trigger(SWEEP, {})["dag_run_id"]
+    assert client.wait_for_run(SWEEP, again, timeout=900)["state"] == "success"
+    assert pack_keys(url, run_id) == written
+
+    staging = sorted(
+        h["name"]
+        for h in doc["hosts"]
+        if h["environment"] == "staging" and h["final_state"] == "patched" and h.get("backup_id")
+    )
+    assert staging, doc["summary"]
+    client.unpause(ROLLBACK)
+    conf = {"cycle": "2026-11-22", "hosts": staging[:1], "reason": "deploy test: roll back after an abort"}
+    rollback = client.trigger(ROLLBACK, conf)["dag_run_id"]
+    assert client.wait_for_run(ROLLBACK, rollback, timeout=900)["state"] == "success", client.task_states(
+        ROLLBACK, rollback
+    )
+    host = next(h for h in fleetsim_get(url, "/fleetsim/ground-truth")["hosts"] if h["name"] == staging[0])
+    assert any(a["action"] == "ec2.replace_root_volume" for a in host["actions"]), host["actions"]

@@ -60,6 +60,8 @@ from patchcycle.triggers.waits import CloudWaitTrigger
 
 AWS_SCAN_RECORD = "plan-aws-scans.json"
 PLAN_INFO_RECORD = "plan-info.json"
+RUN_RECORD = "run.json"
+"""The run's own facts, written first (before any cloud is read): the evidence sweep finds runs by it."""
 """The frozen plan's facts (what the task returns), kept so a later attempt returns the same plan."""
 
 
@@ -91,6 +93,26 @@ class CatalogRead:
 
 # A cloud's catalog reader: (tenant, cycle date, what the plan prepared for that cloud, event log).
 CatalogReader = Callable[[Tenant, dt.date, dict[str, Any], EventLog], CatalogRead]
+
+
+def run_facts(context: Any, dag_id: str, cycle_date: dt.date) -> dict[str, Any]:
+    """Who started the run, when and how, as the run record keeps them: enough for a pack written after
+    the run ended without one (see :mod:`patchcycle.operators.sweep`) to name the run as Airflow did."""
+    run = context["dag_run"]
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "dag_id": dag_id,
+        "run_id": context["run_id"],
+        "run_type": run_type_name(run),
+        "triggered_by": getattr(run, "triggering_user_name", None),
+        "start_date": iso(getattr(run, "start_date", None)),
+        "run_after": iso(getattr(run, "run_after", None)),
+        "logical_date": iso(context.get("logical_date")),
+        "cycle_date": cycle_date.isoformat(),
+    }
 
 
 def cloud_has_hosts(tenant: Tenant, cloud: str) -> bool:
@@ -374,6 +396,9 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
     def run(self, context: Any, log: EventLog) -> dict[str, Any] | None:
         tenant = self.tenant
         cycle_date, environments, refusals = self._run_scope(context)
+        self.write_record(
+            context, self._paths.run_file(RUN_RECORD), run_facts(context, self.dag_id, cycle_date)
+        )
         # A plan is frozen once per run: a retry or a cleared task returns the plan an earlier attempt
         # froze (and the stages after it judge hosts by it), and never sends a second Scan.
         frozen = self.read_record(self._paths.run_file(PLAN_INFO_RECORD), required=False)
