@@ -6,6 +6,7 @@ shares in each test are worked out by hand from the table in ``fleet``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from typing import Any
@@ -817,7 +818,7 @@ def test_the_document_validates_against_the_schema_it_declares(unassessed_run):
     from patchcycle.domain.evidence import evidence_schema_path
 
     _, doc = unassessed_run
-    assert doc["schema_version"] == EVIDENCE_SCHEMA_VERSION == "1.2"
+    assert doc["schema_version"] == EVIDENCE_SCHEMA_VERSION == "1.3"
     doc["cycle"]["generated_by"] = "patchcycle test"  # the operator adds it
     doc["events"] = []  # this module's events are abbreviated (no actor, result or details)
     schema = json.loads(evidence_schema_path(doc["schema_version"]).read_text())
@@ -947,3 +948,41 @@ def test_the_trend_counts_only_runs_that_patched_and_takes_each_cycles_latest() 
         ("2026-10-25", 0.95, "completed"),
     ]
     assert compliance_trend("2026-12-27", store, store.__getitem__, cycles=1)[0]["cycle_date"] == "2026-10-25"
+
+
+def test_each_host_sent_a_patch_names_the_plan_ids_it_took_and_when_its_cloud_says_it_ended() -> None:
+    from patchcycle.domain.evidence import host_records
+
+    plan = {
+        "approved": {
+            "amazon_linux_2": [
+                {"id": "ALAS2-2026-1", "kernel_update": False},
+                {"id": "ALAS2-2026-2", "kernel_update": True},
+            ]
+        }
+    }
+    inventory = [
+        {"host_id": f"i-{n}", "name": f"web-{n}", "environment": "prod", "os_family": "amazon_linux_2"}
+        for n in (1, 2, 3)
+    ]
+    preflight = {"decisions": [{"host_id": f"i-{n}", "verdict": "eligible"} for n in (1, 2, 3)]}
+    end = dt.datetime(2026, 11, 22, 3, 4, tzinfo=dt.UTC)
+    stage = {
+        "hosts": {
+            "i-1": {"final_state": "patched", "patch_state": {"OperationEndTime": end.isoformat()}},
+            # Its kernel was held by the sensor gate: the kernel update was never sent.
+            "i-2": {
+                "final_state": "non_compliant",
+                "install_variant": "no_kernel",
+                "patch_state": {"OperationEndTime": None},
+            },
+            "i-3": {"final_state": "held", "reason": "no completed backup"},
+        }
+    }
+    records = {r["host_id"]: r for r in host_records(inventory, preflight, {"prod": stage}, {}, plan)}
+    assert (records["i-1"]["patch_ids"], records["i-1"]["patched_at"]) == (
+        ["ALAS2-2026-1", "ALAS2-2026-2"],
+        "2026-11-22T03:04:00+00:00",
+    )
+    assert (records["i-2"]["patch_ids"], records["i-2"]["patched_at"]) == (["ALAS2-2026-1"], None)
+    assert (records["i-3"]["patch_ids"], records["i-3"]["patched_at"]) == (None, None)

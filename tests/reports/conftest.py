@@ -225,6 +225,20 @@ def _add_schema_1_1_hosts(hosts: list[dict], not_assessed: int) -> None:
     hosts.append(drift)
 
 
+SENT_PATCH_IDS = ["ALAS2-2026-2671", "ALAS2-2026-2688"]
+
+
+def _add_schema_1_3_hosts(hosts: list[dict]) -> None:
+    """Schema 1.3 host facts, in place: the patch ids sent to each host a stage patched or judged, and
+    when its cloud says the install ended (none on GCP, as OS Config gives no per-host time)."""
+    for i, host in enumerate(hosts):
+        sent = host["final_state"] in ("patched", "failed", "non_compliant", "not_assessed")
+        host["patch_ids"] = list(SENT_PATCH_IDS) if sent else None
+        host["patched_at"] = (
+            f"2026-11-22T03:{i % 60:02d}:00+00:00" if sent and host["cloud"] != "gcp" else None
+        )
+
+
 def _plan_1_1(approved: dict[str, list[dict]]) -> list[dict]:
     """Schema 1.1 plan facts, in place on ``approved`` (exact versions, source, released basis); returns
     the per-family baseline decisions with their catalog sources and notes."""
@@ -682,6 +696,8 @@ def make_evidence(
     v = schema_version
     if v != "1.0":
         _add_schema_1_1_hosts(hosts, not_assessed)
+    if v not in ("1.0", "1.1", "1.2"):
+        _add_schema_1_3_hosts(hosts)
 
     total = _rollup(hosts, v)
     summary: dict[str, Any] = {

@@ -37,11 +37,24 @@ def _rows(data: bytes) -> list[list[str]]:
 
 
 def test_host_columns_follow_the_evidence_order() -> None:
-    evidence = make_evidence(3, schema_version="1.1")
+    evidence = make_evidence(3, schema_version="1.3")
     assert HOST_COLUMNS == tuple(evidence["hosts"][0])
-    assert len(set(HOST_COLUMNS)) == len(HOST_COLUMNS) == 25
-    # A 1.0 host record has every column but the one 1.1 added (its cell is left empty).
-    assert HOST_COLUMNS[:-1] == tuple(make_evidence(3)["hosts"][0])
+    assert len(set(HOST_COLUMNS)) == len(HOST_COLUMNS) == 27
+    # Older host records have every column but those later versions added (their cells are left empty).
+    assert HOST_COLUMNS[:-2] == tuple(make_evidence(3, schema_version="1.1")["hosts"][0])
+    assert HOST_COLUMNS[:-3] == tuple(make_evidence(3)["hosts"][0])
+
+
+def test_the_patch_ids_sent_and_the_install_time_are_columns() -> None:
+    sent = _host(
+        "web-1", "prod", "i-1", patch_ids=["KB5041578", "KB5041580"], patched_at="2026-11-22T03:04:00Z"
+    )
+    held = _host("web-2", "prod", "i-2", final_state="held")
+    header, first, second = _rows(hosts_csv([sent, held]))
+    row = dict(zip(header, first, strict=True))
+    assert (row["patch_ids"], row["patched_at"]) == ("KB5041578 KB5041580", "2026-11-22T03:04:00Z")
+    row = dict(zip(header, second, strict=True))
+    assert (row["patch_ids"], row["patched_at"]) == ("", "")
 
 
 def test_header_and_row_count() -> None:

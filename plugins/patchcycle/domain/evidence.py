@@ -14,11 +14,12 @@ from typing import Any
 
 from patchcycle.config.models import Tenant
 from patchcycle.domain import outcomes as o
+from patchcycle.domain.plan import host_patch_ids
 
 # 1.1 adds the not_assessed state, a host's installed_versions and the plan's catalog facts (see the
 # schema's description); packs written as 1.0 stay valid against evidence-1.0.schema.json.
-EVIDENCE_SCHEMA_VERSION = "1.2"
-EVIDENCE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
+EVIDENCE_SCHEMA_VERSION = "1.3"
+EVIDENCE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 _COUNTED = ("patched", "failed", "held", "excepted", "not_run", "out_of_scope")
 
 
@@ -35,9 +36,14 @@ def evidence_schema_path(version: str = EVIDENCE_SCHEMA_VERSION) -> Path:
 
 
 def _host_record(
-    row: Mapping[str, Any], final_state: str, reason: str | None, stage_host: Mapping[str, Any]
+    row: Mapping[str, Any],
+    final_state: str,
+    reason: str | None,
+    stage_host: Mapping[str, Any],
+    plan: Mapping[str, Any] | None = None,
 ) -> dict:
     state_after = stage_host.get("patch_state") or {}
+    sent = final_state in _TARGETED and stage_host.get("final_state") == final_state
     return {
         "host_id": row["host_id"],
         "name": row.get("name"),
@@ -66,7 +72,16 @@ def _host_record(
         # Where the cloud cannot pin a version (OS Config): the plan's version against the one verify
         # read back, per package. None where the install pinned the version or nothing was read back.
         "installed_versions": _installed_versions(stage_host.get("installed_versions")),
+        # 1.3: what was sent to the host and when its cloud says the install ended.
+        "patch_ids": host_patch_ids(plan or {}, row, stage_host.get("install_variant")) if sent else None,
+        "patched_at": _timestamp(state_after.get("OperationEndTime")) if sent else None,
     }
+
+
+def _timestamp(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
 def _installed_versions(entries: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -80,8 +95,10 @@ def host_records(
     preflight: Mapping[str, Any] | None,
     stages: Mapping[str, Mapping[str, Any] | None],
     stage_reasons: Mapping[str, str],
+    plan: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each inventoried host's final state: from the gate, the stage that patched it, or why none did."""
+    """Each inventoried host's final state: from the gate, the stage that patched it, or why none did;
+    with the plan, the patch ids each host that was sent a patch took."""
     decisions = {d["host_id"]: d for d in (preflight or {}).get("decisions", [])}
     records = []
     for row in inventory:
@@ -102,7 +119,7 @@ def host_records(
             state, reason = stage_host["final_state"], stage_host.get("reason")
         else:
             state, reason = o.NOT_RUN, stage_reasons.get(env or "", f"stage {env} did not run")
-        records.append(_host_record(row, state, reason, stage_host))
+        records.append(_host_record(row, state, reason, stage_host, plan))
     records.sort(key=lambda r: (r.get("environment") or "~", r.get("name") or "", r["host_id"]))
     return records
 
@@ -240,7 +257,7 @@ def build_evidence_document(
         )
     if cycle.get("dry_run"):
         stage_status = {}
-    records = host_records(inventory, preflight, stages, stage_reasons)
+    records = host_records(inventory, preflight, stages, stage_reasons, plan)
     exception_report = None
     if exceptions is not None:
         # Hosts left unpatched (failed, held) that an active risk acceptance covers become "excepted".

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from patchcycle.config.models import Baseline, OsFamily, Severity, Tenant
 from patchcycle.domain.platforms import normalize_severity
@@ -162,6 +163,16 @@ def planned_patch_ids(plan: dict, row: dict) -> set[str]:
     if row.get("agent_kind") == "rds":
         return {rds_update_id(d) for d in planned_rds_updates(plan)}
     return {p["id"] for p in plan.get("approved", {}).get(row.get("os_family") or "", [])}
+
+
+def host_patch_ids(plan: Mapping[str, Any], row: Mapping[str, Any], variant: str | None = None) -> list[str]:
+    """The plan ids sent to one host (sorted): :func:`planned_patch_ids`, without the kernel updates
+    when its install variant held the kernel (the sensor gate)."""
+    if row.get("agent_kind") == "rds":
+        return sorted(planned_patch_ids(dict(plan), dict(row)))
+    approved = plan.get("approved", {}).get(row.get("os_family") or "", [])
+    keep_kernel = (variant or FULL) == FULL
+    return sorted({p["id"] for p in approved if keep_kernel or not p.get("kernel_update")})
 
 
 def planned_rds_updates(plan: CyclePlan | dict) -> tuple[str, ...]:

@@ -39,6 +39,8 @@ HOST_COLUMNS: tuple[str, ...] = (
     "failed_after",
     "installed_after",
     "installed_versions",
+    "patch_ids",
+    "patched_at",
 )
 
 #: Promotion order of environments; anything else sorts after these, alphabetically.
@@ -72,8 +74,9 @@ def hosts_csv(hosts: list[dict]) -> bytes:
 
     Rows are sorted by (environment in promotion order, name, host_id). ``None`` and missing keys
     become empty cells; keys not in :data:`HOST_COLUMNS` are ignored. Values are written as-is
-    (no spreadsheet-formula neutralising) so the CSV matches the evidence JSON exactly; the one list,
-    ``installed_versions``, is written as :func:`installed_versions_text`.
+    (no spreadsheet-formula neutralising) so the CSV matches the evidence JSON exactly; the lists:
+    ``installed_versions``, is written as :func:`installed_versions_text`; ``patch_ids`` as ids
+    separated by spaces.
     Identical input gives identical bytes.
     """
     ordered = sorted(hosts, key=host_sort_key)
@@ -107,6 +110,8 @@ def installed_versions_text(entries: Iterable[Mapping[str, Any]] | None) -> str 
 def _csv_value(column: str, value: Any) -> Any:
     if column == "installed_versions":
         return installed_versions_text(value)
+    if column == "patch_ids":
+        return " ".join(value) if value else None
     return value
 
 
