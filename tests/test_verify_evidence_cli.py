@@ -160,3 +160,17 @@ def test_a_missing_bucket_or_pack_exits_3(capsys) -> None:
     line = one_error_line(capsys.readouterr().err)
     where = "s3://empty-bucket/cycles/2026-11-22/"
     assert line == f"verify-evidence: cannot read {where}: no evidence pack ({MANIFEST_NAME}) there"
+
+
+def test_a_downloaded_addendum_is_checked_against_the_packs_beside_it(tmp_path, capsys) -> None:
+    from patchcycle.reports.manifest import manifest_sha256
+
+    pack = write_pack(tmp_path / "cu_alpha" / "2026-11-22")
+    digest = manifest_sha256(json.loads((pack / MANIFEST_NAME).read_text()))
+    copy = tmp_path / "cu_alpha" / "2026-11-22.distribution.json"
+    copy.write_text(json.dumps({"kind": "distribution_addendum", "pack_manifest_sha256": digest}))
+    assert cli.main(["verify-evidence", "--dir", str(tmp_path)]) == cli.EXIT_INTACT
+    assert "1 pack(s), 1 distribution addendum: intact" in capsys.readouterr().out
+    copy.write_text(json.dumps({"kind": "distribution_addendum", "pack_manifest_sha256": "0" * 64}))
+    assert cli.main(["verify-evidence", "--dir", str(tmp_path)]) == cli.EXIT_TAMPERED
+    assert f"FAIL {copy}: chained to manifest 000000000000" in capsys.readouterr().out

@@ -19,13 +19,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from patchcycle.reports.manifest import MANIFEST_NAME
-from patchcycle.reports.verification import PackCopy, verify_packs
+from patchcycle.reports.verification import AddendumCopy, PackCopy, verify_packs
 
 EXIT_INTACT, EXIT_TAMPERED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
 VERIFY_EXIT_CODES = """exit codes:
   0  every pack is intact, and so is the chain between them
-  1  tampered: a file was changed, removed, added or reordered, a chain link is broken, or (bucket)
-     an object was overwritten or is not locked
+  1  tampered: a file was changed, removed, added or reordered, a chain link is broken (between
+     cycles, or from a distribution addendum to its pack), or (bucket) an object was overwritten or
+     is not locked
   2  bad usage or input: unknown tenant (the known ids are listed), a cycle that is not YYYY-MM-DD,
      an endpoint URL that is not http(s)://host[:port]
   3  the packs could not be read: no AWS credentials, endpoint unreachable, access denied, no such
@@ -74,6 +75,59 @@ def packs_from_directory(root: Path) -> list[PackCopy]:
     except OSError as exc:
         raise PackReadError(exc.filename or str(root), exc.strerror or exc) from exc
     return packs
+
+
+ADDENDUM_SUFFIX = ".distribution.json"
+"""A downloaded addendum's name (the demo's ``<cycle>.distribution.json`` beside the pack folder)."""
+
+
+def addenda_from_directory(root: Path) -> list[AddendumCopy]:
+    """Every distribution addendum under ``root``: ``*.distribution.json`` or ``distribution/*.json``."""
+    found = sorted(
+        {
+            *root.rglob(f"*{ADDENDUM_SUFFIX}"),
+            *(p for p in root.rglob("*.json") if p.parent.name == "distribution"),
+        }
+    )
+    try:
+        return [AddendumCopy(str(path), _manifest_json(path.read_bytes())) for path in found]
+    except OSError as exc:
+        raise PackReadError(exc.filename or str(root), exc.strerror or exc) from exc
+
+
+def addenda_from_bucket(
+    bucket: str, cycle: str | None, endpoint_url: str | None, region: str
+) -> list[AddendumCopy]:
+    """Every distribution addendum in the bucket (``runs/<run>/distribution/<pack>.json``), each with the
+    location of the pack it belongs to, its versions and whether it is locked."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    prefix = f"cycles/{cycle}/" if cycle else "cycles/"
+    location = f"s3://{bucket}/{prefix}"
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+        versions: dict[str, int] = {}
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for version in page.get("Versions", []):
+                versions[version["Key"]] = versions.get(version["Key"], 0) + 1
+        addenda = []
+        for key in sorted(k for k in versions if "/distribution/" in k and k.endswith(".json")):
+            location = f"s3://{bucket}/{key}"
+            obj = s3.get_object(Bucket=bucket, Key=key)
+            run, _, name = key.partition("/distribution/")
+            addenda.append(
+                AddendumCopy(
+                    location,
+                    _manifest_json(obj["Body"].read()),
+                    pack_location=f"s3://{bucket}/{run}/{name.removesuffix('.json')}",
+                    versions=versions[key],
+                    retained=bool(obj.get("ObjectLockRetainUntilDate")),
+                )
+            )
+    except (BotoCoreError, ClientError) as exc:
+        raise PackReadError(location, exc) from exc
+    return addenda
 
 
 def packs_from_bucket(
@@ -154,6 +208,7 @@ def _verify(args: argparse.Namespace) -> int:
         if args.dir:
             where = args.dir
             packs = packs_from_directory(Path(args.dir))
+            addenda = addenda_from_directory(Path(args.dir))
         else:
             if not args.tenant:
                 return _fail(EXIT_USAGE, "give a tenant id or --dir (see --help)")
@@ -174,14 +229,18 @@ def _verify(args: argparse.Namespace) -> int:
             bucket = args.bucket or tenant.evidence.bucket
             where = f"s3://{bucket}/cycles/{args.cycle + '/' if args.cycle else ''}"
             packs = packs_from_bucket(bucket, args.cycle, args.endpoint_url, tenant.evidence.region)
+            addenda = addenda_from_bucket(bucket, args.cycle, args.endpoint_url, tenant.evidence.region)
     except PackReadError as exc:
         return _fail(EXIT_UNREADABLE, str(exc))
     if not packs:
         return _fail(EXIT_UNREADABLE, f"cannot read {where}: no evidence pack ({MANIFEST_NAME}) there")
-    report = verify_packs(packs, args.expect_manifest)
+    report = verify_packs(packs, args.expect_manifest, addenda)
     for line in report.lines():
         print(line)
-    print(f"{len(packs)} pack(s): {'intact' if report.ok else 'PROBLEMS FOUND'}")
+    print(
+        f"{len(packs)} pack(s), {len(addenda)} distribution addend{'um' if len(addenda) == 1 else 'a'}: "
+        f"{'intact' if report.ok else 'PROBLEMS FOUND'}"
+    )
     return EXIT_INTACT if report.ok else EXIT_TAMPERED
 
 

@@ -969,7 +969,8 @@ def test_each_host_sent_a_patch_names_the_plan_ids_it_took_and_when_its_cloud_sa
     end = dt.datetime(2026, 11, 22, 3, 4, tzinfo=dt.UTC)
     stage = {
         "hosts": {
-            "i-1": {"final_state": "patched", "patch_state": {"OperationEndTime": end.isoformat()}},
+            # Records keep the SDK's datetime as str(): a space, not a "T".
+            "i-1": {"final_state": "patched", "patch_state": {"OperationEndTime": str(end)}},
             # Its kernel was held by the sensor gate: the kernel update was never sent.
             "i-2": {
                 "final_state": "non_compliant",

@@ -412,6 +412,9 @@ def test_evidence_is_retained_distributed_mapped_and_verifiable(fleet, tmp_path)
     intact = verify("--expect-manifest", manifest_digest)
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "intact" in intact.stdout
+    # The addendum is checked too: it names the manifest its pack has now.
+    assert f"ok   s3://patchcycle-evidence-cu-alpha/{addendum_key}" in intact.stdout
+    assert "1 distribution addendum" in intact.stdout
     # Object Lock forbids deleting a version; an attacker with write access can only add a version.
     csv_key = pack_key.replace("report.pdf", "hosts.csv")
     version = s3.head_object(Bucket="patchcycle-evidence-cu-alpha", Key=csv_key)["VersionId"]

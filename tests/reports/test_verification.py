@@ -102,3 +102,50 @@ def test_storage_facts(versions, retained, expected) -> None:
     (pack,) = chain(1)
     pack.versions, pack.retained = versions, retained
     assert verify_packs([pack]).problems["pack-2026-08-23"] == [expected]
+
+
+def addendum(pack: PackCopy, **extra: object) -> dict:
+    return {"kind": "distribution_addendum", "pack_manifest_sha256": pack.digest, **extra}
+
+
+def test_a_distribution_addendum_is_chained_to_its_packs_manifest() -> None:
+    from patchcycle.reports.verification import AddendumCopy
+
+    packs = chain(2)
+    addenda = [
+        AddendumCopy("add-1", addendum(packs[1]), pack_location=packs[1].location, versions=1, retained=True),
+        # A downloaded copy does not say which folder its pack is in: any pack read with that digest.
+        AddendumCopy("add-2", addendum(packs[0])),
+    ]
+    report = verify_packs(packs, addenda=addenda)
+    assert report.ok, report.lines()
+    assert report.lines()[-2:] == ["ok   add-1", "ok   add-2"]
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        # The pack's manifest was replaced after the pack was sent (an edit that keeps the pack itself
+        # consistent): the addendum still names the manifest that was distributed.
+        (
+            lambda p: {"document": addendum(p, pack_manifest_sha256="0" * 64), "pack_location": p.location},
+            "the pack changed after it was distributed",
+        ),
+        (
+            lambda p: {"document": addendum(p), "pack_location": "pack-elsewhere"},
+            "its pack pack-elsewhere is not there",
+        ),
+        (lambda p: {"document": addendum(p, pack_manifest_sha256="f" * 64)}, "the manifest of no pack read"),
+        (lambda p: {"document": {"kind": "something else"}}, "not a distribution addendum"),
+        (lambda p: {"document": addendum(p), "versions": 2}, "overwritten after it was written (2 versions)"),
+        (lambda p: {"document": addendum(p), "retained": False}, "no Object Lock retention"),
+    ],
+)
+def test_a_broken_addendum_link_is_named(make, expected) -> None:
+    from patchcycle.reports.verification import AddendumCopy
+
+    packs = chain(1)
+    report = verify_packs(packs, addenda=[AddendumCopy("add", **make(packs[0]))])
+    assert not report.ok
+    (line,) = [line for line in report.lines() if line.startswith("FAIL add:")]
+    assert expected in line

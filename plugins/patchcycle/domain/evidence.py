@@ -79,9 +79,11 @@ def _host_record(
 
 
 def _timestamp(value: Any) -> str | None:
+    """An ISO 8601 date-time from what a record kept (a datetime, or its ``str()`` with a space)."""
     if value is None or value == "":
         return None
-    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
+    when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return when.isoformat()
 
 
 def _installed_versions(entries: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:

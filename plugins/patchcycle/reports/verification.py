@@ -7,7 +7,10 @@ What "untouched" means here, and what is checked:
 - each pack's ``previous_manifest_sha256`` is the digest of a manifest of an earlier cycle that is
   present and intact, so a pack cannot be removed or replaced without breaking its successor's link;
 - in the bucket, each object has exactly one version (a second version means it was overwritten after
-  it was written) and an Object Lock retention date (it cannot be deleted before it).
+  it was written) and an Object Lock retention date (it cannot be deleted before it);
+- each distribution addendum (written after the pack was sent, beside it) names the digest of its
+  pack's manifest as it is now: a pack changed after it was distributed, or an addendum moved to
+  another pack, breaks that link.
 
 Pure: sources are read by :mod:`patchcycle.__main__`; this module only judges what it is given.
 """
@@ -45,6 +48,18 @@ class PackCopy:
     @property
     def digest(self) -> str:
         return manifest_sha256(self.manifest)
+
+
+@dataclass
+class AddendumCopy:
+    """One distribution addendum as read: its document, and where its pack is in the same source when
+    the source says (the bucket: ``.../distribution/<pack>.json`` belongs to ``.../<pack>``)."""
+
+    location: str
+    document: dict
+    pack_location: str | None = None
+    versions: int | None = None
+    retained: bool | None = None
 
 
 @dataclass
@@ -86,7 +101,35 @@ def _order_problems(pack: PackCopy) -> list[str]:
     return []
 
 
-def verify_packs(packs: list[PackCopy], expected_manifest_sha256: str | None = None) -> VerificationReport:
+def _addendum_problems(addendum: AddendumCopy, packs: list[PackCopy]) -> list[str]:
+    document = addendum.document
+    if document.get("kind") != "distribution_addendum":
+        return ["not a distribution addendum (its kind is not distribution_addendum)"]
+    digest = str(document.get("pack_manifest_sha256") or "")
+    problems = []
+    if addendum.pack_location is not None:
+        pack = next((p for p in packs if p.location == addendum.pack_location), None)
+        if pack is None:
+            problems.append(f"its pack {addendum.pack_location} is not there")
+        elif pack.digest != digest:
+            problems.append(
+                f"chained to manifest {digest[:12]}, but its pack's manifest is now {pack.digest[:12]}: "
+                "the pack changed after it was distributed"
+            )
+    elif not any(p.digest == digest for p in packs):
+        problems.append(f"chained to manifest {digest[:12]}, which is the manifest of no pack read")
+    if addendum.versions is not None and addendum.versions > 1:
+        problems.append(f"overwritten after it was written ({addendum.versions} versions)")
+    if addendum.retained is False:
+        problems.append("no Object Lock retention")
+    return problems
+
+
+def verify_packs(
+    packs: list[PackCopy],
+    expected_manifest_sha256: str | None = None,
+    addenda: list[AddendumCopy] | None = None,
+) -> VerificationReport:
     """Check every pack on its own, then the chain that links them by cycle date.
 
     ``expected_manifest_sha256`` is the digest the recipients were sent with the pack's link: it anchors
@@ -124,4 +167,6 @@ def verify_packs(packs: list[PackCopy], expected_manifest_sha256: str | None = N
             report.problems[pack.location].append(
                 "chain broken: no previous manifest recorded although an earlier cycle's pack existed"
             )
+    for addendum in addenda or []:
+        report.problems[addendum.location] = _addendum_problems(addendum, packs)
     return report
