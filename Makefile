@@ -4,7 +4,8 @@ SYNCED := .venv/.patchcycle-synced
 
 .PHONY: install demo test lint bench clean
 
-## The Python environment, then the servers the process stack runs (PostgreSQL, Redis; only if missing).
+## The Python environment, then the servers the process stack runs (PostgreSQL, Redis) and the UI tests' browser
+## (Chromium), only if missing.
 install: $(SYNCED)
 	@scripts/install-services.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the servers the process stack (devtools/stack.py, tests/deploy) runs as real processes:
-# PostgreSQL 15 (the metadata DB) and Redis (the Celery broker), from Debian's packages.
+# PostgreSQL 15 (the metadata DB) and Redis (the Celery broker), and the browser the UI tests drive
+# (tests/ui: Playwright on Debian's Chromium, /usr/bin/chromium), from Debian's packages.
 # Idempotent: it only installs what is missing, and never starts a system-wide service.
 set -euo pipefail
 
@@ -11,6 +12,10 @@ if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ] || [ ! -x "$pg_bin/pg_ctl" ]; t
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
   missing+=(redis-server)
+fi
+# Playwright drives this binary directly (it cannot download its own browsers here); no chromedriver.
+if [ ! -x /usr/bin/chromium ]; then
+  missing+=(chromium)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

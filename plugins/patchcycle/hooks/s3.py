@@ -33,6 +33,11 @@ class EvidenceBucketHook(S3Hook):
     def get(self, bucket: str, key: str) -> bytes:
         return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
 
+    def get_streaming(self, bucket: str, key: str) -> dict[str, Any]:
+        """GetObject unread: ``Body`` (botocore's StreamingBody, to pass on in chunks), ``ContentLength``
+        and ``ContentType``; raises ``ClientError`` (``NoSuchKey``...) before any byte is sent."""
+        return self.get_conn().get_object(Bucket=bucket, Key=key)
+
     def get_or_none(self, bucket: str, key: str) -> bytes | None:
         try:
             return self.get(bucket, key)

@@ -5,20 +5,26 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from patchcycle.config.loader import default_tenants_dir, load_tenant
 from patchcycle.reports.store import safe_run_segment
 
+if TYPE_CHECKING:
+    from patchcycle.hooks.s3 import EvidenceBucketHook
+
 EVIDENCE_CONNECTION = "patchcycle_evidence"
 
 
-def latest_evidence_key(keys: list[str]) -> str | None:
-    """The newest pack's evidence.json among a bucket's keys: latest cycle date, then latest run."""
-    packs = [k for k in keys if k.endswith("/evidence.json") and "/pack" in k]
-    return max(packs, key=lambda k: (k.split("/")[1], k)) if packs else None
+def latest_cycle_evidence(hook: EvidenceBucketHook, bucket: str) -> dict[str, Any] | None:
+    """The evidence of a tenant's latest cycle: its newest pack that is neither a dry run's nor a refused
+    run's (:func:`patchcycle.domain.fleet_status.latest_packs`); None before its first cycle."""
+    from patchcycle.domain.fleet_status import latest_packs
+
+    latest = latest_packs(hook.keys(bucket, "cycles/"), lambda key: json.loads(hook.get(bucket, key)))
+    return dict(latest.cycle.evidence) if latest.cycle else None
 
 
 class PortfolioRollupOperator(BaseOperator):
@@ -57,14 +63,13 @@ class PortfolioRollupOperator(BaseOperator):
                 aws_conn_id=tenant.evidence.connection_id, region_name=tenant.evidence.region
             )
             try:
-                key = latest_evidence_key(hook.keys(tenant.evidence.bucket, "cycles/"))
+                evidence = latest_cycle_evidence(hook, tenant.evidence.bucket)
             except ClientError as exc:
                 # One unreachable bucket must not hide every other tenant; the row says what is wrong.
                 self.log.warning("tenant %s: evidence bucket unreadable: %s", tenant.id, exc)
                 row = tenant_row(tenant.id, tenant.display_name, None)
                 rows.append(row | {"outcome": f"evidence unreadable ({exc.response['Error']['Code']})"})
                 continue
-            evidence = json.loads(hook.get(tenant.evidence.bucket, key)) if key else None
             rows.append(tenant_row(tenant.id, tenant.display_name, evidence))
         now = dt.datetime.now(dt.UTC).isoformat()
         view = portfolio(rows, now)
