@@ -58,7 +58,8 @@ class UniqueKeyLoader(_BaseSafeLoader):  # type: ignore[misc, valid-type]
                     f"found duplicate key {key!r}",
                     key_node.start_mark,
                 )
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def yaml_files(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:

@@ -32,10 +32,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patchcycle.config.models import Baseline, OsFamily, Severity
 from patchcycle.domain.platforms import normalize_severity
+
+if TYPE_CHECKING:  # plan imports this module
+    from patchcycle.domain.plan import CatalogPatch
 
 AVAILABLE_PATCHES_SOURCE = "ssm:DescribeAvailablePatches"
 SCAN_SOURCE = "ssm:Scan+DescribeInstancePatches"
@@ -215,7 +218,7 @@ def catalog_patch_from_instance_patch(
     *,
     approved_by_source: bool,
     first_seen: dt.date | None = None,
-):
+) -> CatalogPatch | None:
     """One ``DescribeInstancePatches`` row (State Missing after a Scan) as a catalog entry, or None when
     its KBId/Title are not in a documented format (it cannot then be installed exactly).
 
@@ -228,7 +231,7 @@ def catalog_patch_from_instance_patch(
     cves = row.get("CVEIds") or ()
     if isinstance(cves, str):
         cves = [c.strip() for c in cves.split(",") if c.strip()]
-    common = {
+    common: dict[str, Any] = {
         "os_family": family,
         "classification": str(row.get("Classification") or ""),
         "vendor_severity": vendor_severity,
@@ -338,8 +341,8 @@ def planned_item_states(
                 if state == INSTALLED and not same:
                     state = OTHER_VERSION
                 states.append(state)
-        states = [s for s in states if s]
-        out[str(patch["id"])] = _worst(states) if states else NOT_REPORTED
+        known = [s for s in states if s]
+        out[str(patch["id"])] = _worst(known) if known else NOT_REPORTED
     return out
 
 

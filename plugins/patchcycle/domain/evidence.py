@@ -41,7 +41,7 @@ def _host_record(
     reason: str | None,
     stage_host: Mapping[str, Any],
     plan: Mapping[str, Any] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     state_after = stage_host.get("patch_state") or {}
     sent = final_state in _TARGETED and stage_host.get("final_state") == final_state
     return {
@@ -136,7 +136,7 @@ def _compliant_before(record: Mapping[str, Any], row: Mapping[str, Any]) -> bool
     return not row.get("missing_count") and not row.get("failed_count")
 
 
-def _rollup(records: list[dict], rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def _rollup(records: list[dict[str, Any]], rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     counts = Counter(r["final_state"] for r in records)
     in_scope = [r for r in records if r["final_state"] != o.OUT_OF_SCOPE]
     before = sum(1 for r in in_scope if _compliant_before(r, rows[r["host_id"]]))
@@ -150,12 +150,12 @@ def _rollup(records: list[dict], rows: Mapping[str, Mapping[str, Any]]) -> dict[
     def share(n: int) -> float:
         return round(n / len(in_scope), 4) if in_scope else 1.0
 
-    result = {"in_scope": len(in_scope)}
+    result: dict[str, Any] = {"in_scope": len(in_scope)}
     result.update({k: counts.get(k, 0) for k in _COUNTED})
     result["non_compliant"] = counts.get(o.NON_COMPLIANT, 0)
     # In scope and never compliant: counted on its own, so the state neither vanishes nor passes as patched.
     result["not_assessed"] = counts.get(o.NOT_ASSESSED, 0)
-    result.update(compliance_before=share(before), compliance_after=share(after))
+    result["compliance_before"], result["compliance_after"] = share(before), share(after)
     return result
 
 
@@ -167,7 +167,7 @@ def cycle_outcome(
     dry_run: bool,
     preflight: Mapping[str, Any] | None,
     stage_status: Mapping[str, str],
-    records: list[dict],
+    records: list[dict[str, Any]],
     failed_scopes: int = 0,
     refused: bool = False,
 ) -> str:
@@ -222,6 +222,7 @@ def build_evidence_document(
         blocked_by = f"pre-flight halted the scope: {preflight.get('held_share', 0):.0%} of hosts held"
     for env in selected_environments:
         stage = stages.get(env)
+        reason: str | None
         if cycle.get("dry_run"):
             status, reason = "skipped", "dry run: plan only"
         elif stage is None:

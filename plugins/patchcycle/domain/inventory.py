@@ -155,7 +155,7 @@ def _ssm_missing_detail(state: Mapping[str, Any]) -> dict[str, Any]:
     return detail
 
 
-def inventory_frame(rows: Iterable[Mapping[str, Any]]):
+def inventory_frame(rows: Iterable[Mapping[str, Any]]) -> Any:
     """The normalized inventory (cloud columns, then Falcon's) as a pandas DataFrame, columns in order."""
     import pandas as pd
 
@@ -367,7 +367,7 @@ def _same_version(planned: str, reported: str, epoch: str | None) -> bool:
 
 def _arc_severity(patch: Mapping[str, Any], planned: Any) -> str | None:
     if planned:
-        return planned["severity"]
+        return str(planned["severity"]) if planned["severity"] is not None else None
     rated = normalize_severity(patch.get("msrcSeverity"))
     if rated:
         return rated.value
@@ -655,7 +655,8 @@ def normalize_gcp_instances(
             details = vuln.get("details") or {}
             rated = _GCP_SEVERITY.get(str(details.get("severity") or "").upper())
             for item_id in vuln.get("availableInventoryItemIds") or []:
-                cves.setdefault(item_id, []).append(details.get("cve"))
+                if details.get("cve"):
+                    cves.setdefault(item_id, []).append(str(details["cve"]))
                 if rated and (severity.get(item_id) is None or _rank(rated) > _rank(severity[item_id])):
                     severity[item_id] = rated
         planned = plan_index.get(family.value, {}) if family else {}
@@ -674,7 +675,7 @@ def normalize_gcp_instances(
             else _no_missing_detail()
         )
         nics = instance.get("networkInterfaces") or []
-        boot = next((d for d in instance.get("disks") or [] if d.get("boot")), {})
+        boot: Mapping[str, Any] = next((d for d in instance.get("disks") or [] if d.get("boot")), {})
         rows.append(
             _ordered(
                 {

@@ -35,7 +35,7 @@ def _compare_segments(a: str, b: str) -> int:
             return (int(x) > int(y)) - (int(x) < int(y))
         if x.isdigit() != y.isdigit():
             return 1 if x.isdigit() else -1
-        return (x > y) - (x < y)
+        return int(x > y) - int(x < y)
     rest_a, rest_b = sa[len(sb) :], sb[len(sa) :]
     if rest_a:
         return -1 if rest_a[0] == "~" else 1

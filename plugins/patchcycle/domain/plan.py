@@ -112,7 +112,7 @@ class CyclePlan:
     # names no version and no release date for them, so they are frozen as offered at plan time.
     rds_os_updates: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["approved"] = {k: [asdict(p) for p in v] for k, v in sorted(self.approved.items())}
         data["rds_os_updates"] = sorted(self.rds_os_updates)
@@ -157,7 +157,7 @@ def rds_update_id(description: str) -> str:
     return "rds-os-" + hashlib.sha256(description.strip().encode()).hexdigest()[:12]
 
 
-def planned_patch_ids(plan: dict, row: dict) -> set[str]:
+def planned_patch_ids(plan: Mapping[str, Any], row: Mapping[str, Any]) -> set[str]:
     """The plan ids a host takes this cycle (what a risk acceptance may name): its OS family's approved
     patches, or for an RDS DB instance the RDS OS updates the plan froze."""
     if row.get("agent_kind") == "rds":
@@ -175,7 +175,7 @@ def host_patch_ids(plan: Mapping[str, Any], row: Mapping[str, Any], variant: str
     return sorted({p["id"] for p in approved if keep_kernel or not p.get("kernel_update")})
 
 
-def planned_rds_updates(plan: CyclePlan | dict) -> tuple[str, ...]:
+def planned_rds_updates(plan: CyclePlan | Mapping[str, Any]) -> tuple[str, ...]:
     """The RDS OS updates a plan froze (descriptions), whether the plan is an object or its JSON."""
     if isinstance(plan, CyclePlan):
         return tuple(sorted(plan.rds_os_updates))
@@ -318,7 +318,7 @@ def _approved(p: CatalogPatch, cutoff: dt.date) -> ApprovedPatch:
     )
 
 
-def catalog_patch_from_ssm(row: dict, os_family: OsFamily) -> CatalogPatch:
+def catalog_patch_from_ssm(row: Mapping[str, Any], os_family: OsFamily) -> CatalogPatch:
     """One row of SSM ``describe_available_patches`` as a :class:`CatalogPatch`.
 
     Read only for the families that API answers (its Note: "supports only the Amazon Linux 1, Amazon
@@ -395,7 +395,9 @@ NO_KERNEL = "no_kernel"  # the plan without its kernel updates: for hosts whose 
 INSTALL_VARIANTS = (FULL, NO_KERNEL)
 
 
-def install_selection(plan: CyclePlan | dict, os_family: str, variant: str = FULL) -> InstallSelection:
+def install_selection(
+    plan: CyclePlan | Mapping[str, Any], os_family: str, variant: str = FULL
+) -> InstallSelection:
     """The plan's patches for one OS family; ``no_kernel`` leaves the kernel updates out."""
     if variant not in INSTALL_VARIANTS:
         raise ValueError(f"unknown install variant {variant!r}; expected one of {INSTALL_VARIANTS}")
@@ -409,13 +411,14 @@ def install_selection(plan: CyclePlan | dict, os_family: str, variant: str = FUL
     )
 
 
-def target_kernel(plan: CyclePlan | dict, os_family: str) -> str | None:
+def target_kernel(plan: CyclePlan | Mapping[str, Any], os_family: str) -> str | None:
     """The kernel release a host of this family runs after the full plan (its newest kernel update)."""
     approved = plan.to_dict()["approved"] if isinstance(plan, CyclePlan) else plan["approved"]
     kernels = [p for p in approved.get(os_family, []) if p.get("kernel_release")]
     if not kernels:
         return None
-    return max(kernels, key=lambda p: (p["released"], p["id"]))["kernel_release"]
+    release: str | None = max(kernels, key=lambda p: (p["released"], p["id"]))["kernel_release"]
+    return release
 
 
 def install_override_list(plan: CyclePlan, variant: str = FULL) -> str:
@@ -439,7 +442,7 @@ def install_override_list(plan: CyclePlan, variant: str = FULL) -> str:
         for p in plan.approved[family]
         if variant == FULL or not p.kernel_update
     ]
-    return yaml.safe_dump({"patches": patches}, sort_keys=False)
+    return str(yaml.safe_dump({"patches": patches}, sort_keys=False))
 
 
 # -- the first-seen ledger: ageing updates no source dates ----------------------------------------

@@ -100,7 +100,7 @@ def arc_classifications(classifications: list[str] | tuple[str, ...], windows: b
                 raise ValueError(f"Windows classification {value!r} has no Azure Update Manager equivalent")
             mapped = _ARC_WINDOWS[key]
         else:
-            mapped = _ARC_LINUX.get(key, ("Other",))
+            mapped = _ARC_LINUX.get(key, ("Other",))  # type: ignore[assignment]
         out.extend(m for m in mapped if m not in out)
     return out
 

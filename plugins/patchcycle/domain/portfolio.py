@@ -62,12 +62,13 @@ def tenant_row(tenant_id: str, display_name: str, evidence: Mapping[str, Any] | 
 def portfolio(rows: list[dict[str, Any]], generated_at: str) -> dict[str, Any]:
     """Totals across tenants; compliance is weighted by each tenant's in-scope hosts."""
     reported = [r for r in rows if r["cycle_date"] is not None]
-    in_scope = sum(r["in_scope"] or 0 for r in reported)
+    in_scope: int = sum(int(r["in_scope"] or 0) for r in reported)
 
     def weighted(key: str) -> float | None:
         if not in_scope:
             return None
-        return round(sum((r[key] or 0) * (r["in_scope"] or 0) for r in reported) / in_scope, 4)
+        total = sum(float(r[key] or 0) * int(r["in_scope"] or 0) for r in reported)
+        return round(total / in_scope, 4)
 
     totals = {
         "tenants": len(rows),

@@ -96,10 +96,13 @@ def select_rollback(
     if not names or not all(names):
         raise RollbackRefused(["no host named: give at least one host name or id"])
     for name in names:
-        row = _resolve(name, by_id, by_name)
-        if isinstance(row, str):
-            refusals.append(row or f"host {name!r} is not a host of tenant {tenant_id} in cycle {cycle_date}")
+        resolved = _resolve(name, by_id, by_name)
+        if isinstance(resolved, str):
+            refusals.append(
+                resolved or f"host {name!r} is not a host of tenant {tenant_id} in cycle {cycle_date}"
+            )
             continue
+        row = resolved
         host_id = str(row["host_id"])
         shown = row.get("name")
         label = f"host {shown} ({host_id})" if shown and shown != host_id else f"host {host_id}"

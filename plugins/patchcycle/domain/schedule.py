@@ -16,7 +16,8 @@ def most_recent_cycle_date(now: dt.datetime) -> dt.date:
     # Whole seconds: croniter's get_prev is strictly-before, so flooring then adding one second makes a
     # fire time exactly at ``now`` count, and one a fraction of a second after ``now`` not.
     start = now.astimezone(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
-    return croniter(CYCLE_CRON, start).get_prev(dt.datetime).date()
+    previous: dt.datetime = croniter(CYCLE_CRON, start).get_prev(dt.datetime)
+    return previous.date()
 
 
 def resolve_cycle_date(
