@@ -11,11 +11,11 @@ import math
 import re
 import typing
 from collections import Counter
-from collections.abc import Hashable, Iterable
-from datetime import date, datetime, time
+from collections.abc import Callable, Hashable, Iterable
+from datetime import date, time
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
@@ -236,6 +236,18 @@ def _require_unique(values: Iterable[Hashable], what: str) -> None:
         raise ValueError(f"{what} must be unique; repeated: {listed}")
 
 
+def unique(what: str, key: Callable[[Any], Hashable] | None = None) -> AfterValidator:
+    """The check of a list field whose values (or each value's ``key``) must be unique, as annotation
+    metadata: ``Annotated[list[GcpZone], unique("zones")]``. The error names ``what`` and every value
+    repeated."""
+
+    def check(values: list[Any]) -> list[Any]:
+        _require_unique((key(v) for v in values) if key else values, what)
+        return values
+
+    return AfterValidator(check)
+
+
 class _ConfigModel(BaseModel):
     """Base for tenant configuration models: unknown fields are errors and instances are immutable.
 
@@ -296,7 +308,7 @@ class AwsAccount(_ConfigModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     account_id: str = Field(pattern=r"^\d{12}$")
-    regions: list[AwsRegion] = Field(min_length=1)
+    regions: Annotated[list[AwsRegion], unique("regions")] = Field(min_length=1)
     connection_id: ConnectionId | None = None
     # Amazon RDS DB instances carrying the tenant's environment tag are patched too: a DB snapshot
     # before, then the OS update RDS offers (its pending ``system-update`` maintenance action). Off by
@@ -312,25 +324,15 @@ class AwsAccount(_ConfigModel):
             )
         return value
 
-    @field_validator("regions")
-    @classmethod
-    def _unique_regions(cls, value: list[str]) -> list[str]:
-        _require_unique(value, "regions")
-        return value
-
 
 class AwsCloud(_ConfigModel):
     """The tenant's AWS footprint."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    accounts: list[AwsAccount] = Field(min_length=1)
-
-    @field_validator("accounts")
-    @classmethod
-    def _unique_accounts(cls, value: list[AwsAccount]) -> list[AwsAccount]:
-        _require_unique((account.account_id for account in value), "account_id values")
-        return value
+    accounts: Annotated[
+        list[AwsAccount], unique("account_id values", key=lambda account: account.account_id)
+    ] = Field(min_length=1)
 
 
 class AzureSubscription(_ConfigModel):
@@ -339,20 +341,15 @@ class AzureSubscription(_ConfigModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     subscription_id: str = Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-    resource_groups: list[AzureResourceGroup] = Field(min_length=1)
+    resource_groups: Annotated[list[AzureResourceGroup], unique("resource_groups", key=str.lower)] = Field(
+        min_length=1
+    )
     connection_id: ConnectionId | None = None
 
     @field_validator("subscription_id")
     @classmethod
     def _lowercase_id(cls, value: str) -> str:
         return value.lower()
-
-    @field_validator("resource_groups")
-    @classmethod
-    def _unique_groups(cls, value: list[str]) -> list[str]:
-        # Azure resource group names are case-insensitive.
-        _require_unique((group.lower() for group in value), "resource_groups")
-        return value
 
 
 class BackupAttestation(_ConfigModel):
@@ -371,14 +368,10 @@ class AzureCloud(_ConfigModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    subscriptions: list[AzureSubscription] = Field(min_length=1)
+    subscriptions: Annotated[
+        list[AzureSubscription], unique("subscription_id values", key=lambda sub: sub.subscription_id)
+    ] = Field(min_length=1)
     backup_attestation: BackupAttestation = Field(default_factory=BackupAttestation)
-
-    @field_validator("subscriptions")
-    @classmethod
-    def _unique_subscriptions(cls, value: list[AzureSubscription]) -> list[AzureSubscription]:
-        _require_unique((sub.subscription_id for sub in value), "subscription_id values")
-        return value
 
 
 class GcpProject(_ConfigModel):
@@ -387,14 +380,8 @@ class GcpProject(_ConfigModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     project_id: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    zones: list[GcpZone] = Field(min_length=1)
+    zones: Annotated[list[GcpZone], unique("zones")] = Field(min_length=1)
     connection_id: ConnectionId | None = None
-
-    @field_validator("zones")
-    @classmethod
-    def _unique_zones(cls, value: list[str]) -> list[str]:
-        _require_unique(value, "zones")
-        return value
 
 
 class GcpCloud(_ConfigModel):
@@ -402,13 +389,9 @@ class GcpCloud(_ConfigModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    projects: list[GcpProject] = Field(min_length=1)
-
-    @field_validator("projects")
-    @classmethod
-    def _unique_projects(cls, value: list[GcpProject]) -> list[GcpProject]:
-        _require_unique((project.project_id for project in value), "project_id values")
-        return value
+    projects: Annotated[
+        list[GcpProject], unique("project_id values", key=lambda project: project.project_id)
+    ] = Field(min_length=1)
 
 
 class Clouds(_ConfigModel):
@@ -513,7 +496,7 @@ class ChangeWindow(_ConfigModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timezone: str
-    days: list[Weekday] = Field(min_length=1)
+    days: Annotated[list[Weekday], unique("days")] = Field(min_length=1)
     start: time
     end: time
     # No batch starts with less of the window left than this: a batch must be able to finish inside it.
@@ -532,12 +515,6 @@ class ChangeWindow(_ConfigModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(f"timezone {value!r} cannot be loaded: {exc}") from exc
-        return value
-
-    @field_validator("days")
-    @classmethod
-    def _unique_days(cls, value: list[Weekday]) -> list[Weekday]:
-        _require_unique(value, "days")
         return value
 
     @field_validator("start", "end", mode="before")
@@ -588,20 +565,6 @@ class ChangeWindow(_ConfigModel):
         """True when the window closes on the day after it opens."""
         return self.end <= self.start
 
-    def contains(self, moment: datetime) -> bool:
-        """Whether the timezone-aware ``moment`` falls inside the window (start inclusive, end exclusive)."""
-        if moment.tzinfo is None:
-            raise ValueError("moment must be timezone-aware")
-        local = moment.astimezone(self.zone)
-        clock = local.time().replace(tzinfo=None, fold=0)
-        opening_days = {day.number for day in self.days}
-        today = local.weekday()
-        if not self.crosses_midnight:
-            return today in opening_days and self.start <= clock < self.end
-        opened_today = today in opening_days and clock >= self.start
-        opened_yesterday = (today - 1) % 7 in opening_days and clock < self.end
-        return opened_today or opened_yesterday
-
 
 class Canary(_ConfigModel):
     """Hosts patched first in an environment, before the rest of it."""
@@ -609,13 +572,7 @@ class Canary(_ConfigModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     share: float = Field(default=0.0, ge=0.0, lt=1.0)
-    hosts: list[NonEmptyStr] = Field(default_factory=list)
-
-    @field_validator("hosts")
-    @classmethod
-    def _unique_hosts(cls, value: list[str]) -> list[str]:
-        _require_unique(value, "canary hosts")
-        return value
+    hosts: Annotated[list[NonEmptyStr], unique("canary hosts")] = Field(default_factory=list)
 
 
 class Environment(_ConfigModel):
@@ -624,7 +581,7 @@ class Environment(_ConfigModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: EnvironmentName
-    tag_values: Annotated[list[NonEmptyStr], Field(min_length=1)] | None = None
+    tag_values: Annotated[list[NonEmptyStr], Field(min_length=1), unique("tag_values")] | None = None
     soak_hours: float = Field(default=0.0, ge=0, le=720)
     change_window: ChangeWindow | None = None
     rate_control: RateControl
@@ -633,13 +590,6 @@ class Environment(_ConfigModel):
     # A patched host must be back (agent answering, expected kernel, Falcon healthy) within this time.
     reboot_timeout_minutes: float = Field(default=30.0, gt=0, le=720)
     health_error_rate_tolerance: Share = 0.1
-
-    @field_validator("tag_values")
-    @classmethod
-    def _unique_tag_values(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            _require_unique(value, "tag_values")
-        return value
 
     @property
     def matches_tag_values(self) -> list[str]:
@@ -658,22 +608,10 @@ class Baseline(_ConfigModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     os_family: OsFamily
-    classifications: list[NonEmptyStr] = Field(min_length=1)
-    severities: list[Severity] = Field(min_length=1)
+    classifications: Annotated[list[NonEmptyStr], unique("classifications")] = Field(min_length=1)
+    severities: Annotated[list[Severity], unique("severities")] = Field(min_length=1)
     approve_after_days: int = Field(ge=0, le=365)
     include_kernel_updates: bool = True
-
-    @field_validator("classifications")
-    @classmethod
-    def _unique_classifications(cls, value: list[str]) -> list[str]:
-        _require_unique(value, "classifications")
-        return value
-
-    @field_validator("severities")
-    @classmethod
-    def _unique_severities(cls, value: list[Severity]) -> list[Severity]:
-        _require_unique(value, "severities")
-        return value
 
 
 class PreflightPolicy(_ConfigModel):
@@ -815,7 +753,7 @@ class Tenant(_ConfigModel):
     owner: NonEmptyStr
     """Team name, used as the Airflow DAG owner."""
     contacts: Contacts
-    frameworks: list[Framework] = Field(min_length=1)
+    frameworks: Annotated[list[Framework], unique("frameworks")] = Field(min_length=1)
     clouds: Clouds
     environments: list[Environment] = Field(min_length=1)
     baselines: list[Baseline] = Field(min_length=1)
@@ -835,12 +773,6 @@ class Tenant(_ConfigModel):
     onboarded_on: date | None = None
     """The day the tenant's first cycle could run: no cycle date before it is planned (backfills stop
     here). Without it, a cycle date may go back at most a little over a year."""
-
-    @field_validator("frameworks")
-    @classmethod
-    def _unique_frameworks(cls, value: list[Framework]) -> list[Framework]:
-        _require_unique(value, "frameworks")
-        return value
 
     @field_validator("environments")
     @classmethod
