@@ -11,8 +11,7 @@ What an acceptance does to a cycle's hosts is decided in :mod:`patchcycle.domain
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from patchcycle.config.unique import require_unique, unique
 from patchcycle.config.yaml_files import (
     ConfigFileError,
     describe_validation_error,
@@ -82,14 +82,6 @@ AcceptanceId = Annotated[str, StringConstraints(pattern=r"^EXC-\d{4}-\d{3,}$")]
 _WILDCARDS = frozenset("*?[]")
 
 
-def _require_unique(values: Iterable[Hashable], what: str) -> None:
-    """Raise ``ValueError`` naming every repeated value."""
-    repeated = [value for value, count in Counter(values).items() if count > 1]
-    if repeated:
-        listed = ", ".join(repr(str(value)) for value in repeated)
-        raise ValueError(f"{what} must be unique; repeated: {listed}")
-
-
 class RiskAcceptance(BaseModel):
     """One signed-off deferral of patches: its scope, its justification and its validity.
 
@@ -134,7 +126,7 @@ class RiskAcceptance(BaseModel):
     @classmethod
     def _unique_entries(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if value is not None:
-            _require_unique(value, f"{info.field_name} entries")
+            require_unique(value, f"{info.field_name} entries")
             patterns = [entry for entry in value if set(entry) & _WILDCARDS]
             if patterns:
                 raise ValueError(
@@ -200,13 +192,7 @@ class ExceptionRegister(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant_id: TenantId
-    exceptions: list[RiskAcceptance]
-
-    @field_validator("exceptions")
-    @classmethod
-    def _unique_ids(cls, value: list[RiskAcceptance]) -> list[RiskAcceptance]:
-        _require_unique((acceptance.id for acceptance in value), "exception ids")
-        return value
+    exceptions: Annotated[list[RiskAcceptance], unique("exception ids", key=lambda acceptance: acceptance.id)]
 
     @classmethod
     def empty(cls, tenant_id: str) -> ExceptionRegister:

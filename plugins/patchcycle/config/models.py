@@ -10,12 +10,10 @@ This module does no file I/O; see :mod:`patchcycle.config.loader` for reading te
 import math
 import re
 import typing
-from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
 from datetime import date, time
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
@@ -27,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from patchcycle.config.unique import duplicates, unique
 
 __all__ = [
     "ENVIRONMENT_ORDER",
@@ -220,32 +220,6 @@ def _numeric(annotation: object) -> bool:
     if annotation in (int, float):
         return True
     return any(_numeric(arg) for arg in typing.get_args(annotation))
-
-
-def _duplicates(values: Iterable[Hashable]) -> list[Hashable]:
-    """Values that occur more than once, in first-seen order."""
-    counts = Counter(values)
-    return [value for value, count in counts.items() if count > 1]
-
-
-def _require_unique(values: Iterable[Hashable], what: str) -> None:
-    """Raise ``ValueError`` naming every repeated value."""
-    repeated = _duplicates(values)
-    if repeated:
-        listed = ", ".join(repr(str(value)) for value in repeated)
-        raise ValueError(f"{what} must be unique; repeated: {listed}")
-
-
-def unique(what: str, key: Callable[[Any], Hashable] | None = None) -> AfterValidator:
-    """The check of a list field whose values (or each value's ``key``) must be unique, as annotation
-    metadata: ``Annotated[list[GcpZone], unique("zones")]``. The error names ``what`` and every value
-    repeated."""
-
-    def check(values: list[Any]) -> list[Any]:
-        _require_unique((key(v) for v in values) if key else values, what)
-        return values
-
-    return AfterValidator(check)
 
 
 class _ConfigModel(BaseModel):
@@ -778,7 +752,7 @@ class Tenant(_ConfigModel):
     @classmethod
     def _environments_in_order(cls, value: list[Environment]) -> list[Environment]:
         names = [env.name for env in value]
-        for name in _duplicates(names):
+        for name in duplicates(names):
             positions = " and ".join(str(i) for i, other in enumerate(names) if other == name)
             raise ValueError(f"environment {str(name)!r} is declared more than once (entries {positions})")
         for earlier, later in zip(names, names[1:], strict=False):
@@ -803,7 +777,7 @@ class Tenant(_ConfigModel):
     @field_validator("baselines")
     @classmethod
     def _one_baseline_per_family(cls, value: list[Baseline]) -> list[Baseline]:
-        for family in _duplicates(baseline.os_family for baseline in value):
+        for family in duplicates(baseline.os_family for baseline in value):
             raise ValueError(f"more than one baseline for os_family {str(family)!r}")
         return value
 
