@@ -159,3 +159,16 @@ def test_the_image_is_airflow_3_3_2_with_the_locked_requirements() -> None:
         "redis==",
     ):
         assert re.search(rf"^{re.escape(package)}", pins, re.MULTILINE), package
+
+
+def test_the_emulator_and_the_test_tools_stay_out_of_the_image() -> None:
+    """fleetsim (moto's server, the mail relay) and the test tools are dependency groups of a checkout,
+    never in the image's requirements (exported with --no-default-groups)."""
+    pins = {
+        line.split("==", 1)[0].lower()
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith((" ", "#"))
+    }
+    for package in ("moto", "aiosmtpd", "flask", "werkzeug", "pytest", "playwright", "mypy", "ruff"):
+        assert package not in pins, package
+    assert "--no-default-groups" in (REPO / "requirements.txt").read_text().splitlines()[1]
