@@ -530,3 +530,48 @@ def test_an_arc_install_whose_answer_was_lost_is_judged_by_the_assessment():
     assert final == o.NON_COMPLIANT and "not sent again" in reason
     final, reason = classify_arc_host(lost, None)
     assert final == o.NOT_ASSESSED and "answer was lost" in reason
+
+
+def test_a_failed_health_gate_fails_a_stage_whose_hosts_all_patched() -> None:
+    from patchcycle.domain.outcomes import stage_with_gates
+
+    stage = {"environment": "staging", "status": "succeeded", "reason": None, "hosts": {"i-1": {}}}
+    unhealthy = {"healthy": False, "reasons": ["error rate 12% above 10%", "2 problems open"]}
+    folded = stage_with_gates(stage, windows=[], approval=None, health=unhealthy)
+    assert (folded["status"], folded["reason"]) == (
+        "failed",
+        "health gate: error rate 12% above 10%; 2 problems open",
+    )
+    assert folded["health"] == unhealthy and stage["status"] == "succeeded"  # the record is not changed
+    canary = stage_with_gates(stage, windows=[], approval=None, health=unhealthy, canary_only=True)
+    assert canary["reason"].startswith("canary health gate: ")
+
+
+def test_the_gates_are_carried_and_a_healthy_or_already_failed_stage_keeps_its_verdict() -> None:
+    from patchcycle.domain.outcomes import stage_with_gates
+
+    window = {"decision": "open", "batch": "stage"}
+    approval = {"decision": "approved", "by": "alice"}
+    stage = {"environment": "prod", "status": "succeeded", "reason": None, "hosts": {}}
+    folded = stage_with_gates(
+        stage, windows=[window], approval=approval, health={"healthy": True, "reasons": []}
+    )
+    assert (folded["status"], folded["windows"], folded["approval"]) == ("succeeded", [window], approval)
+    failed = {**stage, "status": "failed", "reason": "3 of 10 hosts failed"}
+    kept = stage_with_gates(failed, windows=[], approval=None, health={"healthy": False, "reasons": ["x"]})
+    assert (kept["status"], kept["reason"]) == ("failed", "3 of 10 hosts failed")
+    bare = stage_with_gates(stage, windows=[], approval=None, health=None)
+    assert "windows" not in bare and "approval" not in bare and "health" not in bare
+
+
+def test_a_rejected_stage_says_the_approvers_reason() -> None:
+    from patchcycle.domain.outcomes import rejected_stage
+
+    approval = {"decision": "rejected", "by": "bob"}
+    assert rejected_stage("prod", approval, "freeze week") == {
+        "environment": "prod",
+        "status": "rejected",
+        "reason": "not approved: freeze week",
+        "hosts": {},
+        "approval": approval,
+    }

@@ -333,3 +333,40 @@ def reboot_verdict(
     if rfm:
         return "Falcon sensor in reduced-functionality mode after the reboot"
     return None
+
+
+def rejected_stage(environment: str, approval: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """The record of a stage its approver rejected before it started (``reason``: the approver's)."""
+    return {
+        "environment": environment,
+        "status": "rejected",
+        "reason": f"not approved: {reason}",
+        "hosts": {},
+        "approval": dict(approval),
+    }
+
+
+def stage_with_gates(
+    stage: Mapping[str, Any],
+    *,
+    windows: list[Mapping[str, Any]],
+    approval: Mapping[str, Any] | None,
+    health: Mapping[str, Any] | None,
+    canary_only: bool = False,
+) -> dict[str, Any]:
+    """A stage's verified record with its gates folded in: the change-window decisions, the approval,
+    and the health gate. A stage whose health gate failed is a failed stage (its hosts were patched, but
+    the next stage must not follow); ``canary_only`` when the record is the canary's (the rest of the
+    stage not started), so the reason names the canary's gate."""
+    out = dict(stage)
+    if windows:
+        out["windows"] = [dict(w) for w in windows]
+    if approval is not None:
+        out["approval"] = dict(approval)
+    if health is None:
+        return out
+    out["health"] = dict(health)
+    if not health["healthy"] and out["status"] == "succeeded":
+        what = "canary health gate" if canary_only else "health gate"
+        out.update(status="failed", reason=f"{what}: " + "; ".join(health["reasons"]))
+    return out
