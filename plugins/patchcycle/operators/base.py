@@ -28,9 +28,17 @@ def utcnow() -> dt.datetime:
 
 
 class WaitArguments:
-    """The waiting arguments every operator that waits on a cloud takes, and the delay they give:
-    ``deferrable`` (defer to the triggerer, else poll in the worker), ``waiter_delay`` (seconds between
-    polls; default ``[patchcycle] poll_seconds``) and ``waiter_max_attempts``."""
+    """The one waiting contract of every operator that waits on a cloud (as the Amazon provider's
+    operators have one): ``deferrable`` (True: the wait runs in the triggerer and holds no worker slot;
+    False: the task polls in its worker), ``waiter_delay`` (seconds between polls; default
+    ``[patchcycle] poll_seconds``) and ``waiter_max_attempts``. Either way the same named check
+    (:data:`patchcycle.triggers.waits.CHECKS`) is polled with the same delay and attempts, and the task
+    completes in the same method with the same event (``done``, ``wake`` or ``timeout``): ``False``
+    never treats an unfinished answer as done."""
+
+    deferrable: bool
+    waiter_delay: float | None
+    waiter_max_attempts: int
 
     def set_wait_arguments(
         self, deferrable: bool, waiter_delay: float | None, waiter_max_attempts: int
@@ -42,6 +50,56 @@ class WaitArguments:
     @property
     def delay(self) -> float:
         return self.waiter_delay if self.waiter_delay is not None else poll_seconds()
+
+    def wait_for(
+        self,
+        context: Any,
+        check: str,
+        payload: dict[str, Any],
+        *,
+        max_attempts: int | None = None,
+        method_name: str = "execute_complete",
+    ) -> Any:
+        """Wait until ``check`` answers done for ``payload``, then complete in ``method_name(context,
+        event)``: deferred to the triggerer, or polled here (see the class). ``max_attempts`` overrides
+        ``waiter_max_attempts`` for a wait bounded by the tenant's policy (a health watch, a reboot
+        deadline)."""
+        from patchcycle.triggers.waits import CloudWaitTrigger, poll_in_worker
+
+        attempts = max_attempts if max_attempts is not None else self.waiter_max_attempts
+        if self.deferrable:
+            self.defer(  # type: ignore[attr-defined]
+                trigger=CloudWaitTrigger(check, payload, self.delay, attempts),
+                method_name=method_name,
+                timeout=dt.timedelta(seconds=self.delay * (attempts + 2)),
+            )
+        event = poll_in_worker(check, payload, self.delay, attempts)
+        return getattr(self, method_name)(context, event)
+
+    def wait_until(
+        self,
+        context: Any,
+        moment: dt.datetime,
+        *,
+        kwargs: dict[str, Any],
+        method_name: str = "execute_complete",
+        sleep: Any = None,
+    ) -> Any:
+        """Wait for a moment on the clock (a soak's end, a change window's opening), then complete in
+        ``method_name(context, **kwargs)``: deferred to the triggerer (Airflow's ``DateTimeTrigger``), or
+        slept in the worker until then (``deferrable=False``)."""
+        import time
+
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        if self.deferrable:
+            self.defer(  # type: ignore[attr-defined]
+                trigger=DateTimeTrigger(moment=moment), method_name=method_name, kwargs=kwargs
+            )
+        nap = sleep or time.sleep
+        while (left := (moment - utcnow()).total_seconds()) > 0:
+            nap(min(left, self.delay))
+        return getattr(self, method_name)(context, **kwargs)
 
 
 class EventLog:
@@ -237,21 +295,16 @@ class CycleTaskMixin:
         """A stage's verified record with its health gate folded in: a stage whose health gate failed
         is a failed stage (its hosts were patched, but the next stage must not follow). A stage that
         stopped at its canary is the canary's record (the rest of its hosts not started)."""
+        from patchcycle.domain.outcomes import rejected_stage, stage_with_gates
+
         paths = self.paths(context)
         stage = self.read_record(paths.stage_file(environment, "stage.json"), required=False)
-        health_file = "health.json"
-        if stage is None:
+        canary_only = stage is None
+        if canary_only:
             stage = self.read_record(paths.stage_file(environment, "canary/stage.json"), required=False)
-            health_file = "canary/health.json"
         approval = self.read_record(paths.stage_file(environment, "approval.json"), required=False)
         if stage is None and approval is not None and approval.get("decision") != "approved":
-            return {
-                "environment": environment,
-                "status": "rejected",
-                "reason": f"not approved: {rejection_reason(approval)}",
-                "hosts": {},
-                "approval": approval,
-            }
+            return rejected_stage(environment, approval, rejection_reason(approval))
         if stage is None:
             return None
         windows = [
@@ -262,18 +315,11 @@ class CycleTaskMixin:
             )
             if w is not None
         ]
-        if windows:
-            stage = {**stage, "windows": windows}
-        if approval is not None:
-            stage = {**stage, "approval": approval}
+        health_file = "canary/health.json" if canary_only else "health.json"
         health = self.read_record(paths.stage_file(environment, health_file), required=False)
-        if health is None:
-            return stage
-        stage = {**stage, "health": health}
-        if not health["healthy"] and stage["status"] == "succeeded":
-            what = "canary health gate" if health_file.startswith("canary/") else "health gate"
-            stage.update(status="failed", reason=f"{what}: " + "; ".join(health["reasons"]))
-        return stage
+        return stage_with_gates(
+            stage, windows=windows, approval=approval, health=health, canary_only=canary_only
+        )
 
     def stage_hosts(self, context: Any, environment: str) -> list[dict[str, Any]]:
         """Inventory rows of the hosts the pre-flight gate let through, in one environment."""

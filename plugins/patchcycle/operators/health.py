@@ -15,9 +15,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds, utcnow
+from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
 from patchcycle.triggers import checks
-from patchcycle.triggers.waits import CloudWaitTrigger
 
 
 def selectors(tenant_id: str, environment: str) -> tuple[str, str]:
@@ -26,18 +25,25 @@ def selectors(tenant_id: str, environment: str) -> tuple[str, str]:
     return f'type("HOST"),{tags}', f'type("SERVICE"),{tags}'
 
 
-class HealthGateOperator(CycleOperator):
+class HealthGateOperator(WaitArguments, CycleOperator):
     """Watch a patched stage in Dynatrace before the next stage may start."""
 
     template_fields: Sequence[str] = ("tenant_id", "environment")
 
     def __init__(
-        self, *, environment: str, batch: str | None = None, deferrable: bool = True, **kwargs: Any
+        self,
+        *,
+        environment: str,
+        batch: str | None = None,
+        deferrable: bool = True,
+        waiter_delay: float | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.environment = environment
         self.batch = batch
-        self.deferrable = deferrable
+        # The watch's length is the tenant's (health.watch_minutes): the attempts follow from the delay.
+        self.set_wait_arguments(deferrable, waiter_delay, 0)
 
     def run(self, context: Any, log: EventLog) -> Any:
         from patchcycle.hooks.dynatrace import DynatraceHook
@@ -77,14 +83,10 @@ class HealthGateOperator(CycleOperator):
             watch_until=payload["watch_until"],
         )
         answer = checks.health(payload)
-        if answer["done"] or not self.deferrable:
+        if answer["done"]:
             return self.resume(context, {**answer, "status": "done"}, self._complete)
-        delay = poll_seconds()
-        attempts = int(policy.watch_minutes * 60 / delay) + 3
-        self.defer(
-            trigger=CloudWaitTrigger("health", payload, delay, attempts),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=delay * (attempts + 2)),
+        return self.wait_for(
+            context, "health", payload, max_attempts=int(policy.watch_minutes * 60 / self.delay) + 3
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:

@@ -21,7 +21,6 @@ import datetime as dt
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -32,7 +31,6 @@ from patchcycle.domain.plan import FULL, install_selection, rds_update_id
 from patchcycle.operators.backup import scopes_of
 from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
 from patchcycle.triggers import checks
-from patchcycle.triggers.waits import CloudWaitTrigger
 
 TARGET_TAG = "patchcycle:target"
 ARC_MAX_DURATION = "PT2H"  # per machine; Update Manager stops an install that runs longer
@@ -83,13 +81,6 @@ class PatchCloudOperator(WaitArguments, CycleOperator):
             if r["cloud"] == self.cloud and status.get(r["host_id"], {}).get("ready")
         ]
 
-    def wait(self, payload: dict[str, Any]) -> None:
-        self.defer(
-            trigger=CloudWaitTrigger(self.check, payload, self.delay, self.waiter_max_attempts),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.delay * (self.waiter_max_attempts + 2)),
-        )
-
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         return self.resume(context, event, self._complete)
 
@@ -124,10 +115,9 @@ class PatchAwsOperator(PatchCloudOperator):
             raise AirflowSkipException(f"no AWS host of {self.environment} is ready to patch")
         payload = {"commands": [c for c in commands if c.get("command_id")]}
         answer = checks.run_commands(payload)
-        if answer["done"] or not self.deferrable:
-            # Non-deferrable mode is for tests of the operator alone; deferral is the default.
+        if answer["done"]:
             return self.resume(context, {**answer, "status": "done"}, self._complete)
-        self.wait(payload)
+        return self.wait_for(context, self.check, payload)
 
     def _send(self, context: Any, log: EventLog, earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send one command per scope and variant, each at most once per run however often the task
@@ -457,14 +447,7 @@ class PatchAzureOperator(PatchCloudOperator):
         if not pending and not remaining:
             return self._finish(context, log, state, timed_out=False)
         payload = {"operations": pending, "queued": remaining, "wake_after": max(1, len(pending) // 2)}
-        if self.deferrable:
-            return self.wait(payload)
-        # Without deferral (tests of the operator alone), poll here until the next round is due.
-        import time
-
-        while not ((answer := checks.arc_installs(payload))["done"] or answer["wake"]):
-            time.sleep(self.delay)
-        return self._round(context, log, finished=answer["results"])
+        return self.wait_for(context, self.check, payload)
 
     def _finish(self, context: Any, log: EventLog, state: dict[str, Any], timed_out: bool) -> dict[str, Any]:
         out: dict[str, dict[str, Any]] = {}
@@ -520,9 +503,9 @@ class PatchGcpOperator(PatchCloudOperator):
             return {"instances": 0}
         payload = {"jobs": [{k: j[k] for k in ("conn_id", "project", "name")} for j in jobs]}
         answer = checks.osconfig_jobs(payload)
-        if answer["done"] or not self.deferrable:
+        if answer["done"]:
             return self.resume(context, {**answer, "status": "done"}, self._complete)
-        self.wait(payload)
+        return self.wait_for(context, self.check, payload)
 
     def _execute(self, context: Any, log: EventLog, earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Start the stage's patch jobs: instances share a job only when their plans give the same
@@ -713,9 +696,9 @@ class PatchRdsOperator(PatchCloudOperator):
         if not payload["scopes"]:
             return self.resume(context, {"status": "done", "instances": {}}, self._complete)
         answer = checks.rds_updates(payload)
-        if answer["done"] or not self.deferrable:
+        if answer["done"]:
             return self.resume(context, {**answer, "status": "done"}, self._complete)
-        self.wait(payload)
+        return self.wait_for(context, self.check, payload)
 
     def _apply(self, context: Any, rows: list[dict[str, Any]], log: EventLog) -> dict[str, Any]:
         from botocore.exceptions import ClientError

@@ -11,7 +11,6 @@ task defers while SSM scans and reads the result when it resumes.
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -55,8 +54,6 @@ from patchcycle.domain.run_conf import (
 from patchcycle.domain.schedule import resolve_cycle_date
 from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, run_type_name
 from patchcycle.reports.store import CyclePaths
-from patchcycle.triggers import checks
-from patchcycle.triggers.waits import CloudWaitTrigger
 
 AWS_SCAN_RECORD = "plan-aws-scans.json"
 PLAN_INFO_RECORD = "plan-info.json"
@@ -424,25 +421,11 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             for s in prepared.get("aws", {}).get("scans", [])
             if s.get("command_id")
         ]
-        if commands and self.deferrable:
-            self.defer(
-                trigger=CloudWaitTrigger(
-                    "run_commands", {"commands": commands}, self.delay, self.waiter_max_attempts
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=self.delay * (self.waiter_max_attempts + 2)),
-            )
-        event: dict[str, Any] = {"status": "done", "commands": {}}
         if commands:
-            # Without deferral (tests of the operator alone), poll here until the Scan is done.
-            for _ in range(self.waiter_max_attempts):
-                event = {**checks.run_commands({"commands": commands}), "status": "done"}
-                if event["done"]:
-                    break
-                time.sleep(self.delay)
-            else:
-                event["status"] = "timeout"
-        return self._freeze(context, log, cycle_date, environments, prepared, event)
+            return self.wait_for(context, "run_commands", {"commands": commands})
+        return self._freeze(
+            context, log, cycle_date, environments, prepared, {"status": "done", "commands": {}}
+        )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         # The run's scope is a pure function of the run (params, logical date, run_after): resolved

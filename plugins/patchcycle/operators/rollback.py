@@ -25,7 +25,6 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -33,9 +32,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from patchcycle.domain import rollback as policy
 from patchcycle.domain.rollback import RollbackRefused, RollbackTarget
 from patchcycle.domain.run_conf import ROLLBACK_PARAMS, conf_problems
-from patchcycle.operators.base import CycleOperator, CycleTaskMixin, EventLog, poll_seconds, utcnow
+from patchcycle.operators.base import CycleOperator, CycleTaskMixin, EventLog, WaitArguments, utcnow
 from patchcycle.reports.store import CyclePaths
-from patchcycle.triggers.waits import CloudWaitTrigger
 
 SELECT_TASK_ID = "select"
 RESTORE_TASK_ID = "restore"
@@ -101,10 +99,6 @@ class RollbackContextMixin(CycleTaskMixin):
 
 class RestoreEngineMixin(RollbackContextMixin):
     """Start each target's restore, advance GCE's steps as they finish, and verify the hosts after."""
-
-    deferrable: bool
-    waiter_delay: float | None
-    waiter_max_attempts: int
 
     # -- starting ---------------------------------------------------------------------------------------
     def start_restores(self, context: Any, targets: list[RollbackTarget], log: EventLog) -> dict[str, Any]:
@@ -273,13 +267,9 @@ class RestoreEngineMixin(RollbackContextMixin):
     def pending(self, state: dict[str, Any]) -> bool:
         return any(h["state"] == "pending" for h in state["hosts"].values())
 
-    def defer_wait(self, state: dict[str, Any]) -> None:
-        delay = self.waiter_delay if self.waiter_delay is not None else poll_seconds()
-        self.defer(  # type: ignore[attr-defined]
-            trigger=CloudWaitTrigger("restores", self.wait_payload(state), delay, self.waiter_max_attempts),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=delay * (self.waiter_max_attempts + 2)),
-        )
+    def defer_wait(self, context: Any, state: dict[str, Any]) -> Any:
+        # The operator that restores waits by the one contract (WaitArguments); verifying never waits.
+        return self.wait_for(context, "restores", self.wait_payload(state))  # type: ignore[attr-defined]
 
     # -- verifying --------------------------------------------------------------------------------------
     def verify(self, state: dict[str, Any]) -> list[policy.HostRollback]:
@@ -469,7 +459,7 @@ class SelectRollbackOperator(RollbackContextMixin, CycleOperator):
         return max(finished)[1]
 
 
-class RestoreHostsOperator(RestoreEngineMixin, CycleOperator):
+class RestoreHostsOperator(WaitArguments, RestoreEngineMixin, CycleOperator):
     """Restore the selected hosts from their cycle backups, each through its cloud's API; deferrable."""
 
     template_fields: Sequence[str] = ("tenant_id",)
@@ -483,9 +473,7 @@ class RestoreHostsOperator(RestoreEngineMixin, CycleOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.deferrable = deferrable
-        self.waiter_delay = waiter_delay
-        self.waiter_max_attempts = waiter_max_attempts
+        self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     def targets(self, context: Any, log: EventLog) -> list[RollbackTarget]:
         selection = self.read_record(self.record_key(context, "selection.json"))
@@ -502,9 +490,7 @@ class RestoreHostsOperator(RestoreEngineMixin, CycleOperator):
 
     def wait_or_finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
         if self.pending(state):
-            if not self.deferrable:
-                raise AirflowFailException("rollback restores wait in the triggerer (deferrable=True)")
-            self.defer_wait(state)
+            return self.defer_wait(context, state)
         return self.finish(context, state, log)
 
     def finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from patchcycle.operators.base import CycleOperator, EventLog, utcnow
+from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
 
 
 def soak_hours_for(configured: float, override: float | None) -> float:
@@ -16,19 +16,26 @@ def soak_hours_for(configured: float, override: float | None) -> float:
     return configured if override is None else float(override)
 
 
-class SoakOperator(CycleOperator):
+class SoakOperator(WaitArguments, CycleOperator):
     """Defer until the stage has soaked; the override and its reason are recorded as evidence."""
 
     template_fields: Sequence[str] = ("tenant_id", "environment")
 
-    def __init__(self, *, environment: str, soak_hours: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        environment: str,
+        soak_hours: float,
+        deferrable: bool = True,
+        waiter_delay: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.environment = environment
         self.soak_hours = soak_hours
+        self.set_wait_arguments(deferrable, waiter_delay, 0)  # the soak's length bounds the wait
 
     def run(self, context: Any, log: EventLog) -> Any:
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
         info = self.plan_info(context)
         hours = soak_hours_for(self.soak_hours, info.get("soak_hours_override"))
         stage = self.read_record(self.paths(context).stage_file(self.environment, "stage.json"))
@@ -46,11 +53,7 @@ class SoakOperator(CycleOperator):
         )
         if until <= utcnow():
             return self.resume(context, {"status": "elapsed", "until": until.isoformat()}, self._complete)
-        self.defer(
-            trigger=DateTimeTrigger(moment=until),
-            method_name="execute_complete",
-            kwargs={"until": until.isoformat()},
-        )
+        return self.wait_until(context, until, kwargs={"until": until.isoformat()})
 
     def execute_complete(self, context: Any, event: Any = None, until: str | None = None) -> Any:
         return self.resume(context, {"status": "elapsed", "until": until}, self._complete)

@@ -19,10 +19,9 @@ from patchcycle.domain.canary import CANARY, MAIN
 from patchcycle.domain.inventory import is_rds
 from patchcycle.domain.plan import FULL, install_selection, target_kernel
 from patchcycle.operators.backup import scopes_of
-from patchcycle.operators.base import CycleOperator, EventLog, poll_seconds, utcnow
+from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
 from patchcycle.operators.window import window_not_started
 from patchcycle.triggers import checks
-from patchcycle.triggers.waits import CloudWaitTrigger
 
 STATE_KEYS = (
     "Operation",
@@ -36,15 +35,25 @@ STATE_KEYS = (
 )
 
 
-class VerifyStageOperator(CycleOperator):
+class VerifyStageOperator(WaitArguments, CycleOperator):
     """Read patch states back, classify each host, write the stage record, and stop the cycle on failure."""
 
     template_fields: Sequence[str] = ("tenant_id", "environment")
 
-    def __init__(self, *, environment: str, batch: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        environment: str,
+        batch: str | None = None,
+        deferrable: bool = True,
+        waiter_delay: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.environment = environment
         self.batch = batch
+        # The reboot watch lasts the environment's reboot_timeout_minutes: attempts follow from the delay.
+        self.set_wait_arguments(deferrable, waiter_delay, 0)
 
     def run(self, context: Any, log: EventLog) -> Any:
         """Wait (deferred) until every host the install touched is back from its reboot, then verify."""
@@ -68,12 +77,11 @@ class VerifyStageOperator(CycleOperator):
         answer = checks.reboots(payload)
         if answer["done"]:
             return self._verify(context, answer, log)
-        delay = poll_seconds()
-        attempts = int(self.reboot_timeout.total_seconds() / delay) + 3
-        self.defer(
-            trigger=CloudWaitTrigger("reboots", payload, delay, attempts),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=delay * (attempts + 2)),
+        return self.wait_for(
+            context,
+            "reboots",
+            payload,
+            max_attempts=int(self.reboot_timeout.total_seconds() / self.delay) + 3,
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:

@@ -17,20 +17,30 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowSkipException
 
 from patchcycle.domain.window import window_gate
-from patchcycle.operators.base import CycleOperator, EventLog, utcnow
+from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
 
 
-class ChangeWindowGateOperator(CycleOperator):
+class ChangeWindowGateOperator(WaitArguments, CycleOperator):
     """May this batch of the stage start now? Wait (deferred) for the first opening, never for a second."""
 
     template_fields: Sequence[str] = ("tenant_id", "environment")
     ui_color = "#fff4e5"
 
-    def __init__(self, *, environment: str, batch: str | None = None, first: bool = True, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        environment: str,
+        batch: str | None = None,
+        first: bool = True,
+        deferrable: bool = True,
+        waiter_delay: float | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.environment = environment
         self.batch = batch
         self.first = first
+        self.set_wait_arguments(deferrable, waiter_delay, 0)  # the opening bounds the wait
 
     def record_name(self) -> str:
         return f"window-{self.batch or 'stage'}.json"
@@ -49,8 +59,6 @@ class ChangeWindowGateOperator(CycleOperator):
         return self._decide(context, log, self.plan_info(context))
 
     def _decide(self, context: Any, log: EventLog, info: dict[str, Any]) -> Any:
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
         window = self.tenant.environment(self.environment).change_window
         now = utcnow()
         override = (info.get("window_override_reason") or "").strip()
@@ -84,10 +92,8 @@ class ChangeWindowGateOperator(CycleOperator):
                 until=decision.wait_until.isoformat(),
                 reason=decision.reason,
             )
-            self.defer(
-                trigger=DateTimeTrigger(moment=decision.wait_until),
-                method_name="execute_complete",
-                kwargs={"opens": decision.wait_until.isoformat()},
+            return self.wait_until(
+                context, decision.wait_until, kwargs={"opens": decision.wait_until.isoformat()}
             )
         # A later batch after the opening it started in has closed: not started, and recorded.
         self.write_record(

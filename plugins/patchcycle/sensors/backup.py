@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle.operators.backup import backup_labels, backup_tags
-from patchcycle.operators.base import CycleTaskMixin, EventLog, poll_seconds
+from patchcycle.operators.base import CycleTaskMixin, EventLog, WaitArguments
 from patchcycle.triggers import checks
-from patchcycle.triggers.waits import CloudWaitTrigger
 
 
-class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
+class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
     """Succeeds once no backup of the stage is pending; hosts whose backup failed are held.
 
     Deferrable by default: the wait runs in the triggerer and holds no worker slot. A backup that
@@ -38,9 +36,7 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
         super().__init__(**kwargs)
         self.tenant_id = tenant_id
         self.environment = environment
-        self.deferrable = deferrable
-        self.waiter_delay = waiter_delay
-        self.waiter_max_attempts = waiter_max_attempts
+        self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     def _payload(self, context: Any) -> dict[str, Any]:
         """The backups to await, grouped into one scope per kind and account/project (one call each)."""
@@ -103,21 +99,12 @@ class BackupsCompleteSensor(CycleTaskMixin, BaseSensorOperator):
         answer = checks.backups(payload)
         if answer["done"]:
             return self.resume(context, {**answer, "status": "done", "attempts": 1}, self._complete)
-        if not self.deferrable:
-            return super().execute(context)
-        delay = self.waiter_delay if self.waiter_delay is not None else poll_seconds()
-        self.defer(
-            trigger=CloudWaitTrigger("backups", payload, delay, self.waiter_max_attempts),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=delay * (self.waiter_max_attempts + 2)),
-        )
+        return self.wait_for(context, "backups", payload)
 
     def poke(self, context: Any) -> bool:
-        answer = checks.backups(self._payload(context))
-        if answer["done"]:
-            self.resume(context, {**answer, "status": "done", "attempts": 0}, self._complete)
-            return True
-        return False
+        """Not used: :meth:`execute` waits by the cycle's one waiting contract (deferred, or polled in the
+        worker with the same check, delay and attempts), never by the sensor's own poke loop."""
+        raise NotImplementedError("BackupsCompleteSensor waits through WaitArguments.wait_for")
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         return self.resume(context, event, self._complete)

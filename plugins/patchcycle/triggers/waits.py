@@ -9,6 +9,7 @@ trigger's serialized form (stored in the metadata database) names a check, never
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -65,9 +66,40 @@ class CloudWaitTrigger(BaseTrigger):
             # so an immediate poll would only cost every cloud another call per item.
             await asyncio.sleep(self.waiter_delay)
             answer = await asyncio.to_thread(CHECKS[self.check], self.payload)
-            if answer.get("done") or answer.get("wake"):
-                yield TriggerEvent(
-                    {**answer, "status": "done" if answer.get("done") else "wake", "attempts": attempt}
-                )
+            if (event := wait_event(answer, attempt, self.waiter_max_attempts)) is not None:
+                yield TriggerEvent(event)
                 return
-        yield TriggerEvent({**answer, "status": "timeout", "attempts": self.waiter_max_attempts})
+        yield TriggerEvent(timeout_event(answer, self.waiter_max_attempts))
+
+
+def wait_event(answer: dict[str, Any], attempt: int, max_attempts: int) -> dict[str, Any] | None:
+    """The event a check's answer ends the wait with (``done``, or ``wake`` to hand control back early),
+    or None to poll again."""
+    if answer.get("done") or answer.get("wake"):
+        return {**answer, "status": "done" if answer.get("done") else "wake", "attempts": attempt}
+    return None
+
+
+def timeout_event(answer: dict[str, Any], max_attempts: int) -> dict[str, Any]:
+    """The event of a wait out of attempts, with the check's last answer."""
+    return {**answer, "status": "timeout", "attempts": max_attempts}
+
+
+def poll_in_worker(
+    check: str,
+    payload: dict[str, Any],
+    waiter_delay: float,
+    waiter_max_attempts: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """The trigger's loop run in the task itself (``deferrable=False``): the same check, delay and
+    attempts, and the same event at the end, so a task completes the same way either way."""
+    if check not in CHECKS:
+        raise ValueError(f"unknown wait check {check!r}; known: {sorted(CHECKS)}")
+    answer: dict[str, Any] = {}
+    for attempt in range(1, waiter_max_attempts + 1):
+        sleep(waiter_delay)
+        answer = CHECKS[check](payload)
+        if (event := wait_event(answer, attempt, waiter_max_attempts)) is not None:
+            return event
+    return timeout_event(answer, waiter_max_attempts)
