@@ -95,45 +95,12 @@ def addenda_from_directory(root: Path) -> list[AddendumCopy]:
         raise PackReadError(exc.filename or str(root), exc.strerror or exc) from exc
 
 
-def addenda_from_bucket(
+def evidence_from_bucket(
     bucket: str, cycle: str | None, endpoint_url: str | None, region: str
-) -> list[AddendumCopy]:
-    """Every distribution addendum in the bucket (``runs/<run>/distribution/<pack>.json``), each with the
-    location of the pack it belongs to, its versions and whether it is locked."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    prefix = f"cycles/{cycle}/" if cycle else "cycles/"
-    location = f"s3://{bucket}/{prefix}"
-    try:
-        s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
-        versions: dict[str, int] = {}
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-            for version in page.get("Versions", []):
-                versions[version["Key"]] = versions.get(version["Key"], 0) + 1
-        addenda = []
-        for key in sorted(k for k in versions if "/distribution/" in k and k.endswith(".json")):
-            location = f"s3://{bucket}/{key}"
-            obj = s3.get_object(Bucket=bucket, Key=key)
-            run, _, name = key.partition("/distribution/")
-            addenda.append(
-                AddendumCopy(
-                    location,
-                    _manifest_json(obj["Body"].read()),
-                    pack_location=f"s3://{bucket}/{run}/{name.removesuffix('.json')}",
-                    versions=versions[key],
-                    retained=bool(obj.get("ObjectLockRetainUntilDate")),
-                )
-            )
-    except (BotoCoreError, ClientError) as exc:
-        raise PackReadError(location, exc) from exc
-    return addenda
-
-
-def packs_from_bucket(
-    bucket: str, cycle: str | None, endpoint_url: str | None, region: str
-) -> list[PackCopy]:
-    """Every pack in the evidence bucket (of one cycle, or all), with versions and retention per object.
+) -> tuple[list[PackCopy], list[AddendumCopy]]:
+    """Every pack in the evidence bucket (of one cycle, or all), and every distribution addendum
+    (``runs/<run>/distribution/<pack>.json``, with the location of the pack it belongs to), each object
+    with its versions and whether it is locked; from one listing of the bucket's versions.
 
     Raises :class:`PackReadError` naming the bucket and key when the bucket cannot be read (no
     credentials, endpoint unreachable, access denied, no such bucket or key).
@@ -169,9 +136,23 @@ def packs_from_bucket(
                 retained[name] = bool(obj.get("ObjectLockRetainUntilDate"))
                 counts[name] = versions[f"{folder}/{name}"]
             packs.append(PackCopy(f"s3://{bucket}/{folder}", manifest, files, counts, retained))
+        addenda = []
+        for key in sorted(k for k in versions if "/distribution/" in k and k.endswith(".json")):
+            location = f"s3://{bucket}/{key}"
+            obj = s3.get_object(Bucket=bucket, Key=key)
+            run, _, name = key.partition("/distribution/")
+            addenda.append(
+                AddendumCopy(
+                    location,
+                    _manifest_json(obj["Body"].read()),
+                    pack_location=f"s3://{bucket}/{run}/{name.removesuffix('.json')}",
+                    versions=versions[key],
+                    retained=bool(obj.get("ObjectLockRetainUntilDate")),
+                )
+            )
     except (BotoCoreError, ClientError) as exc:
         raise PackReadError(location, exc) from exc
-    return packs
+    return packs, addenda
 
 
 def _known_tenants(tenants_dir: Path) -> list[str]:
@@ -228,8 +209,9 @@ def _verify(args: argparse.Namespace) -> int:
                 return _fail(EXIT_USAGE, _one_line(exc))
             bucket = args.bucket or tenant.evidence.bucket
             where = f"s3://{bucket}/cycles/{args.cycle + '/' if args.cycle else ''}"
-            packs = packs_from_bucket(bucket, args.cycle, args.endpoint_url, tenant.evidence.region)
-            addenda = addenda_from_bucket(bucket, args.cycle, args.endpoint_url, tenant.evidence.region)
+            packs, addenda = evidence_from_bucket(
+                bucket, args.cycle, args.endpoint_url, tenant.evidence.region
+            )
     except PackReadError as exc:
         return _fail(EXIT_UNREADABLE, str(exc))
     if not packs:
