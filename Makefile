@@ -4,6 +4,11 @@ SYNCED := .venv/.patchcycle-synced
 
 .PHONY: install demo test lint bench clean
 
+# Let Python cache the bytecode of the project's own modules (the tests and the demo start many Python
+# processes: Airflow tasks, triggers, fleetsim); a shell that sets PYTHONDONTWRITEBYTECODE would have
+# each of them compile the project from source again. The installed packages are compiled at install.
+unexport PYTHONDONTWRITEBYTECODE
+
 ## The Python environment, then the servers the process stack runs (PostgreSQL, Redis) and the UI tests' browser
 ## (Chromium), only if missing.
 install: $(SYNCED)

@@ -15,6 +15,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+# Airflow's ``[aws] session_factory`` for every run (plugins/patchcycle/hooks/aws_session.py).
+SESSION_FACTORY = "patchcycle.hooks.aws_session.SharedModelSessionFactory"
 EXECUTION_ROLE = "PatchcycleExecution"
 
 
@@ -150,6 +152,8 @@ def airflow_env(
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW__PATCHCYCLE__POLL_SECONDS": str(poll_seconds),
             "AIRFLOW__PATCHCYCLE__RETRY_DELAY_SECONDS": "1",
+            # Every AWS hook's sessions share one cache of botocore's service models (as deployments do).
+            "AIRFLOW__AWS__SESSION_FACTORY": SESSION_FACTORY,
             "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
             # Nothing in a local run may reach a real cloud, whatever the user's shell has set.
             "AWS_ACCESS_KEY_ID": "fleetsim",

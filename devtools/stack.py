@@ -43,7 +43,7 @@ from typing import Any
 
 import httpx
 
-from devtools.local import REPO, VENV_BIN, airflow_env, running_fleetsim
+from devtools.local import REPO, SESSION_FACTORY, VENV_BIN, airflow_env, running_fleetsim
 
 EXECUTOR = "CeleryExecutor"
 AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -74,6 +74,8 @@ FIXED_SETTINGS: dict[str, str] = {
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+    # One cache of botocore's service models per process for every AWS hook (patchcycle.hooks.aws_session).
+    "AIRFLOW__AWS__SESSION_FACTORY": SESSION_FACTORY,
 }
 # Settings every deployment has, with values of its own (hosts, secrets, paths).
 PER_DEPLOYMENT_SETTINGS: tuple[str, ...] = (

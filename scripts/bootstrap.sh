@@ -14,4 +14,8 @@ else
   fi
   UV=.tools/bin/uv
 fi
-"$UV" sync --frozen --python 3.11 --quiet
+# --compile-bytecode: every process of a run (each Airflow task, trigger, fleetsim, CLI) imports Airflow
+# and the cloud SDKs; without .pyc files (uv writes none by default, and a shell with
+# PYTHONDONTWRITEBYTECODE set never caches them) each one compiles them from source again: `import
+# airflow.sdk` took 8 s instead of 4 s on this project's 2-core machine.
+"$UV" sync --frozen --python 3.11 --quiet --compile-bytecode
