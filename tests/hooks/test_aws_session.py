@@ -1,18 +1,20 @@
 """``SharedModelSessionFactory`` against fleetsim: sessions of every kind (keys, an assumed role) read
-botocore's service models once per process and keep their own credentials."""
+botocore's service models once per process and keep their own credentials; ``CallerFromFrames`` names
+the same caller in the user agent as the provider's own lookup."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook, resolve_session_factory
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook, AwsGenericHook, resolve_session_factory
 from botocore.loaders import JSONFileLoader
 from fleetsim_testkit import scenario_dict
 
 from devtools.local import SESSION_FACTORY, aws_connection
 from patchcycle.hooks import aws_session
-from patchcycle.hooks.aws_session import SharedModelLoader, SharedModelSessionFactory
+from patchcycle.hooks.aws_session import CallerFromFrames, SharedModelLoader, SharedModelSessionFactory
+from patchcycle.hooks.s3 import EvidenceBucketHook
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hooks-aws-session")]
 
@@ -90,3 +92,27 @@ def test_search_paths_do_not_grow_with_sessions(fleet, monkeypatch, loader) -> N
     for _ in range(20):
         factory(fleet, monkeypatch, "shared_keys").create_session()
     assert aws_session.SHARED_LOADER.search_paths == paths
+
+
+class PatchSomething:
+    """Stands for an operator: the provider names the class whose ``execute`` made the client."""
+
+    def execute(self, lookup: Any) -> str | None:
+        return lookup("execute")
+
+
+def test_the_caller_is_the_class_the_provider_would_name() -> None:
+    ours, providers = CallerFromFrames._find_operator_class_name, AwsGenericHook._find_operator_class_name
+    assert PatchSomething().execute(ours) == PatchSomething().execute(providers) == "PatchSomething"
+    assert ours("no_such_function") is None is providers("no_such_function")
+    assert CallerFromFrames._find_executor_class_name() == AwsGenericHook._find_executor_class_name()
+
+
+def test_a_hooks_client_names_its_caller_in_the_user_agent(fleet, monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_CALLER_KEYS", aws_connection(fleet.url, "us-east-1"))
+
+    class WriteEvidence:
+        def execute(self) -> Any:
+            return EvidenceBucketHook(aws_conn_id="caller_keys").get_conn()
+
+    assert "Caller/WriteEvidence" in WriteEvidence().execute().meta.config.user_agent_extra

@@ -15,6 +15,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
 
+from patchcycle.hooks.aws_session import CallerFromFrames
+
 # Documented maxima per call (the physical minimum of calls is n / these).
 SSM_INSTANCE_INFORMATION_PAGE = 50
 SSM_PATCH_STATES_BATCH = 50  # InstanceIds per DescribeInstancePatchStates
@@ -40,7 +42,7 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-class SsmFleetHook(AwsBaseHook):
+class SsmFleetHook(CallerFromFrames, AwsBaseHook):
     """SSM managed instances, patch catalog, patch state and Run Command."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -252,7 +254,7 @@ class SsmFleetHook(AwsBaseHook):
         return rows
 
 
-class Ec2BackupHook(AwsBaseHook):
+class Ec2BackupHook(CallerFromFrames, AwsBaseHook):
     """EC2 tags and AMI backups."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -336,7 +338,7 @@ class Ec2BackupHook(AwsBaseHook):
         return tasks
 
 
-class RdsHook(AwsBaseHook):
+class RdsHook(CallerFromFrames, AwsBaseHook):
     """RDS DB instances, the OS updates RDS offers them (pending maintenance actions), DB snapshots, and
     the rename-then-restore that rolls an instance back under its own name."""
 
@@ -440,7 +442,7 @@ class RdsHook(AwsBaseHook):
         return self.conn.restore_db_instance_from_db_snapshot(**kwargs)["DBInstance"]
 
 
-class IdentityCenterHook(AwsBaseHook):
+class IdentityCenterHook(CallerFromFrames, AwsBaseHook):
     """IAM Identity Center (SSO Admin) and its identity store: who can assume what in which account."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

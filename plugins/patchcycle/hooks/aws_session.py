@@ -17,6 +17,8 @@ point, "Session Factory" in the Amazon provider's AWS connection guide): the dep
 
 from __future__ import annotations
 
+import inspect
+import sys
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -55,7 +57,8 @@ class SharedModelLoader(botocore.loaders.Loader):
 SHARED_LOADER = SharedModelLoader()
 
 
-def _core_session() -> botocore.session.Session:
+def shared_core_session() -> botocore.session.Session:
+    """A new botocore session (its own credentials and settings) reading models through ``SHARED_LOADER``."""
     core = botocore.session.get_session()
     core.register_component("data_loader", SHARED_LOADER)
     return core
@@ -70,7 +73,7 @@ class SharedModelSessionFactory(BaseSessionFactory):
     """
 
     def _create_basic_session(self, session_kwargs: dict[str, Any]) -> boto3.session.Session:
-        return boto3.session.Session(botocore_session=_core_session(), **session_kwargs)
+        return boto3.session.Session(botocore_session=shared_core_session(), **session_kwargs)
 
     def _create_session_with_assume_role(
         self, session_kwargs: dict[str, Any], deferrable: bool = False
@@ -81,3 +84,36 @@ class SharedModelSessionFactory(BaseSessionFactory):
             # read the loader from that session's components when they are created.
             session._session.register_component("data_loader", SHARED_LOADER)
         return session
+
+
+class CallerFromFrames:
+    """The Amazon provider's caller lookup for its user agent, without reading source files.
+
+    Every client the provider makes carries ``Caller/<operator class>`` in its user agent. The provider
+    finds that class with ``inspect.stack()``, which builds a ``FrameInfo`` for every frame of the stack
+    and for each one searches ``sys.modules`` and reads source lines that it then drops: 0.05 to 0.2 s per
+    client here, most of a small task's time. These two lookups return the same names (the class of
+    ``self`` in the most recent frame running ``target_function_name``, else the last class of the first
+    frame whose module defines a ``BaseExecutor``) by walking the frames themselves. Mixed in before the
+    provider's hook class; they override the provider's private static methods of the same names
+    (``AwsGenericHook._find_operator_class_name`` and ``_find_executor_class_name``).
+    """
+
+    @staticmethod
+    def _find_operator_class_name(target_function_name: str) -> str | None:
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_name == target_function_name:
+                return type(frame.f_locals["self"]).__name__
+            frame = frame.f_back
+        return None
+
+    @staticmethod
+    def _find_executor_class_name() -> str | None:
+        frame = sys._getframe(1)
+        while frame is not None:
+            classes = [name for name, obj in frame.f_globals.items() if inspect.isclass(obj)]
+            if "BaseExecutor" in classes:
+                return classes[-1]
+            frame = frame.f_back
+        return None

@@ -8,8 +8,10 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
+from patchcycle.hooks.aws_session import CallerFromFrames
 
-class EvidenceBucketHook(S3Hook):
+
+class EvidenceBucketHook(CallerFromFrames, S3Hook):
     """The evidence bucket, through the Amazon provider's S3 hook (so the connection decides the endpoint)."""
 
     def put_once(
