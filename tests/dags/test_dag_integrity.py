@@ -292,3 +292,17 @@ def test_each_cycle_dag_documents_its_stages_gates_and_what_to_do() -> None:
     assert "**prod** (window sun 01:00-06:00 America/New_York; canary batch first)" in doc
     assert "SOC 2, PCI DSS, SOX" in doc and "s3://patchcycle-evidence-cu-alpha/" in doc
     assert "Dry run" in doc and "12 h late" in doc and "patchcycle_rollback__cu_alpha" in doc
+
+
+@pytest.mark.parametrize("dag_id", ["patch_cycle__cu_birch", "patchcycle_rollback__cu_birch"])
+def test_a_worker_running_one_task_builds_only_that_tenants_dag(dag_id: str, monkeypatch) -> None:
+    """The task runner parses the DAG file inside Airflow's parsing context, naming the DAG it runs
+    (``airflow.sdk.get_parsing_context``); the per-tenant files then build that tenant's DAG alone."""
+    from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID
+
+    monkeypatch.setenv(_AIRFLOW_PARSING_CONTEXT_DAG_ID, dag_id)
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    per_tenant = {d for d in bag.dag_ids if d.startswith(("patch_cycle__", "patchcycle_rollback__"))}
+    assert per_tenant == {dag_id}
+    assert bag.dags[dag_id].task_ids
