@@ -495,7 +495,7 @@ def _inventory_packages(inventory: Mapping[str, Any], item_type: str, key: str) 
     ]
 
 
-def gcp_installed_versions(
+def gcp_installed_versions(  # noqa: C901 - one pass over Google's inventory item shapes (installed package kinds and their version fields), each a branch
     inventory: Mapping[str, Any], planned: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """Planned vs installed, per planned patch, from an instance's FULL OS Config inventory.

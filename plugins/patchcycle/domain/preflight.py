@@ -112,7 +112,7 @@ class PreflightResult:
         }
 
 
-def evaluate_host(
+def evaluate_host(  # noqa: C901 - one gate per pre-flight rule, in the order the evidence lists them (agent, sensor, kernel, backup, exceptions)
     tenant: Tenant,
     host: Mapping[str, Any],
     environments: set[str],

@@ -121,7 +121,7 @@ def priority_for_score(score: float) -> str:
     return PRIORITIES[-1]
 
 
-def assess_patch_risk(patch: PatchLike, criticality: str, feeds: FeedSnapshot) -> PatchRisk:
+def assess_patch_risk(patch: PatchLike, criticality: str, feeds: FeedSnapshot) -> PatchRisk:  # noqa: C901 - the risk formula's inputs each have a documented fallback (CVSS vector, severity, KEV, EPSS), one branch each
     """Rank one missing patch on a host of the given criticality (see the module docstring for the formula).
 
     Raises ValueError for an unknown criticality, an unknown severity when the fallback is needed, or an

@@ -139,7 +139,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         payload["count"] = len(hosts)
         return payload
 
-    def _verify(self, context: Any, reboots: dict[str, Any], log: EventLog) -> dict[str, Any]:
+    def _verify(self, context: Any, reboots: dict[str, Any], log: EventLog) -> dict[str, Any]:  # noqa: C901 - the per-host verify merge; moves to the domain (issue 13)
         paths = self.paths(context)
         rows = self.batch_hosts(context, self.environment, self.batch)
         backups = self.read_record(paths.stage_file(self.environment, "backup-status.json"))

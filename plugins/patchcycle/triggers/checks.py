@@ -310,7 +310,7 @@ def restores(payload: dict[str, Any]) -> dict[str, Any]:
 AGENT_BACK = {"aws": {"Online"}, "azure": {"Connected"}, "gcp": {"ACTIVE"}}
 
 
-def reboots(payload: dict[str, Any]) -> dict[str, Any]:
+def reboots(payload: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - one look per cloud's reboot evidence (agent, kernel source, Falcon mode), each a branch
     """One look at every patched host after its install: agent back, running kernel, Falcon's mode.
 
     Done when every host's agent answers again, or when the deadline has passed (the hosts still away
