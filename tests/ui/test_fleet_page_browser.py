@@ -104,6 +104,9 @@ def running_api_server(fleet_url: str, work: Path) -> Iterator[tuple[str, str]]:
 def test_an_sre_opens_the_patchcycle_page_from_the_ui(fleet, packs, tmp_path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    # Assertions wait as long as actions do: Playwright's expect() has its own 5 s default, and on two busy
+    # cores the UI once rendered its navigation later than that (its labels still untranslated keys).
+    expect.set_options(timeout=WAIT_MS)
     executable = chromium()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     print(f"screenshots: {ARTIFACTS}")
