@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from devtools.local import running_fleetsim  # noqa: E402
 from devtools.stack import Stack, running_stack  # noqa: E402
+from devtools.tenant_fleet import write_aws_only_tenants  # noqa: E402
 
 E2E = REPO / "tests" / "e2e"
 DAG_ID = "patch_cycle__cu_alpha"
@@ -64,11 +64,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-stack-cycle-"))
-    tenants = work / "tenants"
-    tenants.mkdir(parents=True, exist_ok=True)
-    for path in (REPO / "include" / "tenants").glob("*.yaml"):
-        shutil.copyfile(path, tenants / path.name)
-    shutil.copyfile(E2E / "tenants" / "aws_only" / "cu_alpha.yaml", tenants / "cu_alpha.yaml")
+    tenants = write_aws_only_tenants(work / "tenants")
     with (
         running_fleetsim(E2E / "scenarios" / "alpha_small.yaml", work / "fleetsim") as url,
         running_stack(

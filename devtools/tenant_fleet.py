@@ -9,6 +9,7 @@ on the process stack and by ``benchmarks/bench_twelve_tenants.py``.
 from __future__ import annotations
 
 import copy
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 ALPHA_TENANT = REPO / "tests" / "e2e" / "tenants" / "aws_only" / "cu_alpha.yaml"
 ALPHA_SCENARIO = REPO / "tests" / "e2e" / "scenarios" / "alpha_small.yaml"
+
+
+def write_aws_only_tenants(folder: Path) -> Path:
+    """The demo tenants with cu_alpha as the AWS-only tenant of the end-to-end scenarios, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (REPO / "include" / "tenants").glob("*.yaml"):
+        shutil.copyfile(path, folder / path.name)
+    shutil.copyfile(ALPHA_TENANT, folder / "cu_alpha.yaml")
+    return folder
 
 
 def tenant_id(number: int) -> str:

@@ -8,7 +8,6 @@ worker, so the stack starts once per suite run.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from devtools.local import running_fleetsim
 from devtools.stack import COMPONENT_COMMANDS, LOCAL_FLAGS, Stack, running_stack
+from devtools.tenant_fleet import write_aws_only_tenants
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stack"), pytest.mark.timeout(1200)]
 
@@ -34,15 +34,6 @@ CONF = {
 }
 
 
-def aws_only_tenants(folder: Path) -> Path:
-    """The demo tenants with cu_alpha as the AWS-only tenant of the end-to-end scenarios."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in (REPO / "include" / "tenants").glob("*.yaml"):
-        shutil.copyfile(path, folder / path.name)
-    shutil.copyfile(E2E / "tenants" / "aws_only" / "cu_alpha.yaml", folder / "cu_alpha.yaml")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
     work = tmp_path_factory.mktemp("stack")
@@ -52,7 +43,7 @@ def deployment(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
         running_stack(
             work,
             url,
-            tenants_dir=aws_only_tenants(work / "tenants"),
+            tenants_dir=write_aws_only_tenants(work / "tenants"),
             poll_seconds=0.5,
             worker_concurrency=2,  # the backfill's runs go one at a time; two slots cover its widest step
             # Only the backfill may create runs: unpausing a catchup=False DAG would otherwise start a
