@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from patchcycle.domain import outcomes
+from patchcycle.domain import outcomes, verification
 from patchcycle.domain.approval import rejection_reason
 from patchcycle.domain.canary import CANARY, MAIN
 from patchcycle.domain.inventory import is_rds
@@ -139,68 +139,43 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         payload["count"] = len(hosts)
         return payload
 
-    def _verify(self, context: Any, reboots: dict[str, Any], log: EventLog) -> dict[str, Any]:  # noqa: C901 - the per-host verify merge; moves to the domain (issue 13)
+    def _verify(self, context: Any, reboots: dict[str, Any], log: EventLog) -> dict[str, Any]:
+        """Read each cloud's answer for the batch, merge it per host (:mod:`patchcycle.domain.verification`),
+        judge the batch against its error budget, and write the stage record."""
         paths = self.paths(context)
         rows = self.batch_hosts(context, self.environment, self.batch)
         backups = self.read_record(paths.stage_file(self.environment, "backup-status.json"))
-        window_closed = window_not_started(
-            [self._stage_level_record(context, f"window-{self.batch or 'stage'}.json")]
-        )
         plan = self.plan(context)
         ready = [r for r in rows if backups.get(r["host_id"], {}).get("ready")]
-        by_cloud: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in ready:
-            by_cloud["rds" if is_rds(row) else row["cloud"]].append(row)
-        checked: dict[str, dict[str, Any]] = {}
-        ids: list[str] = []
-        if by_cloud.get("aws"):
-            checked.update(self._aws(context, by_cloud["aws"], ids, plan))
-        if by_cloud.get("rds"):
-            checked.update(self._rds(context, by_cloud["rds"]))
-        if by_cloud.get("azure"):
-            checked.update(self._azure(context, by_cloud["azure"], plan, ids))
-        if by_cloud.get("gcp"):
-            checked.update(self._gcp(context, by_cloud["gcp"], plan, ids))
-        self._apply_reboots(checked, rows, plan, reboots, log)
-        hosts_out: dict[str, dict[str, Any]] = {}
-        budget_states: dict[str, str] = {}
-        kernel_reasons = self._kernel_reasons(context)
-        for row in rows:
-            host_id = row["host_id"]
-            backup = backups.get(host_id, {})
-            entry: dict[str, Any] = {
-                "backup_id": backup.get("backup_id"),
-                "backup_kind": backup.get("kind"),
-                "backup_state": backup.get("state"),
-                "install_variant": row.get("install_variant", FULL),
-            }
-            if not backup.get("ready"):
-                final, reason = outcomes.HELD, backup.get("reason") or "no completed backup"
-            else:
-                result = checked.get(host_id) or {
-                    "final": outcomes.NOT_RUN,
-                    "reason": window_closed or "no result from the cloud",
-                }
-                if window_closed and result["final"] == outcomes.NOT_RUN:
-                    result["reason"] = window_closed
-                final, reason = result.pop("final"), result.pop("reason")
-                entry.update(result)
-                budget_states[host_id] = final
-                if final == outcomes.PATCHED and row.get("install_variant", FULL) != FULL:
-                    # Installed all it was sent, but the plan's kernel update was held for this host.
-                    final = outcomes.NON_COMPLIANT
-                    reason = f"kernel update held: {kernel_reasons.get(host_id) or 'sensor gate'}"
-            entry.update(final_state=final, reason=reason)
-            if self.batch == CANARY:
-                entry["batch"] = CANARY
-            hosts_out[host_id] = entry
-            if final != outcomes.PATCHED:
-                log.record("verify.host", target=host_id, result=final, reason=reason, name=row.get("name"))
-        rate = self.tenant.environment(self.environment).rate_control
-        if self.batch == CANARY:
-            # The canary is judged on its own and strictly: one failed canary host stops the rollout.
-            rate = rate.model_copy(update={"max_errors": "0"})
-        verdict = outcomes.stage_verdict(budget_states, rate)
+        checked, ids = self._read_clouds(context, ready, plan)
+        for finding in verification.apply_reboots(
+            checked,
+            rows,
+            reboots.get("hosts") or {},
+            expected_kernel=lambda row: self._expected_kernel(plan, row),
+            timeout_minutes=self.reboot_timeout.total_seconds() / 60,
+        ):
+            log.record("reboot.failed", target=finding.host_id, name=finding.name, reason=finding.reason)
+        merged = verification.merge_hosts(
+            rows,
+            backups=backups,
+            checked=checked,
+            window_closed=window_not_started(
+                [self._stage_level_record(context, f"window-{self.batch or 'stage'}.json")]
+            ),
+            held_kernels=verification.held_kernel_reasons(self.read_record(paths.run_file("preflight.json"))),
+            batch=self.batch,
+        )
+        for finding in merged.findings:
+            log.record(
+                "verify.host",
+                target=finding.host_id,
+                result=finding.final_state,
+                reason=finding.reason,
+                name=finding.name,
+            )
+        rate = verification.batch_rate(self.tenant.environment(self.environment).rate_control, self.batch)
+        verdict = outcomes.stage_verdict(merged.budget_states, rate)
         status = "succeeded" if verdict.succeeded else "failed"
         stage: dict[str, Any] = {
             "environment": self.environment,
@@ -216,12 +191,16 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
                 "errors": verdict.errors,
                 "allowed_errors": verdict.allowed_errors,
             },
-            "hosts": hosts_out,
+            "hosts": merged.hosts,
         }
         if self.batch == CANARY:
-            stage = self._canary_stage(context, stage)
+            stage = verification.canary_stage(stage, self.batch_hosts(context, self.environment, MAIN))
         elif self.batch == MAIN:
-            stage = self._with_canary(context, stage)
+            stage = verification.stage_with_canary(
+                stage,
+                self._stage_level_record(context, "canary/stage.json"),
+                self._stage_level_record(context, "canary/health.json"),
+            )
         self.write_record(
             context, self.batch_file(context, self.environment, self.batch, "stage.json"), stage
         )
@@ -231,7 +210,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
             batch=self.batch,
             result=status,
             reason=stage["reason"],
-            patched=sum(1 for e in hosts_out.values() if e["final_state"] == outcomes.PATCHED),
+            patched=merged.patched,
             errors=verdict.errors,
             allowed_errors=verdict.allowed_errors,
         )
@@ -242,91 +221,31 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
             raise AirflowFailException(f"{what} of {self.tenant_id} failed: {stage['reason']}")
         return {"status": status, "errors": verdict.errors, "targets": verdict.targets}
 
-    def _apply_reboots(
-        self,
-        checked: dict[str, dict[str, Any]],
-        rows: list[dict[str, Any]],
-        plan: dict[str, Any],
-        reboots: dict[str, Any],
-        log: EventLog,
-    ) -> None:
-        """A host the install reached is patched only if it came back: agent answering, the expected
-        kernel running, Falcon's sensor not in reduced-functionality mode."""
-        seen = reboots.get("hosts") or {}
-        minutes = self.reboot_timeout.total_seconds() / 60
-        for row in rows:
-            look = seen.get(row["host_id"])
-            result = checked.get(row["host_id"])
-            if look is None or result is None:
-                continue
-            variant = row.get("install_variant", FULL)
-            expected = (target_kernel(plan, row["os_family"]) if variant == FULL else None) or row.get(
-                "kernel"
-            )
-            verdict = outcomes.reboot_verdict(
-                back=look["back"],
-                agent=look.get("agent"),
-                kernel=look.get("kernel"),
-                expected_kernel=expected,
-                rfm=look.get("rfm"),
-                timeout_minutes=minutes,
-            )
-            result["reboot"] = {
-                "back": look["back"],
-                "agent": look.get("agent"),
-                "kernel": look.get("kernel"),
-                "expected_kernel": expected,
-                "falcon_rfm": look.get("rfm"),
-            }
-            if verdict and result["final"] in (outcomes.PATCHED, outcomes.NON_COMPLIANT):
-                result["final"], result["reason"] = outcomes.FAILED, verdict
-                log.record("reboot.failed", target=row["host_id"], name=row.get("name"), reason=verdict)
+    def _read_clouds(
+        self, context: Any, ready: list[dict[str, Any]], plan: dict[str, Any]
+    ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Each ready host's classified result, read from its cloud, and the Run Command and patch job
+        ids the answers came from."""
+        by_cloud: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in ready:
+            by_cloud["rds" if is_rds(row) else row["cloud"]].append(row)
+        checked: dict[str, dict[str, Any]] = {}
+        ids: list[str] = []
+        if by_cloud.get("aws"):
+            checked.update(self._aws(context, by_cloud["aws"], ids, plan))
+        if by_cloud.get("rds"):
+            checked.update(self._rds(context, by_cloud["rds"]))
+        if by_cloud.get("azure"):
+            checked.update(self._azure(context, by_cloud["azure"], plan, ids))
+        if by_cloud.get("gcp"):
+            checked.update(self._gcp(context, by_cloud["gcp"], plan, ids))
+        return checked, ids
 
-    def _canary_stage(self, context: Any, canary: dict[str, Any]) -> dict[str, Any]:
-        """The stage as it stands after its canary: the rest not started until the canary passes."""
-        rest = self.batch_hosts(context, self.environment, MAIN)
-        hosts = dict(canary["hosts"])
-        for row in rest:
-            hosts[row["host_id"]] = {
-                "final_state": outcomes.NOT_RUN,
-                "reason": "not started: the canary must pass verification and the health gate first",
-                "install_variant": row.get("install_variant", FULL),
-            }
-        reason = None if canary["status"] == "succeeded" else f"canary failed: {canary['reason']}"
-        return {
-            **canary,
-            "reason": reason,
-            "hosts": hosts,
-            "canary": {
-                "status": canary["status"],
-                "reason": canary["reason"],
-                "hosts": sorted(canary["hosts"]),
-                "budget": canary["budget"],
-            },
-        }
-
-    def _with_canary(self, context: Any, main: dict[str, Any]) -> dict[str, Any]:
-        """The whole stage: the canary's hosts as the canary left them, the rest as verified now."""
-        canary_stage = self._stage_level_record(context, "canary/stage.json") or {}
-        section = dict(canary_stage.get("canary") or {})
-        section["health"] = self._stage_level_record(context, "canary/health.json")
-        hosts = {h: e for h, e in (canary_stage.get("hosts") or {}).items() if e.get("batch") == CANARY}
-        hosts.update(main["hosts"])
-        return {
-            **main,
-            "started_at": canary_stage.get("started_at") or main["started_at"],
-            "command_ids": [*canary_stage.get("command_ids", []), *main["command_ids"]],
-            "hosts": hosts,
-            "canary": section,
-        }
-
-    def _kernel_reasons(self, context: Any) -> dict[str, str]:
-        preflight = self.read_record(self.paths(context).run_file("preflight.json"))
-        return {
-            d["host_id"]: d.get("reason") or ""
-            for d in preflight["decisions"]
-            if d.get("variant", FULL) != FULL and d["verdict"] == "eligible"
-        }
+    @staticmethod
+    def _expected_kernel(plan: dict[str, Any], row: dict[str, Any]) -> str | None:
+        """The kernel a host should run after the install: the plan's, unless its kernel update was held."""
+        planned = target_kernel(plan, row["os_family"]) if row.get("install_variant", FULL) == FULL else None
+        return planned or row.get("kernel")
 
     def _stage_record(self, context: Any, name: str) -> Any:
         """This batch's record of the stage (the canary's live under ``canary/``)."""
