@@ -10,7 +10,9 @@ approved. Instances therefore share a job only when their OS families' plans giv
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,3 +89,79 @@ def gcp_patch_job_groups(
         for job in found
     ]
     return jobs, idle
+
+
+def disruption_budget(max_errors: str) -> dict[str, int]:
+    """The tenant's MaxErrors as an OS Config disruption budget (per zone): a count or a percent.
+
+    The API takes ``fixed`` at least 1 or ``percent`` 1 to 100 (FixedOrPercent,
+    https://cloud.google.com/compute/docs/osconfig/rest/v1/FixedOrPercent, and PatchRollout's "at least
+    1"), where MaxErrors may be 0: a zero budget becomes 1, the least OS Config accepts.
+    """
+    if max_errors.endswith("%"):
+        return {"percent": max(1, int(max_errors[:-1]))}
+    return {"fixed": max(1, int(max_errors))}
+
+
+@dataclass(frozen=True)
+class GcpPatchJobName:
+    """How one patch job names itself: a display name unique in the run's stage and batch, and a
+    description naming the tenant, plan and run, by which a retry finds a job whose start it did not
+    record (ExecutePatchJob takes no request id)."""
+
+    display_name: str
+    description: str
+
+
+def patch_job_names(
+    groups: Sequence[GcpPatchJobGroup],
+    *,
+    tenant_id: str,
+    cycle_date: str,
+    environment: str,
+    batch: str | None,
+    plan_hash: str,
+    run_token: str,
+) -> list[GcpPatchJobName]:
+    """Each group's names, in order. Groups of one project and variant (different lists) are numbered
+    ``-1``, ``-2``...; a lone group is not."""
+    per_variant = Counter((g.project, g.variant) for g in groups)
+    seen: Counter[tuple[str, str]] = Counter()
+    names = []
+    suffix = f"-{batch}" if batch else ""
+    for group in groups:
+        key = (group.project, group.variant)
+        seen[key] += 1
+        part = f"-{seen[key]}" if per_variant[key] > 1 else ""
+        names.append(
+            GcpPatchJobName(
+                display_name=(
+                    f"pc-{cycle_date}-{environment}{suffix}-{group.variant.replace('_', '-')}{part}"
+                ),
+                description=(
+                    f"patchcycle {tenant_id} {cycle_date} {environment} "
+                    f"plan {plan_hash[:12]} {group.variant} run {run_token}"
+                ),
+            )
+        )
+    return names
+
+
+# ExecutePatchJob's createTime is the server's clock; the intent is ours: allow this much skew.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def started_job(
+    candidates: Iterable[Mapping[str, Any]], description: str, intent_at: dt.datetime
+) -> Mapping[str, Any] | None:
+    """Of the project's jobs with the group's display name, the one an earlier attempt started: the
+    same description (tenant, plan, run), created no earlier than its recorded intent (less the clock
+    skew). None when the earlier attempt stopped before OS Config created it."""
+    since = intent_at - CLOCK_SKEW
+    for job in candidates:
+        created = job.get("createTime")
+        if job.get("description") != description or not created:
+            continue
+        if dt.datetime.fromisoformat(str(created).replace("Z", "+00:00")) >= since:
+            return job
+    return None

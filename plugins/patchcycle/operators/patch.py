@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from patchcycle.domain import arc_installs
 from patchcycle.domain.canary import CANARY
 from patchcycle.domain.inventory import is_rds
 from patchcycle.domain.plan import FULL, install_selection, rds_update_id
@@ -33,7 +34,6 @@ from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, ut
 from patchcycle.triggers import checks
 
 TARGET_TAG = "patchcycle:target"
-ARC_MAX_DURATION = "PT2H"  # per machine; Update Manager stops an install that runs longer
 OSCONFIG_DURATION_SECONDS = 2 * 3600
 
 
@@ -284,47 +284,6 @@ def _iso(moment: Any) -> str | None:
     return moment.isoformat() if hasattr(moment, "isoformat") else (str(moment) if moment else None)
 
 
-def arc_install_parameters(
-    patches: Sequence[dict[str, Any]], windows: bool, reboot: str = "IfRequired"
-) -> dict[str, Any]:
-    """The installPatches body that installs exactly the plan's patches for one machine, and nothing
-    else: Linux a versioned mask ``name_version`` per package, Windows the KB numbers; no
-    ``classificationsToInclude``, whose updates Update Manager would install in addition to the named
-    ones; reboot if an update requires it (a kernel only takes effect after one).
-
-    Microsoft Learn, "How to programmatically manage updates for Azure Arc-enabled servers"
-    (https://learn.microsoft.com/azure/update-manager/manage-arc-enabled-servers-programmatically),
-    "Update deployment" > "Request body": kbNumbersToInclude / packageNameMasksToInclude are installed
-    "over and above" the classifications' updates. The HybridCompute swagger 2024-07-10
-    (definitions/LinuxParameters, WindowsParameters) requires none of their properties, so the
-    classifications are left out. ``maxPatchPublishDate`` is not sent: it can only narrow the named KBs,
-    and no document says how it combines with them. A package the plan froze without a version can only
-    be named bare (the newest is installed); verify reads back what was installed either way.
-    """
-    from patchcycle.domain.catalog_arc import arc_package_mask
-
-    body: dict[str, Any] = {"maximumDuration": ARC_MAX_DURATION, "rebootSetting": reboot}
-    if windows:
-        kbs = sorted({str(p["kb"]).upper().removeprefix("KB") for p in patches if p.get("kb")})
-        body["windowsParameters"] = {"kbNumbersToInclude": kbs, "excludeKbsRequiringReboot": False}
-    else:
-        masks = sorted(
-            {
-                arc_package_mask(p["package"], p.get("version"), p.get("epoch"))
-                for p in patches
-                if p.get("package")
-            }
-        )
-        body["linuxParameters"] = {"packageNameMasksToInclude": masks}
-    return body
-
-
-def planned_patches(plan: dict[str, Any], os_family: str, patch_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The plan's approved patches (their JSON) of one OS family that an install selection names."""
-    wanted = set(patch_ids)
-    return [p for p in plan.get("approved", {}).get(os_family, []) if p["id"] in wanted]
-
-
 class PatchAzureOperator(PatchCloudOperator):
     """installPatches on the stage's Arc machines, a bounded number in flight, until all have finished.
 
@@ -359,14 +318,11 @@ class PatchAzureOperator(PatchCloudOperator):
 
         state = self._state(context)
         state["results"].update(finished)
-        for host_id, op in state["operations"].items():
-            if op.get("intent_at") and not op.get("location") and host_id not in state["results"]:
-                # An earlier attempt meant to start this machine and stopped before recording the
-                # answer: installPatches takes no idempotency key and no API lists a machine's running
-                # installs, so it is not sent again (at most once); verify judges it by its assessment.
-                op["answer_lost"] = True
-                state["results"][host_id] = None
-                log.record("patch.answer_lost", target=host_id, result="unknown", intent_at=op["intent_at"])
+        for host_id in arc_installs.answers_lost(state["operations"], state["results"]):
+            op = state["operations"][host_id]
+            op["answer_lost"] = True
+            state["results"][host_id] = None
+            log.record("patch.answer_lost", target=host_id, result="unknown", intent_at=op["intent_at"])
         rows = {r["host_id"]: r for r in self.ready_hosts(context)}
 
         def record(current: dict[str, Any]) -> None:
@@ -376,25 +332,20 @@ class PatchAzureOperator(PatchCloudOperator):
             )
 
         rate = self.tenant.environment(self.environment).rate_control
-        slots = rate.max_concurrency_for(len(rows))
-        allowed = rate.max_errors_for(len(rows))
-        errors = sum(1 for r in state["results"].values() if arc_result_failed(r))
-        queued = [h for h in sorted(rows) if h not in state["operations"]]
-        stopped = errors > allowed
-        if stopped and queued and not state["not_sent"]:
-            state["not_sent"] = queued
+        decision = arc_installs.plan_round(list(rows), state["operations"], state["results"], rate)
+        if decision.not_sent and not state["not_sent"]:
+            state["not_sent"] = decision.not_sent
             log.record(
                 "patch.budget_exhausted",
                 target=f"azure:{self.environment}",
                 result="stopped",
-                errors=errors,
-                allowed_errors=allowed,
-                not_sent=len(queued),
+                errors=decision.errors,
+                allowed_errors=decision.allowed_errors,
+                not_sent=len(decision.not_sent),
             )
-        if not stopped:
-            in_flight = [h for h in state["operations"] if h not in state["results"]]
+        if decision.start:
             plan, info = self.plan(context), self.plan_info(context)
-            for host_id in queued[: max(0, slots - len(in_flight))]:
+            for host_id in decision.start:
                 host = rows[host_id]
                 selection = self.selection(plan, host)
                 if not selection.patch_ids:
@@ -406,8 +357,8 @@ class PatchAzureOperator(PatchCloudOperator):
                     state["results"][host_id] = None
                     log.record("patch.nothing_to_install", target=host_id, name=host["name"])
                     continue
-                body = arc_install_parameters(
-                    planned_patches(plan, host["os_family"], selection.patch_ids),
+                body = arc_installs.install_parameters(
+                    arc_installs.planned_patches(plan, host["os_family"], selection.patch_ids),
                     windows=host["os_family"].startswith("windows"),
                 )
                 conn_id = self.azure_conn_id(host["account"])
@@ -443,10 +394,14 @@ class PatchAzureOperator(PatchCloudOperator):
         pending = {
             h: op for h, op in state["operations"].items() if h not in state["results"] and op.get("location")
         }
-        remaining = 0 if stopped else len([h for h in rows if h not in state["operations"]])
+        remaining = 0 if decision.stopped else len([h for h in rows if h not in state["operations"]])
         if not pending and not remaining:
             return self._finish(context, log, state, timed_out=False)
-        payload = {"operations": pending, "queued": remaining, "wake_after": max(1, len(pending) // 2)}
+        payload = {
+            "operations": pending,
+            "queued": remaining,
+            "wake_after": arc_installs.wake_after(len(pending)),
+        }
         return self.wait_for(context, self.check, payload)
 
     def _finish(self, context: Any, log: EventLog, state: dict[str, Any], timed_out: bool) -> dict[str, Any]:
@@ -467,17 +422,11 @@ class PatchAzureOperator(PatchCloudOperator):
             target=f"azure:{self.environment}",
             result="timeout" if timed_out else "done",
             machines=len(state["operations"]),
-            failed=sum(1 for r in state["results"].values() if arc_result_failed(r)),
+            failed=sum(1 for r in state["results"].values() if arc_installs.result_failed(r)),
             not_sent=len(state["not_sent"]),
             rounds=state["round"],
         )
         return {"machines": len(out)}
-
-
-def arc_result_failed(result: dict[str, Any] | None) -> bool:
-    if not result:
-        return False
-    return result.get("status") not in ("Succeeded",) or bool(result.get("failedPatchCount"))
 
 
 class PatchGcpOperator(PatchCloudOperator):
@@ -520,38 +469,34 @@ class PatchGcpOperator(PatchCloudOperator):
         YumSettings, https://cloud.google.com/compute/docs/osconfig/rest/v1/PatchConfig): the planned
         versions are logged with the job, and verify reads back what was installed.
         """
-        from patchcycle.domain.gcp_jobs import gcp_patch_job_groups
+        from patchcycle.domain import gcp_jobs
         from patchcycle.hooks.gcp_osconfig import OsConfigHook
 
         info = self.plan_info(context)
         plan = self.plan(context)
         rate = self.tenant.environment(self.environment).rate_control
-        budget = disruption_budget(rate.max_errors)
-        groups, idle = gcp_patch_job_groups(plan, self.ready_hosts(context))
+        budget = gcp_jobs.disruption_budget(rate.max_errors)
+        groups, idle = gcp_jobs.gcp_patch_job_groups(plan, self.ready_hosts(context))
         for host in idle:
             # An empty exclusive list would make OS Config apply the OS's default update set.
             log.record("patch.nothing_to_install", target=host["host_id"], name=host["name"])
-        per_variant = Counter((g.project, g.variant) for g in groups)
-        seen: Counter[tuple[str, str]] = Counter()
+        names = gcp_jobs.patch_job_names(
+            groups,
+            tenant_id=self.tenant_id,
+            cycle_date=info["cycle_date"],
+            environment=self.environment,
+            batch=self.batch,
+            plan_hash=info["plan_hash"],
+            run_token=hashlib.sha256(context["run_id"].encode()).hexdigest()[:8],
+        )
         jobs: list[dict[str, Any]] = []
-        batch = f"-{self.batch}" if self.batch else ""
         record_key = self.record_key(context, "jobs.json")
         done = {(j["project"], j["display_name"]): j for j in earlier if j.get("display_name")}
         steps = iter(range(10_000))
-        run_token = hashlib.sha256(context["run_id"].encode()).hexdigest()[:8]
-        for group in groups:
-            key = (group.project, group.variant)
-            seen[key] += 1
-            part = f"-{seen[key]}" if per_variant[key] > 1 else ""
+        for group, name in zip(groups, names, strict=True):
+            display_name, description = name.display_name, name.description
             conn_id = self.gcp_conn_id(group.project)
             hook = OsConfigHook(gcp_conn_id=conn_id, project_id=group.project)
-            display_name = (
-                f"pc-{info['cycle_date']}-{self.environment}{batch}-{group.variant.replace('_', '-')}{part}"
-            )
-            description = (
-                f"patchcycle {self.tenant_id} {info['cycle_date']} {self.environment} "
-                f"plan {info['plan_hash'][:12]} {group.variant} run {run_token}"
-            )
             entry = {
                 "name": None,
                 "display_name": display_name,
@@ -565,17 +510,13 @@ class PatchGcpOperator(PatchCloudOperator):
                 jobs.append(prior)
                 continue
             if prior is not None and prior.get("intent_at"):
-                since = dt.datetime.fromisoformat(prior["intent_at"]) - dt.timedelta(minutes=5)
-                found = [
-                    j
-                    for j in hook.patch_jobs(display_name)
-                    if j.get("description") == description
-                    and dt.datetime.fromisoformat(str(j.get("createTime")).replace("Z", "+00:00")) >= since
-                ]
-                if found:
-                    jobs.append({**entry, "name": found[0]["name"]})
+                found = gcp_jobs.started_job(
+                    hook.patch_jobs(display_name), description, dt.datetime.fromisoformat(prior["intent_at"])
+                )
+                if found is not None:
+                    jobs.append({**entry, "name": found["name"]})
                     self.write_record(context, record_key, jobs, step=next(steps))
-                    log.record("patch.reconciled", target=f"gcp:{group.project}", job=found[0]["name"])
+                    log.record("patch.reconciled", target=f"gcp:{group.project}", job=found["name"])
                     continue
             intent = {**entry, "intent_at": dt.datetime.now(dt.UTC).isoformat()}
             self.write_record(context, record_key, [*jobs, intent], step=next(steps))
@@ -652,13 +593,6 @@ class PatchGcpOperator(PatchCloudOperator):
             results.setdefault(host["host_id"], {"nothing_to_install": True})
         self.write_record(context, self.record_key(context, "results.json"), results)
         return {"instances": len(results)}
-
-
-def disruption_budget(max_errors: str) -> dict[str, int]:
-    """The tenant's MaxErrors as an OS Config disruption budget (per zone): a count or a percent."""
-    if max_errors.endswith("%"):
-        return {"percent": max(1, int(max_errors[:-1]))}
-    return {"fixed": max(1, int(max_errors))}
 
 
 class PatchRdsOperator(PatchCloudOperator):

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from patchcycle.domain import outcomes, verification
+from patchcycle.domain import arc_installs, outcomes, verification
 from patchcycle.domain.approval import rejection_reason
 from patchcycle.domain.canary import CANARY, MAIN
 from patchcycle.domain.inventory import is_rds
@@ -392,7 +392,6 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         from patchcycle.domain.catalog_arc import approvable_missing, install_readback
         from patchcycle.domain.inventory import plan_patch_index
         from patchcycle.hooks.azure_arc import ArcError, ArcHook
-        from patchcycle.operators.patch import planned_patches
 
         results = self._stage_record(context, "azure-results.json") or {}
         index = plan_patch_index(plan)
@@ -424,7 +423,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
                 assessment_missing_ids(assessment, row["os_family"], index), selection.patch_ids
             )
             result = sent.get("result") or {}
-            planned = planned_patches(plan, row["os_family"], selection.patch_ids)
+            planned = arc_installs.planned_patches(plan, row["os_family"], selection.patch_ids)
             activity = str(result.get("installationActivityId") or "").lower()
             runs = installations.get(row["host_id"].lower(), {})
             readback = install_readback(planned, runs.get(activity) if activity in runs else None)
