@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk.exceptions import AirflowSkipException
 
 from patchcycle.operators.base import CycleTaskMixin, EventLog, utcnow
 
@@ -33,9 +32,7 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
         self.environment = environment
 
     def execute(self, context: Any) -> Any:
-        info = self.plan_info(context)
-        if info["dry_run"] or self.environment not in info["environments"]:
-            raise AirflowSkipException(f"{self.environment} is not part of this run")
+        info = self.stage_plan_info(context, str(self.environment))
         hosts = self.stage_hosts(context, self.environment)
         earlier = [
             f"- {env}: {(self.stage_record(context, env) or {}).get('status', 'not run')}"

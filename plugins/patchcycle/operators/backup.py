@@ -101,13 +101,9 @@ class CreateBackupsOperator(CycleOperator):
         self.environment = environment
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
 
         started_at = utcnow().isoformat()
-        info = self.plan_info(context)
-        if info["dry_run"] or self.environment not in info["environments"]:
-            # A dry run, or an environment this run does not include: the stage is skipped, not failed.
-            raise AirflowSkipException(f"{self.environment} is not part of this run")
+        info = self.stage_plan_info(context, str(self.environment))
         paths = self.paths(context)
         rows = by_cloud(self.stage_hosts(context, self.environment))
         aws = rows.get("aws", [])

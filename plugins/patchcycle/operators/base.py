@@ -165,6 +165,16 @@ class CycleTaskMixin:
             raise RuntimeError("the plan task left no cycle plan; it must run first")
         return self._unplanned_info(context)
 
+    def stage_plan_info(self, context: Any, environment: str) -> dict[str, Any]:
+        """The run's plan facts for a task of ``environment``'s stage; the task is skipped (not failed)
+        when the stage is not part of the run: a dry run, or an environment the run's params left out."""
+        info = self.plan_info(context)
+        if info["dry_run"] or environment not in info["environments"]:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(f"{environment} is not part of this run")
+        return info
+
     def _unplanned_info(self, context: Any) -> dict[str, Any]:
         """The run's facts when its plan task never finished (it crashed, was marked failed, or its worker
         died): the run's cycle as the plan would have resolved it and an empty frozen plan, so the evidence

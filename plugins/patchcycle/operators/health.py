@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
 from patchcycle.triggers import checks
@@ -48,9 +48,7 @@ class HealthGateOperator(WaitArguments, CycleOperator):
     def run(self, context: Any, log: EventLog) -> Any:
         from patchcycle.hooks.dynatrace import DynatraceHook
 
-        info = self.plan_info(context)
-        if info["dry_run"] or self.environment not in info["environments"]:
-            raise AirflowSkipException(f"{self.environment} is not part of this run")
+        self.stage_plan_info(context, str(self.environment))
         policy = self.tenant.health
         stage = self.read_record(self.batch_file(context, self.environment, self.batch, "stage.json"))
         started = dt.datetime.fromisoformat(stage["started_at"])

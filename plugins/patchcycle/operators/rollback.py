@@ -555,9 +555,7 @@ class RollbackFailedHostsOperator(RestoreHostsOperator):
         policy_set = self.tenant.rollback
         if policy_set is None or not policy_set.automatic:
             raise AirflowSkipException(f"tenant {self.tenant_id} has not opted in to automatic rollback")
-        info = self.plan_info(context)
-        if info["dry_run"] or self.environment not in info["environments"]:
-            raise AirflowSkipException(f"{self.environment} is not part of this run")
+        self.stage_plan_info(context, str(self.environment))
         paths = self.paths(context)
         # The stage as verified (a stage stopped at its canary is the canary's record).
         stage = self.stage_record(context, str(self.environment))

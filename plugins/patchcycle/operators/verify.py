@@ -59,9 +59,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         """Wait (deferred) until every host the install touched is back from its reboot, then verify."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        info = self.plan_info(context)
-        if info["dry_run"] or self.environment not in info["environments"]:
-            raise AirflowSkipException(f"{self.environment} is not part of this run")
+        self.stage_plan_info(context, str(self.environment))
         if rejected := rejection_reason(self._stage_level_record(context, "approval.json")):
             raise AirflowSkipException(f"{self.environment} was not approved: {rejected}")
         payload = self._reboot_watch(context)

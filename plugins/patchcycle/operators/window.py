@@ -46,9 +46,7 @@ class ChangeWindowGateOperator(WaitArguments, CycleOperator):
         return f"window-{self.batch or 'stage'}.json"
 
     def run(self, context: Any, log: EventLog) -> Any:
-        info = self.plan_info(context)
-        if info["dry_run"] or self.environment not in info["environments"]:
-            raise AirflowSkipException(f"{self.environment} is not part of this run")
+        info = self.stage_plan_info(context, str(self.environment))
         return self._decide(context, log, info)
 
     def execute_complete(self, context: Any, event: Any = None, opens: str | None = None) -> Any:
