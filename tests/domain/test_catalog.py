@@ -247,3 +247,58 @@ def test_planned_item_states_on_windows_match_by_kb():
     assert c.planned_item_states(planned, rows, "windows_2019") == {"guid-1": c.INSTALLED}
     rows = [{"KBId": "KB5034127", "Title": "", "State": "InstalledPendingReboot"}]
     assert c.planned_item_states(planned, rows, "windows_2019") == {"guid-1": c.PENDING_REBOOT}
+
+
+# -- Reading a Scan's missing patches ------------------------------------------------------------
+REQUESTED = dt.datetime(2026, 11, 22, 2, 5, tzinfo=dt.UTC)
+
+
+def _state(operation="Scan", baseline="pb-al2023", ended="2026-11-22T02:09:00+00:00", missing=3):
+    return {
+        "Operation": operation,
+        "BaselineId": baseline,
+        "OperationEndTime": ended,
+        "MissingCount": missing,
+    }
+
+
+def test_only_this_cycles_scan_against_the_tenant_baseline_is_read():
+    states = {
+        "i-current": _state(),
+        "i-nothing-missing": _state(missing=0),
+        "i-install": _state(operation="Install"),
+        "i-other-baseline": _state(baseline="pb-default"),
+        "i-stale": _state(ended="2026-11-21T23:00:00+00:00"),
+        "i-aware-boto": _state(ended=dt.datetime(2026, 11, 22, 2, 6, tzinfo=dt.UTC)),
+        "i-naive": _state(ended="2026-11-22T02:06:00"),  # read as UTC
+    }
+    hosts = [*states, "i-no-state"]
+    found = c.scanned_hosts(hosts, states, "pb-al2023", REQUESTED)
+    assert found.to_read == ["i-current", "i-aware-boto", "i-naive"]
+    assert found.unread == ["i-install", "i-other-baseline", "i-stale", "i-no-state"]
+
+
+def test_without_a_requested_time_any_scan_against_the_baseline_is_read():
+    stale = {"i-1": _state(ended="2026-10-01T00:00:00+00:00")}
+    assert c.scanned_hosts(["i-1"], stale, "pb-al2023", None).to_read == ["i-1"]
+
+
+def test_ubuntu_patches_are_aged_from_the_scan_that_found_them_others_by_their_baseline():
+    ended = dt.datetime(2026, 11, 22, 2, 9, tzinfo=dt.UTC)
+    now = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    assert c.scan_first_seen(OsFamily.ubuntu_22_04, ended, REQUESTED, now) == dt.date(2026, 11, 22)
+    assert c.scan_first_seen(OsFamily.ubuntu_22_04, None, None, now) == dt.date(2026, 11, 23)
+    assert c.scan_first_seen(OsFamily.rhel_9, ended, REQUESTED, now) is None
+
+
+def test_scan_notes_name_the_scope_and_what_was_left_out():
+    assert c.scan_notes("aws:111122223333:eu-west-1", 0, 0) == []
+    unread, unparsed = c.scan_notes("aws:111122223333:eu-west-1", 2, 1)
+    assert unread.startswith("2 host(s) in aws:111122223333:eu-west-1 had no Scan")
+    assert unparsed.startswith("1 missing patch row(s) not in the documented KBId/Title format")
+
+
+def test_moment_reads_boto_and_record_timestamps_as_aware():
+    assert c.moment(None) is None and c.moment("") is None
+    assert c.moment("2026-11-22T02:00:00Z") == dt.datetime(2026, 11, 22, 2, tzinfo=dt.UTC)
+    assert c.moment(dt.datetime(2026, 11, 22, 2)).tzinfo is dt.UTC

@@ -13,6 +13,7 @@ from patchcycle.domain.run_conf import (
     conf_problems,
     cycle_date_problem,
     late_scheduled_run_problem,
+    run_info,
 )
 
 NOW = dt.datetime(2026, 12, 3, 22, 0, tzinfo=dt.UTC)
@@ -118,3 +119,34 @@ def test_only_scheduled_runs_are_judged_late(run_type):
 
 def test_a_run_without_a_start_is_not_judged():
     assert _late("scheduled", None) is None
+
+
+def test_a_frozen_plans_run_info_carries_the_runs_params_and_its_install_lists() -> None:
+    info = run_info(
+        cycle_date="2026-11-22",
+        plan_hash="h",
+        plan_url="s3://b/plan.json",
+        install_list_urls={"full": "s3://b/full.yaml", "no_kernel": "s3://b/nk.yaml"},
+        approved_patches=7,
+        environments=["dev", "prod"],
+        params={
+            "dry_run": True,
+            "soak_hours_override": 2,
+            "soak_override_reason": "CAB-1",
+            "window_override_reason": "  ",
+        },
+    )
+    assert info["install_list_url"] == "s3://b/full.yaml"
+    assert info["environments"] == ["dev", "prod"] and info["approved_patches"] == 7
+    assert info["dry_run"] is True and info["soak_hours_override"] == 2
+    assert info["window_override_reason"] is None, "a blank reason is no reason"
+    assert "refused" not in info and "unplanned" not in info
+
+
+def test_a_refused_or_unplanned_run_patches_nothing() -> None:
+    for why in ({"refused": ["dryrun is not a parameter"]}, {"unplanned": "the plan task did not finish"}):
+        info = run_info(cycle_date="2026-11-22", plan_hash="h", plan_url="u", **why)
+        assert info["environments"] == [] and info["install_list_urls"] == {}
+        assert info["install_list_url"] is None and info["dry_run"] is False
+        key = next(iter(why))
+        assert info[key] == why[key]

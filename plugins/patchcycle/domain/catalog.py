@@ -264,6 +264,79 @@ def catalog_patch_from_instance_patch(
     )
 
 
+# -- Reading a Scan's missing patches --------------------------------------------------------------
+def moment(value: Any) -> dt.datetime | None:
+    """A timestamp from boto3 (aware datetime) or a record (ISO text) as an aware datetime; None when
+    absent. A naive one is UTC (SSM's API returns aware timestamps; records are written in UTC)."""
+    if value is None or value == "":
+        return None
+    parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class ScanHosts:
+    """Of a family's hosts, those whose Scan says they miss something (``to_read``: their missing
+    patches are read with DescribeInstancePatches) and those with no Scan to read (``unread``)."""
+
+    to_read: list[str]
+    unread: list[str]
+
+
+def scanned_hosts(
+    host_ids: Sequence[str],
+    states: Mapping[str, Mapping[str, Any]],
+    baseline_id: str | None,
+    requested_at: dt.datetime | None,
+) -> ScanHosts:
+    """Which hosts' patch states (``DescribeInstancePatchStates``) show this cycle's Scan.
+
+    A state counts only when its last operation was a Scan, measured against the tenant's baseline for
+    the family (``BaselineId``: a host of another group was scanned against other rules), and ended no
+    earlier than the Scan this plan requested (an older Scan's missing list is stale). A host whose
+    Scan found nothing missing needs no further call.
+    """
+    to_read: list[str] = []
+    unread: list[str] = []
+    for host_id in host_ids:
+        state = states.get(host_id)
+        ended = moment((state or {}).get("OperationEndTime"))
+        if (
+            not state
+            or state.get("Operation") != "Scan"
+            or state.get("BaselineId") != baseline_id
+            or (requested_at and ended and ended < requested_at)
+        ):
+            unread.append(host_id)
+        elif int(state.get("MissingCount") or 0):
+            to_read.append(host_id)
+    return ScanHosts(to_read, unread)
+
+
+def scan_first_seen(
+    family: OsFamily, scan_ended: dt.datetime | None, requested_at: dt.datetime | None, now: dt.datetime
+) -> dt.date | None:
+    """The date a Scan's missing patch is aged from when its family takes no approval date (Ubuntu):
+    the Scan that found it, the first detection we know. None for families whose baseline applied the
+    approval cutoff already."""
+    if supports_approval_date(family):
+        return None
+    return (scan_ended or requested_at or now).date()
+
+
+def scan_notes(scope: str, unread: int, unparsed: int) -> list[str]:
+    """What the plan says about a family's Scan reading in one account and region."""
+    notes = []
+    if unread:
+        notes.append(
+            f"{unread} host(s) in {scope} had no Scan against the tenant's baseline to read; "
+            "their missing patches are not in the catalog"
+        )
+    if unparsed:
+        notes.append(f"{unparsed} missing patch row(s) not in the documented KBId/Title format; not planned")
+    return notes
+
+
 # -- InstallOverrideList -------------------------------------------------------------------------
 def override_entry(patch: Mapping[str, Any], family: str) -> dict[str, str]:
     """One plan patch as an InstallOverrideList entry in the format documented for its OS."""

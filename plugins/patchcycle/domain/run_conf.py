@@ -16,6 +16,7 @@ from typing import Any
 
 from croniter import croniter
 
+from patchcycle.domain.plan import FULL
 from patchcycle.domain.schedule import CYCLE_CRON
 
 CYCLE_PARAMS = (
@@ -133,3 +134,44 @@ def late_scheduled_run_problem(
 def _duration(delta: dt.timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+
+
+def run_info(
+    *,
+    cycle_date: str,
+    plan_hash: str,
+    plan_url: str,
+    install_list_urls: Mapping[str, str] | None = None,
+    approved_patches: int = 0,
+    environments: list[str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    refused: list[str] | None = None,
+    unplanned: str | None = None,
+) -> dict[str, Any]:
+    """The run's facts every later task reads (the plan task's XCom and its ``plan-info`` record).
+
+    A frozen plan gives its hash, URLs, the environments the run covers and the run's params (dry run,
+    overrides with their reasons). A refused run (``refused``: why) and a run whose plan never finished
+    (``unplanned``: why) carry an empty plan: no environment, no install list, not a dry run, so the
+    tasks after the stages record what happened and patch nothing.
+    """
+    params = params or {}
+    urls = dict(install_list_urls or {})
+    info: dict[str, Any] = {
+        "cycle_date": cycle_date,
+        "plan_hash": plan_hash,
+        "plan_url": plan_url,
+        "install_list_url": urls.get(FULL),
+        "install_list_urls": urls,
+        "approved_patches": approved_patches,
+        "environments": list(environments or []),
+        "dry_run": bool(params.get("dry_run")),
+        "soak_hours_override": params.get("soak_hours_override"),
+        "soak_override_reason": params.get("soak_override_reason"),
+        "window_override_reason": (params.get("window_override_reason") or "").strip() or None,
+    }
+    if refused is not None:
+        info["refused"] = list(refused)
+    if unplanned is not None:
+        info["unplanned"] = unplanned
+    return info

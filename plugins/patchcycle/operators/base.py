@@ -199,23 +199,16 @@ class CycleTaskMixin:
         """An empty frozen plan for ``cycle_date``, stored under the run, as the plan info of a run whose
         plan task never finished."""
         from patchcycle.domain.plan import build_cycle_plan
+        from patchcycle.domain.run_conf import run_info
 
         plan = build_cycle_plan(self.tenant, cycle_date, [])
         paths = CyclePaths(plan.cycle_date, run_id)
-        return {
-            "cycle_date": plan.cycle_date,
-            "plan_hash": plan.hash,
-            "plan_url": self.store.put_json(paths.plan(plan.hash), plan.to_dict()),
-            "install_list_url": None,
-            "install_list_urls": {},
-            "approved_patches": 0,
-            "environments": [],
-            "dry_run": False,
-            "unplanned": "the plan task did not finish (see its log): nothing was planned or patched",
-            "soak_hours_override": None,
-            "soak_override_reason": None,
-            "window_override_reason": None,
-        }
+        return run_info(
+            cycle_date=plan.cycle_date,
+            plan_hash=plan.hash,
+            plan_url=self.store.put_json(paths.plan(plan.hash), plan.to_dict()),
+            unplanned="the plan task did not finish (see its log): nothing was planned or patched",
+        )
 
     def paths(self, context: Any) -> CyclePaths:
         return CyclePaths(self.plan_info(context)["cycle_date"], context["run_id"])

@@ -28,11 +28,14 @@ from patchcycle.domain.catalog import (
     SCAN_SOURCE,
     baseline_request,
     catalog_patch_from_instance_patch,
+    moment,
+    scan_first_seen,
+    scan_notes,
+    scanned_hosts,
     supports_approval_date,
 )
 from patchcycle.domain.inventory import environment_for_tag
 from patchcycle.domain.plan import (
-    FULL,
     INSTALL_VARIANTS,
     LEDGER_PREFIX,
     CatalogPatch,
@@ -50,6 +53,7 @@ from patchcycle.domain.run_conf import (
     conf_problems,
     cycle_date_problem,
     late_scheduled_run_problem,
+    run_info,
 )
 from patchcycle.domain.schedule import resolve_cycle_date
 from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, run_type_name
@@ -232,7 +236,7 @@ def _tenant_hosts_by_family(
     return {k: sorted(v) for k, v in hosts.items()}, {k: sorted(v) for k, v in to_tag.items()}
 
 
-def read_aws_catalog(  # noqa: C901 - per-family catalog sources; moves to the domain with the rest of the plan's policy (issue 13)
+def read_aws_catalog(
     tenant: Tenant, cycle_date: dt.date, prepared: dict[str, Any], log: EventLog
 ) -> CatalogRead:
     """Each family's catalog from the SSM source AWS documents for it.
@@ -268,58 +272,40 @@ def read_aws_catalog(  # noqa: C901 - per-family catalog sources; moves to the d
             continue
         hook = SsmFleetHook(aws_conn_id=scope["conn_id"], region_name=scope["region"])
         states = hook.patch_states([h for ids in hosts.values() for h in ids])
-        requested = _date_time(scope.get("requested_at"))
+        requested = moment(scope.get("requested_at"))
         for family_name, ids in sorted(hosts.items()):
             family = OsFamily(family_name)
             baseline_id = scope["baselines"].get(family_name)
-            calls, unread, unparsed, entries = 0, [], 0, 0
-            for host_id in ids:
-                state = states.get(host_id)
-                ended = _date_time((state or {}).get("OperationEndTime"))
-                if (
-                    not state
-                    or state.get("Operation") != "Scan"
-                    or state.get("BaselineId") != baseline_id
-                    or (requested and ended and ended < requested)
-                ):
-                    unread.append(host_id)
-                    continue
-                if not int(state.get("MissingCount") or 0):
-                    continue
+            found = scanned_hosts(ids, states, baseline_id, requested)
+            calls, unparsed, entries = 0, 0, 0
+            for host_id in found.to_read:
                 rows, n = hook.instance_patches(host_id, ["Missing"])
                 calls += n
+                first_seen = scan_first_seen(
+                    family, moment(states[host_id].get("OperationEndTime")), requested, _now()
+                )
                 for row in rows:
                     patch = catalog_patch_from_instance_patch(
                         row,
                         family,
                         approved_by_source=supports_approval_date(family),
-                        # Ubuntu takes no approval date: age from this Scan, the first detection we know.
-                        first_seen=None
-                        if supports_approval_date(family)
-                        else (ended or requested or _now()).date(),
+                        first_seen=first_seen,
                     )
                     if patch is None:
                         unparsed += 1
                     else:
                         read.patches.append(patch)
                         entries += 1
-            if unread:
-                read.notes[family_name].append(
-                    f"{len(unread)} host(s) in aws:{scope['account']}:{scope['region']} had no Scan against "
-                    "the tenant's baseline to read; their missing patches are not in the catalog"
-                )
-            if unparsed:
-                read.notes[family_name].append(
-                    f"{unparsed} missing patch row(s) not in the documented KBId/Title format; not planned"
-                )
+            where = f"aws:{scope['account']}:{scope['region']}"
+            read.notes[family_name].extend(scan_notes(where, len(found.unread), unparsed))
             log.record(
                 "plan.catalog_read",
-                target=f"aws:{scope['account']}:{scope['region']}",
+                target=where,
                 source=SCAN_SOURCE,
                 os_family=family_name,
                 baseline_id=baseline_id,
                 hosts=len(ids),
-                hosts_not_scanned=len(unread),
+                hosts_not_scanned=len(found.unread),
                 entries=entries,
                 describe_instance_patches_calls=calls,
             )
@@ -330,15 +316,6 @@ def _iso(value: Any) -> str | None:
     if value is None:
         return None
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def _date_time(value: Any) -> dt.datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    parsed = dt.datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _now() -> dt.datetime:
@@ -494,20 +471,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             self.log.error("the run is refused; nothing was changed: %s", problem)
         plan = build_cycle_plan(self.tenant, cycle_date, [])
         plan_url = self.store.put_json(self._paths.plan(plan.hash), plan.to_dict())
-        info = {
-            "cycle_date": plan.cycle_date,
-            "plan_hash": plan.hash,
-            "plan_url": plan_url,
-            "install_list_url": None,
-            "install_list_urls": {},
-            "approved_patches": 0,
-            "environments": [],
-            "dry_run": False,
-            "refused": refusals,
-            "soak_hours_override": None,
-            "soak_override_reason": None,
-            "window_override_reason": None,
-        }
+        info = run_info(cycle_date=plan.cycle_date, plan_hash=plan.hash, plan_url=plan_url, refused=refusals)
         log.record(
             "cycle.refused",
             target=self.tenant.id,
@@ -518,7 +482,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         self.write_record(context, self._paths.run_file(PLAN_INFO_RECORD), info)
         return info
 
-    def _freeze(  # noqa: C901 - the plan's freeze steps; moves to the domain with the rest of the plan's policy (issue 13)
+    def _freeze(
         self,
         context: Any,
         log: EventLog,
@@ -538,6 +502,60 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
                     command_id=scope["command_id"],
                     status=(event.get("commands") or {}).get(scope["command_id"]),
                 )
+        catalog, notes = self._read_catalogs(cycle_date, prepared, log)
+        plan = build_cycle_plan(tenant, cycle_date, catalog, self._rds_os_updates(log), source_notes=notes)
+        paths = CyclePaths(plan.cycle_date, context["run_id"])
+        plan_url = self.store.put_json(paths.plan(plan.hash), plan.to_dict())
+        # One install list per variant: the full plan, and the plan without kernel updates for hosts
+        # whose sensor does not support the new kernel (the pre-flight kernel gate decides who).
+        install_urls = {
+            variant: self.store.put_bytes(
+                paths.install_list(plan.hash, variant),
+                install_override_list(plan, variant).encode(),
+                "application/x-yaml",
+            )
+            for variant in INSTALL_VARIANTS
+        }
+        for line in plan.summary_lines():
+            self.log.info("%s", line)
+        info = run_info(
+            cycle_date=plan.cycle_date,
+            plan_hash=plan.hash,
+            plan_url=plan_url,
+            install_list_urls=install_urls,
+            approved_patches=len(plan.patch_ids),
+            environments=environments,
+            params=params,
+        )
+        dry_run = info["dry_run"]
+        log.record(
+            "plan.frozen",
+            target=tenant.id,
+            plan_hash=plan.hash,
+            cycle_date=plan.cycle_date,
+            approved_patches=len(plan.patch_ids),
+            environments=environments,
+            dry_run=dry_run,
+            run_type=run_type_name(context["dag_run"]),
+        )
+        if params.get("soak_hours_override") is not None:
+            log.record(
+                "soak.override_requested",
+                target=tenant.id,
+                soak_hours=params["soak_hours_override"],
+                reason=params["soak_override_reason"],
+            )
+        if info["window_override_reason"]:
+            log.record("window.override_requested", target=tenant.id, reason=info["window_override_reason"])
+        self.write_record(context, paths.run_file(PLAN_INFO_RECORD), info)
+        return info
+
+    def _read_catalogs(
+        self, cycle_date: dt.date, prepared: dict[str, Any], log: EventLog
+    ) -> tuple[list[CatalogPatch], dict[str, list[str]]]:
+        """Every cloud's catalog of the tenant's families, aged by the ledger, and what the plan must say
+        about its sources (a cloud that could not be read, families whose source has no approval date)."""
+        tenant = self.tenant
         catalog: list[CatalogPatch] = []
         notes: dict[str, list[str]] = defaultdict(list)
         for cloud, reader in CATALOG_READERS.items():
@@ -571,57 +589,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
                 notes[family.value].extend(
                     baseline_request(tenant.id, baseline, approval_cutoff(cycle_date, 0)).notes
                 )
-        plan = build_cycle_plan(tenant, cycle_date, catalog, self._rds_os_updates(log), source_notes=notes)
-        paths = CyclePaths(plan.cycle_date, context["run_id"])
-        plan_url = self.store.put_json(paths.plan(plan.hash), plan.to_dict())
-        # One install list per variant: the full plan, and the plan without kernel updates for hosts
-        # whose sensor does not support the new kernel (the pre-flight kernel gate decides who).
-        install_urls = {
-            variant: self.store.put_bytes(
-                paths.install_list(plan.hash, variant),
-                install_override_list(plan, variant).encode(),
-                "application/x-yaml",
-            )
-            for variant in INSTALL_VARIANTS
-        }
-        install_url = install_urls[FULL]
-        for line in plan.summary_lines():
-            self.log.info("%s", line)
-        dry_run = bool(params.get("dry_run"))
-        info = {
-            "cycle_date": plan.cycle_date,
-            "plan_hash": plan.hash,
-            "plan_url": plan_url,
-            "install_list_url": install_url,
-            "install_list_urls": install_urls,
-            "approved_patches": len(plan.patch_ids),
-            "environments": environments,
-            "dry_run": dry_run,
-            "soak_hours_override": params.get("soak_hours_override"),
-            "soak_override_reason": params.get("soak_override_reason"),
-            "window_override_reason": (params.get("window_override_reason") or "").strip() or None,
-        }
-        log.record(
-            "plan.frozen",
-            target=tenant.id,
-            plan_hash=plan.hash,
-            cycle_date=plan.cycle_date,
-            approved_patches=len(plan.patch_ids),
-            environments=environments,
-            dry_run=dry_run,
-            run_type=run_type_name(context["dag_run"]),
-        )
-        if params.get("soak_hours_override") is not None:
-            log.record(
-                "soak.override_requested",
-                target=tenant.id,
-                soak_hours=params["soak_hours_override"],
-                reason=params["soak_override_reason"],
-            )
-        if info["window_override_reason"]:
-            log.record("window.override_requested", target=tenant.id, reason=info["window_override_reason"])
-        self.write_record(context, paths.run_file(PLAN_INFO_RECORD), info)
-        return info
+        return catalog, notes
 
     def _aged_by_ledger(self, catalog: list[CatalogPatch], log: EventLog) -> list[CatalogPatch]:
         """Undated catalog entries aged from the first day a plan of this tenant saw them (the ledger
