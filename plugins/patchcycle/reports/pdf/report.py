@@ -1,0 +1,74 @@
+"""The cycle report's entry point: the evidence document in, the PDF out, section by section in the
+order the reader meets them (this function is the report's table of contents)."""
+
+from __future__ import annotations
+
+import io
+from functools import partial
+from typing import Any
+
+from reportlab.lib.units import inch
+from reportlab.platypus import (
+    SimpleDocTemplate,
+    Spacer,
+)
+
+from patchcycle.reports.pdf.access import access_section
+from patchcycle.reports.pdf.charts import compliance_chart, host_states_chart
+from patchcycle.reports.pdf.controls import controls_section
+from patchcycle.reports.pdf.exceptions import exceptions_section
+from patchcycle.reports.pdf.hosts import attention_section, host_appendix
+from patchcycle.reports.pdf.layout import FooterCanvas
+from patchcycle.reports.pdf.overview import stage_section, summary_section, title_block
+from patchcycle.reports.pdf.patches import patch_section
+from patchcycle.reports.pdf.risk import risk_section, trend_section
+from patchcycle.reports.pdf.style import MARGIN, PAGE_SIZE, Styles, as_text
+
+
+def render_cycle_report(evidence: dict, *, generated_at: str | None = None) -> bytes:
+    """Render the cycle's evidence document as the PDF report; return the PDF bytes.
+
+    ``generated_at`` is printed as the report's generation time; it defaults to the cycle's
+    ``finished_at`` (then ``started_at``) so that identical input gives identical bytes
+    (the PDF is built in reportlab's invariant mode).
+    """
+    tenant = evidence.get("tenant") or {}
+    cycle = evidence.get("cycle") or {}
+    plan = evidence.get("plan") or {}
+    cycle_date = as_text(cycle.get("cycle_date") or plan.get("cycle_date"), "n/a")
+    plan_hash = as_text(cycle.get("plan_hash") or plan.get("hash"), "n/a")
+    if generated_at is None:
+        generated_at = cycle.get("finished_at") or cycle.get("started_at") or "n/a"
+    styles = Styles()
+
+    flow: list[Any] = []
+    flow += title_block(evidence, styles, generated_at)
+    flow += summary_section(evidence, styles)
+    flow += [Spacer(1, 8), compliance_chart(evidence), Spacer(1, 8), host_states_chart(evidence)]
+    flow += stage_section(evidence, styles)
+    flow += controls_section(evidence, styles)
+    flow += risk_section(evidence, styles)
+    flow += trend_section(evidence, styles)
+    flow += exceptions_section(evidence, styles)
+    flow += access_section(evidence, styles)
+    flow += attention_section(evidence, styles)
+    flow += patch_section(evidence, styles)
+    flow += host_appendix(evidence, styles)
+
+    footer = f"{as_text(tenant.get('id'))}  |  cycle {cycle_date}  |  plan {plan_hash[:12]}"
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=PAGE_SIZE,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=0.8 * inch,
+        title=f"Patch cycle report - {as_text(tenant.get('display_name'))} - {cycle_date}",
+        author=as_text(cycle.get("generated_by"), "patchcycle"),
+        subject=f"Patch cycle {cycle_date} for tenant {as_text(tenant.get('id'))}",
+        creator="patchcycle",
+        invariant=1,
+    )
+    doc.build(flow, canvasmaker=partial(FooterCanvas, footer_text=footer))
+    return buffer.getvalue()
