@@ -103,50 +103,6 @@ def test_weekday_numbers_match_datetime() -> None:
 # --- rate control -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("max_errors", "targets", "expected"),
-    [
-        ("10%", 0, 0),
-        ("10%", 1, 0),
-        ("10%", 9, 0),
-        ("10%", 10, 1),
-        ("10%", 19, 1),
-        ("100%", 7, 7),
-        ("0%", 50, 0),
-        ("0", 0, 0),
-        ("0", 10, 0),
-        ("3", 1, 3),
-    ],
-)
-def test_max_errors_for(max_errors: str, targets: int, expected: int) -> None:
-    rate = RateControl(max_concurrency="1", max_errors=max_errors)
-    assert rate.max_errors_for(targets) == expected
-
-
-@pytest.mark.parametrize(
-    ("max_concurrency", "targets", "expected"),
-    [
-        ("10%", 0, 0),
-        ("10%", 1, 1),
-        ("10%", 9, 1),
-        ("10%", 25, 2),
-        ("100%", 4, 4),
-        ("50%", 3, 1),
-        ("1", 0, 0),
-        ("1", 5, 1),
-        ("20", 5, 5),
-    ],
-)
-def test_max_concurrency_for(max_concurrency: str, targets: int, expected: int) -> None:
-    rate = RateControl(max_concurrency=max_concurrency, max_errors="0")
-    assert rate.max_concurrency_for(targets) == expected
-
-
-def test_rate_control_rejects_negative_targets() -> None:
-    with pytest.raises(ValueError, match="targets"):
-        RateControl(max_concurrency="1", max_errors="0").max_errors_for(-1)
-
-
 @pytest.mark.parametrize("value", ["0", "0%", "101%", "150%", "01", "-1", "ten", "10 %", ""])
 def test_max_concurrency_rejects(value: str) -> None:
     with pytest.raises(ValidationError) as caught:

@@ -7,7 +7,6 @@ forbids unknown fields and is frozen, so a typo in a tenant file is an error and
 This module does no file I/O; see :mod:`patchcycle.config.loader` for reading tenant files.
 """
 
-import math
 import re
 import typing
 from datetime import date, time
@@ -398,7 +397,8 @@ class RateControl(_ConfigModel):
     """How fast a patch run may go and how many failures it tolerates.
 
     Both values are written exactly as AWS Systems Manager accepts ``MaxConcurrency`` and
-    ``MaxErrors``: an absolute count (``"10"``) or a percentage of the targets (``"25%"``).
+    ``MaxErrors``: an absolute count (``"10"``) or a percentage of the targets (``"25%"``). What they
+    come to for a run over a number of targets is :mod:`patchcycle.domain.rates`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -415,41 +415,6 @@ class RateControl(_ConfigModel):
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         return value
-
-    def max_errors_for(self, targets: int) -> int:
-        """Number of failed targets tolerated in a run over ``targets`` hosts.
-
-        A percentage is rounded down (``"10%"`` of 19 targets tolerates 1 error); a count is
-        returned as written.
-        """
-        _check_targets(targets)
-        percent = _percent(self.max_errors)
-        if percent is None:
-            return int(self.max_errors)
-        return math.floor(targets * percent / 100)
-
-    def max_concurrency_for(self, targets: int) -> int:
-        """Number of hosts patched at once in a run over ``targets`` hosts.
-
-        A percentage is rounded down but never below one; the result never exceeds ``targets``
-        and is zero only when there are no targets.
-        """
-        _check_targets(targets)
-        if targets == 0:
-            return 0
-        percent = _percent(self.max_concurrency)
-        wanted = int(self.max_concurrency) if percent is None else math.floor(targets * percent / 100)
-        return min(max(1, wanted), targets)
-
-
-def _percent(value: str) -> int | None:
-    """The percentage in ``"25%"`` as 25, or None for an absolute count."""
-    return int(value[:-1]) if value.endswith("%") else None
-
-
-def _check_targets(targets: int) -> None:
-    if targets < 0:
-        raise ValueError(f"targets must be zero or more, got {targets}")
 
 
 _NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})

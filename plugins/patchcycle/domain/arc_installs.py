@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchcycle.config.models import RateControl
+from patchcycle.domain import rates
 from patchcycle.domain.catalog_arc import arc_package_mask
 
 ARC_MAX_DURATION = "PT2H"  # per machine; Update Manager stops an install that runs longer
@@ -106,13 +107,13 @@ def plan_round(
     that finished. Slots are MaxConcurrency of the stage's machines, less those still in flight. When
     the failures exceed MaxErrors no machine is started and every machine not yet started is unsent.
     """
-    allowed = rate.max_errors_for(len(machines))
+    allowed = rates.allowed_errors(rate, len(machines))
     errors = sum(1 for r in results.values() if result_failed(r))
     queued = [h for h in sorted(machines) if h not in operations]
     if errors > allowed:
         return ArcRound(start=[], stopped=True, errors=errors, allowed_errors=allowed, not_sent=queued)
     in_flight = sum(1 for h in operations if h not in results)
-    free = max(0, rate.max_concurrency_for(len(machines)) - in_flight)
+    free = max(0, rates.concurrency(rate, len(machines)) - in_flight)
     return ArcRound(start=queued[:free], stopped=False, errors=errors, allowed_errors=allowed, not_sent=[])
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchcycle.config.models import RateControl
+from patchcycle.domain import rates
 
 # Final states a host can end a cycle in (the evidence vocabulary).
 PATCHED = "patched"
@@ -136,7 +137,7 @@ def stage_verdict(final_states: Mapping[str, str], rate_control: RateControl) ->
     # shows the install left it healthy, so it is not evidence that the stage may go on.
     errors = sum(1 for s in final_states.values() if s in (FAILED, NON_COMPLIANT, NOT_ASSESSED))
     not_run = sum(1 for s in final_states.values() if s == NOT_RUN)
-    allowed = rate_control.max_errors_for(targets)
+    allowed = rates.allowed_errors(rate_control, targets)
     if errors > allowed:
         return StageVerdict(
             False, targets, errors, allowed, f"{errors} of {targets} hosts failed; max errors {allowed}"
