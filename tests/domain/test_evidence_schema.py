@@ -12,10 +12,10 @@ import json
 import jsonschema
 import pytest
 
+from devtools.evidence_documents import NOT_ASSESSED_REASON, make_evidence
 from patchcycle.domain import outcomes as o
 from patchcycle.domain.evidence import EVIDENCE_SCHEMA_VERSION, EVIDENCE_SCHEMA_VERSIONS, evidence_schema_path
 from tests.conftest import REPO
-from tests.reports.conftest import NOT_ASSESSED_REASON, make_evidence
 
 SCHEMAS = {v: json.loads(evidence_schema_path(v).read_text()) for v in EVIDENCE_SCHEMA_VERSIONS}
 SCHEMA = SCHEMAS["1.0"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from devtools.evidence_documents import make_evidence
 from patchcycle.domain.portfolio import PORTFOLIO_COLUMNS, portfolio, tenant_row
-from tests.reports.conftest import make_evidence
 
 
 def test_not_assessed_hosts_are_a_column_and_a_total() -> None:

@@ -9,23 +9,7 @@ import pypdf
 import pytest
 from reportlab.graphics.charts.legends import Legend
 
-from patchcycle.domain import outcomes as o
-from patchcycle.reports.pdf import (
-    ATTENTION_STATES,
-    MAX_ACCESS_ROWS,
-    MAX_ATTENTION_ROWS,
-    MAX_RISK_ROWS,
-    RELEASED_BASIS_LABELS,
-    STATE_COLOURS,
-    STATE_HEX,
-    attention_hosts,
-    host_states_chart,
-    overdue_chart,
-    render_cycle_report,
-    trend_chart,
-)
-
-from .conftest import (
+from devtools.evidence_documents import (
     ACCESS_USER_NAME,
     ACTIVE_EXCEPTION_APPROVER,
     ACTIVE_EXCEPTION_ID,
@@ -44,6 +28,21 @@ from .conftest import (
     TREND_DATES,
     empty_evidence,
     make_evidence,
+)
+from patchcycle.domain import outcomes as o
+from patchcycle.reports.pdf import (
+    ATTENTION_STATES,
+    MAX_ACCESS_ROWS,
+    MAX_ATTENTION_ROWS,
+    MAX_RISK_ROWS,
+    RELEASED_BASIS_LABELS,
+    STATE_COLOURS,
+    STATE_HEX,
+    attention_hosts,
+    host_states_chart,
+    overdue_chart,
+    render_cycle_report,
+    trend_chart,
 )
 
 AUDIT_SECTIONS = (

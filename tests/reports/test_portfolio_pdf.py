@@ -7,10 +7,9 @@ import re
 
 import pypdf
 
+from devtools.evidence_documents import make_evidence
 from patchcycle.domain.portfolio import portfolio, tenant_row
 from patchcycle.reports.portfolio_pdf import render_portfolio_report
-
-from .conftest import make_evidence
 
 
 def test_the_portfolio_reports_not_assessed_hosts() -> None:

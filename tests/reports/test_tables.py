@@ -7,6 +7,13 @@ import io
 
 import pandas as pd
 
+from devtools.evidence_documents import (
+    DRIFT_HOST_NAME,
+    DRIFT_PACKAGE,
+    NOT_ASSESSED_HOST_NAME,
+    NOT_ASSESSED_REASON,
+    make_evidence,
+)
 from patchcycle.reports.tables import (
     HOST_COLUMNS,
     environment_rank,
@@ -14,14 +21,6 @@ from patchcycle.reports.tables import (
     hosts_csv,
     installed_versions_text,
     summary_rows,
-)
-
-from .conftest import (
-    DRIFT_HOST_NAME,
-    DRIFT_PACKAGE,
-    NOT_ASSESSED_HOST_NAME,
-    NOT_ASSESSED_REASON,
-    make_evidence,
 )
 
 
