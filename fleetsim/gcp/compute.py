@@ -39,8 +39,10 @@ parentheses or not, joined by whitespace or ``AND`` (which are the same); anythi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +163,26 @@ class _Vm:
         return self.next_status if self.next_status and now >= self.changes_at else self.status
 
 
+def replays_request_id(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Compute's ``requestId`` on a mutating request: a retry with the same id returns the operation
+    the first request started and does nothing again. google.cloud.compute_v1 StopInstanceRequest (and
+    every insert and action request), ``request_id``: "If you make the request again with the same
+    request ID, the server can check if original operation with the same request ID was received, and
+    if so, will ignore the second request"
+    (https://cloud.google.com/python/docs/reference/compute/latest/google.cloud.compute_v1.types.StopInstanceRequest).
+    A request refused by validation leaves no operation behind, so its retry is validated again."""
+
+    @functools.wraps(handler)
+    def replaying(self: Any, request: Request, now: float, project: str, *args: Any) -> dict[str, Any]:
+        request_id = request.args.get("requestId")
+        replayed = self._by_request_id.get((project, request_id)) if request_id else None
+        if replayed is not None:
+            return self._operation_json(request, replayed, now)
+        return handler(self, request, now, project, *args)
+
+    return replaying
+
+
 class ComputeApi:
     """Compute Engine v1 REST under ``/compute/v1/``: the scenario's GCE instances and disk snapshots."""
 
@@ -235,12 +257,11 @@ class ComputeApi:
             reason="notFound",
         )
 
+    @replays_request_id
     def _create_snapshot(
         self, request: Request, now: float, project: str, zone: str, disk: str
     ) -> dict[str, Any]:
         request_id = request.args.get("requestId")
-        if request_id and (project, request_id) in self._by_request_id:
-            return self._operation_json(request, self._by_request_id[(project, request_id)], now)
         host = self._disk_host(project, zone, disk)
         body = json_body(request)
         name = body.get("name", "")
@@ -476,22 +497,16 @@ class ComputeApi:
             self._by_request_id[(project, request_id)] = operation
         return operation
 
-    def _replayed(self, request: Request, project: str) -> _Operation | None:
-        """The operation a request with this requestId already started (Compute ignores the retry)."""
-        request_id = request.args.get("requestId")
-        return self._by_request_id.get((project, request_id)) if request_id else None
-
     def _power_seconds(self) -> float:
         return self.state.timings.invocation_seconds[0]
 
     def _disk_op_seconds(self) -> float:
         return self.state.timings.command_pending_seconds
 
+    @replays_request_id
     def _stop_instance(
         self, request: Request, now: float, project: str, zone: str, name: str
     ) -> dict[str, Any]:
-        if (replayed := self._replayed(request, project)) is not None:
-            return self._operation_json(request, replayed, now)
         vm = self._vm(project, zone, name)
         status = vm.status_at(now)
         if status in ("STAGING", "PROVISIONING"):
@@ -508,11 +523,10 @@ class ComputeApi:
             operation.done_at = now  # stopping a stopped instance is a no-op that succeeds
         return self._operation_json(request, operation, now)
 
+    @replays_request_id
     def _start_instance(
         self, request: Request, now: float, project: str, zone: str, name: str
     ) -> dict[str, Any]:
-        if (replayed := self._replayed(request, project)) is not None:
-            return self._operation_json(request, replayed, now)
         vm = self._vm(project, zone, name)
         status = vm.status_at(now)
         if status not in ("TERMINATED", "RUNNING"):
@@ -544,11 +558,10 @@ class ComputeApi:
                 reason="invalidResourceUsage",
             )
 
+    @replays_request_id
     def _detach_disk(
         self, request: Request, now: float, project: str, zone: str, name: str
     ) -> dict[str, Any]:
-        if (replayed := self._replayed(request, project)) is not None:
-            return self._operation_json(request, replayed, now)
         vm = self._vm(project, zone, name)
         device = request.args.get("deviceName", "")
         if device != BOOT_DEVICE or vm.boot_disk is None:
@@ -567,11 +580,10 @@ class ComputeApi:
         vm.host.actions.append({"at": rfc3339(now), "action": "gcp.detachDisk", "disk": detached})
         return self._operation_json(request, operation, now)
 
+    @replays_request_id
     def _attach_disk(
         self, request: Request, now: float, project: str, zone: str, name: str
     ) -> dict[str, Any]:
-        if (replayed := self._replayed(request, project)) is not None:
-            return self._operation_json(request, replayed, now)
         vm = self._vm(project, zone, name)
         body = json_body(request)
         disk_name = str(body.get("source", "")).rstrip("/").rsplit("/disks/", 1)[-1]
@@ -614,9 +626,8 @@ class ComputeApi:
         )
         return self._operation_json(request, operation, now)
 
+    @replays_request_id
     def _insert_disk(self, request: Request, now: float, project: str, zone: str) -> dict[str, Any]:
-        if (replayed := self._replayed(request, project)) is not None:
-            return self._operation_json(request, replayed, now)
         body = json_body(request)
         name = body.get("name", "")
         if not isinstance(name, str) or not _NAME.match(name):
