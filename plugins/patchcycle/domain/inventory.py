@@ -96,6 +96,31 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
+def _aws_row(
+    tenant: Tenant, account: str, region: str, host_id: str, host_tags: Mapping[str, str], **facts: Any
+) -> dict[str, Any]:
+    """One EC2 instance's inventory row: what its tags say (name, environment, criticality), then the
+    facts its source knows (``facts``: SSM's registration and patch state, or their absence)."""
+    keys = tenant.host_tags
+    criticality = host_tags.get(keys.criticality, "medium").strip().lower()
+    env_tag = host_tags.get(keys.environment)
+    row: dict[str, Any] = {
+        "cloud": "aws",
+        "account": account,
+        "region": region,
+        "host_id": host_id,
+        "name": host_tags.get(keys.name) or host_id,
+        "environment": environment_for_tag(tenant, env_tag),
+        "environment_tag": env_tag,
+        "kernel": None,
+        "agent_kind": "ssm",
+        "criticality": criticality if criticality in CRITICALITIES else "medium",
+        "resource_group": None,
+        **facts,
+    }
+    return _ordered(row)
+
+
 def normalize_ssm_hosts(
     tenant: Tenant,
     account: str,
@@ -105,41 +130,31 @@ def normalize_ssm_hosts(
     patch_states: Mapping[str, Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
     """Rows for SSM managed instances (``describe_instance_information``), their EC2 tags and patch state."""
-    keys = tenant.host_tags
     rows = []
     for info in instances:
         host_id = info["InstanceId"]
         host_tags = tags.get(host_id, {})
         state = patch_states.get(host_id, {})
         family = os_family_from_ssm(info.get("PlatformName", ""), info.get("PlatformVersion", ""))
-        criticality = host_tags.get(keys.criticality, "medium").strip().lower()
-        env_tag = host_tags.get(keys.environment)
         rows.append(
-            _ordered(
-                {
-                    "cloud": "aws",
-                    "account": account,
-                    "region": region,
-                    "host_id": host_id,
-                    "name": host_tags.get(keys.name) or info.get("ComputerName") or host_id,
-                    "environment": environment_for_tag(tenant, env_tag),
-                    "environment_tag": env_tag,
-                    "os_family": family.value if family else None,
-                    "platform": f"{info.get('PlatformName', '')} {info.get('PlatformVersion', '')}".strip(),
-                    "kernel": None,
-                    "agent_kind": "ssm",
-                    "agent_status": info.get("PingStatus", "Unknown"),
-                    "agent_online": info.get("PingStatus") == "Online",
-                    "criticality": criticality if criticality in CRITICALITIES else "medium",
-                    "missing_count": int(state.get("MissingCount", 0)),
-                    "failed_count": int(state.get("FailedCount", 0)),
-                    "installed_count": int(state.get("InstalledCount", 0)),
-                    "last_patch_operation": state.get("Operation"),
-                    "last_patch_time": _iso(state.get("OperationEndTime")),
-                    "resource_group": None,
-                    "private_ip": info.get("IPAddress"),
-                    **_ssm_missing_detail(state),
-                }
+            _aws_row(
+                tenant,
+                account,
+                region,
+                host_id,
+                host_tags,
+                name=host_tags.get(tenant.host_tags.name) or info.get("ComputerName") or host_id,
+                os_family=family.value if family else None,
+                platform=f"{info.get('PlatformName', '')} {info.get('PlatformVersion', '')}".strip(),
+                agent_status=info.get("PingStatus", "Unknown"),
+                agent_online=info.get("PingStatus") == "Online",
+                missing_count=int(state.get("MissingCount", 0)),
+                failed_count=int(state.get("FailedCount", 0)),
+                installed_count=int(state.get("InstalledCount", 0)),
+                last_patch_operation=state.get("Operation"),
+                last_patch_time=_iso(state.get("OperationEndTime")),
+                private_ip=info.get("IPAddress"),
+                **_ssm_missing_detail(state),
             )
         )
     return rows
@@ -176,39 +191,28 @@ def unregistered_ec2_hosts(
     These are the hosts a cycle would silently skip (an AMI refresh that lost the agent bootstrap);
     they are inventoried so the pre-flight gate holds them with a reason and someone is told.
     """
-    keys = tenant.host_tags
     rows = []
     for host_id, host_tags in sorted(tags.items()):
-        if host_id in managed_ids or keys.environment not in host_tags:
+        if host_id in managed_ids or tenant.host_tags.environment not in host_tags:
             continue
-        criticality = host_tags.get(keys.criticality, "medium").strip().lower()
-        env_tag = host_tags.get(keys.environment)
         rows.append(
-            _ordered(
-                {
-                    "cloud": "aws",
-                    "account": account,
-                    "region": region,
-                    "host_id": host_id,
-                    "name": host_tags.get(keys.name) or host_id,
-                    "environment": environment_for_tag(tenant, env_tag),
-                    "environment_tag": env_tag,
-                    "os_family": None,
-                    "platform": "unknown (no SSM registration)",
-                    "kernel": None,
-                    "agent_kind": "ssm",
-                    "agent_status": "NotRegistered",
-                    "agent_online": False,
-                    "criticality": criticality if criticality in CRITICALITIES else "medium",
-                    "missing_count": 0,
-                    "failed_count": 0,
-                    "installed_count": 0,
-                    "last_patch_operation": None,
-                    "last_patch_time": None,
-                    "resource_group": None,
-                    "private_ip": None,
-                    **_no_missing_detail(),
-                }
+            _aws_row(
+                tenant,
+                account,
+                region,
+                host_id,
+                host_tags,
+                os_family=None,
+                platform="unknown (no SSM registration)",
+                agent_status="NotRegistered",
+                agent_online=False,
+                missing_count=0,
+                failed_count=0,
+                installed_count=0,
+                last_patch_operation=None,
+                last_patch_time=None,
+                private_ip=None,
+                **_no_missing_detail(),
             )
         )
     return rows
