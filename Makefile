@@ -25,7 +25,7 @@ demo: install
 
 ## The whole test suite (unit, fleetsim, DAG integrity, end-to-end cycles through Airflow).
 test: install
-	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=25
+	$(PY) -m pytest -n 4 --dist loadgroup -q --durations=25
 
 lint: install
 	.venv/bin/ruff check .

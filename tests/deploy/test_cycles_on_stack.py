@@ -24,7 +24,12 @@ from devtools.stack import ADMIN_USER, Stack, running_stack
 from devtools.tenant_fleet import bucket, tenant_id, write_scenario, write_tenants
 from tests.e2e.conftest import changes
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stack"), pytest.mark.timeout(3600)]
+pytestmark = [
+    pytest.mark.integration,
+    # Its own process stack (PostgreSQL, Redis, Airflow), apart from test_stack.py's: they run side by side.
+    pytest.mark.xdist_group("stack-cycles"),
+    pytest.mark.timeout(3600),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 E2E = REPO / "tests" / "e2e"
