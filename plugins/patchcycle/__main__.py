@@ -227,6 +227,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``python -m patchcycle`` command line: parse ``argv``, run ``verify-evidence``, and return its
+    exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m patchcycle", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

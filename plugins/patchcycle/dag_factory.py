@@ -157,6 +157,8 @@ def cycle_doc(tenant: Tenant) -> str:
 
 
 def default_args(tenant: Tenant) -> dict[str, Any]:
+    """Default task arguments of the tenant's cycle DAG: its owner, and 2 retries with exponential backoff
+    from ``[patchcycle] retry_delay_seconds`` (120 s unless configured)."""
     # Local runs and tests shorten the delay with [patchcycle] retry_delay_seconds (read from the local
     # configuration, never from a live system, so it is safe at parse time).
     from airflow.configuration import conf

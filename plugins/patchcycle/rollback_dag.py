@@ -25,6 +25,7 @@ START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def rollback_dag_id(tenant: Tenant) -> str:
+    """The id of the tenant's rollback DAG: ``patchcycle_rollback__<tenant id>``."""
     return f"patchcycle_rollback__{tenant.id}"
 
 
@@ -59,6 +60,8 @@ def rollback_params() -> dict[str, Param]:
 
 
 def default_args(tenant: Tenant) -> dict[str, Any]:
+    """Default task arguments of the rollback DAG: the tenant's owner, and 2 retries
+    ``[patchcycle] retry_delay_seconds`` apart (120 s unless configured)."""
     from airflow.configuration import conf
 
     delay = dt.timedelta(seconds=conf.getfloat("patchcycle", "retry_delay_seconds", fallback=120.0))

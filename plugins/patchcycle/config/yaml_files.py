@@ -41,6 +41,8 @@ class UniqueKeyLoader(_BaseSafeLoader):  # type: ignore[misc, valid-type]
     """Safe YAML loader (plain data only) that rejects duplicate keys instead of keeping the last one."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping ``node`` holds; a ``ConstructorError`` naming the key that appears twice (merge keys
+        ``<<`` are not counted)."""
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":

@@ -24,6 +24,8 @@ _CRITICALITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 @dataclass(frozen=True)
 class CanarySplit:
+    """A stage's hosts split into the canary (patched first) and the rest, and the reason for the split."""
+
     canary: tuple[str, ...]  # host ids, patched and verified first
     rest: tuple[str, ...]  # host ids, patched only if the canary stayed healthy
     reason: str

@@ -95,11 +95,8 @@ def patch_group(tenant_id: str, family: OsFamily | str) -> str:
 
 
 def baseline_name(tenant_id: str, family: OsFamily | str) -> str:
+    """The name of the tenant's SSM patch baseline for one family: the same text as its patch group."""
     return patch_group(tenant_id, family)
-
-
-def baseline_name_prefix(tenant_id: str) -> str:
-    return f"patchcycle-{tenant_id}-"
 
 
 def _severity_values(family: OsFamily, severities: Iterable[Severity]) -> list[str]:
@@ -136,6 +133,7 @@ class BaselineRequest:
         }
 
     def update_kwargs(self) -> dict[str, Any]:
+        """UpdatePatchBaseline's arguments but BaselineId: name, rules, description (no OperatingSystem)."""
         return {"Name": self.name, "ApprovalRules": self.approval_rules, "Description": self.description}
 
 

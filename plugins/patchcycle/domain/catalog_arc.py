@@ -148,6 +148,8 @@ def _planned_keys(planned: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str],
 
 
 def describe(props: Mapping[str, Any]) -> str:
+    """A softwarepatches row as its update is named in a list: ``KB<kbId>``, else ``<patchName> <version>``
+    (the name alone when the row has no version)."""
     kb = _kb(props.get("kbId"))
     if kb:
         return f"KB{kb}"

@@ -80,6 +80,7 @@ class Pack:
 
     @property
     def cycle(self) -> Mapping[str, Any]:
+        """The document's ``cycle`` section (empty when it has none)."""
         return self.evidence.get("cycle") or {}
 
     def file_key(self, name: str) -> str:
@@ -146,10 +147,12 @@ class Listed(Generic[T]):
 
     @classmethod
     def of(cls, items: Sequence[T], limit: int) -> Listed[T]:
+        """The first ``limit`` of ``items``, the rest counted in ``more``."""
         return cls(tuple(items[:limit]), max(0, len(items) - limit))
 
     @property
     def total(self) -> int:
+        """How many items there are, shown or not."""
         return len(self.shown) + self.more
 
 
@@ -186,6 +189,7 @@ class OpenException:
 
     @property
     def expiring_soon(self) -> bool:
+        """Whether it expires within :data:`EXPIRING_SOON_DAYS` days of the page's date."""
         return self.days_left <= EXPIRING_SOON_DAYS
 
 

@@ -123,6 +123,9 @@ def _moment(value: str | dt.datetime | None) -> dt.datetime | None:
 
 @dataclass(frozen=True)
 class StageVerdict:
+    """A stage's result: hosts targeted, errors counted against MaxErrors, how many it allows, and why the
+    stage failed (None when it succeeded)."""
+
     succeeded: bool
     targets: int
     errors: int

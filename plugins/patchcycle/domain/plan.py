@@ -51,6 +51,8 @@ class CatalogPatch:
 
     @property
     def is_kernel_update(self) -> bool:
+        """Whether it updates the kernel: it names a kernel release, or its package (else its title) starts
+        with ``kernel``, ``linux-image`` or ``linux-generic``."""
         if self.kernel_release:
             return True
         title = (self.package or self.title).lower()
@@ -113,6 +115,8 @@ class CyclePlan:
     rds_os_updates: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON data, families and RDS updates sorted, ``rds_os_updates`` left out when empty:
+        what is stored and what :attr:`hash` is taken over."""
         data = asdict(self)
         data["approved"] = {k: [asdict(p) for p in v] for k, v in sorted(self.approved.items())}
         data["rds_os_updates"] = sorted(self.rds_os_updates)
@@ -128,6 +132,7 @@ class CyclePlan:
 
     @property
     def patch_ids(self) -> list[str]:
+        """The ids of every approved patch, all families together, sorted and without repeats."""
         return sorted({p.id for patches in self.approved.values() for p in patches})
 
     def summary_lines(self) -> list[str]:
@@ -183,6 +188,7 @@ def planned_rds_updates(plan: CyclePlan | Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def canonical_json(data: object) -> bytes:
+    """``data`` as canonical JSON (sorted keys, no whitespace, UTF-8): the bytes the plan hash covers."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -471,6 +477,7 @@ def ledger_additions(before: Mapping[str, str], after: Mapping[str, str]) -> dic
 
 
 def ledger_key(patch: CatalogPatch) -> str:
+    """An update's key in the first-seen ledger: its :func:`catalog_key` joined with ``|``."""
     return "|".join(catalog_key(patch))
 
 

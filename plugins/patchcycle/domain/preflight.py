@@ -41,6 +41,8 @@ def agent_flapping(host: Mapping[str, Any], now: dt.datetime) -> str | None:
 
 @dataclass(frozen=True)
 class HostDecision:
+    """The gate's verdict on one host, and the reason (None for an eligible host installing the full plan)."""
+
     host_id: str
     verdict: str  # eligible | held | excepted | out_of_scope
     reason: str | None = None
@@ -59,14 +61,17 @@ class PreflightResult:
 
     @property
     def eligible(self) -> list[str]:
+        """The ids of the hosts that may be backed up and patched this cycle."""
         return [d.host_id for d in self.decisions if d.verdict == "eligible"]
 
     @property
     def held(self) -> list[HostDecision]:
+        """The decisions of the hosts in scope that are held this cycle, each with its reason."""
         return [d for d in self.decisions if d.verdict == "held"]
 
     @property
     def out_of_scope(self) -> list[HostDecision]:
+        """The decisions of the hosts outside this run's scope, each with its reason."""
         return [d for d in self.decisions if d.verdict == "out_of_scope"]
 
     @property
@@ -76,10 +81,12 @@ class PreflightResult:
 
     @property
     def excepted(self) -> list[HostDecision]:
+        """The decisions of the hosts a risk acceptance excepts from this cycle."""
         return [d for d in self.decisions if d.verdict == "excepted"]
 
     @property
     def held_share(self) -> float:
+        """The held hosts' share of the in-scope hosts, from 0 to 1 (0.0 when none is in scope)."""
         in_scope = len(self.eligible) + len(self.held)
         return len(self.held) / in_scope if in_scope else 0.0
 
@@ -94,9 +101,11 @@ class PreflightResult:
 
     @property
     def in_scope(self) -> int:
+        """How many hosts are in scope: the eligible and the held (not the excepted or out of scope)."""
         return len(self.eligible) + len(self.held)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as the run's ``preflight.json`` records it: counts, held share, decisions, notes."""
         return {
             "max_held_share": self.max_held_share,
             "held_share": round(self.held_share, 4),

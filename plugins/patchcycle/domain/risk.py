@@ -64,13 +64,16 @@ class PatchLike(Protocol):
     """What risk ranking needs of a patch (an ``ApprovedPatch`` or ``CatalogPatch`` fits)."""
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> str:
+        """The patch's id."""
 
     @property
-    def severity(self) -> str | Severity | None: ...
+    def severity(self) -> str | Severity | None:
+        """Its severity (member or name), used when no CVE has a vector; None: unknown (then an error)."""
 
     @property
-    def cves(self) -> Sequence[str]: ...
+    def cves(self) -> Sequence[str]:
+        """The CVE ids the patch fixes (a repeated id counts once)."""
 
 
 @dataclass(frozen=True)

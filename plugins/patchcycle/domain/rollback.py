@@ -37,10 +37,12 @@ class RollbackTarget:
     resource_group: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The target as plain data, every field by name."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RollbackTarget:
+        """A target from :meth:`to_dict`'s data; a field it lacks is None, other keys are ignored."""
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
 

@@ -45,6 +45,7 @@ class StageHosts:
 
     @property
     def patched(self) -> int:
+        """How many of the batch's hosts ended patched."""
         return sum(1 for e in self.hosts.values() if e["final_state"] == outcomes.PATCHED)
 
 

@@ -26,6 +26,7 @@ class WindowSpan:
     closes: dt.datetime
 
     def contains(self, moment: dt.datetime) -> bool:
+        """Whether ``moment`` falls in this opening: at or after ``opens``, before ``closes``."""
         return self.opens <= moment < self.closes
 
 

@@ -38,6 +38,7 @@ PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of ``items``, each of at most ``size`` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -50,6 +51,8 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
         super().__init__(*args, **kwargs)
 
     def managed_instances(self) -> list[dict[str, Any]]:
+        """Every SSM managed instance (DescribeInstanceInformation, all pages of 50): its ping status,
+        platform and agent version."""
         paginator = self.conn.get_paginator("describe_instance_information")
         rows: list[dict[str, Any]] = []
         for page in paginator.paginate(PaginationConfig={"PageSize": SSM_INSTANCE_INFORMATION_PAGE}):
@@ -57,6 +60,8 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
         return rows
 
     def patch_states(self, instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """DescribeInstancePatchStates, in batches of 50 instance ids, all pages: each instance's patch counts
+        against its baseline, by instance id (an instance with no state yet is absent)."""
         states: dict[str, dict[str, Any]] = {}
         for batch in chunks(list(instance_ids), SSM_PATCH_STATES_BATCH):
             paginator = self.conn.get_paginator("describe_instance_patch_states")
@@ -70,6 +75,8 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
         return states
 
     def available_patches(self, product: str) -> list[dict[str, Any]]:
+        """DescribeAvailablePatches filtered on PRODUCT ``product``, all pages of 100: every patch SSM knows
+        for that product."""
         paginator = self.conn.get_paginator("describe_available_patches")
         rows: list[dict[str, Any]] = []
         for page in paginator.paginate(
@@ -111,9 +118,12 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
         return None
 
     def create_patch_baseline(self, request: dict[str, Any], client_token: str) -> str:
+        """CreatePatchBaseline from ``request``, with ``client_token`` as its idempotency token; returns the
+        new BaselineId."""
         return self.conn.create_patch_baseline(**request, ClientToken=client_token)["BaselineId"]
 
     def update_patch_baseline(self, baseline_id: str, request: dict[str, Any]) -> None:
+        """UpdatePatchBaseline: set ``request``'s fields on the baseline."""
         self.conn.update_patch_baseline(BaselineId=baseline_id, **request)
 
     def register_patch_group(self, baseline_id: str, patch_group: str, operating_system: str) -> bool:
@@ -220,6 +230,8 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
         return response["Command"]
 
     def command(self, command_id: str) -> dict[str, Any]:
+        """ListCommands for one command id: the command (``Status``, ``Targets``, and its target, completed
+        and error counts)."""
         return self.conn.list_commands(CommandId=command_id)["Commands"][0]
 
     def find_patch_command(self, target: dict[str, Any], invoked_after: str) -> dict[str, Any] | None:
@@ -245,6 +257,8 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
         return None
 
     def command_invocations(self, command_id: str) -> list[dict[str, Any]]:
+        """ListCommandInvocations with Details, all pages of 50: the command's invocation on each instance,
+        with its plugins' status and output."""
         paginator = self.conn.get_paginator("list_command_invocations")
         rows: list[dict[str, Any]] = []
         for page in paginator.paginate(
@@ -277,6 +291,7 @@ class Ec2BackupHook(CallerFromFrames, AwsBaseHook):
         return tags
 
     def tag_instances(self, instance_ids: Sequence[str], tags: dict[str, str]) -> int:
+        """CreateTags: set ``tags`` on the instances, 1,000 ids per call; returns the number of calls made."""
         calls = 0
         tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
         for batch in chunks(list(instance_ids), EC2_CREATE_TAGS_BATCH):
@@ -388,6 +403,8 @@ class RdsHook(CallerFromFrames, AwsBaseHook):
     def create_db_snapshot(
         self, db_instance_id: str, snapshot_id: str, tags: dict[str, str]
     ) -> dict[str, Any]:
+        """CreateDBSnapshot of the instance, tagged; returns the DBSnapshot at once (not waiting for it to be
+        available)."""
         response = self.conn.create_db_snapshot(
             DBSnapshotIdentifier=snapshot_id,
             DBInstanceIdentifier=db_instance_id,
@@ -462,9 +479,12 @@ class IdentityCenterHook(CallerFromFrames, AwsBaseHook):
                 return rows
 
     def instance(self) -> dict[str, Any]:
+        """ListInstances: the first Identity Center instance (``InstanceArn``, ``IdentityStoreId``, ...)."""
         return self.conn.list_instances()["Instances"][0]
 
     def permission_sets_in_account(self, instance_arn: str, account_id: str) -> list[str]:
+        """ListPermissionSetsProvisionedToAccount, all pages: the ARNs of the permission sets provisioned to
+        the account."""
         return self._pages(
             self.conn,
             "list_permission_sets_provisioned_to_account",
@@ -474,6 +494,8 @@ class IdentityCenterHook(CallerFromFrames, AwsBaseHook):
         )
 
     def permission_set(self, instance_arn: str, arn: str) -> dict[str, Any]:
+        """DescribePermissionSet and ListManagedPoliciesInPermissionSet (all pages): the permission set, with
+        ``ManagedPolicies``, the ARNs of its AWS managed policies."""
         described = self.conn.describe_permission_set(InstanceArn=instance_arn, PermissionSetArn=arn)
         policies = self._pages(
             self.conn,
@@ -487,6 +509,8 @@ class IdentityCenterHook(CallerFromFrames, AwsBaseHook):
     def assignments(
         self, instance_arn: str, account_id: str, permission_set_arn: str
     ) -> list[dict[str, Any]]:
+        """ListAccountAssignments, all pages: the principals (users or groups) assigned the permission set in
+        the account."""
         return self._pages(
             self.conn,
             "list_account_assignments",
@@ -504,14 +528,17 @@ class IdentityCenterHook(CallerFromFrames, AwsBaseHook):
         ).conn
 
     def users(self, identity_store_id: str) -> list[dict[str, Any]]:
+        """ListUsers, all pages: every user of the identity store."""
         store = self.identity_store
         return self._pages(store, "list_users", "Users", IdentityStoreId=identity_store_id)
 
     def groups(self, identity_store_id: str) -> list[dict[str, Any]]:
+        """ListGroups, all pages: every group of the identity store."""
         store = self.identity_store
         return self._pages(store, "list_groups", "Groups", IdentityStoreId=identity_store_id)
 
     def group_members(self, identity_store_id: str, group_id: str) -> list[str]:
+        """ListGroupMemberships, all pages: the user ids of the group's members (non-user members skipped)."""
         store = self.identity_store
         rows = self._pages(
             store,

@@ -51,6 +51,7 @@ class SharedModelLoader(botocore.loaders.Loader):
 
     @property
     def search_paths(self) -> list[str]:
+        """The loader's search paths: appending a path already in them is a no-op."""
         return self._paths
 
 

@@ -187,6 +187,8 @@ class ArcHook(BaseHook):
 
     @cached_property
     def client(self) -> HybridComputeManagementClient:
+        """``HybridComputeManagementClient`` at api-version 2024-07-10 (machines, installPatches,
+        assessPatches, operation status)."""
         kwargs = dict(self._client_kwargs)
         credential, base_url = kwargs.pop("credential"), kwargs.pop("base_url")
         return HybridComputeManagementClient(
@@ -195,6 +197,7 @@ class ArcHook(BaseHook):
 
     @cached_property
     def graph(self) -> ResourceGraphClient:
+        """``ResourceGraphClient`` (patch assessments and install history), same credential and pipeline."""
         kwargs = dict(self._client_kwargs)
         credential, base_url = kwargs.pop("credential"), kwargs.pop("base_url")
         return ResourceGraphClient(credential, base_url=base_url, api_version=GRAPH_API_VERSION, **kwargs)

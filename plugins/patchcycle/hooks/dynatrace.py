@@ -163,6 +163,7 @@ class DynatraceHook(BaseHook):
 
     @property
     def base_url(self) -> str:
+        """The environment's base URL, with its scheme and no trailing slash."""
         return self.settings["base_url"]
 
     @cached_property

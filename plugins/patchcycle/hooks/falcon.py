@@ -45,6 +45,7 @@ class FalconApiError(RuntimeError):
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of ``items``, each of at most ``size`` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -126,6 +127,7 @@ class FalconHook(BaseHook):
 
     @property
     def base_url(self) -> str:
+        """The API base URL configured in the connection, with its scheme and no trailing slash."""
         return self.settings["base_url"]
 
     @cached_property
@@ -165,10 +167,12 @@ class FalconHook(BaseHook):
 
     @cached_property
     def hosts(self) -> Hosts:
+        """FalconPy ``Hosts`` (device queries and details), on the shared login."""
         return Hosts(auth_object=self.auth)
 
     @cached_property
     def sensor_update(self) -> SensorUpdatePolicy:
+        """FalconPy ``SensorUpdatePolicy`` (the kernel support table), on the shared login."""
         return SensorUpdatePolicy(auth_object=self.auth)
 
     def _ok(self, call: str, response: dict[str, Any], allowed: Iterable[int] = (200,)) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class DiskSnapshotHook(GoogleRestHook):
 
     @cached_property
     def instances_client(self) -> Any:
+        """``InstancesClient`` (list, get, stop, start, detach and attach disks)."""
         from google.cloud import compute_v1
 
         return compute_v1.InstancesClient(**self.client_kwargs())
@@ -68,12 +69,14 @@ class DiskSnapshotHook(GoogleRestHook):
 
     @cached_property
     def disks(self) -> Any:
+        """``DisksClient`` (snapshot a disk, create a disk from a snapshot)."""
         from google.cloud import compute_v1
 
         return compute_v1.DisksClient(**self.client_kwargs())
 
     @cached_property
     def snapshots(self) -> Any:
+        """``SnapshotsClient`` (list and get snapshots)."""
         from google.cloud import compute_v1
 
         return compute_v1.SnapshotsClient(**self.client_kwargs())
@@ -136,6 +139,7 @@ class DiskSnapshotHook(GoogleRestHook):
 
     @cached_property
     def zone_operations(self) -> Any:
+        """``ZoneOperationsClient`` (reads the zonal operations the restore steps start)."""
         from google.cloud import compute_v1
 
         return compute_v1.ZoneOperationsClient(**self.client_kwargs())

@@ -33,6 +33,7 @@ class EvidenceBucketHook(CallerFromFrames, S3Hook):
         )
 
     def get(self, bucket: str, key: str) -> bytes:
+        """GetObject, read whole: the object's bytes; ``ClientError`` (``NoSuchKey``...) if it fails."""
         return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def get_streaming(self, bucket: str, key: str) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class EvidenceBucketHook(CallerFromFrames, S3Hook):
         return self.get_conn().get_object(Bucket=bucket, Key=key)
 
     def get_or_none(self, bucket: str, key: str) -> bytes | None:
+        """Like :meth:`get`, but None when the key does not exist (``NoSuchKey`` or 404)."""
         try:
             return self.get(bucket, key)
         except ClientError as exc:
@@ -49,6 +51,7 @@ class EvidenceBucketHook(CallerFromFrames, S3Hook):
             raise
 
     def keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted (the provider's ``list_keys``: ListObjectsV2, all pages)."""
         return sorted(self.list_keys(bucket_name=bucket, prefix=prefix) or [])
 
     def signing_credentials(self) -> tuple[bool, dt.datetime | None]:
@@ -67,5 +70,7 @@ class EvidenceBucketHook(CallerFromFrames, S3Hook):
         return temporary, expiry if temporary and isinstance(expiry, dt.datetime) else None
 
     def presigned_get(self, bucket: str, key: str, expires_in: int) -> str | None:
+        """A pre-signed GetObject URL valid for ``expires_in`` seconds; None if signing fails (the provider
+        logs why)."""
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         return self.generate_presigned_url("get_object", params=params, expires_in=expires_in)

@@ -20,6 +20,9 @@ class AccessReviewOperator(CycleOperator):
         self.identity_conn_id = identity_conn_id
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Read the permission sets and assignments of the tenant's AWS accounts, and the users and groups,
+        from IAM Identity Center; write the report to ``access.json`` and return the principal and grant
+        counts."""
         from patchcycle.hooks.aws import IdentityCenterHook
 
         tenant = self.tenant

@@ -32,6 +32,9 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
         self.environment = environment
 
     def execute(self, context: Any) -> Any:
+        """Compose the request's body (the plan, the stage's hosts, the earlier stages' status), record
+        ``approval.requested`` and wait for the answer (ApprovalOperator); skipped when the stage is not
+        part of the run."""
         info = self.stage_plan_info(context, str(self.environment))
         hosts = self.stage_hosts(context, self.environment)
         earlier = [
@@ -57,6 +60,9 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
         return ApprovalOperator.execute(self, context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Write the answer to ``approval.json`` (decision, by whom, when, the plan hash) and record
+        ``approval.answered``; then ApprovalOperator's own step, which skips the stage's next tasks on a
+        rejection."""
         chosen = (event.get("chosen_options") or [None])[0] if "error" not in event else None
         by = event.get("responded_by_user") or {}
         at = event.get("responded_at")

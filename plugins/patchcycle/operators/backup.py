@@ -55,6 +55,7 @@ def scopes_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str
 
 
 def by_cloud(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Hosts grouped by cloud."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         grouped[row["cloud"]].append(row)
@@ -101,6 +102,10 @@ class CreateBackupsOperator(CycleOperator):
         self.environment = environment
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Create (or find, on a retry) the backup of each of the stage's eligible hosts in its cloud (for
+        an Arc machine, ask for an attestation), and write them to ``backups.json``; return how many
+        there are, how many were created now, and when the task started. Skipped when the stage is not
+        part of the run."""
 
         started_at = utcnow().isoformat()
         info = self.stage_plan_info(context, str(self.environment))

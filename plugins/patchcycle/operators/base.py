@@ -24,6 +24,7 @@ def poll_seconds() -> float:
 
 
 def utcnow() -> dt.datetime:
+    """The current time, timezone-aware, in UTC."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -43,12 +44,15 @@ class WaitArguments:
     def set_wait_arguments(
         self, deferrable: bool, waiter_delay: float | None, waiter_max_attempts: int
     ) -> None:
+        """Set ``deferrable``, ``waiter_delay`` and ``waiter_max_attempts`` (each operator's ``__init__``
+        calls it)."""
         self.deferrable = deferrable
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
 
     @property
     def delay(self) -> float:
+        """Seconds between polls: ``waiter_delay``, else ``[patchcycle] poll_seconds``."""
         return self.waiter_delay if self.waiter_delay is not None else poll_seconds()
 
     def wait_for(
@@ -110,6 +114,7 @@ class EventLog:
         self.events: list[dict[str, Any]] = []
 
     def record(self, action: str, *, target: str | None = None, result: str = "ok", **details: Any) -> None:
+        """Append one event by this log's actor, stamped now; ``details`` are kept as given."""
         self.events.append(
             {
                 "at": utcnow().isoformat(),
@@ -140,10 +145,13 @@ class CycleTaskMixin:
     # -- context -------------------------------------------------------------------------------
     @cached_property
     def tenant(self) -> Tenant:
+        """The task's tenant, loaded from its YAML file in the tenants directory."""
         return load_tenant(default_tenants_dir() / f"{self.tenant_id}.yaml")
 
     @cached_property
     def store(self) -> EvidenceStore:
+        """The tenant's evidence bucket; every object is locked for the longest retention any of its
+        frameworks demands."""
         from patchcycle.domain.controls import load_control_catalogs, retention_days_for
         from patchcycle.hooks.s3 import EvidenceBucketHook  # the AWS SDK loads when a task runs, not at parse
 
@@ -158,6 +166,8 @@ class CycleTaskMixin:
     they run however the run went, and when the plan never finished they work from an empty plan."""
 
     def plan_info(self, context: Any) -> dict[str, Any]:
+        """The run's plan facts (the plan task's XCom). When the plan left none, a task after the run gets
+        an empty plan's facts (:meth:`_unplanned_info`); any other raises ``RuntimeError``."""
         info = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
         if info:
             return info
@@ -211,30 +221,38 @@ class CycleTaskMixin:
         )
 
     def paths(self, context: Any) -> CyclePaths:
+        """The keys of this run's evidence, under the plan's cycle date."""
         return CyclePaths(self.plan_info(context)["cycle_date"], context["run_id"])
 
     def actor(self, context: Any) -> str:
+        """Who acts, as the evidence names it: ``airflow:<dag>/<task>``, with the user who triggered the
+        run when there is one."""
         run = context["dag_run"]
         user = getattr(run, "triggering_user_name", None)
         who = f"airflow:{self.dag_id}/{self.task_id}"
         return f"{who} (triggered by {user})" if user else who
 
     def aws_account(self, account_id: str) -> AwsAccount:
+        """The tenant's AWS account with this id; ``KeyError`` if it declares none."""
         for account in self.tenant.clouds.aws.accounts if self.tenant.clouds.aws else []:
             if account.account_id == account_id:
                 return account
         raise KeyError(f"tenant {self.tenant_id} declares no AWS account {account_id}")
 
     def aws_conn_id(self, account_id: str) -> str:
+        """The Airflow connection of one of the tenant's AWS accounts."""
         return self.tenant.aws_connection_id(self.aws_account(account_id))
 
     def azure_conn_id(self, subscription_id: str) -> str:
+        """The Airflow connection of one of the tenant's Azure subscriptions; ``KeyError`` if it declares
+        none."""
         for sub in self.tenant.clouds.azure.subscriptions if self.tenant.clouds.azure else []:
             if sub.subscription_id == subscription_id.lower():
                 return self.tenant.azure_connection_id(sub)
         raise KeyError(f"tenant {self.tenant_id} declares no Azure subscription {subscription_id}")
 
     def gcp_conn_id(self, project_id: str) -> str:
+        """The Airflow connection of one of the tenant's GCP projects; ``KeyError`` if it declares none."""
         for project in self.tenant.clouds.gcp.projects if self.tenant.clouds.gcp else []:
             if project.project_id == project_id:
                 return self.tenant.gcp_connection_id(project)
@@ -247,6 +265,8 @@ class CycleTaskMixin:
 
     # -- execution -----------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
+        """Run the task's :meth:`run` with a new event log, and append the events to the evidence store
+        whether it returns or raises."""
         log = EventLog(self.actor(context))
         try:
             return self.run(context, log)
@@ -281,6 +301,7 @@ class CycleTaskMixin:
         self.store.put_json(key, log.events)
 
     def run(self, context: Any, log: EventLog) -> Any:  # pragma: no cover - abstract
+        """The task's own work, its facts recorded in ``log``; what it returns is the task's XCom."""
         raise NotImplementedError
 
     def write_record(self, context: Any, key: str, obj: Any, step: int | None = None) -> str:
@@ -289,6 +310,8 @@ class CycleTaskMixin:
         return self.store.put_record(key, obj, int(context["ti"].try_number), step)
 
     def read_record(self, key: str, *, required: bool = True) -> Any:
+        """The latest attempt's record at ``key``; when none was written, ``RuntimeError`` if ``required``,
+        else ``None``."""
         record = self.store.get_record(key)
         if record is None and required:
             raise RuntimeError(f"{self.store.url(key)}: no attempt has written this record yet")

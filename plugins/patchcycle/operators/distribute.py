@@ -81,6 +81,9 @@ class DistributeEvidenceOperator(CycleOperator):
         self.smtp_conn_id = smtp_conn_id
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Pre-sign the evidence task's pack files (report, evidence JSON, hosts CSV, manifest), mail the
+        links to the compliance contacts and write the distribution addendum; return the recipients, the
+        links' lifetime and the addendum's URL (never the links)."""
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
         result = context["ti"].xcom_pull(task_ids="evidence")

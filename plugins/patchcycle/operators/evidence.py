@@ -25,6 +25,10 @@ class WriteEvidencePackOperator(CycleOperator):
     after_the_run = True
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Build the evidence document from the run's plan, records and events, and write the pack (PDF,
+        JSON, CSV, manifest chained to the previous pack's) under ``pack/`` (a retry beside it); set the
+        outlets' asset event extra and return the outcome, the pack's URL, the manifest digest, the
+        summary counts and the hosts left unpatched (at most 100 named)."""
         import json
 
         # reportlab and pandas load when the pack is written, not each time the DAG file is parsed.
@@ -238,6 +242,9 @@ class CycleOutcomeOperator(CycleOperator):
     after_the_run = True
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Log each host the cycle left unpatched, and fail the task when no pack was written, the cycle
+        failed or was refused, or it is partial and the tenant's ``partial_run_fails`` is set; otherwise
+        return the outcome."""
         result = context["ti"].xcom_pull(task_ids="evidence")
         if not result:
             raise AirflowFailException(

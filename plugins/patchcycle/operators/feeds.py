@@ -70,6 +70,8 @@ class RefreshFeedsOperator(BaseOperator):
         self.region_name = region_name
 
     def execute(self, context: Any) -> dict[str, Any]:
+        """Fetch KEV and EPSS and parse both, then store them (EPSS gzipped) under ``feeds/<day>/<run>/``
+        in the platform bucket; return the prefix and the feeds' versions and counts."""
         import gzip
 
         from airflow.sdk import BaseHook

@@ -46,6 +46,9 @@ class HealthGateOperator(WaitArguments, CycleOperator):
         self.set_wait_arguments(deferrable, waiter_delay, 0)
 
     def run(self, context: Any, log: EventLog) -> Any:
+        """Read the services' baseline error rate over ``health.baseline_minutes`` before the batch began,
+        then watch its hosts and services (deferred) for ``health.watch_minutes`` from its end, or from
+        now if later; skipped when the stage is not part of the run."""
         from patchcycle.hooks.dynatrace import DynatraceHook
 
         self.stage_plan_info(context, str(self.environment))
@@ -88,6 +91,8 @@ class HealthGateOperator(WaitArguments, CycleOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Resume after the watch: write the batch's ``health.json``, and fail the task when the stage was
+        unhealthy or the watch timed out; else return ``healthy``."""
         return self.resume(context, event, self._complete)
 
     def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:

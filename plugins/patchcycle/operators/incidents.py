@@ -24,6 +24,9 @@ class IncidentsOperator(CycleOperator):
     after_the_run = True
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Trigger an incident for each step that failed and resolve those of steps that went through;
+        nothing when the tenant has no incident routing or the run is a dry run. Return the steps paged
+        and resolved."""
         conn_id = self.tenant.pagerduty_connection_id()
         if conn_id is None:
             return {"paged": [], "resolved": [], "note": "tenant has no incident routing"}

@@ -48,6 +48,7 @@ def cloud_errors() -> tuple[type[BaseException], ...]:
 
 
 def scope_error(exc: BaseException) -> str:
+    """An exception as a scope's recorded error: its type and message, at most 800 characters."""
     return f"{type(exc).__name__}: {exc}"[:800]
 
 
@@ -63,6 +64,9 @@ class CloudInventoryOperator(CycleOperator):
         self.cloud = cloud
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Read each scope of the cloud (a scope whose cloud does not answer is recorded with its error,
+        the others go on), write the rows and scopes to ``inventory/<cloud>.json``, and return the host
+        and failed-scope counts."""
         plan = self.plan(context)
         plan_index = plan_patch_index(plan)
         rows: list[dict[str, Any]] = []
@@ -176,6 +180,8 @@ class FalconInventoryOperator(CycleOperator):
     """Every device record of the tenant's Falcon CID (``inventory/falcon.json``)."""
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Read the CID's devices into ``inventory/falcon.json`` (status ``failed``, with the error, when
+        Falcon does not answer); return the device count and the status."""
         from patchcycle.hooks.falcon import FalconHook
 
         conn_id = self.tenant.falcon_connection_id()
@@ -200,6 +206,9 @@ class MergeInventoryOperator(CycleOperator):
     """
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Merge the clouds' rows, with their Falcon records, into ``inventory.json`` and their scopes into
+        ``scopes.json`` (a cloud without a record, or Falcon without an answer, is a failed scope);
+        return the host and failed-scope counts."""
         from patchcycle.domain.sensor import attach_falcon
 
         paths = self.paths(context)
@@ -245,6 +254,9 @@ class PreflightOperator(CycleOperator):
     """Hold hosts that cannot be patched safely, record why, and halt the scope above the threshold."""
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Apply the exception register's deferrals, the gates and Falcon's kernel support to the
+        inventory, write ``preflight.json``, mail the SREs the held hosts once per cycle, and fail the
+        task when the scope halted; else return the eligible and held counts."""
         import datetime as dt
 
         from airflow.sdk.exceptions import AirflowFailException

@@ -70,6 +70,8 @@ class PatchCloudOperator(WaitArguments, CycleOperator):
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     def record_key(self, context: Any, name: str) -> str:
+        """Where this cloud's record ``name`` of the batch lives (``<cloud>-<name>``, see
+        :meth:`batch_file`)."""
         return self.batch_file(context, self.environment, self.batch, f"{self.cloud}-{name}")
 
     def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
@@ -82,12 +84,14 @@ class PatchCloudOperator(WaitArguments, CycleOperator):
         ]
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Resume after a wait, in the cloud's completion step."""
         return self.resume(context, event, self._complete)
 
     def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:  # pragma: no cover
         raise NotImplementedError
 
     def selection(self, plan: dict[str, Any], host: dict[str, Any]) -> Any:
+        """The plan's install selection for the host's OS family and install variant."""
         return install_selection(plan, host["os_family"], host.get("install_variant", FULL))
 
 
@@ -98,10 +102,14 @@ class PatchAwsOperator(PatchCloudOperator):
     check = "run_commands"
 
     def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
+        """The batch's ready AWS hosts, without the RDS DB instances."""
         # RDS DB instances are AWS hosts too, but RDS patches them (PatchRdsOperator), not SSM.
         return [r for r in super().ready_hosts(context) if not is_rds(r)]
 
     def run(self, context: Any, log: EventLog) -> Any:
+        """Send (or resume) the batch's Run Commands, recorded in ``aws-commands.json``, and wait for them;
+        the completion writes each host's invocation to ``aws-invocations.json``. Skipped when no AWS
+        host is ready."""
         key = self.record_key(context, "commands.json")
         earlier = self.read_record(key, required=False)
         if earlier is not None:
@@ -296,6 +304,8 @@ class PatchAzureOperator(PatchCloudOperator):
     check = "arc_installs"
 
     def run(self, context: Any, log: EventLog) -> Any:
+        """Start the first round of installs (see the class); the last round writes ``azure-results.json``.
+        Skipped when no Azure host is ready."""
         if not self.ready_hosts(context):
             raise AirflowSkipException(f"no Azure host of {self.environment} is ready to patch")
         return self._round(context, log, finished={})
@@ -436,6 +446,9 @@ class PatchGcpOperator(PatchCloudOperator):
     check = "osconfig_jobs"
 
     def run(self, context: Any, log: EventLog) -> Any:
+        """Start (or resume) the batch's patch jobs, recorded in ``gcp-jobs.json``, and wait for them; the
+        completion writes each host's result to ``gcp-results.json``. With no job, every ready host is
+        recorded as having nothing to install; skipped when no GCP host is ready."""
         key = self.record_key(context, "jobs.json")
         earlier = self.read_record(key, required=False)
         if earlier is not None:
@@ -608,6 +621,7 @@ class PatchRdsOperator(PatchCloudOperator):
     check = "rds_updates"
 
     def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
+        """The batch's RDS DB instances whose backup is complete."""
         status = self.read_record(self.paths(context).stage_file(self.environment, "backup-status.json"))
         return [
             r
@@ -616,6 +630,9 @@ class PatchRdsOperator(PatchCloudOperator):
         ]
 
     def run(self, context: Any, log: EventLog) -> Any:
+        """Apply the planned OS updates (recorded in ``rds-updates.json``; a retry resumes them) and wait
+        until RDS is done; the completion writes ``rds-results.json``. Skipped when no DB instance is
+        ready."""
         key = self.record_key(context, "updates.json")
         sent = self.read_record(key, required=False)
         if sent is not None:

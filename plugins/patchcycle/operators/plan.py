@@ -117,6 +117,7 @@ def run_facts(context: Any, dag_id: str, cycle_date: dt.date) -> dict[str, Any]:
 
 
 def cloud_has_hosts(tenant: Tenant, cloud: str) -> bool:
+    """Whether the tenant declares ``cloud`` (``aws``, ``azure`` or ``gcp``)."""
     return getattr(tenant.clouds, cloud, None) is not None
 
 
@@ -209,6 +210,7 @@ def prepare_aws_catalog(
 
 
 def baseline_group(tenant: Tenant, family: str) -> str:
+    """The patch group of the tenant's hosts of one OS family."""
     from patchcycle.domain.catalog import patch_group
 
     return patch_group(tenant.id, family)
@@ -368,6 +370,9 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any] | None:
+        """Write the run record, then freeze the plan once per run: a retry returns the plan an earlier
+        attempt froze, a refused run gets an empty plan; on AWS first prepare the baselines and wait for
+        their Scan. Return the plan's facts, also kept in ``plan-info.json``."""
         tenant = self.tenant
         cycle_date, environments, refusals = self._run_scope(context)
         self.write_record(
@@ -405,6 +410,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the AWS Scan: read the catalogs and freeze the plan; return its facts."""
         # The run's scope is a pure function of the run (params, logical date, run_after): resolved
         # again here rather than carried through the trigger.
         cycle_date, environments, _ = self._run_scope(context)
@@ -628,6 +634,8 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         return sorted(offered)
 
     def paths(self, context: Any) -> CyclePaths:
+        """The run's evidence keys, known once :meth:`_run_scope` resolved the cycle date; ``RuntimeError``
+        before."""
         # Known once the cycle date is resolved, before the plan exists (the plan task writes its own
         # events and records before any XCom exists).
         paths = getattr(self, "_paths", None)

@@ -48,6 +48,9 @@ class PortfolioRollupOperator(BaseOperator):
         self.region_name = region_name
 
     def execute(self, context: Any) -> dict[str, Any]:
+        """Read each tenant's latest cycle evidence (an unreadable bucket gives a row saying so), write
+        ``portfolio.json``, ``.csv`` and ``.pdf`` under ``rounds/<latest cycle>/<run>/`` in the
+        portfolio bucket; return the prefix and the totals."""
         import pandas as pd
         from botocore.exceptions import ClientError
 

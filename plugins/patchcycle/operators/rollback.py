@@ -62,19 +62,25 @@ class RollbackContextMixin(CycleTaskMixin):
 
     @property
     def automatic(self) -> bool:
+        """True in the cycle DAG (``environment`` set), False in the manual rollback DAG."""
         return self.environment is not None
 
     def cycle_date(self, context: Any) -> str:
+        """The cycle rolled back: the run's plan's (automatic), or the ``cycle`` param (manual)."""
         if self.automatic:
             return str(self.plan_info(context)["cycle_date"])
         return str(context["params"]["cycle"])
 
     def paths(self, context: Any) -> CyclePaths:
+        """The cycle run's evidence keys (automatic), or this rollback run's under the ``cycle`` param's
+        cycle (manual)."""
         if self.automatic:
             return super().paths(context)
         return CyclePaths(self.cycle_date(context), context["run_id"])
 
     def record_key(self, context: Any, name: str) -> str:
+        """Where the rollback's record ``name`` lives: under the stage's ``rollback/`` (automatic) or the
+        rollback run's (manual)."""
         if self.automatic:
             return self.paths(context).stage_file(str(self.environment), f"rollback/{name}")
         return self.paths(context).run_file(f"rollback/{name}")
@@ -84,12 +90,15 @@ class RollbackContextMixin(CycleTaskMixin):
         return f"{self.tenant_id}|{self.cycle_date(context)}|{context['run_id']}|{self.environment or ''}"
 
     def request_reason(self, context: Any) -> str:
+        """Why the hosts are rolled back: the ``reason`` param (manual), or the automatic rollback's own."""
         if self.automatic:
             return f"automatic rollback of the failed hosts of stage {self.environment}"
         return str(context["params"]["reason"])
 
     # -- connections per cloud -----------------------------------------------------------------------
     def conn_for(self, target: RollbackTarget) -> str:
+        """The connection a target's restore goes through: its AWS account's or GCP project's, or for Arc
+        the backup system's."""
         if target.cloud == "aws":
             return self.aws_conn_id(target.account)
         if target.cloud == "gcp":
@@ -102,6 +111,8 @@ class RestoreEngineMixin(RollbackContextMixin):
 
     # -- starting ---------------------------------------------------------------------------------------
     def start_restores(self, context: Any, targets: list[RollbackTarget], log: EventLog) -> dict[str, Any]:
+        """Start each target's restore in its cloud (a host whose restore cannot start is failed, the
+        others go on); return the restore state to record and wait on."""
         key = self.rollback_key(context)
         hosts: dict[str, dict[str, Any]] = {}
         for target in targets:
@@ -229,6 +240,7 @@ class RestoreEngineMixin(RollbackContextMixin):
 
     # -- waiting ----------------------------------------------------------------------------------------
     def wait_payload(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The restore wait's payload: the hosts whose restore is pending."""
         return {"hosts": {h: dict(host) for h, host in state["hosts"].items() if host["state"] == "pending"}}
 
     def advance(self, context: Any, state: dict[str, Any], event: dict[str, Any], log: EventLog) -> None:
@@ -265,9 +277,11 @@ class RestoreEngineMixin(RollbackContextMixin):
         state["round"] += 1
 
     def pending(self, state: dict[str, Any]) -> bool:
+        """Whether any host's restore is still pending."""
         return any(h["state"] == "pending" for h in state["hosts"].values())
 
     def defer_wait(self, context: Any, state: dict[str, Any]) -> Any:
+        """Wait (the ``restores`` check) for the pending hosts' restores."""
         # The operator that restores waits by the one contract (WaitArguments); verifying never waits.
         return self.wait_for(context, "restores", self.wait_payload(state))  # type: ignore[attr-defined]
 
@@ -401,6 +415,9 @@ class SelectRollbackOperator(RollbackContextMixin, CycleOperator):
     template_fields: Sequence[str] = ("tenant_id",)
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Check the request (the conf's keys, a reason), choose the targets from the backups of the
+        cycle's latest finished run and write ``selection.json``; fail, restoring nothing, if any host
+        cannot be rolled back. Return the host count, the selection's URL and the source run."""
         params = context["params"]
         problems = conf_problems(getattr(context["dag_run"], "conf", None), ROLLBACK_PARAMS, dag=self.dag_id)
         if problems:
@@ -476,10 +493,13 @@ class RestoreHostsOperator(WaitArguments, RestoreEngineMixin, CycleOperator):
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     def targets(self, context: Any, log: EventLog) -> list[RollbackTarget]:
+        """The hosts the select task chose, from ``selection.json``."""
         selection = self.read_record(self.record_key(context, "selection.json"))
         return [RollbackTarget.from_dict(t) for t in selection["targets"]]
 
     def run(self, context: Any, log: EventLog) -> Any:
+        """Start the restores, record them in ``restores.json`` and wait for them; skipped when there is no
+        host to roll back."""
         targets = self.targets(context, log)
         if not targets:
             raise AirflowSkipException("no host to roll back")
@@ -489,16 +509,20 @@ class RestoreHostsOperator(WaitArguments, RestoreEngineMixin, CycleOperator):
         return self.wait_or_finish(context, state, log)
 
     def wait_or_finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
+        """Wait again while a restore is pending, else finish."""
         if self.pending(state):
             return self.defer_wait(context, state)
         return self.finish(context, state, log)
 
     def finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
+        """The restored and failed host counts (the final state is already recorded)."""
         # The state is already recorded (the latest step record is the final one).
         states = [h["state"] for h in state["hosts"].values()]
         return {"restored": states.count("succeeded"), "failed": len(states) - states.count("succeeded")}
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Resume after a look at the clouds: advance the restores, record the round in ``restores.json``,
+        then wait again or finish."""
         return self.resume(context, event, self._complete)
 
     def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:
@@ -517,6 +541,8 @@ class VerifyRollbackOperator(RestoreEngineMixin, CycleOperator):
     template_fields: Sequence[str] = ("tenant_id",)
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Read the restored hosts back, write the rollback record, and fail the task if any host was not
+        rolled back; else return the rolled-back count and the record's URL."""
         selection = self.read_record(self.record_key(context, "selection.json"))
         state = self.read_record(self.record_key(context, "restores.json"))
         judged = self.verify(state)
@@ -552,6 +578,8 @@ class RollbackFailedHostsOperator(RestoreHostsOperator):
         self.environment = environment
 
     def targets(self, context: Any, log: EventLog) -> list[RollbackTarget]:
+        """The stage's failed hosts with their backups; skipped when the tenant has not opted in, the stage
+        is not part of the run, or no host failed. Fails if one cannot be rolled back."""
         policy_set = self.tenant.rollback
         if policy_set is None or not policy_set.automatic:
             raise AirflowSkipException(f"tenant {self.tenant_id} has not opted in to automatic rollback")
@@ -577,6 +605,8 @@ class RollbackFailedHostsOperator(RestoreHostsOperator):
             raise AirflowFailException(str(refused)) from refused
 
     def finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
+        """Verify the restored hosts and write the rollback record; fail the task if any host was not
+        rolled back, else return the rolled-back count and the record's URL."""
         super().finish(context, state, log)
         judged = self.verify(state)
         record, url = self.write_rollback_record(context, state, judged, context["run_id"])

@@ -36,6 +36,8 @@ class SoakOperator(WaitArguments, CycleOperator):
         self.set_wait_arguments(deferrable, waiter_delay, 0)  # the soak's length bounds the wait
 
     def run(self, context: Any, log: EventLog) -> Any:
+        """Wait until the soak's hours (the run's override, if any) after the stage finished, deferred;
+        complete at once when that has passed."""
         info = self.plan_info(context)
         hours = soak_hours_for(self.soak_hours, info.get("soak_hours_override"))
         stage = self.read_record(self.paths(context).stage_file(self.environment, "stage.json"))
@@ -56,6 +58,7 @@ class SoakOperator(WaitArguments, CycleOperator):
         return self.wait_until(context, until, kwargs={"until": until.isoformat()})
 
     def execute_complete(self, context: Any, event: Any = None, until: str | None = None) -> Any:
+        """Resume when the soak has elapsed: record it and return ``soaked_until``."""
         return self.resume(context, {"status": "elapsed", "until": until}, self._complete)
 
     def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:

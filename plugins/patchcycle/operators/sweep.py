@@ -42,6 +42,8 @@ class EndedRun:
 
     @classmethod
     def from_record(cls, record: dict[str, Any], state: str) -> EndedRun:
+        """The run as its run record kept it, in its ended ``state``."""
+
         def when(value: Any) -> dt.datetime | None:
             return dt.datetime.fromisoformat(value) if value else None
 
@@ -62,6 +64,9 @@ class EvidenceSweepOperator(WriteEvidencePackOperator):
     after_the_run = True
 
     def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+        """Write a pack, and page once, for each run Airflow says has ended (``success`` or ``failed``)
+        without one; return the runs swept, those still running, and those whose state Airflow could not
+        give."""
         ti = context["ti"]
         swept, still_running, unknown = [], [], []
         for folder in runs_without_pack(self.store.keys("cycles/")):
@@ -141,6 +146,7 @@ class EvidenceSweepOperator(WriteEvidencePackOperator):
 
     # -- the ended run's facts, from its records instead of the sweep's own run ------------------------
     def plan_info(self, context: Any) -> dict[str, Any]:
+        """The swept run's plan facts; an empty plan's, stored once, when its plan never finished."""
         folder = self._folder
         key = f"cycles/{folder.cycle_date}/runs/{folder.segment}/{PLAN_INFO_RECORD}"
         info = self.read_record(key, required=False)
@@ -153,9 +159,12 @@ class EvidenceSweepOperator(WriteEvidencePackOperator):
         return self._swept_unplanned
 
     def halted_reason(self, info: dict[str, Any]) -> str | None:
+        """Why the swept run stopped short: its plan's unplanned reason, if any, and that it ended without
+        its evidence."""
         return "; ".join(r for r in (info.get("unplanned"), self._halted) if r)
 
     def actor(self, context: Any) -> str:
+        """The sweep task itself, ``airflow:<dag>/<task>``, without a triggering user."""
         return f"airflow:{self.dag_id}/{self.task_id}"
 
     def stage_record(self, context: Any, environment: str) -> dict[str, Any] | None:

@@ -83,10 +83,13 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Resume after the reboot watch, then verify the batch."""
         return self.resume(context, event, lambda ctx, ev, log: self._verify(ctx, ev, log))
 
     @property
     def reboot_timeout(self) -> timedelta:
+        """How long the hosts have to come back from their reboot (the environment's
+        ``reboot_timeout_minutes``)."""
         return timedelta(minutes=self.tenant.environment(self.environment).reboot_timeout_minutes)
 
     def _reboot_watch(self, context: Any) -> dict[str, Any] | None:

@@ -43,13 +43,19 @@ class ChangeWindowGateOperator(WaitArguments, CycleOperator):
         self.set_wait_arguments(deferrable, waiter_delay, 0)  # the opening bounds the wait
 
     def record_name(self) -> str:
+        """The name of the batch's window record: ``window-<batch>.json``, or ``window-stage.json`` without
+        a batch."""
         return f"window-{self.batch or 'stage'}.json"
 
     def run(self, context: Any, log: EventLog) -> Any:
+        """Decide whether the batch may start now: record the decision (``window-<batch>.json``) and return
+        it when it may, wait (deferred) for the opening when it is the first batch, else skip it with
+        the closed window recorded; skipped too when the stage is not part of the run."""
         info = self.stage_plan_info(context, str(self.environment))
         return self._decide(context, log, info)
 
     def execute_complete(self, context: Any, event: Any = None, opens: str | None = None) -> Any:
+        """Resume when the window has opened, and decide again."""
         return self.resume(context, {"status": "opened", "opens": opens}, self._reopened)
 
     def _reopened(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:

@@ -54,26 +54,34 @@ class CyclePaths:
         self.run = f"{self.cycle}/runs/{safe_run_segment(run_id)}"
 
     def plan(self, plan_hash: str) -> str:
+        """Key of the frozen plan with this hash."""
         return f"{self.cycle}/plans/{plan_hash}/plan.json"
 
     def install_list(self, plan_hash: str, variant: str = "full") -> str:
+        """Key of the plan's install list; a variant other than ``full`` is in the name
+        (``install-list.<variant>.yaml``, ``_`` written ``-``)."""
         suffix = "" if variant == "full" else f".{variant.replace('_', '-')}"
         return f"{self.cycle}/plans/{plan_hash}/install-list{suffix}.yaml"
 
     def run_file(self, name: str) -> str:
+        """Key of ``name`` directly under the run."""
         return f"{self.run}/{name}"
 
     def stage_file(self, environment: str, name: str) -> str:
+        """Key of ``name`` under the run's folder for one environment (stage)."""
         return f"{self.run}/{environment}/{name}"
 
     def events(self, task_id: str, try_number: int) -> str:
+        """Key of one task attempt's event log."""
         return f"{self.run}/events/{task_id}.try-{try_number}.json"
 
     @property
     def events_prefix(self) -> str:
+        """Prefix of every event log of the run."""
         return f"{self.run}/events/"
 
     def pack(self, name: str) -> str:
+        """Key of a file of the run's evidence pack."""
         return f"{self.run}/pack/{name}"
 
 
@@ -86,9 +94,12 @@ class EvidenceStore:
         self.retention_days = retention_days
 
     def url(self, key: str) -> str:
+        """The ``s3://`` URL of a key in this bucket."""
         return f"s3://{self.bucket}/{key}"
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        """Write ``data`` under ``key`` once (retained for ``retention_days`` when set); returns its URL. The
+        same bytes already there are accepted; different ones raise :class:`EvidenceConflict`."""
         from botocore.exceptions import ClientError
 
         retain_until = None
@@ -105,19 +116,24 @@ class EvidenceStore:
         return self.url(key)
 
     def put_json(self, key: str, obj: Any) -> str:
+        """Write ``obj`` once as JSON (sorted keys, indent 1, other types as ``str``); returns its URL."""
         data = (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
         return self.put_bytes(key, data, "application/json")
 
     def get_bytes(self, key: str) -> bytes:
+        """The object's bytes; botocore's ``ClientError`` when there is none."""
         return self.hook.get(self.bucket, key)
 
     def get_json(self, key: str) -> Any:
+        """The object, parsed as JSON."""
         return json.loads(self.get_bytes(key))
 
     def get_json_or_none(self, key: str) -> Any:
+        """The object parsed as JSON, or None when the key does not exist."""
         return json.loads(data) if (data := self.hook.get_or_none(self.bucket, key)) is not None else None
 
     def keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
         return self.hook.keys(self.bucket, prefix)
 
     # -- records: one object per task attempt; readers take the latest ---------------------------

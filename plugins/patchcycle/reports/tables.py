@@ -62,6 +62,7 @@ def sorted_environments(environments: Iterable[str]) -> list[str]:
 
 
 def host_sort_key(host: Mapping[str, Any]) -> tuple[tuple[int, str], str, str]:
+    """Sort key of a host record: environment in promotion order, then name, then host_id."""
     return (
         environment_rank(host.get("environment")),
         str(host.get("name") or ""),

@@ -39,14 +39,17 @@ class PackCopy:
 
     @property
     def cycle_date(self) -> str:
+        """The manifest's ``cycle_date`` (empty when absent)."""
         return str(self.manifest.get("cycle_date", ""))
 
     @property
     def created_at(self) -> str:
+        """The manifest's ``created_at`` (empty when absent)."""
         return str(self.manifest.get("created_at", ""))
 
     @property
     def digest(self) -> str:
+        """SHA-256 of the canonical manifest: what the next pack's ``previous_manifest_sha256`` names."""
         return manifest_sha256(self.manifest)
 
 
@@ -70,9 +73,11 @@ class VerificationReport:
 
     @property
     def ok(self) -> bool:
+        """Whether no location has a problem."""
         return not any(self.problems.values())
 
     def lines(self) -> list[str]:
+        """One ``FAIL <location>: <problem>`` line per problem; ``ok   <location>`` for an intact location."""
         out = []
         for location, problems in self.problems.items():
             if problems:

@@ -95,6 +95,8 @@ class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
         return {"scopes": [scopes[k] for k in sorted(scopes)]}
 
     def execute(self, context: Any) -> Any:
+        """Check the stage's backups once: complete at once when none is pending, else wait for them
+        (deferred, or polled in the worker)."""
         payload = self._payload(context)
         answer = checks.backups(payload)
         if answer["done"]:
@@ -107,6 +109,8 @@ class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
         raise NotImplementedError("BackupsCompleteSensor waits through WaitArguments.wait_for")
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the wait: write each host's backup status to ``backup-status.json`` (a failed or
+        still pending backup holds its host, with the reason); return the ready and held counts."""
         return self.resume(context, event, self._complete)
 
     def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class CloudWaitTrigger(BaseTrigger):
         self.waiter_max_attempts = waiter_max_attempts
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The trigger's class path and arguments, as the triggerer stores it in the metadata database."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -60,6 +61,8 @@ class CloudWaitTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait ``waiter_delay``, then poll, once per attempt; fire the first done or wake event, else a
+        timeout with the last answer."""
         answer: dict[str, Any] = {}
         for attempt in range(1, self.waiter_max_attempts + 1):
             # Wait first: the task deferred right after it looked (or right after it started the work),

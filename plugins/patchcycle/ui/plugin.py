@@ -32,6 +32,7 @@ class PageApp:
         return self._app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Serve one ASGI request with the page's FastAPI app (built on the first request)."""
         await self.app(scope, receive, send)
 
 

@@ -26,6 +26,8 @@ from patchcycle.reports.pdf.style import (
 
 
 def access_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """Access review section: how many people could run this cycle's automation through how many grants
+    and permission sets, then one row per grant (up to :data:`MAX_ACCESS_ROWS`)."""
     flow = heading("Access review (SOC 2 CC6.1)", styles)
     access = evidence.get("access")
     if access is None or not isinstance(access, Mapping):

@@ -41,6 +41,8 @@ from patchcycle.reports.pdf.style import (
 
 
 def controls_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """Control coverage section: each framework's "N of M evidenced" line, the per-control tables, then the
+    evidence retention."""
     flow = heading("Control coverage", styles)
     raw = evidence.get("controls")
     retention = evidence.get("retention")

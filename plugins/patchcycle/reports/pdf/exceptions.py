@@ -111,6 +111,9 @@ def _host_rows_table(
 
 
 def exceptions_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """Risk acceptances section: the register's counts, then the active acceptances, hosts excepted this
+    cycle, expired acceptances and lapsed hosts, those expiring soon, unused, not yet valid, and partly
+    covered hosts."""
     flow = heading("Risk acceptances (exceptions)", styles)
     report = evidence.get("exceptions")
     if report is None or not isinstance(report, Mapping):

@@ -51,6 +51,8 @@ def attention_hosts(hosts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any
 
 
 def attention_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """Hosts needing attention section (up to :data:`MAX_ATTENTION_ROWS` rows, the rest referred to the CSV),
+    then the installed versions that differ from the plan."""
     selected = attention_hosts(evidence.get("hosts") or [])
     flow: list[Any] = [
         CondPageBreak(1.5 * inch),

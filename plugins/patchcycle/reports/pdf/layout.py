@@ -40,6 +40,7 @@ _colour_cache: dict[str, colors.Color] = {}
 
 
 def colour_of(hex_colour: str) -> colors.Color:
+    """The reportlab colour of a ``#rrggbb`` string, cached."""
     colour = _colour_cache.get(hex_colour)
     if colour is None:
         colour = _colour_cache[hex_colour] = colors.HexColor(hex_colour)
@@ -142,6 +143,8 @@ class TextCell(Flowable):
         return laid
 
     def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
+        """Lay the lines out for ``availWidth`` (kept until the width changes); returns (``availWidth``, the
+        sum of the lines' leading)."""
         if self._layout_for != availWidth:
             self._laid = self._layout(availWidth)
             self._layout_for = availWidth
@@ -150,9 +153,11 @@ class TextCell(Flowable):
         return self.width, self.height
 
     def split(self, availWidth: float, availHeight: float) -> list[Any]:  # noqa: N803
+        """``[]``: a cell is never split."""
         return []
 
     def draw(self) -> None:
+        """Draw the laid-out lines top down as one text object, setting font and colour only on change."""
         text_object = self.canv.beginText()
         style: tuple[str, float] | None = None
         fill: str | None = None
@@ -174,6 +179,8 @@ class TextCell(Flowable):
 def text_run(
     value: Any, *, default: str = "", size: float = 7.5, bold: bool = False, colour: str = BLACK
 ) -> Run:
+    """A :data:`Run` of ``value`` as cell text (``default`` for None, stripped), in Helvetica, or
+    Helvetica-Bold when ``bold``."""
     return (as_text(value, default).strip(), FONT_BOLD if bold else FONT, size, colour)
 
 
@@ -203,10 +210,12 @@ class FooterCanvas(Canvas):
         self._deferred_pages: list[dict[str, Any]] = []
 
     def showPage(self) -> None:  # noqa: N802 - reportlab API
+        """Keep the finished page's state instead of writing it, and start a new page."""
         self._deferred_pages.append(dict(self.__dict__))
         self._startPage()
 
     def save(self) -> None:
+        """Write every kept page with its "page N of M" footer, then the document."""
         total = len(self._deferred_pages)
         for number, state in enumerate(self._deferred_pages, start=1):
             self.__dict__.update(state)
@@ -229,6 +238,8 @@ class FooterCanvas(Canvas):
 
 
 def styled_table(rows: list[list[Any]], widths: list[float], *, numeric_from: int | None = None) -> Table:
+    """A table in the report's style: bold white-on-dark header row repeated on each page, zebra rows, grid,
+    7.5 pt text; columns from ``numeric_from`` on right-aligned."""
     table = Table(rows, colWidths=widths, repeatRows=1)
     style = [
         ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
@@ -255,6 +266,7 @@ def heading(title: str, styles: Styles, keep: float = 1.6 * inch) -> list[Any]:
 
 
 def no_section_data(what: str, key: str, styles: Styles) -> Paragraph:
+    """A paragraph saying the evidence document records no ``what`` data (no ``key`` section)."""
     return Paragraph(
         f"No {escape(what)} data is recorded in this evidence document (no <i>{escape(key)}</i> section; "
         "documents written before this section was added do not have one).",
@@ -263,6 +275,7 @@ def no_section_data(what: str, key: str, styles: Styles) -> Paragraph:
 
 
 def more_rows(remaining: int, what: str, styles: Styles) -> list[Any]:
+    """A note that ``remaining`` more ``what`` are only in evidence.json; nothing when none remain."""
     if remaining <= 0:
         return []
     return [
@@ -276,6 +289,7 @@ def more_rows(remaining: int, what: str, styles: Styles) -> list[Any]:
 
 
 def status_style(column: int, row: int, colour: colors.Color) -> list[tuple[Any, ...]]:
+    """Table style commands making one cell's text bold and of ``colour``."""
     return [
         ("TEXTCOLOR", (column, row), (column, row), colour),
         ("FONT", (column, row), (column, row), "Helvetica-Bold", 7.5),

@@ -34,6 +34,8 @@ from patchcycle.reports.tables import (
 
 
 def title_block(evidence: Mapping[str, Any], styles: Styles, generated_at: str) -> list[Any]:
+    """The title block: tenant, outcome (and DRY RUN), why a run was refused or stopped early, and a table of
+    the cycle's facts (dates, run, overrides, plan hash, frameworks, generation)."""
     tenant = evidence.get("tenant") or {}
     cycle = evidence.get("cycle") or {}
     plan = evidence.get("plan") or {}
@@ -120,6 +122,8 @@ def title_block(evidence: Mapping[str, Any], styles: Styles, generated_at: str) 
 
 
 def summary_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """Summary section: the summary table, a note on not-assessed hosts when there are any, and the number of
+    audit events."""
     rows: list[list[Any]] = [["Measure", "Value"]]
     rows += [[label, value] for label, value in summary_rows(dict(evidence))]
     table = styled_table(rows, [2.4 * inch, 1.6 * inch], numeric_from=1)
@@ -143,6 +147,7 @@ def summary_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
 
 
 def stage_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """Stages section: one row per stage with its status (coloured), host counts, backups and reason."""
     stages = evidence.get("stages") or []
     flow: list[Any] = [Paragraph("Stages", styles.h2)]
     if not stages:

@@ -77,6 +77,8 @@ def _released_cell(patch: Mapping[str, Any]) -> TextCell:
 
 
 def patch_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """Approved patch set section: per OS family its catalog sources and patches, most severe first (capped
+    per family and in total), then the RDS OS updates."""
     plan = evidence.get("plan") or {}
     approved: Mapping[str, Any] = plan.get("approved") or {}
     decisions = _family_decisions(plan)

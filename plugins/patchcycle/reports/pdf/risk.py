@@ -48,6 +48,8 @@ from patchcycle.reports.pdf.style import (
 
 
 def risk_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """Risk and SLA section: open patches by SLA status and priority, the threat feeds, the overdue chart, and
+    the open patches most urgent first (up to :data:`MAX_RISK_ROWS`)."""
     flow = heading("Risk and SLA", styles, keep=3.8 * inch)
     risk = evidence.get("risk")
     if risk is None or not isinstance(risk, Mapping):
@@ -158,6 +160,8 @@ def risk_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
 
 
 def trend_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """Compliance trend section: the chart once two cycles have a compliance figure, and compliance before and
+    after per cycle as a table."""
     flow = heading("Compliance trend", styles, keep=3.8 * inch)
     if evidence.get("trend") is None:
         return [*flow, no_section_data("compliance trend", "trend", styles)]

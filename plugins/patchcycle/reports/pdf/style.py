@@ -139,6 +139,7 @@ def as_markup(value: Any, default: str = "") -> str:
 
 
 def as_int(value: Any) -> int:
+    """``value`` as an int (truncated); 0 when it is missing or unreadable."""
     try:
         return int(value or 0)
     except (TypeError, ValueError):
@@ -146,6 +147,7 @@ def as_int(value: Any) -> int:
 
 
 def as_ratio(value: Any) -> float:
+    """``value`` as a float; 0.0 when it is missing or unreadable."""
     try:
         return float(value or 0.0)
     except (TypeError, ValueError):
@@ -198,10 +200,12 @@ def as_strings(value: Any) -> list[str]:
 
 
 def framework_name(framework: Any) -> str:
+    """The display name of a framework id (``soc2`` -> "SOC 2"); an unknown id as given, or "unknown"."""
     return FRAMEWORK_NAMES.get(as_text(framework), as_text(framework, "unknown") or "unknown")
 
 
 def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """``count`` (thousands separated) and the noun: ``singular`` for 1, else ``plural`` or ``singular``+s."""
     return f"{count:,} {singular if count == 1 else (plural or singular + 's')}"
 
 
