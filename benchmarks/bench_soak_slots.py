@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_soak_slots.py [--tenant cu_birch] [--steady-seconds 120]
 
-Starts fleetsim (demo scenario) and the whole process stack (devtools/stack.py: PostgreSQL, Redis,
+Starts fleetsim (demo scenario) and the whole process stack (devtools/stack/: PostgreSQL, Redis,
 api-server, scheduler, dag-processor, triggerer, Celery worker), triggers the tenant's cycle through the
 REST API with its own staging soak (cu_birch: 48 hours; ``--soak-hours`` overrides it, with a reason),
 waits until the soak task is deferred, then samples every few seconds for ``--steady-seconds``: task

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_stack_cycle.py [--workdir DIR]
 
 Starts fleetsim (the e2e scenario ``alpha_small``: cu_alpha, 11 AWS hosts in three environments) and the
-whole process stack (devtools/stack.py: PostgreSQL, Redis, api-server, scheduler, dag-processor,
+whole process stack (devtools/stack/: PostgreSQL, Redis, api-server, scheduler, dag-processor,
 triggerer, Celery worker with two slots), triggers ``patch_cycle__cu_alpha`` through the REST API with
 zero soak, waits for it to end, and prints one JSON line: the run's wall time from trigger to end, each
 task's duration, and the CPU seconds each component's process tree spent during the run (its live

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the servers the process stack (devtools/stack.py, tests/deploy) runs as real processes:
+# Install the servers the process stack (devtools/stack/, tests/deploy) runs as real processes:
 # PostgreSQL 15 (the metadata DB) and Redis (the Celery broker), and the browser the UI tests drive
 # (tests/ui: Playwright on Debian's Chromium, /usr/bin/chromium), from Debian's packages.
 # Idempotent: it only installs what is missing, and never starts a system-wide service.

@@ -1,4 +1,4 @@
-"""docker-compose.yaml runs the components, commands and settings that devtools/stack.py proves as processes.
+"""docker-compose.yaml runs the components, commands and settings that devtools/stack/ proves as processes.
 
 No Docker here: the file is parsed and held against the stack module (the single source of the component
 commands and setting names), so the two cannot drift apart.
