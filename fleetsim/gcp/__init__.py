@@ -92,15 +92,6 @@ def gcp_hosts(state: FleetState, project: str) -> list[SimHost]:
     return sorted(hosts, key=lambda h: (h.region, h.name))
 
 
-def known_project(state: FleetState, project: str) -> None:
-    """403 for a project the scenario has no GCP hosts in, as Google answers for a project you cannot see."""
-    if not any(h.cloud == "gcp" and h.account == project for h in state.hosts.values()):
-        raise GcpError(
-            403,
-            f"Permission denied on resource project {project} (not a GCP project of this fleetsim scenario)",
-        )
-
-
 def instance_labels(host: SimHost) -> dict[str, str]:
     """An instance's GCE labels: ``environment``, ``criticality``, ``tenant``, ``os-family`` (label-safe).
 
