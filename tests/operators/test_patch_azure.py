@@ -8,7 +8,6 @@ the end-to-end tests run the same task against fleetsim through the real SDKs.""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -21,30 +20,10 @@ from patchcycle.hooks import azure_arc
 from patchcycle.operators.patch import PatchAzureOperator
 from patchcycle.reports.store import EvidenceStore
 
-RUN_ID = "manual__2026-11-22T02:00:00+00:00"
-INFO = {"cycle_date": "2026-11-22", "plan_hash": "f" * 64, "dry_run": False, "environments": ["nonprod"]}
+from .stand_ins import CONTEXT, MemoryBucket, attempt
+
 PATCH = {"id": "openssl-1:3.0.7-27.el9.x86_64", "package": "openssl", "version": "3.0.7-27.el9"}
 PLAN = {"approved": {"rhel_9": [PATCH]}}
-
-
-class MemoryBucket:
-    """The four calls EvidenceStore makes, over a dict; a second write of a key fails as S3 would."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put_once(self, bucket: str, key: str, data: bytes, content_type: str, retain_until: Any) -> None:
-        assert key not in self.objects, f"{key} written twice"
-        self.objects[key] = data
-
-    def get(self, bucket: str, key: str) -> bytes:
-        return self.objects[key]
-
-    def get_or_none(self, bucket: str, key: str) -> bytes | None:
-        return self.objects.get(key)
-
-    def keys(self, bucket: str, prefix: str) -> list[str]:
-        return sorted(k for k in self.objects if k.startswith(prefix))
 
 
 class Arm:
@@ -66,22 +45,6 @@ class Arm:
             raise error
         Arm.sent.append((name, parameters))
         return f"https://management.azure.com/op/{name}"
-
-
-class Ti:
-    try_number = 1
-
-    @staticmethod
-    def xcom_pull(task_ids: str) -> dict[str, Any]:
-        return INFO
-
-
-class Run:
-    triggering_user_name = None
-    run_after = dt.datetime(2026, 11, 22, 2, tzinfo=dt.UTC)
-
-
-CONTEXT = {"ti": Ti(), "run_id": RUN_ID, "dag_run": Run()}
 
 
 def machine(n: int) -> dict[str, Any]:
@@ -166,12 +129,8 @@ def test_a_retry_does_not_send_again_an_install_whose_answer_was_lost(task) -> N
         attempt=1,
         step=1,
     )
-    Ti.try_number = 2
-    try:
-        with pytest.raises(TaskDeferred):
-            op.execute(CONTEXT)
-    finally:
-        Ti.try_number = 1
+    with pytest.raises(TaskDeferred):
+        attempt(op, 2)
     assert "m1" not in [name for name, _ in Arm.sent]
     state = latest(bucket, "azure-installs")
     assert state["operations"][machine(1)["host_id"]]["answer_lost"] is True

@@ -4,7 +4,7 @@ the jobs it knows and finds the one whose start it did not record. The grouping 
 domain's (tests/domain/test_gcp_jobs.py); the end-to-end tests run the task against fleetsim.
 
 OS Config is replaced by a recording stand-in for ``OsConfigHook`` and the evidence bucket by the
-in-memory one of test_patch_azure."""
+in-memory one of stand_ins."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from patchcycle.operators.patch import PatchGcpOperator
 from patchcycle.reports.store import EvidenceStore
 from patchcycle.triggers import checks
 
-from .test_patch_azure import CONTEXT, MemoryBucket, Ti
+from .stand_ins import CONTEXT, MemoryBucket, attempt
 
 PLAN = {
     "approved": {
@@ -77,15 +77,6 @@ def task(monkeypatch) -> tuple[PatchGcpOperator, MemoryBucket]:
     monkeypatch.setattr(op, "plan", lambda context: PLAN)
     monkeypatch.setattr(op, "gcp_conn_id", lambda project: "gcp_cu_alpha")
     return op, bucket
-
-
-def attempt(op: PatchGcpOperator, number: int) -> Any:
-    """Run the task as its attempt ``number`` (a retry writes its records beside the earlier ones)."""
-    Ti.try_number = number
-    try:
-        return op.execute(CONTEXT)
-    finally:
-        Ti.try_number = 1
 
 
 def test_families_with_different_lists_get_a_job_each_and_the_intent_is_recorded_first(task) -> None:

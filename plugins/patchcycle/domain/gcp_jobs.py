@@ -147,7 +147,10 @@ def patch_job_names(
     return names
 
 
-# ExecutePatchJob's createTime is the server's clock; the intent is ours: allow this much skew.
+# ExecutePatchJob's createTime is the server's clock and the recorded intent is the worker's. No Google
+# document bounds the difference between them; five minutes is the conservative reading (a job created
+# slightly "before" its intent by our clock is still found; one of an earlier attempt has another run
+# token in its description anyway).
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
 

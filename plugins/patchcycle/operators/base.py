@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
 
 from patchcycle.config.loader import default_tenants_dir, load_tenant
 from patchcycle.config.models import AwsAccount, Tenant
@@ -180,8 +181,6 @@ class CycleTaskMixin:
         when the stage is not part of the run: a dry run, or an environment the run's params left out."""
         info = self.plan_info(context)
         if info["dry_run"] or environment not in info["environments"]:
-            from airflow.sdk.exceptions import AirflowSkipException
-
             raise AirflowSkipException(f"{environment} is not part of this run")
         return info
 
