@@ -14,7 +14,7 @@ unexport PYTHONDONTWRITEBYTECODE
 install: $(SYNCED)
 	@scripts/install-services.sh
 
-$(SYNCED): pyproject.toml uv.lock scripts/bootstrap.sh
+$(SYNCED): pyproject.toml uv.lock scripts/bootstrap.sh scripts/checkov-requirements.txt
 	scripts/bootstrap.sh
 	@touch $@
 
