@@ -2,11 +2,16 @@
 
     python -m patchcycle verify-evidence cu_alpha [2026-11-22] [--endpoint-url URL]
     python -m patchcycle verify-evidence --dir out/cu_alpha
+    python -m patchcycle terraform-vars cu_alpha [--as-of 2026-11-22] [--account ID --region R]
 
 ``verify-evidence`` checks every evidence pack of a tenant (or of one cycle) in the tenant's evidence
 bucket, or a downloaded copy, and the chain between cycles. It prints one line per pack; its exit codes
 are ``VERIFY_EXIT_CODES`` (0 intact, 1 tampered, 2 bad usage or input, 3 the packs could not be read).
 Reading the bucket uses the standard AWS credential chain (an auditor's read-only role).
+
+``terraform-vars`` prints the tenant's ``terraform.tfvars.json`` for include/terraform (one AWS account
+and region per root instance) from the tenant file, through the functions the cycle itself uses
+(:mod:`patchcycle.domain.terraform_vars`); exit 0, or 2 with the reason on stderr.
 """
 
 from __future__ import annotations
@@ -226,9 +231,38 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_INTACT if report.ok else EXIT_TAMPERED
 
 
+def _terraform_vars(args: argparse.Namespace) -> int:
+    from patchcycle.config.loader import TenantConfigError, default_tenants_dir, load_tenant
+    from patchcycle.domain.controls import load_control_catalogs
+    from patchcycle.domain.schedule import most_recent_cycle_date
+    from patchcycle.domain.terraform_vars import TerraformVarsError, terraform_vars
+
+    def fail(message: str) -> int:
+        print(f"terraform-vars: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    tenants_dir = default_tenants_dir()
+    known = _known_tenants(tenants_dir)
+    if args.tenant not in known:
+        return fail(f"unknown tenant {args.tenant!r} (known in {tenants_dir}: {', '.join(known) or 'none'})")
+    try:
+        tenant = load_tenant(next(p for p in tenants_dir.iterdir() if p.stem == args.tenant))
+    except TenantConfigError as exc:
+        return fail(_one_line(exc))
+    as_of = (
+        dt.date.fromisoformat(args.as_of) if args.as_of else most_recent_cycle_date(dt.datetime.now(dt.UTC))
+    )
+    try:
+        tfvars = terraform_vars(tenant, load_control_catalogs(), as_of, args.account, args.region)
+    except TerraformVarsError as exc:
+        return fail(str(exc))
+    print(json.dumps(tfvars, indent=2, sort_keys=True))
+    return EXIT_INTACT
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The ``python -m patchcycle`` command line: parse ``argv``, run ``verify-evidence``, and return its
-    exit code."""
+    """The ``python -m patchcycle`` command line: parse ``argv``, run ``verify-evidence`` or
+    ``terraform-vars``, and return its exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m patchcycle", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -250,7 +284,22 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument(
         "--expect-manifest", metavar="SHA256", help="the manifest digest that came with the pack's link"
     )
+    tfvars = sub.add_parser(
+        "terraform-vars",
+        help="print a tenant's terraform.tfvars.json for include/terraform",
+        description="Print the tenant's terraform.tfvars.json (one AWS account and region) from its file.",
+    )
+    tfvars.add_argument("tenant", help="tenant id")
+    tfvars.add_argument(
+        "--as-of",
+        type=_cycle_date,
+        help="cycle date whose cutoff seeds new baselines (default: the most recent fourth Sunday)",
+    )
+    tfvars.add_argument("--account", help="AWS account id (needed when the tenant has several AWS scopes)")
+    tfvars.add_argument("--region", help="AWS region (needed when the tenant has several AWS scopes)")
     args = parser.parse_args(argv)
+    if args.command == "terraform-vars":
+        return _terraform_vars(args)
     return _verify(args)
 
 
