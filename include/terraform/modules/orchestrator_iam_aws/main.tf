@@ -1,0 +1,171 @@
+# Least privilege for the orchestrator in a tenant's AWS account: exactly the API actions the hooks in
+# plugins/patchcycle/hooks/ call through boto3, nothing more. tests/terraform/test_orchestrator_iam.py
+# reads the hooks' calls (AST) and holds these lists equal to them; a new call in a hook fails that
+# test until its action is added here.
+#
+# Three principals, three places:
+# - the execution role (this account; the aws_<tenant> connection's role_arn): SSM, EC2, RDS;
+# - the evidence writer (the platform's role, patchcycle_evidence): S3 and KMS, granted by the evidence
+#   bucket's own policies (modules/evidence_bucket);
+# - the Identity Center reader (the management account, patchcycle_identity): the policy document
+#   output here, attached by the organization's owner.
+# Where an action takes resource-level permissions, the ARNs are this account and region's (Service
+# Authorization Reference, "Actions, resources, and condition keys" for Systems Manager, Amazon EC2,
+# Amazon RDS: https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html).
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  p      = data.aws_partition.current.partition
+  region = data.aws_region.current.region
+  acct   = data.aws_caller_identity.current.account_id
+}
+
+data "aws_iam_policy_document" "trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = [var.trusted_principal_arn]
+    }
+  }
+}
+
+resource "aws_iam_role" "execution" {
+  name                 = var.role_name
+  assume_role_policy   = data.aws_iam_policy_document.trust.json
+  max_session_duration = 3600
+  tags                 = var.tags
+}
+
+data "aws_iam_policy_document" "execution" {
+  # hooks/aws.SsmFleetHook: these actions take no resource ARN ("*" only, Service Authorization
+  # Reference for Systems Manager), CreatePatchBaseline included (a new baseline has no ARN yet).
+  statement {
+    sid = "SsmNoResourceLevel"
+    actions = [
+      "ssm:CreatePatchBaseline",
+      "ssm:DescribeAvailablePatches",
+      "ssm:DescribeInstanceInformation",
+      "ssm:DescribePatchBaselines",
+      "ssm:GetPatchBaselineForPatchGroup",
+      "ssm:ListCommandInvocations",
+      "ssm:ListCommands",
+    ]
+    resources = ["*"]
+  }
+  # Patch state of this account's instances.
+  statement {
+    sid     = "SsmInstancePatchState"
+    actions = ["ssm:DescribeInstancePatchStates", "ssm:DescribeInstancePatches"]
+    resources = [
+      "arn:${local.p}:ec2:${local.region}:${local.acct}:instance/*",
+      "arn:${local.p}:ssm:${local.region}:${local.acct}:managed-instance/*",
+    ]
+  }
+  # The tenant's baselines and their patch groups (plan task: update, register, move a group).
+  statement {
+    sid = "SsmPatchBaselines"
+    actions = [
+      "ssm:DeregisterPatchBaselineForPatchGroup",
+      "ssm:RegisterPatchBaselineForPatchGroup",
+      "ssm:UpdatePatchBaseline",
+    ]
+    resources = ["arn:${local.p}:ssm:${local.region}:${local.acct}:patchbaseline/*"]
+  }
+  # Run Command: only AWS-RunPatchBaseline (hooks/aws.PATCH_DOCUMENT), only on this account's instances.
+  statement {
+    sid     = "SsmRunPatchBaseline"
+    actions = ["ssm:SendCommand"]
+    resources = [
+      "arn:${local.p}:ssm:${local.region}::document/AWS-RunPatchBaseline",
+      "arn:${local.p}:ec2:${local.region}:${local.acct}:instance/*",
+    ]
+  }
+  # hooks/aws.Ec2BackupHook: reads.
+  statement {
+    sid       = "Ec2Read"
+    actions   = ["ec2:DescribeImages", "ec2:DescribeReplaceRootVolumeTasks", "ec2:DescribeTags"]
+    resources = ["*"]
+  }
+  # AMI backups (CreateImage tags the image and its snapshots through TagSpecifications, which also
+  # needs ec2:CreateTags), the Patch Group tag on instances, root volume replacement from an AMI.
+  statement {
+    sid     = "Ec2BackupAndRestore"
+    actions = ["ec2:CreateImage", "ec2:CreateReplaceRootVolumeTask", "ec2:CreateTags"]
+    resources = [
+      "arn:${local.p}:ec2:${local.region}:${local.acct}:instance/*",
+      "arn:${local.p}:ec2:${local.region}:${local.acct}:volume/*",
+      "arn:${local.p}:ec2:${local.region}:${local.acct}:replace-root-volume-task/*",
+      "arn:${local.p}:ec2:${local.region}::image/*",
+      "arn:${local.p}:ec2:${local.region}::snapshot/*",
+    ]
+  }
+  # hooks/aws.RdsHook, only where the account opts in (rds: true).
+  dynamic "statement" {
+    for_each = var.rds ? [1] : []
+    content {
+      sid       = "RdsRead"
+      actions   = ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:DescribePendingMaintenanceActions"]
+      resources = ["arn:${local.p}:rds:${local.region}:${local.acct}:*"]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.rds ? [1] : []
+    content {
+      # CreateDBSnapshot and RestoreDBInstanceFromDBSnapshot are called with Tags, which also needs
+      # rds:AddTagsToResource (Amazon RDS, "Tagging Amazon RDS resources").
+      sid = "RdsPatchSnapshotRestore"
+      actions = [
+        "rds:AddTagsToResource",
+        "rds:ApplyPendingMaintenanceAction",
+        "rds:CreateDBSnapshot",
+        "rds:ModifyDBInstance",
+        "rds:RestoreDBInstanceFromDBSnapshot",
+      ]
+      resources = ["arn:${local.p}:rds:${local.region}:${local.acct}:*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "patchcycle-execution"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+# hooks/aws.IdentityCenterHook, in the organization's management account (IAM Identity Center's
+# actions carry the "sso" prefix; the identity store's "identitystore"). Output, not attached here.
+data "aws_iam_policy_document" "identity_reader" {
+  statement {
+    sid       = "IdentityCenterInstances"
+    actions   = ["sso:ListInstances"]
+    resources = ["*"]
+  }
+  statement {
+    sid = "IdentityCenterAssignments"
+    actions = [
+      "sso:DescribePermissionSet",
+      "sso:ListAccountAssignments",
+      "sso:ListManagedPoliciesInPermissionSet",
+      "sso:ListPermissionSetsProvisionedToAccount",
+    ]
+    resources = [
+      "arn:${local.p}:sso:::instance/*",
+      "arn:${local.p}:sso:::permissionSet/*/*",
+      "arn:${local.p}:sso:::account/*",
+    ]
+  }
+  statement {
+    sid     = "IdentityStoreRead"
+    actions = ["identitystore:ListGroupMemberships", "identitystore:ListGroups", "identitystore:ListUsers"]
+    resources = [
+      "arn:${local.p}:identitystore::*:identitystore/*",
+      "arn:${local.p}:identitystore:::user/*",
+      "arn:${local.p}:identitystore:::group/*",
+      "arn:${local.p}:identitystore:::membership/*",
+    ]
+  }
+}

@@ -1,0 +1,9 @@
+output "execution_role_arn" {
+  description = "The role_arn of the tenant's AWS connection for this account."
+  value       = aws_iam_role.execution.arn
+}
+
+output "identity_reader_policy_json" {
+  description = "The policy the access review's Identity Center role needs in the management account."
+  value       = data.aws_iam_policy_document.identity_reader.json
+}

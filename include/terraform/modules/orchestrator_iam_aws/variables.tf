@@ -1,0 +1,19 @@
+variable "role_name" {
+  description = "The execution role the tenant's AWS connection assumes in this account (role_arn)."
+  type        = string
+}
+
+variable "trusted_principal_arn" {
+  description = "The platform principal (the Airflow workers' role) allowed to assume the execution role."
+  type        = string
+}
+
+variable "rds" {
+  description = "The account's RDS DB instances are patched (rds: true in the tenant file): add the RDS actions."
+  type        = bool
+}
+
+variable "tags" {
+  description = "Compliance tags."
+  type        = map(string)
+}

@@ -1,0 +1,1 @@
+../_root/main.tf
