@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 
 import pypdf
@@ -30,6 +31,7 @@ from devtools.evidence_documents import (
     make_evidence,
 )
 from patchcycle.domain import outcomes as o
+from patchcycle.reports.evidence_document import EvidenceSchemaError
 from patchcycle.reports.pdf import (
     ATTENTION_STATES,
     MAX_ACCESS_ROWS,
@@ -575,3 +577,24 @@ def test_a_1_0_document_renders_as_before() -> None:
 
 def test_identical_1_1_input_gives_identical_bytes(v11_evidence) -> None:
     assert render_cycle_report(v11_evidence) == render_cycle_report(v11_evidence)
+
+
+# --- the document is read as the typed view of patchcycle.reports.evidence_document -----------------------
+
+
+def test_a_document_departing_from_its_schema_still_renders_and_is_logged(caplog) -> None:
+    evidence = make_evidence(10)
+    evidence["summary"]["compliance_before"] = None
+    with caplog.at_level(logging.WARNING, logger="patchcycle.reports.evidence_document"):
+        _, text = _pdf_text(render_cycle_report(evidence))
+    assert "n/a -> " in text
+    assert "evidence-1.0.schema.json" in caplog.text and "at $.summary.compliance_before" in caplog.text
+
+
+def test_a_document_without_what_the_report_needs_raises_the_schema_error() -> None:
+    evidence = make_evidence(10)
+    del evidence["cycle"]
+    with pytest.raises(
+        EvidenceSchemaError, match=r"evidence-1\.0\.schema\.json at \$: 'cycle' is a required"
+    ):
+        render_cycle_report(evidence)

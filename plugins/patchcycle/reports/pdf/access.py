@@ -11,6 +11,7 @@ from reportlab.platypus import (
     Spacer,
 )
 
+from patchcycle.reports.evidence_document import CycleEvidence
 from patchcycle.reports.pdf.layout import heading, more_rows, no_section_data, styled_table, text_cell
 from patchcycle.reports.pdf.style import (
     CONTENT_WIDTH,
@@ -25,7 +26,7 @@ from patchcycle.reports.pdf.style import (
 )
 
 
-def access_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def access_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Access review section: how many people could run this cycle's automation through how many grants
     and permission sets, then one row per grant (up to :data:`MAX_ACCESS_ROWS`)."""
     flow = heading("Access review (SOC 2 CC6.1)", styles)

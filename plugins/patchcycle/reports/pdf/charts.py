@@ -15,6 +15,7 @@ from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 
+from patchcycle.reports.evidence_document import CycleEvidence
 from patchcycle.reports.pdf.style import (
     AFTER_COLOUR,
     BEFORE_COLOUR,
@@ -59,17 +60,16 @@ def _legend(x: float, y: float, pairs: Iterable[tuple[colors.Color, str]]) -> Le
     return legend
 
 
-def compliance_chart(
-    evidence: Mapping[str, Any], width: float = CONTENT_WIDTH, height: float = 170
-) -> Drawing:
+def compliance_chart(evidence: CycleEvidence, width: float = CONTENT_WIDTH, height: float = 170) -> Drawing:
     """Grouped bars: compliance before/after (percent) for each environment."""
     title = "Compliance before and after, by environment"
-    by_env: Mapping[str, Any] = (evidence.get("summary") or {}).get("by_environment") or {}
+    # Rollups are typed from schema 1.1; a 1.0 document's are read with checks.
+    by_env = as_mapping(evidence["summary"]["by_environment"])
     environments = sorted_environments(by_env)
     if not environments:
         return _no_data(width, height, title)
-    before = [as_percent((by_env[e] or {}).get("compliance_before")) for e in environments]
-    after = [as_percent((by_env[e] or {}).get("compliance_after")) for e in environments]
+    before = [as_percent(as_mapping(by_env[e]).get("compliance_before")) for e in environments]
+    after = [as_percent(as_mapping(by_env[e]).get("compliance_after")) for e in environments]
 
     drawing = Drawing(width, height)
     drawing.add(String(0, height - 12, title, fontName="Helvetica-Bold", fontSize=9))
@@ -100,18 +100,16 @@ def compliance_chart(
     return drawing
 
 
-def _states_by_cloud(evidence: Mapping[str, Any]) -> dict[str, Counter[str]]:
-    hosts = evidence.get("hosts") or []
+def _states_by_cloud(evidence: CycleEvidence) -> dict[str, Counter[str]]:
+    hosts = evidence["hosts"]
     counts: dict[str, Counter[str]] = {}
     if hosts:
         for host in hosts:
-            cloud = as_text(host.get("cloud"), "unknown") or "unknown"
-            counts.setdefault(cloud, Counter())[as_text(host.get("final_state"), "unknown")] += 1
+            counts.setdefault(host["cloud"], Counter())[host["final_state"]] += 1
         return counts
     # No host records: fall back to the per-cloud summary (fewer states, same meaning).
-    by_cloud: Mapping[str, Any] = (evidence.get("summary") or {}).get("by_cloud") or {}
-    for cloud, row in by_cloud.items():
-        row = row or {}
+    for cloud, row in as_mapping(evidence["summary"]["by_cloud"]).items():
+        row = as_mapping(row)
         counts[str(cloud)] = Counter(
             {
                 s: as_int(row.get(s))
@@ -121,9 +119,7 @@ def _states_by_cloud(evidence: Mapping[str, Any]) -> dict[str, Counter[str]]:
     return counts
 
 
-def host_states_chart(
-    evidence: Mapping[str, Any], width: float = CONTENT_WIDTH, height: float = 190
-) -> Drawing:
+def host_states_chart(evidence: CycleEvidence, width: float = CONTENT_WIDTH, height: float = 190) -> Drawing:
     """Stacked bars: number of hosts in each final state, for each cloud."""
     title = "Host final states, by cloud"
     counts = _states_by_cloud(evidence)
@@ -218,8 +214,9 @@ def overdue_chart(risk: Mapping[str, Any], width: float = CONTENT_WIDTH, height:
     return drawing
 
 
-def trend_points(evidence: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The last :data:`MAX_TREND_POINTS` cycles of ``trend`` (oldest first, the current cycle last)."""
+def trend_points(evidence: CycleEvidence) -> list[Mapping[str, Any]]:
+    """The last :data:`MAX_TREND_POINTS` cycles of ``trend`` (oldest first, the current cycle last); the
+    schema types no value of a trend point, so each is read with checks."""
     return as_records(evidence.get("trend"))[-MAX_TREND_POINTS:]
 
 

@@ -17,6 +17,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from patchcycle.reports.evidence_document import CycleEvidence
 from patchcycle.reports.pdf.layout import (
     heading,
     more_rows,
@@ -40,7 +41,7 @@ from patchcycle.reports.pdf.style import (
 )
 
 
-def controls_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def controls_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Control coverage section: each framework's "N of M evidenced" line, the per-control tables, then the
     evidence retention."""
     flow = heading("Control coverage", styles)
@@ -135,7 +136,7 @@ def _control_tables(controls: list[Mapping[str, Any]], styles: Styles) -> list[A
     return flow
 
 
-def _controls_body(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def _controls_body(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     controls = as_records(evidence.get("controls"))
     given = as_mapping(evidence.get("controls_summary"))
     order = _framework_order(controls, given)

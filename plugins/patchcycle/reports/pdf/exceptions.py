@@ -16,6 +16,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from patchcycle.reports.evidence_document import CycleEvidence
 from patchcycle.reports.pdf.layout import (
     colour_of,
     heading,
@@ -110,7 +111,7 @@ def _host_rows_table(
     return [styled_table(rows, widths), *more_rows(len(records) - len(shown), what, styles)]
 
 
-def exceptions_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def exceptions_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Risk acceptances section: the register's counts, then the active acceptances, hosts excepted this
     cycle, expired acceptances and lapsed hosts, those expiring soon, unused, not yet valid, and partly
     covered hosts."""

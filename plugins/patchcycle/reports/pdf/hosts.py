@@ -5,7 +5,7 @@ appendix listing every host.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from reportlab.lib.units import inch
@@ -16,44 +16,36 @@ from reportlab.platypus import (
     Spacer,
 )
 
-from patchcycle.reports.pdf.layout import BLACK, more_rows, styled_table, text_cell
+from patchcycle.reports.evidence_document import CycleEvidence, HostRecord, InstalledVersion
+from patchcycle.reports.pdf.layout import more_rows, styled_table, text_cell
 from patchcycle.reports.pdf.style import (
     ATTENTION_STATES,
     CONTENT_WIDTH,
     MAX_ATTENTION_ROWS,
     STATE_HEX,
     Styles,
-    as_records,
     as_text,
     clip_plain,
     counted,
 )
 from patchcycle.reports.tables import (
-    environment_rank,
     host_sort_key,
     installed_version_text,
 )
 
 
-def attention_hosts(hosts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def attention_hosts(hosts: Iterable[HostRecord]) -> list[HostRecord]:
     """Hosts whose final state needs attention, most urgent state first, then env order and name."""
     rank = {state: i for i, state in enumerate(ATTENTION_STATES)}
-    selected = [h for h in hosts if h.get("final_state") in rank]
-    selected.sort(
-        key=lambda h: (
-            rank[h["final_state"]],
-            environment_rank(h.get("environment")),
-            str(h.get("name") or ""),
-            str(h.get("host_id") or ""),
-        )
-    )
+    selected = [h for h in hosts if h["final_state"] in rank]
+    selected.sort(key=lambda h: (rank[h["final_state"]], *host_sort_key(h)))
     return selected
 
 
-def attention_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def attention_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Hosts needing attention section (up to :data:`MAX_ATTENTION_ROWS` rows, the rest referred to the CSV),
     then the installed versions that differ from the plan."""
-    selected = attention_hosts(evidence.get("hosts") or [])
+    selected = attention_hosts(evidence["hosts"])
     flow: list[Any] = [
         CondPageBreak(1.5 * inch),
         Paragraph(f"Hosts needing attention ({len(selected):,})", styles.h2),
@@ -63,7 +55,7 @@ def attention_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
             *flow,
             Paragraph("No host is failed, held, non-compliant, not assessed or not run.", styles.body),
         ]
-    by_state = Counter(h["final_state"] for h in selected)
+    by_state: Counter[str] = Counter(h["final_state"] for h in selected)
     breakdown = ", ".join(f"{by_state[s]:,} {s.replace('_', ' ')}" for s in ATTENTION_STATES if by_state[s])
     flow.append(
         Paragraph(
@@ -77,16 +69,14 @@ def attention_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
     for host in shown:
         rows.append(
             [
-                text_cell(host.get("name"), default=""),
-                text_cell(host.get("host_id"), default="", small=True),
-                as_text(host.get("environment")),
-                as_text(host.get("cloud")),
+                text_cell(host["name"], default=""),
+                text_cell(host["host_id"], default="", small=True),
+                as_text(host["environment"]),
+                host["cloud"],
                 text_cell(
-                    as_text(host.get("final_state")).replace("_", " "),
-                    bold=True,
-                    colour=STATE_HEX.get(as_text(host.get("final_state")), BLACK),
+                    host["final_state"].replace("_", " "), bold=True, colour=STATE_HEX[host["final_state"]]
                 ),
-                text_cell(host.get("reason"), default=""),
+                text_cell(host["reason"], default=""),
             ]
         )
     widths = [1.4 * inch, 2.2 * inch, 0.55 * inch, 0.45 * inch, 0.7 * inch]
@@ -109,10 +99,10 @@ APPENDIX_ROWS_PER_TABLE = 200
 """The host appendix is built as tables of this many rows (one long table would be laid out at once)."""
 
 
-def host_appendix(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def host_appendix(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Every host of the cycle, one line each, in promotion order then name: the report's counts can be
     checked against this list, and each host's full record is in the JSON and the CSV."""
-    hosts = sorted(as_records(evidence.get("hosts")), key=host_sort_key)
+    hosts = sorted(evidence["hosts"], key=host_sort_key)
     flow: list[Any] = [
         PageBreak(),
         Paragraph(f"Appendix: every host ({len(hosts):,})", styles.h2),
@@ -131,45 +121,38 @@ def host_appendix(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
     for start in range(0, len(hosts), APPENDIX_ROWS_PER_TABLE):
         rows: list[list[Any]] = [header]
         for host in hosts[start : start + APPENDIX_ROWS_PER_TABLE]:
-            before, after = host.get("missing_before"), host.get("missing_after")
+            # The schema requires these but types only the cloud and the final state.
+            before, after = host["missing_before"], host["missing_after"]
             rows.append(
                 [
-                    clip_plain(host.get("name") or host.get("host_id"), 40),
-                    as_text(host.get("environment"), "-"),
-                    as_text(host.get("cloud"), "-"),
-                    as_text(host.get("os_family"), "-"),
-                    as_text(host.get("final_state"), "-").replace("_", " "),
+                    clip_plain(host["name"] or host["host_id"], 40),
+                    as_text(host["environment"], "-"),
+                    host["cloud"],
+                    as_text(host["os_family"], "-"),
+                    host["final_state"].replace("_", " "),
                     f"{as_text(before, '-')} -> {as_text(after, '-')}",
-                    clip_plain(host.get("backup_id"), 30, "-"),
+                    clip_plain(host["backup_id"], 30, "-"),
                 ]
             )
         flow.append(styled_table(rows, widths))
     return flow
 
 
-def version_drift_hosts(hosts: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], list[Mapping]]]:
+def version_drift_hosts(hosts: Iterable[HostRecord]) -> list[tuple[HostRecord, list[InstalledVersion]]]:
     """Hosts whose cloud could not pin versions and that run another version than the plan froze, with
-    the differing packages; in environment order, then name."""
+    the differing packages (schema 1.1 ``installed_versions``); in environment order, then name."""
     drifted = []
     for host in hosts:
-        entries = [
-            e for e in as_records(host.get("installed_versions")) if e.get("installed") != e.get("planned")
-        ]
+        entries = [e for e in host.get("installed_versions") or [] if e["installed"] != e["planned"]]
         if entries:
             drifted.append((host, entries))
-    drifted.sort(
-        key=lambda pair: (
-            environment_rank(pair[0].get("environment")),
-            str(pair[0].get("name") or ""),
-            str(pair[0].get("host_id") or ""),
-        )
-    )
+    drifted.sort(key=lambda pair: host_sort_key(pair[0]))
     return drifted
 
 
-def _version_drift_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
-    hosts = as_records(evidence.get("hosts"))
-    read_back = sum(1 for h in hosts if isinstance(h.get("installed_versions"), list))
+def _version_drift_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
+    hosts = evidence["hosts"]
+    read_back = sum(1 for h in hosts if h.get("installed_versions") is not None)
     if not read_back:
         return []
     drifted = version_drift_hosts(hosts)
@@ -189,14 +172,12 @@ def _version_drift_section(evidence: Mapping[str, Any], styles: Styles) -> list[
     rows: list[list[Any]] = [["Name", "Env", "State", "Planned -> installed"]]
     for host, entries in shown:
         text = "; ".join(installed_version_text(e) for e in entries)
-        state = as_text(host.get("final_state"))
+        state = host["final_state"]
         rows.append(
             [
-                text_cell(
-                    host.get("name") or host.get("host_id"), host.get("host_id") if host.get("name") else None
-                ),
-                as_text(host.get("environment")),
-                text_cell(state.replace("_", " "), colour=STATE_HEX.get(state, BLACK)),
+                text_cell(host["name"] or host["host_id"], host["host_id"] if host["name"] else None),
+                as_text(host["environment"]),
+                text_cell(state.replace("_", " "), colour=STATE_HEX[state]),
                 text_cell(text, small=True),
             ]
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -14,6 +13,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from patchcycle.reports.evidence_document import CycleEvidence
 from patchcycle.reports.pdf.layout import styled_table
 from patchcycle.reports.pdf.style import (
     CONTENT_WIDTH,
@@ -33,23 +33,19 @@ from patchcycle.reports.tables import (
 )
 
 
-def title_block(evidence: Mapping[str, Any], styles: Styles, generated_at: str) -> list[Any]:
+def title_block(evidence: CycleEvidence, styles: Styles, generated_at: str) -> list[Any]:
     """The title block: tenant, outcome (and DRY RUN), why a run was refused or stopped early, and a table of
     the cycle's facts (dates, run, overrides, plan hash, frameworks, generation)."""
-    tenant = evidence.get("tenant") or {}
-    cycle = evidence.get("cycle") or {}
-    plan = evidence.get("plan") or {}
-    outcome = as_text(cycle.get("outcome"), "unknown").lower()
-    colour = OUTCOME_COLOURS.get(outcome, "#000000")
-    frameworks = ", ".join(FRAMEWORK_NAMES.get(f, str(f)) for f in tenant.get("frameworks") or []) or "none"
-    plan_hash = cycle.get("plan_hash") or plan.get("hash")
-    dry_run = bool(cycle.get("dry_run"))
+    tenant, cycle = evidence["tenant"], evidence["cycle"]
+    outcome = cycle["outcome"]
+    colour = OUTCOME_COLOURS[outcome]
+    frameworks = ", ".join(FRAMEWORK_NAMES[f] for f in tenant["frameworks"]) or "none"
+    dry_run = cycle["dry_run"]
 
     flow: list[Any] = [
         Paragraph("Patch cycle report", styles.title),
         Paragraph(
-            f"<b>{as_markup(tenant.get('display_name'), 'Unknown tenant')}</b> "
-            f"({as_markup(tenant.get('id'))})",
+            f"<b>{as_markup(tenant['display_name'])}</b> ({as_markup(tenant['id'])})",
             styles.body,
         ),
         Paragraph(
@@ -59,7 +55,7 @@ def title_block(evidence: Mapping[str, Any], styles: Styles, generated_at: str) 
         ),
         Spacer(1, 4),
     ]
-    refused = [str(r) for r in cycle.get("refused_reasons") or []]
+    refused = cycle.get("refused_reasons", [])  # 1.2
     if refused:
         flow.append(
             Paragraph(
@@ -69,15 +65,14 @@ def title_block(evidence: Mapping[str, Any], styles: Styles, generated_at: str) 
         )
         flow += [Paragraph(f"&bull; {as_markup(reason)}", styles.body) for reason in refused]
         flow.append(Spacer(1, 4))
-    if cycle.get("halted_reason"):
-        flow.append(
-            Paragraph(f"<b>The run stopped early:</b> {as_markup(cycle['halted_reason'])}.", styles.body)
-        )
+    halted = cycle.get("halted_reason")  # 1.2
+    if halted:
+        flow.append(Paragraph(f"<b>The run stopped early:</b> {as_markup(halted)}.", styles.body))
         flow.append(Spacer(1, 4))
     soak_hours = cycle.get("soak_hours_override")
     meta = [
-        ("Cycle date", cycle.get("cycle_date") or plan.get("cycle_date")),
-        ("Run id", cycle.get("run_id")),
+        ("Cycle date", cycle["cycle_date"]),
+        ("Run id", cycle["run_id"]),
         ("Triggered by", cycle.get("triggered_by") or f"Airflow ({as_text(cycle.get('run_type'), 'run')})"),
         ("Started", cycle.get("started_at")),
         ("Finished", cycle.get("finished_at")),
@@ -94,11 +89,11 @@ def title_block(evidence: Mapping[str, Any], styles: Styles, generated_at: str) 
             if soak_hours is not None
             else "no (each stage's configured soak)",
         ),
-        ("Plan hash (sha256)", plan_hash),
+        ("Plan hash (sha256)", cycle["plan_hash"]),
         ("Frameworks", frameworks),
         (
             "Generated",
-            f"{as_text(generated_at, 'n/a')} by {as_text(cycle.get('generated_by'), 'patchcycle')}",
+            f"{as_text(generated_at, 'n/a')} by {as_text(cycle['generated_by'])}",
         ),
     ]
     rows = [
@@ -121,16 +116,16 @@ def title_block(evidence: Mapping[str, Any], styles: Styles, generated_at: str) 
     return flow
 
 
-def summary_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def summary_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Summary section: the summary table, a note on not-assessed hosts when there are any, and the number of
     audit events."""
     rows: list[list[Any]] = [["Measure", "Value"]]
     rows += [[label, value] for label, value in summary_rows(dict(evidence))]
     table = styled_table(rows, [2.4 * inch, 1.6 * inch], numeric_from=1)
     table.hAlign = "LEFT"
-    events = len(evidence.get("events") or [])
+    events = len(evidence["events"])
     flow: list[Any] = [Paragraph("Summary", styles.h2), table, Spacer(1, 4)]
-    not_assessed = as_int((evidence.get("summary") or {}).get("not_assessed"))
+    not_assessed = evidence["summary"].get("not_assessed", 0)  # 1.1
     if not_assessed:
         flow.append(
             Paragraph(
@@ -146,9 +141,9 @@ def summary_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
     return flow
 
 
-def stage_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def stage_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Stages section: one row per stage with its status (coloured), host counts, backups and reason."""
-    stages = evidence.get("stages") or []
+    stages = evidence["stages"]
     flow: list[Any] = [Paragraph("Stages", styles.h2)]
     if not stages:
         return [*flow, Paragraph("No stages were recorded for this cycle.", styles.body)]
@@ -157,17 +152,18 @@ def stage_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
     ]
     status_styles = []
     for index, stage in enumerate(stages, start=1):
-        status = as_text(stage.get("status"), "unknown")
+        status = stage["status"]
         rows.append(
             [
-                as_text(stage.get("environment")),
+                stage["environment"],
                 status,
-                f"{as_int(stage.get('hosts_targeted')):,}",
-                f"{as_int(stage.get('hosts_succeeded')):,}",
-                f"{as_int(stage.get('hosts_failed')):,}",
-                f"{as_int(stage.get('hosts_not_assessed')):,}",
-                f"{as_int(stage.get('backups')):,}",
-                Paragraph(as_markup(stage.get("reason")), styles.cell),
+                # The schema requires the counts and the reason but does not type them.
+                f"{as_int(stage['hosts_targeted']):,}",
+                f"{as_int(stage['hosts_succeeded']):,}",
+                f"{as_int(stage['hosts_failed']):,}",
+                f"{stage.get('hosts_not_assessed', 0):,}",  # 1.1
+                f"{as_int(stage['backups']):,}",
+                Paragraph(as_markup(stage["reason"]), styles.cell),
             ]
         )
         if status in STAGE_STATUS_COLOURS:

@@ -12,6 +12,7 @@ from reportlab.platypus import (
     Spacer,
 )
 
+from patchcycle.reports.evidence_document import BaselineDecision, CycleEvidence, Plan
 from patchcycle.reports.pdf.layout import TextCell, styled_table, text_cell
 from patchcycle.reports.pdf.style import (
     CONTENT_WIDTH,
@@ -23,8 +24,6 @@ from patchcycle.reports.pdf.style import (
     SEVERITY_ORDER,
     Styles,
     as_markup,
-    as_records,
-    as_strings,
     as_text,
     clip_plain,
 )
@@ -37,16 +36,16 @@ def _severity_rank(severity: Any) -> int:
         return len(SEVERITY_ORDER)
 
 
-def _family_decisions(plan: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The plan's baseline decision per OS family (``plan.baselines``; absent in older documents)."""
-    return {as_text(d.get("os_family")): d for d in as_records(plan.get("baselines")) if d.get("os_family")}
+def _family_decisions(plan: Plan) -> dict[str, BaselineDecision]:
+    """The plan's baseline decision per OS family (``plan.baselines``, schema 1.1)."""
+    return {d["os_family"]: d for d in plan.get("baselines", [])}
 
 
-def _catalog_lines(decision: Mapping[str, Any] | None, styles: Styles) -> list[Any]:
+def _catalog_lines(decision: BaselineDecision | None, styles: Styles) -> list[Any]:
     """Where the family's catalog came from, and what the plan could not judge (schema 1.1)."""
     if decision is None or "sources" not in decision:
         return []  # a plan frozen before the plan recorded its sources
-    sources = as_strings(decision.get("sources"))
+    sources = decision["sources"]
     text = (
         f"Catalog sources: {as_markup(', '.join(sources))}."
         if sources
@@ -55,13 +54,17 @@ def _catalog_lines(decision: Mapping[str, Any] | None, styles: Styles) -> list[A
     lines: list[Any] = [Paragraph(text, styles.note)]
     lines += [
         Paragraph(f'<font color="{RED}">Not judged:</font> {as_markup(clip_plain(note))}', styles.note)
-        for note in as_strings(decision.get("notes"))
+        for note in decision.get("notes", [])
     ]
     return lines
 
 
 def _package_version(patch: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(package or KB, the exact version frozen as [epoch:]version[.arch]) of an approved patch."""
+    """(package or KB, the exact version frozen as [epoch:]version[.arch]) of an approved patch.
+
+    Approved patches are read with checks: evidence-1.0 does not type them, and no version types the
+    severity and CVEs.
+    """
     kb = as_text(patch.get("kb"))
     main = as_text(patch.get("package")) or (f"KB{kb}" if kb else "-")
     version = as_text(patch.get("version"))
@@ -76,15 +79,15 @@ def _released_cell(patch: Mapping[str, Any]) -> TextCell:
     return text_cell(patch.get("released"), RELEASED_BASIS_LABELS.get(basis, basis) or None)
 
 
-def patch_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def patch_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Approved patch set section: per OS family its catalog sources and patches, most severe first (capped
     per family and in total), then the RDS OS updates."""
-    plan = evidence.get("plan") or {}
-    approved: Mapping[str, Any] = plan.get("approved") or {}
+    plan = evidence["plan"]
+    approved: Mapping[str, list[Any]] = plan.get("approved", {})
     decisions = _family_decisions(plan)
     flow: list[Any] = [CondPageBreak(1.5 * inch), Paragraph("Approved patch set", styles.h2)]
     families = sorted(set(approved) | set(decisions))
-    total = sum(len(approved.get(f) or []) for f in families)
+    total = sum(len(approved.get(f, [])) for f in families)
     if not total and not any(_catalog_lines(d, styles) for d in decisions.values()):
         flow.append(Paragraph("The plan approved no patches for this cycle.", styles.body))
         return flow + _rds_updates(evidence, styles)
@@ -99,7 +102,7 @@ def patch_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
     budget = MAX_PATCH_ROWS
     for family in families:
         patches = sorted(
-            approved.get(family) or [],
+            approved.get(family, []),
             key=lambda p: (_severity_rank(p.get("severity")), str(p.get("id") or "")),
         )
         header = Paragraph(f"<b>{as_markup(family)}</b> ({len(patches):,})", styles.body)
@@ -134,11 +137,11 @@ def patch_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
     return flow + _rds_updates(evidence, styles)
 
 
-def _rds_updates(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def _rds_updates(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """The RDS OS updates the plan froze (AWS gives them no version or release date: their descriptions)."""
     from patchcycle.domain.plan import rds_update_id
 
-    updates = [str(u) for u in (evidence.get("plan") or {}).get("rds_os_updates") or []]
+    updates = evidence["plan"].get("rds_os_updates", [])
     if not updates:
         return []
     rows: list[list[Any]] = [["Update id", "RDS OS update (as RDS offered it when the plan was frozen)"]]

@@ -1,5 +1,5 @@
 """The cycle report's entry point: the evidence document in, the PDF out, section by section in the
-order the reader meets them (this function is the report's table of contents)."""
+order the reader meets them (:func:`_cycle_report` is the report's table of contents)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from reportlab.platypus import (
     Spacer,
 )
 
+from patchcycle.reports.evidence_document import CycleEvidence, evidence_schema_error, read_evidence
 from patchcycle.reports.pdf.access import access_section
 from patchcycle.reports.pdf.charts import compliance_chart, host_states_chart
 from patchcycle.reports.pdf.controls import controls_section
@@ -31,12 +32,26 @@ def render_cycle_report(evidence: dict, *, generated_at: str | None = None) -> b
     ``generated_at`` is printed as the report's generation time; it defaults to the cycle's
     ``finished_at`` (then ``started_at``) so that identical input gives identical bytes
     (the PDF is built in reportlab's invariant mode).
+
+    The document is read with :func:`~patchcycle.reports.evidence_document.read_evidence`. One that
+    departs from the schema of its ``schema_version`` is logged and still rendered, its odd values as
+    "n/a" or 0 (an old pack must still render); one that lacks what the report cannot do without (a
+    cycle, a tenant, the hosts) raises the
+    :class:`~patchcycle.reports.evidence_document.EvidenceSchemaError` naming where.
     """
-    tenant = evidence.get("tenant") or {}
-    cycle = evidence.get("cycle") or {}
-    plan = evidence.get("plan") or {}
-    cycle_date = as_text(cycle.get("cycle_date") or plan.get("cycle_date"), "n/a")
-    plan_hash = as_text(cycle.get("plan_hash") or plan.get("hash"), "n/a")
+    document = read_evidence(evidence, strict=False)
+    try:
+        return _cycle_report(document, generated_at)
+    except (KeyError, TypeError, AttributeError) as error:
+        problem = evidence_schema_error(evidence)
+        if problem is None:
+            raise
+        raise problem from error
+
+
+def _cycle_report(evidence: CycleEvidence, generated_at: str | None) -> bytes:
+    tenant, cycle = evidence["tenant"], evidence["cycle"]
+    cycle_date = cycle["cycle_date"]
     if generated_at is None:
         generated_at = cycle.get("finished_at") or cycle.get("started_at") or "n/a"
     styles = Styles()
@@ -55,7 +70,7 @@ def render_cycle_report(evidence: dict, *, generated_at: str | None = None) -> b
     flow += patch_section(evidence, styles)
     flow += host_appendix(evidence, styles)
 
-    footer = f"{as_text(tenant.get('id'))}  |  cycle {cycle_date}  |  plan {plan_hash[:12]}"
+    footer = f"{tenant['id']}  |  cycle {cycle_date}  |  plan {cycle['plan_hash'][:12]}"
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer,
@@ -64,9 +79,9 @@ def render_cycle_report(evidence: dict, *, generated_at: str | None = None) -> b
         rightMargin=MARGIN,
         topMargin=MARGIN,
         bottomMargin=0.8 * inch,
-        title=f"Patch cycle report - {as_text(tenant.get('display_name'))} - {cycle_date}",
-        author=as_text(cycle.get("generated_by"), "patchcycle"),
-        subject=f"Patch cycle {cycle_date} for tenant {as_text(tenant.get('id'))}",
+        title=f"Patch cycle report - {as_text(tenant['display_name'])} - {cycle_date}",
+        author=as_text(cycle["generated_by"]),
+        subject=f"Patch cycle {cycle_date} for tenant {tenant['id']}",
         creator="patchcycle",
         invariant=1,
     )

@@ -13,6 +13,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from patchcycle.reports.evidence_document import CycleEvidence
 from patchcycle.reports.pdf.charts import overdue_chart, trend_chart, trend_points
 from patchcycle.reports.pdf.layout import (
     BLACK,
@@ -47,7 +48,7 @@ from patchcycle.reports.pdf.style import (
 )
 
 
-def risk_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def risk_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Risk and SLA section: open patches by SLA status and priority, the threat feeds, the overdue chart, and
     the open patches most urgent first (up to :data:`MAX_RISK_ROWS`)."""
     flow = heading("Risk and SLA", styles, keep=3.8 * inch)
@@ -159,7 +160,7 @@ def risk_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
     return flow
 
 
-def trend_section(evidence: Mapping[str, Any], styles: Styles) -> list[Any]:
+def trend_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     """Compliance trend section: the chart once two cycles have a compliance figure, and compliance before and
     after per cycle as a table."""
     flow = heading("Compliance trend", styles, keep=3.8 * inch)

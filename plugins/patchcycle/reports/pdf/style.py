@@ -1,6 +1,7 @@
 """Limits, page geometry, colours and paragraph styles of the cycle report, and the helpers that
-read evidence values as text and numbers (an evidence document is data: every value is checked, never
-trusted to be of its schema's type).
+read evidence values as text and numbers: the values the schemas leave untyped (see
+:mod:`patchcycle.reports.evidence_document`), and those of a document that departs from its schema,
+which the report still renders, are checked, never trusted.
 """
 
 from __future__ import annotations
