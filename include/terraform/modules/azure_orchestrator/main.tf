@@ -34,7 +34,6 @@ resource "azurerm_role_definition" "arc_patching" {
       "Microsoft.HybridCompute/machines/installPatches/action",
       "Microsoft.HybridCompute/machines/patchAssessmentResults/read",
       "Microsoft.HybridCompute/machines/patchAssessmentResults/softwarePatches/read",
-      "Microsoft.HybridCompute/machines/patchInstallationResults/read",
       "Microsoft.HybridCompute/machines/patchInstallationResults/softwarePatches/read",
       "Microsoft.HybridCompute/machines/read",
     ]

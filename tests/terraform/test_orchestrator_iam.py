@@ -1,0 +1,373 @@
+"""Least privilege, held to the code: the orchestrator's IAM actions (AWS), custom role actions (Azure)
+and permissions (GCP) in include/terraform are exactly what the hooks in plugins/patchcycle/hooks/ call.
+
+The calls are read from the hooks' source (AST), not listed by hand: a hook that starts calling a new
+API fails here until the module grants it, and a grant no hook needs fails here until it is removed.
+Each call becomes its IAM action through the service's own model (botocore's operation names), with the
+few documented places where IAM names an action differently or a call needs a second permission.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+from botocore import xform_name
+
+from patchcycle.hooks import azure_arc
+from tests.conftest import REPO
+from tests.terraform.hcl import MODULES, read_dir
+
+HOOKS = REPO / "plugins" / "patchcycle" / "hooks"
+
+# -- reading the hooks ---------------------------------------------------------------------------
+
+
+def _classes(path: Path) -> dict[str, ast.ClassDef]:
+    return {n.name: n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef)}
+
+
+def _is_self_attr(node: ast.AST, name: str) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == name
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    )
+
+
+def _client_type(cls: ast.ClassDef) -> str | None:
+    """``kwargs["client_type"] = "ssm"`` in the hook's __init__ (the Amazon provider's AwsBaseHook)."""
+    for node in ast.walk(cls):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Subscript)
+            and isinstance(node.targets[0].slice, ast.Constant)
+            and node.targets[0].slice.value == "client_type"
+            and isinstance(node.value, ast.Constant)
+        ):
+            return str(node.value.value)
+    return None
+
+
+def _str_arg(call: ast.Call, index: int) -> str | None:
+    if len(call.args) > index and isinstance(call.args[index], ast.Constant):
+        value = call.args[index].value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def boto3_calls(path: Path, cls: ast.ClassDef, default_service: str) -> set[tuple[str, str]]:
+    """(service, boto3 method) for every client call a boto3-based hook makes.
+
+    Receivers: ``self.conn`` and ``self.get_conn()`` (the hook's client), a local name bound to one of
+    them or to ``self.get_client_type(...)``, and a cached property that builds another client with a
+    literal ``client_type`` (IdentityCenterHook.identity_store). Method names: attribute calls on those,
+    and the literal operation given to ``get_paginator``, to the hook's ``_pages`` helper, and to the
+    provider's ``generate_presigned_url``; the provider's ``list_keys`` is ListObjectsV2.
+    """
+    service = _client_type(cls) or default_service
+    other_clients: dict[str, str] = {}  # cached property name -> its client_type
+    for fn in cls.body:
+        if isinstance(fn, ast.FunctionDef):
+            for node in ast.walk(fn):
+                if (
+                    isinstance(node, ast.keyword)
+                    and node.arg == "client_type"
+                    and isinstance(node.value, ast.Constant)
+                ):
+                    other_clients[fn.name] = str(node.value.value)
+
+    def receiver_service(node: ast.AST, local: dict[str, str]) -> str | None:
+        if _is_self_attr(node, "conn"):
+            return service
+        if isinstance(node, ast.Call) and (
+            _is_self_attr(node.func, "get_conn") or _is_self_attr(node.func, "get_client_type")
+        ):
+            return service
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            return other_clients.get(node.attr)
+        if isinstance(node, ast.Name):
+            return local.get(node.id)
+        return None
+
+    calls: set[tuple[str, str]] = set()
+    for fn in cls.body:
+        if not isinstance(fn, ast.FunctionDef) or fn.name in other_clients:
+            continue
+        local: dict[str, str] = {}
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                svc = receiver_service(node.value, local)
+                if svc:
+                    local[node.targets[0].id] = svc
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            method, target = node.func.attr, node.func.value
+            if method == "get_paginator" and receiver_service(target, local):
+                calls.add((receiver_service(target, local) or service, _str_arg(node, 0) or "?"))
+            elif method == "_pages" and _is_self_attr(node.func, "_pages"):
+                svc = receiver_service(node.args[0], local)
+                calls.add((svc or "?", _str_arg(node, 1) or "?"))
+            elif method == "generate_presigned_url" and isinstance(target, ast.Name) and target.id == "self":
+                calls.add((service, _str_arg(node, 0) or "?"))
+            elif method == "list_keys" and isinstance(target, ast.Name) and target.id == "self":
+                calls.add((service, "list_objects_v2"))  # S3Hook.list_keys pages ListObjectsV2
+            elif receiver_service(target, local):
+                calls.add((receiver_service(target, local) or service, method))
+    return calls
+
+
+def aws_hook_calls() -> dict[str, set[tuple[str, str]]]:
+    """Every boto3 call of every AWS hook, by hook class."""
+    found = {}
+    for path, default in ((HOOKS / "aws.py", "?"), (HOOKS / "s3.py", "s3")):
+        for name, cls in _classes(path).items():
+            calls = boto3_calls(path, cls, default)
+            if calls:
+                found[name] = calls
+    return found
+
+
+# IAM's service prefix where it is not the boto3 client name (Service Authorization Reference:
+# "AWS IAM Identity Center" actions are "sso:").
+IAM_PREFIX = {"sso-admin": "sso"}
+# Where the IAM action is not the API's name: ListObjectsV2 is authorized as s3:ListBucket (Amazon S3
+# API Reference, ListObjectsV2, "Permissions").
+IAM_ACTION = {("s3", "ListObjectsV2"): "s3:ListBucket"}
+# A call that needs a second permission, each with the call that needs it and why.
+IMPLIED = {
+    # PutObject with ObjectLockMode/ObjectLockRetainUntilDate (hooks/s3.put_once): "s3:PutObjectRetention"
+    # (Amazon S3 User Guide, Object Lock, "Required permissions").
+    "s3:PutObjectRetention": "s3:PutObject",
+    # CreateDBSnapshot and RestoreDBInstanceFromDBSnapshot with Tags need rds:AddTagsToResource (Amazon RDS
+    # User Guide, "Tagging Amazon RDS resources"; docs/operator-guide.md lists it).
+    "rds:AddTagsToResource": "rds:CreateDBSnapshot",
+}
+
+
+def iam_actions(calls: set[tuple[str, str]]) -> set[str]:
+    """The IAM actions of boto3 calls, through botocore's service models (method -> operation)."""
+    session = botocore.session.get_session()
+    actions = set()
+    for service, method in calls:
+        operations = {xform_name(op): op for op in session.get_service_model(service).operation_names}
+        assert method in operations, f"{service}.{method} is not an operation of {service}"
+        operation = operations[method]
+        actions.add(IAM_ACTION.get((service, operation), f"{IAM_PREFIX.get(service, service)}:{operation}"))
+    return actions | {extra for extra, needed_by in IMPLIED.items() if needed_by in actions}
+
+
+# -- reading the modules ---------------------------------------------------------------------------
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = list(document.get("statement", []))
+    for dynamic in document.get("dynamic", []):
+        statements.extend(dynamic["statement"]["content"])
+    return statements
+
+
+def policy_actions(module: str, document: str, principal_var: str | None = None) -> set[str]:
+    """Allowed actions of one aws_iam_policy_document (optionally only statements naming a principal)."""
+    doc = read_dir(MODULES / module)["data"]["aws_iam_policy_document"][document]
+    actions = set()
+    for statement in _statements(doc):
+        if statement.get("effect", "Allow") != "Allow":
+            continue
+        if principal_var is not None:
+            principals = [i for p in statement.get("principals", []) for i in p["identifiers"]]
+            if principals != [f"${{var.{principal_var}}}"]:
+                continue
+        actions.update(statement["actions"])
+    return actions
+
+
+# -- AWS ---------------------------------------------------------------------------------------------
+
+
+def test_the_hooks_calls_are_read_from_their_source() -> None:
+    calls = aws_hook_calls()
+    assert set(calls) == {
+        "SsmFleetHook",
+        "Ec2BackupHook",
+        "RdsHook",
+        "IdentityCenterHook",
+        "EvidenceBucketHook",
+    }
+    # A few known calls, so a reader that finds nothing cannot pass the equality tests below.
+    assert ("ssm", "send_command") in calls["SsmFleetHook"]
+    assert ("ssm", "describe_instance_information") in calls["SsmFleetHook"]
+    assert ("identitystore", "list_users") in calls["IdentityCenterHook"]
+    assert ("s3", "put_object") in calls["EvidenceBucketHook"]
+
+
+def test_execution_role_grants_exactly_what_the_ssm_ec2_and_rds_hooks_call() -> None:
+    calls = aws_hook_calls()
+    needed = iam_actions(calls["SsmFleetHook"] | calls["Ec2BackupHook"] | calls["RdsHook"])
+    granted = policy_actions("orchestrator_iam_aws", "execution")
+    assert granted == needed, f"missing: {sorted(needed - granted)}; not called: {sorted(granted - needed)}"
+
+
+def test_identity_reader_grants_exactly_what_the_identity_center_hook_calls() -> None:
+    needed = iam_actions(aws_hook_calls()["IdentityCenterHook"])
+    assert policy_actions("orchestrator_iam_aws", "identity_reader") == needed
+
+
+def test_evidence_bucket_grants_the_writer_exactly_what_the_evidence_hook_calls() -> None:
+    needed = iam_actions(aws_hook_calls()["EvidenceBucketHook"])
+    assert policy_actions("evidence_bucket", "bucket", "writer_principal_arn") == needed
+    # SSE-KMS: PutObject needs kms:GenerateDataKey and GetObject kms:Decrypt on the bucket's key
+    # (Amazon S3 User Guide, "Using server-side encryption with AWS KMS keys", Permissions).
+    assert policy_actions("evidence_bucket", "key", "writer_principal_arn") == {
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    }
+
+
+def test_rds_actions_are_granted_only_where_the_account_patches_rds() -> None:
+    doc = read_dir(MODULES / "orchestrator_iam_aws")["data"]["aws_iam_policy_document"]["execution"]
+    plain = {a for s in doc["statement"] for a in s["actions"]}
+    conditional = {a for d in doc["dynamic"] for s in d["statement"]["content"] for a in s["actions"]}
+    assert all(a.startswith("rds:") for a in conditional) and not any(a.startswith("rds:") for a in plain)
+    assert all(d["statement"]["for_each"] == "${var.rds ? [1] : []}" for d in doc["dynamic"])
+
+
+# -- Azure -------------------------------------------------------------------------------------------
+
+# ArcHook's SDK calls -> Azure RBAC actions (Microsoft.HybridCompute and Microsoft.ResourceGraph
+# resource provider operations). The status URL a patch operation's 202 names may be an operationresults
+# or an operationstatus URL of the machine's location; reading it needs the matching read action.
+AZURE_CALLS = {
+    "machines.list_by_resource_group": {"Microsoft.HybridCompute/machines/read"},
+    "machines.get": {"Microsoft.HybridCompute/machines/read"},
+    "machines.begin_install_patches": {"Microsoft.HybridCompute/machines/installPatches/action"},
+    "machines.begin_assess_patches": {"Microsoft.HybridCompute/machines/assessPatches/action"},
+    "send_request": {
+        "Microsoft.HybridCompute/locations/operationresults/read",
+        "Microsoft.HybridCompute/locations/operationstatus/read",
+    },
+    "graph.resources": {"Microsoft.ResourceGraph/resources/read"},
+}
+
+
+def arc_hook_calls() -> set[str]:
+    """``self.client.<...>`` and ``self.graph.<...>`` calls of ArcHook, as ``machines.get`` etc."""
+    cls = _classes(HOOKS / "azure_arc.py")["ArcHook"]
+    found = set()
+    for node in ast.walk(cls):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        chain, target = [node.func.attr], node.func.value
+        while (
+            isinstance(target, ast.Attribute)
+            and not _is_self_attr(target, "client")
+            and not _is_self_attr(target, "graph")
+        ):
+            chain.insert(0, target.attr)
+            target = target.value
+        if _is_self_attr(target, "client"):
+            found.add(".".join(chain))
+        elif _is_self_attr(target, "graph"):
+            found.add("graph." + ".".join(chain))
+    return found
+
+
+def azure_role_actions() -> dict[str, set[str]]:
+    roles = read_dir(MODULES / "azure_orchestrator")["resource"]["azurerm_role_definition"]
+    return {name: {a for p in role["permissions"] for a in p["actions"]} for name, role in roles.items()}
+
+
+def test_azure_custom_roles_grant_exactly_what_the_arc_hook_does() -> None:
+    calls = arc_hook_calls()
+    assert set(AZURE_CALLS) == calls, f"ArcHook calls {sorted(calls - set(AZURE_CALLS))} unmapped here"
+    needed = set().union(*AZURE_CALLS.values())
+    # Resource Graph returns only rows the caller may read: each result type the hook queries.
+    types = [v for k, v in vars(azure_arc).items() if k.endswith("_TYPE") and isinstance(v, str)]
+    assert len(types) == 3
+    roles = azure_role_actions()
+    granted = set().union(*roles.values())
+    type_reads = {a.lower() for a in granted if a.lower().removesuffix("/read") in types}
+    assert type_reads == {f"{t}/read" for t in types}
+    assert {a for a in granted if a.lower() not in type_reads} == needed
+    # Machines and their results where the machines are; operation status and the query per subscription.
+    assert all("/locations/" not in a and "ResourceGraph" not in a for a in roles["arc_patching"])
+    assert roles["arc_operations"] == {a for a in needed if "/locations/" in a or "ResourceGraph" in a}
+
+
+# -- GCP ---------------------------------------------------------------------------------------------
+
+# The hooks' client methods -> IAM permissions (each REST method's "IAM Permissions": OS Config v1 and
+# Compute Engine v1). Creating a snapshot or a disk with labels also needs setLabels; a disk from a
+# snapshot reads the snapshot (useReadOnly); attaching a disk uses it (compute.disks.use).
+GCP_CALLS = {
+    "zonal.list_inventories": {"osconfig.inventories.list"},
+    "zonal.list_vulnerability_reports": {"osconfig.vulnerabilityReports.list"},
+    "service.execute_patch_job": {"osconfig.patchJobs.exec"},
+    "service.get_patch_job": {"osconfig.patchJobs.get"},
+    "service.list_patch_job_instance_details": {"osconfig.patchJobs.get"},
+    "service.list_patch_jobs": {"osconfig.patchJobs.list"},
+    "service.cancel_patch_job": {"osconfig.patchJobs.exec"},
+    "instances_client.list": {"compute.instances.list"},
+    "instances_client.get": {"compute.instances.get"},
+    "instances_client.stop_unary": {"compute.instances.stop"},
+    "instances_client.start_unary": {"compute.instances.start"},
+    "instances_client.detach_disk_unary": {"compute.instances.detachDisk"},
+    "instances_client.attach_disk_unary": {"compute.instances.attachDisk", "compute.disks.use"},
+    "disks.create_snapshot_unary": {
+        "compute.disks.createSnapshot",
+        "compute.snapshots.create",
+        "compute.snapshots.setLabels",
+    },
+    "disks.insert_unary": {
+        "compute.disks.create",
+        "compute.disks.setLabels",
+        "compute.snapshots.useReadOnly",
+    },
+    "snapshots.list": {"compute.snapshots.list"},
+    "snapshots.get": {"compute.snapshots.get"},
+    "zone_operations.get": {"compute.zoneOperations.get"},
+}
+GCP_CLIENTS = {"zonal", "service", "instances_client", "disks", "snapshots", "zone_operations"}
+
+
+def gcp_hook_calls() -> set[str]:
+    """``self.<client>.<method>`` uses (called, or handed to ``_start_step``) in the GCP hooks."""
+    found = set()
+    for path in (HOOKS / "gcp_osconfig.py", HOOKS / "gcp_compute.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and any(_is_self_attr(node.value, c) for c in GCP_CLIENTS):
+                found.add(f"{node.value.attr}.{node.attr}")  # type: ignore[attr-defined]
+    return found
+
+
+def test_gcp_custom_role_grants_exactly_what_the_os_config_and_compute_hooks_call() -> None:
+    calls = gcp_hook_calls()
+    assert calls == set(GCP_CALLS), (
+        f"unmapped: {sorted(calls - set(GCP_CALLS))}; gone: {sorted(set(GCP_CALLS) - calls)}"
+    )
+    config = read_dir(MODULES / "gcp_orchestrator")
+    (local_block,) = [b for b in config["locals"] if "permissions" in b]
+    assert set(local_block["permissions"]) == set().union(*GCP_CALLS.values())
+    role = config["resource"]["google_project_iam_custom_role"]["orchestrator"]
+    assert role["permissions"] == "${local.permissions}"
+
+
+def test_no_hook_calls_a_cloud_the_modules_do_not_cover() -> None:
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(HOOKS.glob("*.py")):
+        text = path.read_text()
+        for marker in ("AwsBaseHook", "S3Hook", "HybridComputeManagementClient", "osconfig_v1", "compute_v1"):
+            if marker in text:
+                by_kind[marker].append(path.name)
+    assert by_kind == {
+        "AwsBaseHook": ["aws.py"],
+        "S3Hook": ["s3.py"],
+        "HybridComputeManagementClient": ["azure_arc.py"],
+        "osconfig_v1": ["gcp_osconfig.py"],
+        "compute_v1": ["gcp_compute.py"],
+    }
