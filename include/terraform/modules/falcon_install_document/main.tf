@@ -7,7 +7,9 @@
 # because Run Command documents do not resolve SecureString references in {{ssm:...}} parameters.
 # Parameters are passed to the scripts as environment variables (interpolationType ENV_VAR), never
 # pasted into the script text ("Data elements and parameters",
-# https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-syntax-data-elements-parameters.html).
+# https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-syntax-data-elements-parameters.html;
+# hosts need an SSM agent recent enough for ENV_VAR interpolation, which that page names). Linux hosts
+# need the AWS CLI (Amazon Linux ships it); Windows hosts use the AWS Tools for PowerShell of AWS's AMIs.
 #
 # Terraform AWS provider, aws_ssm_document:
 # https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/ssm_document
