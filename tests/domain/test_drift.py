@@ -357,6 +357,8 @@ def test_what_is_not_a_plan_or_a_state_is_refused() -> None:
         read_plan([], scope=SCOPE)  # type: ignore[arg-type]
     with pytest.raises(DriftInputError, match="no resources list"):
         read_state({"version": 4})
+    with pytest.raises(DriftInputError, match="serial 'x'"):
+        read_state({"version": 4, "serial": "x", "resources": []})
 
 
 # -- -detailed-exitcode ---------------------------------------------------------------------------------
@@ -484,6 +486,18 @@ def test_the_report_is_json_evidence_with_both_ways_out_for_each_drift() -> None
     assert evidence["open_drift"] == len(INJECTED_DRIFTS) and evidence["resources_checked"] == len(CHECKED)
     assert all({o["action"] for o in d["options"]} == {"ratify", "remediate"} for d in evidence["drifts"])
     assert evidence["drifts"][0]["changed_by"]["event_time"].startswith("2026-12-")
+    assert evidence["sources"] == {
+        SCOPE: {
+            "format_version": "1.2",
+            "terraform_version": "1.11.4",
+            "timestamp": "2026-12-04T06:00:00Z",
+            "exit_code": 2,
+        }
+    }
+    state_evidence = report_of(state_result()).to_dict()
+    assert state_evidence["sources"][SCOPE]["serial"] == 42
+    (gone,) = [d for d in state_evidence["drifts"] if d["action"] == "delete"]
+    assert gone["identity"] == {"bucket": "patchcycle-evidence-cu-alpha"}
 
 
 def test_errors_are_kept_per_scope_and_make_the_report_incomplete() -> None:

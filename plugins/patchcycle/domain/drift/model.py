@@ -145,6 +145,7 @@ class Drift:
             "declared": self.declared,
             "live": self.live,
             "sensitive": self.sensitive,
+            "identity": dict(self.identity),
             "changed_by": self.changed_by.to_dict() if self.changed_by else None,
             "options": self.options(),
         }
@@ -200,6 +201,7 @@ class ScopeResult:
     differences: tuple[Drift, ...]
     unchecked: tuple[UncheckedResource, ...] = ()
     notes: tuple[str, ...] = ()
+    source: Mapping[str, Any] = field(default_factory=dict)  # which plan or state was read
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ class DriftReport:
     unchecked: tuple[UncheckedResource, ...]
     errors: tuple[ScopeError, ...] = ()
     notes: tuple[str, ...] = ()
+    sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def open_drift(self) -> int:
@@ -244,6 +247,7 @@ class DriftReport:
             "date": self.day.isoformat(),
             "engine": self.engine,
             "scopes": list(self.scopes),
+            "sources": {scope: dict(source) for scope, source in self.sources.items()},
             "complete": self.complete,
             "resources_checked": self.resources_checked,
             "open_drift": self.open_drift,
@@ -281,6 +285,7 @@ def build_report(
         unchecked=tuple(u for r in results for u in r.unchecked),
         errors=errors,
         notes=tuple(f"{r.scope}: {n}" for r in results for n in r.notes),
+        sources={r.scope: r.source for r in results},
     )
 
 

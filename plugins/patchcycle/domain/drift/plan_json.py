@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from patchcycle.domain.drift.differences import (
@@ -174,7 +175,13 @@ def read_plan(plan: Mapping[str, Any], *, scope: str, exit_code: int | None = No
             fresh = [d for d in result if (d.address, d.path) not in seen and not _covered(d, seen)]
             seen.update((d.address, d.path) for d in fresh)
             found.setdefault(address, []).extend(fresh)
-    return _result(scope, types, found, reasons, _notes(plan, exit_code, found))
+    plan_source = {
+        "format_version": plan.get("format_version"),
+        "terraform_version": plan.get("terraform_version"),
+        "timestamp": plan.get("timestamp"),
+        "exit_code": exit_code,
+    }
+    return replace(_result(scope, types, found, reasons, _notes(plan, exit_code, found)), source=plan_source)
 
 
 def _entries(plan: Mapping[str, Any], source: Source) -> Sequence[Mapping[str, Any]]:

@@ -81,9 +81,12 @@ def read_state(document: Mapping[str, Any]) -> TerraformState:
     resources = document.get("resources")
     if not isinstance(resources, list):
         raise DriftInputError("state file has no resources list")
+    serial = document.get("serial", 0)
+    if type(serial) is not int:
+        raise DriftInputError(f"state file serial {serial!r} is not a number")
     return TerraformState(
         terraform_version=document.get("terraform_version"),
-        serial=int(document.get("serial") or 0),
+        serial=serial,
         lineage=str(document.get("lineage") or ""),
         instances=tuple(i for r in resources for i in _instances(r)),
     )
@@ -191,6 +194,11 @@ def compare_state(
         differences=tuple(differences),
         unchecked=tuple(unchecked),
         notes=tuple(notes),
+        source={
+            "lineage": state.lineage,
+            "serial": state.serial,
+            "terraform_version": state.terraform_version,
+        },
     )
 
 
