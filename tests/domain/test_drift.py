@@ -248,6 +248,8 @@ def test_a_plan_shows_what_terraform_found_on_an_unknown_type_without_calling_it
         ("value", SENSITIVE, SENSITIVE),
         ("version", 1, 2),
     }
+    assert {d.classification for d in parameter.differences} == {"unchecked"}
+    assert all(d.options() == [] for d in parameter.differences)
 
 
 def test_a_resource_without_a_live_view_is_unchecked_and_data_sources_are_not_resources() -> None:

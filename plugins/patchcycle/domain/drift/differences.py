@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from patchcycle.domain.drift.model import Drift, Source, UncheckedResource, masked
@@ -109,8 +109,9 @@ def resource_differences(sides: ResourceSides, only: Collection[str] | None = No
 def unchecked_for(
     address: str, resource_type: str, reason: str, drifts: Iterable[Drift] = ()
 ) -> UncheckedResource:
-    """An unchecked resource, with any differences found for it shown but not classified as drift."""
-    return UncheckedResource(address=address, type=resource_type, reason=reason, differences=tuple(drifts))
+    """An unchecked resource, with any differences found for it shown but classified ``unchecked``."""
+    shown = tuple(replace(d, classification="unchecked") for d in drifts)
+    return UncheckedResource(address=address, type=resource_type, reason=reason, differences=shown)
 
 
 UNKNOWN_TYPE = "type not in the drift registry: the report does not know which of its fields the cycle owns"

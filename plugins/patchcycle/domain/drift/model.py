@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from patchcycle.domain.drift.values import SENSITIVE
 
-Classification = Literal["drift", "owned_by_cycle"]
+Classification = Literal["drift", "owned_by_cycle", "unchecked"]
 Engine = Literal["plan_json", "state_compare"]
 Source = Literal["resource_drift", "resource_changes", "state"]
 
@@ -160,7 +160,8 @@ def masked(drift: Drift) -> Drift:
 class UncheckedResource:
     """A managed resource the report cannot vouch for, and why; never counted as clean.
 
-    ``differences`` holds what Terraform reported for it anyway (a plan shows every type), unclassified.
+    ``differences`` holds what Terraform reported for it anyway (a plan shows every type), each
+    classified ``unchecked``: shown, never counted as drift nor as clean.
     """
 
     address: str

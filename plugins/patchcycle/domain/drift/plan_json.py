@@ -11,9 +11,10 @@ values; the saved plan's JSON does.) The format is Terraform's documented "JSON 
 - ``resource_drift``: "a description of the changes Terraform detected when it compared the most recent
   state to the prior saved state", with "the same object structure as resource_changes". So ``before`` is
   the prior saved state (what Terraform last applied: the declared side) and ``after`` the refreshed,
-  live object. A resource deleted outside Terraform is refreshed away (the AWS provider's read clears
-  the id when the object is not found), which the change representation shows as ``["delete"]`` with no
-  ``after``. ``["no-op"]`` entries are move-only (Terraform's jsonplan keeps them in refresh-only mode).
+  live object. A resource deleted outside Terraform is refreshed away (the AWS provider's reads clear
+  the id when the object is not found, e.g. ``resourceLaunchTemplateRead``), which the change
+  representation shows as ``["delete"]`` with no ``after``. ``["no-op"]`` entries are move-only
+  (Terraform's ``jsonplan`` keeps them in refresh-only mode).
 - ``resource_changes``: what Terraform would do to make live objects match the configuration. A
   refresh-only plan has none: Terraform checks that "the set of resource changes should always be empty"
   in that mode (``internal/terraform/context_plan.go``, ``refreshOnlyPlan``). For a normal plan the
