@@ -40,6 +40,7 @@ class Ti:
 
 class Run:
     triggering_user_name = None
+    start_date = None
     run_after = dt.datetime(2026, 11, 22, 2, tzinfo=dt.UTC)
 
 
@@ -53,3 +54,59 @@ def attempt(task: Any, number: int) -> Any:
         return task.execute(CONTEXT)
     finally:
         Ti.try_number = 1
+
+
+class CycleTi:
+    """A task instance with its own plan facts (the plan task's XCom; None when the plan left none) and
+    attempt number, for tests that need other facts than :data:`INFO`."""
+
+    def __init__(self, info: dict[str, Any] | None, try_number: int = 1) -> None:
+        self.info = info
+        self.try_number = try_number
+
+    def xcom_pull(self, task_ids: str) -> dict[str, Any] | None:
+        assert task_ids == "plan", task_ids
+        return self.info
+
+
+def cycle_context(
+    info: dict[str, Any] | None = INFO,
+    *,
+    attempt: int = 1,
+    run_id: str = RUN_ID,
+    params: dict[str, Any] | None = None,
+    **airflow: Any,
+) -> dict[str, Any]:
+    """Airflow's context for one attempt of a cycle task: the plan's facts, the run, the params (a manual
+    rollback's ``cycle``, ``hosts`` and ``reason``), and any other entry (``outlet_events``...)."""
+    return {
+        "ti": CycleTi(info, attempt),
+        "run_id": run_id,
+        "dag_run": Run(),
+        "params": params or {},
+        **airflow,
+    }
+
+
+def run_key(name: str, *, cycle: str = INFO["cycle_date"], run_id: str = RUN_ID) -> str:
+    """The key of a record ``name`` of one run of a cycle, as the evidence store lays it out."""
+    from patchcycle.reports.store import CyclePaths
+
+    return CyclePaths(cycle, run_id).run_file(name)
+
+
+def with_plan(store: Any, plan: dict[str, Any], **facts: Any) -> dict[str, Any]:
+    """The plan facts of a run whose frozen plan is ``plan``, stored where the plan task stores it."""
+    from patchcycle.reports.store import CyclePaths
+
+    key = CyclePaths(INFO["cycle_date"], RUN_ID).plan(INFO["plan_hash"])
+    url = store.url(key) if store.get_json_or_none(key) == plan else store.put_json(key, plan)
+    return {**INFO, "plan_url": url, **facts}
+
+
+def recorded_events(bucket: MemoryBucket) -> list[dict[str, Any]]:
+    """Every event the tasks appended to the evidence's event logs, oldest first."""
+    import json
+
+    events = [e for key, data in bucket.objects.items() if "/events/" in key for e in json.loads(data)]
+    return sorted(events, key=lambda e: e["at"])
