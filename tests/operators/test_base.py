@@ -1,5 +1,6 @@
-"""What every cycle task shares (``CycleTaskMixin``): the one rule that skips a stage's task when its
-stage is not part of the run, used by the backup, window, approval, verify, health and rollback tasks."""
+"""What every cycle task shares (``CycleTaskMixin`` and the ``CycleContext`` it builds once per execute):
+the one rule that skips a stage's task when its stage is not part of the run, used by the backup, window,
+approval, verify, health and rollback tasks."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ from airflow.sdk.exceptions import AirflowSkipException
 from patchcycle.config.loader import TENANTS_DIR_ENV, load_tenant, load_tenants
 from patchcycle.config.models import Tenant
 from patchcycle.dag_factory import build_patch_cycle_dag
-from patchcycle.operators.base import CycleOperator, EventLog
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog
 
 TENANT = load_tenants().tenants[0]
 REPO = Path(__file__).resolve().parents[2]
 
 
 class StageTask(CycleOperator):
-    def run(self, context: Any, log: EventLog) -> Any:
-        return self.stage_plan_info(context, "prod")
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:
+        return cycle.stage_info("prod")
 
 
 class Ti:
@@ -37,9 +38,12 @@ def info(**changes: Any) -> dict[str, Any]:
     return {"environments": ["dev", "staging", "prod"], "dry_run": False, **changes}
 
 
+def stage_context(facts: dict[str, Any]) -> CycleContext:
+    return StageTask(task_id="t", tenant_id=TENANT.id).cycle_context({"ti": Ti(facts), "dag_run": None})
+
+
 def test_a_stage_of_the_run_gets_the_plan_facts() -> None:
-    task = StageTask(task_id="t", tenant_id=TENANT.id)
-    assert task.stage_plan_info({"ti": Ti(info())}, "prod") == info()
+    assert stage_context(info()).stage_info("prod") == info()
 
 
 @pytest.mark.parametrize(
@@ -47,15 +51,13 @@ def test_a_stage_of_the_run_gets_the_plan_facts() -> None:
     [(info(dry_run=True), "dry run"), (info(environments=["dev", "staging"]), "left out by the params")],
 )
 def test_a_stage_outside_the_run_is_skipped_not_failed(facts: dict[str, Any], why: str) -> None:
-    task = StageTask(task_id="t", tenant_id=TENANT.id)
     with pytest.raises(AirflowSkipException, match="prod is not part of this run"):
-        task.stage_plan_info({"ti": Ti(facts)}, "prod")
+        stage_context(facts).stage_info("prod")
 
 
 def test_without_a_plan_a_stage_task_fails_loudly() -> None:
-    task = StageTask(task_id="t", tenant_id=TENANT.id)
     with pytest.raises(RuntimeError, match="the plan task left no cycle plan"):
-        task.stage_plan_info({"ti": Ti({})}, "prod")
+        stage_context({}).stage_info("prod")
 
 
 STAGE_TASKS = ("backup", "window", "approval", "verify", "health", "rollback")

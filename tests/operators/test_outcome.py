@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle.config.loader import TENANTS_DIR_ENV, load_tenant
 from patchcycle.dag_factory import build_patch_cycle_dag
-from patchcycle.operators.base import EventLog
+from patchcycle.operators.base import CycleContext, EventLog
 from tests.conftest import REPO
 
 PARTIAL = {
@@ -51,8 +51,9 @@ def outcome_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def run(task: Any, result: dict[str, Any]) -> Any:
-    context = {"ti": SimpleNamespace(xcom_pull=lambda task_ids: result)}
-    return task.run(context, EventLog("test"))
+    airflow = {"ti": SimpleNamespace(xcom_pull=lambda task_ids: result)}
+    cycle = CycleContext(airflow, tenant=task.tenant, store=None, actor="test", after_the_run=True)
+    return task.run(cycle, EventLog("test"))
 
 
 def test_a_partial_cycle_names_every_host_it_left_and_stays_green_by_default(outcome_task, capsys) -> None:

@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import TaskDeferred
 from patchcycle.config.loader import default_tenants_dir, load_tenant
 from patchcycle.config.models import RateControl
 from patchcycle.hooks import azure_arc
+from patchcycle.operators.context import CycleContext
 from patchcycle.operators.patch import PatchAzureOperator
 from patchcycle.reports.store import EvidenceStore
 
@@ -73,9 +74,9 @@ def task(monkeypatch) -> tuple[PatchAzureOperator, MemoryBucket]:
     )
     op = PatchAzureOperator(task_id="nonprod.patch_azure", tenant_id=tenant.id, environment="nonprod")
     op.__dict__.update(tenant=tenant, store=EvidenceStore(bucket, "evidence"))
-    monkeypatch.setattr(op, "ready_hosts", lambda context: [machine(n) for n in range(1, 6)])
-    monkeypatch.setattr(op, "plan", lambda context: PLAN)
-    monkeypatch.setattr(op, "azure_conn_id", lambda subscription: "azure_cu_alpha")
+    monkeypatch.setattr(op, "ready_hosts", lambda cycle: [machine(n) for n in range(1, 6)])
+    monkeypatch.setattr(CycleContext, "plan", PLAN)
+    monkeypatch.setattr(CycleContext, "azure_conn_id", lambda self, subscription: "azure_cu_alpha")
     return op, bucket
 
 
@@ -124,7 +125,7 @@ def test_a_retry_does_not_send_again_an_install_whose_answer_was_lost(task) -> N
     op, bucket = task
     lost = {machine(1)["host_id"]: {"intent_at": "2026-11-22T02:10:00+00:00", "variant": "full"}}
     op.store.put_record(
-        op.record_key(CONTEXT, "installs.json"),
+        op.record_key(op.cycle_context(CONTEXT), "installs.json"),
         {"operations": lost, "results": {}, "round": 1, "not_sent": [], "writes": 1},
         attempt=1,
         step=1,

@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from patchcycle.config.loader import default_tenants_dir, load_tenant
 from patchcycle.hooks import gcp_osconfig
+from patchcycle.operators.context import CycleContext
 from patchcycle.operators.patch import PatchGcpOperator
 from patchcycle.reports.store import EvidenceStore
 from patchcycle.triggers import checks
@@ -73,9 +74,9 @@ def task(monkeypatch) -> tuple[PatchGcpOperator, MemoryBucket]:
     op = PatchGcpOperator(task_id="nonprod.patch_gcp", tenant_id=tenant.id, environment="nonprod")
     op.__dict__.update(tenant=tenant, store=EvidenceStore(bucket, "evidence"))
     hosts = [instance("web-8", "rhel_8"), instance("web-9", "rhel_9"), instance("app-9", "rhel_9")]
-    monkeypatch.setattr(op, "ready_hosts", lambda context: hosts)
-    monkeypatch.setattr(op, "plan", lambda context: PLAN)
-    monkeypatch.setattr(op, "gcp_conn_id", lambda project: "gcp_cu_alpha")
+    monkeypatch.setattr(op, "ready_hosts", lambda cycle: hosts)
+    monkeypatch.setattr(CycleContext, "plan", PLAN)
+    monkeypatch.setattr(CycleContext, "gcp_conn_id", lambda self, project: "gcp_cu_alpha")
     return op, bucket
 
 
@@ -105,7 +106,7 @@ def test_families_with_different_lists_get_a_job_each_and_the_intent_is_recorded
 
 def test_a_retry_keeps_known_jobs_and_finds_the_one_whose_start_was_not_recorded(task) -> None:
     op, bucket = task
-    key = op.record_key(CONTEXT, "jobs.json")
+    key = op.record_key(op.cycle_context(CONTEXT), "jobs.json")
     first = {
         "name": "projects/alpha-prod/patchJobs/job-a",
         "display_name": "pc-2026-11-22-nonprod-full-1",

@@ -44,7 +44,7 @@ def scope(task: Any, *, run_type: str, started: dt.datetime, logical: dt.datetim
         conf=dict(params), run_after=logical or started, run_type=run_type, start_date=started
     )
     context = {"params": params, "dag_run": run, "logical_date": logical, "run_id": f"{run_type}__x"}
-    return task._run_scope(context)
+    return task._run_scope(task.cycle_context(context))
 
 
 def test_a_scheduled_run_on_time_goes_on(tenants: Path) -> None:

@@ -32,7 +32,7 @@ def test_automatic_rollback_skips_a_tenant_that_did_not_opt_in() -> None:
     assert tenant.rollback is None
     op.__dict__["tenant"] = tenant
     with pytest.raises(AirflowSkipException, match="not opted in"):
-        op.targets({}, log=None)
+        op.targets(op.cycle_context({"dag_run": None}), log=None)
     assert op.automatic and op.deferrable
 
 
@@ -47,7 +47,7 @@ def test_automatic_rollback_skips_a_stage_not_in_the_run() -> None:
             return {"dry_run": False, "environments": ["nonprod"], "cycle_date": "2026-11-22"}
 
     with pytest.raises(AirflowSkipException, match="prod is not part of this run"):
-        op.targets({"ti": Ti()}, log=None)
+        op.targets(op.cycle_context({"ti": Ti(), "dag_run": None}), log=None)
 
 
 @pytest.mark.parametrize("instance", ["t-gce-stg-db-01", "A" * 63, "web_01.example"])

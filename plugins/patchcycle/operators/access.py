@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from patchcycle.domain.access import access_report
-from patchcycle.operators.base import CycleOperator, EventLog, utcnow
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog, utcnow
 
 IDENTITY_CONNECTION = "patchcycle_identity"
 
@@ -19,7 +19,7 @@ class AccessReviewOperator(CycleOperator):
         super().__init__(**kwargs)
         self.identity_conn_id = identity_conn_id
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Read the permission sets and assignments of the tenant's AWS accounts, and the users and groups,
         from IAM Identity Center; write the report to ``access.json`` and return the principal and grant
         counts."""
@@ -46,7 +46,7 @@ class AccessReviewOperator(CycleOperator):
         report = access_report(
             reviewed_at=utcnow().isoformat(), accounts=accounts, users=users, groups=groups, members=members
         )
-        self.write_record(context, self.paths(context).run_file("access.json"), report)
+        cycle.write_record(cycle.paths.run_file("access.json"), report)
         log.record(
             "access.reviewed",
             target=",".join(sorted(accounts)),

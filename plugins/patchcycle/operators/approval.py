@@ -35,10 +35,11 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
         """Compose the request's body (the plan, the stage's hosts, the earlier stages' status), record
         ``approval.requested`` and wait for the answer (ApprovalOperator); skipped when the stage is not
         part of the run."""
-        info = self.stage_plan_info(context, str(self.environment))
-        hosts = self.stage_hosts(context, self.environment)
+        cycle = self.cycle_context(context)
+        info = cycle.stage_info(str(self.environment))
+        hosts = cycle.stage_hosts(self.environment)
         earlier = [
-            f"- {env}: {(self.stage_record(context, env) or {}).get('status', 'not run')}"
+            f"- {env}: {(cycle.stage_record(env) or {}).get('status', 'not run')}"
             for env in info["environments"]
             if env != self.environment
             and [e.name.value for e in self.tenant.environments].index(env)
@@ -53,9 +54,9 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
                 *earlier,
             ]
         )
-        log = EventLog(self.actor(context))
+        log = EventLog(cycle.actor)
         log.record("approval.requested", target=self.environment, plan_hash=info["plan_hash"])
-        self.flush_events(context, log, phase="")
+        self.flush_events(cycle, log, phase="")
         # ApprovalOperator's own execute (the mixin's execute, first in the MRO, runs ``run`` instead).
         return ApprovalOperator.execute(self, context)
 
@@ -63,6 +64,7 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
         """Write the answer to ``approval.json`` (decision, by whom, when, the plan hash) and record
         ``approval.answered``; then ApprovalOperator's own step, which skips the stage's next tasks on a
         rejection."""
+        cycle = self.cycle_context(context)
         chosen = (event.get("chosen_options") or [None])[0] if "error" not in event else None
         by = event.get("responded_by_user") or {}
         at = event.get("responded_at")
@@ -73,11 +75,11 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
             "by_id": by.get("id"),
             "at": at.isoformat() if hasattr(at, "isoformat") else at,
             "recorded_at": utcnow().isoformat(),
-            "plan_hash": self.plan_info(context)["plan_hash"],
+            "plan_hash": cycle.info["plan_hash"],
             "error": event.get("error"),
         }
-        self.write_record(context, self.paths(context).stage_file(self.environment, "approval.json"), record)
-        log = EventLog(self.actor(context))
+        cycle.write_record(cycle.paths.stage_file(self.environment, "approval.json"), record)
+        log = EventLog(cycle.actor)
         log.record(
             "approval.answered",
             target=self.environment,
@@ -86,5 +88,5 @@ class StageApprovalOperator(CycleTaskMixin, ApprovalOperator):
             at=record["at"],
             plan_hash=record["plan_hash"],
         )
-        self.flush_events(context, log, phase=".resumed")
+        self.flush_events(cycle, log, phase=".resumed")
         return ApprovalOperator.execute_complete(self, context, event)

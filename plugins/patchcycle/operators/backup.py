@@ -18,7 +18,7 @@ from typing import Any
 
 from patchcycle.domain.backups import attempt_names, choose_backup, states_by_name
 from patchcycle.domain.inventory import is_rds
-from patchcycle.operators.base import CycleOperator, EventLog, utcnow
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog, utcnow
 
 
 def backup_tags(tenant_id: str, cycle_date: str, environment: str) -> dict[str, str]:
@@ -101,68 +101,66 @@ class CreateBackupsOperator(CycleOperator):
         super().__init__(**kwargs)
         self.environment = environment
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Create (or find, on a retry) the backup of each of the stage's eligible hosts in its cloud (for
         an Arc machine, ask for an attestation), and write them to ``backups.json``; return how many
         there are, how many were created now, and when the task started. Skipped when the stage is not
         part of the run."""
 
         started_at = utcnow().isoformat()
-        info = self.stage_plan_info(context, str(self.environment))
-        paths = self.paths(context)
-        rows = by_cloud(self.stage_hosts(context, self.environment))
+        cycle.stage_info(str(self.environment))
+        paths = cycle.paths
+        rows = by_cloud(cycle.stage_hosts(self.environment))
         aws = rows.get("aws", [])
         backups: dict[str, dict[str, Any]] = {}
-        backups.update(self._amis(info, [r for r in aws if not is_rds(r)], log))
-        backups.update(self._db_snapshots(info, [r for r in aws if is_rds(r)], log))
-        backups.update(self._disk_snapshots(info, rows.get("gcp", []), log))
+        backups.update(self._amis(cycle, [r for r in aws if not is_rds(r)], log))
+        backups.update(self._db_snapshots(cycle, [r for r in aws if is_rds(r)], log))
+        backups.update(self._disk_snapshots(cycle, rows.get("gcp", []), log))
         backups.update(self._attestations(rows.get("azure", []), log))
-        self.write_record(context, paths.stage_file(self.environment, "backups.json"), backups)
+        cycle.write_record(paths.stage_file(self.environment, "backups.json"), backups)
         return {
             "backups": len(backups),
             "created": sum(1 for b in backups.values() if b["created"]),
             "started_at": started_at,
         }
 
-    def _amis(self, info: dict[str, Any], rows: list[dict[str, Any]], log: EventLog) -> dict[str, Any]:
+    def _amis(self, cycle: CycleContext, rows: list[dict[str, Any]], log: EventLog) -> dict[str, Any]:
         from patchcycle.hooks.aws import Ec2BackupHook
 
-        tags = backup_tags(self.tenant_id, info["cycle_date"], self.environment)
+        tags = backup_tags(self.tenant_id, cycle.info["cycle_date"], self.environment)
         backups: dict[str, dict[str, Any]] = {}
         for (account, region), hosts in scopes_of(rows).items():
-            hook = Ec2BackupHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
+            hook = Ec2BackupHook(aws_conn_id=cycle.aws_conn_id(account), region_name=region)
             images = hook.images_tagged(tags)
             by_name = {img["Name"]: img for img in images}
             states = states_by_name(images, "Name", "State")
             for host in hosts:
                 host_id = host["host_id"]
-                base = f"patchcycle-{self.tenant_id}-{info['cycle_date']}-{self.environment}-{host_id}"
+                base = f"patchcycle-{self.tenant_id}-{cycle.info['cycle_date']}-{self.environment}-{host_id}"
                 name, create, failed = choose_backup("ami", base, states)
                 if create:
                     image_id = hook.create_image(
                         host_id,
                         name,
-                        {**tags, "patchcycle:host": host_id, "patchcycle:plan": info["plan_hash"]},
+                        {**tags, "patchcycle:host": host_id, "patchcycle:plan": cycle.info["plan_hash"]},
                     )
                 else:
                     image_id = by_name[name]["ImageId"]
                 backups[host_id] = taken(log, host, "ami", image_id, account, region, create, failed)
         return backups
 
-    def _db_snapshots(
-        self, info: dict[str, Any], rows: list[dict[str, Any]], log: EventLog
-    ) -> dict[str, Any]:
+    def _db_snapshots(self, cycle: CycleContext, rows: list[dict[str, Any]], log: EventLog) -> dict[str, Any]:
         """A manual DB snapshot of each RDS instance, named for the host, cycle and stage, so a retry
         finds it by name instead of taking another."""
         from patchcycle.hooks.aws import RdsHook
 
-        tags = backup_tags(self.tenant_id, info["cycle_date"], self.environment)
+        tags = backup_tags(self.tenant_id, cycle.info["cycle_date"], self.environment)
         backups: dict[str, dict[str, Any]] = {}
         for (account, region), hosts in sorted(scopes_of(rows).items()):
-            hook = RdsHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
+            hook = RdsHook(aws_conn_id=cycle.aws_conn_id(account), region_name=region)
             bases = {
                 h["host_id"]: snapshot_name(
-                    self.tenant_id, info["cycle_date"], self.environment, h["host_id"], h["name"]
+                    self.tenant_id, cycle.info["cycle_date"], self.environment, h["host_id"], h["name"]
                 )
                 for h in hosts
             }
@@ -175,27 +173,27 @@ class CreateBackupsOperator(CycleOperator):
                     hook.create_db_snapshot(
                         host["name"],
                         name,
-                        {**tags, "patchcycle:host": host_id, "patchcycle:plan": info["plan_hash"]},
+                        {**tags, "patchcycle:host": host_id, "patchcycle:plan": cycle.info["plan_hash"]},
                     )
                 backups[host_id] = taken(log, host, "db_snapshot", name, account, region, create, failed)
         return backups
 
     def _disk_snapshots(
-        self, info: dict[str, Any], rows: list[dict[str, Any]], log: EventLog
+        self, cycle: CycleContext, rows: list[dict[str, Any]], log: EventLog
     ) -> dict[str, Any]:
         from patchcycle.hooks.gcp_compute import DiskSnapshotHook
 
-        labels = backup_labels(self.tenant_id, info["cycle_date"], self.environment)
+        labels = backup_labels(self.tenant_id, cycle.info["cycle_date"], self.environment)
         backups: dict[str, dict[str, Any]] = {}
         projects: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             projects[row["account"]].append(row)
         for project, hosts in sorted(projects.items()):
-            hook = DiskSnapshotHook(gcp_conn_id=self.gcp_conn_id(project), project_id=project)
+            hook = DiskSnapshotHook(gcp_conn_id=cycle.gcp_conn_id(project), project_id=project)
             states = states_by_name(hook.snapshots_labelled(labels), "name", "status")
             for host in hosts:
                 base = snapshot_name(
-                    self.tenant_id, info["cycle_date"], self.environment, host["host_id"], host["name"]
+                    self.tenant_id, cycle.info["cycle_date"], self.environment, host["host_id"], host["name"]
                 )
                 name, created, failed = choose_backup("disk_snapshot", base, states)
                 if created:
@@ -208,7 +206,7 @@ class CreateBackupsOperator(CycleOperator):
                         {
                             **labels,
                             "patchcycle-host": str(host["host_id"]),
-                            "patchcycle-plan": info["plan_hash"][:12],
+                            "patchcycle-plan": cycle.info["plan_hash"][:12],
                         },
                     )
                 backups[host["host_id"]] = taken(

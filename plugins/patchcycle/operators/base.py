@@ -9,14 +9,13 @@ from typing import Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
 
 from patchcycle.config.loader import default_tenants_dir, load_tenant
-from patchcycle.config.models import AwsAccount, Tenant
-from patchcycle.domain.approval import rejection_reason
-from patchcycle.reports.store import CyclePaths, EvidenceStore
+from patchcycle.config.models import Tenant
+from patchcycle.operators.context import PLAN_TASK_ID, CycleContext
+from patchcycle.reports.store import EvidenceStore
 
-PLAN_TASK_ID = "plan"
+__all__ = ["PLAN_TASK_ID", "CycleContext", "CycleOperator", "CycleTaskMixin", "EventLog"]
 
 
 def poll_seconds() -> float:
@@ -135,15 +134,15 @@ def run_type_name(dag_run: Any) -> str:
 
 
 class CycleTaskMixin:
-    """The cycle's context for a task: tenant, plan, evidence store, event log. Subclasses implement
-    :meth:`run`; :meth:`execute` writes their events to the evidence store whatever happens."""
+    """A cycle task: its tenant and evidence store, the :class:`CycleContext` it builds once per execute,
+    and its event log. Subclasses implement :meth:`run`; :meth:`execute` writes their events to the
+    evidence store whatever happens."""
 
     tenant_id: str
     task_id: str
     dag_id: str
     log: Any
 
-    # -- context -------------------------------------------------------------------------------
     @cached_property
     def tenant(self) -> Tenant:
         """The task's tenant, loaded from its YAML file in the tenants directory."""
@@ -166,62 +165,18 @@ class CycleTaskMixin:
     """True for the tasks after the stages (incidents, access review, evidence, distribution, outcome):
     they run however the run went, and when the plan never finished they work from an empty plan."""
 
-    def plan_info(self, context: Any) -> dict[str, Any]:
-        """The run's plan facts (the plan task's XCom). When the plan left none, a task after the run gets
-        an empty plan's facts (:meth:`_unplanned_info`); any other raises ``RuntimeError``."""
-        info = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
-        if info:
-            return info
-        if not self.after_the_run:
-            raise RuntimeError("the plan task left no cycle plan; it must run first")
-        return self._unplanned_info(context)
-
-    def stage_plan_info(self, context: Any, environment: str) -> dict[str, Any]:
-        """The run's plan facts for a task of ``environment``'s stage; the task is skipped (not failed)
-        when the stage is not part of the run: a dry run, or an environment the run's params left out."""
-        info = self.plan_info(context)
-        if info["dry_run"] or environment not in info["environments"]:
-            raise AirflowSkipException(f"{environment} is not part of this run")
-        return info
-
-    def _unplanned_info(self, context: Any) -> dict[str, Any]:
-        """The run's facts when its plan task never finished (it crashed, was marked failed, or its worker
-        died): the run's cycle as the plan would have resolved it and an empty frozen plan, so the evidence
-        pack still says what was done (nothing was patched without a plan) and why it stopped."""
-        cached = getattr(self, "_unplanned", None)
-        if cached is not None:
-            return cached
-        from patchcycle.domain.schedule import resolve_cycle_date
-
-        run = context["dag_run"]
-        scope = {"logical_date": context.get("logical_date"), "run_after": run.run_after}
-        try:  # the date the plan files the run's records under, when the conf's date can be read
-            cycle_date = resolve_cycle_date(
-                requested=(context.get("params") or {}).get("cycle_date"), **scope
-            )
-        except ValueError:
-            cycle_date = resolve_cycle_date(requested=None, **scope)
-        self._unplanned: dict[str, Any] | None = self.unplanned_info(cycle_date, context["run_id"])
-        return self._unplanned
-
-    def unplanned_info(self, cycle_date: dt.date, run_id: str) -> dict[str, Any]:
-        """An empty frozen plan for ``cycle_date``, stored under the run, as the plan info of a run whose
-        plan task never finished."""
-        from patchcycle.domain.plan import build_cycle_plan
-        from patchcycle.domain.run_conf import run_info
-
-        plan = build_cycle_plan(self.tenant, cycle_date, [])
-        paths = CyclePaths(plan.cycle_date, run_id)
-        return run_info(
-            cycle_date=plan.cycle_date,
-            plan_hash=plan.hash,
-            plan_url=self.store.put_json(paths.plan(plan.hash), plan.to_dict()),
-            unplanned="the plan task did not finish (see its log): nothing was planned or patched",
+    def cycle_context(self, context: Any) -> CycleContext:
+        """This execution's :class:`CycleContext`, built from Airflow's ``context`` (or ``context`` itself
+        when it already is one: a wait polled in the worker completes with the context it started with)."""
+        if isinstance(context, CycleContext):
+            return context
+        return CycleContext(
+            context,
+            tenant=self.tenant,
+            store=self.store,
+            actor=self.actor(context),
+            after_the_run=self.after_the_run,
         )
-
-    def paths(self, context: Any) -> CyclePaths:
-        """The keys of this run's evidence, under the plan's cycle date."""
-        return CyclePaths(self.plan_info(context)["cycle_date"], context["run_id"])
 
     def actor(self, context: Any) -> str:
         """Who acts, as the evidence names it: ``airflow:<dag>/<task>``, with the user who triggered the
@@ -231,156 +186,49 @@ class CycleTaskMixin:
         who = f"airflow:{self.dag_id}/{self.task_id}"
         return f"{who} (triggered by {user})" if user else who
 
-    def aws_account(self, account_id: str) -> AwsAccount:
-        """The tenant's AWS account with this id; ``KeyError`` if it declares none."""
-        for account in self.tenant.clouds.aws.accounts if self.tenant.clouds.aws else []:
-            if account.account_id == account_id:
-                return account
-        raise KeyError(f"tenant {self.tenant_id} declares no AWS account {account_id}")
-
-    def aws_conn_id(self, account_id: str) -> str:
-        """The Airflow connection of one of the tenant's AWS accounts."""
-        return self.tenant.aws_connection_id(self.aws_account(account_id))
-
-    def azure_conn_id(self, subscription_id: str) -> str:
-        """The Airflow connection of one of the tenant's Azure subscriptions; ``KeyError`` if it declares
-        none."""
-        for sub in self.tenant.clouds.azure.subscriptions if self.tenant.clouds.azure else []:
-            if sub.subscription_id == subscription_id.lower():
-                return self.tenant.azure_connection_id(sub)
-        raise KeyError(f"tenant {self.tenant_id} declares no Azure subscription {subscription_id}")
-
-    def gcp_conn_id(self, project_id: str) -> str:
-        """The Airflow connection of one of the tenant's GCP projects; ``KeyError`` if it declares none."""
-        for project in self.tenant.clouds.gcp.projects if self.tenant.clouds.gcp else []:
-            if project.project_id == project_id:
-                return self.tenant.gcp_connection_id(project)
-        raise KeyError(f"tenant {self.tenant_id} declares no GCP project {project_id}")
-
-    def plan(self, context: Any) -> dict[str, Any]:
-        """The frozen plan of this run (its JSON, as stored in the evidence bucket)."""
-        info = self.plan_info(context)
-        return self.store.get_json(info["plan_url"].removeprefix(f"s3://{self.store.bucket}/"))
-
     # -- execution -----------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
-        """Run the task's :meth:`run` with a new event log, and append the events to the evidence store
-        whether it returns or raises."""
-        log = EventLog(self.actor(context))
+        """Run the task's :meth:`run` with this execution's context and a new event log, and append the
+        events to the evidence store whether it returns or raises."""
+        cycle = self.cycle_context(context)
+        log = EventLog(cycle.actor)
         try:
-            return self.run(context, log)
+            return self.run(cycle, log)
         finally:
-            self.flush_events(context, log, phase="")
+            self.flush_events(cycle, log, phase="")
 
     def resume(self, context: Any, event: dict[str, Any], method: Any) -> Any:
         """Run a deferred task's completion step with its own event log (``.resumed`` in the store)."""
-        log = EventLog(self.actor(context))
+        cycle = self.cycle_context(context)
+        log = EventLog(cycle.actor)
         try:
-            return method(context, event, log)
+            return method(cycle, event, log)
         finally:
-            self.flush_events(context, log, phase=".resumed")
+            self.flush_events(cycle, log, phase=".resumed")
 
-    def flush_events(self, context: Any, log: EventLog, phase: str) -> None:
+    def flush_events(self, cycle: CycleContext, log: EventLog, phase: str) -> None:
         """Append this attempt's events as their own object; earlier attempts' objects stay untouched."""
         if not log.events:
             return
         try:
-            paths = self.paths(context)
+            paths = cycle.paths
         except RuntimeError:
             return  # no plan, no cycle to record against; the task's own log has the error
-        key = paths.events(f"{self.task_id}{phase}", int(context["ti"].try_number))
+        key = paths.events(f"{self.task_id}{phase}", cycle.attempt)
         if phase:
             # A task that resumes several times in one attempt (rounds of a deferred loop) adds one
             # object per resume.
-            taken = set(self.store.keys(f"{paths.events_prefix}{self.task_id}{phase}"))
+            taken = set(cycle.store.keys(f"{paths.events_prefix}{self.task_id}{phase}"))
             step = 1
             while key in taken:
                 step += 1
-                key = paths.events(f"{self.task_id}{phase}-{step}", int(context["ti"].try_number))
-        self.store.put_json(key, log.events)
+                key = paths.events(f"{self.task_id}{phase}-{step}", cycle.attempt)
+        cycle.store.put_json(key, log.events)
 
-    def run(self, context: Any, log: EventLog) -> Any:  # pragma: no cover - abstract
-        """The task's own work, its facts recorded in ``log``; what it returns is the task's XCom."""
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:  # pragma: no cover - abstract
+        """The task's own work in this execution's ``cycle``, its facts recorded in ``log``; what it
+        returns is the task's XCom."""
         raise NotImplementedError
-
-    def write_record(self, context: Any, key: str, obj: Any, step: int | None = None) -> str:
-        """Write this attempt's record (see :meth:`EvidenceStore.put_record`); ``step`` numbers the
-        records of a task that writes the same record several times in one attempt."""
-        return self.store.put_record(key, obj, int(context["ti"].try_number), step)
-
-    def read_record(self, key: str, *, required: bool = True) -> Any:
-        """The latest attempt's record at ``key``; when none was written, ``RuntimeError`` if ``required``,
-        else ``None``."""
-        record = self.store.get_record(key)
-        if record is None and required:
-            raise RuntimeError(f"{self.store.url(key)}: no attempt has written this record yet")
-        return record
-
-    def stage_record(self, context: Any, environment: str) -> dict[str, Any] | None:
-        """A stage's verified record with its health gate folded in: a stage whose health gate failed
-        is a failed stage (its hosts were patched, but the next stage must not follow). A stage that
-        stopped at its canary is the canary's record (the rest of its hosts not started)."""
-        from patchcycle.domain.outcomes import rejected_stage, stage_with_gates
-
-        paths = self.paths(context)
-        stage = self.read_record(paths.stage_file(environment, "stage.json"), required=False)
-        canary_only = stage is None
-        if canary_only:
-            stage = self.read_record(paths.stage_file(environment, "canary/stage.json"), required=False)
-        approval = self.read_record(paths.stage_file(environment, "approval.json"), required=False)
-        if stage is None and approval is not None and approval.get("decision") != "approved":
-            return rejected_stage(environment, approval, rejection_reason(approval))
-        if stage is None:
-            return None
-        windows = [
-            w
-            for w in (
-                self.read_record(paths.stage_file(environment, f"window-{b}.json"), required=False)
-                for b in ("stage", "canary", "main")
-            )
-            if w is not None
-        ]
-        health_file = "canary/health.json" if canary_only else "health.json"
-        health = self.read_record(paths.stage_file(environment, health_file), required=False)
-        return stage_with_gates(
-            stage, windows=windows, approval=approval, health=health, canary_only=canary_only
-        )
-
-    def stage_hosts(self, context: Any, environment: str) -> list[dict[str, Any]]:
-        """Inventory rows of the hosts the pre-flight gate let through, in one environment."""
-        paths = self.paths(context)
-        rows = self.read_record(paths.run_file("inventory.json"))
-        preflight = self.read_record(paths.run_file("preflight.json"))
-        eligible = {
-            d["host_id"]: d.get("variant", "full")
-            for d in preflight["decisions"]
-            if d["verdict"] == "eligible"
-        }
-        return [
-            {**r, "install_variant": eligible[r["host_id"]]}
-            for r in rows
-            if r["host_id"] in eligible and r["environment"] == environment
-        ]
-
-    def batch_hosts(self, context: Any, environment: str, batch: str | None) -> list[dict[str, Any]]:
-        """The stage's hosts of one batch: the canary, the rest after it (``main``), or all (``None``).
-
-        The split is a pure function of the stage's eligible hosts and the tenant's canary setting, so
-        every task of the stage (and every retry) sees the same batches."""
-        from patchcycle.domain.canary import CANARY, split_canary
-
-        rows = self.stage_hosts(context, environment)
-        if batch is None:
-            return rows
-        split = split_canary(rows, self.tenant.environment(environment).canary)
-        ids = set(split.canary if batch == CANARY else split.rest)
-        return [r for r in rows if r["host_id"] in ids]
-
-    def batch_file(self, context: Any, environment: str, batch: str | None, name: str) -> str:
-        """Where a batch's record lives: the canary's under ``canary/``, the rest's as the stage's own."""
-        from patchcycle.domain.canary import CANARY
-
-        return self.paths(context).stage_file(environment, f"canary/{name}" if batch == CANARY else name)
 
 
 class CycleOperator(CycleTaskMixin, BaseOperator):

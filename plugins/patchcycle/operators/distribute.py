@@ -6,7 +6,7 @@ import datetime as dt
 import html
 from typing import Any
 
-from patchcycle.operators.base import CycleOperator, EventLog
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog
 
 SMTP_CONNECTION = "patchcycle_smtp"
 MAX_LINK_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot live longer
@@ -80,15 +80,15 @@ class DistributeEvidenceOperator(CycleOperator):
         super().__init__(**kwargs)
         self.smtp_conn_id = smtp_conn_id
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Pre-sign the evidence task's pack files (report, evidence JSON, hosts CSV, manifest), mail the
         links to the compliance contacts and write the distribution addendum; return the recipients, the
         links' lifetime and the addendum's URL (never the links)."""
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-        result = context["ti"].xcom_pull(task_ids="evidence")
+        result = cycle.ti.xcom_pull(task_ids="evidence")
         tenant = self.tenant
-        store = self.store
+        store = cycle.store
         prefix = result["pack_url"].removeprefix(f"s3://{store.bucket}/")
         temporary, expires = store.hook.signing_credentials()
         seconds, caveat = link_lifetime(
@@ -103,7 +103,7 @@ class DistributeEvidenceOperator(CycleOperator):
         }
         subject, body = evidence_email(
             tenant_name=tenant.display_name,
-            cycle_date=self.plan_info(context)["cycle_date"],
+            cycle_date=cycle.info["cycle_date"],
             outcome=result["outcome"],
             links=links,
             manifest_sha256=result["manifest_sha256"],
@@ -121,15 +121,17 @@ class DistributeEvidenceOperator(CycleOperator):
             link_caveat=caveat,
             manifest_sha256=result["manifest_sha256"],
         )
-        addendum_url = self._write_addendum(prefix, result, log.events[-1])
+        addendum_url = self._write_addendum(cycle, prefix, result, log.events[-1])
         return {"recipients": recipients, "link_expiry_seconds": seconds, "addendum": addendum_url}
 
-    def _write_addendum(self, prefix: str, result: dict[str, Any], distributed: dict[str, Any]) -> str:
+    def _write_addendum(
+        self, cycle: CycleContext, prefix: str, result: dict[str, Any], distributed: dict[str, Any]
+    ) -> str:
         """The distribution addendum beside the pack (never inside it: the pack is sealed by its
         manifest): ``.../distribution/<pack>.json``, written once; a retry keeps the first one."""
         from patchcycle.domain.controls import distribution_addendum, load_control_catalogs
 
-        store = self.store
+        store = cycle.store
         parent, pack_name = prefix.rsplit("/", 1)
         key = f"{parent}/distribution/{pack_name}.json"
         if store.get_json_or_none(key) is None:

@@ -9,7 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle import __version__
 from patchcycle.domain.evidence import build_evidence_document, compliance_trend
-from patchcycle.operators.base import CycleOperator, EventLog, run_type_name, utcnow
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog, run_type_name, utcnow
 from patchcycle.reports.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_sha256
 from patchcycle.reports.store import CyclePaths
 
@@ -24,7 +24,7 @@ class WriteEvidencePackOperator(CycleOperator):
 
     after_the_run = True
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Build the evidence document from the run's plan, records and events, and write the pack (PDF,
         JSON, CSV, manifest chained to the previous pack's) under ``pack/`` (a retry beside it); set the
         outlets' asset event extra and return the outcome, the pack's URL, the manifest digest, the
@@ -35,19 +35,19 @@ class WriteEvidencePackOperator(CycleOperator):
         from patchcycle.reports.pdf import render_cycle_report
         from patchcycle.reports.tables import hosts_csv
 
-        info = self.plan_info(context)
-        paths = self.paths(context)
-        store = self.store
+        info = cycle.info
+        paths = cycle.paths
+        store = cycle.store
         environments = list(info["environments"])
-        stages = {env: self.stage_record(context, env) for env in environments}
+        stages = {env: cycle.stage_record(env) for env in environments}
         events: list[dict[str, Any]] = []
         for key in store.keys(paths.events_prefix):
             events.extend(store.get_json(key))
-        run = context["dag_run"]
+        run = cycle.dag_run
         now = utcnow().isoformat()
-        cycle = {
+        facts = {
             "cycle_date": info["cycle_date"],
-            "run_id": context["run_id"],
+            "run_id": cycle.run_id,
             "run_type": run_type_name(run),
             "plan_hash": info["plan_hash"],
             "dry_run": info["dry_run"],
@@ -62,17 +62,17 @@ class WriteEvidencePackOperator(CycleOperator):
             "window_override_reason": info.get("window_override_reason"),
             "triggered_by": getattr(run, "triggering_user_name", None),
             "refused_reasons": list(info.get("refused") or []),
-            "halted_reason": self.halted_reason(info),
+            "halted_reason": cycle.halted_reason,
         }
         from patchcycle.config.exceptions import load_tenant_exception_register
         from patchcycle.domain.controls import controls_summary, load_control_catalogs, map_controls
 
-        pack = self._free_pack_prefix(paths, int(context["ti"].try_number))
+        pack = self._free_pack_prefix(cycle, paths, cycle.attempt)
         # This task's own facts belong in the pack it writes, and count for the control mapping.
         events.append(
             {
                 "at": now,
-                "actor": self.actor(context),
+                "actor": cycle.actor,
                 "action": "evidence.written",
                 "target": store.url(pack),
                 "result": "ok",
@@ -82,23 +82,23 @@ class WriteEvidencePackOperator(CycleOperator):
         register = load_tenant_exception_register(self.tenant_id)
         evidence = build_evidence_document(
             tenant=self.tenant,
-            cycle=cycle,
+            cycle=facts,
             plan=store.get_json(info["plan_url"].split(f"s3://{store.bucket}/", 1)[1]),
-            inventory=self.read_record(paths.run_file("inventory.json"), required=False),
-            preflight=self.read_record(paths.run_file("preflight.json"), required=False),
+            inventory=cycle.read_record(paths.run_file("inventory.json"), required=False),
+            preflight=cycle.read_record(paths.run_file("preflight.json"), required=False),
             stages=stages,
-            access=self.read_record(paths.run_file("access.json"), required=False),
+            access=cycle.read_record(paths.run_file("access.json"), required=False),
             selected_environments=environments,
             events=events,
             exceptions=register,
-            scopes=self.read_record(paths.run_file("scopes.json"), required=False),
+            scopes=cycle.read_record(paths.run_file("scopes.json"), required=False),
         )
         frameworks = [f.value for f in self.tenant.frameworks]
-        evidence["risk"] = self._risk_section(evidence, frameworks)
+        evidence["risk"] = self._risk_section(cycle, evidence, frameworks)
         evidence["events"].append(
             {
                 "at": now,
-                "actor": self.actor(context),
+                "actor": cycle.actor,
                 "action": "risk.assessed",
                 "target": self.tenant_id,
                 "result": "ok",
@@ -111,7 +111,7 @@ class WriteEvidencePackOperator(CycleOperator):
         evidence["controls"] = [c.to_dict() for c in controls]
         evidence["controls_summary"] = controls_summary(controls)
         evidence["retention"] = {"days": store.retention_days, "mode": "COMPLIANCE"}
-        evidence["trend"] = self._trend(info["cycle_date"]) + [
+        evidence["trend"] = self._trend(cycle, info["cycle_date"]) + [
             {
                 "cycle_date": info["cycle_date"],
                 "compliance_before": evidence["summary"]["compliance_before"],
@@ -124,12 +124,12 @@ class WriteEvidencePackOperator(CycleOperator):
             "evidence.json": (json.dumps(evidence, indent=1, sort_keys=True, default=str) + "\n").encode(),
             "hosts.csv": hosts_csv(evidence["hosts"]),
         }
-        previous = self._previous_manifest_sha256(paths, info["cycle_date"])
+        previous = self._previous_manifest_sha256(cycle, paths, info["cycle_date"])
         manifest = build_manifest(
             files,
             tenant_id=self.tenant_id,
             cycle_date=info["cycle_date"],
-            run_id=context["run_id"],
+            run_id=cycle.run_id,
             created_at=now,
             previous_manifest_sha256=previous,
         )
@@ -163,7 +163,7 @@ class WriteEvidencePackOperator(CycleOperator):
             "pack_url": store.url(pack),
             **{k: counts.get(k) for k in ("compliance_after", *HOSTS_LEFT_STATES)},
         }
-        outlet_events = context.get("outlet_events")
+        outlet_events = cycle.airflow.get("outlet_events")
         if outlet_events is not None:
             for outlet in self.outlets:
                 outlet_events[outlet].extra = extra
@@ -178,11 +178,9 @@ class WriteEvidencePackOperator(CycleOperator):
             "hosts_left_total": len(left),
         }
 
-    def halted_reason(self, info: dict[str, Any]) -> str | None:
-        """Why the run stopped short of its stages, when it did (the plan never finished)."""
-        return info.get("unplanned")
-
-    def _risk_section(self, evidence: dict[str, Any], frameworks: list[str]) -> dict[str, Any]:
+    def _risk_section(
+        self, cycle: CycleContext, evidence: dict[str, Any], frameworks: list[str]
+    ) -> dict[str, Any]:
         """Risk ranking and SLA clocks of the plan's patches on the hosts (feeds: committed snapshots)."""
         from airflow.configuration import conf
 
@@ -192,7 +190,7 @@ class WriteEvidencePackOperator(CycleOperator):
         from patchcycle.operators.feeds import latest_feeds
 
         platform = conf.get("patchcycle", "portfolio_bucket", fallback="patchcycle-portfolio")
-        feeds = latest_feeds(self.store.hook, platform) or load_feed_snapshots()
+        feeds = latest_feeds(cycle.store.hook, platform) or load_feed_snapshots()
         return risk_and_sla(
             hosts=evidence["hosts"],
             approved=evidence["plan"].get("approved", {}),
@@ -207,29 +205,31 @@ class WriteEvidencePackOperator(CycleOperator):
             ),
         )
 
-    def _trend(self, cycle_date: str) -> list[dict[str, Any]]:
+    def _trend(self, cycle: CycleContext, cycle_date: str) -> list[dict[str, Any]]:
         """Compliance of each previous cycle (oldest first), from the latest of its packs that patched."""
-        return compliance_trend(cycle_date, self.store.keys("cycles/"), self.store.get_json)
+        return compliance_trend(cycle_date, cycle.store.keys("cycles/"), cycle.store.get_json)
 
-    def _free_pack_prefix(self, paths: CyclePaths, try_number: int) -> str:
+    def _free_pack_prefix(self, cycle: CycleContext, paths: CyclePaths, try_number: int) -> str:
         """``pack`` on the first attempt; a retry writes beside it and never over it."""
         base = paths.pack("").rstrip("/")
-        if not self.store.keys(f"{base}/"):
+        if not cycle.store.keys(f"{base}/"):
             return base
         return f"{base}-try{try_number}"
 
-    def _previous_manifest_sha256(self, paths: CyclePaths, cycle_date: str) -> str | None:
+    def _previous_manifest_sha256(
+        self, cycle: CycleContext, paths: CyclePaths, cycle_date: str
+    ) -> str | None:
         """The manifest of the latest pack written before this one (earlier cycle dates): the chain link."""
         candidates = [
             k
-            for k in self.store.keys("cycles/")
+            for k in cycle.store.keys("cycles/")
             if k.endswith(f"/{MANIFEST_NAME}") and "/pack" in k and k.split("/")[1] < cycle_date
         ]
         if not candidates:
             return None
         from patchcycle.reports.manifest import sha256_hex
 
-        return sha256_hex(self.store.get_bytes(max(candidates)))
+        return sha256_hex(cycle.store.get_bytes(max(candidates)))
 
 
 def _content_type(name: str) -> str:
@@ -241,11 +241,11 @@ class CycleOutcomeOperator(CycleOperator):
 
     after_the_run = True
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Log each host the cycle left unpatched, and fail the task when no pack was written, the cycle
         failed or was refused, or it is partial and the tenant's ``partial_run_fails`` is set; otherwise
         return the outcome."""
-        result = context["ti"].xcom_pull(task_ids="evidence")
+        result = cycle.ti.xcom_pull(task_ids="evidence")
         if not result:
             raise AirflowFailException(
                 "no evidence pack was written for this run; see the evidence task's log"
@@ -262,7 +262,7 @@ class CycleOutcomeOperator(CycleOperator):
         if result["outcome"] == "failed":
             raise AirflowFailException(f"cycle failed for {self.tenant_id}; evidence: {result['pack_url']}")
         if result["outcome"] == "refused":
-            reasons = "\n- ".join(self.plan_info(context).get("refused") or [])
+            reasons = "\n- ".join(cycle.info.get("refused") or [])
             raise AirflowFailException(
                 f"the run was refused before any change for {self.tenant_id}; evidence: "
                 f"{result['pack_url']}\n- {reasons}"
@@ -274,7 +274,7 @@ class CycleOutcomeOperator(CycleOperator):
             )
         return {"outcome": result["outcome"], "checked_at": dt.datetime.now(dt.UTC).isoformat()}
 
-    def flush_events(self, context: Any, log: EventLog, phase: str) -> None:
+    def flush_events(self, cycle: CycleContext, log: EventLog, phase: str) -> None:
         """The outcome is already in the pack; nothing more to append."""
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog, WaitArguments, utcnow
 from patchcycle.triggers import checks
 
 
@@ -45,15 +45,15 @@ class HealthGateOperator(WaitArguments, CycleOperator):
         # The watch's length is the tenant's (health.watch_minutes): the attempts follow from the delay.
         self.set_wait_arguments(deferrable, waiter_delay, 0)
 
-    def run(self, context: Any, log: EventLog) -> Any:
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:
         """Read the services' baseline error rate over ``health.baseline_minutes`` before the batch began,
         then watch its hosts and services (deferred) for ``health.watch_minutes`` from its end, or from
         now if later; skipped when the stage is not part of the run."""
         from patchcycle.hooks.dynatrace import DynatraceHook
 
-        self.stage_plan_info(context, str(self.environment))
+        cycle.stage_info(str(self.environment))
         policy = self.tenant.health
-        stage = self.read_record(self.batch_file(context, self.environment, self.batch, "stage.json"))
+        stage = cycle.read_record(cycle.batch_file(self.environment, self.batch, "stage.json"))
         started = dt.datetime.fromisoformat(stage["started_at"])
         ended = dt.datetime.fromisoformat(stage["finished_at"])
         host_selector, service_selector = selectors(self.tenant_id, self.environment)
@@ -85,9 +85,9 @@ class HealthGateOperator(WaitArguments, CycleOperator):
         )
         answer = checks.health(payload)
         if answer["done"]:
-            return self.resume(context, {**answer, "status": "done"}, self._complete)
+            return self.resume(cycle, {**answer, "status": "done"}, self._complete)
         return self.wait_for(
-            context, "health", payload, max_attempts=int(policy.watch_minutes * 60 / self.delay) + 3
+            cycle, "health", payload, max_attempts=int(policy.watch_minutes * 60 / self.delay) + 3
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
@@ -95,7 +95,7 @@ class HealthGateOperator(WaitArguments, CycleOperator):
         unhealthy or the watch timed out; else return ``healthy``."""
         return self.resume(context, event, self._complete)
 
-    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+    def _complete(self, cycle: CycleContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
         if event.get("status") == "timeout":
             event = {
                 **event,
@@ -113,9 +113,7 @@ class HealthGateOperator(WaitArguments, CycleOperator):
             "problems": event.get("problems", []),
             "checked_at": event.get("checked_at"),
         }
-        self.write_record(
-            context, self.batch_file(context, self.environment, self.batch, "health.json"), record
-        )
+        cycle.write_record(cycle.batch_file(self.environment, self.batch, "health.json"), record)
         log.record(
             "health.checked",
             target=self.environment,

@@ -15,7 +15,7 @@ from typing import Any
 
 from patchcycle.domain import outcomes
 from patchcycle.domain.incidents import incident_details, incident_key, incident_summary
-from patchcycle.operators.base import CycleOperator, EventLog
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog
 
 
 class IncidentsOperator(CycleOperator):
@@ -23,7 +23,7 @@ class IncidentsOperator(CycleOperator):
 
     after_the_run = True
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Trigger an incident for each step that failed and resolve those of steps that went through;
         nothing when the tenant has no incident routing or the run is a dry run. Return the steps paged
         and resolved."""
@@ -32,14 +32,14 @@ class IncidentsOperator(CycleOperator):
             return {"paged": [], "resolved": [], "note": "tenant has no incident routing"}
         from patchcycle.hooks.pagerduty import PagerDutyEventsHook
 
-        info = self.plan_info(context)
+        info = cycle.info
         if info["dry_run"]:
             return {"paged": [], "resolved": [], "note": "dry run"}
         hook = PagerDutyEventsHook(pagerduty_conn_id=conn_id)
-        cycle = dt.date.fromisoformat(info["cycle_date"])
+        cycle_date = dt.date.fromisoformat(info["cycle_date"])
         paged, resolved = [], []
-        for step, failure in self._steps(context, info).items():
-            key = incident_key(self.tenant_id, cycle, step)
+        for step, failure in self._steps(cycle, info).items():
+            key = incident_key(self.tenant_id, cycle_date, step)
             if failure is None:
                 hook.resolve(key)
                 resolved.append(step)
@@ -48,18 +48,18 @@ class IncidentsOperator(CycleOperator):
             reason, hosts, severity = failure
             hook.trigger(
                 dedup_key=key,
-                summary=incident_summary(self.tenant.display_name, cycle, step, reason, hosts),
+                summary=incident_summary(self.tenant.display_name, cycle_date, step, reason, hosts),
                 source=f"patchcycle/{self.tenant_id}",
                 severity=severity,
                 component=step,
                 group=self.tenant_id,
                 custom_details=incident_details(
                     tenant_id=self.tenant_id,
-                    cycle_date=cycle,
+                    cycle_date=cycle_date,
                     stage=step,
                     reason=reason,
                     failing_hosts=hosts,
-                    dag_run_id=context["run_id"],
+                    dag_run_id=cycle.run_id,
                     plan_hash=info["plan_hash"],
                     runbook_url=self.tenant.incident_runbook_url,
                 ),
@@ -73,11 +73,13 @@ class IncidentsOperator(CycleOperator):
             )
         return {"paged": paged, "resolved": resolved}
 
-    def _steps(self, context: Any, info: dict[str, Any]) -> dict[str, tuple[str, list[str], str] | None]:
+    def _steps(
+        self, cycle: CycleContext, info: dict[str, Any]
+    ) -> dict[str, tuple[str, list[str], str] | None]:
         """Each step's failure (reason, failing hosts, severity), or None when it went through."""
-        paths = self.paths(context)
+        paths = cycle.paths
         inventory = {
-            r["host_id"]: r for r in self.read_record(paths.run_file("inventory.json"), required=False) or []
+            r["host_id"]: r for r in cycle.read_record(paths.run_file("inventory.json"), required=False) or []
         }
         name = {h: (r.get("name") or h) for h, r in inventory.items()}
         steps: dict[str, tuple[str, list[str], str] | None] = {}
@@ -85,7 +87,7 @@ class IncidentsOperator(CycleOperator):
             steps["plan"] = (info["unplanned"], [], "error")
             return steps  # nothing after the plan ran
         steps["plan"] = None  # planned: an earlier run's plan incident of this cycle is resolved
-        scopes = self.read_record(paths.run_file("scopes.json"), required=False) or []
+        scopes = cycle.read_record(paths.run_file("scopes.json"), required=False) or []
         failed_scopes = [s for s in scopes if s["status"] == "failed"]
         steps["inventory"] = (
             (
@@ -97,7 +99,7 @@ class IncidentsOperator(CycleOperator):
             if failed_scopes
             else None
         )
-        preflight = self.read_record(paths.run_file("preflight.json"), required=False)
+        preflight = cycle.read_record(paths.run_file("preflight.json"), required=False)
         if preflight is None:
             return steps  # nothing later ran; the inventory step (or the task logs) say why
         held = [d for d in preflight["decisions"] if d["verdict"] == "held"]
@@ -120,7 +122,7 @@ class IncidentsOperator(CycleOperator):
             else None
         )
         for env in info["environments"]:
-            stage = self.stage_record(context, env)
+            stage = cycle.stage_record(env)
             if stage is None:
                 continue  # the stage did not run (an earlier one failed): that one pages
             if stage["status"] == "failed":

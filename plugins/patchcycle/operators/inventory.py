@@ -21,7 +21,7 @@ from patchcycle.domain.inventory import (
 )
 from patchcycle.domain.plan import planned_patch_ids, planned_rds_updates
 from patchcycle.domain.preflight import evaluate_preflight
-from patchcycle.operators.base import CycleOperator, EventLog
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog
 
 CLOUDS = ("aws", "azure", "gcp")
 
@@ -63,11 +63,11 @@ class CloudInventoryOperator(CycleOperator):
             raise ValueError(f"cloud must be one of {CLOUDS}, got {cloud!r}")
         self.cloud = cloud
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Read each scope of the cloud (a scope whose cloud does not answer is recorded with its error,
         the others go on), write the rows and scopes to ``inventory/<cloud>.json``, and return the host
         and failed-scope counts."""
-        plan = self.plan(context)
+        plan = cycle.plan
         plan_index = plan_patch_index(plan)
         rows: list[dict[str, Any]] = []
         scopes: list[dict[str, Any]] = []
@@ -84,9 +84,8 @@ class CloudInventoryOperator(CycleOperator):
             rows.extend(found)
             scopes.append({"cloud": self.cloud, "scope": label, "status": "ok", "hosts": len(found), **calls})
             log.record("inventory.collected", target=label, hosts=len(found), **calls)
-        self.write_record(
-            context,
-            self.paths(context).run_file(f"inventory/{self.cloud}.json"),
+        cycle.write_record(
+            cycle.paths.run_file(f"inventory/{self.cloud}.json"),
             {"rows": rows, "scopes": scopes},
         )
         return {"hosts": len(rows), "failed_scopes": sum(1 for s in scopes if s["status"] == "failed")}
@@ -179,7 +178,7 @@ class CloudInventoryOperator(CycleOperator):
 class FalconInventoryOperator(CycleOperator):
     """Every device record of the tenant's Falcon CID (``inventory/falcon.json``)."""
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Read the CID's devices into ``inventory/falcon.json`` (status ``failed``, with the error, when
         Falcon does not answer); return the device count and the status."""
         from patchcycle.hooks.falcon import FalconHook
@@ -194,7 +193,7 @@ class FalconInventoryOperator(CycleOperator):
             log.record(
                 "inventory.scope_failed", target=f"falcon:{conn_id}", result="failed", error=record["error"]
             )
-        self.write_record(context, self.paths(context).run_file("inventory/falcon.json"), record)
+        cycle.write_record(cycle.paths.run_file("inventory/falcon.json"), record)
         return {"devices": len(record["devices"]), "status": record["status"]}
 
 
@@ -205,17 +204,17 @@ class MergeInventoryOperator(CycleOperator):
     scope, and the hosts of the clouds that answered go on.
     """
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Merge the clouds' rows, with their Falcon records, into ``inventory.json`` and their scopes into
         ``scopes.json`` (a cloud without a record, or Falcon without an answer, is a failed scope);
         return the host and failed-scope counts."""
         from patchcycle.domain.sensor import attach_falcon
 
-        paths = self.paths(context)
+        paths = cycle.paths
         rows: list[dict[str, Any]] = []
         scopes: list[dict[str, Any]] = []
         for cloud in self.tenant.clouds.declared:
-            record = self.read_record(paths.run_file(f"inventory/{cloud}.json"), required=False)
+            record = cycle.read_record(paths.run_file(f"inventory/{cloud}.json"), required=False)
             if record is None:
                 scopes.append(
                     {
@@ -232,13 +231,13 @@ class MergeInventoryOperator(CycleOperator):
             rows.extend(record["rows"])
             scopes.extend(record["scopes"])
         if self.tenant.falcon is not None:
-            falcon = self.read_record(paths.run_file("inventory/falcon.json"), required=False)
+            falcon = cycle.read_record(paths.run_file("inventory/falcon.json"), required=False)
             if falcon is None or falcon["status"] != "ok":
                 error = (falcon or {}).get("error") or "inventory task failed"
                 scopes.append({"cloud": "falcon", "scope": "falcon", "status": "failed", "error": error})
             rows = attach_falcon(rows, (falcon or {}).get("devices", []))
-        self.write_record(context, paths.run_file("inventory.json"), rows)
-        self.write_record(context, paths.run_file("scopes.json"), scopes)
+        cycle.write_record(paths.run_file("inventory.json"), rows)
+        cycle.write_record(paths.run_file("scopes.json"), scopes)
         failed = [s for s in scopes if s["status"] == "failed"]
         log.record(
             "inventory.merged",
@@ -253,7 +252,7 @@ class MergeInventoryOperator(CycleOperator):
 class PreflightOperator(CycleOperator):
     """Hold hosts that cannot be patched safely, record why, and halt the scope above the threshold."""
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Apply the exception register's deferrals, the gates and Falcon's kernel support to the
         inventory, write ``preflight.json``, mail the SREs the held hosts once per cycle, and fail the
         task when the scope halted; else return the eligible and held counts."""
@@ -265,10 +264,10 @@ class PreflightOperator(CycleOperator):
         from patchcycle.domain.plan import target_kernel
         from patchcycle.domain.preflight import deferral_for
 
-        paths = self.paths(context)
-        rows = self.read_record(paths.run_file("inventory.json"))
-        info = self.plan_info(context)
-        plan = self.plan(context)
+        paths = cycle.paths
+        rows = cycle.read_record(paths.run_file("inventory.json"))
+        info = cycle.info
+        plan = cycle.plan
         register = load_tenant_exception_register(self.tenant_id)
         as_of = dt.date.fromisoformat(info["cycle_date"])
         deferrals = {}
@@ -293,7 +292,7 @@ class PreflightOperator(CycleOperator):
         result = evaluate_preflight(
             self.tenant, rows, info["environments"], deferrals, plan, support, now=dt.datetime.now(dt.UTC)
         )
-        self.write_record(context, paths.run_file("preflight.json"), result.to_dict())
+        cycle.write_record(paths.run_file("preflight.json"), result.to_dict())
         names = {r["host_id"]: r.get("name") for r in rows}
         for decisions, action, verdict in (
             (result.excepted, "exceptions.applied", "excepted"),
@@ -320,7 +319,7 @@ class PreflightOperator(CycleOperator):
             threshold=result.max_held_share,
         )
         if result.held or result.kernel_held:
-            self._alert_once(context, log, result, names)
+            self._alert_once(cycle, log, result, names)
         if result.halted and not result.in_scope:
             raise AirflowFailException(
                 f"pre-flight halted {self.tenant.id}: no host in scope among {len(rows)} inventoried "
@@ -333,11 +332,11 @@ class PreflightOperator(CycleOperator):
             )
         return {"eligible": len(result.eligible), "held": len(result.held), "halted": result.halted}
 
-    def _alert_once(self, context: Any, log: EventLog, result: Any, names: dict[str, Any]) -> None:
+    def _alert_once(self, cycle: CycleContext, log: EventLog, result: Any, names: dict[str, Any]) -> None:
         """Tell the tenant's SREs which hosts the gates held, once per cycle (not per retry or re-run)."""
         from patchcycle.operators.distribute import held_hosts_email, send_once
 
-        info = self.plan_info(context)
+        info = cycle.info
         held = [(names.get(d.host_id) or d.host_id, d.reason or "") for d in result.held]
         kernel = [(names.get(d.host_id) or d.host_id, d.reason or "") for d in result.kernel_held]
         subject, body = held_hosts_email(
@@ -345,7 +344,7 @@ class PreflightOperator(CycleOperator):
         )
         marker = f"cycles/{info['cycle_date']}/alerts/preflight-held.json"
         recipients = [c.email for c in self.tenant.contacts.sre]
-        if send_once(self.store, marker, recipients, subject, body):
+        if send_once(cycle.store, marker, recipients, subject, body):
             log.record(
                 "preflight.alerted", target=",".join(recipients), held=len(held), kernel_held=len(kernel)
             )

@@ -30,7 +30,7 @@ from patchcycle.domain.canary import CANARY
 from patchcycle.domain.inventory import is_rds
 from patchcycle.domain.plan import FULL, install_selection, rds_update_id
 from patchcycle.operators.backup import scopes_of
-from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog, WaitArguments, utcnow
 from patchcycle.triggers import checks
 
 TARGET_TAG = "patchcycle:target"
@@ -69,17 +69,17 @@ class PatchCloudOperator(WaitArguments, CycleOperator):
         self.batch = batch
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
-    def record_key(self, context: Any, name: str) -> str:
+    def record_key(self, cycle: CycleContext, name: str) -> str:
         """Where this cloud's record ``name`` of the batch lives (``<cloud>-<name>``, see
         :meth:`batch_file`)."""
-        return self.batch_file(context, self.environment, self.batch, f"{self.cloud}-{name}")
+        return cycle.batch_file(self.environment, self.batch, f"{self.cloud}-{name}")
 
-    def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
+    def ready_hosts(self, cycle: CycleContext) -> list[dict[str, Any]]:
         """The stage's hosts in this cloud whose backup is complete (the others are held)."""
-        status = self.read_record(self.paths(context).stage_file(self.environment, "backup-status.json"))
+        status = cycle.read_record(cycle.paths.stage_file(self.environment, "backup-status.json"))
         return [
             r
-            for r in self.batch_hosts(context, self.environment, self.batch)
+            for r in cycle.batch_hosts(self.environment, self.batch)
             if r["cloud"] == self.cloud and status.get(r["host_id"], {}).get("ready")
         ]
 
@@ -87,7 +87,7 @@ class PatchCloudOperator(WaitArguments, CycleOperator):
         """Resume after a wait, in the cloud's completion step."""
         return self.resume(context, event, self._complete)
 
-    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:  # pragma: no cover
+    def _complete(self, cycle: CycleContext, event: dict[str, Any], log: EventLog) -> Any:  # pragma: no cover
         raise NotImplementedError
 
     def selection(self, plan: dict[str, Any], host: dict[str, Any]) -> Any:
@@ -101,55 +101,57 @@ class PatchAwsOperator(PatchCloudOperator):
     cloud = "aws"
     check = "run_commands"
 
-    def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
+    def ready_hosts(self, cycle: CycleContext) -> list[dict[str, Any]]:
         """The batch's ready AWS hosts, without the RDS DB instances."""
         # RDS DB instances are AWS hosts too, but RDS patches them (PatchRdsOperator), not SSM.
-        return [r for r in super().ready_hosts(context) if not is_rds(r)]
+        return [r for r in super().ready_hosts(cycle) if not is_rds(r)]
 
-    def run(self, context: Any, log: EventLog) -> Any:
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:
         """Send (or resume) the batch's Run Commands, recorded in ``aws-commands.json``, and wait for them;
         the completion writes each host's invocation to ``aws-invocations.json``. Skipped when no AWS
         host is ready."""
-        key = self.record_key(context, "commands.json")
-        earlier = self.read_record(key, required=False)
+        key = self.record_key(cycle, "commands.json")
+        earlier = cycle.read_record(key, required=False)
         if earlier is not None:
             log.record(
                 "patch.resumed",
                 target=self.environment,
                 command_ids=[c["command_id"] for c in earlier if c.get("command_id")],
             )
-        commands = self._send(context, log, earlier or [])
+        commands = self._send(cycle, log, earlier or [])
         if not commands:
             raise AirflowSkipException(f"no AWS host of {self.environment} is ready to patch")
         payload = {"commands": [c for c in commands if c.get("command_id")]}
         answer = checks.run_commands(payload)
         if answer["done"]:
-            return self.resume(context, {**answer, "status": "done"}, self._complete)
-        return self.wait_for(context, self.check, payload)
+            return self.resume(cycle, {**answer, "status": "done"}, self._complete)
+        return self.wait_for(cycle, self.check, payload)
 
-    def _send(self, context: Any, log: EventLog, earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _send(
+        self, cycle: CycleContext, log: EventLog, earlier: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Send one command per scope and variant, each at most once per run however often the task
         runs: the intent is recorded before each SendCommand and its command id right after it; a
         later attempt keeps what an earlier one recorded, and for an intent without an answer (the
         attempt died in between) asks SSM for a command already sent to that target before sending."""
         from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
 
-        key = self.record_key(context, "commands.json")
+        key = self.record_key(cycle, "commands.json")
         done = {(c["account"], c["region"], c["variant"]): c for c in earlier}
         steps = iter(range(10_000))
 
         def record(entries: list[dict[str, Any]]) -> None:
-            self.write_record(context, key, entries, step=next(steps))
+            cycle.write_record(key, entries, step=next(steps))
 
-        info = self.plan_info(context)
-        plan = self.plan(context)
-        rows = self.ready_hosts(context)
+        info = cycle.info
+        plan = cycle.plan
+        rows = self.ready_hosts(cycle)
         rate = self.tenant.environment(self.environment).rate_control
         plan_id = info["plan_hash"][:12]
         urls = info.get("install_list_urls") or {FULL: info["install_list_url"]}
         commands = []
         for (account, region), hosts in sorted(scopes_of(rows).items()):
-            conn_id = self.aws_conn_id(account)
+            conn_id = cycle.aws_conn_id(account)
             variants: dict[str, list[str]] = defaultdict(list)
             for h in hosts:
                 variants[h.get("install_variant", FULL)].append(h["host_id"])
@@ -177,7 +179,7 @@ class PatchAwsOperator(PatchCloudOperator):
                     log.record("patch.nothing_to_install", target=f"aws:{account}:{region}", hosts=len(ids))
                     continue
                 value = target_tag_value(
-                    info["cycle_date"], self.environment, context["run_id"], variant, self.batch
+                    info["cycle_date"], self.environment, cycle.run_id, variant, self.batch
                 )
                 ssm = SsmFleetHook(aws_conn_id=conn_id, region_name=region)
                 target = {"Key": f"tag:{TARGET_TAG}", "Values": [value]}
@@ -253,12 +255,12 @@ class PatchAwsOperator(PatchCloudOperator):
             record(commands)
         return commands
 
-    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+    def _complete(self, cycle: CycleContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
         from patchcycle.hooks.aws import SsmFleetHook
 
         if event.get("status") not in ("done", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
-        commands = self.read_record(self.record_key(context, "commands.json"))
+        commands = cycle.read_record(self.record_key(cycle, "commands.json"))
         invocations: dict[str, dict[str, Any]] = {}
         for command in commands:
             if command.get("nothing_to_install"):
@@ -283,7 +285,7 @@ class PatchAwsOperator(PatchCloudOperator):
                 command_id=command["command_id"],
                 wait=event.get("status"),
             )
-        self.write_record(context, self.record_key(context, "invocations.json"), invocations)
+        cycle.write_record(self.record_key(cycle, "invocations.json"), invocations)
         return {"invocations": len(invocations)}
 
 
@@ -303,43 +305,41 @@ class PatchAzureOperator(PatchCloudOperator):
     cloud = "azure"
     check = "arc_installs"
 
-    def run(self, context: Any, log: EventLog) -> Any:
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:
         """Start the first round of installs (see the class); the last round writes ``azure-results.json``.
         Skipped when no Azure host is ready."""
-        if not self.ready_hosts(context):
+        if not self.ready_hosts(cycle):
             raise AirflowSkipException(f"no Azure host of {self.environment} is ready to patch")
-        return self._round(context, log, finished={})
+        return self._round(cycle, log, finished={})
 
-    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:
+    def _complete(self, cycle: CycleContext, event: dict[str, Any], log: EventLog) -> Any:
         if event.get("status") not in ("done", "wake", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
         if event["status"] == "timeout":
-            state = self._state(context)
+            state = self._state(cycle)
             state["results"].update(event.get("results", {}))
-            return self._finish(context, log, state, timed_out=True)
-        return self._round(context, log, finished=event.get("results", {}))
+            return self._finish(cycle, log, state, timed_out=True)
+        return self._round(cycle, log, finished=event.get("results", {}))
 
-    def _state(self, context: Any) -> dict[str, Any]:
-        state = self.read_record(self.record_key(context, "installs.json"), required=False)
+    def _state(self, cycle: CycleContext) -> dict[str, Any]:
+        state = cycle.read_record(self.record_key(cycle, "installs.json"), required=False)
         return state or {"operations": {}, "results": {}, "round": 0, "not_sent": []}
 
-    def _round(self, context: Any, log: EventLog, finished: dict[str, Any]) -> Any:
+    def _round(self, cycle: CycleContext, log: EventLog, finished: dict[str, Any]) -> Any:
         from patchcycle.hooks.azure_arc import ArcError, ArcHook
 
-        state = self._state(context)
+        state = self._state(cycle)
         state["results"].update(finished)
         for host_id in arc_installs.answers_lost(state["operations"], state["results"]):
             op = state["operations"][host_id]
             op["answer_lost"] = True
             state["results"][host_id] = None
             log.record("patch.answer_lost", target=host_id, result="unknown", intent_at=op["intent_at"])
-        rows = {r["host_id"]: r for r in self.ready_hosts(context)}
+        rows = {r["host_id"]: r for r in self.ready_hosts(cycle)}
 
         def record(current: dict[str, Any]) -> None:
             current["writes"] = current.get("writes", 0) + 1
-            self.write_record(
-                context, self.record_key(context, "installs.json"), current, step=current["writes"]
-            )
+            cycle.write_record(self.record_key(cycle, "installs.json"), current, step=current["writes"])
 
         rate = self.tenant.environment(self.environment).rate_control
         decision = arc_installs.plan_round(list(rows), state["operations"], state["results"], rate)
@@ -354,7 +354,7 @@ class PatchAzureOperator(PatchCloudOperator):
                 not_sent=len(decision.not_sent),
             )
         if decision.start:
-            plan, info = self.plan(context), self.plan_info(context)
+            plan, info = cycle.plan, cycle.info
             for host_id in decision.start:
                 host = rows[host_id]
                 selection = self.selection(plan, host)
@@ -371,7 +371,7 @@ class PatchAzureOperator(PatchCloudOperator):
                     arc_installs.planned_patches(plan, host["os_family"], selection.patch_ids),
                     windows=host["os_family"].startswith("windows"),
                 )
-                conn_id = self.azure_conn_id(host["account"])
+                conn_id = cycle.azure_conn_id(host["account"])
                 hook = ArcHook(azure_conn_id=conn_id, subscription_id=host["account"])
                 operation = {
                     "conn_id": conn_id,
@@ -406,15 +406,17 @@ class PatchAzureOperator(PatchCloudOperator):
         }
         remaining = 0 if decision.stopped else len([h for h in rows if h not in state["operations"]])
         if not pending and not remaining:
-            return self._finish(context, log, state, timed_out=False)
+            return self._finish(cycle, log, state, timed_out=False)
         payload = {
             "operations": pending,
             "queued": remaining,
             "wake_after": arc_installs.wake_after(len(pending)),
         }
-        return self.wait_for(context, self.check, payload)
+        return self.wait_for(cycle, self.check, payload)
 
-    def _finish(self, context: Any, log: EventLog, state: dict[str, Any], timed_out: bool) -> dict[str, Any]:
+    def _finish(
+        self, cycle: CycleContext, log: EventLog, state: dict[str, Any], timed_out: bool
+    ) -> dict[str, Any]:
         out: dict[str, dict[str, Any]] = {}
         for host_id, op in state["operations"].items():
             out[host_id] = {
@@ -426,7 +428,7 @@ class PatchAzureOperator(PatchCloudOperator):
             }
         for host_id in state["not_sent"]:
             out[host_id] = {"operation": None, "variant": None, "result": None, "not_sent": True}
-        self.write_record(context, self.record_key(context, "results.json"), out)
+        cycle.write_record(self.record_key(cycle, "results.json"), out)
         log.record(
             "patch.finished",
             target=f"azure:{self.environment}",
@@ -445,31 +447,33 @@ class PatchGcpOperator(PatchCloudOperator):
     cloud = "gcp"
     check = "osconfig_jobs"
 
-    def run(self, context: Any, log: EventLog) -> Any:
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:
         """Start (or resume) the batch's patch jobs, recorded in ``gcp-jobs.json``, and wait for them; the
         completion writes each host's result to ``gcp-results.json``. With no job, every ready host is
         recorded as having nothing to install; skipped when no GCP host is ready."""
-        key = self.record_key(context, "jobs.json")
-        earlier = self.read_record(key, required=False)
+        key = self.record_key(cycle, "jobs.json")
+        earlier = cycle.read_record(key, required=False)
         if earlier is not None:
             log.record(
                 "patch.resumed", target=self.environment, jobs=[j["name"] for j in earlier if j.get("name")]
             )
-        jobs = self._execute(context, log, earlier or [])
+        jobs = self._execute(cycle, log, earlier or [])
         if not jobs:
-            ready = self.ready_hosts(context)
+            ready = self.ready_hosts(cycle)
             if not ready:
                 raise AirflowSkipException(f"no GCP host of {self.environment} is ready to patch")
             results = {h["host_id"]: {"nothing_to_install": True} for h in ready}
-            self.write_record(context, self.record_key(context, "results.json"), results)
+            cycle.write_record(self.record_key(cycle, "results.json"), results)
             return {"instances": 0}
         payload = {"jobs": [{k: j[k] for k in ("conn_id", "project", "name")} for j in jobs]}
         answer = checks.osconfig_jobs(payload)
         if answer["done"]:
-            return self.resume(context, {**answer, "status": "done"}, self._complete)
-        return self.wait_for(context, self.check, payload)
+            return self.resume(cycle, {**answer, "status": "done"}, self._complete)
+        return self.wait_for(cycle, self.check, payload)
 
-    def _execute(self, context: Any, log: EventLog, earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _execute(
+        self, cycle: CycleContext, log: EventLog, earlier: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Start the stage's patch jobs: instances share a job only when their plans give the same
         exclusive lists (:func:`patchcycle.domain.gcp_jobs.gcp_patch_job_groups`).
 
@@ -485,11 +489,11 @@ class PatchGcpOperator(PatchCloudOperator):
         from patchcycle.domain import gcp_jobs
         from patchcycle.hooks.gcp_osconfig import OsConfigHook
 
-        info = self.plan_info(context)
-        plan = self.plan(context)
+        info = cycle.info
+        plan = cycle.plan
         rate = self.tenant.environment(self.environment).rate_control
         budget = gcp_jobs.disruption_budget(rate.max_errors)
-        groups, idle = gcp_jobs.gcp_patch_job_groups(plan, self.ready_hosts(context))
+        groups, idle = gcp_jobs.gcp_patch_job_groups(plan, self.ready_hosts(cycle))
         for host in idle:
             # An empty exclusive list would make OS Config apply the OS's default update set.
             log.record("patch.nothing_to_install", target=host["host_id"], name=host["name"])
@@ -500,15 +504,15 @@ class PatchGcpOperator(PatchCloudOperator):
             environment=self.environment,
             batch=self.batch,
             plan_hash=info["plan_hash"],
-            run_token=hashlib.sha256(context["run_id"].encode()).hexdigest()[:8],
+            run_token=hashlib.sha256(cycle.run_id.encode()).hexdigest()[:8],
         )
         jobs: list[dict[str, Any]] = []
-        record_key = self.record_key(context, "jobs.json")
+        record_key = self.record_key(cycle, "jobs.json")
         done = {(j["project"], j["display_name"]): j for j in earlier if j.get("display_name")}
         steps = iter(range(10_000))
         for group, name in zip(groups, names, strict=True):
             display_name, description = name.display_name, name.description
-            conn_id = self.gcp_conn_id(group.project)
+            conn_id = cycle.gcp_conn_id(group.project)
             hook = OsConfigHook(gcp_conn_id=conn_id, project_id=group.project)
             entry = {
                 "name": None,
@@ -528,11 +532,11 @@ class PatchGcpOperator(PatchCloudOperator):
                 )
                 if found is not None:
                     jobs.append({**entry, "name": found["name"]})
-                    self.write_record(context, record_key, jobs, step=next(steps))
+                    cycle.write_record(record_key, jobs, step=next(steps))
                     log.record("patch.reconciled", target=f"gcp:{group.project}", job=found["name"])
                     continue
             intent = {**entry, "intent_at": dt.datetime.now(dt.UTC).isoformat()}
-            self.write_record(context, record_key, [*jobs, intent], step=next(steps))
+            cycle.write_record(record_key, [*jobs, intent], step=next(steps))
             job = hook.execute_patch_job(
                 display_name=display_name,
                 description=description,
@@ -546,7 +550,7 @@ class PatchGcpOperator(PatchCloudOperator):
                 disruption_budget=budget,
             )
             jobs.append({**entry, "name": job["name"]})
-            self.write_record(context, record_key, jobs, step=next(steps))
+            cycle.write_record(record_key, jobs, step=next(steps))
             families = sorted({h["os_family"] for h in group.hosts})
             log.record(
                 "patch.sent",
@@ -569,16 +573,16 @@ class PatchGcpOperator(PatchCloudOperator):
                 },
                 plan_hash=info["plan_hash"],
             )
-        self.write_record(context, record_key, jobs, step=next(steps))
+        cycle.write_record(record_key, jobs, step=next(steps))
         return jobs
 
-    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+    def _complete(self, cycle: CycleContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
         from patchcycle.hooks.gcp_osconfig import OsConfigHook
 
         if event.get("status") not in ("done", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
-        jobs = self.read_record(self.record_key(context, "jobs.json"))
-        ready = self.ready_hosts(context)  # every job's hosts are among them
+        jobs = cycle.read_record(self.record_key(cycle, "jobs.json"))
+        ready = self.ready_hosts(cycle)  # every job's hosts are among them
         results: dict[str, dict[str, Any]] = {}
         for job in jobs:
             hook = OsConfigHook(gcp_conn_id=job["conn_id"], project_id=job["project"])
@@ -604,7 +608,7 @@ class PatchGcpOperator(PatchCloudOperator):
             )
         for host in ready:
             results.setdefault(host["host_id"], {"nothing_to_install": True})
-        self.write_record(context, self.record_key(context, "results.json"), results)
+        cycle.write_record(self.record_key(cycle, "results.json"), results)
         return {"instances": len(results)}
 
 
@@ -620,48 +624,48 @@ class PatchRdsOperator(PatchCloudOperator):
     cloud = "rds"
     check = "rds_updates"
 
-    def ready_hosts(self, context: Any) -> list[dict[str, Any]]:
+    def ready_hosts(self, cycle: CycleContext) -> list[dict[str, Any]]:
         """The batch's RDS DB instances whose backup is complete."""
-        status = self.read_record(self.paths(context).stage_file(self.environment, "backup-status.json"))
+        status = cycle.read_record(cycle.paths.stage_file(self.environment, "backup-status.json"))
         return [
             r
-            for r in self.batch_hosts(context, self.environment, self.batch)
+            for r in cycle.batch_hosts(self.environment, self.batch)
             if is_rds(r) and status.get(r["host_id"], {}).get("ready")
         ]
 
-    def run(self, context: Any, log: EventLog) -> Any:
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:
         """Apply the planned OS updates (recorded in ``rds-updates.json``; a retry resumes them) and wait
         until RDS is done; the completion writes ``rds-results.json``. Skipped when no DB instance is
         ready."""
-        key = self.record_key(context, "updates.json")
-        sent = self.read_record(key, required=False)
+        key = self.record_key(cycle, "updates.json")
+        sent = cycle.read_record(key, required=False)
         if sent is not None:
             log.record("patch.resumed", target=f"rds:{self.environment}", instances=sorted(sent))
         else:
-            rows = self.ready_hosts(context)
+            rows = self.ready_hosts(cycle)
             if not rows:
                 raise AirflowSkipException(f"no RDS DB instance of {self.environment} is ready to patch")
-            sent = self._apply(context, rows, log)
-            self.write_record(context, key, sent)
+            sent = self._apply(cycle, rows, log)
+            cycle.write_record(key, sent)
         payload = self._payload(sent)
         if not payload["scopes"]:
-            return self.resume(context, {"status": "done", "instances": {}}, self._complete)
+            return self.resume(cycle, {"status": "done", "instances": {}}, self._complete)
         answer = checks.rds_updates(payload)
         if answer["done"]:
-            return self.resume(context, {**answer, "status": "done"}, self._complete)
-        return self.wait_for(context, self.check, payload)
+            return self.resume(cycle, {**answer, "status": "done"}, self._complete)
+        return self.wait_for(cycle, self.check, payload)
 
-    def _apply(self, context: Any, rows: list[dict[str, Any]], log: EventLog) -> dict[str, Any]:
+    def _apply(self, cycle: CycleContext, rows: list[dict[str, Any]], log: EventLog) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         from patchcycle.domain.plan import planned_rds_updates
         from patchcycle.hooks.aws import RdsHook
 
-        info = self.plan_info(context)
-        planned = set(planned_rds_updates(self.plan(context)))
+        info = cycle.info
+        planned = set(planned_rds_updates(cycle.plan))
         sent: dict[str, dict[str, Any]] = {}
         for (account, region), hosts in sorted(scopes_of(rows).items()):
-            conn_id = self.aws_conn_id(account)
+            conn_id = cycle.aws_conn_id(account)
             hook = RdsHook(aws_conn_id=conn_id, region_name=region)
             offered = hook.pending_os_updates()
             for host in sorted(hosts, key=lambda h: h["host_id"]):
@@ -718,11 +722,11 @@ class PatchRdsOperator(PatchCloudOperator):
                 scope["hosts"].append(arn)
         return {"scopes": [scopes[k] for k in sorted(scopes)]}
 
-    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+    def _complete(self, cycle: CycleContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
         if event.get("status") not in ("done", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
         results = event.get("instances", {})
-        self.write_record(context, self.record_key(context, "results.json"), results)
+        cycle.write_record(self.record_key(cycle, "results.json"), results)
         log.record(
             "patch.finished",
             target=f"rds:{self.environment}",

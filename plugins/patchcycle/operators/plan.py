@@ -56,7 +56,7 @@ from patchcycle.domain.run_conf import (
     run_info,
 )
 from patchcycle.domain.schedule import resolve_cycle_date
-from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, run_type_name
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog, WaitArguments, run_type_name
 from patchcycle.reports.store import CyclePaths
 
 AWS_SCAN_RECORD = "plan-aws-scans.json"
@@ -84,6 +84,21 @@ def run_params_problems(params: dict[str, Any], environments: list[str]) -> tupl
     return [e for e in environments if e in wanted], problems
 
 
+class PlanContext(CycleContext):
+    """The plan task's execution: there is no plan yet, so its records and events are filed under the
+    cycle date it resolves from the run (:meth:`PlanCycleOperator._run_scope` sets it), not under a plan's
+    facts."""
+
+    cycle_date: dt.date | None = None
+
+    @property
+    def paths(self) -> CyclePaths:
+        """The run's evidence keys once the cycle date is resolved; ``RuntimeError`` before."""
+        if self.cycle_date is None:
+            raise RuntimeError("no cycle date yet")
+        return CyclePaths(self.cycle_date.isoformat(), self.run_id)
+
+
 @dataclass
 class CatalogRead:
     """What one cloud's reader found: catalog entries, and per-family notes on what it could not read."""
@@ -96,22 +111,22 @@ class CatalogRead:
 CatalogReader = Callable[[Tenant, dt.date, dict[str, Any], EventLog], CatalogRead]
 
 
-def run_facts(context: Any, dag_id: str, cycle_date: dt.date) -> dict[str, Any]:
+def run_facts(cycle: CycleContext, dag_id: str, cycle_date: dt.date) -> dict[str, Any]:
     """Who started the run, when and how, as the run record keeps them: enough for a pack written after
     the run ended without one (see :mod:`patchcycle.operators.sweep`) to name the run as Airflow did."""
-    run = context["dag_run"]
+    run = cycle.dag_run
 
     def iso(value: Any) -> str | None:
         return value.isoformat() if value is not None else None
 
     return {
         "dag_id": dag_id,
-        "run_id": context["run_id"],
+        "run_id": cycle.run_id,
         "run_type": run_type_name(run),
         "triggered_by": getattr(run, "triggering_user_name", None),
         "start_date": iso(getattr(run, "start_date", None)),
         "run_after": iso(getattr(run, "run_after", None)),
-        "logical_date": iso(context.get("logical_date")),
+        "logical_date": iso(cycle.airflow.get("logical_date")),
         "cycle_date": cycle_date.isoformat(),
     }
 
@@ -369,25 +384,24 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         super().__init__(**kwargs)
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any] | None:
+    def run(self, cycle: PlanContext, log: EventLog) -> dict[str, Any] | None:
         """Write the run record, then freeze the plan once per run: a retry returns the plan an earlier
         attempt froze, a refused run gets an empty plan; on AWS first prepare the baselines and wait for
         their Scan. Return the plan's facts, also kept in ``plan-info.json``."""
         tenant = self.tenant
-        cycle_date, environments, refusals = self._run_scope(context)
-        self.write_record(
-            context, self._paths.run_file(RUN_RECORD), run_facts(context, self.dag_id, cycle_date)
-        )
+        cycle_date, environments, refusals = self._run_scope(cycle)
+        paths = CyclePaths(cycle_date.isoformat(), cycle.run_id)
+        cycle.write_record(paths.run_file(RUN_RECORD), run_facts(cycle, self.dag_id, cycle_date))
         # A plan is frozen once per run: a retry or a cleared task returns the plan an earlier attempt
         # froze (and the stages after it judge hosts by it), and never sends a second Scan.
-        frozen = self.read_record(self._paths.run_file(PLAN_INFO_RECORD), required=False)
+        frozen = cycle.read_record(paths.run_file(PLAN_INFO_RECORD), required=False)
         if frozen is not None:
             log.record("plan.reused", target=tenant.id, plan_hash=frozen["plan_hash"])
             return frozen
         if refusals:
-            return self._refuse(context, log, cycle_date, refusals)
+            return self._refuse(cycle, log, cycle_date, refusals)
         prepared: dict[str, Any] = {}
-        scans = self.read_record(self._paths.run_file(AWS_SCAN_RECORD), required=False)
+        scans = cycle.read_record(paths.run_file(AWS_SCAN_RECORD), required=False)
         if scans is not None:
             prepared["aws"] = scans
             log.record(
@@ -396,34 +410,36 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
                 command_ids=[s["command_id"] for s in scans.get("scans", []) if s.get("command_id")],
             )
         elif tenant.clouds.aws is not None:
-            prepared["aws"] = prepare_aws_catalog(tenant, cycle_date, context["run_id"], environments, log)
-            self.write_record(context, self._paths.run_file(AWS_SCAN_RECORD), prepared["aws"])
+            prepared["aws"] = prepare_aws_catalog(tenant, cycle_date, cycle.run_id, environments, log)
+            cycle.write_record(paths.run_file(AWS_SCAN_RECORD), prepared["aws"])
         commands = [
             {"command_id": s["command_id"], "conn_id": s["conn_id"], "region": s["region"]}
             for s in prepared.get("aws", {}).get("scans", [])
             if s.get("command_id")
         ]
         if commands:
-            return self.wait_for(context, "run_commands", {"commands": commands})
+            return self.wait_for(cycle, "run_commands", {"commands": commands})
         return self._freeze(
-            context, log, cycle_date, environments, prepared, {"status": "done", "commands": {}}
+            cycle, log, cycle_date, environments, prepared, {"status": "done", "commands": {}}
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the AWS Scan: read the catalogs and freeze the plan; return its facts."""
         # The run's scope is a pure function of the run (params, logical date, run_after): resolved
         # again here rather than carried through the trigger.
-        cycle_date, environments, _ = self._run_scope(context)
+        cycle = self.cycle_context(context)
+        cycle_date, environments, _ = self._run_scope(cycle)
+        paths = CyclePaths(cycle_date.isoformat(), cycle.run_id)
 
-        def complete(ctx: Any, ev: dict[str, Any], log: EventLog) -> dict[str, Any]:
+        def complete(cycle: PlanContext, ev: dict[str, Any], log: EventLog) -> dict[str, Any]:
             if ev.get("status") not in ("done", "timeout"):
                 raise AirflowFailException(f"unexpected trigger event: {ev}")
-            prepared = {"aws": self.read_record(self._paths.run_file(AWS_SCAN_RECORD))}
-            return self._freeze(ctx, log, cycle_date, environments, prepared, ev)
+            prepared = {"aws": cycle.read_record(paths.run_file(AWS_SCAN_RECORD))}
+            return self._freeze(cycle, log, cycle_date, environments, prepared, ev)
 
-        return self.resume(context, event, complete)
+        return self.resume(cycle, event, complete)
 
-    def _run_scope(self, context: Any) -> tuple[dt.date, list[str], list[str]]:
+    def _run_scope(self, cycle: PlanContext) -> tuple[dt.date, list[str], list[str]]:
         """The run's cycle date, its environments, and why it must be refused (empty: it may go on).
 
         Refused before any change: a conf key the DAG does not take, a non-finite number, an environment
@@ -431,8 +447,8 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         that starts late (unless the tenant patches late runs). A refused run is filed under the cycle
         of its logical date, and still leaves an evidence pack saying why.
         """
-        params = context["params"]
-        dag_run = context["dag_run"]
+        params = cycle.params
+        dag_run = cycle.dag_run
         tenant = self.tenant
         problems = conf_problems(getattr(dag_run, "conf", None), CYCLE_PARAMS, dag=self.dag_id)
         environments, param_problems = run_params_problems(
@@ -440,12 +456,12 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         )
         problems += param_problems
         by_logical = resolve_cycle_date(
-            requested=None, logical_date=context.get("logical_date"), run_after=dag_run.run_after
+            requested=None, logical_date=cycle.airflow.get("logical_date"), run_after=dag_run.run_after
         )
         try:
             cycle_date = resolve_cycle_date(
                 requested=params.get("cycle_date"),
-                logical_date=context.get("logical_date"),
+                logical_date=cycle.airflow.get("logical_date"),
                 run_after=dag_run.run_after,
             )
         except ValueError as exc:
@@ -457,7 +473,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         if not tenant.schedule.patch_late_runs and (
             late := late_scheduled_run_problem(
                 run_type=run_type_name(dag_run),
-                scheduled_for=context.get("logical_date") or dag_run.run_after,
+                scheduled_for=cycle.airflow.get("logical_date") or dag_run.run_after,
                 started_at=dag_run.start_date,
                 late_after=timedelta(hours=tenant.schedule.late_after_hours),
                 dag_id=self.dag_id,
@@ -465,39 +481,40 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             )
         ):
             problems.append(late)
-        self._paths = CyclePaths(cycle_date.isoformat(), context["run_id"])
+        cycle.cycle_date = cycle_date
         return cycle_date, ([] if problems else environments), problems
 
     def _refuse(
-        self, context: Any, log: EventLog, cycle_date: dt.date, refusals: list[str]
+        self, cycle: PlanContext, log: EventLog, cycle_date: dt.date, refusals: list[str]
     ) -> dict[str, Any]:
         """Freeze an empty plan for a refused run (no cloud is read or changed) and say why: the run goes
         straight to its evidence pack, and its outcome task fails it."""
         for problem in refusals:
             self.log.error("the run is refused; nothing was changed: %s", problem)
+        paths = CyclePaths(cycle_date.isoformat(), cycle.run_id)
         plan = build_cycle_plan(self.tenant, cycle_date, [])
-        plan_url = self.store.put_json(self._paths.plan(plan.hash), plan.to_dict())
+        plan_url = cycle.store.put_json(paths.plan(plan.hash), plan.to_dict())
         info = run_info(cycle_date=plan.cycle_date, plan_hash=plan.hash, plan_url=plan_url, refused=refusals)
         log.record(
             "cycle.refused",
             target=self.tenant.id,
             result="refused",
             reasons=refusals,
-            run_type=run_type_name(context["dag_run"]),
+            run_type=run_type_name(cycle.dag_run),
         )
-        self.write_record(context, self._paths.run_file(PLAN_INFO_RECORD), info)
+        cycle.write_record(paths.run_file(PLAN_INFO_RECORD), info)
         return info
 
     def _freeze(
         self,
-        context: Any,
+        cycle: PlanContext,
         log: EventLog,
         cycle_date: dt.date,
         environments: list[str],
         prepared: dict[str, Any],
         event: dict[str, Any],
     ) -> dict[str, Any]:
-        params = context["params"]
+        params = cycle.params
         tenant = self.tenant
         for scope in prepared.get("aws", {}).get("scans", []):
             if scope.get("command_id"):
@@ -508,14 +525,14 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
                     command_id=scope["command_id"],
                     status=(event.get("commands") or {}).get(scope["command_id"]),
                 )
-        catalog, notes = self._read_catalogs(cycle_date, prepared, log)
+        catalog, notes = self._read_catalogs(cycle, cycle_date, prepared, log)
         plan = build_cycle_plan(tenant, cycle_date, catalog, self._rds_os_updates(log), source_notes=notes)
-        paths = CyclePaths(plan.cycle_date, context["run_id"])
-        plan_url = self.store.put_json(paths.plan(plan.hash), plan.to_dict())
+        paths = CyclePaths(plan.cycle_date, cycle.run_id)
+        plan_url = cycle.store.put_json(paths.plan(plan.hash), plan.to_dict())
         # One install list per variant: the full plan, and the plan without kernel updates for hosts
         # whose sensor does not support the new kernel (the pre-flight kernel gate decides who).
         install_urls = {
-            variant: self.store.put_bytes(
+            variant: cycle.store.put_bytes(
                 paths.install_list(plan.hash, variant),
                 install_override_list(plan, variant).encode(),
                 "application/x-yaml",
@@ -542,7 +559,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             approved_patches=len(plan.patch_ids),
             environments=environments,
             dry_run=dry_run,
-            run_type=run_type_name(context["dag_run"]),
+            run_type=run_type_name(cycle.dag_run),
         )
         if params.get("soak_hours_override") is not None:
             log.record(
@@ -553,11 +570,11 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             )
         if info["window_override_reason"]:
             log.record("window.override_requested", target=tenant.id, reason=info["window_override_reason"])
-        self.write_record(context, paths.run_file(PLAN_INFO_RECORD), info)
+        cycle.write_record(paths.run_file(PLAN_INFO_RECORD), info)
         return info
 
     def _read_catalogs(
-        self, cycle_date: dt.date, prepared: dict[str, Any], log: EventLog
+        self, cycle: PlanContext, cycle_date: dt.date, prepared: dict[str, Any], log: EventLog
     ) -> tuple[list[CatalogPatch], dict[str, list[str]]]:
         """Every cloud's catalog of the tenant's families, aged by the ledger, and what the plan must say
         about its sources (a cloud that could not be read, families whose source has no approval date)."""
@@ -582,7 +599,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             catalog.extend(found.patches)
             for family, lines in found.notes.items():
                 notes[family].extend(lines)
-        catalog = self._aged_by_ledger(catalog, log)
+        catalog = self._aged_by_ledger(cycle, catalog, log)
         scanned = {
             f
             for scope in prepared.get("aws", {}).get("scans", [])
@@ -597,19 +614,21 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
                 )
         return catalog, notes
 
-    def _aged_by_ledger(self, catalog: list[CatalogPatch], log: EventLog) -> list[CatalogPatch]:
+    def _aged_by_ledger(
+        self, cycle: PlanContext, catalog: list[CatalogPatch], log: EventLog
+    ) -> list[CatalogPatch]:
         """Undated catalog entries aged from the first day a plan of this tenant saw them (the ledger
         in its evidence bucket, updated here; see :func:`patchcycle.domain.plan.age_by_ledger`)."""
-        parts = [self.store.get_json(key) for key in sorted(self.store.keys(LEDGER_PREFIX))]
+        parts = [cycle.store.get_json(key) for key in sorted(cycle.store.keys(LEDGER_PREFIX))]
         ledger = merge_ledgers(parts)
         now = _now()
         aged, updated = age_by_ledger(catalog, ledger, now.date())
         added = ledger_additions(ledger, updated)
         if added:
             key = f"{LEDGER_PREFIX}{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
-            self.store.put_json(key, added)
+            cycle.store.put_json(key, added)
             log.record(
-                "plan.first_seen_recorded", target=self.store.url(key), new=len(added), known=len(ledger)
+                "plan.first_seen_recorded", target=cycle.store.url(key), new=len(added), known=len(ledger)
             )
         return aged
 
@@ -633,12 +652,8 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
                 )
         return sorted(offered)
 
-    def paths(self, context: Any) -> CyclePaths:
-        """The run's evidence keys, known once :meth:`_run_scope` resolved the cycle date; ``RuntimeError``
-        before."""
-        # Known once the cycle date is resolved, before the plan exists (the plan task writes its own
-        # events and records before any XCom exists).
-        paths = getattr(self, "_paths", None)
-        if paths is None:
-            raise RuntimeError("no cycle date yet")
-        return paths
+    def cycle_context(self, context: Any) -> PlanContext:
+        """This execution's :class:`PlanContext` (``context`` itself when it already is one)."""
+        if isinstance(context, PlanContext):
+            return context
+        return PlanContext(context, tenant=self.tenant, store=self.store, actor=self.actor(context))

@@ -32,7 +32,14 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from patchcycle.domain import rollback as policy
 from patchcycle.domain.rollback import RollbackRefused, RollbackTarget
 from patchcycle.domain.run_conf import ROLLBACK_PARAMS, conf_problems
-from patchcycle.operators.base import CycleOperator, CycleTaskMixin, EventLog, WaitArguments, utcnow
+from patchcycle.operators.base import (
+    CycleContext,
+    CycleOperator,
+    CycleTaskMixin,
+    EventLog,
+    WaitArguments,
+    utcnow,
+)
 from patchcycle.reports.store import CyclePaths
 
 SELECT_TASK_ID = "select"
@@ -50,13 +57,58 @@ def restored_disk_name(instance: str, key: str) -> str:
     return f"{stem}-rb-{_token(instance, key, size=10)}"
 
 
-class RollbackContextMixin(CycleTaskMixin):
+class RollbackContext(CycleContext):
     """Where a rollback reads its cycle and writes its records.
 
     Manual (the rollback DAG): the cycle is the ``cycle`` param and records go to this rollback run under
     ``cycles/<cycle>/runs/<rollback run>/rollback/``. Automatic (in the cycle DAG, ``environment`` set):
     the cycle run's own plan, records under ``cycles/<cycle>/runs/<run>/<environment>/rollback/``.
     """
+
+    def __init__(self, airflow: Any, *, environment: str | None, **kwargs: Any) -> None:
+        super().__init__(airflow, **kwargs)
+        self.environment = environment
+
+    @property
+    def automatic(self) -> bool:
+        """True in the cycle DAG (``environment`` set), False in the manual rollback DAG."""
+        return self.environment is not None
+
+    @property
+    def cycle_date(self) -> str:
+        """The cycle rolled back: the run's plan's (automatic), or the ``cycle`` param (manual)."""
+        if self.automatic:
+            return str(self.info["cycle_date"])
+        return str(self.params["cycle"])
+
+    @property
+    def paths(self) -> CyclePaths:
+        """The cycle run's evidence keys (automatic), or this rollback run's under the ``cycle`` param's
+        cycle (manual)."""
+        return CyclePaths(self.cycle_date, self.run_id)
+
+    def record_key(self, name: str) -> str:
+        """Where the rollback's record ``name`` lives: under the stage's ``rollback/`` (automatic) or the
+        rollback run's (manual)."""
+        if self.automatic:
+            return self.paths.stage_file(str(self.environment), f"rollback/{name}")
+        return self.paths.run_file(f"rollback/{name}")
+
+    @property
+    def rollback_key(self) -> str:
+        """What makes this rollback's idempotency tokens unique: tenant, cycle, run (and stage)."""
+        return f"{self.tenant.id}|{self.cycle_date}|{self.run_id}|{self.environment or ''}"
+
+    @property
+    def request_reason(self) -> str:
+        """Why the hosts are rolled back: the ``reason`` param (manual), or the automatic rollback's own."""
+        if self.automatic:
+            return f"automatic rollback of the failed hosts of stage {self.environment}"
+        return str(self.params["reason"])
+
+
+class RollbackContextMixin(CycleTaskMixin):
+    """A rollback task: its execution is a :class:`RollbackContext`."""
 
     environment: str | None = None
 
@@ -65,44 +117,27 @@ class RollbackContextMixin(CycleTaskMixin):
         """True in the cycle DAG (``environment`` set), False in the manual rollback DAG."""
         return self.environment is not None
 
-    def cycle_date(self, context: Any) -> str:
-        """The cycle rolled back: the run's plan's (automatic), or the ``cycle`` param (manual)."""
-        if self.automatic:
-            return str(self.plan_info(context)["cycle_date"])
-        return str(context["params"]["cycle"])
-
-    def paths(self, context: Any) -> CyclePaths:
-        """The cycle run's evidence keys (automatic), or this rollback run's under the ``cycle`` param's
-        cycle (manual)."""
-        if self.automatic:
-            return super().paths(context)
-        return CyclePaths(self.cycle_date(context), context["run_id"])
-
-    def record_key(self, context: Any, name: str) -> str:
-        """Where the rollback's record ``name`` lives: under the stage's ``rollback/`` (automatic) or the
-        rollback run's (manual)."""
-        if self.automatic:
-            return self.paths(context).stage_file(str(self.environment), f"rollback/{name}")
-        return self.paths(context).run_file(f"rollback/{name}")
-
-    def rollback_key(self, context: Any) -> str:
-        """What makes this rollback's idempotency tokens unique: tenant, cycle, run (and stage)."""
-        return f"{self.tenant_id}|{self.cycle_date(context)}|{context['run_id']}|{self.environment or ''}"
-
-    def request_reason(self, context: Any) -> str:
-        """Why the hosts are rolled back: the ``reason`` param (manual), or the automatic rollback's own."""
-        if self.automatic:
-            return f"automatic rollback of the failed hosts of stage {self.environment}"
-        return str(context["params"]["reason"])
+    def cycle_context(self, context: Any) -> RollbackContext:
+        """This execution's :class:`RollbackContext` (``context`` itself when it already is one)."""
+        if isinstance(context, RollbackContext):
+            return context
+        return RollbackContext(
+            context,
+            environment=self.environment,
+            tenant=self.tenant,
+            store=self.store,
+            actor=self.actor(context),
+            after_the_run=self.after_the_run,
+        )
 
     # -- connections per cloud -----------------------------------------------------------------------
-    def conn_for(self, target: RollbackTarget) -> str:
+    def conn_for(self, cycle: RollbackContext, target: RollbackTarget) -> str:
         """The connection a target's restore goes through: its AWS account's or GCP project's, or for Arc
         the backup system's."""
         if target.cloud == "aws":
-            return self.aws_conn_id(target.account)
+            return cycle.aws_conn_id(target.account)
         if target.cloud == "gcp":
-            return self.gcp_conn_id(target.account)
+            return cycle.gcp_conn_id(target.account)
         return self.tenant.backup_attestation_connection_id()
 
 
@@ -110,15 +145,17 @@ class RestoreEngineMixin(RollbackContextMixin):
     """Start each target's restore, advance GCE's steps as they finish, and verify the hosts after."""
 
     # -- starting ---------------------------------------------------------------------------------------
-    def start_restores(self, context: Any, targets: list[RollbackTarget], log: EventLog) -> dict[str, Any]:
+    def start_restores(
+        self, cycle: RollbackContext, targets: list[RollbackTarget], log: EventLog
+    ) -> dict[str, Any]:
         """Start each target's restore in its cloud (a host whose restore cannot start is failed, the
         others go on); return the restore state to record and wait on."""
-        key = self.rollback_key(context)
+        key = cycle.rollback_key
         hosts: dict[str, dict[str, Any]] = {}
         for target in targets:
             host: dict[str, Any] = {
                 "cloud": target.cloud,
-                "conn_id": self.conn_for(target),
+                "conn_id": self.conn_for(cycle, target),
                 "region": target.region,
                 "project": target.account,
                 "name": target.name,
@@ -135,7 +172,7 @@ class RestoreEngineMixin(RollbackContextMixin):
                 elif target.cloud == "aws":
                     self._start_ec2(target, host, key)
                 elif target.cloud == "azure":
-                    self._start_arc(context, target, host, key)
+                    self._start_arc(cycle, target, host, key)
                 else:
                     self._start_gce(target, host, key)
             except Exception as exc:  # noqa: BLE001 - any cloud's refusal fails this host, not the others
@@ -198,11 +235,13 @@ class RestoreEngineMixin(RollbackContextMixin):
             renamed_to=aside,
         )
 
-    def _start_arc(self, context: Any, target: RollbackTarget, host: dict[str, Any], key: str) -> None:
+    def _start_arc(
+        self, cycle: RollbackContext, target: RollbackTarget, host: dict[str, Any], key: str
+    ) -> None:
         from patchcycle.hooks.backup_attestation import BackupAttestationHook
 
         restore = BackupAttestationHook(host["conn_id"]).request_restore(
-            target.host_id, target.backup_id, _token(key, target.host_id), self.request_reason(context)
+            target.host_id, target.backup_id, _token(key, target.host_id), cycle.request_reason
         )
         host.update(step="restore", ops=[restore["restoreId"]], restore_id=restore["restoreId"])
 
@@ -243,9 +282,11 @@ class RestoreEngineMixin(RollbackContextMixin):
         """The restore wait's payload: the hosts whose restore is pending."""
         return {"hosts": {h: dict(host) for h, host in state["hosts"].items() if host["state"] == "pending"}}
 
-    def advance(self, context: Any, state: dict[str, Any], event: dict[str, Any], log: EventLog) -> None:
+    def advance(
+        self, cycle: RollbackContext, state: dict[str, Any], event: dict[str, Any], log: EventLog
+    ) -> None:
         """Fold one look at the clouds into the state; start the next GCE step where one finished."""
-        key = self.rollback_key(context)
+        key = cycle.rollback_key
         timed_out = event.get("status") == "timeout"
         for host_id, seen in (event.get("hosts") or {}).items():
             host = state["hosts"].get(host_id)
@@ -280,13 +321,13 @@ class RestoreEngineMixin(RollbackContextMixin):
         """Whether any host's restore is still pending."""
         return any(h["state"] == "pending" for h in state["hosts"].values())
 
-    def defer_wait(self, context: Any, state: dict[str, Any]) -> Any:
+    def defer_wait(self, cycle: RollbackContext, state: dict[str, Any]) -> Any:
         """Wait (the ``restores`` check) for the pending hosts' restores."""
         # The operator that restores waits by the one contract (WaitArguments); verifying never waits.
-        return self.wait_for(context, "restores", self.wait_payload(state))  # type: ignore[attr-defined]
+        return self.wait_for(cycle, "restores", self.wait_payload(state))  # type: ignore[attr-defined]
 
     # -- verifying --------------------------------------------------------------------------------------
-    def verify(self, state: dict[str, Any]) -> list[policy.HostRollback]:
+    def verify(self, cycle: RollbackContext, state: dict[str, Any]) -> list[policy.HostRollback]:
         """Read each restored host back from its cloud and judge it against its backup."""
         targets = [RollbackTarget.from_dict(t) for t in state["targets"]]
         restored = [t for t in targets if state["hosts"][t.host_id]["state"] == "succeeded"]
@@ -294,10 +335,10 @@ class RestoreEngineMixin(RollbackContextMixin):
         by_cloud: dict[str, list[RollbackTarget]] = defaultdict(list)
         for target in restored:
             by_cloud[target.cloud].append(target)
-        seen.update(self._read_ec2([t for t in by_cloud["aws"] if t.backup_kind != "db_snapshot"]))
-        seen.update(self._read_rds([t for t in by_cloud["aws"] if t.backup_kind == "db_snapshot"]))
-        seen.update(self._read_arc(by_cloud["azure"]))
-        seen.update(self._read_gce(by_cloud["gcp"]))
+        seen.update(self._read_ec2(cycle, [t for t in by_cloud["aws"] if t.backup_kind != "db_snapshot"]))
+        seen.update(self._read_rds(cycle, [t for t in by_cloud["aws"] if t.backup_kind == "db_snapshot"]))
+        seen.update(self._read_arc(cycle, by_cloud["azure"]))
+        seen.update(self._read_gce(cycle, by_cloud["gcp"]))
         judged = []
         for target in targets:
             host = state["hosts"][target.host_id]
@@ -314,7 +355,9 @@ class RestoreEngineMixin(RollbackContextMixin):
             )
         return judged
 
-    def _read_ec2(self, targets: list[RollbackTarget]) -> dict[str, tuple[bool | None, str | None]]:
+    def _read_ec2(
+        self, cycle: RollbackContext, targets: list[RollbackTarget]
+    ) -> dict[str, tuple[bool | None, str | None]]:
         """SSM's ping status; SSM does not report the running kernel (None)."""
         from patchcycle.hooks.aws import SsmFleetHook
 
@@ -323,12 +366,14 @@ class RestoreEngineMixin(RollbackContextMixin):
         for t in targets:
             scopes[(t.account, t.region)].append(t.host_id)
         for (account, region), ids in scopes.items():
-            hook = SsmFleetHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
+            hook = SsmFleetHook(aws_conn_id=cycle.aws_conn_id(account), region_name=region)
             pings = {i["InstanceId"]: i.get("PingStatus") for i in hook.managed_instances()}
             out.update({host_id: (pings.get(host_id) == "Online", None) for host_id in ids})
         return out
 
-    def _read_rds(self, targets: list[RollbackTarget]) -> dict[str, tuple[bool | None, str | None]]:
+    def _read_rds(
+        self, cycle: RollbackContext, targets: list[RollbackTarget]
+    ) -> dict[str, tuple[bool | None, str | None]]:
         """The restored DB instance ``available`` under its own name (AWS reports no kernel for RDS)."""
         from patchcycle.hooks.aws import RdsHook
 
@@ -337,23 +382,27 @@ class RestoreEngineMixin(RollbackContextMixin):
         for t in targets:
             scopes[(t.account, t.region)].append(t)
         for (account, region), hosts in scopes.items():
-            hook = RdsHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
+            hook = RdsHook(aws_conn_id=cycle.aws_conn_id(account), region_name=region)
             status = {db["DBInstanceArn"]: db.get("DBInstanceStatus") for db in hook.db_instances()}
             out.update({t.host_id: (status.get(t.host_id) == "available", None) for t in hosts})
         return out
 
-    def _read_arc(self, targets: list[RollbackTarget]) -> dict[str, tuple[bool | None, str | None]]:
+    def _read_arc(
+        self, cycle: RollbackContext, targets: list[RollbackTarget]
+    ) -> dict[str, tuple[bool | None, str | None]]:
         """Arc's connection status and ``osVersion`` (the running kernel release on Linux)."""
         from patchcycle.hooks.azure_arc import ArcHook
 
         out: dict[str, tuple[bool | None, str | None]] = {}
         for t in targets:
-            hook = ArcHook(azure_conn_id=self.azure_conn_id(t.account), subscription_id=t.account)
+            hook = ArcHook(azure_conn_id=cycle.azure_conn_id(t.account), subscription_id=t.account)
             props = hook.machine(str(t.resource_group), t.name).get("properties") or {}
             out[t.host_id] = (props.get("status") == "Connected", props.get("osVersion"))
         return out
 
-    def _read_gce(self, targets: list[RollbackTarget]) -> dict[str, tuple[bool | None, str | None]]:
+    def _read_gce(
+        self, cycle: RollbackContext, targets: list[RollbackTarget]
+    ) -> dict[str, tuple[bool | None, str | None]]:
         """The instance RUNNING with its OS Config agent reporting, and the inventory's kernel release."""
         from patchcycle.hooks.gcp_compute import DiskSnapshotHook
         from patchcycle.hooks.gcp_osconfig import OsConfigHook
@@ -364,7 +413,7 @@ class RestoreEngineMixin(RollbackContextMixin):
         for t in targets:
             zones[(t.account, t.region)].append(t)
         for (project, zone), hosts in zones.items():
-            conn_id = self.gcp_conn_id(project)
+            conn_id = cycle.gcp_conn_id(project)
             compute = DiskSnapshotHook(gcp_conn_id=conn_id, project_id=project)
             inventories = {
                 inventory_instance_id(inv): inv
@@ -378,31 +427,35 @@ class RestoreEngineMixin(RollbackContextMixin):
         return out
 
     def write_rollback_record(
-        self, context: Any, state: dict[str, Any], judged: list[policy.HostRollback], source_run: str
+        self,
+        cycle: RollbackContext,
+        state: dict[str, Any],
+        judged: list[policy.HostRollback],
+        source_run: str,
     ) -> tuple[dict[str, Any], str]:
         """The rollback record, written beside (never over) earlier attempts'; (record, its URL)."""
         started = state.get("started_at")
         record = policy.rollback_record(
             tenant_id=self.tenant_id,
-            cycle_date=self.cycle_date(context),
+            cycle_date=cycle.cycle_date,
             trigger="automatic" if self.automatic else "manual",
-            requested_by=self.actor(context),
-            reason=self.request_reason(context),
+            requested_by=cycle.actor,
+            reason=cycle.request_reason,
             source_run=source_run,
             started_at=utcnow() if started is None else dt.datetime.fromisoformat(started),
             finished_at=utcnow(),
             hosts=judged,
         )
-        return record, self.write_record(context, self.record_key(context, "rollback.json"), record)
+        return record, cycle.write_record(cycle.record_key("rollback.json"), record)
 
 
-def _read_cycle_backups(task: CycleTaskMixin, cycle_date: str, run_segment: str) -> tuple[list, dict]:
+def _read_cycle_backups(cycle: RollbackContext, run_segment: str) -> tuple[list, dict]:
     """A cycle run's inventory rows and each stage's backup status, as its tasks recorded them."""
-    paths = CyclePaths(cycle_date, run_segment)
-    inventory = task.read_record(paths.run_file("inventory.json"))
+    paths = CyclePaths(cycle.cycle_date, run_segment)
+    inventory = cycle.read_record(paths.run_file("inventory.json"))
     backups = {}
-    for env in task.tenant.environments:
-        status = task.read_record(paths.stage_file(env.name.value, "backup-status.json"), required=False)
+    for env in cycle.tenant.environments:
+        status = cycle.read_record(paths.stage_file(env.name.value, "backup-status.json"), required=False)
         if status is not None:
             backups[env.name.value] = status
     return inventory, backups
@@ -414,29 +467,29 @@ class SelectRollbackOperator(RollbackContextMixin, CycleOperator):
 
     template_fields: Sequence[str] = ("tenant_id",)
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: RollbackContext, log: EventLog) -> dict[str, Any]:
         """Check the request (the conf's keys, a reason), choose the targets from the backups of the
         cycle's latest finished run and write ``selection.json``; fail, restoring nothing, if any host
         cannot be rolled back. Return the host count, the selection's URL and the source run."""
-        params = context["params"]
-        problems = conf_problems(getattr(context["dag_run"], "conf", None), ROLLBACK_PARAMS, dag=self.dag_id)
+        params = cycle.params
+        problems = conf_problems(getattr(cycle.dag_run, "conf", None), ROLLBACK_PARAMS, dag=self.dag_id)
         if problems:
             # A rollback has no dry run: {"dry_run": true} would otherwise restore for real.
             raise AirflowFailException(
                 "the rollback is refused; nothing was restored:\n- " + "\n- ".join(problems)
             )
-        cycle = self.cycle_date(context)
+        cycle_date = cycle.cycle_date
         reason = str(params.get("reason") or "").strip()
         if not reason:
             raise AirflowFailException(
                 "a rollback needs a reason (the 'reason' parameter); nothing was restored"
             )
         source_run = self.source_run(cycle)
-        inventory, backups = _read_cycle_backups(self, cycle, source_run)
+        inventory, backups = _read_cycle_backups(cycle, source_run)
         requested = [str(h) for h in params.get("hosts") or []]
         try:
             targets = policy.select_rollback(
-                requested, inventory, backups, tenant_id=self.tenant_id, cycle_date=cycle
+                requested, inventory, backups, tenant_id=self.tenant_id, cycle_date=cycle_date
             )
         except RollbackRefused as refused:
             log.record(
@@ -444,34 +497,34 @@ class SelectRollbackOperator(RollbackContextMixin, CycleOperator):
             )
             raise AirflowFailException(str(refused)) from refused
         selection = {
-            "cycle_date": cycle,
+            "cycle_date": cycle_date,
             "source_run": source_run,
             "requested": requested,
             "reason": reason,
-            "requested_by": self.actor(context),
+            "requested_by": cycle.actor,
             "selected_at": utcnow().isoformat(),
             "targets": [t.to_dict() for t in targets],
         }
-        url = self.write_record(context, self.record_key(context, "selection.json"), selection)
+        url = cycle.write_record(cycle.record_key("selection.json"), selection)
         for t in targets:
             log.record(
                 "rollback.selected", target=t.host_id, backup_id=t.backup_id, kind=t.backup_kind, name=t.name
             )
         return {"hosts": len(targets), "selection_url": url, "source_run": source_run}
 
-    def source_run(self, cycle: str) -> str:
+    def source_run(self, cycle: RollbackContext) -> str:
         """The cycle's latest finished run (the one with an evidence pack): its backups are the cycle's."""
-        prefix = f"cycles/{cycle}/runs/"
+        prefix = f"cycles/{cycle.cycle_date}/runs/"
         finished: list[tuple[str, str]] = []
-        for key in self.store.keys(prefix):
+        for key in cycle.store.keys(prefix):
             if key.endswith("/pack/evidence.json"):
                 run = key.removeprefix(prefix).split("/", 1)[0]
-                evidence = self.store.get_json(key)
+                evidence = cycle.store.get_json(key)
                 finished.append((str(evidence.get("cycle", {}).get("finished_at") or ""), run))
         if not finished:
             raise AirflowFailException(
-                f"cycle {cycle} of tenant {self.tenant_id} has no finished run (no evidence pack under "
-                f"{self.store.url(prefix)}); nothing was restored"
+                f"cycle {cycle.cycle_date} of tenant {self.tenant_id} has no finished run (no evidence pack "
+                f"under {cycle.store.url(prefix)}); nothing was restored"
             )
         return max(finished)[1]
 
@@ -492,29 +545,29 @@ class RestoreHostsOperator(WaitArguments, RestoreEngineMixin, CycleOperator):
         super().__init__(**kwargs)
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
-    def targets(self, context: Any, log: EventLog) -> list[RollbackTarget]:
+    def targets(self, cycle: RollbackContext, log: EventLog) -> list[RollbackTarget]:
         """The hosts the select task chose, from ``selection.json``."""
-        selection = self.read_record(self.record_key(context, "selection.json"))
+        selection = cycle.read_record(cycle.record_key("selection.json"))
         return [RollbackTarget.from_dict(t) for t in selection["targets"]]
 
-    def run(self, context: Any, log: EventLog) -> Any:
+    def run(self, cycle: RollbackContext, log: EventLog) -> Any:
         """Start the restores, record them in ``restores.json`` and wait for them; skipped when there is no
         host to roll back."""
-        targets = self.targets(context, log)
+        targets = self.targets(cycle, log)
         if not targets:
             raise AirflowSkipException("no host to roll back")
-        state = self.start_restores(context, targets, log)
+        state = self.start_restores(cycle, targets, log)
         state["started_at"] = utcnow().isoformat()
-        self.write_record(context, self.record_key(context, "restores.json"), state, step=0)
-        return self.wait_or_finish(context, state, log)
+        cycle.write_record(cycle.record_key("restores.json"), state, step=0)
+        return self.wait_or_finish(cycle, state, log)
 
-    def wait_or_finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
+    def wait_or_finish(self, cycle: RollbackContext, state: dict[str, Any], log: EventLog) -> Any:
         """Wait again while a restore is pending, else finish."""
         if self.pending(state):
-            return self.defer_wait(context, state)
-        return self.finish(context, state, log)
+            return self.defer_wait(cycle, state)
+        return self.finish(cycle, state, log)
 
-    def finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
+    def finish(self, cycle: RollbackContext, state: dict[str, Any], log: EventLog) -> Any:
         """The restored and failed host counts (the final state is already recorded)."""
         # The state is already recorded (the latest step record is the final one).
         states = [h["state"] for h in state["hosts"].values()]
@@ -525,13 +578,13 @@ class RestoreHostsOperator(WaitArguments, RestoreEngineMixin, CycleOperator):
         then wait again or finish."""
         return self.resume(context, event, self._complete)
 
-    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:
+    def _complete(self, cycle: RollbackContext, event: dict[str, Any], log: EventLog) -> Any:
         if event.get("status") not in ("done", "wake", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
-        state = self.read_record(self.record_key(context, "restores.json"))
-        self.advance(context, state, event, log)
-        self.write_record(context, self.record_key(context, "restores.json"), state, step=state["round"])
-        return self.wait_or_finish(context, state, log)
+        state = cycle.read_record(cycle.record_key("restores.json"))
+        self.advance(cycle, state, event, log)
+        cycle.write_record(cycle.record_key("restores.json"), state, step=state["round"])
+        return self.wait_or_finish(cycle, state, log)
 
 
 class VerifyRollbackOperator(RestoreEngineMixin, CycleOperator):
@@ -540,13 +593,13 @@ class VerifyRollbackOperator(RestoreEngineMixin, CycleOperator):
 
     template_fields: Sequence[str] = ("tenant_id",)
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: RollbackContext, log: EventLog) -> dict[str, Any]:
         """Read the restored hosts back, write the rollback record, and fail the task if any host was not
         rolled back; else return the rolled-back count and the record's URL."""
-        selection = self.read_record(self.record_key(context, "selection.json"))
-        state = self.read_record(self.record_key(context, "restores.json"))
-        judged = self.verify(state)
-        record, url = self.write_rollback_record(context, state, judged, selection["source_run"])
+        selection = cycle.read_record(cycle.record_key("selection.json"))
+        state = cycle.read_record(cycle.record_key("restores.json"))
+        judged = self.verify(cycle, state)
+        record, url = self.write_rollback_record(cycle, state, judged, selection["source_run"])
         for host in judged:
             log.record(
                 "rollback.verified",
@@ -577,39 +630,39 @@ class RollbackFailedHostsOperator(RestoreHostsOperator):
         super().__init__(**kwargs)
         self.environment = environment
 
-    def targets(self, context: Any, log: EventLog) -> list[RollbackTarget]:
+    def targets(self, cycle: RollbackContext, log: EventLog) -> list[RollbackTarget]:
         """The stage's failed hosts with their backups; skipped when the tenant has not opted in, the stage
         is not part of the run, or no host failed. Fails if one cannot be rolled back."""
         policy_set = self.tenant.rollback
         if policy_set is None or not policy_set.automatic:
             raise AirflowSkipException(f"tenant {self.tenant_id} has not opted in to automatic rollback")
-        self.stage_plan_info(context, str(self.environment))
-        paths = self.paths(context)
+        cycle.stage_info(str(self.environment))
+        paths = cycle.paths
         # The stage as verified (a stage stopped at its canary is the canary's record).
-        stage = self.stage_record(context, str(self.environment))
+        stage = cycle.stage_record(str(self.environment))
         failed = policy.failed_hosts(stage)
         if not failed:
             raise AirflowSkipException(f"no failed host in stage {self.environment}")
-        inventory = self.read_record(paths.run_file("inventory.json"))
-        backups = self.read_record(paths.stage_file(str(self.environment), "backup-status.json"))
+        inventory = cycle.read_record(paths.run_file("inventory.json"))
+        backups = cycle.read_record(paths.stage_file(str(self.environment), "backup-status.json"))
         try:
             return policy.select_rollback(
                 failed,
                 inventory,
                 {str(self.environment): backups},
                 tenant_id=self.tenant_id,
-                cycle_date=self.cycle_date(context),
+                cycle_date=cycle.cycle_date,
             )
         except RollbackRefused as refused:
             # A failed host always had a completed backup (none is patched without one); refuse loudly.
             raise AirflowFailException(str(refused)) from refused
 
-    def finish(self, context: Any, state: dict[str, Any], log: EventLog) -> Any:
+    def finish(self, cycle: RollbackContext, state: dict[str, Any], log: EventLog) -> Any:
         """Verify the restored hosts and write the rollback record; fail the task if any host was not
         rolled back, else return the rolled-back count and the record's URL."""
-        super().finish(context, state, log)
-        judged = self.verify(state)
-        record, url = self.write_rollback_record(context, state, judged, context["run_id"])
+        super().finish(cycle, state, log)
+        judged = self.verify(cycle, state)
+        record, url = self.write_rollback_record(cycle, state, judged, cycle.run_id)
         for host in judged:
             log.record("rollback.verified", target=host.host_id, result=host.result, reason=host.reason)
         if record["outcome"] != "succeeded":

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog, WaitArguments, utcnow
 
 
 def soak_hours_for(configured: float, override: float | None) -> float:
@@ -35,12 +35,12 @@ class SoakOperator(WaitArguments, CycleOperator):
         self.soak_hours = soak_hours
         self.set_wait_arguments(deferrable, waiter_delay, 0)  # the soak's length bounds the wait
 
-    def run(self, context: Any, log: EventLog) -> Any:
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:
         """Wait until the soak's hours (the run's override, if any) after the stage finished, deferred;
         complete at once when that has passed."""
-        info = self.plan_info(context)
+        info = cycle.info
         hours = soak_hours_for(self.soak_hours, info.get("soak_hours_override"))
-        stage = self.read_record(self.paths(context).stage_file(self.environment, "stage.json"))
+        stage = cycle.read_record(cycle.paths.stage_file(self.environment, "stage.json"))
         finished = dt.datetime.fromisoformat(stage["finished_at"])
         until = finished + dt.timedelta(hours=hours)
         log.record(
@@ -54,14 +54,14 @@ class SoakOperator(WaitArguments, CycleOperator):
             else None,
         )
         if until <= utcnow():
-            return self.resume(context, {"status": "elapsed", "until": until.isoformat()}, self._complete)
-        return self.wait_until(context, until, kwargs={"until": until.isoformat()})
+            return self.resume(cycle, {"status": "elapsed", "until": until.isoformat()}, self._complete)
+        return self.wait_until(cycle, until, kwargs={"until": until.isoformat()})
 
     def execute_complete(self, context: Any, event: Any = None, until: str | None = None) -> Any:
         """Resume when the soak has elapsed: record it and return ``soaked_until``."""
         return self.resume(context, {"status": "elapsed", "until": until}, self._complete)
 
-    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+    def _complete(self, cycle: CycleContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
         if event.get("status") != "elapsed":
             raise AirflowFailException(f"unexpected soak event: {event}")
         log.record("soak.completed", target=self.environment, until=event.get("until"))

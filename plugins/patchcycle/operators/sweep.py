@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from functools import cached_property
 from typing import Any
 
 from patchcycle.domain.incidents import incident_key
 from patchcycle.domain.sweep import RunFolder, interrupted_stage, runs_without_pack
-from patchcycle.operators.base import EventLog
+from patchcycle.operators.base import CycleContext, EventLog
 from patchcycle.operators.evidence import WriteEvidencePackOperator
 from patchcycle.operators.plan import PLAN_INFO_RECORD
 from patchcycle.reports.store import CyclePaths
@@ -58,19 +59,68 @@ class EndedRun:
         )
 
 
+class SweptRunContext(CycleContext):
+    """A run that ended without its evidence, as the sweep writes its pack: its facts from the records it
+    left (its plan info, or an empty plan's when its plan never finished), its stages as far as they got."""
+
+    def __init__(
+        self, airflow: Any, *, folder: RunFolder, ended: EndedRun, sweeper: str, **kwargs: Any
+    ) -> None:
+        super().__init__(airflow, **kwargs)
+        self.folder = folder
+        self.ended = ended
+        self.ended_reason = (
+            f"the run ended {ended.state} (set by hand, or its tasks were stopped) before its evidence "
+            f"task wrote a pack; this pack was written afterwards by the evidence sweep "
+            f"({sweeper}) from what the run recorded"
+        )
+
+    @cached_property
+    def info(self) -> dict[str, Any]:
+        """The swept run's plan facts; an empty plan's, stored once, when its plan never finished."""
+        folder = self.folder
+        key = f"cycles/{folder.cycle_date}/runs/{folder.segment}/{PLAN_INFO_RECORD}"
+        info = self.read_record(key, required=False)
+        if info is not None:
+            return dict(info)
+        return self.unplanned_info(dt.date.fromisoformat(folder.cycle_date))
+
+    @property
+    def halted_reason(self) -> str | None:
+        """Why the swept run stopped short: its plan's unplanned reason, if any, and that it ended without
+        its evidence."""
+        return "; ".join(r for r in (self.info.get("unplanned"), self.ended_reason) if r)
+
+    def stage_record(self, environment: str) -> dict[str, Any] | None:
+        """A finished stage's record; a stage the run stopped in (backups taken, no verified record) as an
+        interrupted stage, its hosts judged conservatively."""
+        paths = self.paths
+        finished = self.read_record(paths.stage_file(environment, "stage.json"), required=False)
+        backups = self.read_record(paths.stage_file(environment, "backup-status.json"), required=False)
+        if finished is not None or backups is None:
+            return super().stage_record(environment)
+        return interrupted_stage(
+            environment,
+            self.stage_hosts(environment),
+            backups,
+            f"the run ended {self.ended.state} during this stage",
+            canary=super().stage_record(environment),
+        )
+
+
 class EvidenceSweepOperator(WriteEvidencePackOperator):
     """Find the tenant's cycle runs that ended without an evidence pack and write one for each."""
 
     after_the_run = True
 
-    def run(self, context: Any, log: EventLog) -> dict[str, Any]:
+    def run(self, cycle: CycleContext, log: EventLog) -> dict[str, Any]:
         """Write a pack, and page once, for each run Airflow says has ended (``success`` or ``failed``)
         without one; return the runs swept, those still running, and those whose state Airflow could not
         give."""
-        ti = context["ti"]
+        ti = cycle.ti
         swept, still_running, unknown = [], [], []
-        for folder in runs_without_pack(self.store.keys("cycles/")):
-            record = self.store.get_json(str(folder.run_record_key))  # its latest attempt's
+        for folder in runs_without_pack(cycle.store.keys("cycles/")):
+            record = cycle.store.get_json(str(folder.run_record_key))  # its latest attempt's
             try:
                 state = str(ti.get_dagrun_state(dag_id=record["dag_id"], run_id=record["run_id"]))
             except Exception as exc:  # noqa: BLE001 - a run Airflow cannot name is left for a person
@@ -87,9 +137,9 @@ class EvidenceSweepOperator(WriteEvidencePackOperator):
                 continue
             # Checked again now that the run has ended: its evidence task may have written the pack
             # between the listing and the question.
-            if self.store.keys(CyclePaths(folder.cycle_date, record["run_id"]).pack("")):
+            if cycle.store.keys(CyclePaths(folder.cycle_date, record["run_id"]).pack("")):
                 continue
-            swept.append(self._sweep(context, folder, EndedRun.from_record(record, state)))
+            swept.append(self._sweep(cycle, folder, EndedRun.from_record(record, state)))
         for item in swept:
             self.log.warning(
                 "run %s ended %s without an evidence pack: written at %s (outcome %s)",
@@ -100,27 +150,27 @@ class EvidenceSweepOperator(WriteEvidencePackOperator):
             )
         return {"swept": swept, "still_running": still_running, "unknown": unknown}
 
-    def _sweep(self, context: Any, folder: RunFolder, ended: EndedRun) -> dict[str, Any]:
+    def _sweep(self, cycle: CycleContext, folder: RunFolder, ended: EndedRun) -> dict[str, Any]:
         paths = CyclePaths(folder.cycle_date, ended.run_id)
-        self._ended = ended
-        self._folder = folder
-        self._swept_unplanned: dict[str, Any] | None = None
-        reason = (
-            f"the run ended {ended.state} (set by hand, or its tasks were stopped) before its evidence "
-            f"task wrote a pack; this pack was written afterwards by the evidence sweep "
-            f"({self.dag_id}) from what the run recorded"
+        swept = SweptRunContext(
+            {
+                **{k: cycle.airflow[k] for k in ("ti", "task_instance") if k in cycle.airflow},
+                "run_id": ended.run_id,
+                "dag_run": ended,
+                "params": {},
+                "logical_date": None,
+            },
+            folder=folder,
+            ended=ended,
+            sweeper=self.dag_id,
+            tenant=cycle.tenant,
+            store=cycle.store,
+            actor=cycle.actor,
+            after_the_run=True,
         )
-        self._halted = reason
-        ended_context = {
-            **{k: context[k] for k in ("ti", "task_instance") if k in context},
-            "run_id": ended.run_id,
-            "dag_run": ended,
-            "params": {},
-            "logical_date": None,
-        }
         # The sweep's finding is part of the run's evidence: flushed into the run's own event log first,
         # so the pack carries it and the change-management controls count it.
-        found = EventLog(self.actor(context))
+        found = EventLog(cycle.actor)
         found.record(
             "run.ended_without_evidence",
             target=self.tenant_id,
@@ -128,15 +178,13 @@ class EvidenceSweepOperator(WriteEvidencePackOperator):
             run_id=ended.run_id,
             dag_id=ended.dag_id,
         )
-        self.store.put_json(paths.events("evidence-sweep", int(context["ti"].try_number)), found.events)
-        log = EventLog(self.actor(context))
+        cycle.store.put_json(paths.events("evidence-sweep", cycle.attempt), found.events)
+        log = EventLog(cycle.actor)
         try:
-            result = super().run(ended_context, log)
+            result = super().run(swept, log)
         finally:
-            self.store.put_json(
-                paths.events("evidence-sweep.pack", int(context["ti"].try_number)), log.events
-            )
-        self._page(ended, folder, result["pack_url"], self.plan_info(ended_context)["plan_hash"])
+            cycle.store.put_json(paths.events("evidence-sweep.pack", cycle.attempt), log.events)
+        self._page(swept, result["pack_url"])
         return {
             "run_id": ended.run_id,
             "state": ended.state,
@@ -144,47 +192,13 @@ class EvidenceSweepOperator(WriteEvidencePackOperator):
             "pack_url": result["pack_url"],
         }
 
-    # -- the ended run's facts, from its records instead of the sweep's own run ------------------------
-    def plan_info(self, context: Any) -> dict[str, Any]:
-        """The swept run's plan facts; an empty plan's, stored once, when its plan never finished."""
-        folder = self._folder
-        key = f"cycles/{folder.cycle_date}/runs/{folder.segment}/{PLAN_INFO_RECORD}"
-        info = self.read_record(key, required=False)
-        if info is not None:
-            return info
-        if self._swept_unplanned is None:  # its plan never finished: an empty plan, stored once
-            self._swept_unplanned = self.unplanned_info(
-                dt.date.fromisoformat(folder.cycle_date), context["run_id"]
-            )
-        return self._swept_unplanned
-
-    def halted_reason(self, info: dict[str, Any]) -> str | None:
-        """Why the swept run stopped short: its plan's unplanned reason, if any, and that it ended without
-        its evidence."""
-        return "; ".join(r for r in (info.get("unplanned"), self._halted) if r)
-
     def actor(self, context: Any) -> str:
         """The sweep task itself, ``airflow:<dag>/<task>``, without a triggering user."""
         return f"airflow:{self.dag_id}/{self.task_id}"
 
-    def stage_record(self, context: Any, environment: str) -> dict[str, Any] | None:
-        """A finished stage's record; a stage the run stopped in (backups taken, no verified record) as an
-        interrupted stage, its hosts judged conservatively."""
-        paths = self.paths(context)
-        finished = self.read_record(paths.stage_file(environment, "stage.json"), required=False)
-        backups = self.read_record(paths.stage_file(environment, "backup-status.json"), required=False)
-        if finished is not None or backups is None:
-            return super().stage_record(context, environment)
-        return interrupted_stage(
-            environment,
-            self.stage_hosts(context, environment),
-            backups,
-            f"the run ended {self._ended.state} during this stage",
-            canary=super().stage_record(context, environment),
-        )
-
-    def _page(self, ended: EndedRun, folder: RunFolder, pack_url: str, plan_hash: str) -> None:
+    def _page(self, swept: SweptRunContext, pack_url: str) -> None:
         """One incident per run that ended without evidence (the same key on every sweep)."""
+        ended, folder, plan_hash = swept.ended, swept.folder, swept.info["plan_hash"]
         conn_id = self.tenant.pagerduty_connection_id()
         if conn_id is None:
             return
@@ -207,7 +221,7 @@ class EvidenceSweepOperator(WriteEvidencePackOperator):
                 tenant_id=self.tenant_id,
                 cycle_date=cycle,
                 stage=INCIDENT_STEP,
-                reason=self._halted,
+                reason=swept.ended_reason,
                 failing_hosts=[],
                 dag_run_id=ended.run_id,
                 plan_hash=plan_hash,
@@ -219,5 +233,5 @@ class EvidenceSweepOperator(WriteEvidencePackOperator):
             else None,
         )
 
-    def flush_events(self, context: Any, log: EventLog, phase: str) -> None:
+    def flush_events(self, cycle: CycleContext, log: EventLog, phase: str) -> None:
         """Each swept run's events went into that run's own log; the sweep's run has no cycle of its own."""

@@ -19,7 +19,7 @@ from patchcycle.domain.canary import CANARY, MAIN
 from patchcycle.domain.inventory import is_rds
 from patchcycle.domain.plan import FULL, install_selection, target_kernel
 from patchcycle.operators.backup import scopes_of
-from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog, WaitArguments, utcnow
 from patchcycle.operators.window import window_not_started
 from patchcycle.triggers import checks
 
@@ -55,16 +55,16 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         # The reboot watch lasts the environment's reboot_timeout_minutes: attempts follow from the delay.
         self.set_wait_arguments(deferrable, waiter_delay, 0)
 
-    def run(self, context: Any, log: EventLog) -> Any:
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:
         """Wait (deferred) until every host the install touched is back from its reboot, then verify."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        self.stage_plan_info(context, str(self.environment))
-        if rejected := rejection_reason(self._stage_level_record(context, "approval.json")):
+        cycle.stage_info(str(self.environment))
+        if rejected := rejection_reason(self._stage_level_record(cycle, "approval.json")):
             raise AirflowSkipException(f"{self.environment} was not approved: {rejected}")
-        payload = self._reboot_watch(context)
+        payload = self._reboot_watch(cycle)
         if payload is None:
-            return self._verify(context, {}, log)
+            return self._verify(cycle, {}, log)
         log.record(
             "reboot.watch_started",
             target=self.environment,
@@ -74,9 +74,9 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         )
         answer = checks.reboots(payload)
         if answer["done"]:
-            return self._verify(context, answer, log)
+            return self._verify(cycle, answer, log)
         return self.wait_for(
-            context,
+            cycle,
             "reboots",
             payload,
             max_attempts=int(self.reboot_timeout.total_seconds() / self.delay) + 3,
@@ -92,22 +92,22 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         ``reboot_timeout_minutes``)."""
         return timedelta(minutes=self.tenant.environment(self.environment).reboot_timeout_minutes)
 
-    def _reboot_watch(self, context: Any) -> dict[str, Any] | None:
+    def _reboot_watch(self, cycle: CycleContext) -> dict[str, Any] | None:
         """The hosts this batch's install reached, by scope, with the deadline for them to come back."""
-        rows = {r["host_id"]: r for r in self.batch_hosts(context, self.environment, self.batch)}
+        rows = {r["host_id"]: r for r in cycle.batch_hosts(self.environment, self.batch)}
         sent: set[str] = set()
         sent |= {
             h
-            for h, r in (self._stage_record(context, "aws-invocations.json") or {}).items()
+            for h, r in (self._stage_record(cycle, "aws-invocations.json") or {}).items()
             if r.get("command_id")
         }
         sent |= {
             h
-            for h, r in (self._stage_record(context, "azure-results.json") or {}).items()
+            for h, r in (self._stage_record(cycle, "azure-results.json") or {}).items()
             if r.get("operation")
         }
         sent |= {
-            h for h, r in (self._stage_record(context, "gcp-results.json") or {}).items() if r.get("state")
+            h for h, r in (self._stage_record(cycle, "gcp-results.json") or {}).items() if r.get("state")
         }
         hosts = [rows[h] for h in sorted(sent) if h in rows]
         if not hosts:
@@ -116,18 +116,18 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         for row in hosts:
             if row["cloud"] == "aws":
                 key: tuple[str, ...] = (row["account"], row["region"])
-                base = {"conn_id": self.aws_conn_id(row["account"]), "region": row["region"]}
+                base = {"conn_id": cycle.aws_conn_id(row["account"]), "region": row["region"]}
             elif row["cloud"] == "azure":
                 key = (row["account"], row["resource_group"])
                 base = {
-                    "conn_id": self.azure_conn_id(row["account"]),
+                    "conn_id": cycle.azure_conn_id(row["account"]),
                     "subscription": row["account"],
                     "resource_group": row["resource_group"],
                 }
             else:
                 key = (row["account"], row["region"])
                 base = {
-                    "conn_id": self.gcp_conn_id(row["account"]),
+                    "conn_id": cycle.gcp_conn_id(row["account"]),
                     "project": row["account"],
                     "zone": row["region"],
                 }
@@ -140,15 +140,15 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         payload["count"] = len(hosts)
         return payload
 
-    def _verify(self, context: Any, reboots: dict[str, Any], log: EventLog) -> dict[str, Any]:
+    def _verify(self, cycle: CycleContext, reboots: dict[str, Any], log: EventLog) -> dict[str, Any]:
         """Read each cloud's answer for the batch, merge it per host (:mod:`patchcycle.domain.verification`),
         judge the batch against its error budget, and write the stage record."""
-        paths = self.paths(context)
-        rows = self.batch_hosts(context, self.environment, self.batch)
-        backups = self.read_record(paths.stage_file(self.environment, "backup-status.json"))
-        plan = self.plan(context)
+        paths = cycle.paths
+        rows = cycle.batch_hosts(self.environment, self.batch)
+        backups = cycle.read_record(paths.stage_file(self.environment, "backup-status.json"))
+        plan = cycle.plan
         ready = [r for r in rows if backups.get(r["host_id"], {}).get("ready")]
-        checked, ids = self._read_clouds(context, ready, plan)
+        checked, ids = self._read_clouds(cycle, ready, plan)
         for finding in verification.apply_reboots(
             checked,
             rows,
@@ -162,9 +162,11 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
             backups=backups,
             checked=checked,
             window_closed=window_not_started(
-                [self._stage_level_record(context, f"window-{self.batch or 'stage'}.json")]
+                [self._stage_level_record(cycle, f"window-{self.batch or 'stage'}.json")]
             ),
-            held_kernels=verification.held_kernel_reasons(self.read_record(paths.run_file("preflight.json"))),
+            held_kernels=verification.held_kernel_reasons(
+                cycle.read_record(paths.run_file("preflight.json"))
+            ),
             batch=self.batch,
         )
         for finding in merged.findings:
@@ -182,9 +184,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
             "environment": self.environment,
             "status": status,
             "reason": verdict.reason,
-            "started_at": (context["ti"].xcom_pull(task_ids=f"{self.environment}.backup") or {}).get(
-                "started_at"
-            ),
+            "started_at": (cycle.ti.xcom_pull(task_ids=f"{self.environment}.backup") or {}).get("started_at"),
             "finished_at": utcnow().isoformat(),
             "command_ids": ids,
             "budget": {
@@ -195,16 +195,14 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
             "hosts": merged.hosts,
         }
         if self.batch == CANARY:
-            stage = verification.canary_stage(stage, self.batch_hosts(context, self.environment, MAIN))
+            stage = verification.canary_stage(stage, cycle.batch_hosts(self.environment, MAIN))
         elif self.batch == MAIN:
             stage = verification.stage_with_canary(
                 stage,
-                self._stage_level_record(context, "canary/stage.json"),
-                self._stage_level_record(context, "canary/health.json"),
+                self._stage_level_record(cycle, "canary/stage.json"),
+                self._stage_level_record(cycle, "canary/health.json"),
             )
-        self.write_record(
-            context, self.batch_file(context, self.environment, self.batch, "stage.json"), stage
-        )
+        cycle.write_record(cycle.batch_file(self.environment, self.batch, "stage.json"), stage)
         log.record(
             "stage.verified",
             target=self.environment,
@@ -223,7 +221,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         return {"status": status, "errors": verdict.errors, "targets": verdict.targets}
 
     def _read_clouds(
-        self, context: Any, ready: list[dict[str, Any]], plan: dict[str, Any]
+        self, cycle: CycleContext, ready: list[dict[str, Any]], plan: dict[str, Any]
     ) -> tuple[dict[str, dict[str, Any]], list[str]]:
         """Each ready host's classified result, read from its cloud, and the Run Command and patch job
         ids the answers came from."""
@@ -233,13 +231,13 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         checked: dict[str, dict[str, Any]] = {}
         ids: list[str] = []
         if by_cloud.get("aws"):
-            checked.update(self._aws(context, by_cloud["aws"], ids, plan))
+            checked.update(self._aws(cycle, by_cloud["aws"], ids, plan))
         if by_cloud.get("rds"):
-            checked.update(self._rds(context, by_cloud["rds"]))
+            checked.update(self._rds(cycle, by_cloud["rds"]))
         if by_cloud.get("azure"):
-            checked.update(self._azure(context, by_cloud["azure"], plan, ids))
+            checked.update(self._azure(cycle, by_cloud["azure"], plan, ids))
         if by_cloud.get("gcp"):
-            checked.update(self._gcp(context, by_cloud["gcp"], plan, ids))
+            checked.update(self._gcp(cycle, by_cloud["gcp"], plan, ids))
         return checked, ids
 
     @staticmethod
@@ -248,16 +246,20 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         planned = target_kernel(plan, row["os_family"]) if row.get("install_variant", FULL) == FULL else None
         return planned or row.get("kernel")
 
-    def _stage_record(self, context: Any, name: str) -> Any:
+    def _stage_record(self, cycle: CycleContext, name: str) -> Any:
         """This batch's record of the stage (the canary's live under ``canary/``)."""
-        return self.read_record(self.batch_file(context, self.environment, self.batch, name), required=False)
+        return cycle.read_record(cycle.batch_file(self.environment, self.batch, name), required=False)
 
-    def _stage_level_record(self, context: Any, name: str) -> Any:
-        return self.read_record(self.paths(context).stage_file(self.environment, name), required=False)
+    def _stage_level_record(self, cycle: CycleContext, name: str) -> Any:
+        return cycle.read_record(cycle.paths.stage_file(self.environment, name), required=False)
 
     # -- AWS: Run Command invocations + each planned item as SSM reports it on the host ------------
     def _aws(
-        self, context: Any, rows: list[dict[str, Any]], ids: list[str], plan: dict[str, Any] | None = None
+        self,
+        cycle: CycleContext,
+        rows: list[dict[str, Any]],
+        ids: list[str],
+        plan: dict[str, Any] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Judge the plan on each host the install reached: its planned items as DescribeInstancePatches
         reports them (per instance: the API has no batch form), the patch state (batches of 50) kept as
@@ -274,11 +276,11 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         from patchcycle.domain.catalog import baseline_name, planned_item_states
         from patchcycle.hooks.aws import SsmFleetHook
 
-        plan = plan if plan is not None else self.plan(context)
-        invocations = self._stage_record(context, "aws-invocations.json") or {}
+        plan = plan if plan is not None else cycle.plan
+        invocations = self._stage_record(cycle, "aws-invocations.json") or {}
         ids.extend(
             c["command_id"]
-            for c in self._stage_record(context, "aws-commands.json") or []
+            for c in self._stage_record(cycle, "aws-commands.json") or []
             if c.get("command_id")
         )
         states: dict[str, dict[str, Any]] = {}
@@ -293,7 +295,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         ]
         calls = 0
         for (account, region), hosts in scopes_of(reached).items():
-            hook = SsmFleetHook(aws_conn_id=self.aws_conn_id(account), region_name=region)
+            hook = SsmFleetHook(aws_conn_id=cycle.aws_conn_id(account), region_name=region)
             try:
                 states.update(hook.patch_states([h["host_id"] for h in hosts]))
             except (ClientError, BotoCoreError) as exc:
@@ -354,9 +356,9 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         return out
 
     # -- RDS: what was applied + the instance's status and pending OS update afterwards -------------
-    def _rds(self, context: Any, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        sent = self._stage_record(context, "rds-updates.json") or {}
-        after = self._stage_record(context, "rds-results.json") or {}
+    def _rds(self, cycle: CycleContext, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        sent = self._stage_record(cycle, "rds-updates.json") or {}
+        after = self._stage_record(cycle, "rds-results.json") or {}
         out = {}
         for row in rows:
             entry = sent.get(row["host_id"])
@@ -382,7 +384,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
 
     # -- Azure Arc: installPatches results, the install's record and the assessment after it ------
     def _azure(
-        self, context: Any, rows: list[dict[str, Any]], plan: dict[str, Any], ids: list[str]
+        self, cycle: CycleContext, rows: list[dict[str, Any]], plan: dict[str, Any], ids: list[str]
     ) -> dict[str, dict[str, Any]]:
         """Each machine against the plan, from Resource Graph (three paged queries per subscription, no
         per-machine call): the latest assessment (what it still misses), and Update Manager's record of
@@ -394,7 +396,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         from patchcycle.domain.inventory import plan_patch_index
         from patchcycle.hooks.azure_arc import ArcError, ArcHook
 
-        results = self._stage_record(context, "azure-results.json") or {}
+        results = self._stage_record(cycle, "azure-results.json") or {}
         index = plan_patch_index(plan)
         cycle_date = dt.date.fromisoformat(plan["cycle_date"])
         groups: dict[str, set[str]] = defaultdict(set)
@@ -404,7 +406,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         installations: dict[str, dict[str, list[dict[str, Any]]]] = {}
         unreadable: dict[str, str] = {}
         for subscription, resource_groups in groups.items():
-            hook = ArcHook(azure_conn_id=self.azure_conn_id(subscription), subscription_id=subscription)
+            hook = ArcHook(azure_conn_id=cycle.azure_conn_id(subscription), subscription_id=subscription)
             try:
                 assessments.update(hook.patch_assessments(sorted(resource_groups)))
             except ArcError as exc:
@@ -461,7 +463,7 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
 
     # -- GCP: patch job instance details + the inventory after the job -----------------------------
     def _gcp(
-        self, context: Any, rows: list[dict[str, Any]], plan: dict[str, Any], ids: list[str]
+        self, cycle: CycleContext, rows: list[dict[str, Any]], plan: dict[str, Any], ids: list[str]
     ) -> dict[str, dict[str, Any]]:
         """Each instance's job state and, read back from its FULL inventory (one zone-wide list per
         zone), the version installed of each planned package: OS Config cannot pin versions, so the
@@ -469,14 +471,14 @@ class VerifyStageOperator(WaitArguments, CycleOperator):
         from patchcycle.domain.inventory import VERSION_STILL_MISSING, gcp_installed_versions
         from patchcycle.hooks.gcp_osconfig import OsConfigHook
 
-        results = self._stage_record(context, "gcp-results.json") or {}
-        ids.extend(j["name"] for j in self._stage_record(context, "gcp-jobs.json") or [])
+        results = self._stage_record(cycle, "gcp-results.json") or {}
+        ids.extend(j["name"] for j in self._stage_record(cycle, "gcp-jobs.json") or [])
         zones: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             zones[(row["account"], row["region"])].append(row)
         inventories: dict[str, Any] = {}
         for (project, zone), _hosts in sorted(zones.items()):
-            hook = OsConfigHook(gcp_conn_id=self.gcp_conn_id(project), project_id=project)
+            hook = OsConfigHook(gcp_conn_id=cycle.gcp_conn_id(project), project_id=project)
             for inv in hook.inventories(zone):
                 inventories[inventory_instance_id(inv)] = inv
         out = {}

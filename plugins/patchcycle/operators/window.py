@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowSkipException
 
 from patchcycle.domain.window import window_gate
-from patchcycle.operators.base import CycleOperator, EventLog, WaitArguments, utcnow
+from patchcycle.operators.base import CycleContext, CycleOperator, EventLog, WaitArguments, utcnow
 
 
 class ChangeWindowGateOperator(WaitArguments, CycleOperator):
@@ -47,28 +47,28 @@ class ChangeWindowGateOperator(WaitArguments, CycleOperator):
         a batch."""
         return f"window-{self.batch or 'stage'}.json"
 
-    def run(self, context: Any, log: EventLog) -> Any:
+    def run(self, cycle: CycleContext, log: EventLog) -> Any:
         """Decide whether the batch may start now: record the decision (``window-<batch>.json``) and return
         it when it may, wait (deferred) for the opening when it is the first batch, else skip it with
         the closed window recorded; skipped too when the stage is not part of the run."""
-        info = self.stage_plan_info(context, str(self.environment))
-        return self._decide(context, log, info)
+        info = cycle.stage_info(str(self.environment))
+        return self._decide(cycle, log, info)
 
     def execute_complete(self, context: Any, event: Any = None, opens: str | None = None) -> Any:
         """Resume when the window has opened, and decide again."""
         return self.resume(context, {"status": "opened", "opens": opens}, self._reopened)
 
-    def _reopened(self, context: Any, event: dict[str, Any], log: EventLog) -> Any:
+    def _reopened(self, cycle: CycleContext, event: dict[str, Any], log: EventLog) -> Any:
         log.record("window.wait_ended", target=self.environment, batch=self.batch, opens=event.get("opens"))
-        return self._decide(context, log, self.plan_info(context))
+        return self._decide(cycle, log, cycle.info)
 
-    def _decide(self, context: Any, log: EventLog, info: dict[str, Any]) -> Any:
+    def _decide(self, cycle: CycleContext, log: EventLog, info: dict[str, Any]) -> Any:
         window = self.tenant.environment(self.environment).change_window
         now = utcnow()
         override = (info.get("window_override_reason") or "").strip()
         if override:
             return self._open(
-                context,
+                cycle,
                 log,
                 {
                     "may_start": True,
@@ -86,7 +86,7 @@ class ChangeWindowGateOperator(WaitArguments, CycleOperator):
             "reason": decision.reason,
         }
         if decision.may_start:
-            return self._open(context, log, record, "window.open")
+            return self._open(cycle, log, record, "window.open")
         if self.first:
             assert decision.wait_until is not None
             log.record(
@@ -97,12 +97,11 @@ class ChangeWindowGateOperator(WaitArguments, CycleOperator):
                 reason=decision.reason,
             )
             return self.wait_until(
-                context, decision.wait_until, kwargs={"opens": decision.wait_until.isoformat()}
+                cycle, decision.wait_until, kwargs={"opens": decision.wait_until.isoformat()}
             )
         # A later batch after the opening it started in has closed: not started, and recorded.
-        self.write_record(
-            context,
-            self.paths(context).stage_file(self.environment, self.record_name()),
+        cycle.write_record(
+            cycle.paths.stage_file(self.environment, self.record_name()),
             {
                 **record,
                 "batch": self.batch,
@@ -121,10 +120,12 @@ class ChangeWindowGateOperator(WaitArguments, CycleOperator):
             f"{self.environment} {self.batch or ''} batch not started: {decision.reason}"
         )
 
-    def _open(self, context: Any, log: EventLog, record: dict[str, Any], action: str) -> dict[str, Any]:
+    def _open(
+        self, cycle: CycleContext, log: EventLog, record: dict[str, Any], action: str
+    ) -> dict[str, Any]:
         now = utcnow().isoformat()
         full = {**record, "batch": self.batch, "decided_at": now, "started": True}
-        self.write_record(context, self.paths(context).stage_file(self.environment, self.record_name()), full)
+        cycle.write_record(cycle.paths.stage_file(self.environment, self.record_name()), full)
         log.record(
             action,
             target=self.environment,

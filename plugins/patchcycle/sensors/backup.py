@@ -9,7 +9,7 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from patchcycle.operators.backup import backup_labels, backup_tags
-from patchcycle.operators.base import CycleTaskMixin, EventLog, WaitArguments
+from patchcycle.operators.base import CycleContext, CycleTaskMixin, EventLog, WaitArguments
 from patchcycle.triggers import checks
 
 
@@ -38,10 +38,10 @@ class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
         self.environment = environment
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
-    def _payload(self, context: Any) -> dict[str, Any]:
+    def _payload(self, cycle: CycleContext) -> dict[str, Any]:
         """The backups to await, grouped into one scope per kind and account/project (one call each)."""
-        info = self.plan_info(context)
-        backups = self.read_record(self.paths(context).stage_file(self.environment, "backups.json"))
+        info = cycle.info
+        backups = cycle.read_record(cycle.paths.stage_file(self.environment, "backups.json"))
         scopes: dict[tuple[str, ...], dict[str, Any]] = {}
         for host_id, b in sorted(backups.items()):
             kind = b["kind"]
@@ -51,7 +51,7 @@ class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
                     key,
                     {
                         "kind": kind,
-                        "conn_id": self.aws_conn_id(b["account"]),
+                        "conn_id": cycle.aws_conn_id(b["account"]),
                         "region": b["region"],
                         "tags": backup_tags(self.tenant_id, info["cycle_date"], self.environment),
                         "hosts": {},
@@ -63,7 +63,7 @@ class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
                     key,
                     {
                         "kind": kind,
-                        "conn_id": self.aws_conn_id(b["account"]),
+                        "conn_id": cycle.aws_conn_id(b["account"]),
                         "region": b["region"],
                         "hosts": {},
                     },
@@ -74,7 +74,7 @@ class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
                     key,
                     {
                         "kind": kind,
-                        "conn_id": self.gcp_conn_id(b["account"]),
+                        "conn_id": cycle.gcp_conn_id(b["account"]),
                         "project": b["account"],
                         "labels": backup_labels(self.tenant_id, info["cycle_date"], self.environment),
                         "hosts": {},
@@ -97,11 +97,12 @@ class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         """Check the stage's backups once: complete at once when none is pending, else wait for them
         (deferred, or polled in the worker)."""
-        payload = self._payload(context)
+        cycle = self.cycle_context(context)
+        payload = self._payload(cycle)
         answer = checks.backups(payload)
         if answer["done"]:
-            return self.resume(context, {**answer, "status": "done", "attempts": 1}, self._complete)
-        return self.wait_for(context, "backups", payload)
+            return self.resume(cycle, {**answer, "status": "done", "attempts": 1}, self._complete)
+        return self.wait_for(cycle, "backups", payload)
 
     def poke(self, context: Any) -> bool:
         """Not used: :meth:`execute` waits by the cycle's one waiting contract (deferred, or polled in the
@@ -113,11 +114,11 @@ class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
         still pending backup holds its host, with the reason); return the ready and held counts."""
         return self.resume(context, event, self._complete)
 
-    def _complete(self, context: Any, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+    def _complete(self, cycle: CycleContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
         if event.get("status") not in ("done", "timeout"):
             raise AirflowFailException(f"unexpected trigger event: {event}")
-        paths = self.paths(context)
-        backups = self.read_record(paths.stage_file(self.environment, "backups.json"))
+        paths = cycle.paths
+        backups = cycle.read_record(paths.stage_file(self.environment, "backups.json"))
         seen = event.get("backups", {})
         status: dict[str, dict[str, Any]] = {}
         for host_id, backup in sorted(backups.items()):
@@ -149,6 +150,6 @@ class BackupsCompleteSensor(WaitArguments, CycleTaskMixin, BaseSensorOperator):
                 state=state,
                 reason=reason,
             )
-        self.write_record(context, paths.stage_file(self.environment, "backup-status.json"), status)
+        cycle.write_record(paths.stage_file(self.environment, "backup-status.json"), status)
         ready = sum(1 for s in status.values() if s["ready"])
         return {"ready": ready, "held": len(status) - ready}
