@@ -155,6 +155,29 @@ def test_the_manifest_chains_to_the_latest_pack_of_an_earlier_cycle(bucket) -> N
     assert verify_pack(manifest, files, expected_previous_sha256=link) == []
 
 
+def test_the_link_is_the_pack_written_last_not_the_key_that_sorts_last(bucket) -> None:
+    """Of the earlier cycle's packs, the one its manifest says was created last: a later manual run's
+    pack, although ``scheduled__a/pack/`` sorts after it and after the scheduled run's own retry."""
+
+    def manifest(created_at: str) -> bytes:
+        return json.dumps({"created_at": created_at}).encode()
+
+    earlier = {
+        "cycles/2026-11-08/runs/scheduled__a/pack/manifest.json": manifest("2026-11-08T05:00:00+00:00"),
+        "cycles/2026-11-08/runs/scheduled__a/pack-try2/manifest.json": manifest("2026-11-08T06:00:00+00:00"),
+        "cycles/2026-11-08/runs/manual__z/pack/manifest.json": manifest("2026-11-09T10:00:00+00:00"),
+        "cycles/2026-10-25/runs/scheduled__q/pack/manifest.json": manifest("2026-11-10T00:00:00+00:00"),
+    }
+    bucket.objects.update(earlier)
+    evidence_task(bucket).execute(cycle_context(ran(bucket, PATCHED)))
+
+    manifest_doc, _ = pack(bucket, run_key("pack"))
+    # The most recent earlier cycle's last pack, even though an older cycle's backfilled pack is newer.
+    assert manifest_doc["previous_manifest_sha256"] == sha256_hex(
+        earlier["cycles/2026-11-08/runs/manual__z/pack/manifest.json"]
+    )
+
+
 def test_the_first_pack_of_a_tenant_starts_the_chain(bucket) -> None:
     evidence_task(bucket).execute(cycle_context(ran(bucket, PATCHED)))
     manifest, _ = pack(bucket, run_key("pack"))

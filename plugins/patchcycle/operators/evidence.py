@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -219,17 +220,29 @@ class WriteEvidencePackOperator(CycleOperator):
     def _previous_manifest_sha256(
         self, cycle: CycleContext, paths: CyclePaths, cycle_date: str
     ) -> str | None:
-        """The manifest of the latest pack written before this one (earlier cycle dates): the chain link."""
-        candidates = [
+        """The manifest of the latest pack written before this one, of the most recent earlier cycle date:
+        the chain link. Among that cycle's packs (several runs, retries' ``pack-tryN``) the one its
+        manifest says was created last: key names do not sort by time (``pack/`` after ``pack-try2/``,
+        ``scheduled__`` after ``manual__``)."""
+        from patchcycle.reports.manifest import sha256_hex
+
+        manifests = [
             k
             for k in cycle.store.keys("cycles/")
             if k.endswith(f"/{MANIFEST_NAME}") and "/pack" in k and k.split("/")[1] < cycle_date
         ]
-        if not candidates:
+        if not manifests:
             return None
-        from patchcycle.reports.manifest import sha256_hex
-
-        return sha256_hex(cycle.store.get_bytes(max(candidates)))
+        latest_cycle = max(k.split("/")[1] for k in manifests)
+        written = []
+        for key in (k for k in manifests if k.split("/")[1] == latest_cycle):
+            data = cycle.store.get_bytes(key)
+            try:
+                created_at = str(json.loads(data).get("created_at") or "")
+            except (ValueError, AttributeError):
+                created_at = ""  # an unreadable manifest is still a link, ranked before any dated one
+            written.append((created_at, key, data))
+        return sha256_hex(max(written)[2])
 
 
 def _content_type(name: str) -> str:
