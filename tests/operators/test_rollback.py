@@ -563,6 +563,28 @@ def test_a_retry_after_the_rename_restores_without_renaming_twice(bucket, clouds
     assert state["hosts"][DB_ARN]["state"] == "pending"
 
 
+def test_a_new_rollback_run_restores_a_database_an_earlier_run_left_renamed_aside(bucket, clouds) -> None:
+    """The first rollback run renamed the database aside and its restore call failed: a new run (its own
+    aside name) finds the instance set aside by the name's stem and restores over it, renaming nothing."""
+    clouds.databases = {"ledger": dict(LEDGER)}
+    clouds.faults["restore_from_snapshot"] = client_error("Throttling")
+    select(bucket, ["ledger"])
+    assert task(RestoreHostsOperator, bucket).execute(manual(["ledger"])) == {"restored": 0, "failed": 1}
+    ((_, first_aside),) = clouds.called("rename_db_instance")
+    del clouds.faults["restore_from_snapshot"]
+
+    later = "manual__2026-11-25T09:00:00+00:00"
+    task(SelectRollbackOperator, bucket).execute(manual(["ledger"], run_id=later))
+    with pytest.raises(TaskDeferred):
+        task(RestoreHostsOperator, bucket).execute(manual(["ledger"], run_id=later))
+
+    assert len(clouds.called("rename_db_instance")) == 1
+    (_, (name, snapshot, like, _tags)) = clouds.called("restore_from_snapshot")
+    assert (name, snapshot, like["DBInstanceIdentifier"]) == ("ledger", "pc-ledger-1", first_aside)
+    state = store_of(bucket).get_record(run_key("rollback/restores.json", run_id=later))
+    assert (state["hosts"][DB_ARN]["state"], state["hosts"][DB_ARN]["renamed_to"]) == ("pending", first_aside)
+
+
 def test_a_database_missing_from_its_region_fails_its_restore(bucket, clouds) -> None:
     select(bucket, ["ledger"])
     result = task(RestoreHostsOperator, bucket).execute(manual(["ledger"]))

@@ -57,6 +57,14 @@ def restored_disk_name(instance: str, key: str) -> str:
     return f"{stem}-rb-{_token(instance, key, size=10)}"
 
 
+def _set_aside_by_earlier_rollback(instances: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The DB instance an earlier rollback renamed ``name`` to (``<name>-pre-rollback-<token>``), the one
+    renamed last when there are several; ``None`` if there is none."""
+    stem = f"{name}-pre-rollback-"[:55]  # the 8-character token fits within RDS's 63 characters
+    found = [db for db in instances if str(db.get("DBInstanceIdentifier", "")).startswith(stem)]
+    return max(found, key=lambda db: str(db.get("InstanceCreateTime") or ""), default=None)
+
+
 class RollbackContext(CycleContext):
     """Where a rollback reads its cycle and writes its records.
 
@@ -214,6 +222,12 @@ class RestoreEngineMixin(RollbackContextMixin):
         aside = f"{target.name}-pre-rollback-{_token(key, target.host_id, size=8)}"[:63]
         by_id = hook.db_instances_named([target.name, aside])
         current, renamed = by_id.get(target.name), by_id.get(aside)
+        if current is None and renamed is None:
+            # An earlier rollback run renamed it aside and its restore never started (a throttled call):
+            # its aside name carries that run's token, so it is found by the name's stem instead.
+            earlier = _set_aside_by_earlier_rollback(hook.db_instances(), target.name)
+            if earlier is not None:
+                aside, renamed = earlier["DBInstanceIdentifier"], earlier
         like = current or renamed
         if like is None:
             raise RuntimeError(
