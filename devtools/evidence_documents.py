@@ -100,6 +100,9 @@ def _default_reason(rng: random.Random, state: str) -> str | None:
         "not_run": "stage prod not run: nonprod gate failed",
         "excepted": "risk exception RX-2026-014 until 2026-12-31",
         "out_of_scope": "tag patchcycle:scope=none",
+        # The schema wants a reason on every host that is not patched (evidence-1.3, hosts[].reason).
+        "non_compliant": "1 approved patch still missing after the install",
+        "not_assessed": "the cloud could not say what the host is missing",
     }.get(state)
 
 
