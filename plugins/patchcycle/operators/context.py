@@ -103,7 +103,10 @@ class CycleContext:
     @cached_property
     def plan(self) -> dict[str, Any]:
         """The frozen plan of this run (its JSON, as stored in the evidence bucket)."""
-        return self.store.get_json(self.info["plan_url"].removeprefix(f"s3://{self.store.bucket}/"))
+        plan: dict[str, Any] = self.store.get_json(
+            self.info["plan_url"].removeprefix(f"s3://{self.store.bucket}/")
+        )
+        return plan
 
     def _unplanned_info(self) -> dict[str, Any]:
         """The run's facts when its plan task never finished (it crashed, was marked failed, or its worker
@@ -187,7 +190,8 @@ class CycleContext:
             stage = self.read_record(paths.stage_file(environment, "canary/stage.json"), required=False)
         approval = self.read_record(paths.stage_file(environment, "approval.json"), required=False)
         if stage is None and approval is not None and approval.get("decision") != "approved":
-            return rejected_stage(environment, approval, rejection_reason(approval))
+            # Not None here (the decision is not "approved"); str() keeps an empty record's "None" as before.
+            return rejected_stage(environment, approval, str(rejection_reason(approval)))
         if stage is None:
             return None
         windows = [

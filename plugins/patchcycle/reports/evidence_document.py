@@ -28,8 +28,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
-import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the environment
-from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+import jsonschema
+from jsonschema.exceptions import best_match
 
 from patchcycle.domain.evidence import EVIDENCE_SCHEMA_VERSIONS, evidence_schema_path
 

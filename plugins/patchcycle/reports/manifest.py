@@ -44,7 +44,7 @@ def build_manifest(
     run_id: str,
     created_at: str,
     previous_manifest_sha256: str | None,
-) -> dict:
+) -> dict[str, Any]:
     """Build the manifest of a pack; ``files`` order is kept and is part of what is verified.
 
     Raises ValueError if ``files`` contains :data:`MANIFEST_NAME` (a manifest cannot list itself)
@@ -70,13 +70,13 @@ def build_manifest(
     }
 
 
-def manifest_bytes(manifest: dict) -> bytes:
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     """Serialise a manifest canonically (sorted keys, compact, UTF-8, trailing newline)."""
     text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return (text + "\n").encode("utf-8")
 
 
-def manifest_sha256(manifest: dict) -> str:
+def manifest_sha256(manifest: dict[str, Any]) -> str:
     """Return the SHA-256 of the canonical manifest bytes (the next pack's previous_manifest_sha256)."""
     return sha256_hex(manifest_bytes(manifest))
 
@@ -105,7 +105,7 @@ def _prefix(digest: Any) -> str:
 
 
 def verify_pack(  # noqa: C901 - one check per manifest property an auditor relies on, each reported by name
-    manifest: dict,
+    manifest: dict[str, Any],
     files: dict[str, bytes],
     *,
     expected_previous_sha256: str | None = None,

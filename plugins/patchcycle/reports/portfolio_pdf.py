@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import landscape, letter
 from reportlab.lib.styles import getSampleStyleSheet
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 
 def _pct(value: Any) -> str:
@@ -22,7 +22,7 @@ def render_portfolio_report(view: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(buffer, pagesize=landscape(letter), invariant=1, title="Patchcycle portfolio")
     t = view["totals"]
-    story: list[Any] = [
+    story: list[Flowable] = [
         Paragraph("Patchcycle portfolio: all tenants", styles["Title"]),
         Paragraph(escape(f"Generated {view['generated_at']}"), styles["Normal"]),
         Spacer(1, 8),
@@ -39,7 +39,7 @@ def render_portfolio_report(view: dict[str, Any]) -> bytes:
         ),
         Spacer(1, 10),
     ]
-    header = [
+    header: list[str | Paragraph] = [
         "Tenant",
         "Cycle",
         "Outcome",

@@ -70,7 +70,7 @@ def host_sort_key(host: Mapping[str, Any]) -> tuple[tuple[int, str], str, str]:
     )
 
 
-def hosts_csv(hosts: list[dict]) -> bytes:
+def hosts_csv(hosts: Iterable[Mapping[str, Any]]) -> bytes:
     """Render host records as UTF-8 CSV (header of :data:`HOST_COLUMNS`, ``\\n`` line endings).
 
     Rows are sorted by (environment in promotion order, name, host_id). ``None`` and missing keys
@@ -146,7 +146,7 @@ SUMMARY_COUNT_ROWS: tuple[tuple[str, str], ...] = (
 )
 
 
-def summary_rows(evidence: dict) -> list[tuple[str, str]]:
+def summary_rows(evidence: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Return the (label, value) pairs of the cycle summary table, as shown in the PDF."""
     summary = evidence.get("summary") or {}
     rows = [(label, _count(summary.get(key))) for label, key in SUMMARY_COUNT_ROWS]

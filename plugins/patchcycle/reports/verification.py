@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from patchcycle.reports.manifest import MANIFEST_NAME, manifest_sha256, verify_pack
 
@@ -31,7 +32,7 @@ class PackCopy:
     """One pack as read from a source: its manifest, its files in source order, and storage facts."""
 
     location: str
-    manifest: dict
+    manifest: dict[str, Any]
     files: dict[str, bytes]
     # Storage facts where the source has them (S3): versions per object, and whether each is locked.
     versions: Mapping[str, int] | None = None
@@ -59,7 +60,7 @@ class AddendumCopy:
     the source says (the bucket: ``.../distribution/<pack>.json`` belongs to ``.../<pack>``)."""
 
     location: str
-    document: dict
+    document: dict[str, Any]
     pack_location: str | None = None
     versions: int | None = None
     retained: bool | None = None
@@ -78,7 +79,7 @@ class VerificationReport:
 
     def lines(self) -> list[str]:
         """One ``FAIL <location>: <problem>`` line per problem; ``ok   <location>`` for an intact location."""
-        out = []
+        out: list[str] = []
         for location, problems in self.problems.items():
             if problems:
                 out.extend(f"FAIL {location}: {p}" for p in problems)

@@ -12,7 +12,7 @@ from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing, Rect, String
-from reportlab.graphics.widgets.markers import makeMarker
+from reportlab.graphics.widgets.markers import Marker
 from reportlab.lib import colors
 
 from patchcycle.reports.evidence_document import CycleEvidence
@@ -35,11 +35,17 @@ from patchcycle.reports.tables import (
     sorted_environments,
 )
 
+# A chart's and a legend's x, y, width and height are any number of points in reportlab; types-reportlab
+# declares them int (from their defaults), so a float one is assigned with `type: ignore[assignment]`.
+
 
 def _no_data(width: float, height: float, title: str) -> Drawing:
     drawing = Drawing(width, height)
     drawing.add(String(0, height - 12, title, fontName="Helvetica-Bold", fontSize=9))
-    drawing.add(Rect(0, 0, width, height - 20, strokeColor=GRID_COLOUR, fillColor=None, strokeWidth=0.5))
+    # The frame's style set after construction: types-reportlab types Rect's keyword arguments wrongly.
+    frame = Rect(0, 0, width, height - 20)
+    frame.strokeColor, frame.fillColor, frame.strokeWidth = GRID_COLOUR, None, 0.5
+    drawing.add(frame)
     drawing.add(
         String(width / 2, (height - 20) / 2, "No data", fontName="Helvetica", fontSize=9, textAnchor="middle")
     )
@@ -48,7 +54,7 @@ def _no_data(width: float, height: float, title: str) -> Drawing:
 
 def _legend(x: float, y: float, pairs: Iterable[tuple[colors.Color, str]]) -> Legend:
     legend = Legend()
-    legend.x, legend.y = x, y
+    legend.x, legend.y = x, y  # type: ignore[assignment]  # see the note above
     legend.alignment = "right"
     legend.fontName = "Helvetica"
     legend.fontSize = 7
@@ -75,7 +81,7 @@ def compliance_chart(evidence: CycleEvidence, width: float = CONTENT_WIDTH, heig
     drawing.add(String(0, height - 12, title, fontName="Helvetica-Bold", fontSize=9))
     chart = VerticalBarChart()
     chart.x, chart.y = 32, 22
-    chart.width, chart.height = width - 130, height - 50
+    chart.width, chart.height = width - 130, height - 50  # type: ignore[assignment]  # see the note above
     chart.data = [before, after]
     chart.categoryAxis.categoryNames = environments
     chart.categoryAxis.labels.fontName = "Helvetica"
@@ -135,7 +141,7 @@ def host_states_chart(evidence: CycleEvidence, width: float = CONTENT_WIDTH, hei
     drawing.add(String(0, height - 12, title, fontName="Helvetica-Bold", fontSize=9))
     chart = VerticalBarChart()
     chart.x, chart.y = 40, 22
-    chart.width, chart.height = width - 150, height - 50
+    chart.width, chart.height = width - 150, height - 50  # type: ignore[assignment]  # see the note above
     chart.data = [[counts[c][state] for c in clouds] for state in states]
     chart.categoryAxis.categoryNames = clouds
     chart.categoryAxis.style = "stacked"
@@ -178,7 +184,7 @@ def overdue_chart(risk: Mapping[str, Any], width: float = CONTENT_WIDTH, height:
     drawing.add(String(0, height - 12, title, fontName="Helvetica-Bold", fontSize=9))
     chart = VerticalBarChart()
     chart.x, chart.y = 40, 22
-    chart.width, chart.height = width - 60, height - 50
+    chart.width, chart.height = width - 60, height - 50  # type: ignore[assignment]  # see the note above
     chart.data = [values]
     chart.categoryAxis.categoryNames = [as_text(s) for s in severities]
     chart.categoryAxis.labels.fontName = "Helvetica"
@@ -234,7 +240,7 @@ def trend_chart(
     drawing.add(String(0, height - 12, title, fontName="Helvetica-Bold", fontSize=9))
     chart = HorizontalLineChart()
     chart.x, chart.y = 32, 34
-    chart.width, chart.height = width - 130, height - 62
+    chart.width, chart.height = width - 130, height - 62  # type: ignore[assignment]  # see the note above
     chart.data = [before, after]
     chart.joinedLines = 1
     chart.categoryAxis.categoryNames = [as_text(p.get("cycle_date"), "?") for p in points]
@@ -251,7 +257,10 @@ def trend_chart(
     for index, colour in enumerate((BEFORE_COLOUR, AFTER_COLOUR)):
         chart.lines[index].strokeColor = colour
         chart.lines[index].strokeWidth = 1.5
-        chart.lines[index].symbol = makeMarker("FilledCircle", size=3.5, fillColor=colour, strokeColor=colour)
+        # What makeMarker("FilledCircle", ...) builds (it is untyped in types-reportlab).
+        chart.lines[index].symbol = Marker(
+            kind="FilledCircle", size=3.5, fillColor=colour, strokeColor=colour
+        )
     drawing.add(chart)
     drawing.add(_legend(width - 90, height - 30, [(BEFORE_COLOUR, "Before"), (AFTER_COLOUR, "After")]))
     return drawing

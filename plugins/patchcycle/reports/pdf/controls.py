@@ -19,6 +19,7 @@ from reportlab.platypus import (
 
 from patchcycle.reports.evidence_document import CycleEvidence
 from patchcycle.reports.pdf.layout import (
+    TableCommand,
     heading,
     more_rows,
     no_section_data,
@@ -161,7 +162,7 @@ def _controls_table(controls: list[Mapping[str, Any]], styles: Styles, *, with_f
     if with_framework:
         header.insert(0, "Framework")
     rows: list[list[Any]] = [header]
-    extra_style: list[tuple[Any, ...]] = []
+    extra_style: list[TableCommand] = []
     status_column = 3 if with_framework else 2
     for index, control in enumerate(controls, start=1):
         status = as_text(control.get("status"), "unknown")

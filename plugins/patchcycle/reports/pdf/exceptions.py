@@ -18,6 +18,7 @@ from reportlab.platypus import (
 
 from patchcycle.reports.evidence_document import CycleEvidence
 from patchcycle.reports.pdf.layout import (
+    TableCommand,
     colour_of,
     heading,
     more_rows,
@@ -49,7 +50,7 @@ def _acceptance_table(
     rows: list[list[Any]] = [
         ["Id (ticket)", "Scope", "Rating", "Approver (role)", "Approved", "Expires", last]
     ]
-    extra_style: list[tuple[Any, ...]] = []
+    extra_style: list[TableCommand] = []
     for index, item in enumerate(shown, start=1):
         scope_detail = item.get("compensating_control")
         days_left = item.get("days_left")

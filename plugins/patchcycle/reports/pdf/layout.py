@@ -4,6 +4,7 @@ style, section headings, and the canvas that writes each page's footer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -33,6 +34,8 @@ from patchcycle.reports.pdf.style import (
 
 #: A run of cell text: (text, font name, font size, colour as "#rrggbb").
 Run = tuple[str, str, float, str]
+#: A table style command: (command, first cell, last cell, its arguments...), cells as (column, row).
+TableCommand = tuple[str, tuple[int, int], tuple[int, int], *tuple[object, ...]]
 FONT = "Helvetica"
 FONT_BOLD = "Helvetica-Bold"
 BLACK = "#000000"
@@ -204,6 +207,10 @@ def text_cell(
 class FooterCanvas(Canvas):
     """Canvas that defers pages so every footer can say "page N of M"."""
 
+    # reportlab's Canvas internals this class relies on, which types-reportlab leaves out.
+    _pagesize: tuple[float, float]
+    _startPage: Callable[[], None]
+
     def __init__(self, *args: Any, footer_text: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._footer_text = footer_text
@@ -241,7 +248,7 @@ def styled_table(rows: list[list[Any]], widths: list[float], *, numeric_from: in
     """A table in the report's style: bold white-on-dark header row repeated on each page, zebra rows, grid,
     7.5 pt text; columns from ``numeric_from`` on right-aligned."""
     table = Table(rows, colWidths=widths, repeatRows=1)
-    style = [
+    style: list[TableCommand] = [
         ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
         ("FONT", (0, 1), (-1, -1), "Helvetica", 7.5),
         ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
@@ -288,7 +295,7 @@ def more_rows(remaining: int, what: str, styles: Styles) -> list[Any]:
     ]
 
 
-def status_style(column: int, row: int, colour: colors.Color) -> list[tuple[Any, ...]]:
+def status_style(column: int, row: int, colour: colors.Color) -> list[TableCommand]:
     """Table style commands making one cell's text bold and of ``colour``."""
     return [
         ("TEXTCOLOR", (column, row), (column, row), colour),

@@ -4,6 +4,7 @@ order the reader meets them (:func:`_cycle_report` is the report's table of cont
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -26,7 +27,7 @@ from patchcycle.reports.pdf.risk import risk_section, trend_section
 from patchcycle.reports.pdf.style import MARGIN, PAGE_SIZE, Styles, as_text
 
 
-def render_cycle_report(evidence: dict, *, generated_at: str | None = None) -> bytes:
+def render_cycle_report(evidence: Mapping[str, Any], *, generated_at: str | None = None) -> bytes:
     """Render the cycle's evidence document as the PDF report; return the PDF bytes.
 
     ``generated_at`` is printed as the report's generation time; it defaults to the cycle's

@@ -19,6 +19,7 @@ from patchcycle.reports.pdf.layout import (
     BLACK,
     FONT_BOLD,
     Run,
+    TableCommand,
     TextCell,
     colour_of,
     heading,
@@ -116,7 +117,7 @@ def risk_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
     table_rows: list[list[Any]] = [
         ["Host", "Patch", "Severity", "Pri.", "Score", "EPSS", "Due (rule)", "Status", "Why"]
     ]
-    extra_style: list[tuple[Any, ...]] = []
+    extra_style: list[TableCommand] = []
     for index, row in enumerate(shown, start=1):
         patch: list[Run] = [text_run(row.get("patch_id"), default="?")]
         if row.get("kev"):
