@@ -25,9 +25,11 @@ from fleetsim.aws import ec2 as ec2_addon
 from fleetsim.aws import identity_center as identity_center_addon
 from fleetsim.aws import rds as rds_addon
 from fleetsim.aws import root_volume as root_volume_addon
+from fleetsim.aws import saml as saml_addon
 from fleetsim.aws import ssm as ssm_addon
 from fleetsim.aws.seed import seed_aws, seed_evidence_buckets, seed_identity
 from fleetsim.fleet import FleetState
+from fleetsim.identity_providers import seed_identity_providers
 from fleetsim.scenario import Scenario
 from fleetsim.seed import seed_azure_and_gcp, seed_falcon
 from fleetsim.smtp import MailSink
@@ -67,6 +69,9 @@ class _QuietRequestHandler(MotoRequestHandler):
 VENDOR_APIS: tuple[str, ...] = (
     "fleetsim.azure.arm:ArmApi",
     "fleetsim.azure.attestation:AttestationApi",
+    "fleetsim.azure.graph_saml:GraphSamlApi",
+    # Before OS Config, which takes every /v1/projects/ path: Resource Manager's projects/{id}:getAncestry.
+    "fleetsim.gcp.workforce:WorkforceApi",
     "fleetsim.gcp.osconfig:OsConfigApi",
     "fleetsim.gcp.compute:ComputeApi",
     "fleetsim.falcon.api:FalconApi",
@@ -164,11 +169,14 @@ class FleetsimServer:
         root_volume_addon.install(self.state)
         rds_addon.install(self.state)
         identity_center_addon.install(self.state)
+        saml_addon.install(self.state)
         seed_aws(self.state, scenario)
         seed_azure_and_gcp(self.state, scenario)
         seed_falcon(self.state, scenario)
         self.mail = MailSink().start()
         self.app = FleetsimApp(self.state, self.mail)
+        # SAML identity providers with certificates made now (IAM in moto, Graph, workforce pools).
+        seed_identity_providers(scenario, self.app.vendors)
         self._server: BaseWSGIServer = make_server(
             host, port, self.app, threaded=True, request_handler=_QuietRequestHandler
         )
