@@ -5,8 +5,8 @@ patches in which order, which patches each OS family takes, and where evidence g
 forbids unknown fields and is frozen, so a typo in a tenant file is an error and not a silent default.
 
 The models live by what they describe: :mod:`.vocabulary` (enums, field types, the base model),
-:mod:`.clouds`, :mod:`.environments`, :mod:`.policies` and :mod:`.tenant`. This module is the one
-place to import them from. No file I/O here; see :mod:`patchcycle.config.loader` for reading tenant
+:mod:`.clouds`, :mod:`.environments`, :mod:`.policies`, :mod:`.saml` and :mod:`.tenant`. This module is
+the one place to import them from. No file I/O here; see :mod:`patchcycle.config.loader` for reading tenant
 files.
 """
 
@@ -37,6 +37,13 @@ from patchcycle.config.policies import (
     RollbackPolicy,
     SchedulePolicy,
     SlaDays,
+)
+from patchcycle.config.saml import (
+    EntraWatch,
+    GcpWorkforceWatch,
+    IdentityCenterWatch,
+    SamlPolicy,
+    SamlProviderKind,
 )
 from patchcycle.config.tenant import (
     Contact,
@@ -83,15 +90,18 @@ __all__ = [
     "Contacts",
     "ENVIRONMENT_ORDER",
     "Environment",
+    "EntraWatch",
     "EnvironmentName",
     "EvidencePolicy",
     "FalconPolicy",
     "Framework",
     "GcpCloud",
     "GcpProject",
+    "GcpWorkforceWatch",
     "GcpZone",
     "HealthPolicy",
     "HostTags",
+    "IdentityCenterWatch",
     "IncidentPolicy",
     "MAX_CONCURRENCY_PATTERN",
     "MAX_ERRORS_PATTERN",
@@ -101,6 +111,8 @@ __all__ = [
     "PreflightPolicy",
     "RateControl",
     "RollbackPolicy",
+    "SamlPolicy",
+    "SamlProviderKind",
     "SchedulePolicy",
     "Severity",
     "Share",

@@ -9,6 +9,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
@@ -26,6 +27,7 @@ from patchcycle.config.policies import (
     SchedulePolicy,
     SlaDays,
 )
+from patchcycle.config.saml import SamlPolicy
 from patchcycle.config.unique import duplicates, unique
 from patchcycle.config.vocabulary import (
     EMAIL_PATTERN,
@@ -94,6 +96,8 @@ class Tenant(ConfigModel):
     onboarded_on: date | None = None
     """The day the tenant's first cycle could run: no cycle date before it is planned (backfills stop
     here). Without it, a cycle date may go back at most a little over a year."""
+    saml: SamlPolicy = Field(default_factory=SamlPolicy)
+    """The daily SAML certificate watch (on by default: every identity provider its clouds trust)."""
 
     @field_validator("environments")
     @classmethod
@@ -119,6 +123,15 @@ class Tenant(ConfigModel):
                         f"environment tag value {tag_value!r} is claimed by both "
                         f"{str(claimed_by)!r} and {str(env.name)!r}"
                     )
+        return value
+
+    @field_validator("saml")
+    @classmethod
+    def _saml_watch_readable(cls, value: SamlPolicy, info: ValidationInfo) -> SamlPolicy:
+        clouds = info.data.get("clouds")
+        problems = value.problems(clouds.declared if isinstance(clouds, Clouds) else [])
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("baselines")
@@ -199,6 +212,9 @@ class Tenant(ConfigModel):
             ("falcon.connection_id", self.falcon_connection_id()),
             ("health.connection_id", self.dynatrace_connection_id()),
             ("incidents.connection_id", self.pagerduty_connection_id()),
+            # The SAML watch reads the tenant's directory and organization through these.
+            ("saml.entra_id.connection_id", self.saml.entra_id.connection_id),
+            ("saml.gcp_workforce.connection_id", self.saml.gcp_workforce.connection_id),
         ):
             if connection is not None:
                 claims.append((where, "connection", connection))
