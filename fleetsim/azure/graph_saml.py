@@ -133,7 +133,8 @@ class GraphSamlApi:
             sp = ServicePrincipal(tenant, app.name, "saml")
             for number, seed in enumerate(app.certificates, start=1):
                 sp.add(make_certificate(seed, f"{tenant}-{app.name}-{number}", now))
-            sp.preferred = sp.thumbprints[min(app.active, len(sp.thumbprints) - 1)]
+            if sp.thumbprints:
+                sp.preferred = sp.thumbprints[min(app.active, len(sp.thumbprints) - 1)]
             directory[sp.id] = sp
 
     # -- WSGI -------------------------------------------------------------------------------------
