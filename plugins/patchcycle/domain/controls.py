@@ -28,6 +28,7 @@ __all__ = [
     "ControlCatalogError",
     "ControlResult",
     "DocumentRequirements",
+    "EvidenceKind",
     "EvidenceRequirement",
     "controls_summary",
     "default_controls_dir",
@@ -61,8 +62,15 @@ EVENT_TYPES: tuple[str, ...] = (
     "health.checked",
     "approval.answered",
     "incident.triggered",
+    "drift.checked",
+    "drift.reported",
 )
-"""The ``action`` of every evidence event a cycle records; catalogs may only map these."""
+"""The ``action`` of every evidence event a cycle or a daily drift run records that a catalog may map
+(catalogs may only map these)."""
+
+EvidenceKind = Literal["cycle", "drift"]
+"""Which evidence a control is judged on: a cycle's pack (``controls``) or a daily drift report's
+(``drift_controls``)."""
 
 REFERENCES = "references"
 """Catalog id of the references (NIST SP 800-40r4, CIS v8): mapped, but not a framework a tenant picks."""
@@ -140,8 +148,10 @@ class ControlCatalog(_CatalogModel):
     retention_basis: _Text | None = None
     retention_sources: list[_Url] = Field(default_factory=list)
     controls: list[Control] = Field(min_length=1)
+    drift_controls: list[Control] = Field(default_factory=list)
+    """The controls the daily drift report evidences (judged on its events, not a cycle's)."""
 
-    @field_validator("controls")
+    @field_validator("controls", "drift_controls")
     @classmethod
     def _unique_ids(cls, value: list[Control]) -> list[Control]:
         ids = [c.id for c in value]
@@ -156,6 +166,10 @@ class ControlCatalog(_CatalogModel):
             if control.id == control_id:
                 return control
         raise KeyError(f"{self.framework} has no control {control_id!r}")
+
+    def controls_for(self, evidence: EvidenceKind) -> list[Control]:
+        """The controls judged on ``evidence``: a cycle's pack or a daily drift report."""
+        return self.drift_controls if evidence == "drift" else self.controls
 
 
 # --------------------------------------------------------------------------------------------------
@@ -368,8 +382,12 @@ def map_controls(
     *,
     retention_days: int,
     include_references: bool = True,
+    evidence: EvidenceKind = "cycle",
 ) -> list[ControlResult]:
     """Each control of the selected frameworks (then the references), with what ``events`` evidence.
+
+    ``evidence`` says whose events these are: a cycle's (the catalogs' ``controls``) or a daily drift
+    run's (their ``drift_controls``; a framework without any has none here).
 
     Events are counted by ``action`` whatever their ``result``: a failed backup is still a recorded fact.
     Status is ``evidenced`` when every non-optional requirement is met, ``partial`` when some are and
@@ -382,7 +400,7 @@ def map_controls(
     return [
         _evaluate(framework, control, counts, events, retention_days)
         for framework in selected
-        for control in catalogs[framework].controls
+        for control in catalogs[framework].controls_for(evidence)
     ]
 
 
