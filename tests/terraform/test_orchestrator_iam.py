@@ -125,7 +125,12 @@ def boto3_calls(path: Path, cls: ast.ClassDef, default_service: str) -> set[tupl
 def aws_hook_calls() -> dict[str, set[tuple[str, str]]]:
     """Every boto3 call of every AWS hook, by hook class."""
     found = {}
-    for path, default in ((HOOKS / "aws.py", "?"), (HOOKS / "s3.py", "s3")):
+    for path, default in (
+        (HOOKS / "aws.py", "?"),
+        (HOOKS / "s3.py", "s3"),
+        (HOOKS / "aws_drift.py", "?"),
+        (HOOKS / "terraform_state.py", "s3"),
+    ):
         for name, cls in _classes(path).items():
             calls = boto3_calls(path, cls, default)
             if calls:
@@ -138,7 +143,15 @@ def aws_hook_calls() -> dict[str, set[tuple[str, str]]]:
 IAM_PREFIX = {"sso-admin": "sso"}
 # Where the IAM action is not the API's name: ListObjectsV2 is authorized as s3:ListBucket (Amazon S3
 # API Reference, ListObjectsV2, "Permissions").
-IAM_ACTION = {("s3", "ListObjectsV2"): "s3:ListBucket"}
+# The bucket settings the drift report reads: GetBucketEncryption needs s3:GetEncryptionConfiguration,
+# GetObjectLockConfiguration s3:GetBucketObjectLockConfiguration, GetPublicAccessBlock
+# s3:GetBucketPublicAccessBlock (each call's "Permissions" in the Amazon S3 API Reference).
+IAM_ACTION = {
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+    ("s3", "GetObjectLockConfiguration"): "s3:GetBucketObjectLockConfiguration",
+    ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+}
 # A call that needs a second permission, each with the call that needs it and why.
 IMPLIED = {
     # PutObject with ObjectLockMode/ObjectLockRetainUntilDate (hooks/s3.put_once): "s3:PutObjectRetention"
@@ -198,6 +211,12 @@ def test_the_hooks_calls_are_read_from_their_source() -> None:
         "RdsHook",
         "IdentityCenterHook",
         "EvidenceBucketHook",
+        "IamReadHook",
+        "SsmConfigHook",
+        "LaunchTemplateHook",
+        "BucketSettingsHook",
+        "CloudTrailHook",
+        "TerraformStateHook",
     }
     # A few known calls, so a reader that finds nothing cannot pass the equality tests below.
     assert ("ssm", "send_command") in calls["SsmFleetHook"]
@@ -211,6 +230,24 @@ def test_execution_role_grants_exactly_what_the_ssm_ec2_and_rds_hooks_call() -> 
     needed = iam_actions(calls["SsmFleetHook"] | calls["Ec2BackupHook"] | calls["RdsHook"])
     granted = policy_actions("orchestrator_iam_aws", "execution")
     assert granted == needed, f"missing: {sorted(needed - granted)}; not called: {sorted(granted - needed)}"
+
+
+def test_the_drift_reader_grants_the_execution_role_exactly_the_drift_hooks_reads_in_the_account() -> None:
+    calls = aws_hook_calls()
+    needed = iam_actions(
+        calls["IamReadHook"] | calls["SsmConfigHook"] | calls["LaunchTemplateHook"] | calls["CloudTrailHook"]
+    )
+    granted = policy_actions("orchestrator_iam_aws", "drift_reader")
+    assert granted == needed, f"missing: {sorted(needed - granted)}; not called: {sorted(granted - needed)}"
+    assert all(a.split(":", 1)[1].startswith(("Get", "List", "Describe", "Lookup")) for a in granted)
+    attached = read_dir(MODULES / "orchestrator_iam_aws")["resource"]["aws_iam_role_policy"]["drift_reader"]
+    assert attached["role"] == "${aws_iam_role.execution.id}"
+
+
+def test_the_platform_drift_reader_grants_exactly_the_state_and_bucket_settings_reads() -> None:
+    calls = aws_hook_calls()
+    needed = iam_actions(calls["BucketSettingsHook"] | calls["TerraformStateHook"])
+    assert policy_actions("orchestrator_iam_aws", "drift_platform_reader") == needed
 
 
 def test_identity_reader_grants_exactly_what_the_identity_center_hook_calls() -> None:
@@ -365,8 +402,8 @@ def test_no_hook_calls_a_cloud_the_modules_do_not_cover() -> None:
             if marker in text:
                 by_kind[marker].append(path.name)
     assert by_kind == {
-        "AwsBaseHook": ["aws.py"],
-        "S3Hook": ["s3.py"],
+        "AwsBaseHook": ["aws.py", "aws_drift.py"],
+        "S3Hook": ["s3.py", "terraform_state.py"],
         "HybridComputeManagementClient": ["azure_arc.py"],
         "osconfig_v1": ["gcp_osconfig.py"],
         "compute_v1": ["gcp_compute.py"],

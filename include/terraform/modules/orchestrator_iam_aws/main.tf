@@ -4,9 +4,11 @@
 # test until its action is added here.
 #
 # Three principals, three places:
-# - the execution role (this account; the aws_<tenant> connection's role_arn): SSM, EC2, RDS;
+# - the execution role (this account; the aws_<tenant> connection's role_arn): SSM, EC2, RDS, and the
+#   drift report's read-only calls in their own inline policy (drift_reader);
 # - the evidence writer (the platform's role, patchcycle_evidence): S3 and KMS, granted by the evidence
-#   bucket's own policies (modules/evidence_bucket);
+#   bucket's own policies (modules/evidence_bucket); the drift report's state and bucket-settings reads
+#   through the same role, in the policy document output here (drift_platform_reader);
 # - the Identity Center reader (the management account, patchcycle_identity): the policy document
 #   output here, attached by the organization's owner.
 # Where an action takes resource-level permissions, the ARNs are this account and region's (Service
@@ -21,6 +23,8 @@ locals {
   p      = data.aws_partition.current.partition
   region = data.aws_region.current.region
   acct   = data.aws_caller_identity.current.account_id
+  # The platform's state bucket (every tenant root's backend "s3" bucket).
+  state_bucket = "patchcycle-terraform-state"
 }
 
 data "aws_iam_policy_document" "trust" {
@@ -134,6 +138,84 @@ resource "aws_iam_role_policy" "execution" {
   name   = "patchcycle-execution"
   role   = aws_iam_role.execution.id
   policy = data.aws_iam_policy_document.execution.json
+}
+
+# hooks/aws_drift, the daily drift report's reads in this account (read only, its own inline policy so
+# the patching grants above stay as they were): IAM roles and policies, SSM baselines, patch groups and
+# documents, launch templates, and CloudTrail's event history for who changed them.
+data "aws_iam_policy_document" "drift_reader" {
+  # IamReadHook. IAM is global: role and policy ARNs carry no region.
+  statement {
+    sid       = "DriftIamRoles"
+    actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"]
+    resources = ["arn:${local.p}:iam::${local.acct}:role/*"]
+  }
+  statement {
+    sid       = "DriftIamPolicies"
+    actions   = ["iam:GetPolicy", "iam:GetPolicyVersion"]
+    resources = ["arn:${local.p}:iam::${local.acct}:policy/*"]
+  }
+  # SsmConfigHook: baselines and documents by ARN; their tags.
+  statement {
+    sid = "DriftSsmResources"
+    actions = [
+      "ssm:DescribeDocument",
+      "ssm:DescribeDocumentPermission",
+      "ssm:GetDocument",
+      "ssm:GetPatchBaseline",
+      "ssm:ListTagsForResource",
+    ]
+    resources = [
+      "arn:${local.p}:ssm:${local.region}:${local.acct}:patchbaseline/*",
+      "arn:${local.p}:ssm:${local.region}:${local.acct}:document/*",
+    ]
+  }
+  # DescribePatchGroups, the launch template reads (LaunchTemplateHook) and CloudTrail's LookupEvents
+  # (CloudTrailHook) take no resource ARN ("*" only, Service Authorization Reference for Systems Manager,
+  # Amazon EC2 and AWS CloudTrail).
+  statement {
+    sid = "DriftNoResourceLevel"
+    actions = [
+      "cloudtrail:LookupEvents",
+      "ec2:DescribeLaunchTemplateVersions",
+      "ec2:DescribeLaunchTemplates",
+      "ssm:DescribePatchGroups",
+    ]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "drift_reader" {
+  name   = "patchcycle-drift-read"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.drift_reader.json
+}
+
+# The drift report's reads through the platform's connection (patchcycle_evidence), in the platform's
+# account: the tenant scopes' Terraform state and pipeline plans (hooks/terraform_state), and the
+# evidence buckets' settings (hooks/aws_drift.BucketSettingsHook), whose names are the tenants' own.
+# Output, not attached here: the platform's owner attaches it to the platform's role, as the evidence
+# writer's grants are the bucket's.
+data "aws_iam_policy_document" "drift_platform_reader" {
+  statement {
+    sid     = "TerraformStateRead"
+    actions = ["s3:GetObject"]
+    resources = [
+      "arn:${local.p}:s3:::${local.state_bucket}/tenants/*",
+      "arn:${local.p}:s3:::${local.state_bucket}/plans/*",
+    ]
+  }
+  statement {
+    sid = "EvidenceBucketSettingsRead"
+    actions = [
+      "s3:GetBucketObjectLockConfiguration",
+      "s3:GetBucketPublicAccessBlock",
+      "s3:GetBucketTagging",
+      "s3:GetBucketVersioning",
+      "s3:GetEncryptionConfiguration",
+    ]
+    resources = ["arn:${local.p}:s3:::*"]
+  }
 }
 
 # hooks/aws.IdentityCenterHook, in the organization's management account (IAM Identity Center's
