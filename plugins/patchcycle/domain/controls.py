@@ -64,13 +64,14 @@ EVENT_TYPES: tuple[str, ...] = (
     "incident.triggered",
     "drift.checked",
     "drift.reported",
+    "saml.certificates_checked",
 )
-"""The ``action`` of every evidence event a cycle or a daily drift run records that a catalog may map
-(catalogs may only map these)."""
+"""The ``action`` of every evidence event a cycle, a daily drift run or a daily SAML certificate watch
+records that a catalog may map (catalogs may only map these)."""
 
-EvidenceKind = Literal["cycle", "drift"]
-"""Which evidence a control is judged on: a cycle's pack (``controls``) or a daily drift report's
-(``drift_controls``)."""
+EvidenceKind = Literal["cycle", "drift", "saml"]
+"""Which evidence a control is judged on: a cycle's pack (``controls``), a daily drift report's
+(``drift_controls``) or a daily SAML certificate watch's record (``saml_controls``)."""
 
 REFERENCES = "references"
 """Catalog id of the references (NIST SP 800-40r4, CIS v8): mapped, but not a framework a tenant picks."""
@@ -150,8 +151,10 @@ class ControlCatalog(_CatalogModel):
     controls: list[Control] = Field(min_length=1)
     drift_controls: list[Control] = Field(default_factory=list)
     """The controls the daily drift report evidences (judged on its events, not a cycle's)."""
+    saml_controls: list[Control] = Field(default_factory=list)
+    """The controls the daily SAML certificate watch evidences (judged on its record's events)."""
 
-    @field_validator("controls", "drift_controls")
+    @field_validator("controls", "drift_controls", "saml_controls")
     @classmethod
     def _unique_ids(cls, value: list[Control]) -> list[Control]:
         ids = [c.id for c in value]
@@ -168,7 +171,9 @@ class ControlCatalog(_CatalogModel):
         raise KeyError(f"{self.framework} has no control {control_id!r}")
 
     def controls_for(self, evidence: EvidenceKind) -> list[Control]:
-        """The controls judged on ``evidence``: a cycle's pack or a daily drift report."""
+        """The controls judged on ``evidence``: a cycle's pack, a daily drift report or a SAML watch."""
+        if evidence == "saml":
+            return self.saml_controls
         return self.drift_controls if evidence == "drift" else self.controls
 
 
@@ -386,8 +391,9 @@ def map_controls(
 ) -> list[ControlResult]:
     """Each control of the selected frameworks (then the references), with what ``events`` evidence.
 
-    ``evidence`` says whose events these are: a cycle's (the catalogs' ``controls``) or a daily drift
-    run's (their ``drift_controls``; a framework without any has none here).
+    ``evidence`` says whose events these are: a cycle's (the catalogs' ``controls``), a daily drift
+    run's (their ``drift_controls``) or a SAML certificate watch's (``saml_controls``); a framework
+    without any has none here.
 
     Events are counted by ``action`` whatever their ``result``: a failed backup is still a recorded fact.
     Status is ``evidenced`` when every non-optional requirement is met, ``partial`` when some are and
