@@ -15,7 +15,7 @@ from patchcycle.config.models import Tenant
 from patchcycle.operators.context import PLAN_TASK_ID, CycleContext
 from patchcycle.reports.store import EvidenceStore
 
-__all__ = ["PLAN_TASK_ID", "CycleContext", "CycleOperator", "CycleTaskMixin", "EventLog"]
+__all__ = ["PLAN_TASK_ID", "CycleContext", "CycleOperator", "CycleTaskMixin", "EventLog", "TenantTaskMixin"]
 
 
 def poll_seconds() -> float:
@@ -133,10 +133,9 @@ def run_type_name(dag_run: Any) -> str:
     return str(getattr(run_type, "value", run_type))
 
 
-class CycleTaskMixin:
-    """A cycle task: its tenant and evidence store, the :class:`CycleContext` it builds once per execute,
-    and its event log. Subclasses implement :meth:`run`; :meth:`execute` writes their events to the
-    evidence store whatever happens."""
+class TenantTaskMixin:
+    """A task of one tenant: its tenant file, its evidence store, and who acts as the evidence names it
+    (shared by the cycle's tasks and the daily drift run's)."""
 
     tenant_id: str
     task_id: str
@@ -161,6 +160,20 @@ class CycleTaskMixin:
         hook = EvidenceBucketHook(aws_conn_id=ev.connection_id, region_name=ev.region)
         return EvidenceStore(hook, ev.bucket, retention_days=retention)
 
+    def actor(self, context: Any) -> str:
+        """Who acts, as the evidence names it: ``airflow:<dag>/<task>``, with the user who triggered the
+        run when there is one."""
+        run = context["dag_run"]
+        user = getattr(run, "triggering_user_name", None)
+        who = f"airflow:{self.dag_id}/{self.task_id}"
+        return f"{who} (triggered by {user})" if user else who
+
+
+class CycleTaskMixin(TenantTaskMixin):
+    """A cycle task: its tenant and evidence store, the :class:`CycleContext` it builds once per execute,
+    and its event log. Subclasses implement :meth:`run`; :meth:`execute` writes their events to the
+    evidence store whatever happens."""
+
     after_the_run: bool = False
     """True for the tasks after the stages (incidents, access review, evidence, distribution, outcome):
     they run however the run went, and when the plan never finished they work from an empty plan."""
@@ -177,14 +190,6 @@ class CycleTaskMixin:
             actor=self.actor(context),
             after_the_run=self.after_the_run,
         )
-
-    def actor(self, context: Any) -> str:
-        """Who acts, as the evidence names it: ``airflow:<dag>/<task>``, with the user who triggered the
-        run when there is one."""
-        run = context["dag_run"]
-        user = getattr(run, "triggering_user_name", None)
-        who = f"airflow:{self.dag_id}/{self.task_id}"
-        return f"{who} (triggered by {user})" if user else who
 
     # -- execution -----------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:

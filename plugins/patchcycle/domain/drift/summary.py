@@ -52,36 +52,47 @@ def _option(drift: Drift, action: str) -> str:
     return next((o["how"] for o in drift.options() if o["action"] == action), "")
 
 
+def _row(drift: Drift, scope: str) -> dict[str, str]:
+    who = drift.changed_by
+    return {
+        "scope": scope,
+        "address": drift.address,
+        "type": drift.type,
+        "attribute": drift.path or "(whole resource)",
+        "classification": drift.classification,
+        "what": drift.description,
+        "declared": _cell(drift.declared),
+        "live": _cell(drift.live),
+        "sensitive": "yes" if drift.sensitive else "",
+        "changed_by": (who.username or "") if who else "",
+        "principal_arn": (who.principal_arn or who.session_issuer_arn or "") if who else "",
+        "event_name": who.event_name if who else "",
+        "changed_at": who.event_time.isoformat() if who else "",
+        "ratify": _option(drift, "ratify"),
+        "remediate": _option(drift, "remediate"),
+    }
+
+
 def drift_rows(report: DriftReport, scope_of: dict[str, str]) -> list[dict[str, str]]:
-    """One row per difference (drift first, then cycle-owned, then what unchecked resources showed);
-    ``scope_of`` maps an address to its scope."""
-    differences = [
-        *report.drifts,
-        *report.owned_by_cycle,
-        *(d for u in report.unchecked for d in u.differences),
-    ]
-    rows = []
-    for d in differences:
-        who = d.changed_by
-        rows.append(
-            {
-                "scope": scope_of.get(d.address, ""),
-                "address": d.address,
-                "type": d.type,
-                "attribute": d.path or "(whole resource)",
-                "classification": d.classification,
-                "what": d.description,
-                "declared": _cell(d.declared),
-                "live": _cell(d.live),
-                "sensitive": "yes" if d.sensitive else "",
-                "changed_by": (who.username or "") if who else "",
-                "principal_arn": (who.principal_arn or who.session_issuer_arn or "") if who else "",
-                "event_name": who.event_name if who else "",
-                "changed_at": who.event_time.isoformat() if who else "",
-                "ratify": _option(d, "ratify"),
-                "remediate": _option(d, "remediate"),
-            }
-        )
+    """One row per difference (drift first, then cycle-owned), then each unchecked resource (with what
+    Terraform showed for it, if anything, classified ``unchecked``); ``scope_of`` maps an address to its
+    scope."""
+    rows = [_row(d, scope_of.get(d.address, "")) for d in (*report.drifts, *report.owned_by_cycle)]
+    for unchecked in report.unchecked:
+        scope = scope_of.get(unchecked.address, "")
+        rows += [_row(d, scope) for d in unchecked.differences]
+        if not unchecked.differences:
+            rows.append(
+                {
+                    **dict.fromkeys(CSV_COLUMNS, ""),
+                    "scope": scope,
+                    "address": unchecked.address,
+                    "type": unchecked.type,
+                    "attribute": "(not compared)",
+                    "classification": "unchecked",
+                    "what": unchecked.reason,
+                }
+            )
     return rows
 
 
