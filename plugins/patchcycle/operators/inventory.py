@@ -292,7 +292,9 @@ class PreflightOperator(CycleOperator):
         result = evaluate_preflight(
             self.tenant, rows, info["environments"], deferrals, plan, support, now=dt.datetime.now(dt.UTC)
         )
-        cycle.write_record(paths.run_file("preflight.json"), result.to_dict())
+        record = result.to_dict()
+        record["drift"] = self._open_drift(cycle, log, as_of)
+        cycle.write_record(paths.run_file("preflight.json"), record)
         names = {r["host_id"]: r.get("name") for r in rows}
         for decisions, action, verdict in (
             (result.excepted, "exceptions.applied", "excepted"),
@@ -331,6 +333,57 @@ class PreflightOperator(CycleOperator):
                 f"(threshold {result.max_held_share:.0%})"
             )
         return {"eligible": len(result.eligible), "held": len(result.held), "halted": result.halted}
+
+    def _open_drift(self, cycle: CycleContext, log: EventLog, as_of: Any) -> dict[str, Any]:
+        """What the tenant's latest drift report (of a day on or before the cycle's) says about what the
+        cycle relies on that Terraform declares: its baselines, patch groups and the Falcon document.
+
+        Recorded, never a gate: a drifted baseline is still the tenant's baseline, and the plan writes the
+        declared filters back (docs/design/iac-drift.md); the SREs had the drift by mail the morning it
+        was found. A report that cannot be read is recorded as such.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from patchcycle.domain.drift import DriftInputError, open_drift_on
+        from patchcycle.domain.drift.daily import CYCLE_DEPENDENCIES
+        from patchcycle.domain.drift.stored import report_from_dict
+        from patchcycle.reports.drift_store import latest_report
+
+        record: dict[str, Any] = {"dependencies": list(CYCLE_DEPENDENCIES)}
+        try:
+            document = latest_report(cycle.store, as_of)
+            report = report_from_dict(document["report"]) if document is not None else None
+        except (BotoCoreError, ClientError, DriftInputError, ValueError, KeyError) as exc:
+            record.update(status="unreadable", error=scope_error(exc))
+            log.record(
+                "preflight.drift_read", target=self.tenant.id, result="unreadable", error=record["error"]
+            )
+            return record
+        if report is None:
+            record["status"] = "no drift report"
+            log.record("preflight.drift_read", target=self.tenant.id, result="no drift report")
+            return record
+        found = open_drift_on(report, CYCLE_DEPENDENCIES)
+        record.update(status="read", report_age_days=(as_of - report.day).days, **found.to_dict())
+        log.record(
+            "preflight.drift_read",
+            target=self.tenant.id,
+            result="open drift" if found.drifts else "no open drift",
+            report_date=report.day.isoformat(),
+            report_complete=report.complete,
+            drifts=[
+                {
+                    "address": d.address,
+                    "attribute": d.path,
+                    "what": d.description,
+                    "changed_by": d.changed_by.username if d.changed_by else None,
+                    "changed_at": d.changed_by.event_time.isoformat() if d.changed_by else None,
+                }
+                for d in found.drifts
+            ],
+            unchecked=[u.address for u in found.unchecked],
+        )
+        return record
 
     def _alert_once(self, cycle: CycleContext, log: EventLog, result: Any, names: dict[str, Any]) -> None:
         """Tell the tenant's SREs which hosts the gates held, once per cycle (not per retry or re-run)."""
