@@ -306,3 +306,55 @@ def test_a_worker_running_one_task_builds_only_that_tenants_dag(dag_id: str, mon
     per_tenant = {d for d in bag.dag_ids if d.startswith(("patch_cycle__", "patchcycle_rollback__"))}
     assert per_tenant == {dag_id}
     assert bag.dags[dag_id].task_ids
+
+
+# -- the daily drift report ---------------------------------------------------------------------------------
+def test_one_drift_dag_per_tenant_with_aws_runs_daily_at_0500_utc_without_catchup(dagbag: DagBag) -> None:
+    from airflow.timetables.base import TimeRestriction
+
+    with_aws = [t for t in TENANTS if t.clouds.aws is not None]
+    assert with_aws
+    for tenant in with_aws:
+        dag = dagbag.dags[f"iac_drift__{tenant.id}"]
+        assert dag.catchup is False and dag.max_active_runs == 1
+        assert sorted(dag.task_ids) == ["notify", "report"]
+        assert dag.get_task("notify").upstream_task_ids == {"report"}
+        assert {"drift", f"tenant:{tenant.id}"} <= set(dag.tags)
+        assert all(task.retries >= 1 and task.owner == tenant.owner for task in dag.tasks)
+    serialized = DagSerialization.from_dict(
+        DagSerialization.to_dict(dagbag.dags[f"iac_drift__{with_aws[0].id}"])
+    )
+    restriction = TimeRestriction(earliest=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), latest=None, catchup=True)
+    last = None
+    runs = []
+    for _ in range(3):
+        info = serialized.timetable.next_dagrun_info(
+            last_automated_data_interval=last, restriction=restriction
+        )
+        assert info is not None
+        runs.append(info.logical_date)
+        last = info.data_interval
+    assert runs == [dt.datetime(2026, 1, d, 5, tzinfo=dt.UTC) for d in (1, 2, 3)]
+
+
+def test_the_drift_dags_params_take_a_report_date_and_an_engine_and_refuse_others() -> None:
+    from patchcycle.dag_factory import build_iac_drift_dag
+
+    dag = build_iac_drift_dag(TENANTS[0])
+    defaults = _validated(dag, {})
+    assert defaults == {"as_of": None, "engine": "auto"}
+    assert _validated(dag, {"as_of": "2026-11-20", "engine": "state"})["as_of"] == "2026-11-20"
+    for bad in ({"as_of": "20/11/2026"}, {"engine": "terraform"}, {"engine": None}):
+        with pytest.raises(ParamValidationError):
+            _validated(dag, bad)
+    data = DagSerialization.to_dict(dag)
+    DagSerialization.validate_schema(data)
+
+
+def test_a_worker_running_a_drift_task_builds_only_that_tenants_drift_dag(monkeypatch) -> None:
+    from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID
+
+    monkeypatch.setenv(_AIRFLOW_PARSING_CONTEXT_DAG_ID, "iac_drift__cu_birch")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    assert {d for d in bag.dag_ids if d.startswith("iac_drift__")} == {"iac_drift__cu_birch"}
