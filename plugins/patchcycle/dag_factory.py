@@ -372,6 +372,120 @@ def build_evidence_sweep_dag(tenants: list[Tenant]) -> DAG:
     return dag
 
 
+IAC_DRIFT_CRON = "0 5 * * *"
+"""Daily at 05:00 UTC: the report is in the SREs' mail before business hours in the Americas and Europe."""
+
+
+def iac_drift_dag_id(tenant: Tenant) -> str:
+    """``iac_drift__<tenant>``."""
+    return f"iac_drift__{tenant.id}"
+
+
+def iac_drift_params() -> dict[str, Param]:
+    """The drift run's trigger form."""
+    return {
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Report date",
+            description=(
+                "The day the report is for (YYYY-MM-DD). Empty: the run's logical date. A state can only "
+                "be compared with what is live now, so an earlier day read from the state is marked late; "
+                "the plan engine reads that day's plans."
+            ),
+        ),
+        "engine": Param(
+            "auto",
+            type="string",
+            enum=["auto", "state", "plan"],
+            title="Engine",
+            description=(
+                "auto: the tenant pipeline's refresh-only plans of the day when every scope has one, else "
+                "the Terraform state compared with the live API; state or plan: that engine only."
+            ),
+        ),
+    }
+
+
+def build_iac_drift_dag(tenant: Tenant) -> DAG:
+    """The daily drift report of one tenant: every resource its Terraform manages against what is live,
+    kept as evidence and mailed to its SREs (report -> notify)."""
+    from patchcycle.operators.drift import REPORT_TASK_ID, DriftNoticeOperator, DriftReportOperator
+
+    ids = {"tenant_id": tenant.id}
+    with DAG(
+        dag_id=iac_drift_dag_id(tenant),
+        description=f"Daily infrastructure drift report of {tenant.display_name}",
+        schedule=CronTriggerTimetable(IAC_DRIFT_CRON, timezone="UTC"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(tenant),
+        params=iac_drift_params(),
+        tags=["patchcycle", "drift", f"tenant:{tenant.id}"],
+        doc_md=(
+            f"Every morning at 05:00 UTC: every resource the Terraform of **{tenant.display_name}** "
+            "(`include/terraform/tenants/<tenant>`) manages, compared with what is live in each AWS account "
+            "and region; each difference shown declared against live with who made it (CloudTrail), to "
+            "ratify (write it into Terraform) or remediate (terraform apply). Launch template versions that "
+            "would start instances without the SSM bootstrap or instance profile are called out. Evidence: "
+            f"`s3://{tenant.evidence.bucket}/drift/<day>/runs/<run>/pack/`; the SREs get one mail a day. "
+            "A scope that could not be read fails the run after the mail. Backfill missed days with "
+            f"`airflow backfill create --dag-id {iac_drift_dag_id(tenant)}`."
+        ),
+        dagrun_timeout=dt.timedelta(hours=6),
+    ) as dag:
+        report = DriftReportOperator(task_id=REPORT_TASK_ID, **ids)
+        report >> DriftNoticeOperator(task_id="notify", **ids)
+    return dag
+
+
+SAML_CERTIFICATES_CRON = "30 6 * * *"
+"""Daily at 06:30 UTC: a certificate that crossed a tier overnight is paged and mailed before work starts."""
+PLATFORM_TASK_ID = "_platform"
+"""The platform's own watch (a leading underscore: no tenant id can take it)."""
+
+
+def build_saml_certificates_dag(tenants: list[Tenant]) -> DAG:
+    """The daily SAML certificate watch: one task per tenant that watches (``saml.enabled``), and one for
+    the platform; each reads, decides, pages, mails and records on its own, so one tenant's unreadable
+    cloud never holds up another's."""
+    from airflow.configuration import conf
+
+    from patchcycle.operators.saml import PLATFORM, SamlCertificateWatchOperator
+
+    delay = dt.timedelta(seconds=conf.getfloat("patchcycle", "retry_delay_seconds", fallback=300.0))
+    with DAG(
+        dag_id="saml_certificates",
+        description="Daily SAML identity-provider certificate watch: expiry tiers, pages, renewal runbooks",
+        schedule=CronTriggerTimetable(SAML_CERTIFICATES_CRON, timezone="UTC"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "sre-platform", "retries": 2, "retry_delay": delay},
+        tags=["patchcycle", "saml"],
+        doc_md=(
+            "Every morning at 06:30 UTC, for each tenant and the platform: every SAML identity-provider "
+            "configuration its clouds trust (IAM SAML providers in each AWS account, Entra ID enterprise "
+            "applications, workforce pool providers, Identity Center's identity source) is read, and each "
+            "certificate judged: days left against the tenant's tiers (60/30/14/7 by default), expired, "
+            "weak key, SHA-1 signature, unparseable metadata. One PagerDuty incident per certificate and "
+            "tier, resolved once it is renewed; the SREs get the renewal runbook attached. Evidence: "
+            "`s3://<evidence bucket>/saml/<day>/runs/<run>/` (SOC 2 CC6.1, CC7.1). A scope that could not "
+            "be read fails its task after the rest is done. Backfill with "
+            "`airflow backfill create --dag-id saml_certificates` (a backfilled day records what the "
+            "clouds trust now: they keep no history)."
+        ),
+        dagrun_timeout=dt.timedelta(hours=2),
+    ) as dag:
+        for tenant in tenants:
+            if tenant.saml.enabled:
+                SamlCertificateWatchOperator(task_id=tenant.id, target_id=tenant.id)
+        SamlCertificateWatchOperator(task_id=PLATFORM_TASK_ID, target_id=PLATFORM)
+    return dag
+
+
 SAML_CERTIFICATES_CRON = "30 6 * * *"
 """Daily at 06:30 UTC: a certificate that crossed a tier overnight is paged and mailed before work starts."""
 PLATFORM_TASK_ID = "_platform"
