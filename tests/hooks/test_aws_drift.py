@@ -103,6 +103,7 @@ class Answers:
             service = "ssm"
 
             def patch_baseline(self, baseline_id: str) -> Any:
+                self.ask(f"baseline:{baseline_id}")
                 return answers.api["ssm"]["baselines"].get(baseline_id)
 
             def tags(self, kind: str, resource_id: str) -> Any:
@@ -226,14 +227,19 @@ def test_a_provider_configuration_without_a_connection_leaves_its_resources_unre
 def test_reads_several_resources_share_are_made_once(answers) -> None:
     reader().read(state().managed())
     calls = [call for _, _, call in answers.asked]
-    assert calls.count("patch_groups") == 1  # two patch groups, one DescribePatchGroups listing
+    # Each baseline is read once, for itself and for its patch group (GetPatchBaseline's PatchGroups);
+    # nothing moved, so no DescribePatchGroups listing at all.
+    assert calls.count("baseline:pb-0a1b2c3d4e5f60001") == calls.count("baseline:pb-0a1b2c3d4e5f60002") == 1
+    assert calls.count("patch_groups") == 0
     assert calls.count("object_lock:patchcycle-evidence-cu-alpha") == 1  # the bucket and its lock
 
 
 def test_a_patch_group_moved_to_another_baseline_shows_the_baseline_it_has_now(answers) -> None:
     answers.api["ssm"]["patch_groups"][0]["BaselineIdentity"]["BaselineId"] = "pb-0ffffffffffffffff"
+    answers.api["ssm"]["baselines"]["pb-0a1b2c3d4e5f60001"]["PatchGroups"] = []
     tf = state()
     result = compare_state(tf, reader().read(tf.managed()).live, scope="s")
+    assert [call for _, _, call in answers.asked].count("patch_groups") == 1  # listed once, when needed
     (moved,) = [d for d in result.differences if d.type == "aws_ssm_patch_group"]
     assert (moved.path, moved.declared, moved.live) == (
         "baseline_id",

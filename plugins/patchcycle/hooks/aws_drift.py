@@ -353,20 +353,25 @@ class CloudTrailHook(CallerFromFrames, AwsBaseHook):
                     raise
                 self.throttled += 1
                 type(self).sleep(min(2.0**attempt, CLOUDTRAIL_BACKOFF_MAX))
+            finally:
+                self._answered()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _wait_turn(self) -> None:
         """Sleep until :data:`CLOUDTRAIL_INTERVAL` has passed since this account and region's last request
-        (the connection names the account)."""
-        key = (self.aws_conn_id, self.region_name)
+        was answered (the connection names the account). Counting from the answer, not the send, keeps two
+        requests a second as CloudTrail counts them on arrival, whatever the latency."""
         cls = type(self)
         with cls._pace_lock:
-            now = cls.clock()
-            due = cls._last_request.get(key, float("-inf")) + CLOUDTRAIL_INTERVAL
-            if due > now:
-                cls.sleep(due - now)
-                now = due
-            cls._last_request[key] = now
+            due = cls._last_request.get((self.aws_conn_id, self.region_name), float("-inf"))
+        wait = due + CLOUDTRAIL_INTERVAL - cls.clock()
+        if wait > 0:
+            cls.sleep(wait)
+
+    def _answered(self) -> None:
+        """Note when this account and region's last request was answered."""
+        with type(self)._pace_lock:
+            type(self)._last_request[(self.aws_conn_id, self.region_name)] = type(self).clock()
 
 
 # -- the live view ------------------------------------------------------------------------------------
@@ -486,19 +491,28 @@ class LiveResourceReader:
         return None if document is None else shape.iam_policy(policy, document)
 
     # -- SSM -------------------------------------------------------------------------------------------
+    def _baseline(self, ssm: SsmConfigHook, baseline_id: str, connection: Connection) -> Any:
+        return self._once(("baseline", connection, baseline_id), lambda: ssm.patch_baseline(baseline_id))
+
     def _ssm_patch_baseline(self, instance: StateInstance, connection: Connection) -> Any:
         ssm = self._hook(SsmConfigHook, connection)
         baseline_id = _attr(instance, "id")
-        baseline = ssm.patch_baseline(baseline_id)
+        baseline = self._baseline(ssm, baseline_id, connection)
         if baseline is None:
             return None
         tags = ssm.tags("PatchBaseline", baseline_id)
         return shape.ssm_patch_baseline(baseline, tags)
 
     def _ssm_patch_group(self, instance: StateInstance, connection: Connection) -> Any:
+        """The declared baseline's ``PatchGroups`` (GetPatchBaseline, read once for the baseline too) name
+        the group when nothing moved; otherwise DescribePatchGroups says where the group is now."""
         ssm = self._hook(SsmConfigHook, connection)
+        group, baseline_id = _attr(instance, "patch_group"), _attr(instance, "baseline_id")
+        baseline = self._baseline(ssm, baseline_id, connection)
+        if baseline is not None and group in (baseline.get("PatchGroups") or []):
+            return {"baseline_id": baseline_id, "patch_group": group}
         mappings = self._once(("patch_groups", connection), ssm.patch_groups)
-        return shape.ssm_patch_group(_attr(instance, "patch_group"), _attr(instance, "baseline_id"), mappings)
+        return shape.ssm_patch_group(group, baseline_id, mappings)
 
     def _ssm_document(self, instance: StateInstance, connection: Connection) -> Any:
         ssm = self._hook(SsmConfigHook, connection)
