@@ -41,13 +41,17 @@ def aws_connection(url: str, region: str, role_account: str | None = None) -> st
 FLEETSIM_FALCON_SECRET = "fleetsim-falcon-secret"
 
 
-def azure_connection(url: str) -> str:
-    """An Azure connection for fleetsim: ARM at its URL and a static bearer token (loopback only).
+def azure_connection(url: str, tenant_id: str | None = None) -> str:
+    """An Azure connection for fleetsim: ARM at its URL and a static bearer token (loopback only); with
+    ``tenant_id``, Microsoft Graph at fleetsim's directory of that tenant (``graph_url``).
 
     Against Azure: login = client id, password = client secret, extra ``tenantId`` (or none of them,
-    for a managed identity through DefaultAzureCredential), and no ``base_url``.
+    for a managed identity through DefaultAzureCredential), and no ``base_url`` nor ``graph_url``.
     """
-    return json.dumps({"conn_type": "azure", "extra": {"base_url": url, "static_token": "fleetsim"}})
+    extra = {"base_url": url, "static_token": "fleetsim"}
+    if tenant_id:
+        extra["graph_url"] = f"{url}/graph/{tenant_id}"
+    return json.dumps({"conn_type": "azure", "extra": extra})
 
 
 def gcp_connection(url: str) -> str:
@@ -99,7 +103,7 @@ def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, s
                 url, account.regions[0], account.account_id
             )
         for sub in tenant.clouds.azure.subscriptions if tenant.clouds.azure else []:
-            env[f"AIRFLOW_CONN_{tenant.azure_connection_id(sub).upper()}"] = azure_connection(url)
+            env[f"AIRFLOW_CONN_{tenant.azure_connection_id(sub).upper()}"] = azure_connection(url, tenant.id)
         if tenant.clouds.azure:
             env[f"AIRFLOW_CONN_{tenant.backup_attestation_connection_id().upper()}"] = (
                 backup_system_connection(url)

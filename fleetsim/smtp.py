@@ -17,6 +17,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _text(part: Any) -> str | None:
+    """An attachment's content as text (markdown, CSV), None for binary content."""
+    payload = part.get_payload(decode=True) or b""
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 class _Keep:
     """aiosmtpd handler: parse and keep each message."""
 
@@ -35,6 +44,15 @@ class _Keep:
                     "rcpt_tos": list(envelope.rcpt_tos),
                     "subject": str(message.get("Subject", "")),
                     "body": body.get_content() if body is not None else "",
+                    # Attached files (a SAML renewal runbook, say): name, type and text when it is text.
+                    "attachments": [
+                        {
+                            "filename": part.get_filename(),
+                            "content_type": part.get_content_type(),
+                            "text": _text(part),
+                        }
+                        for part in message.iter_attachments()
+                    ],
                 }
             )
         return "250 Message accepted for delivery"
