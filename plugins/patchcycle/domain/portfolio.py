@@ -23,17 +23,37 @@ PORTFOLIO_COLUMNS = (
     "open_risk_items",
     "active_exceptions",
     "expired_exceptions",
+    "saml_nearest_expiry",
+    "saml_days_left",
 )
 
 
-def tenant_row(tenant_id: str, display_name: str, evidence: Mapping[str, Any] | None) -> dict[str, Any]:
+def saml_columns(watch: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The tenant's nearest SAML certificate expiry from its latest SAML watch record: the date, and the
+    days left when the watch read it (None before the first watch, or with no certificate)."""
+    nearest = (watch or {}).get("nearest_expiry") or {}
+    if not nearest:
+        return {"saml_nearest_expiry": None, "saml_days_left": None}
+    return {"saml_nearest_expiry": str(nearest["not_after"])[:10], "saml_days_left": nearest["days_left"]}
+
+
+def tenant_row(
+    tenant_id: str,
+    display_name: str,
+    evidence: Mapping[str, Any] | None,
+    saml_watch: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """A tenant's line in the portfolio; a tenant with no pack yet is listed, not skipped."""
     if evidence is None:
-        return {c: None for c in PORTFOLIO_COLUMNS} | {
-            "tenant": tenant_id,
-            "display_name": display_name,
-            "outcome": "no evidence yet",
-        }
+        return (
+            {c: None for c in PORTFOLIO_COLUMNS}
+            | {
+                "tenant": tenant_id,
+                "display_name": display_name,
+                "outcome": "no evidence yet",
+            }
+            | saml_columns(saml_watch)
+        )
     summary = evidence.get("summary", {})
     risk = (evidence.get("risk") or {}).get("summary", {})
     exceptions = evidence.get("exceptions") or {}
@@ -56,7 +76,7 @@ def tenant_row(tenant_id: str, display_name: str, evidence: Mapping[str, Any] | 
         "open_risk_items": risk.get("open", 0),
         "active_exceptions": len(exceptions.get("active", [])),
         "expired_exceptions": len(exceptions.get("expired", [])),
-    }
+    } | saml_columns(saml_watch)
 
 
 def portfolio(rows: list[dict[str, Any]], generated_at: str) -> dict[str, Any]:
@@ -84,5 +104,8 @@ def portfolio(rows: list[dict[str, Any]], generated_at: str) -> dict[str, Any]:
         "expired_exceptions": sum(r["expired_exceptions"] or 0 for r in reported),
         "compliance_before": weighted("compliance_before"),
         "compliance_after": weighted("compliance_after"),
+        "saml_soonest_days_left": min(
+            (r["saml_days_left"] for r in rows if r.get("saml_days_left") is not None), default=None
+        ),
     }
     return {"schema_version": "1.0", "generated_at": generated_at, "totals": totals, "tenants": rows}

@@ -56,6 +56,7 @@ class PortfolioRollupOperator(BaseOperator):
 
         from patchcycle.domain.portfolio import PORTFOLIO_COLUMNS, portfolio, tenant_row
         from patchcycle.hooks.s3 import EvidenceBucketHook
+        from patchcycle.operators.saml import latest_record
         from patchcycle.reports.portfolio_pdf import render_portfolio_report
         from patchcycle.reports.store import EvidenceStore
 
@@ -67,13 +68,15 @@ class PortfolioRollupOperator(BaseOperator):
             )
             try:
                 evidence = latest_cycle_evidence(hook, tenant.evidence.bucket)
+                # The nearest SAML certificate expiry, from the tenant's latest daily SAML watch.
+                saml_watch = latest_record(EvidenceStore(hook, tenant.evidence.bucket))
             except ClientError as exc:
                 # One unreachable bucket must not hide every other tenant; the row says what is wrong.
                 self.log.warning("tenant %s: evidence bucket unreadable: %s", tenant.id, exc)
                 row = tenant_row(tenant.id, tenant.display_name, None)
                 rows.append(row | {"outcome": f"evidence unreadable ({exc.response['Error']['Code']})"})
                 continue
-            rows.append(tenant_row(tenant.id, tenant.display_name, evidence))
+            rows.append(tenant_row(tenant.id, tenant.display_name, evidence, saml_watch))
         now = dt.datetime.now(dt.UTC).isoformat()
         view = portfolio(rows, now)
         store = EvidenceStore(

@@ -34,6 +34,11 @@ def render_portfolio_report(view: dict[str, Any]) -> bytes:
                 f"{t.get('not_assessed') or 0} not assessed; "
                 f"{t['overdue_critical']} overdue critical patch items; {t['active_exceptions']} active and "
                 f"{t['expired_exceptions']} expired exceptions."
+                + (
+                    f" Soonest SAML certificate expiry: {t['saml_soonest_days_left']} days."
+                    if t.get("saml_soonest_days_left") is not None
+                    else ""
+                )
             ),
             styles["Normal"],
         ),
@@ -58,7 +63,15 @@ def render_portfolio_report(view: dict[str, Any]) -> bytes:
     for r in view["tenants"]:
         rows.append(
             [
-                Paragraph(escape(f"{r['display_name']} ({r['tenant']})"), styles["Normal"]),
+                Paragraph(
+                    escape(f"{r['display_name']} ({r['tenant']})")
+                    + (
+                        "<br/>" + escape(f"SAML: {r['saml_nearest_expiry']} ({r['saml_days_left']} d)")
+                        if r.get("saml_nearest_expiry")
+                        else ""
+                    ),
+                    styles["Normal"],
+                ),
                 r["cycle_date"] or "-",
                 (r["outcome"] or "-").upper(),
                 *(
