@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import threading
 import time
@@ -21,6 +22,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from fleetsim.aws import audit
+from fleetsim.aws import cloudtrail as cloudtrail_addon
 from fleetsim.aws import ec2 as ec2_addon
 from fleetsim.aws import identity_center as identity_center_addon
 from fleetsim.aws import rds as rds_addon
@@ -33,6 +36,8 @@ from fleetsim.identity_providers import seed_identity_providers
 from fleetsim.scenario import Scenario
 from fleetsim.seed import seed_azure_and_gcp, seed_falcon
 from fleetsim.smtp import MailSink
+
+log = logging.getLogger(__name__)
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -110,7 +115,15 @@ class FleetsimApp:
         name = _aws_call_name(environ)
         with self.state.lock:
             self.state.calls[name] += 1
-        return self.moto(environ, start_response)
+        try:
+            call = audit.begin(environ)
+        except Exception:  # a request CloudTrail cannot read is still served (and not recorded)
+            log.exception("fleetsim: cannot read %s for CloudTrail", name)
+            call = None
+        if call is None:
+            return self.moto(environ, start_response)
+        recorder = audit.Recorder(call)
+        return recorder.answered(self.moto(environ, recorder.start_response(start_response)))
 
     def control(self, request: Request) -> Response:
         route = request.path.removeprefix("/fleetsim/").rstrip("/")
@@ -163,7 +176,10 @@ class FleetsimServer:
         self.scenario = scenario
         # moto's backends are process-wide; a new fleetsim starts from an empty cloud.
         moto_api_backend.reset()
+        audit.forget_identities()
         self.state = FleetState(scenario)
+        # CloudTrail's clock is the fleet's (a test may replace state.clock on a running server).
+        cloudtrail_addon.install(lambda: self.state.clock())
         ssm_addon.install(self.state)
         ec2_addon.install(self.state)
         root_volume_addon.install(self.state)
@@ -190,6 +206,7 @@ class FleetsimServer:
     def _seed_over_http(self) -> None:
         seed_evidence_buckets(self.scenario, self.url)
         seed_identity(self.scenario, self.url)
+        cloudtrail_addon.forget_history()  # the cloud as it was before any of the scenario's activity
         with self.state.lock:  # the call counts are the clients' calls, not fleetsim's own seeding
             self.state.calls = Counter()
 
