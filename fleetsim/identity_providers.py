@@ -28,8 +28,7 @@ def default_saml(tenant: TenantFleet) -> TenantSaml:
 
 def scenario_saml(scenario: Scenario) -> SamlSeed:
     """The scenario's ``saml:`` section (an empty one when it has none)."""
-    seed = getattr(scenario, "saml", None)
-    return seed if isinstance(seed, SamlSeed) else SamlSeed()
+    return scenario.saml
 
 
 def effective(scenario: Scenario) -> list[tuple[TenantFleet, TenantSaml]]:

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fleetsim.platforms import PLATFORMS
+from fleetsim.saml import SamlSeed
 
 
 class _Strict(BaseModel):
@@ -422,6 +423,7 @@ class Scenario(_Strict):
     rds_os_update: str = "New Operating System update is available"
     evidence: EvidenceAccount = EvidenceAccount()
     identity: IdentitySeed = IdentitySeed()
+    saml: SamlSeed = SamlSeed()
     patch_catalog: list[CatalogPatch]
     tenants: list[TenantFleet]
 
