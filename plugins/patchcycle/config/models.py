@@ -38,6 +38,7 @@ from patchcycle.config.policies import (
     SchedulePolicy,
     SlaDays,
 )
+from patchcycle.config.risk import EmergencyWindow, RiskPolicy, ZeroDayPolicy
 from patchcycle.config.saml import (
     EntraWatch,
     GcpWorkforceWatch,
@@ -90,6 +91,7 @@ __all__ = [
     "Contacts",
     "ENVIRONMENT_ORDER",
     "Environment",
+    "EmergencyWindow",
     "EntraWatch",
     "EnvironmentName",
     "EvidencePolicy",
@@ -110,6 +112,7 @@ __all__ = [
     "OsFamily",
     "PreflightPolicy",
     "RateControl",
+    "RiskPolicy",
     "RollbackPolicy",
     "SamlPolicy",
     "SamlProviderKind",
@@ -119,5 +122,6 @@ __all__ = [
     "SlaDays",
     "Tenant",
     "Weekday",
+    "ZeroDayPolicy",
     "aws_regions",
 ]

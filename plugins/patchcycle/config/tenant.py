@@ -27,6 +27,7 @@ from patchcycle.config.policies import (
     SchedulePolicy,
     SlaDays,
 )
+from patchcycle.config.risk import RiskPolicy
 from patchcycle.config.saml import SamlPolicy
 from patchcycle.config.unique import duplicates, unique
 from patchcycle.config.vocabulary import (
@@ -98,6 +99,8 @@ class Tenant(ConfigModel):
     here). Without it, a cycle date may go back at most a little over a year."""
     saml: SamlPolicy = Field(default_factory=SamlPolicy)
     """The daily SAML certificate watch (on by default: every identity provider its clouds trust)."""
+    risk: RiskPolicy = Field(default_factory=RiskPolicy)
+    """Fast-tracking of KEV (and high-EPSS) patches and the zero-day cycle; off by default."""
 
     @field_validator("environments")
     @classmethod

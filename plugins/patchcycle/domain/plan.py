@@ -15,7 +15,17 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from patchcycle.config.models import Baseline, OsFamily, Severity, Tenant
+from patchcycle.domain.fast_track import (
+    AGE_UNKNOWN,
+    FastTrack,
+    FastTrackPolicy,
+    fast_track_for,
+    feed_versions,
+    risk_notes,
+    zero_day_reason,
+)
 from patchcycle.domain.platforms import normalize_severity
+from patchcycle.feeds import FeedSnapshot
 
 PLAN_SCHEMA_VERSION = "1.0"
 
@@ -48,6 +58,8 @@ class CatalogPatch:
     # True when the source already applied the tenant's own baseline rules as of the cutoff (an SSM
     # Scan against the tenant's patch baseline with ApproveUntilDate): its Missing list is the approval.
     approved_by_source: bool = False
+    # The vendor's advisory ids (SSM's Patch ``AdvisoryIds``, Linux): how SSM's ApprovedPatches names it.
+    advisory_ids: tuple[str, ...] = ()
 
     @property
     def is_kernel_update(self) -> bool:
@@ -81,6 +93,9 @@ class ApprovedPatch:
     # detection, never earlier than the release) or "baseline" (no date published; the tenant's baseline
     # approved it as released on or before the cutoff, which ``released`` then holds).
     released_basis: str = "vendor"
+    # Why it was approved without its approve-after-days wait (the tenant's risk policy: the CVE, its KEV
+    # listing or EPSS score), or why a zero-day cycle selected it; None (left out of the JSON) otherwise.
+    fast_track: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,16 +128,22 @@ class CyclePlan:
     # DB instances when the plan was frozen. Staging and prod apply only these, as non-prod did. AWS
     # names no version and no release date for them, so they are frozen as offered at plan time.
     rds_os_updates: tuple[str, ...] = ()
+    # What threat intelligence did to the plan (:class:`PlanRisk`): the fast-track policy or the zero-day
+    # cycle's CVEs, the feed versions read, the fixes not found. None (left out) for a tenant without it.
+    risk: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON data, families and RDS updates sorted, ``rds_os_updates`` left out when empty:
         what is stored and what :attr:`hash` is taken over."""
         data = asdict(self)
-        data["approved"] = {k: [asdict(p) for p in v] for k, v in sorted(self.approved.items())}
+        data["approved"] = {k: [_patch_dict(p) for p in v] for k, v in sorted(self.approved.items())}
         data["rds_os_updates"] = sorted(self.rds_os_updates)
         if not data["rds_os_updates"]:
             # Absent when empty, so a plan without RDS hashes as it did before RDS was supported.
             del data["rds_os_updates"]
+        if data["risk"] is None:
+            # Absent without a risk policy, so such a plan hashes as it did before risk drove plans.
+            del data["risk"]
         return data
 
     @property
@@ -148,9 +169,13 @@ class CyclePlan:
             for p in patches:
                 cves = ", ".join(p.cves) or "no CVE"
                 lines.append(f"    - {p.id} [{p.severity}] {p.title} ({cves}; released {p.released})")
+                if p.fast_track:
+                    lines.append(f"      fast-tracked: {FastTrack(**p.fast_track).describe()}")
+            lines.extend(f"    note: {n}" for n in decision.notes if n.startswith(_RISK_NOTE))
         if self.rds_os_updates:
             lines.append(f"  rds: {len(self.rds_os_updates)} OS update(s) as RDS offers them now")
             lines.extend(f"    - {rds_update_id(d)} {d}" for d in sorted(self.rds_os_updates))
+        lines.extend(risk_summary_lines(self.risk))
         return lines
 
 
@@ -202,6 +227,18 @@ def age_date(patch: CatalogPatch) -> dt.date | None:
     return patch.released or patch.first_seen
 
 
+def approvable_but_for_age(patch: CatalogPatch, baseline: Baseline) -> bool:
+    """Whether the baseline's rules other than its age take the patch: its family, classification,
+    severity, and its kernel rule."""
+    if patch.os_family != baseline.os_family:
+        return False
+    if patch.classification not in baseline.classifications:
+        return False
+    if patch.severity is None or patch.severity not in baseline.severities:
+        return False
+    return not (patch.is_kernel_update and not baseline.include_kernel_updates)
+
+
 def is_approved(patch: CatalogPatch, baseline: Baseline, cycle_date: dt.date) -> bool:
     """The tenant's baseline applied to one catalog entry as of the cycle date.
 
@@ -209,13 +246,7 @@ def is_approved(patch: CatalogPatch, baseline: Baseline, cycle_date: dt.date) ->
     source already applied the tenant's baseline as of the cutoff (``approved_by_source``); otherwise
     it is not approved (the conservative reading: the plan cannot tell its age).
     """
-    if patch.os_family != baseline.os_family:
-        return False
-    if patch.classification not in baseline.classifications:
-        return False
-    if patch.severity is None or patch.severity not in baseline.severities:
-        return False
-    if patch.is_kernel_update and not baseline.include_kernel_updates:
+    if not approvable_but_for_age(patch, baseline):
         return False
     aged = age_date(patch)
     if aged is None:
@@ -233,18 +264,80 @@ def catalog_key(patch: CatalogPatch) -> tuple[str, ...]:
     return (patch.os_family.value, "id", patch.id)
 
 
+@dataclass(frozen=True)
+class PlanRisk:
+    """What threat intelligence brings to a plan: the tenant's fast-track policy and the feeds read, or
+    the CVEs a zero-day cycle was started for (then only their fixes are planned).
+
+    ``source_approved_cves``: per OS family, the CVE ids the tenant's SSM baseline approved by
+    ``ApprovedPatches`` before the Scan that listed the family's catalog (families whose catalog is the
+    Scan itself); ``notes``: per family, what the plan could not fast-track there and why.
+    """
+
+    feeds: FeedSnapshot
+    policy: FastTrackPolicy = FastTrackPolicy()
+    zero_day_cves: tuple[str, ...] | None = None
+    source_approved_cves: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    notes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def select(
+        self, patch: CatalogPatch, baseline: Baseline, cycle_date: dt.date
+    ) -> tuple[bool, FastTrack | None]:
+        """Whether the plan takes ``patch`` and the reason it records (None: approved by its age)."""
+        if self.zero_day_cves is not None:
+            # Only the fixes of the cycle's CVEs, whatever their age, classification and severity (the
+            # CVEs chose them); the kernel rule of the baseline still holds.
+            reason = zero_day_reason(patch.cves, self.zero_day_cves, self.feeds)
+            keep = reason is not None and patch.os_family == baseline.os_family
+            keep = keep and not (patch.is_kernel_update and not baseline.include_kernel_updates)
+            return keep, reason if keep else None
+        if is_approved(patch, baseline, cycle_date):
+            listed = set(self.source_approved_cves.get(patch.os_family.value, ()))
+            if patch.approved_by_source and age_date(patch) is None and listed & set(patch.cves):
+                kev_only = FastTrackPolicy(kev=True)
+                reason = fast_track_for(listed & set(patch.cves), cycle_date, self.feeds, kev_only)
+                return True, replace(reason, how=AGE_UNKNOWN) if reason else None
+            return True, None
+        if self.policy.enabled and approvable_but_for_age(patch, baseline):
+            reason = fast_track_for(patch.cves, cycle_date, self.feeds, self.policy)
+            return reason is not None, reason
+        return False, None
+
+    def record(self, cycle_date: dt.date, approved: Mapping[str, Sequence[ApprovedPatch]]) -> dict[str, Any]:
+        """The plan's ``risk`` section: what was applied, with which feeds, and what it found."""
+        data: dict[str, Any] = {"feeds": feed_versions(self.feeds).to_dict()}
+        if self.zero_day_cves is not None:
+            fixing = {c for ps in approved.values() for p in ps for c in p.cves}
+            data["zero_day"] = {
+                "cves": sorted(self.zero_day_cves),
+                "without_fix": sorted(set(self.zero_day_cves) - fixing),
+            }
+        else:
+            data["policy"] = self.policy.to_dict()
+            data["fast_tracked"] = sorted(p.id for ps in approved.values() for p in ps if p.fast_track)
+            data["notes"] = risk_notes(self.policy, self.feeds, cycle_date)
+        return data
+
+
+_RISK_NOTE = "risk: "
+"""The prefix of a family's notes about fast-tracking (the dry run's summary prints them)."""
+
+
 def build_cycle_plan(
     tenant: Tenant,
     cycle_date: dt.date,
     catalog: Iterable[CatalogPatch],
     rds_os_updates: Iterable[str] = (),
     source_notes: Mapping[str, Sequence[str]] | None = None,
+    risk: PlanRisk | None = None,
 ) -> CyclePlan:
     """Resolve the tenant's baselines as of ``cycle_date`` against the catalog and freeze the result,
     with the RDS OS updates offered now (for tenants that patch RDS).
 
     The catalog may hold the same update from several clouds' sources (an RHEL package seen by SSM
     and by OS Config): it is approved once (:func:`catalog_key`), from the first source that lists it.
+    With ``risk``, the tenant's fast-track policy approves KEV and high-EPSS fixes without their wait, or
+    (a zero-day cycle) only the fixes of the cycle's CVEs are planned (:class:`PlanRisk`).
     """
     catalog = _deduplicated(catalog)
     approved: dict[str, tuple[ApprovedPatch, ...]] = {}
@@ -264,6 +357,9 @@ def build_cycle_plan(
         )
         # What the sources could not express for this family (e.g. no approval date on Ubuntu).
         notes = (*notes, *sorted(set((source_notes or {}).get(baseline.os_family.value, ()))))
+        if risk is not None:
+            family_notes = risk.notes.get(baseline.os_family.value, ())
+            notes = (*notes, *(f"{_RISK_NOTE}{n}" for n in sorted(set(family_notes))))
         decisions.append(
             BaselineDecision(
                 os_family=baseline.os_family.value,
@@ -277,18 +373,70 @@ def build_cycle_plan(
             )
         )
         chosen = sorted(
-            (p for p in family if is_approved(p, baseline, cycle_date)),
-            key=lambda p: ((age_date(p) or cutoff), p.id),
+            _chosen(family, baseline, cycle_date, risk), key=lambda c: ((age_date(c[0]) or cutoff), c[0].id)
         )
-        approved[baseline.os_family.value] = tuple(_approved(p, cutoff) for p in chosen)
+        approved[baseline.os_family.value] = tuple(_approved(p, cutoff, reason) for p, reason in chosen)
     return CyclePlan(
         tenant_id=tenant.id,
         cycle_date=cycle_date.isoformat(),
         environments=tuple(e.name.value for e in tenant.environments),
         baselines=tuple(decisions),
         approved=approved,
-        rds_os_updates=tuple(sorted({d.strip() for d in rds_os_updates if d and d.strip()})),
+        # A zero-day cycle plans only its CVEs' fixes: RDS's OS updates wait for the monthly cycle.
+        rds_os_updates=()
+        if risk is not None and risk.zero_day_cves is not None
+        else tuple(sorted({d.strip() for d in rds_os_updates if d and d.strip()})),
+        risk=risk.record(cycle_date, approved) if risk is not None else None,
     )
+
+
+def _chosen(
+    family: Iterable[CatalogPatch], baseline: Baseline, cycle_date: dt.date, risk: PlanRisk | None
+) -> list[tuple[CatalogPatch, FastTrack | None]]:
+    """The family's catalog entries the plan takes, each with its fast-track reason (None: its age)."""
+    if risk is None:
+        return [(p, None) for p in family if is_approved(p, baseline, cycle_date)]
+    out = []
+    for patch in family:
+        keep, reason = risk.select(patch, baseline, cycle_date)
+        if keep:
+            out.append((patch, reason))
+    return out
+
+
+def _patch_dict(patch: ApprovedPatch) -> dict[str, Any]:
+    """One approved patch as the plan's JSON holds it (``fast_track`` only when it has one)."""
+    data = asdict(patch)
+    if data["fast_track"] is None:
+        del data["fast_track"]
+    return data
+
+
+def risk_summary_lines(risk: Mapping[str, Any] | None) -> list[str]:
+    """The plan's risk section as text: the feeds read and what was fast-tracked or not found."""
+    if not risk:
+        return []
+    feeds = risk["feeds"]
+    lines = [
+        f"  risk: KEV catalog {feeds['kev_catalog_version']}, EPSS scores of {feeds['epss_score_date']} "
+        f"({feeds['source']})"
+    ]
+    if "zero_day" in risk:
+        zero_day = risk["zero_day"]
+        lines.append(f"    zero-day cycle for {', '.join(zero_day['cves'])}")
+        lines.extend(
+            f"    NO FIX YET for {c}: see the exposed hosts and compensating controls"
+            for c in zero_day["without_fix"]
+        )
+    else:
+        policy = risk["policy"]
+        lines.append(
+            f"    fast-track: KEV {'on' if policy['kev'] else 'off'}, EPSS at least "
+            f"{policy['epss_at_least'] if policy['epss_at_least'] is not None else 'off'}; "
+            f"{len(risk['fast_tracked'])} patch(es) fast-tracked"
+        )
+        lines.extend(f"    note: {n}" for n in risk["notes"])
+    return lines
 
 
 def _deduplicated(catalog: Iterable[CatalogPatch]) -> list[CatalogPatch]:
@@ -298,7 +446,7 @@ def _deduplicated(catalog: Iterable[CatalogPatch]) -> list[CatalogPatch]:
     return list(seen.values())
 
 
-def _approved(p: CatalogPatch, cutoff: dt.date) -> ApprovedPatch:
+def _approved(p: CatalogPatch, cutoff: dt.date, reason: FastTrack | None = None) -> ApprovedPatch:
     if p.released is not None:
         released, basis = p.released, "vendor"
     elif p.first_seen is not None:
@@ -321,6 +469,7 @@ def _approved(p: CatalogPatch, cutoff: dt.date) -> ApprovedPatch:
         epoch=p.epoch,
         source=p.source,
         released_basis=basis,
+        fast_track=reason.to_dict() if reason is not None else None,
     )
 
 
@@ -365,6 +514,7 @@ def catalog_patch_from_ssm(row: Mapping[str, Any], os_family: OsFamily) -> Catal
         arch=None if os_family.is_windows else arch,
         epoch=None if os_family.is_windows else epoch,
         source="ssm:DescribeAvailablePatches",
+        advisory_ids=tuple(row.get("AdvisoryIds") or ()),
     )
 
 
