@@ -89,7 +89,7 @@ def create_providers(url: str, tenants: int, accounts: int, providers: int) -> i
             account = extra_account(number, index)
             client = iam(url, account)
             for p in range(providers):
-                days = 20.5 if (index, p) == (0, 0) else 400 + 30 * p
+                days = 20 if (index, p) == (0, 0) else 400 + 30 * p
                 cert = make_certificate(CertificateSeed(days_left=days), f"{account}-{p}", now)
                 document = metadata_document(f"https://idp.t{number:02d}.example/{p}", [cert])
                 client.create_saml_provider(Name=f"idp-{p}", SAMLMetadataDocument=document)

@@ -51,6 +51,8 @@ class CertificateSeed(_Strict):
     """One certificate of a provider."""
 
     days_left: float = 400.0
+    """Whole days of validity left when fleetsim starts: the certificate ends that many days and twelve
+    hours later, so a watch run the same day counts exactly ``days_left``."""
     validity_days: int = Field(730, ge=1)
     key_size: int = Field(2048, ge=1024)
     signature_hash: Literal["sha256", "sha1"] = "sha256"
@@ -155,7 +157,7 @@ def make_certificate(seed: CertificateSeed, name: str, now: dt.datetime) -> Made
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fleetsim identity provider"),
         ]
     )
-    not_after = now + dt.timedelta(days=seed.days_left)
+    not_after = now + dt.timedelta(days=seed.days_left, hours=12)
     not_before = min(now - dt.timedelta(days=1), not_after - dt.timedelta(days=seed.validity_days))
     serial = (
         int.from_bytes(hashlib.sha256(f"{name}|{seed!r}|{now:%Y%m%d}".encode()).digest()[:16], "big") >> 1

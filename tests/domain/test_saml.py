@@ -319,7 +319,7 @@ def test_every_provider_kind_has_a_runbook_filled_with_the_certificates_facts(ki
         assert fact in text
     assert c.facts.sha256 in text or c.facts.sha1 in text
     assert "https://" in text  # every template cites the vendor's documents
-    assert "2026-12-13" in text  # the not-after date
+    assert "2026-12-14" in text  # the not-after date: 12 days and 12 hours on
 
 
 def test_the_aws_runbook_names_every_trusting_account():

@@ -77,7 +77,7 @@ def test_a_near_expiry_certificate_pages_once_over_two_days_and_resolves_when_re
     with running_fleetsim(HERE / "scenarios" / "alpha_saml.yaml", tmp_path / "fleetsim") as url:
         env = airflow_env(airflow_home, url, poll_seconds=0.5, tenants_dir=tenants)
         now = dt.datetime.now(dt.UTC)
-        near = make_certificate(CertificateSeed(days_left=20.5, common_name="alpha-okta-2024"), "near", now)
+        near = make_certificate(CertificateSeed(days_left=20, common_name="alpha-okta-2024"), "near", now)
         arn = iam(url).create_saml_provider(
             Name="alpha-okta", SAMLMetadataDocument=metadata_document("https://alpha.okta.example", [near])
         )["SAMLProviderArn"]
