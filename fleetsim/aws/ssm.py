@@ -536,6 +536,7 @@ def _baseline(fake: Any, patch_group: str = "") -> baselines.Baseline:
         fake.rejected_patches or (),
         fake.rejected_patches_action,
         patch_group=patch_group,
+        approved_patches_enable_non_security=fake.approved_patches_enable_non_security,
     )
 
 
@@ -564,9 +565,12 @@ def baseline_for(host: SimHost) -> baselines.Baseline:
     return baselines.Baseline(**{**base.__dict__, "patch_group": group})
 
 
-def _validate_baseline(operating_system: str, approval_rules: Any, global_filters: Any) -> None:
+def _validate_baseline(
+    operating_system: str, approval_rules: Any, global_filters: Any, approved_patches: Any = None
+) -> None:
     try:
         baselines.validate(operating_system, approval_rules, global_filters)
+        baselines.validate_approved_patches(approved_patches)
     except baselines.BaselineError as exc:
         raise ValidationException(str(exc)) from exc
 
@@ -578,7 +582,12 @@ def _create_patch_baseline(self: SimpleSystemManagerResponse) -> ActionResult:
     (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreatePatchBaseline.html).
     """
     operating_system = self._get_param("OperatingSystem") or "WINDOWS"
-    _validate_baseline(operating_system, self._get_param("ApprovalRules"), self._get_param("GlobalFilters"))
+    _validate_baseline(
+        operating_system,
+        self._get_param("ApprovalRules"),
+        self._get_param("GlobalFilters"),
+        self._get_param("ApprovedPatches"),
+    )
     result = _MOTO_CREATE_PATCH_BASELINE(self)
     backend = ssm_backends[self.current_account][self.region]
     baseline_id = result.response["BaselineId"] if hasattr(result, "response") else None
@@ -647,7 +656,7 @@ def _update_patch_baseline(self: SimpleSystemManagerResponse) -> ActionResult:
     global_filters = (
         given["GlobalFilters"] if given["GlobalFilters"] is not None or replace else fake.global_filters
     )
-    _validate_baseline(fake.operating_system, rules, global_filters)
+    _validate_baseline(fake.operating_system, rules, global_filters, given["ApprovedPatches"])
     for member, attr in fields.items():
         if given[member] is not None or replace:
             setattr(fake, attr, given[member])

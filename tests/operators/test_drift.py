@@ -69,9 +69,13 @@ class StateBucket:
         data = self.objects.get(key)
         return None if data is None else (data, {"bucket": bucket, "key": key, "version_id": "v1"})
 
-    def put_state(self, region: str = "us-east-1") -> None:
+    def put_state(self, region: str = "us-east-1", evidence_alias: bool = False) -> None:
         key = f"tenants/cu_alpha/{ACCOUNT}/{region}/terraform.tfstate"
-        self.objects[key] = (FIXTURES / "state_v4.json").read_bytes()
+        document = fixture("state_v4.json")
+        for resource in document["resources"]:
+            if evidence_alias and resource["type"].startswith("aws_s3_bucket"):
+                resource["provider"] += ".evidence"  # as the roots declare the evidence bucket
+        self.objects[key] = json.dumps(document).encode()
 
 
 class Cloud:
@@ -81,6 +85,7 @@ class Cloud:
     def __init__(self) -> None:
         self.readers: list[dict[str, Any]] = []
         self.lookups: list[tuple[str, str]] = []
+        self.trails: list[tuple[str, str, str, str]] = []  # (connection, region, lookup attribute, value)
         self.trail_down: ClientError | None = None
         self.live = fixture("live_view.json")["objects"]
         self.events = fixture("cloudtrail_lookup_events.json")["Events"]
@@ -123,10 +128,12 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Cloud:
     class Trail:
         def __init__(self, aws_conn_id: str, region_name: str) -> None:
             self.conn = FakeClient()
+            self.conn_id, self.region = aws_conn_id, region_name
             self.throttled = 0
 
         def lookup_events(self, name: str, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
             found.lookups.append(("ResourceName", name))
+            found.trails.append((self.conn_id, self.region, "ResourceName", name))
             if found.trail_down:
                 raise found.trail_down
             assert end - start == dt.timedelta(days=90)
@@ -273,6 +280,28 @@ def test_terraform_and_the_orchestrator_are_left_out_and_lookups_fall_back_to_ev
     # Bob's UpdatePatchBaseline names no resource in its event: found by the type's write events.
     assert ("EventName", "UpdatePatchBaseline") in cloud.lookups
     assert scope["cloudtrail"]["lookups"] == len(cloud.lookups)
+
+
+def test_the_evidence_buckets_authors_are_looked_up_in_the_platforms_cloudtrail(bucket, state, cloud) -> None:
+    state.put_state(evidence_alias=True)
+    found = document(bucket, report(bucket, state))["report"]["drifts"]
+    by_trail = {(conn, value) for conn, _, key, value in cloud.trails if key == "ResourceName"}
+    assert ("patchcycle_evidence", "patchcycle-evidence-cu-alpha") in by_trail
+    assert ("aws_cu_alpha", "patchcycle-evidence-cu-alpha") not in by_trail
+    assert ("aws_cu_alpha", "lt-0abc0000000000001") in by_trail
+    lock = next(d for d in found if d["address"] == "aws_s3_bucket_object_lock_configuration.evidence")
+    assert lock["changed_by"]["username"] == "dave" and lock["scope"] == f"aws:{ACCOUNT}:us-east-1"
+
+
+def test_iam_authors_are_looked_up_where_cloudtrail_records_iam_whatever_the_scopes_region(
+    bucket, state, cloud
+) -> None:
+    state.objects.clear()
+    state.put_state("us-west-2")
+    report(bucket, state, tenant=alpha(["us-west-2"]))
+    regions = {value: region for _, region, key, value in cloud.trails if key == "ResourceName"}
+    assert regions["patchcycle-orchestrator-cu_alpha"] == "us-east-1"  # the role of the widened policy
+    assert regions["lt-0abc0000000000001"] == "us-west-2"
 
 
 def test_the_state_is_read_from_the_scopes_key_and_the_evidence_bucket_through_its_own_connection(

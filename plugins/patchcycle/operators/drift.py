@@ -134,11 +134,48 @@ class DriftTaskMixin(TenantTaskMixin):
 
 @dataclasses.dataclass
 class ScopeRead:
-    """What one scope gave: the engine's result (with authors), its launch findings, and how it was read."""
+    """What one scope gave: the engine's result (with authors), its launch findings, how it was read, and
+    the provider configuration each resource is managed through (address -> alias, from the state)."""
 
     result: ScopeResult
     findings: list[LaunchFinding]
     facts: dict[str, Any]
+    aliases: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+class _Trails:
+    """The CloudTrail hooks of one scope, made when first needed: the scope's account and region (``""``),
+    the scope's account where IAM's events are recorded (``global``), and the platform's account in the
+    evidence region (``evidence``), their calls counted."""
+
+    def __init__(self, tenant: Any, scope: AwsScope) -> None:
+        from patchcycle.hooks import aws_drift
+
+        self._aws_drift = aws_drift
+        self._where = {
+            "": (scope.connection_id, scope.region),
+            policy.GLOBAL_TRAIL: (
+                scope.connection_id,
+                policy.GLOBAL_EVENTS_REGION[policy.partition(scope.region)],
+            ),
+            "evidence": (tenant.evidence.connection_id, tenant.evidence.region),
+        }
+        self._hooks: dict[tuple[str, str], Any] = {}
+        self.counter = aws_drift.CallCounter()
+
+    def hook(self, trail: str) -> Any:
+        """The hook of ``trail`` (an unknown alias reads the scope's own)."""
+        conn_id, region = self._where.get(trail, self._where[""])
+        if (conn_id, region) not in self._hooks:
+            hook = self._aws_drift.CloudTrailHook(aws_conn_id=conn_id, region_name=region)
+            self.counter.attach(hook.conn)
+            self._hooks[(conn_id, region)] = hook
+        return self._hooks[(conn_id, region)]
+
+    @property
+    def throttled(self) -> int:
+        """Throttled lookups sent again, over every trail."""
+        return sum(h.throttled for h in self._hooks.values())
 
 
 class DriftReportOperator(DriftTaskMixin, BaseOperator):
@@ -295,38 +332,40 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
             )
         ]
         facts = {"scope": label, "engine": "state_compare", "api_calls": dict(reader.counter.calls)}
-        return ScopeRead(result, findings, facts), policy.caller_arns_in_state(state)
+        aliases = {i.address: policy.provider_alias(i.provider) for i in state.managed()}
+        return ScopeRead(result, findings, facts, aliases), policy.caller_arns_in_state(state)
 
     def _attribute(
         self, read: ScopeRead, scope: AwsScope, excluded: Sequence[str], read_at: dt.datetime
     ) -> ScopeResult:
-        """The scope's result with each drift's author, from CloudTrail: by resource name, then by the
-        write events of the types still without one. CloudTrail failing leaves them unknown, noted."""
+        """The scope's result with each drift's author, from the CloudTrail of the account each resource
+        lives in: by resource name, then by the write events of the types still without one. CloudTrail
+        failing leaves them unknown, noted."""
         from botocore.exceptions import BotoCoreError, ClientError
-
-        from patchcycle.hooks import aws_drift
 
         result = read.result
         facts: dict[str, Any] = {"lookups": 0, "events": 0, "throttled": 0, "error": None}
         read.facts["cloudtrail"] = facts
-        if not policy.lookup_names(result):
+        if not policy.lookup_names(result, read.aliases):
             return result
-        hook = aws_drift.CloudTrailHook(aws_conn_id=scope.connection_id, region_name=scope.region)
-        counter = aws_drift.CallCounter()
-        counter.attach(hook.conn)
+        trails = _Trails(self.tenant, scope)
         start, events = read_at - policy.CLOUDTRAIL_LOOKBACK, {}
 
-        def ask(lookup: Any, values: list[str]) -> ScopeResult:
-            for value in values[: max(0, policy.MAX_LOOKUPS - facts["lookups"])]:
-                facts["lookups"] += 1
-                for event in lookup(value, start, read_at):
-                    events[event.get("EventId") or json.dumps(event, sort_keys=True, default=str)] = event
+        def ask(by_trail: Mapping[str, list[str]], event_names: bool) -> ScopeResult:
+            for trail, values in by_trail.items():
+                hook = trails.hook(trail)
+                lookup = hook.lookup_events_named if event_names else hook.lookup_events
+                for value in values[: max(0, policy.MAX_LOOKUPS - facts["lookups"])]:
+                    facts["lookups"] += 1
+                    for event in lookup(value, start, read_at):
+                        key = event.get("EventId") or json.dumps(event, sort_keys=True, default=str)
+                        events[key] = event
             return attach_authors(result, events.values(), exclude_principals=excluded, not_after=read_at)
 
         try:
-            result = ask(hook.lookup_events, policy.lookup_names(result))
-            if fallback := policy.unattributed_event_names(result):
-                result = ask(hook.lookup_events_named, fallback)
+            result = ask(policy.lookup_names(result, read.aliases), event_names=False)
+            if fallback := policy.unattributed_event_names(result, read.aliases):
+                result = ask(fallback, event_names=True)
         except (BotoCoreError, ClientError) as exc:
             facts["error"] = _error_text(exc)
             note = f"who made each drift is unknown: CloudTrail could not be read ({facts['error']})"
@@ -337,9 +376,9 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
                 "an author"
             )
             result = dataclasses.replace(result, notes=(*result.notes, note))
-        facts.update(events=len(events), throttled=hook.throttled)
+        facts.update(events=len(events), throttled=trails.throttled)
         calls = read.facts.setdefault("api_calls", {})
-        for name, count in counter.calls.items():
+        for name, count in trails.counter.calls.items():
             calls[name] = calls.get(name, 0) + count
         return result
 

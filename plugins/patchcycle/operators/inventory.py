@@ -373,6 +373,7 @@ class PreflightOperator(CycleOperator):
             report_complete=report.complete,
             drifts=[
                 {
+                    "scope": d.scope,
                     "address": d.address,
                     "attribute": d.path,
                     "what": d.description,

@@ -17,8 +17,10 @@ Decisions (docs/design/iac-drift.md, "The daily drift report"):
   and principals the deployment names (``[patchcycle] drift_excluded_principals``).
 - CloudTrail is asked by ``ResourceName`` for each identifying value of each drifted resource; a drift
   still without an author is asked for by the type's write events (``EventName``), since some services
-  leave an event's ``Resources`` empty (an SSM ``UpdatePatchBaseline``, for one). At most
-  :data:`MAX_LOOKUPS` lookups per scope (each is at least one call at CloudTrail's two a second).
+  leave an event's ``Resources`` empty (an SSM ``UpdatePatchBaseline``, for one). Each resource is
+  looked up in the CloudTrail of the account it lives in: the evidence bucket's settings in the
+  platform's (:func:`trail_of`). At most :data:`MAX_LOOKUPS` lookups per scope (each is at least one
+  call at CloudTrail's two a second).
 - A run reports the day it is for: the ``as_of`` param, else the run's logical date, else the day it
   runs. A state can only be compared with what is live now, so a state-engine run for an earlier day
   (a backfill) is marked late with the day it read; a plan-engine run reads that day's plans.
@@ -31,7 +33,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from patchcycle.domain.drift.model import Engine, ScopeResult
+from patchcycle.domain.drift.model import Drift, Engine, ScopeResult
 from patchcycle.domain.drift.registry import rule_for
 from patchcycle.domain.drift.state import TerraformState
 from patchcycle.domain.terraform_vars import EXECUTION_ROLE
@@ -132,16 +134,46 @@ def excluded_principals(
     return tuple(sorted(n for n in names if n))
 
 
-def lookup_names(result: ScopeResult) -> list[str]:
-    """The values CloudTrail is asked about by ``ResourceName``: every identifying attribute of every
-    drift (cycle-owned differences need no author)."""
-    return sorted({v for d in result.differences if d.classification == "drift" for v in d.identity.values()})
+GLOBAL_TRAIL = "global"
+"""The trail of a global service's events: IAM's are recorded in one region of the partition."""
+GLOBAL_EVENTS_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-north-1"}
+"""Where CloudTrail records IAM's events, whatever region the call named (CloudTrail User Guide,
+"CloudTrail concepts", Global service events: since November 22, 2021 "events created by [...] AWS
+Identity and Access Management, and AWS STS are recorded in the Region in which they were created, the US
+East (N. Virginia) Region, us-east-1"; GovCloud's and China's partitions each have their one region)."""
 
 
-def unattributed_event_names(result: ScopeResult) -> list[str]:
-    """The write events of the types whose drifts have no author yet (the ``EventName`` fallback)."""
-    types = {d.type for d in result.differences if d.classification == "drift" and d.changed_by is None}
-    return sorted({e for t in types if (rule := rule_for(t)) is not None for e in rule.write_events})
+def trail_of(drift: Drift, aliases: Mapping[str, str]) -> str:
+    """Whose CloudTrail records the writes on a drift's resource: IAM's global trail (:data:`GLOBAL_TRAIL`),
+    else the provider configuration it is managed through (``""``, the scope's account and region;
+    ``evidence``, the platform's account, where the evidence bucket lives). A state says (``aliases``:
+    address -> alias); a plan does not, so there the S3 bucket types, which only the evidence bucket's
+    module declares, are taken as the evidence bucket's."""
+    if drift.type.startswith("aws_iam_"):
+        return GLOBAL_TRAIL
+    if drift.address in aliases:
+        return aliases[drift.address]
+    return "evidence" if drift.type.startswith("aws_s3_bucket") else ""
+
+
+def lookup_names(result: ScopeResult, aliases: Mapping[str, str]) -> dict[str, list[str]]:
+    """The values CloudTrail is asked about by ``ResourceName``, by trail: every identifying attribute of
+    every drift (cycle-owned differences need no author)."""
+    names: dict[str, set[str]] = {}
+    for d in result.differences:
+        if d.classification == "drift":
+            names.setdefault(trail_of(d, aliases), set()).update(d.identity.values())
+    return {trail: sorted(values) for trail, values in sorted(names.items())}
+
+
+def unattributed_event_names(result: ScopeResult, aliases: Mapping[str, str]) -> dict[str, list[str]]:
+    """The write events of the types whose drifts have no author yet (the ``EventName`` fallback), by
+    trail."""
+    names: dict[str, set[str]] = {}
+    for d in result.differences:
+        if d.classification == "drift" and d.changed_by is None and (rule := rule_for(d.type)) is not None:
+            names.setdefault(trail_of(d, aliases), set()).update(rule.write_events)
+    return {trail: sorted(values) for trail, values in sorted(names.items())}
 
 
 def choose_engine(requested: EngineChoice, plans_found: Mapping[str, bool]) -> Engine:

@@ -111,6 +111,7 @@ class Drift:
     sensitive: bool = False
     identity: Mapping[str, str] = field(default_factory=dict)
     changed_by: ChangeAuthor | None = None
+    scope: str = ""  # the scope (state or plan) it was found in; every scope's root has the same addresses
 
     @property
     def description(self) -> str:
@@ -135,6 +136,7 @@ class Drift:
     def to_dict(self) -> dict[str, Any]:
         """The difference as JSON evidence (sensitive values are already masked)."""
         return {
+            "scope": self.scope,
             "address": self.address,
             "type": self.type,
             "path": self.path,
@@ -168,10 +170,12 @@ class UncheckedResource:
     type: str
     reason: str
     differences: tuple[Drift, ...] = ()
+    scope: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The unchecked resource as JSON evidence."""
         return {
+            "scope": self.scope,
             "address": self.address,
             "type": self.type,
             "reason": self.reason,
@@ -237,6 +241,12 @@ class DriftReport:
         return tuple(sorted({d.address for d in self.drifts}))
 
     @property
+    def drifted_objects(self) -> tuple[tuple[str, str], ...]:
+        """``(scope, address)`` of each resource with an open drift: every scope (account and region)
+        has the same addresses, since one root serves them all."""
+        return tuple(sorted({(d.scope, d.address) for d in self.drifts}))
+
+    @property
     def complete(self) -> bool:
         """Whether every scope was read (an incomplete report proves nothing about the missing ones)."""
         return not self.errors
@@ -253,6 +263,7 @@ class DriftReport:
             "resources_checked": self.resources_checked,
             "open_drift": self.open_drift,
             "drifted_resources": list(self.drifted_resources),
+            "drifted_objects": [list(o) for o in self.drifted_objects],
             "drifts": [d.to_dict() for d in self.drifts],
             "owned_by_cycle": [d.to_dict() for d in self.owned_by_cycle],
             "unchecked": [u.to_dict() for u in self.unchecked],
@@ -274,7 +285,7 @@ def build_report(
     other = sorted({r.engine for r in results} - {engine})
     if other:
         raise ValueError(f"a {engine} report was given results of engine {', '.join(other)}")
-    differences = [d for r in results for d in r.differences]
+    differences = [replace(d, scope=r.scope) for r in results for d in r.differences]
     return DriftReport(
         tenant=tenant,
         day=day,
@@ -283,7 +294,11 @@ def build_report(
         resources_checked=len({(r.scope, a) for r in results for a in r.checked}),
         drifts=tuple(d for d in differences if d.classification == "drift"),
         owned_by_cycle=tuple(d for d in differences if d.classification == "owned_by_cycle"),
-        unchecked=tuple(u for r in results for u in r.unchecked),
+        unchecked=tuple(
+            replace(u, scope=r.scope, differences=tuple(replace(d, scope=r.scope) for d in u.differences))
+            for r in results
+            for u in r.unchecked
+        ),
         errors=errors,
         notes=tuple(f"{r.scope}: {n}" for r in results for n in r.notes),
         sources={r.scope: r.source for r in results},
@@ -327,7 +342,7 @@ def drift_trend(previous_reports: Iterable[DriftReport], today: DriftReport) -> 
         TrendPoint(
             day=day,
             open_drift=report.open_drift,
-            drifted_resources=len(report.drifted_resources),
+            drifted_resources=len(report.drifted_objects),
             unchecked=len(report.unchecked),
             complete=report.complete,
         )

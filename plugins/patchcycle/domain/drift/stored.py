@@ -46,6 +46,7 @@ def drift_from_dict(data: Mapping[str, Any]) -> Drift:
         sensitive=bool(data.get("sensitive", False)),
         identity={str(k): str(v) for k, v in (data.get("identity") or {}).items()},
         changed_by=_author(data.get("changed_by")),
+        scope=str(data.get("scope") or ""),
     )
 
 
@@ -66,6 +67,7 @@ def report_from_dict(data: Mapping[str, Any]) -> DriftReport:
                     type=str(u["type"]),
                     reason=str(u["reason"]),
                     differences=tuple(drift_from_dict(d) for d in u.get("differences") or ()),
+                    scope=str(u.get("scope") or ""),
                 )
                 for u in data.get("unchecked") or ()
             ),

@@ -77,9 +77,9 @@ def drift_rows(report: DriftReport, scope_of: dict[str, str]) -> list[dict[str, 
     """One row per difference (drift first, then cycle-owned), then each unchecked resource (with what
     Terraform showed for it, if anything, classified ``unchecked``); ``scope_of`` maps an address to its
     scope."""
-    rows = [_row(d, scope_of.get(d.address, "")) for d in (*report.drifts, *report.owned_by_cycle)]
+    rows = [_row(d, d.scope or scope_of.get(d.address, "")) for d in (*report.drifts, *report.owned_by_cycle)]
     for unchecked in report.unchecked:
-        scope = scope_of.get(unchecked.address, "")
+        scope = unchecked.scope or scope_of.get(unchecked.address, "")
         rows += [_row(d, scope) for d in unchecked.differences]
         if not unchecked.differences:
             rows.append(
@@ -133,7 +133,7 @@ def drift_email(
         flags.append("INCOMPLETE")
     subject = (
         f"[Patchcycle] {tenant_name}: drift report {day}: {report.open_drift} open drift(s) on "
-        f"{len(report.drifted_resources)} resource(s)" + (f" ({'; '.join(flags)})" if flags else "")
+        f"{len(report.drifted_objects)} resource(s)" + (f" ({'; '.join(flags)})" if flags else "")
     )
     esc = html.escape
     parts = [f"<p>The daily drift report of {esc(tenant_name)} for {esc(day)} ({esc(report.engine)}).</p>"]
@@ -145,7 +145,8 @@ def drift_email(
         )
     if report.drifts:
         rows = "".join(
-            f"<li><b>{esc(d.address)}</b> {esc(d.path or '(whole resource)')}: {esc(d.description)}; "
+            f"<li><b>{esc(d.address)}</b> in {esc(d.scope or '-')}, {esc(d.path or '(whole resource)')}: "
+            f"{esc(d.description)}; "
             f"changed by {esc(_who(d))}</li>"
             for d in report.drifts[:MAX_MAILED]
         )
