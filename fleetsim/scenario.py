@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -249,12 +249,107 @@ class GcpFleet(_Strict):
         return self
 
 
+class ConsolePerson(_Strict):
+    """Who makes a console edit: an IAM user (``iam_user``), or an IAM Identity Center user
+    (``sso_user``, the session's name) working through a permission set's role (``permission_set``)."""
+
+    iam_user: str | None = None
+    sso_user: str | None = None
+    permission_set: str | None = None
+    source_ip: str = "203.0.113.10"
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> ConsolePerson:
+        if (self.iam_user is None) == (self.sso_user is None):
+            raise ValueError("by: name exactly one of iam_user or sso_user")
+        if self.sso_user is not None and not self.permission_set:
+            raise ValueError("by: an sso_user works through a permission_set")
+        return self
+
+
+class _ConsoleEdit(_Strict):
+    by: ConsolePerson
+    hours_ago: float = Field(gt=0)  # when, before fleetsim started; after the Terraform apply
+
+
+class RoleInlinePolicyEdit(_ConsoleEdit):
+    """PutRolePolicy during an incident: a statement allowing ``actions`` on every resource added to the
+    orchestrator role's inline policy (module.orchestrator_iam_aws.aws_iam_role_policy.execution)."""
+
+    change: Literal["role_inline_policy"]
+    actions: list[str] = Field(min_length=1)
+    sid: str = Field("IncidentFix", pattern=r"^[A-Za-z0-9]+$")
+
+
+class BaselineApproveAfterDaysEdit(_ConsoleEdit):
+    """UpdatePatchBaseline: the baseline's rules approve ``days`` after release instead of up to a date
+    (a field the monthly cycle owns and writes back: never drift)."""
+
+    change: Literal["baseline_approve_after_days"]
+    os_family: str
+    days: int = Field(ge=0, le=360)
+
+
+class BaselineComplianceLevelEdit(_ConsoleEdit):
+    """UpdatePatchBaseline: the baseline's ApprovedPatchesComplianceLevel set to ``level``."""
+
+    change: Literal["baseline_compliance_level"]
+    os_family: str
+    level: Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED"]
+
+
+class LaunchTemplateVersionEdit(_ConsoleEdit):
+    """CreateLaunchTemplateVersion from an AMI refresh, without the SSM bootstrap user data and the
+    instance profile, then ModifyLaunchTemplate making it the default (the paper's 6.1)."""
+
+    change: Literal["launch_template_version"]
+    template: str  # the key of the root's launch_templates (an OS family)
+    image_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
+
+
+class ObjectLockRetentionEdit(_ConsoleEdit):
+    """PutObjectLockConfiguration: the evidence bucket's default COMPLIANCE retention set to ``days``."""
+
+    change: Literal["object_lock_retention"]
+    days: int = Field(ge=1)
+
+
+ConsoleEdit = Annotated[
+    RoleInlinePolicyEdit
+    | BaselineApproveAfterDaysEdit
+    | BaselineComplianceLevelEdit
+    | LaunchTemplateVersionEdit
+    | ObjectLockRetentionEdit,
+    Field(discriminator="change"),
+]
+
+
 class TenantFleet(_Strict):
     id: str
     aws: AwsFleet | None = None
     azure: AzureFleet | None = None
     gcp: GcpFleet | None = None
     faults: Faults = Faults()
+    # Console edits made after the Terraform apply (the tenant must be in terraform.tenants).
+    drift: list[ConsoleEdit] = Field(default_factory=list)
+
+
+class TerraformApply(_Strict):
+    """fleetsim plays ``terraform apply`` of these tenants' roots (``<roots>/<tenant>``) at start.
+
+    ``roots`` is relative to the repository (fleetsim's parent directory) unless absolute. The apply is
+    made ``applied_days_ago`` before fleetsim started, by the role ``role_name`` (session
+    ``session_name``) in each account it writes to, and CloudTrail records it so.
+    """
+
+    tenants: list[str] = Field(min_length=1)
+    roots: str = "include/terraform/tenants"
+    applied_days_ago: float = Field(14.0, gt=0, lt=90)  # within event history's 90 days
+    role_name: str = "patchcycle-terraform"
+    session_name: str = "terraform"
+    source_ip: str = "198.51.100.20"
+    terraform_version: str = Field("1.11.4", pattern=r"^1\.11\.\d+$")
+    provider_version: str = Field("6.20.0", pattern=r"^6\.\d+\.\d+$")
 
 
 class EvidenceAccount(_Strict):
@@ -424,6 +519,7 @@ class Scenario(_Strict):
     evidence: EvidenceAccount = EvidenceAccount()
     identity: IdentitySeed = IdentitySeed()
     saml: SamlSeed = SamlSeed()
+    terraform: TerraformApply | None = None
     patch_catalog: list[CatalogPatch]
     tenants: list[TenantFleet]
 
@@ -435,6 +531,25 @@ class Scenario(_Strict):
         if dupes:
             raise ValueError(f"duplicate tenant ids: {dupes}")
         return tenants
+
+    @model_validator(mode="after")
+    def _terraform_names_aws_tenants(self) -> Scenario:
+        by_id = {t.id: t for t in self.tenants}
+        applied = set(self.terraform.tenants) if self.terraform else set()
+        for tenant_id in sorted(applied):
+            if tenant_id not in by_id or by_id[tenant_id].aws is None:
+                raise ValueError(f"terraform.tenants: {tenant_id!r} is not a tenant with an aws fleet")
+        for tenant in self.tenants:
+            if tenant.drift and tenant.id not in applied:
+                raise ValueError(f"tenants[{tenant.id}].drift: the tenant is not in terraform.tenants")
+            limit = self.terraform.applied_days_ago * 24 if self.terraform else 0
+            for i, edit in enumerate(tenant.drift):
+                if edit.hours_ago >= limit:
+                    raise ValueError(
+                        f"tenants[{tenant.id}].drift.{i}.hours_ago: {edit.hours_ago} is not after the "
+                        f"apply ({limit} hours ago)"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _faults_name_real_hosts(self) -> Scenario:

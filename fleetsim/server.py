@@ -36,6 +36,8 @@ from fleetsim.identity_providers import seed_identity_providers
 from fleetsim.scenario import Scenario
 from fleetsim.seed import seed_azure_and_gcp, seed_falcon
 from fleetsim.smtp import MailSink
+from fleetsim.terraform.apply import AppliedRoot
+from fleetsim.terraform.play import apply_terraform, make_console_edits
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +199,8 @@ class FleetsimServer:
             host, port, self.app, threaded=True, request_handler=_QuietRequestHandler
         )
         self._thread: threading.Thread | None = None
+        # The Terraform state each applied tenant root wrote (scenario terraform section), by tenant.
+        self.applied: dict[str, AppliedRoot] = {}
 
     @property
     def url(self) -> str:
@@ -204,9 +208,12 @@ class FleetsimServer:
         return f"http://{host}:{port}"
 
     def _seed_over_http(self) -> None:
+        started = cloudtrail_addon.now()
         seed_evidence_buckets(self.scenario, self.url)
         seed_identity(self.scenario, self.url)
         cloudtrail_addon.forget_history()  # the cloud as it was before any of the scenario's activity
+        self.applied = apply_terraform(self.scenario, self.url, started)
+        make_console_edits(self.scenario, self.url, started, self.applied)
         with self.state.lock:  # the call counts are the clients' calls, not fleetsim's own seeding
             self.state.calls = Counter()
 

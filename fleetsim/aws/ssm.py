@@ -21,7 +21,7 @@ from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.s3.models import s3_backends
-from moto.ssm.models import FakePatchGroup, ssm_backends
+from moto.ssm.models import FakePatchGroup, SimpleSystemManagerBackend, ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 from werkzeug.exceptions import HTTPException
 
@@ -110,6 +110,21 @@ class InvalidResourceId(ServiceException):
 
 # The original moto handler the CreatePatchBaseline add-on wraps (validate first, then let moto store).
 _MOTO_CREATE_PATCH_BASELINE = SimpleSystemManagerResponse.create_patch_baseline
+_MOTO_TAGGED_RESOURCE = SimpleSystemManagerBackend._validate_resource_type_and_id
+
+
+def _tagged_resource(self: SimpleSystemManagerBackend, resource_type: str, resource_id: str) -> str:
+    """AddTagsToResource / ListTagsForResource / CreatePatchBaseline's Tags on a patch baseline.
+
+    API reference, AddTagsToResource: ResourceType PatchBaseline, ResourceId "For the PatchBaseline
+    resource type: pb-..." (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_AddTagsToResource.html).
+    moto refuses every PatchBaseline id (InvalidResourceId); fleetsim accepts the account's baselines.
+    """
+    if resource_type == "PatchBaseline":
+        if resource_id not in self.baselines:
+            raise InvalidResourceId(f"Patch baseline {resource_id} does not exist.")
+        return resource_id
+    return _MOTO_TAGGED_RESOURCE(self, resource_type, resource_id)
 
 
 _STATE: dict[str, FleetState] = {}
@@ -135,6 +150,7 @@ def install(state: FleetState) -> None:
     ):
         setattr(SimpleSystemManagerResponse, name, globals()[f"_{name}"])
     state.ssm_baseline = baseline_for
+    SimpleSystemManagerBackend._validate_resource_type_and_id = _tagged_resource  # type: ignore[method-assign]
 
 
 def _fleet() -> FleetState:
