@@ -130,6 +130,7 @@ def aws_hook_calls() -> dict[str, set[tuple[str, str]]]:
         (HOOKS / "s3.py", "s3"),
         (HOOKS / "aws_drift.py", "?"),
         (HOOKS / "terraform_state.py", "s3"),
+        (HOOKS / "aws_iam_saml.py", "iam"),
     ):
         for name, cls in _classes(path).items():
             calls = boto3_calls(path, cls, default)
@@ -217,6 +218,7 @@ def test_the_hooks_calls_are_read_from_their_source() -> None:
         "BucketSettingsHook",
         "CloudTrailHook",
         "TerraformStateHook",
+        "IamSamlHook",
     }
     # A few known calls, so a reader that finds nothing cannot pass the equality tests below.
     assert ("ssm", "send_command") in calls["SsmFleetHook"]
@@ -241,6 +243,14 @@ def test_the_drift_reader_grants_the_execution_role_exactly_the_drift_hooks_read
     assert granted == needed, f"missing: {sorted(needed - granted)}; not called: {sorted(granted - needed)}"
     assert all(a.split(":", 1)[1].startswith(("Get", "List", "Describe", "Lookup")) for a in granted)
     attached = read_dir(MODULES / "orchestrator_iam_aws")["resource"]["aws_iam_role_policy"]["drift_reader"]
+    assert attached["role"] == "${aws_iam_role.execution.id}"
+
+
+def test_the_saml_reader_grants_the_execution_role_exactly_the_saml_hooks_reads() -> None:
+    needed = iam_actions(aws_hook_calls()["IamSamlHook"])
+    assert needed == {"iam:ListSAMLProviders", "iam:GetSAMLProvider"}
+    assert policy_actions("orchestrator_iam_aws", "saml_reader") == needed
+    attached = read_dir(MODULES / "orchestrator_iam_aws")["resource"]["aws_iam_role_policy"]["saml_reader"]
     assert attached["role"] == "${aws_iam_role.execution.id}"
 
 
@@ -402,7 +412,7 @@ def test_no_hook_calls_a_cloud_the_modules_do_not_cover() -> None:
             if marker in text:
                 by_kind[marker].append(path.name)
     assert by_kind == {
-        "AwsBaseHook": ["aws.py", "aws_drift.py"],
+        "AwsBaseHook": ["aws.py", "aws_drift.py", "aws_iam_saml.py"],
         "S3Hook": ["s3.py", "terraform_state.py"],
         "HybridComputeManagementClient": ["azure_arc.py"],
         "osconfig_v1": ["gcp_osconfig.py"],

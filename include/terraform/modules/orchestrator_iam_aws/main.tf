@@ -5,7 +5,8 @@
 #
 # Three principals, three places:
 # - the execution role (this account; the aws_<tenant> connection's role_arn): SSM, EC2, RDS, and the
-#   drift report's read-only calls in their own inline policy (drift_reader);
+#   drift report's and the SAML certificate watch's read-only calls in inline policies of their own
+#   (drift_reader, saml_reader);
 # - the evidence writer (the platform's role, patchcycle_evidence): S3 and KMS, granted by the evidence
 #   bucket's own policies (modules/evidence_bucket); the drift report's state and bucket-settings reads
 #   through the same role, in the policy document output here (drift_platform_reader);
@@ -189,6 +190,29 @@ resource "aws_iam_role_policy" "drift_reader" {
   name   = "patchcycle-drift-read"
   role   = aws_iam_role.execution.id
   policy = data.aws_iam_policy_document.drift_reader.json
+}
+
+# hooks/aws_iam_saml.IamSamlHook, the daily SAML certificate watch's reads in this account: the IAM SAML
+# providers and their metadata documents. ListSAMLProviders takes no resource ARN; GetSAMLProvider takes
+# the provider's (Service Authorization Reference for AWS Identity and Access Management, resource type
+# saml-provider).
+data "aws_iam_policy_document" "saml_reader" {
+  statement {
+    sid       = "SamlProvidersList"
+    actions   = ["iam:ListSAMLProviders"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "SamlProviderRead"
+    actions   = ["iam:GetSAMLProvider"]
+    resources = ["arn:${local.p}:iam::${local.acct}:saml-provider/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "saml_reader" {
+  name   = "patchcycle-saml-read"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.saml_reader.json
 }
 
 # The drift report's reads through the platform's connection (patchcycle_evidence), in the platform's
