@@ -19,6 +19,18 @@ Documents this module follows (cited again where each rule is applied):
         https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-aws-runpatchbaseline.html
 - IPS = API reference, InstancePatchState
         https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstancePatchState.html
+- UPB = API reference, CreatePatchBaseline / UpdatePatchBaseline: ApprovedPatches "Maximum number of 50
+        items", each "Minimum length of 1. Maximum length of 100"; ApprovedPatchesEnableNonSecurity
+        "Indicates whether the list of approved patches includes non-security updates that should be
+        applied to the managed nodes. The default value is false. Applies to Linux managed nodes only."
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdatePatchBaseline.html
+- DPP = API reference, DescribePatchProperties: "the properties that can be used in filters for each
+        major operating system type" (filters of CreatePatchBaseline and UpdatePatchBaseline among them):
+        AMAZON_LINUX_2, AMAZON_LINUX_2023, CENTOS, REDHAT_ENTERPRISE_LINUX: PRODUCT | CLASSIFICATION |
+        SEVERITY; UBUNTU, DEBIAN: PRODUCT | PRIORITY; WINDOWS: PRODUCT | PRODUCT_FAMILY | CLASSIFICATION |
+        MSRC_SEVERITY. (PatchFilter's Key enumerates more, CVE_ID and ADVISORY_ID among them: those are
+        DescribeAvailablePatches filters, not a baseline's.)
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribePatchProperties.html
 """
 
 from __future__ import annotations
@@ -65,6 +77,23 @@ NO_APPROVAL_DATES = frozenset({"UBUNTU", "DEBIAN", "RASPBIAN"})
 # Patch filter keys fleetsim evaluates; a baseline using another (valid in AWS) key is refused with a
 # ValidationException that says so, rather than silently approving nothing.
 EMULATED_FILTER_KEYS = frozenset({"PRODUCT", "CLASSIFICATION", "SEVERITY", "MSRC_SEVERITY", "PATCH_ID"})
+# DPP: the keys a baseline's filters may use, per operating system. A key outside its OS's list (CVE_ID in
+# an approval rule, SEVERITY on Windows) is refused: DPP documents no other, and AWS's error for one is
+# not documented, so fleetsim answers ValidationException, the error UpdatePatchBaseline lists for input.
+_YUM_KEYS = frozenset({"PRODUCT", "CLASSIFICATION", "SEVERITY"})
+BASELINE_FILTER_KEYS: dict[str, frozenset[str]] = {
+    "AMAZON_LINUX": _YUM_KEYS,
+    "AMAZON_LINUX_2": _YUM_KEYS,
+    "AMAZON_LINUX_2023": _YUM_KEYS,
+    "CENTOS": _YUM_KEYS,
+    "REDHAT_ENTERPRISE_LINUX": _YUM_KEYS,
+    "ORACLE_LINUX": _YUM_KEYS,
+    "UBUNTU": frozenset({"PRODUCT", "PRIORITY"}),
+    "DEBIAN": frozenset({"PRODUCT", "PRIORITY"}),
+    "WINDOWS": frozenset({"PRODUCT", "PRODUCT_FAMILY", "CLASSIFICATION", "MSRC_SEVERITY"}),
+}
+APPROVED_PATCHES_MAX = 50  # UPB
+APPROVED_PATCH_LENGTH = (1, 100)  # UPB
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -185,6 +214,7 @@ class Baseline:
     global_filters: tuple[tuple[str, tuple[str, ...]], ...] = ()
     approved_patches: tuple[str, ...] = ()
     approved_patches_compliance_level: str = "UNSPECIFIED"
+    approved_patches_enable_non_security: bool = False
     rejected_patches: tuple[str, ...] = ()
     rejected_patches_action: str = "ALLOW_AS_DEPENDENCY"
     patch_group: str = ""  # the patch group through which it was chosen ("" for none)
@@ -195,8 +225,32 @@ def _filters(group: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[str, ...
     return tuple((f["Key"], tuple(f.get("Values", []))) for f in (group or {}).get("PatchFilters", []))
 
 
+def _check_filter_key(key: str, operating_system: str, where: str) -> None:
+    valid = BASELINE_FILTER_KEYS.get(operating_system)
+    if valid is not None and key not in valid:
+        raise BaselineError(
+            f"{where}: patch filter key {key!r} is not valid for operating system {operating_system} "
+            f"(DescribePatchProperties lists {', '.join(sorted(valid))})"
+        )
+    if key not in EMULATED_FILTER_KEYS:
+        raise BaselineError(f"fleetsim does not emulate the patch filter key {key!r}")
+
+
+def validate_approved_patches(approved_patches: Iterable[str] | None) -> None:
+    """UPB: at most 50 ApprovedPatches, each 1 to 100 characters."""
+    entries = list(approved_patches or ())
+    if len(entries) > APPROVED_PATCHES_MAX:
+        raise BaselineError(
+            f"ApprovedPatches has {len(entries)} members; at most {APPROVED_PATCHES_MAX} are allowed"
+        )
+    low, high = APPROVED_PATCH_LENGTH
+    for entry in entries:
+        if not low <= len(str(entry)) <= high:
+            raise BaselineError(f"ApprovedPatches member {entry!r} must be {low} to {high} characters long")
+
+
 def validate(operating_system: str, approval_rules: Mapping[str, Any] | None, global_filters: Any) -> None:
-    """Refuse what PR documents as unsupported, as CreatePatchBaseline/UpdatePatchBaseline would.
+    """Refuse what PR and DPP document as unsupported, as CreatePatchBaseline/UpdatePatchBaseline would.
 
     - PR, ApproveAfterDays / ApproveUntilDate: "your request must include a value for either
       ApproveAfterDays or ApproveUntilDate" and both are "Not supported for Debian Server or Ubuntu
@@ -206,12 +260,10 @@ def validate(operating_system: str, approval_rules: Mapping[str, Any] | None, gl
     - PR, ApproveAfterDays: "Valid Range: Minimum value of 0. Maximum value of 360."
     """
     for key, _ in _filters(global_filters):
-        if key not in EMULATED_FILTER_KEYS:
-            raise BaselineError(f"fleetsim does not emulate the patch filter key {key!r}")
+        _check_filter_key(key, operating_system, "GlobalFilters")
     for i, rule in enumerate((approval_rules or {}).get("PatchRules", [])):
         for key, _ in _filters(rule.get("PatchFilterGroup")):
-            if key not in EMULATED_FILTER_KEYS:
-                raise BaselineError(f"fleetsim does not emulate the patch filter key {key!r}")
+            _check_filter_key(key, operating_system, f"PatchRules[{i}]")
         days, until = rule.get("ApproveAfterDays"), rule.get("ApproveUntilDate")
         if operating_system in NO_APPROVAL_DATES:
             if days is not None or until is not None:
@@ -245,6 +297,7 @@ def from_api(
     rejected_patches: Iterable[str] = (),
     rejected_patches_action: str | None = None,
     patch_group: str = "",
+    approved_patches_enable_non_security: bool | None = None,
 ) -> Baseline:
     """A baseline from the fields CreatePatchBaseline / UpdatePatchBaseline take."""
     rules = []
@@ -266,6 +319,7 @@ def from_api(
         global_filters=_filters(global_filters),
         approved_patches=tuple(approved_patches or ()),
         approved_patches_compliance_level=approved_patches_compliance_level or "UNSPECIFIED",
+        approved_patches_enable_non_security=bool(approved_patches_enable_non_security),
         rejected_patches=tuple(rejected_patches or ()),
         rejected_patches_action=rejected_patches_action or "ALLOW_AS_DEPENDENCY",
         patch_group=patch_group,
@@ -372,12 +426,29 @@ def _released_by(rule: PatchRule, patch: CatalogPatch, as_of: dt.date, operating
     return patch.released + dt.timedelta(days=rule.approve_after_days or 0) <= as_of
 
 
+def _listed_approved(baseline: Baseline, patch: CatalogPatch) -> bool:
+    """Whether the baseline's ApprovedPatches approve the patch: named in NF's formats, and on Linux a
+    security update unless ApprovedPatchesEnableNonSecurity is set (UPB: "Indicates whether the list of
+    approved patches includes non-security updates ... The default value is false"; the conservative
+    reading: without it, a non-security update the list names is not approved)."""
+    if not _in_list(patch, baseline.approved_patches, approved=True):
+        return False
+    return (
+        patch.is_windows
+        or baseline.approved_patches_enable_non_security
+        or patch.classification in SECURITY_CLASSIFICATIONS
+    )
+
+
 def approvals(baseline: Baseline, patches: Iterable[CatalogPatch], as_of: dt.date) -> dict[str, str]:
     """Patch id -> compliance level of every patch the baseline approves as of a date.
 
     PB: "The rejected list overrides both the rules and the approve list"; "If a patch is listed as
     both approved and rejected in the same patch baseline, the patch is rejected". Global filters
-    narrow every rule. The first matching rule in order gives the compliance level.
+    narrow every rule. The first matching rule in order gives the compliance level. A patch the
+    ApprovedPatches name is approved whatever its release date (user guide, "Creating a custom patch
+    baseline (Linux)": "explicitly approve any patches in addition to those meeting your approval
+    rules"), which is how a fix released after a rule's ApproveUntilDate is approved.
     """
     approved: dict[str, str] = {}
     for patch in patches:
@@ -387,7 +458,7 @@ def approvals(baseline: Baseline, patches: Iterable[CatalogPatch], as_of: dt.dat
             continue
         if not _matches(baseline.global_filters, patch):
             continue
-        if _in_list(patch, baseline.approved_patches, approved=True):
+        if _listed_approved(baseline, patch):
             approved[patch.id] = baseline.approved_patches_compliance_level
             continue
         for rule in baseline.rules:

@@ -41,6 +41,8 @@ CYCLE_OWNED = {
     "${approval_rule[0].approve_until_date}",
     "${approval_rule[0].approve_after_days}",
     "description",
+    "approved_patches",
+    "approved_patches_enable_non_security",
 }
 
 

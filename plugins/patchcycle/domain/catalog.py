@@ -25,6 +25,22 @@ Documents relied on (AWS Systems Manager API Reference and User Guide):
 - Understanding patch compliance state values (Installed, InstalledOther, InstalledPendingReboot,
   InstalledRejected, Missing, NotApplicable, Failed).
   https://docs.aws.amazon.com/systems-manager/latest/userguide/about-patch-compliance-states.html
+- CreatePatchBaseline / UpdatePatchBaseline, ApprovedPatches: "A list of explicitly approved patches for
+  the baseline", "Maximum number of 50 items", each 1 to 100 characters; ApprovedPatchesEnableNonSecurity:
+  "Indicates whether the list of approved patches includes non-security updates that should be applied to
+  the managed nodes. The default value is false. Applies to Linux managed nodes only."
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdatePatchBaseline.html
+- Package name formats for approved and rejected patch lists (NF): Amazon Linux (1, 2, 2023), CentOS,
+  Oracle Linux and RHEL approved lists take Bugzilla ids, CVE ids (``CVE-2018-1234567``), advisory ids
+  (``RHSA-2017:0864``, ``ALAS-2018-123``) and full package names; Debian and Ubuntu take package names only
+  ("don't include elements such as architecture or versions"); Windows takes KB and bulletin ids.
+  https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-approved-rejected-package-name-formats.html
+- AWS-RunPatchBaseline, InstallOverrideList: the list "overrides the patches specified by the current
+  default patch baseline"; "compliance reports reflect patch states according to what's specified in the
+  patch baseline, not what you specify in an InstallOverrideList ... Scan operations ignore the
+  InstallOverrideList parameter". The sample scenario installs, through the list, patches the baseline does
+  not approve (patch-manager-override-lists): the install of a fast-tracked patch needs no approval, its
+  truthful compliance (Missing before, Installed after) does, hence ApprovedPatches.
 """
 
 from __future__ import annotations
@@ -38,7 +54,8 @@ from patchcycle.config.models import Baseline, OsFamily, Severity
 from patchcycle.domain.platforms import normalize_severity
 
 if TYPE_CHECKING:  # plan imports this module
-    from patchcycle.domain.plan import CatalogPatch
+    from patchcycle.domain.fast_track import ApprovedList
+    from patchcycle.domain.plan import CatalogPatch, PlanRisk
 
 AVAILABLE_PATCHES_SOURCE = "ssm:DescribeAvailablePatches"
 SCAN_SOURCE = "ssm:Scan+DescribeInstancePatches"
@@ -122,27 +139,53 @@ class BaselineRequest:
     approval_rules: dict[str, Any]
     description: str
     notes: tuple[str, ...] = ()
+    # ApprovedPatches the cycle sets (fast-tracked or zero-day fixes, in NF's formats); None: the tenant has
+    # no risk policy and the cycle leaves the field alone, as it always did.
+    approved_patches: tuple[str, ...] | None = None
+    approved_non_security: bool = False  # ApprovedPatchesEnableNonSecurity, Linux only
+
+    def _approved_kwargs(self, clear: bool) -> dict[str, Any]:
+        if self.approved_patches is None or (not self.approved_patches and not clear):
+            return {}
+        kwargs: dict[str, Any] = {"ApprovedPatches": list(self.approved_patches)}
+        if self.approved_patches and OsFamily(self.os_family).is_linux:
+            kwargs["ApprovedPatchesEnableNonSecurity"] = self.approved_non_security
+        return kwargs
 
     def create_kwargs(self) -> dict[str, Any]:
-        """CreatePatchBaseline's arguments (UpdatePatchBaseline takes the same rules by BaselineId)."""
+        """CreatePatchBaseline's arguments (UpdatePatchBaseline takes the same rules by BaselineId), with
+        ApprovedPatches when the cycle approves patches by list."""
         return {
             "OperatingSystem": self.operating_system,
             "Name": self.name,
             "ApprovalRules": self.approval_rules,
             "Description": self.description,
+            **self._approved_kwargs(clear=False),
         }
 
     def update_kwargs(self) -> dict[str, Any]:
-        """UpdatePatchBaseline's arguments but BaselineId: name, rules, description (no OperatingSystem)."""
-        return {"Name": self.name, "ApprovalRules": self.approval_rules, "Description": self.description}
+        """UpdatePatchBaseline's arguments but BaselineId: name, rules, description (no OperatingSystem);
+        for a tenant with a risk policy also ApprovedPatches, empty when nothing is listed this cycle
+        (the cycle owns the field: last cycle's list must not approve anything in this one)."""
+        return {
+            "Name": self.name,
+            "ApprovalRules": self.approval_rules,
+            "Description": self.description,
+            **self._approved_kwargs(clear=True),
+        }
 
 
-def baseline_request(tenant_id: str, baseline: Baseline, cutoff: dt.date) -> BaselineRequest:
+def baseline_request(
+    tenant_id: str, baseline: Baseline, cutoff: dt.date, approved: Sequence[str] | None = None
+) -> BaselineRequest:
     """The tenant's baseline for one family as an SSM patch baseline approving up to ``cutoff``.
 
     ApproveUntilDate: "Any patches released on or before this date" (PatchRule), the same rule the plan
     applies (released on or before the cutoff). Ubuntu takes no date and no severity filter: its rule
     approves the security pocket (EnableNonSecurity false) of every priority, and the notes say so.
+    ``approved`` (tenants with a risk policy): the baseline's ApprovedPatches (see :func:`ssm_approved_list`),
+    with ApprovedPatchesEnableNonSecurity as the rule's EnableNonSecurity, so the list takes no wider a
+    set of classifications than the rule.
     """
     family = OsFamily(baseline.os_family)
     notes: list[str] = []
@@ -178,6 +221,82 @@ def baseline_request(tenant_id: str, baseline: Baseline, cutoff: dt.date) -> Bas
         approval_rules={"PatchRules": [rule]},
         description=f"patchcycle {tenant_id} {family.value}: approved on or before {cutoff.isoformat()}",
         notes=tuple(notes),
+        approved_patches=tuple(approved) if approved is not None else None,
+        approved_non_security=non_security,
+    )
+
+
+def approved_list_id(patch: CatalogPatch) -> str | None:
+    """A catalog entry as an ApprovedPatches entry in NF's format: the KB id on Windows, the advisory id
+    (the Patch object's ``AdvisoryIds``, ``ALAS2-2024-1234``) on Linux; None for an entry with neither."""
+    if patch.os_family.is_windows:
+        return f"KB{patch.kb}" if patch.kb else None
+    return patch.advisory_ids[0] if patch.advisory_ids else None
+
+
+def ssm_approved_list(
+    baseline: Baseline,
+    cycle_date: dt.date,
+    risk: PlanRisk | None,
+    listed: Sequence[CatalogPatch] | None,
+) -> ApprovedList:
+    """What the tenant's SSM baseline of one family approves by list for this cycle, before its Scan.
+
+    - DescribeAvailablePatches families (``listed``, the catalog AWS publishes): the advisory or KB ids of
+      the patches the plan will fast-track (or, in a zero-day cycle, select), so the Scan reports them
+      Missing and the hosts' compliance counts them, as it counts what the rules approve.
+    - Ubuntu: nothing; its rules take no date, so the Scan already lists every security update and the
+      plan ages (and fast-tracks) them itself.
+    - Other YUM families, whose catalog is the Scan itself: the CVE ids (NF allows them): the zero-day
+      cycle's CVEs, or the KEV CVEs listed on or before the cycle date, newest first, at most 50 (the API's
+      limit); what did not fit, and EPSS (far more CVEs than 50 places), cannot be fast-tracked there, and
+      the notes say so.
+    """
+    from patchcycle.domain.fast_track import ApprovedList, capped, kev_cves_newest_first
+
+    family = OsFamily(baseline.os_family)
+    if risk is None or family in APT_FAMILIES:
+        return ApprovedList()
+    if family in AVAILABLE_PATCHES_FAMILIES:
+        chosen = [
+            p for p in listed or () if (c := risk.select(p, baseline, cycle_date))[0] and c[1] is not None
+        ]
+        kept, left = capped(sorted(pid for p in chosen if (pid := approved_list_id(p))))
+        left += tuple(sorted(p.id for p in chosen if approved_list_id(p) is None))
+        notes = (
+            (
+                f"{len(left)} fast-tracked patch(es) not in the baseline's ApprovedPatches (no advisory "
+                f"or KB id, or beyond its 50 places: {', '.join(left)}): installed through the install "
+                "list, but SSM's compliance shows them InstalledOther, not Missing, until then",
+            )
+            if left
+            else ()
+        )
+        return ApprovedList(kept, left, notes)
+    if risk.zero_day_cves is not None:
+        kept, left = capped(sorted(risk.zero_day_cves))
+        return ApprovedList(kept, left, _scan_family_notes(left, ()))
+    if not risk.policy.kev:
+        return ApprovedList((), (), _epss_unreachable() if risk.policy.epss_at_least is not None else ())
+    kept, left = capped(kev_cves_newest_first(risk.feeds, cycle_date))
+    epss = _epss_unreachable() if risk.policy.epss_at_least is not None else ()
+    return ApprovedList(kept, left, _scan_family_notes(left, kept) + epss)
+
+
+def _scan_family_notes(left: Sequence[str], kept: Sequence[str]) -> tuple[str, ...]:
+    if not left:
+        return ()
+    return (
+        f"SSM's ApprovedPatches takes at most 50 entries: the {len(kept) or 50} CVE id(s) listed were "
+        f"approved by CVE; fixes of {len(left)} other CVE(s) released after the cutoff are not listed by the "
+        "Scan and could not be fast-tracked on this family",
+    )
+
+
+def _epss_unreachable() -> tuple[str, ...]:
+    return (
+        "EPSS fast-track cannot reach this family: its catalog is the Scan, which lists only what the "
+        "baseline approves, and ApprovedPatches takes at most 50 ids",
     )
 
 

@@ -22,11 +22,13 @@ EPSS_FILE = "epss_scores.csv.gz"
 
 def latest_feeds(hook: Any, bucket: str) -> Any:
     """The newest refreshed feeds in the platform bucket (CVSS from the committed snapshot), or None."""
-    import gzip
+    prefix = latest_feeds_prefix(hook, bucket)
+    return feeds_at(hook, bucket, prefix) if prefix is not None else None
 
+
+def latest_feeds_prefix(hook: Any, bucket: str) -> str | None:
+    """The key prefix (``feeds/<day>/<run>``) of the newest refresh holding both feeds, or None."""
     from botocore.exceptions import ClientError
-
-    from patchcycle.feeds import FeedSnapshot, load_feed_snapshots, parse_epss_bytes, parse_kev
 
     try:
         keys = hook.keys(bucket, "feeds/")
@@ -36,9 +38,36 @@ def latest_feeds(hook: Any, bucket: str) -> Any:
         {k.rsplit("/", 1)[0] for k in keys if k.endswith(KEV_FILE)}
         & {k.rsplit("/", 1)[0] for k in keys if k.endswith(EPSS_FILE)}
     )
-    if not runs:
-        return None
-    prefix = runs[-1]
+    return runs[-1] if runs else None
+
+
+def platform_bucket() -> str:
+    """The platform bucket the feeds are refreshed into (``[patchcycle] portfolio_bucket``)."""
+    from airflow.configuration import conf
+
+    return conf.get("patchcycle", "portfolio_bucket", fallback="patchcycle-portfolio")
+
+
+def cycle_feeds(hook: Any, pinned: str | None = None) -> tuple[Any, str | None]:
+    """The feeds a cycle reads, as the evidence does: the newest refresh in the platform bucket, else the
+    committed snapshots; with ``pinned`` (a refresh's prefix an earlier step of the same plan read, "" for
+    the committed snapshots), that refresh. Returns the feeds and the prefix read (None: the committed
+    snapshots)."""
+    from patchcycle.feeds import load_feed_snapshots
+
+    bucket = platform_bucket()
+    prefix = pinned if pinned is not None else latest_feeds_prefix(hook, bucket)
+    if not prefix:  # None: no refresh yet; "": the committed snapshots were pinned
+        return load_feed_snapshots(), None
+    return feeds_at(hook, bucket, prefix), prefix
+
+
+def feeds_at(hook: Any, bucket: str, prefix: str) -> Any:
+    """The feeds one refresh stored under ``prefix`` (CVSS from the committed snapshot)."""
+    import gzip
+
+    from patchcycle.feeds import FeedSnapshot, load_feed_snapshots, parse_epss_bytes, parse_kev
+
     committed = load_feed_snapshots()
     epss = hook.get(bucket, f"{prefix}/{EPSS_FILE}")
     return FeedSnapshot(

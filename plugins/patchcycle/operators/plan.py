@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -32,13 +32,16 @@ from patchcycle.domain.catalog import (
     scan_first_seen,
     scan_notes,
     scanned_hosts,
+    ssm_approved_list,
     supports_approval_date,
 )
+from patchcycle.domain.fast_track import ApprovedList, FastTrackPolicy, kev_clock_lines, kev_clocks
 from patchcycle.domain.inventory import environment_for_tag
 from patchcycle.domain.plan import (
     INSTALL_VARIANTS,
     LEDGER_PREFIX,
     CatalogPatch,
+    PlanRisk,
     age_by_ledger,
     approval_cutoff,
     build_cycle_plan,
@@ -137,12 +140,49 @@ def cloud_has_hosts(tenant: Tenant, cloud: str) -> bool:
 
 
 # -- AWS ---------------------------------------------------------------------------------------
+def aws_approved_lists(
+    tenant: Tenant, cycle_date: dt.date, risk: PlanRisk | None, log: EventLog
+) -> dict[str, ApprovedList] | None:
+    """What each of the tenant's SSM baselines approves by list this cycle (None: the tenant has no risk
+    policy, and the cycle leaves ApprovedPatches alone). DescribeAvailablePatches families read AWS's
+    catalog first, in the first account and region (it is AWS's, the same in every one), so the fixes the
+    plan will fast-track are approved before the Scan (:func:`ssm_approved_list`)."""
+    from patchcycle.hooks.aws import SsmFleetHook
+
+    if risk is None or tenant.clouds.aws is None:
+        return None
+    account = tenant.clouds.aws.accounts[0]
+    hook = SsmFleetHook(aws_conn_id=tenant.aws_connection_id(account), region_name=account.regions[0])
+    lists: dict[str, ApprovedList] = {}
+    for baseline in sorted(tenant.baselines, key=lambda b: b.os_family.value):
+        family = OsFamily(baseline.os_family)
+        listed = None
+        if family in AVAILABLE_PATCHES_FAMILIES:
+            listed = [catalog_patch_from_ssm(r, family) for r in hook.available_patches(SSM_PRODUCTS[family])]
+        lists[family.value] = ssm_approved_list(baseline, cycle_date, risk, listed)
+        log.record(
+            "plan.approved_list",
+            target=f"aws:{account.account_id}:{account.regions[0]}",
+            os_family=family.value,
+            approved_patches=list(lists[family.value].entries),
+            left_out=list(lists[family.value].left_out),
+            source=AVAILABLE_PATCHES_SOURCE if listed is not None else "feeds",
+        )
+    return lists
+
+
 def prepare_aws_catalog(
-    tenant: Tenant, cycle_date: dt.date, run_id: str, environments: list[str], log: EventLog
+    tenant: Tenant,
+    cycle_date: dt.date,
+    run_id: str,
+    environments: list[str],
+    log: EventLog,
+    approved: Mapping[str, ApprovedList] | None = None,
 ) -> dict[str, Any]:
     """Per account and region: the tenant's patch baseline for each family (approving up to the
-    cycle's cutoff), its patch group, the ``Patch Group`` tag on the tenant's hosts of that family, and
-    one AWS-RunPatchBaseline Scan of them all. Returns what the read step needs (JSON)."""
+    cycle's cutoff, and the ``approved`` lists when the tenant has a risk policy), its patch group, the
+    ``Patch Group`` tag on the tenant's hosts of that family, and one AWS-RunPatchBaseline Scan of them
+    all. Returns what the read step needs (JSON)."""
     from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
 
     scans = []
@@ -155,8 +195,9 @@ def prepare_aws_catalog(
             ec2 = Ec2BackupHook(aws_conn_id=conn_id, region_name=region)
             baselines: dict[str, str] = {}
             for family, baseline in sorted(families.items()):
+                listed = approved[family.value].entries if approved is not None else None
                 request = baseline_request(
-                    tenant.id, baseline, approval_cutoff(cycle_date, baseline.approve_after_days)
+                    tenant.id, baseline, approval_cutoff(cycle_date, baseline.approve_after_days), listed
                 )
                 baseline_id = ssm.patch_baseline_named(request.name)
                 if baseline_id is None:
@@ -182,6 +223,7 @@ def prepare_aws_catalog(
                     patch_group=request.patch_group,
                     patch_group_registered=registered,
                     approval_rules=request.approval_rules,
+                    **({"approved_patches": list(listed)} if listed is not None else {}),
                 )
             hosts, to_tag = _tenant_hosts_by_family(tenant, ssm, ec2, set(families))
             tagging_calls = sum(
@@ -410,7 +452,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
                 command_ids=[s["command_id"] for s in scans.get("scans", []) if s.get("command_id")],
             )
         elif tenant.clouds.aws is not None:
-            prepared["aws"] = prepare_aws_catalog(tenant, cycle_date, cycle.run_id, environments, log)
+            prepared["aws"] = self._prepare_aws(cycle, log, cycle_date, environments)
             cycle.write_record(paths.run_file(AWS_SCAN_RECORD), prepared["aws"])
         commands = [
             {"command_id": s["command_id"], "conn_id": s["conn_id"], "region": s["region"]}
@@ -526,7 +568,12 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
                     status=(event.get("commands") or {}).get(scope["command_id"]),
                 )
         catalog, notes = self._read_catalogs(cycle, cycle_date, prepared, log)
-        plan = build_cycle_plan(tenant, cycle_date, catalog, self._rds_os_updates(log), source_notes=notes)
+        aws_risk = prepared.get("aws", {}).get("risk", {})
+        feeds = self._feeds(cycle, log, aws_risk.get("feeds_prefix"))
+        risk = self._plan_risk(cycle, feeds, aws_risk.get("approved", {})) if feeds is not None else None
+        plan = build_cycle_plan(
+            tenant, cycle_date, catalog, self._rds_os_updates(log), source_notes=notes, risk=risk
+        )
         paths = CyclePaths(plan.cycle_date, cycle.run_id)
         plan_url = cycle.store.put_json(paths.plan(plan.hash), plan.to_dict())
         # One install list per variant: the full plan, and the plan without kernel updates for hosts
@@ -539,7 +586,9 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             )
             for variant in INSTALL_VARIANTS
         }
-        for line in plan.summary_lines():
+        # The SLA clock of each open KEV item, in the dry run's output and the plan.frozen event.
+        clocks = kev_clocks(plan.to_dict(), feeds, cycle_date) if feeds is not None else []
+        for line in [*plan.summary_lines(), *kev_clock_lines(clocks)]:
             self.log.info("%s", line)
         info = run_info(
             cycle_date=plan.cycle_date,
@@ -560,6 +609,8 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             environments=environments,
             dry_run=dry_run,
             run_type=run_type_name(cycle.dag_run),
+            kev_clocks=[c.to_dict() for c in clocks],
+            **({"risk": plan.risk} if plan.risk is not None else {}),
         )
         if params.get("soak_hours_override") is not None:
             log.record(
@@ -572,6 +623,74 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             log.record("window.override_requested", target=tenant.id, reason=info["window_override_reason"])
         cycle.write_record(paths.run_file(PLAN_INFO_RECORD), info)
         return info
+
+    # -- risk: the feeds the plan reads, and what they change ------------------------------------
+    def zero_day_cves(self, cycle: PlanContext) -> tuple[str, ...] | None:
+        """The CVEs this run plans only the fixes of (a zero-day cycle); None: the regular plan."""
+        return None
+
+    def _plans_risk(self, cycle: PlanContext) -> bool:
+        """Whether the feeds decide what is planned: the tenant fast-tracks, or this is a zero-day run."""
+        return self.tenant.risk.fast_track or self.zero_day_cves(cycle) is not None
+
+    def _feeds(self, cycle: PlanContext, log: EventLog, pinned: str | None) -> Any:
+        """The feeds the evidence reads too (the newest refresh, else the committed snapshots); ``pinned``
+        is the refresh the AWS step of this plan read before its Scan ("" for the committed snapshots).
+
+        Feeds that cannot be read fail a plan they decide; any other plan goes on without KEV clocks."""
+        from patchcycle.operators.feeds import cycle_feeds
+
+        try:
+            feeds, prefix = cycle_feeds(cycle.store.hook, pinned)
+        except Exception as exc:  # noqa: BLE001 - only the clocks need them here; said in the evidence
+            if self._plans_risk(cycle):
+                raise
+            log.record("plan.feeds_unreadable", target="feeds", result="failed", error=str(exc)[:300])
+            return None
+        log.record(
+            "plan.feeds_read",
+            target=feeds.source,
+            kev_catalog_version=feeds.kev.catalog_version,
+            epss_score_date=feeds.epss.score_date,
+            prefix=prefix,
+        )
+        return feeds
+
+    def _plan_risk(self, cycle: PlanContext, feeds: Any, approved: Mapping[str, Any]) -> PlanRisk | None:
+        """What the feeds bring to this plan (None: nothing), with what the tenant's SSM baselines were
+        told to approve by list before the Scan (``approved``: per family, an ApprovedList as JSON)."""
+        if not self._plans_risk(cycle):
+            return None
+        zero_day = self.zero_day_cves(cycle)
+        return PlanRisk(
+            feeds=feeds,
+            policy=FastTrackPolicy.of(self.tenant.risk) if zero_day is None else FastTrackPolicy(),
+            zero_day_cves=zero_day,
+            source_approved_cves={
+                f: tuple(a["entries"])
+                for f, a in approved.items()
+                if OsFamily(f) not in AVAILABLE_PATCHES_FAMILIES
+            },
+            notes={f: tuple(a["notes"]) for f, a in approved.items()},
+        )
+
+    def _prepare_aws(
+        self, cycle: PlanContext, log: EventLog, cycle_date: dt.date, environments: list[str]
+    ) -> dict[str, Any]:
+        """The AWS step before the Scan: with a risk policy, the feeds (pinned for the rest of the plan)
+        and each baseline's approved list; then the baselines, patch groups and the Scan."""
+        tenant = self.tenant
+        risk, pinned = None, None
+        if self._plans_risk(cycle):
+            from patchcycle.operators.feeds import cycle_feeds
+
+            feeds, prefix = cycle_feeds(cycle.store.hook, None)
+            risk, pinned = self._plan_risk(cycle, feeds, {}), prefix or ""
+        lists = aws_approved_lists(tenant, cycle_date, risk, log)
+        prepared = prepare_aws_catalog(tenant, cycle_date, cycle.run_id, environments, log, lists)
+        if lists is not None:
+            prepared["risk"] = {"feeds_prefix": pinned, "approved": {f: asdict(a) for f, a in lists.items()}}
+        return prepared
 
     def _read_catalogs(
         self, cycle: PlanContext, cycle_date: dt.date, prepared: dict[str, Any], log: EventLog

@@ -1,9 +1,9 @@
 # The tenant's SSM patch baselines (one per OS family, the paper's Table 1 shape) and their patch groups.
 #
-# Terraform declares each baseline's identity and shape; the monthly cycle owns the approval cutoff and
-# the description (docs/design/iac-drift.md, "Who owns an SSM patch baseline"): its plan task calls
-# UpdatePatchBaseline with ApproveUntilDate = the cycle's cutoff and a description naming it, and
-# writes the declared filters back unchanged (patchcycle.domain.catalog.baseline_request,
+# Terraform declares each baseline's identity and shape; the monthly cycle owns the approval cutoff, the
+# description and the approved list (docs/design/iac-drift.md, "Who owns an SSM patch baseline"): its
+# plan task calls UpdatePatchBaseline with ApproveUntilDate = the cycle's cutoff and a description naming
+# it (and, for tenants with a risk policy, ApprovedPatches), and writes the declared filters back unchanged (patchcycle.domain.catalog.baseline_request,
 # operators/plan.prepare_aws_catalog). The values here seed a new baseline; the cycle's are kept.
 #
 # Vendor documents:
@@ -48,12 +48,18 @@ resource "aws_ssm_patch_baseline" "family" {
     # Owned by the monthly cycle, not by Terraform: the plan task sets ApproveUntilDate to the cycle's
     # cutoff and the description to name it every month (a plan is reproducible only if its Scan ran
     # against the rules as of the cycle's date). ApproveAfterDays is the cycle's too: a person who sets
-    # it in the console changes nothing the cycle reads, and the drift report classes these three
-    # fields as "owned by the cycle", never as drift.
+    # it in the console changes nothing the cycle reads, and the drift report classes these fields as
+    # "owned by the cycle", never as drift. ApprovedPatches (and ApprovedPatchesEnableNonSecurity) too,
+    # for tenants with a risk policy: the plan lists the cycle's fast-tracked or zero-day fixes there
+    # before its Scan (SSM's Scan reports only what the baseline approves; a KEV fix released after the
+    # cutoff is approved by that list) and empties it the next cycle
+    # (patchcycle.domain.catalog.ssm_approved_list).
     ignore_changes = [
       approval_rule[0].approve_until_date,
       approval_rule[0].approve_after_days,
       description,
+      approved_patches,
+      approved_patches_enable_non_security,
     ]
   }
 }

@@ -150,6 +150,10 @@ REGISTRY: Mapping[str, TypeRule] = {
                 "approval_rule[*].approve_until_date",
                 "approval_rule[*].approve_after_days",
                 "description",
+                # A tenant with a risk policy: the plan lists the cycle's fast-tracked (or zero-day) fixes
+                # in ApprovedPatches before its Scan, and empties the list the next cycle.
+                "approved_patches",
+                "approved_patches_enable_non_security",
             ),
         ),
         TypeRule(
