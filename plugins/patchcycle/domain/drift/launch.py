@@ -88,10 +88,13 @@ def _profile(data: Mapping[str, Any]) -> tuple[str, str] | None:
 def version_problems(data: Mapping[str, Any], declared: Mapping[str, Any] | None) -> list[str]:
     """Why instances launched from a version with ``data`` would not register with Systems Manager:
     no mention of the agent in its user data, no instance profile, or an instance profile other than the
-    declared one (which may lack ``AmazonSSMManagedInstanceCore``)."""
+    declared one (which may lack ``AmazonSSMManagedInstanceCore``). An attribute ``data`` does not have
+    was not read, and says nothing."""
     problems = []
-    if SSM_AGENT not in user_data_text(data.get("user_data")):
+    if "user_data" in data and SSM_AGENT not in user_data_text(data.get("user_data")):
         problems.append(f"its user data neither installs nor starts the SSM agent ({SSM_AGENT})")
+    if "iam_instance_profile" not in data:  # not read (an abridged plan): nothing to say
+        return problems
     profile = _profile(data)
     wanted = _profile(declared or {})
     if profile is None:
@@ -131,13 +134,15 @@ def plan_launch_templates(
     plan: Mapping[str, Any],
 ) -> list[tuple[str, str, Mapping[str, Any] | None, LaunchVersion]]:
     """``(address, name, declared, latest version)`` of each launch template a refresh-only plan shows: the
-    refreshed object (``prior_state``, what the provider read: the latest version) and the declared one
-    (the ``resource_drift`` entry's ``before``, else the refreshed object: no drift)."""
-    before = {
-        str(e.get("address")): (e.get("change") or {}).get("before")
+    refreshed object (``prior_state``, or its ``resource_drift`` entry's ``after``: what the provider read,
+    the latest version) and the declared one (the entry's ``before``, else the refreshed object: no
+    drift)."""
+    drifts = {
+        str(e.get("address")): e.get("change") or {}
         for e in plan.get("resource_drift") or ()
         if e.get("type") == "aws_launch_template"
     }
+    before = {address: change.get("before") for address, change in drifts.items()}
     found = []
     modules = [((plan.get("prior_state") or {}).get("values") or {}).get("root_module") or {}]
     while modules:
@@ -146,8 +151,9 @@ def plan_launch_templates(
         for resource in module.get("resources") or ():
             if resource.get("mode", "managed") != "managed" or resource.get("type") != "aws_launch_template":
                 continue
-            values = resource.get("values") or {}
             address = str(resource.get("address"))
+            # The refreshed object: prior_state's values, or the drift entry's ``after`` (the same object).
+            values = {**(resource.get("values") or {}), **(drifts.get(address, {}).get("after") or {})}
             latest = LaunchVersion("latest", values.get("latest_version"), values)
             name = str(values.get("name") or address)
             found.append((address, name, before.get(address) or values, latest))
