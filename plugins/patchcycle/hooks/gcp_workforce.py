@@ -43,7 +43,7 @@ class WorkforcePoolsHook(GoogleRestHook):
         from google.auth.transport.requests import AuthorizedSession
 
         self.calls = 0
-        return AuthorizedSession(self.client_kwargs()["credentials"])
+        return AuthorizedSession(self.client_kwargs()["credentials"])  # type: ignore[no-untyped-call]
 
     def _base(self, default: str) -> str:
         endpoint = self._get_field("api_endpoint")

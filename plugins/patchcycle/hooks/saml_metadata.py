@@ -31,7 +31,7 @@ def fetch_metadata(url: str) -> str:
         with requests.get(url, timeout=TIMEOUT_SECONDS, stream=True, allow_redirects=False) as response:
             if response.status_code != 200:
                 raise MetadataFetchError(f"{url}: HTTP {response.status_code}")
-            body = response.raw.read(MAX_BYTES + 1, decode_content=True)
+            body: bytes = response.raw.read(MAX_BYTES + 1, decode_content=True)
     except requests.RequestException as exc:
         raise MetadataFetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if len(body) > MAX_BYTES:

@@ -61,6 +61,7 @@ PLATFORM = "platform"
 SCHEMA_VERSION = "saml-watch-1.0"
 RECORD_NAME = "watch.json"
 NOTICE_FINDINGS = ("weak_key", "sha1_signature", "not_yet_valid")
+NO_PROJECT = "-"  # a tenant watching a workforce pool through a connection of its own, without a project
 _RECORD_KEY = re.compile(r"^saml/(?P<day>\d{4}-\d{2}-\d{2})/runs/[^/]+/watch\.try-\d+\.json$")
 
 
@@ -140,7 +141,14 @@ def read_gcp_workforce(
     from patchcycle.hooks.gcp_workforce import WorkforcePoolsHook
 
     hook = WorkforcePoolsHook(gcp_conn_id=conn_id, project_id=project_id)
-    org = organization_id or hook.configured_organization or hook.organization_of(project_id)
+    org = organization_id or hook.configured_organization
+    if org is None:
+        if project_id == NO_PROJECT:
+            raise ValueError(
+                "no organization to read: set saml.gcp_workforce.organization_id or the connection's extra "
+                "organization_id (the tenant has no GCP project to find it from)"
+            )
+        org = hook.organization_of(project_id)
     observed: list[ObservedProvider] = []
     for pool in hook.workforce_pools(org):
         pool_id = pool["name"].rsplit("/", 1)[1]
@@ -204,18 +212,18 @@ def tenant_target(tenant: Tenant) -> WatchTarget:
         url = policy.aws_identity_center.metadata_url
         scopes.append(WatchScope("identity_center", "aws_identity_center", _bind(read_identity_center, url)))
     if "entra_id" in kinds:
-        conn = policy.entra_id.connection_id or _first_azure_connection(tenant)
-        if conn:
-            scopes.append(WatchScope(f"entra:{conn}", "entra_id", _bind(read_entra, conn)))
+        entra_conn = policy.entra_id.connection_id or _first_azure_connection(tenant)
+        if entra_conn:
+            scopes.append(WatchScope(f"entra:{entra_conn}", "entra_id", _bind(read_entra, entra_conn)))
     if "gcp_workforce" in kinds:
         projects = tenant.clouds.gcp.projects if tenant.clouds.gcp else []
-        conn = policy.gcp_workforce.connection_id or (
+        gcp_conn = policy.gcp_workforce.connection_id or (
             tenant.gcp_connection_id(projects[0]) if projects else None
         )
-        project = projects[0].project_id if projects else "-"
+        project = projects[0].project_id if projects else NO_PROJECT
         org = policy.gcp_workforce.organization_id
-        if conn:
-            reader = _bind(read_gcp_workforce, conn, project, org)
+        if gcp_conn:
+            reader = _bind(read_gcp_workforce, gcp_conn, project, org)
             scopes.append(WatchScope(f"gcp:{org or project}", "gcp_workforce", reader))
     return WatchTarget(
         id=tenant.id,
@@ -319,7 +327,7 @@ def latest_record(store: EvidenceStore) -> dict[str, Any] | None:
     if not records:
         return None
     day = max(_RECORD_KEY.match(k)["day"] for k in records)  # type: ignore[index]
-    same_day = [store.get_json(k) for k in records if k.startswith(f"saml/{day}/")]
+    same_day: list[dict[str, Any]] = [store.get_json(k) for k in records if k.startswith(f"saml/{day}/")]
     return max(same_day, key=lambda r: str(r.get("observed_at", "")))
 
 
