@@ -125,3 +125,28 @@ def test_the_drift_report_finds_exactly_the_console_edits_and_names_who_made_eac
     for value in ("ssm:*", '"LOW"', "ami-0a1b2c3d4e5f60789"):
         assert value not in body, value
     assert any(k.endswith("/alerts/sre.json") for k in keys)
+
+
+@needs_terraform
+def test_the_cycles_preflight_records_the_open_drift_on_its_baselines_in_the_evidence(
+    airflow_home, aws_only_tenants, tmp_path: Path
+) -> None:
+    """A drift report of the day before the November cycle, then the cycle: its pre-flight reads that
+    report and records the lowered compliance level of the Amazon Linux 2 baseline, and the evidence
+    pack's event log carries it. The cycle is not held for it (recorded, never a gate)."""
+    with fleet_with(
+        airflow_home, tmp_path, scenario="alpha_drift.yaml", tenants_from=aws_only_tenants
+    ) as fleet:
+        rc = run_cycle(
+            fleet.env, DAG_ID, "2026-11-21T05:00:00+00:00", {"as_of": "2026-11-21"}, tmp_path / "drift.log"
+        )
+        assert rc == 0, (tmp_path / "drift.log").read_text()[-4000:]
+        cycle = fleet.run("patch_cycle__cu_alpha", "2026-11-22T02:00:00+00:00", {"environments": ["nonprod"]})
+    assert cycle.returncode == 0, cycle.log[-4000:]
+    preflight = [k for k in cycle.keys if "/preflight.try-" in k]
+    assert preflight
+    (event,) = [e for e in cycle.evidence["events"] if e["action"] == "preflight.drift_read"]
+    assert event["result"] == "open drift" and event["details"]["report_date"] == "2026-11-21"
+    recorded = {(d["address"], d["attribute"], d["changed_by"]) for d in event["details"]["drifts"]}
+    assert recorded == {(BASELINE, "approved_patches_compliance_level", "raj.patel@cu-alpha.example")}
+    assert {h["final_state"] for h in cycle.evidence["hosts"]} == {"patched"}
