@@ -576,3 +576,84 @@ def test_preflight_without_the_merged_inventory_fails_before_deciding(bucket, ma
     with pytest.raises(RuntimeError, match="no attempt has written this record"):
         preflight(bucket)
     assert record(bucket, "preflight.json") is None
+
+
+# -- KEV exposure in the pre-flight record (risk drives the plan) -----------------------------------------
+KEV_PLAN = {
+    "approved": {
+        "amazon_linux_2": [
+            # CVE-2023-0386 is in the committed KEV subset (listed 2025-06-17); the patch was fast-tracked.
+            {
+                "id": "ALAS2-2026-2644",
+                "released": "2026-10-01",
+                "cves": ["CVE-2023-0386", "CVE-2020-0001"],
+                "fast_track": {"cve": "CVE-2023-0386", "basis": "kev"},
+            }
+        ]
+    }
+}
+
+
+def test_hosts_exposed_to_kev_cves_of_the_plan_are_named_in_the_preflight_record(bucket, mail) -> None:
+    held = HostSpec("alpha-dev-04", "nonprod", state="held")
+    inventory(bucket, *FOUR[:3], held)
+    preflight(bucket, plan=KEV_PLAN)
+    exposure = record(bucket, "preflight.json")["kev_exposure"]
+    assert [(h["name"], h["verdict"], h["cves"]) for h in exposure["hosts"]] == [
+        *((h.name, "eligible", ["CVE-2023-0386"]) for h in FOUR[:3]),
+        ("alpha-dev-04", "held", ["CVE-2023-0386"]),
+    ]
+    assert exposure["cves"]["CVE-2023-0386"] == {
+        "date_added": "2025-06-17",
+        "due_date": "2025-07-08",
+        "hosts": 4,
+        "fast_tracked": True,
+    }
+    assert exposure["feeds"]["source"].startswith("committed snapshots")
+    (event,) = [e for e in recorded_events(bucket) if e["action"] == "preflight.kev_exposure"]
+    assert event["details"]["names"] == ["alpha-dev-01", "alpha-dev-02", "alpha-dev-03", "alpha-dev-04"]
+
+
+def test_a_zero_day_cve_without_a_fix_names_its_exposed_hosts_and_their_compensating_controls(
+    bucket, mail, tmp_path, monkeypatch
+) -> None:
+    register = tmp_path / "registers"
+    register.mkdir()
+    (register / "cu_alpha.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "tenant_id": "cu_alpha",
+                "exceptions": [
+                    {
+                        "id": "EXC-2026-099",
+                        "hosts": ["alpha-dev-01"],
+                        "patches": ["KB0000001"],
+                        "justification": "Vendor has not shipped a fix for the exploited Windows flaw yet.",
+                        "compensating_control": "WAF virtual patch rule 9100 in block mode; RASP on the app.",
+                        "requested_by": "App owner",
+                        "approver": "J. Alvarez",
+                        "approver_role": "CISO",
+                        "approved_on": "2026-11-01",
+                        "expires_on": "2026-12-31",
+                        "risk_rating": "High",
+                    }
+                ],
+            }
+        )
+    )
+    monkeypatch.setenv(EXCEPTIONS_DIR_ENV, str(register))
+    # CVE-2025-33053 is a Microsoft Windows entry of the committed KEV subset: Windows hosts are exposed.
+    windows = [HostSpec("alpha-dev-01", "nonprod"), HostSpec("alpha-dev-02", "nonprod")]
+    inventory(bucket, *windows, os_family="windows_2019")
+    plan = {
+        "approved": {},
+        "risk": {"zero_day": {"cves": ["CVE-2025-33053"], "without_fix": ["CVE-2025-33053"]}},
+    }
+    preflight(bucket, plan=plan)
+    (item,) = record(bucket, "preflight.json")["kev_exposure"]["without_fix"]
+    assert item["cve"] == "CVE-2025-33053" and item["kev"]["product"] == "Windows"
+    controls = {h["name"]: [c["id"] for c in h["compensating_controls"]] for h in item["exposed_hosts"]}
+    assert controls == {"alpha-dev-01": ["EXC-2026-099"], "alpha-dev-02": []}
+    assert item["uncovered_hosts"] == ["alpha-dev-02"]
+    (event,) = [e for e in recorded_events(bucket) if e["action"] == "zero_day.no_fix"]
+    assert event["details"]["without_compensating_control"] == ["alpha-dev-02"]

@@ -310,3 +310,57 @@ def kev_clock_lines(clocks: Iterable[KevClock]) -> list[str]:
     return [f"  KEV SLA clocks ({len(clocks)} open KEV item(s), as of the cycle date):"] + [
         c.describe() for c in clocks
     ]
+
+
+def kev_exposure(
+    rows: Iterable[Mapping[str, Any]],
+    plan: Mapping[str, Any],
+    feeds: FeedSnapshot,
+    as_of: dt.date,
+    verdicts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The pre-flight record's KEV section: every in-scope host exposed to a KEV CVE (listed on or before
+    the cycle date) that the plan's patches fix, fast-tracked ones included, or that its cloud reports
+    missing; each with its pre-flight verdict, and per CVE its listing and how many hosts it exposes."""
+    rows = list(rows)
+    listed = kev_as_of(feeds, as_of)
+    by_host = exposure_by_cve(rows, plan, listed)
+    fast = {
+        c
+        for patches in (plan.get("approved") or {}).values()
+        for p in patches
+        if p.get("fast_track")
+        for c in p.get("cves") or ()
+        if c in listed
+    }
+    hosts = [
+        {
+            "host_id": row["host_id"],
+            "name": row.get("name"),
+            "environment": row.get("environment"),
+            "os_family": row.get("os_family"),
+            "verdict": (verdicts or {}).get(str(row["host_id"])),
+            "cves": by_host[str(row["host_id"])],
+        }
+        for row in rows
+        if str(row.get("host_id")) in by_host
+    ]
+    hosts.sort(key=lambda h: (str(h["environment"]), str(h["name"])))
+    counts: dict[str, int] = {}
+    for host in hosts:
+        for cve in host["cves"]:
+            counts[cve] = counts.get(cve, 0) + 1
+    return {
+        "as_of": as_of.isoformat(),
+        "feeds": feed_versions(feeds).to_dict(),
+        "hosts": hosts,
+        "cves": {
+            cve: {
+                "date_added": listed[cve].date_added.isoformat(),
+                "due_date": listed[cve].due_date.isoformat(),
+                "hosts": n,
+                "fast_tracked": cve in fast,
+            }
+            for cve, n in sorted(counts.items())
+        },
+    }

@@ -294,6 +294,7 @@ class PreflightOperator(CycleOperator):
         )
         record = result.to_dict()
         record["drift"] = self._open_drift(cycle, log, as_of)
+        record["kev_exposure"] = self._kev_exposure(cycle, log, rows, record, register, as_of)
         cycle.write_record(paths.run_file("preflight.json"), record)
         names = {r["host_id"]: r.get("name") for r in rows}
         for decisions, action, verdict in (
@@ -333,6 +334,52 @@ class PreflightOperator(CycleOperator):
                 f"(threshold {result.max_held_share:.0%})"
             )
         return {"eligible": len(result.eligible), "held": len(result.held), "halted": result.halted}
+
+    def _kev_exposure(
+        self,
+        cycle: CycleContext,
+        log: EventLog,
+        rows: list[dict[str, Any]],
+        record: dict[str, Any],
+        register: Any,
+        as_of: Any,
+    ) -> dict[str, Any] | None:
+        """The hosts exposed to KEV CVEs the plan's patches (fast-tracked ones included) fix or their
+        clouds report missing, named with their verdicts; for a zero-day cycle, each of its CVEs with no
+        fix yet, its exposed hosts and the compensating controls the exception register names for them.
+        Read with the feeds the plan and the evidence read; None when they cannot be read (said in an
+        event: a record, never a gate)."""
+        from patchcycle.domain.fast_track import kev_exposure
+        from patchcycle.domain.zero_day import without_fix
+        from patchcycle.operators.feeds import cycle_feeds
+
+        try:
+            feeds, _ = cycle_feeds(cycle.store.hook)
+        except Exception as exc:  # noqa: BLE001 - the exposure is recorded, not a gate
+            log.record("preflight.kev_exposure", target=self.tenant_id, result="failed", error=str(exc)[:300])
+            return None
+        plan = cycle.plan
+        verdicts = {str(d["host_id"]): d["verdict"] for d in record.get("decisions", [])}
+        exposure = kev_exposure(rows, plan, feeds, as_of, verdicts)
+        log.record(
+            "preflight.kev_exposure",
+            target=self.tenant_id,
+            hosts=len(exposure["hosts"]),
+            cves=sorted(exposure["cves"]),
+            names=[h["name"] for h in exposure["hosts"]][:100],
+        )
+        unfixed = ((plan.get("risk") or {}).get("zero_day") or {}).get("without_fix") or []
+        if unfixed:
+            exposure["without_fix"] = without_fix(unfixed, rows, feeds, register, as_of)
+            for item in exposure["without_fix"]:
+                log.record(
+                    "zero_day.no_fix",
+                    target=item["cve"],
+                    result="exposed",
+                    hosts=[h["name"] for h in item["exposed_hosts"]][:100],
+                    without_compensating_control=item["uncovered_hosts"][:100],
+                )
+        return exposure
 
     def _open_drift(self, cycle: CycleContext, log: EventLog, as_of: Any) -> dict[str, Any]:
         """What the tenant's latest drift report (of a day on or before the cycle's) says about what the
