@@ -13,7 +13,9 @@ held to the modules by tests/fleetsim/test_terraform_apply.py. Modules and resou
   denies every request with ``aws:SecureTransport`` false, and moto evaluates bucket policies while
   fleetsim serves plain HTTP on loopback, so it would refuse the evidence writes of every cycle. The
   state holds what was applied, so it is absent there too (a partial, ``-target`` apply).
-- data sources: the state keeps managed resources only here (the drift engines read nothing else).
+- data sources: the provider-context ones are kept (``aws_partition``, ``aws_region`` and
+  ``aws_caller_identity``, whose ``arn`` tells the drift report who applied: Terraform's principal, whose
+  writes are never a drift's author); ``aws_iam_policy_document`` and ``aws_ssm_parameter`` are not.
 
 The state is as Terraform holds it after the apply and a refresh (serial 2): computed attributes such as
 a role's ``managed_policy_arns`` already show the attachments made later in the same apply.
@@ -30,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fleetsim.aws.audit import identity_of
 from fleetsim.aws.iam import ensure_aws_managed_policy
 from fleetsim.terraform import documents, hcl
 from fleetsim.terraform.actors import Actor
@@ -96,6 +99,8 @@ class AppliedRoot:
         """Every managed instance's attributes by its address (``module.x.type.name["key"]``)."""
         found: dict[str, dict[str, Any]] = {}
         for resource in self.state["resources"]:
+            if resource["mode"] != "managed":
+                continue
             base = f"{resource['type']}.{resource['name']}"
             if resource.get("module"):
                 base = f"{resource['module']}.{base}"
@@ -112,6 +117,46 @@ def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 
 def _resource(module: str, rtype: str, name: str, *, each: str | None = None, alias: str | None = None):
     return StateResource(module=module, type=rtype, name=name, provider=provider_address(alias), each=each)
+
+
+def context_data(
+    module: str, scope: hcl.Scope, actor: Actor, *, alias: str | None = None
+) -> list[StateResource]:
+    """The module's ``aws_partition``, ``aws_region`` and ``aws_caller_identity`` data sources as the
+    provider reads them for ``actor`` in the scope's account and region (data source documents:
+    partition, dns_suffix, reverse_dns_prefix; region, name, endpoint, description; account_id, arn,
+    user_id)."""
+    who = identity_of(actor.credentials.access_key_id).user_identity
+    values = {
+        "aws_partition": {
+            "dns_suffix": "amazonaws.com",
+            "id": PARTITION,
+            "partition": PARTITION,
+            "reverse_dns_prefix": "com.amazonaws",
+        },
+        "aws_region": {
+            "description": "",
+            "endpoint": f"ec2.{scope.region}.amazonaws.com",
+            "id": scope.region,
+            "name": scope.region,
+            "region": scope.region,
+        },
+        "aws_caller_identity": {
+            "account_id": scope.account_id,
+            "arn": who["arn"],
+            "id": scope.account_id,
+            "user_id": who["principalId"],
+        },
+    }
+    found = []
+    for rtype, attributes in values.items():
+        for name in sorted(scope.config["data"].get(rtype, {})):
+            data = StateResource(
+                module=module, type=rtype, name=name, provider=provider_address(alias), mode="data"
+            )
+            _add(data, attributes)
+            found.append(data)
+    return found
 
 
 def _add(resource: StateResource, attributes: Mapping[str, Any], **kwargs: Any) -> None:
@@ -194,8 +239,9 @@ def _role_with_policies(
 
 def orchestrator_iam_aws(ctx: ApplyContext) -> list[StateResource]:
     """``module.orchestrator_iam_aws``: the execution role and its inline policies."""
+    module = "module.orchestrator_iam_aws"
     scope = ctx.module("orchestrator_iam_aws")
-    return _role_with_policies(ctx, "module.orchestrator_iam_aws", scope, "execution", [])
+    return context_data(module, scope, ctx.tenant) + _role_with_policies(ctx, module, scope, "execution", [])
 
 
 # -- module.patch_baselines (modules/ssm_patch_baselines) ------------------------------------------
@@ -465,7 +511,13 @@ def launch_template(ctx: ApplyContext, key: str, spec: Mapping[str, Any]) -> lis
             "vpc_security_group_ids": [],
         },
     )
-    return [*role_and_policies, attachment, profile_state, template_state]
+    return [
+        *context_data(module, scope, ctx.tenant),
+        *role_and_policies,
+        attachment,
+        profile_state,
+        template_state,
+    ]
 
 
 # -- module.evidence_bucket[0] (provider aws.evidence: the platform's account) ---------------------
@@ -680,7 +732,18 @@ def evidence_bucket(ctx: ApplyContext) -> list[StateResource]:
             ],
         },
     )
-    return [key_state, alias, bucket_state, versioning, lock, encryption, public, ownership, lifecycle]
+    return [
+        *context_data(module, scope, ctx.platform, alias=EVIDENCE_PROVIDER),
+        key_state,
+        alias,
+        bucket_state,
+        versioning,
+        lock,
+        encryption,
+        public,
+        ownership,
+        lifecycle,
+    ]
 
 
 # -- the root --------------------------------------------------------------------------------------

@@ -139,7 +139,8 @@ def test_every_state_resource_is_declared_by_the_modules_at_its_terraform_addres
             name, key = _module_call(resource["module"])
             call = root["module"][name]
             module = read_dir((TENANT_ROOTS / "_root" / call["source"]).resolve())
-            declared = module["resource"][resource["type"]][resource["name"]]
+            kind = "resource" if resource["mode"] == "managed" else "data"
+            declared = module[kind][resource["type"]][resource["name"]]
             if "for_each" in call:  # for_each = var.launch_templates
                 assert key in variables[call["for_each"].removeprefix("${var.").rstrip("}")]
             elif "count" in call:
@@ -182,9 +183,35 @@ def test_every_declared_resource_of_a_type_the_report_knows_is_in_the_state(stat
                 for rtype, by_name in module["resource"].items():
                     if rtype in REGISTRY:
                         expected |= {(address, rtype, n) for n in by_name}
-        written = {(r["module"], r["type"], r["name"]) for r in state["resources"] if r["type"] in REGISTRY}
+        written = {
+            (r["module"], r["type"], r["name"])
+            for r in state["resources"]
+            if r["type"] in REGISTRY and r["mode"] == "managed"
+        }
         assert written == expected, tenant
         assert "aws_s3_bucket_policy" not in {r["type"] for r in state["resources"]}
+
+
+def test_the_caller_identity_in_the_state_names_terraforms_principal(states):
+    """data.aws_caller_identity of each module that reads it: the Terraform role's session in the
+    provider's account (the drift report excludes its writes)."""
+    for tenant, state in states.items():
+        account = tfvars(tenant)["aws_scope"]["account_id"]
+        callers = {
+            r["module"]: r["instances"][0]["attributes"]
+            for r in state["resources"]
+            if r["mode"] == "data" and r["type"] == "aws_caller_identity"
+        }
+        assert set(callers) == {"module.orchestrator_iam_aws", "module.evidence_bucket[0]"}
+        for module, owner in (
+            ("module.orchestrator_iam_aws", account),
+            ("module.evidence_bucket[0]", PLATFORM),
+        ):
+            assert (
+                callers[module]["arn"] == f"arn:aws:sts::{owner}:assumed-role/patchcycle-terraform/terraform"
+            )
+            assert callers[module]["account_id"] == owner
+            assert callers[module]["user_id"].endswith(":terraform")
 
 
 # -- the values are the tfvars' ------------------------------------------------------------------
