@@ -110,3 +110,21 @@ def recorded_events(bucket: MemoryBucket) -> list[dict[str, Any]]:
 
     events = [e for key, data in bucket.objects.items() if "/events/" in key for e in json.loads(data)]
     return sorted(events, key=lambda e: e["at"])
+
+
+class Mail:
+    """Stands in for Airflow's SMTP hook: keeps each mail sent (``Mail.sent``)."""
+
+    sent: list[dict[str, Any]] = []
+
+    def __init__(self, smtp_conn_id: str) -> None:
+        pass
+
+    def __enter__(self) -> Mail:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def send_email_smtp(self, *, to: list[str], subject: str, html_content: str) -> None:
+        Mail.sent.append({"to": to, "subject": subject, "body": html_content})

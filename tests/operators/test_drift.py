@@ -32,7 +32,7 @@ from patchcycle.reports.manifest import sha256_hex, verify_pack
 from patchcycle.reports.store import EvidenceStore
 from tests.domain.test_drift import AL2, AUTHORS, INJECTED_DRIFTS, OWNED_BY_CYCLE, UNKNOWN_TYPES
 
-from .stand_ins import MemoryBucket
+from .stand_ins import Mail, MemoryBucket
 
 FIXTURES = Path(__file__).parents[1] / "domain" / "fixtures" / "drift"
 ACCOUNT = "111111111111"
@@ -152,22 +152,6 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Cloud:
     # deployment's own exclusion.
     monkeypatch.setenv("AIRFLOW__PATCHCYCLE__DRIFT_EXCLUDED_PRINCIPALS", FIXTURE_ORCHESTRATOR)
     return found
-
-
-class Mail:
-    sent: list[dict[str, Any]] = []
-
-    def __init__(self, smtp_conn_id: str) -> None:
-        pass
-
-    def __enter__(self) -> Mail:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-    def send_email_smtp(self, *, to: list[str], subject: str, html_content: str) -> None:
-        Mail.sent.append({"to": to, "subject": subject, "body": html_content})
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from patchcycle.operators.inventory import (
 from patchcycle.reports.store import EvidenceStore
 from tests.domain.evidence_packs import HostSpec, inventory_row
 
-from .stand_ins import MemoryBucket, cycle_context, recorded_events, run_key, with_plan
+from .stand_ins import Mail, MemoryBucket, cycle_context, recorded_events, run_key, with_plan
 
 ACCOUNT = "111111111111"
 SUB, SUB_2 = "6f1c2b1e-4a8d-4c1e-9a52-0c3f6e7d8a10", "0b7d3c2a-1111-4c1e-9a52-0c3f6e7d8a20"
@@ -388,24 +388,6 @@ KERNEL_PATCH = {
     "kernel_update": True,
 }
 PLAN = {"approved": {"amazon_linux_2": [{"id": "ALAS2-2026-2644", "released": "2026-10-01"}]}}
-
-
-class Mail:
-    """Stands in for Airflow's SMTP hook: keeps each mail sent."""
-
-    sent: list[dict[str, Any]] = []
-
-    def __init__(self, smtp_conn_id: str) -> None:
-        pass
-
-    def __enter__(self) -> Mail:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-    def send_email_smtp(self, *, to: list[str], subject: str, html_content: str) -> None:
-        Mail.sent.append({"to": to, "subject": subject, "body": html_content})
 
 
 @pytest.fixture

@@ -22,27 +22,18 @@ from patchcycle.reports.store import CyclePaths, EvidenceStore
 PLAN_TASK_ID = "plan"
 
 
-class CycleContext:
-    """One execution of a cycle task: built from Airflow's context by the task's ``execute`` (or its
-    resume after a deferral), passed to the task's ``run`` and its helpers.
-
-    ``after_the_run`` is true for the tasks after the stages (incidents, access review, evidence,
-    distribution, outcome): when the plan never finished they work from an empty plan's facts."""
+class TaskRunContext:
+    """One execution of a tenant's task: Airflow's context, the tenant, its evidence store, who acts, and
+    the run (task instance, DAG run, id, params, attempt). The cycle's tasks extend it
+    (:class:`CycleContext`), and so does the daily drift run (``operators/drift.DriftContext``)."""
 
     def __init__(
-        self,
-        airflow: Mapping[str, Any],
-        *,
-        tenant: Tenant,
-        store: EvidenceStore,
-        actor: str,
-        after_the_run: bool = False,
+        self, airflow: Mapping[str, Any], *, tenant: Tenant, store: EvidenceStore, actor: str
     ) -> None:
         self.airflow = airflow
         self.tenant = tenant
         self.store = store
         self.actor = actor
-        self.after_the_run = after_the_run
 
     # -- the run -------------------------------------------------------------------------------
     @property
@@ -69,6 +60,26 @@ class CycleContext:
     def attempt(self) -> int:
         """This attempt's number (1 for the first try; a retry writes its records beside the earlier)."""
         return int(self.ti.try_number)
+
+
+class CycleContext(TaskRunContext):
+    """One execution of a cycle task: built from Airflow's context by the task's ``execute`` (or its
+    resume after a deferral), passed to the task's ``run`` and its helpers.
+
+    ``after_the_run`` is true for the tasks after the stages (incidents, access review, evidence,
+    distribution, outcome): when the plan never finished they work from an empty plan's facts."""
+
+    def __init__(
+        self,
+        airflow: Mapping[str, Any],
+        *,
+        tenant: Tenant,
+        store: EvidenceStore,
+        actor: str,
+        after_the_run: bool = False,
+    ) -> None:
+        super().__init__(airflow, tenant=tenant, store=store, actor=actor)
+        self.after_the_run = after_the_run
 
     # -- the plan ------------------------------------------------------------------------------
     @cached_property

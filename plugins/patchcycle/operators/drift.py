@@ -48,6 +48,7 @@ from patchcycle.domain.drift.launch import LaunchFinding, launch_findings, plan_
 from patchcycle.domain.drift.model import Engine
 from patchcycle.domain.terraform_vars import AwsScope, aws_scopes
 from patchcycle.operators.base import EventLog, TenantTaskMixin, run_type_name, utcnow
+from patchcycle.operators.context import TaskRunContext
 from patchcycle.reports.drift_store import REPORT_NAME, SUMMARY_NAME, DriftPaths
 from patchcycle.reports.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_sha256
 from patchcycle.reports.store import EvidenceStore
@@ -76,35 +77,15 @@ def parse_json(data: bytes, what: str) -> Any:
         raise DriftInputError(f"{what} is not JSON: {exc}") from exc
 
 
-class DriftContext:
-    """One execution of a drift task: the tenant, its evidence store, the run and the day it reports."""
-
-    def __init__(self, airflow: Mapping[str, Any], *, tenant: Any, store: EvidenceStore, actor: str) -> None:
-        self.airflow = airflow
-        self.tenant = tenant
-        self.store = store
-        self.actor = actor
-
-    @property
-    def run_id(self) -> str:
-        """The run's id."""
-        return str(self.airflow["run_id"])
-
-    @property
-    def params(self) -> Mapping[str, Any]:
-        """The run's params (the trigger form's answers, or the defaults)."""
-        return self.airflow.get("params") or {}
-
-    @property
-    def attempt(self) -> int:
-        """This attempt's number."""
-        return int(self.airflow["ti"].try_number)
+class DriftContext(TaskRunContext):
+    """One execution of a drift task: the tenant, its evidence store, the run and the day it reports (a
+    drift run has no plan and no stages, so it is not a ``CycleContext``)."""
 
     @cached_property
     def day(self) -> dt.date:
         """The day the run reports: ``as_of``, else the run's logical date, else when it was due."""
         return policy.report_day(
-            self.params.get("as_of"), self.airflow.get("logical_date"), self.airflow["dag_run"].run_after
+            self.params.get("as_of"), self.airflow.get("logical_date"), self.dag_run.run_after
         )
 
     @property
@@ -421,7 +402,7 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
             retention_days=store.retention_days or 0,
             evidence="drift",
         )
-        run = drift.airflow["dag_run"]
+        run = drift.dag_run
         document = {
             "schema_version": SCHEMA_VERSION,
             "kind": "drift_report",
@@ -508,7 +489,7 @@ class DriftNoticeOperator(DriftTaskMixin, BaseOperator):
         from patchcycle.domain.drift.summary import drift_email
         from patchcycle.operators.distribute import SMTP_CONNECTION, send_once
 
-        result = drift.airflow["ti"].xcom_pull(task_ids=REPORT_TASK_ID)
+        result = drift.ti.xcom_pull(task_ids=REPORT_TASK_ID)
         if not result:
             raise AirflowFailException("the report task wrote no drift report; see its log")
         store = drift.store
