@@ -91,8 +91,16 @@ def test_the_drift_report_finds_exactly_the_console_edits_and_names_who_made_eac
         (BASELINE, "approved_patches_compliance_level"),
         (LOCK, "rule[0].default_retention[0].days"),
     }
+    # The AMI refresh: a new version with another image, no user data and no instance profile, made the
+    # default (the provider reads the latest version; both version numbers moved).
     template_paths = {d["path"] for d in drifts if d["address"] == TEMPLATE}
-    assert {"user_data", "iam_instance_profile", "image_id"} <= template_paths, template_paths
+    assert template_paths == {
+        "image_id",
+        "user_data",
+        "iam_instance_profile",
+        "latest_version",
+        "default_version",
+    }
     for d in drifts:
         assert d["scope"] == SCOPE
         assert d["changed_by"] is not None, d
