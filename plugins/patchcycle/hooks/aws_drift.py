@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError
@@ -48,6 +48,8 @@ from patchcycle.domain.drift.launch import LaunchVersion
 from patchcycle.domain.drift.registry import rule_for
 from patchcycle.domain.drift.state import StateInstance
 from patchcycle.hooks.aws_session import CallerFromFrames
+
+T = TypeVar("T")
 
 IAM_PAGE = 1000  # MaxItems maximum of ListAttachedRolePolicies
 SSM_PATCH_GROUPS_PAGE = 100  # DescribePatchGroups MaxResults maximum
@@ -63,7 +65,7 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _none_if(codes: frozenset[str], call: Callable[[], Any]) -> Any:
+def _none_if(codes: frozenset[str], call: Callable[[], T]) -> T | None:
     """``call()``, or None when it fails with one of ``codes`` (the object is not there)."""
     try:
         return call()
@@ -160,9 +162,10 @@ class SsmConfigHook(CallerFromFrames, AwsBaseHook):
 
     def patch_baseline(self, baseline_id: str) -> dict[str, Any] | None:
         """GetPatchBaseline: the baseline with its approval rules and filters, or None."""
-        return _none_if(
+        found: dict[str, Any] | None = _none_if(
             frozenset({"DoesNotExistException"}), lambda: self.conn.get_patch_baseline(BaselineId=baseline_id)
         )
+        return found
 
     def tags(self, resource_type: str, resource_id: str) -> list[dict[str, str]] | None:
         """ListTagsForResource (``PatchBaseline``, ``Document``...): the resource's tags, or None."""
@@ -207,10 +210,12 @@ class SsmConfigHook(CallerFromFrames, AwsBaseHook):
             }
             if token:
                 kwargs["NextToken"] = token
-            found = _none_if(
-                frozenset({"InvalidDocument"}),
-                lambda request=kwargs: self.conn.describe_document_permission(**request),
-            )
+
+            def page(request: dict[str, Any] = kwargs) -> dict[str, Any]:
+                answer: dict[str, Any] = self.conn.describe_document_permission(**request)
+                return answer
+
+            found = _none_if(frozenset({"InvalidDocument"}), page)
             if found is None:
                 return None
             accounts.extend(found.get("AccountIds") or [])
@@ -347,7 +352,8 @@ class CloudTrailHook(CallerFromFrames, AwsBaseHook):
         for attempt in range(CLOUDTRAIL_THROTTLE_RETRIES + 1):
             self._wait_turn()
             try:
-                return self.conn.lookup_events(**kwargs)
+                page: dict[str, Any] = self.conn.lookup_events(**kwargs)
+                return page
             except ClientError as exc:
                 if error_code(exc) != "ThrottlingException" or attempt == CLOUDTRAIL_THROTTLE_RETRIES:
                     raise
