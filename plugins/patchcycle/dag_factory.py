@@ -12,12 +12,13 @@ from contextlib import nullcontext
 from typing import Any
 
 from airflow.providers.standard.operators.python import ShortCircuitOperator
-from airflow.sdk import DAG, Asset, Param, TaskGroup, TriggerRule
+from airflow.sdk import DAG, Asset, AssetAlias, Param, TaskGroup, TriggerRule
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
 from patchcycle.config.models import Environment, Tenant
 from patchcycle.domain.canary import CANARY, MAIN
 from patchcycle.domain.schedule import CYCLE_CRON
+from patchcycle.domain.zero_day import NEW_KEV_ALIAS
 from patchcycle.operators.access import AccessReviewOperator
 from patchcycle.operators.approval import StageApprovalOperator
 from patchcycle.operators.backup import CreateBackupsOperator
@@ -190,47 +191,52 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
         # A prod change window may open up to a week after staging's soak ends.
         dagrun_timeout=dt.timedelta(days=10),
     ) as dag:
-        plan = PlanCycleOperator(task_id="plan", **ids)
-        dry_run_gate = ShortCircuitOperator(
-            task_id="dry_run_gate",
-            python_callable=proceed_unless_dry_run,
-            op_args=[plan.output],
-            ignore_downstream_trigger_rules=False,
-        )
-        with TaskGroup(group_id="inventory", tooltip="every cloud and Falcon in parallel, then one table"):
-            readers = [
-                CloudInventoryOperator(task_id=cloud, cloud=cloud, **ids) for cloud in tenant.clouds.declared
-            ]
-            if tenant.falcon is not None:
-                readers.append(FalconInventoryOperator(task_id="falcon", **ids))
-            # A cloud whose task failed outright is a failed scope; the clouds that answered go on.
-            merge = MergeInventoryOperator(
-                task_id="merge", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **ids
-            )
-            readers >> merge
-        preflight = PreflightOperator(task_id="preflight", **ids)
-        plan >> dry_run_gate >> readers
-        merge >> preflight
-        previous: Any = preflight
-        for index, env in enumerate(tenant.environments):
-            name = env.name.value
-            with TaskGroup(group_id=name, tooltip=f"back up, patch and verify {name}") as stage:
-                stage_tasks(tenant, env, last_stage=index + 1 == len(tenant.environments))
-            previous >> stage
-            previous = stage
-        # After the stages, whatever their outcome: page (or resolve) what failed, who could run the
-        # cycle, then the evidence pack.
-        incidents = IncidentsOperator(task_id="incidents", trigger_rule=TriggerRule.ALL_DONE, **ids)
-        access_review = AccessReviewOperator(
-            task_id="access_review", trigger_rule=TriggerRule.ALL_DONE, **ids
-        )
-        evidence = WriteEvidencePackOperator(
-            task_id="evidence", trigger_rule=TriggerRule.ALL_DONE, outlets=[evidence_asset(tenant)], **ids
-        )
-        distribute = DistributeEvidenceOperator(task_id="distribute", **ids)
-        outcome = CycleOutcomeOperator(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, retries=0, **ids)
-        [plan, previous] >> incidents >> access_review >> evidence >> distribute >> outcome
+        cycle_tasks(tenant, PlanCycleOperator(task_id="plan", **ids), evidence_asset(tenant))
     return dag
+
+
+def cycle_tasks(tenant: Tenant, plan: Any, evidence_outlet: Asset) -> None:
+    """The cycle after its plan task: dry-run gate -> inventory -> pre-flight -> stages in order ->
+    incidents, access review, evidence (updating ``evidence_outlet``), distribution and outcome; shared by
+    the monthly cycle and the zero-day cycle, which differ only in their plan task and their DAG."""
+    ids = {"tenant_id": tenant.id}
+    dry_run_gate = ShortCircuitOperator(
+        task_id="dry_run_gate",
+        python_callable=proceed_unless_dry_run,
+        op_args=[plan.output],
+        ignore_downstream_trigger_rules=False,
+    )
+    with TaskGroup(group_id="inventory", tooltip="every cloud and Falcon in parallel, then one table"):
+        readers = [
+            CloudInventoryOperator(task_id=cloud, cloud=cloud, **ids) for cloud in tenant.clouds.declared
+        ]
+        if tenant.falcon is not None:
+            readers.append(FalconInventoryOperator(task_id="falcon", **ids))
+        # A cloud whose task failed outright is a failed scope; the clouds that answered go on.
+        merge = MergeInventoryOperator(
+            task_id="merge", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **ids
+        )
+        readers >> merge
+    preflight = PreflightOperator(task_id="preflight", **ids)
+    plan >> dry_run_gate >> readers
+    merge >> preflight
+    previous: Any = preflight
+    for index, env in enumerate(tenant.environments):
+        name = env.name.value
+        with TaskGroup(group_id=name, tooltip=f"back up, patch and verify {name}") as stage:
+            stage_tasks(tenant, env, last_stage=index + 1 == len(tenant.environments))
+        previous >> stage
+        previous = stage
+    # After the stages, whatever their outcome: page (or resolve) what failed, who could run the
+    # cycle, then the evidence pack.
+    incidents = IncidentsOperator(task_id="incidents", trigger_rule=TriggerRule.ALL_DONE, **ids)
+    access_review = AccessReviewOperator(task_id="access_review", trigger_rule=TriggerRule.ALL_DONE, **ids)
+    evidence = WriteEvidencePackOperator(
+        task_id="evidence", trigger_rule=TriggerRule.ALL_DONE, outlets=[evidence_outlet], **ids
+    )
+    distribute = DistributeEvidenceOperator(task_id="distribute", **ids)
+    outcome = CycleOutcomeOperator(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, retries=0, **ids)
+    [plan, previous] >> incidents >> access_review >> evidence >> distribute >> outcome
 
 
 def stage_tasks(tenant: Tenant, env: Environment, last_stage: bool) -> None:
@@ -337,7 +343,108 @@ def build_feeds_dag() -> DAG:
         RefreshFeedsOperator(
             task_id="refresh",
             platform_bucket=conf.get("patchcycle", "portfolio_bucket", fallback="patchcycle-portfolio"),
+            # New KEV listings that affect a tenant with an automatic zero-day cycle: one event on that
+            # tenant's kev asset (kev_asset), added through this alias at run time.
+            outlets=[AssetAlias(name=NEW_KEV_ALIAS)],
         )
+    return dag
+
+
+# -- the zero-day cycle ----------------------------------------------------------------------------
+
+
+def kev_asset(tenant: Tenant) -> Asset:
+    """The asset whose events (a new KEV listing affecting the tenant, with its CVE ids) start the tenant's
+    zero-day cycle."""
+    from patchcycle.domain.zero_day import kev_asset_name
+
+    return Asset(name=kev_asset_name(tenant.id))
+
+
+def zero_day_evidence_asset(tenant: Tenant) -> Asset:
+    """The asset a zero-day cycle updates when its pack is written (not the monthly round's: the roll-up
+    waits for every tenant's monthly pack)."""
+    return Asset(name=f"patchcycle_zero_day_evidence__{tenant.id}")
+
+
+def zero_day_dag_id(tenant: Tenant) -> str:
+    """``zero_day__<tenant>``."""
+    return f"zero_day__{tenant.id}"
+
+
+def zero_day_params(tenant: Tenant) -> dict[str, Param]:
+    """The zero-day cycle's trigger form: its CVEs, why, and the monthly form's environments and dry run."""
+    from patchcycle.domain.zero_day import CVE_ID, MAX_CVES
+
+    monthly = cycle_params(tenant)
+    return {
+        "cve_ids": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": CVE_ID.pattern},
+            uniqueItems=True,
+            maxItems=MAX_CVES,
+            title="CVE ids",
+            description=(
+                "The CVEs to patch now (CVE-YYYY-NNNN), at most 50: only the patches that fix them are "
+                "planned. Empty for a run started by a KEV asset event (its CVEs are in the event)."
+            ),
+        ),
+        "justification": Param(
+            None,
+            type=["null", "string"],
+            maxLength=1000,
+            title="Justification",
+            description="Why this cannot wait for the monthly cycle (required by hand; in the evidence).",
+        ),
+        "environments": monthly["environments"],
+        "dry_run": monthly["dry_run"],
+    }
+
+
+def build_zero_day_dag(tenant: Tenant) -> DAG:
+    """The out-of-band zero-day cycle of one tenant (it must declare ``risk.zero_day``): it waits while the
+    monthly cycle runs, then plans only the fixes of its CVEs and runs the monthly cycle's tasks with the
+    tenant's emergency soak and change-window policy; started by hand or by a KEV asset event."""
+    from patchcycle.operators.zero_day import MonthlyCycleIdleSensor, ZeroDayPlanOperator
+
+    policy = tenant.risk.zero_day
+    if policy is None:
+        raise ValueError(f"tenant {tenant.id} declares no risk.zero_day policy")
+    window = (
+        "patched outside their change windows"
+        if policy.emergency_change_window == "patch_outside_window"
+        else "patched in their change windows"
+    )
+    with DAG(
+        dag_id=zero_day_dag_id(tenant),
+        description=f"Out-of-band zero-day cycle of {tenant.display_name}",
+        schedule=[kev_asset(tenant)] if policy.automatic else None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(tenant),
+        params=zero_day_params(tenant),
+        tags=["patchcycle", "zero-day", f"tenant:{tenant.id}"],
+        doc_md=(
+            f"Zero-day cycle of **{tenant.display_name}** (`{tenant.id}`): plans only the patches that fix "
+            "the given CVEs (frozen and hashed as usual), waits while the monthly cycle runs, then backs "
+            f"up, patches and verifies every environment as the monthly cycle does, with a soak of "
+            f"{policy.emergency_soak_hours:g} h and environments {window} (approved by {policy.approver}, "
+            f"{policy.approver_role}, on {policy.approved_on.isoformat()}). Trigger it with the CVE ids and "
+            "a justification"
+            + (
+                ", or let a new KEV listing that affects the tenant's OS families start it."
+                if policy.automatic
+                else "."
+            )
+            + " A CVE with no fix yet is reported with its exposed hosts and compensating controls."
+        ),
+        dagrun_timeout=dt.timedelta(days=10),
+    ) as dag:
+        plan = ZeroDayPlanOperator(task_id="plan", tenant_id=tenant.id)
+        MonthlyCycleIdleSensor(task_id="wait_for_monthly", monthly_dag_id=tenant.dag_id) >> plan
+        cycle_tasks(tenant, plan, zero_day_evidence_asset(tenant))
     return dag
 
 

@@ -49,6 +49,15 @@ PRODUCT_FAMILIES = (
 """How a KEV entry's vendor and product map to the OS families Patchcycle patches (for the documentation)."""
 
 
+NEW_KEV_ALIAS = "patchcycle_new_kev"
+"""The feed refresh's Airflow asset alias: through it, one event on each affected tenant's asset."""
+
+
+def kev_asset_name(tenant_id: str) -> str:
+    """The name of the Airflow asset whose events start a tenant's zero-day cycle."""
+    return f"patchcycle_new_kev__{tenant_id}"
+
+
 def product_families(entry: KevEntry) -> set[OsFamily]:
     """The OS families a KEV entry's vendor and product name (empty: not an operating system we patch)."""
     text = f"{entry.vendor_project} {entry.product}".lower()

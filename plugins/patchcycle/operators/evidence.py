@@ -64,6 +64,8 @@ class WriteEvidencePackOperator(CycleOperator):
             "triggered_by": getattr(run, "triggering_user_name", None),
             "refused_reasons": list(info.get("refused") or []),
             "halted_reason": cycle.halted_reason,
+            # A zero-day cycle: its CVEs, justification, trigger and the emergency policy with its approver.
+            **({"kind": info["kind"], "zero_day": info["zero_day"]} if info.get("zero_day") else {}),
         }
         from patchcycle.config.exceptions import load_tenant_exception_register
         from patchcycle.domain.controls import controls_summary, load_control_catalogs, map_controls
@@ -86,7 +88,7 @@ class WriteEvidencePackOperator(CycleOperator):
             cycle=facts,
             plan=store.get_json(info["plan_url"].split(f"s3://{store.bucket}/", 1)[1]),
             inventory=cycle.read_record(paths.run_file("inventory.json"), required=False),
-            preflight=cycle.read_record(paths.run_file("preflight.json"), required=False),
+            preflight=(preflight := cycle.read_record(paths.run_file("preflight.json"), required=False)),
             stages=stages,
             access=cycle.read_record(paths.run_file("access.json"), required=False),
             selected_environments=environments,
@@ -96,6 +98,9 @@ class WriteEvidencePackOperator(CycleOperator):
         )
         frameworks = [f.value for f in self.tenant.frameworks]
         evidence["risk"] = self._risk_section(cycle, evidence, frameworks)
+        if info.get("zero_day"):
+            exposure = (preflight or {}).get("kev_exposure") or {}
+            evidence["risk"]["zero_day"] = zero_day_report(evidence["plan"], info["zero_day"], exposure)
         evidence["events"].append(
             {
                 "at": now,
@@ -243,6 +248,22 @@ class WriteEvidencePackOperator(CycleOperator):
                 created_at = ""  # an unreadable manifest is still a link, ranked before any dated one
             written.append((created_at, key, data))
         return sha256_hex(max(written)[2])
+
+
+def zero_day_report(
+    plan: dict[str, Any], request: dict[str, Any], exposure: dict[str, Any]
+) -> dict[str, Any]:
+    """A zero-day cycle's section of the risk report: what it was started for, the fixes it planned, and
+    per CVE with no fix yet its exposed hosts and the compensating controls the exception register names
+    (from the pre-flight record's ``kev_exposure``; hosts unknown when the run never got there)."""
+    unfixed = ((plan.get("risk") or {}).get("zero_day") or {}).get("without_fix") or []
+    approved = plan.get("approved") or {}
+    return {
+        **request,
+        "fixes": sorted({p["id"] for patches in approved.values() for p in patches}),
+        "without_fix": exposure.get("without_fix")
+        or [{"cve": c, "exposed_hosts": [], "exposure_known": False} for c in unfixed],
+    }
 
 
 def _content_type(name: str) -> str:

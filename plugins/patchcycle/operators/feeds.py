@@ -115,9 +115,13 @@ class RefreshFeedsOperator(BaseOperator):
         epss_raw = fetch_feed(urls.epss_url)
         epss = parse_epss_bytes(epss_raw, urls.epss_url)
         epss_gz = epss_raw if epss_raw[:2] == b"\x1f\x8b" else gzip.compress(epss_raw, mtime=0)
-        store = EvidenceStore(
-            EvidenceBucketHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name),
-            self.platform_bucket,
+        bucket_hook = EvidenceBucketHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        store = EvidenceStore(bucket_hook, self.platform_bucket)
+        earlier = latest_feeds_prefix(bucket_hook, self.platform_bucket)
+        previous = (
+            parse_kev(bucket_hook.get(self.platform_bucket, f"{earlier}/{KEV_FILE}"), f"{earlier}/{KEV_FILE}")
+            if earlier is not None
+            else None
         )
         day = dt.datetime.now(dt.UTC).date().isoformat()
         prefix = f"feeds/{day}/{safe_run_segment(context['run_id'])}"
@@ -130,6 +134,42 @@ class RefreshFeedsOperator(BaseOperator):
             "epss_model_version": epss.model_version,
             "epss_score_date": epss.score_date,
             "epss_scores": len(epss.scores),
+            "zero_day_triggers": self._announce(context, kev, previous, store.url(prefix)),
         }
         self.log.info("feeds refreshed: %s", result)
         return result
+
+    def _announce(self, context: Any, kev: Any, previous: Any, feeds_url: str) -> list[dict[str, Any]]:
+        """One event on each affected tenant's KEV asset (through the task's asset alias), carrying the new
+        KEV CVEs that affect the OS families it patches: the event that starts its zero-day cycle, kept in
+        Airflow's Assets view. New = not in the previous refresh's catalog (a first refresh announces
+        nothing). Tenant files are read here, at run time, never at parse time."""
+        from airflow.sdk import Asset, AssetAlias
+
+        from patchcycle.config.loader import load_tenants
+        from patchcycle.domain.zero_day import NEW_KEV_ALIAS, kev_asset_name, kev_triggers, new_kev_entries
+
+        if previous is None:
+            self.log.info("no earlier refresh: this catalog is the baseline, no KEV listing is new")
+        new = new_kev_entries(kev, previous)
+        triggers = kev_triggers(new, load_tenants().tenants, kev.catalog_version)
+        outlet_events = context.get("outlet_events")
+        announced = []
+        for trigger in triggers:
+            extra = trigger.extra(feeds_url)
+            if outlet_events is not None:
+                outlet_events[AssetAlias(name=NEW_KEV_ALIAS)].add(
+                    Asset(name=kev_asset_name(trigger.tenant_id)), extra=extra
+                )
+            self.log.info(
+                "new KEV listing(s) %s affect %s: its zero-day cycle starts",
+                trigger.cve_ids,
+                trigger.tenant_id,
+            )
+            announced.append(extra)
+        if new and not triggers:
+            self.log.info(
+                "new KEV listing(s) %s affect no tenant with an automatic zero-day cycle",
+                [e.cve_id for e in new],
+            )
+        return announced

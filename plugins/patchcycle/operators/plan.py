@@ -537,6 +537,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         plan = build_cycle_plan(self.tenant, cycle_date, [])
         plan_url = cycle.store.put_json(paths.plan(plan.hash), plan.to_dict())
         info = run_info(cycle_date=plan.cycle_date, plan_hash=plan.hash, plan_url=plan_url, refused=refusals)
+        info.update(self.run_extras(cycle))
         log.record(
             "cycle.refused",
             target=self.tenant.id,
@@ -556,7 +557,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
         prepared: dict[str, Any],
         event: dict[str, Any],
     ) -> dict[str, Any]:
-        params = cycle.params
+        params = self.run_params(cycle)
         tenant = self.tenant
         for scope in prepared.get("aws", {}).get("scans", []):
             if scope.get("command_id"):
@@ -599,6 +600,7 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             environments=environments,
             params=params,
         )
+        info.update(self.run_extras(cycle))
         dry_run = info["dry_run"]
         log.record(
             "plan.frozen",
@@ -623,6 +625,15 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             log.record("window.override_requested", target=tenant.id, reason=info["window_override_reason"])
         cycle.write_record(paths.run_file(PLAN_INFO_RECORD), info)
         return info
+
+    # -- what another kind of cycle (the zero-day cycle) changes ------------------------------------
+    def run_params(self, cycle: PlanContext) -> Mapping[str, Any]:
+        """The run's params as its facts take them (a zero-day cycle adds its emergency overrides)."""
+        return cycle.params
+
+    def run_extras(self, cycle: PlanContext) -> dict[str, Any]:
+        """Facts of the run kept beside the plan's (a zero-day cycle: its CVEs, trigger and policy)."""
+        return {}
 
     # -- risk: the feeds the plan reads, and what they change ------------------------------------
     def zero_day_cves(self, cycle: PlanContext) -> tuple[str, ...] | None:

@@ -95,6 +95,7 @@ def risk_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
         flow.append(
             Paragraph(f'<font color="#c62828"><b>Stale feed:</b></font> {as_markup(warning)}', styles.body)
         )
+    flow += zero_day_paragraphs(as_mapping(as_mapping(risk).get("zero_day")), styles)
     flow += [Spacer(1, 6), overdue_chart(risk), Spacer(1, 6)]
 
     if not rows:
@@ -156,6 +157,51 @@ def risk_section(evidence: CycleEvidence, styles: Styles) -> list[Any]:
                 f"evidence.json itself lists {len(rows):,} of the {total_open:,} open patches "
                 "row by row; the counts above include all of them.",
                 styles.note,
+            )
+        )
+    return flow
+
+
+def zero_day_paragraphs(zero_day: Mapping[str, Any], styles: Styles) -> list[Any]:
+    """A zero-day cycle's lines: its CVEs, trigger, justification and emergency policy with the approver;
+    the fixes it planned; per CVE with no fix yet, the exposed hosts and the compensating controls the
+    exception register names for each (or that none is on record). Nothing for any other cycle."""
+    if not zero_day:
+        return []
+    policy = as_mapping(zero_day.get("policy"))
+    flow = [
+        Paragraph(
+            f"<b>Zero-day cycle</b> for {as_markup(', '.join(as_strings(zero_day.get('cve_ids'))), 'n/a')} "
+            f"({as_markup(zero_day.get('trigger'), 'n/a').replace('_', ' ')}): "
+            f"{as_markup(zero_day.get('justification'), 'no justification recorded')}. "
+            f"Emergency policy: soak {as_markup(policy.get('emergency_soak_hours'), 'n/a')} h, change window "
+            f"{as_markup(policy.get('emergency_change_window'), 'n/a').replace('_', ' ')}, approved by "
+            f"{as_markup(policy.get('approver'), 'n/a')} ({as_markup(policy.get('approver_role'), 'n/a')}) "
+            f"on {as_markup(policy.get('approved_on'), 'n/a')}. Fixes planned: "
+            f"{as_markup(', '.join(as_strings(zero_day.get('fixes'))), 'none')}.",
+            styles.body,
+        )
+    ]
+    for item in as_records(zero_day.get("without_fix")):
+        hosts = as_records(item.get("exposed_hosts"))
+        lines = []
+        for host in hosts:
+            controls = as_records(host.get("compensating_controls"))
+            said = "; ".join(
+                f"{as_markup(c.get('id'))}: {as_markup(c.get('compensating_control'))} "
+                f"(approved by {as_markup(c.get('approver'))}, until {as_markup(c.get('expires_on'))})"
+                for c in controls
+            )
+            lines.append(
+                f"{as_markup(host.get('name') or host.get('host_id'))}: "
+                + (said or f'<font color="{RED}"><b>no compensating control on record</b></font>')
+            )
+        exposed = "<br/>".join(lines) if lines else "exposed hosts unknown (no cloud reports it)"
+        flow.append(
+            Paragraph(
+                f'<font color="{RED}"><b>No fix yet for {as_markup(item.get("cve"))}</b></font> '
+                f"({len(hosts):,} exposed host(s)):<br/>{exposed}",
+                styles.body,
             )
         )
     return flow
