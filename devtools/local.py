@@ -172,7 +172,17 @@ def airflow_env(
         env.setdefault("PATCHCYCLE_EXCEPTIONS_DIR", str(exceptions_for(tenants_dir, home / "exceptions")))
     env.update(tenant_connections(fleetsim_url, tenants_dir))
     env.update(smtp_connection(fleetsim_url))
+    env["AIRFLOW_CONN_PATCHCYCLE_FEEDS"] = feeds_connection(fleetsim_url)
     return env
+
+
+def feeds_connection(url: str) -> str:
+    """The ``patchcycle_feeds`` connection for fleetsim's KEV and EPSS feeds (``fleetsim.feeds``).
+
+    In production the extras name CISA's and FIRST's URLs (or are absent: the public ones are the
+    defaults, ``patchcycle.feeds.FeedUrls``)."""
+    extra = {"kev_url": f"{url}/feeds/kev.json", "epss_url": f"{url}/feeds/epss_scores.csv.gz"}
+    return json.dumps({"conn_type": "http", "extra": extra})
 
 
 def smtp_connection(fleetsim_url: str) -> dict[str, str]:

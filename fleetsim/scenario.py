@@ -507,6 +507,28 @@ class DynatraceSeed(_Strict):
         return value
 
 
+class KevListing(_Strict):
+    """A listing CISA adds to the KEV catalog in this scenario (made-up test data, never a real entry): the
+    feed fleetsim serves is the committed subset (``include/feeds/kev-subset.json``, real CISA entries) plus
+    these, in CISA's own field names and formats."""
+
+    cveID: str = Field(pattern=r"^CVE-\d{4}-\d{4,}$")  # noqa: N815 - CISA's field name
+    vendorProject: str  # noqa: N815
+    product: str
+    vulnerabilityName: str = "Made-up vulnerability (fleetsim scenario)"  # noqa: N815
+    dateAdded: dt.date  # noqa: N815
+    dueDate: dt.date  # noqa: N815
+    knownRansomwareCampaignUse: Literal["Known", "Unknown"] = "Unknown"  # noqa: N815
+    epss: float | None = Field(None, ge=0, le=1)  # a made-up EPSS probability served with it
+
+
+class FeedsSeed(_Strict):
+    """The threat feeds fleetsim serves at ``/feeds/`` (CISA KEV JSON, FIRST EPSS CSV gzipped)."""
+
+    kev_added: list[KevListing] = Field(default_factory=list)
+    catalog_version: str | None = None  # default: the committed subset's, or the last added listing's date
+
+
 class Scenario(_Strict):
     timings: Timings = Timings()
     falcon: FalconSeed = FalconSeed()
@@ -519,6 +541,7 @@ class Scenario(_Strict):
     evidence: EvidenceAccount = EvidenceAccount()
     identity: IdentitySeed = IdentitySeed()
     saml: SamlSeed = SamlSeed()
+    feeds: FeedsSeed = FeedsSeed()
     terraform: TerraformApply | None = None
     patch_catalog: list[CatalogPatch]
     tenants: list[TenantFleet]

@@ -84,6 +84,7 @@ VENDOR_APIS: tuple[str, ...] = (
     "fleetsim.falcon.api:FalconApi",
     "fleetsim.dynatrace:DynatraceApi",
     "fleetsim.pagerduty:PagerDutyApi",
+    "fleetsim.feeds:FeedsApi",
 )
 
 
@@ -149,6 +150,12 @@ class FleetsimApp:
             names = (json.loads(request.get_data() or b"{}")).get("hosts") or []
             with self.state.lock:
                 body = {"cleared": self.state.clear_faults(names)}
+        elif route == "kev" and request.method == "POST":
+            # CISA adds an entry to the KEV catalog (fleetsim.feeds; made-up test data).
+            try:
+                body = self._feeds().add(json.loads(request.get_data() or b"{}"))
+            except ValueError as exc:  # not JSON, or not a listing (pydantic's error is a ValueError)
+                return Response(json.dumps({"error": str(exc)}), 400, mimetype="application/json")
         elif route == "calls" and request.method == "GET":
             with self.state.lock:
                 body = {"calls": dict(sorted(self.state.calls.items()))}
@@ -161,6 +168,12 @@ class FleetsimApp:
                 json.dumps({"error": f"no route {request.path}"}), 404, mimetype="application/json"
             )
         return Response(json.dumps(body, default=str), 200, mimetype="application/json")
+
+    def _feeds(self) -> Any:
+        """The threat feeds (KEV, EPSS) fleetsim serves at ``/feeds/``."""
+        from fleetsim.feeds import FeedsApi
+
+        return next(v for v in self.vendors if isinstance(v, FeedsApi))
 
     def _pagerduty(self) -> Any:
         """The PagerDuty Events API, whose incidents and events ``/fleetsim/pagerduty`` serves."""
