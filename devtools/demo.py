@@ -1,8 +1,10 @@
 """``make demo``: real patch cycles of every demo tenant, through Airflow, against fleetsim.
 
 Starts fleetsim, prepares a local Airflow (SQLite under var/, connections pointing at fleetsim), runs
-each tenant's cycle with ``airflow dags test`` for the cycle date, copies each evidence pack out of the
-evidence bucket into out/, prints a summary per tenant, and stops fleetsim.
+each tenant's daily drift report for the day before the cycle (fleetsim applied the tenants' Terraform
+and made the scenario's console edits; the reports go to var/demo/drift/), then each tenant's cycle with
+``airflow dags test`` for the cycle date (its pre-flight records the drift report's open drift), copies
+each evidence pack out of the evidence bucket into out/, prints a summary per tenant, and stops fleetsim.
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ def download_pack(url: str, tenant, out_dir: Path) -> tuple[dict, list[Path]]:
     s3 = fleetsim_s3(url, tenant.evidence.region)
     keys = [
         obj["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=tenant.evidence.bucket)
+        # The cycles' packs only: the daily drift reports (drift/) are a chain of their own.
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=tenant.evidence.bucket, Prefix="cycles/"
+        )
         for obj in page.get("Contents", [])
         if "/pack/" in obj["Key"] or "/distribution/" in obj["Key"]
     ]
@@ -106,6 +111,52 @@ def summary_line(tenant_id: str, evidence: dict, rc: int, seconds: float) -> str
     )
 
 
+def run_drift_reports(url: str, env: dict[str, str], tenants, day: dt.date, work: Path) -> list[str]:
+    """Each tenant's ``iac_drift__<tenant>`` for ``day``; its pack's drift.json and summary.csv copied to
+    var/demo/drift/<tenant>/ (not out/: out/ holds the cycles' packs, which verify-evidence checks as one
+    chain); one summary line per tenant."""
+    from patchcycle.dag_factory import iac_drift_dag_id
+
+    s3 = fleetsim_s3(url)
+    lines = []
+    for tenant in tenants:
+        if tenant.clouds.aws is None:
+            continue
+        dag_id = iac_drift_dag_id(tenant)
+        print(f"  running {dag_id} for {day} (log: var/demo/{dag_id}.log) ...", flush=True)
+        rc = run_cycle(
+            env,
+            dag_id,
+            f"{day.isoformat()}T05:00:00+00:00",
+            {"as_of": day.isoformat()},
+            work / f"{dag_id}.log",
+        )
+        bucket = tenant.evidence.bucket
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"drift/{day}/")
+            for o in page.get("Contents", [])
+            if "/pack" in o["Key"] and o["Key"].endswith(("drift.json", "summary.csv"))
+        ]
+        folder = work / "drift" / tenant.id
+        folder.mkdir(parents=True, exist_ok=True)
+        report: dict = {}
+        for key in keys:
+            data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            (folder / key.rsplit("/", 1)[1]).write_bytes(data)
+            if key.endswith("drift.json"):
+                report = json.loads(data)
+        drifts = (report.get("report") or {}).get("drifts") or []
+        who = sorted({(d.get("changed_by") or {}).get("username") or "unknown" for d in drifts})
+        lines.append(
+            f"  {dag_id}: rc={rc}, {len(drifts)} open drift(s)"
+            + (f" by {', '.join(who)}" if who else "")
+            + f", {len(report.get('launch_findings') or [])} launch template finding(s) -> "
+            + f"{folder.relative_to(REPO)}/"
+        )
+    return lines
+
+
 def cycle_date_arg(value: str) -> dt.date:
     """``--cycle-date``: a calendar date written YYYY-MM-DD, else a usage error naming the value."""
     try:
@@ -161,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             "window_override_reason": DEMO_WINDOW_REASON,
         }
         seed_history(url, tenants)
+        drift_lines = run_drift_reports(url, env, tenants, cycle_date - dt.timedelta(days=1), work)
         for tenant in tenants:
             t0 = time.monotonic()
             log = work / f"{tenant.dag_id}.log"
@@ -177,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         mail = fleetsim_get(url, "/fleetsim/mail")["messages"]
         truth = fleetsim_get(url, "/fleetsim/ground-truth")
         (work / "ground-truth.json").write_text(json.dumps(truth, indent=1))
+    print("\nDrift reports (the day before the cycle):")
+    for line in drift_lines:
+        print(line)
     print()
     for tenant, evidence, files, rc, seconds in results:
         print(summary_line(tenant.id, evidence, rc, seconds))
