@@ -126,3 +126,24 @@ def test_exposure_without_a_fix_is_what_the_cloud_reports_or_what_the_kev_produc
     (reported,) = exposed_hosts(rows, ROUTER.cve_id, ROUTER)
     assert (reported["host_id"], reported["basis"]) == ("i-2", "its cloud reports the CVE missing")
     assert exposed_hosts(rows, "CVE-2026-9999", None) == []
+
+
+def test_a_zero_day_cycle_leaves_the_hosts_it_has_no_fix_for_out_of_scope(tenant, host_row) -> None:
+    from patchcycle.domain.preflight import evaluate_preflight
+
+    plan = {
+        "approved": {"windows_2019": [{"id": "KB5049999"}], "amazon_linux_2": []},
+        "risk": {"zero_day": {"cves": ["CVE-2026-21001"], "without_fix": []}},
+    }
+    rows = [host_row("i-1", os_family="windows_2019"), host_row("i-2"), host_row("i-3", agent_online=False)]
+    decisions = {
+        d.host_id: (d.verdict, d.reason) for d in evaluate_preflight(tenant, rows, plan=plan).decisions
+    }
+    assert decisions["i-1"] == ("eligible", None)
+    assert decisions["i-2"] == (
+        "out_of_scope",
+        "the zero-day cycle for CVE-2026-21001 planned no fix for amazon_linux_2",
+    )
+    assert decisions["i-3"][0] == "out_of_scope"  # not held: it is not this cycle's
+    monthly = {"approved": {"amazon_linux_2": []}}
+    assert evaluate_preflight(tenant, rows[1:2], plan=monthly).decisions[0].verdict == "eligible"

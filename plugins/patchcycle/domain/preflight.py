@@ -196,12 +196,29 @@ def evaluate_preflight(
     selected = set(environments) if environments is not None else {e.name.value for e in tenant.environments}
     decisions = []
     for host in hosts:
+        if (outside := outside_zero_day(plan, host)) is not None:
+            decisions.append(HostDecision(host["host_id"], "out_of_scope", outside))
+            continue
         decision = evaluate_host(tenant, host, selected, plan, kernel_support, now)
         deferral = (deferrals or {}).get(host["host_id"])
         if deferral is not None and decision.verdict == "eligible":
             decision = deferral
         decisions.append(decision)
     return PreflightResult(decisions=tuple(decisions), max_held_share=tenant.preflight.max_held_share)
+
+
+def outside_zero_day(plan: Mapping[str, Any] | None, host: Mapping[str, Any]) -> str | None:
+    """Why a host is outside a zero-day cycle (None: inside it, or not a zero-day cycle): the cycle
+    planned no fix for its OS family (or for RDS). It is left as it is: no backup, no install, no verdict
+    on patches the monthly cycle owns."""
+    zero_day = ((plan or {}).get("risk") or {}).get("zero_day")
+    if zero_day is None:
+        return None
+    rds = host.get("agent_kind") == "rds"
+    if not rds and (plan or {}).get("approved", {}).get(host.get("os_family") or ""):
+        return None
+    what = "RDS" if rds else host.get("os_family") or "its platform"
+    return f"the zero-day cycle for {', '.join(zero_day.get('cves') or [])} planned no fix for {what}"
 
 
 def deferral_for(
