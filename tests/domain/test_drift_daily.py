@@ -74,6 +74,15 @@ def test_a_baseline_reads_as_the_providers_blocks() -> None:
     assert shaped["global_filter"] == [] and shaped["source"] == [] and shaped["tags_all"] == {"k": "v"}
 
 
+def test_a_rule_the_cycle_rewrote_without_a_compliance_level_reads_as_unspecified() -> None:
+    """The cycle's UpdatePatchBaseline sends rules without ComplianceLevel: the live view must read that
+    as the UNSPECIFIED the state declares, or every baseline a cycle touched would show drift."""
+    rewritten = {"ApprovalRules": {"PatchRules": [{"ApproveUntilDate": "2026-11-08"}]}}
+    shaped = live.ssm_patch_baseline(rewritten, [])
+    assert shaped["approval_rule"][0]["compliance_level"] == "UNSPECIFIED"
+    assert shaped["approved_patches_compliance_level"] == "UNSPECIFIED"
+
+
 def test_s3_settings_that_are_not_there_read_as_gone() -> None:
     assert live.s3_bucket_versioning("b", {}) is None  # versioning never enabled
     assert live.s3_object_lock_configuration("b", None) is None

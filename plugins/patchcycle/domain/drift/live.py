@@ -106,11 +106,19 @@ def _filters(group: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+# A rule or baseline written without a compliance level (the cycle's UpdatePatchBaseline sends none) has
+# none: PatchRule.ComplianceLevel and ApprovedPatchesComplianceLevel are optional in the API reference,
+# and UNSPECIFIED is the documented value meaning "no level" and the AWS provider's default, which the
+# state holds. No AWS page says whether GetPatchBaseline omits the field or returns UNSPECIFIED, so both
+# are read as UNSPECIFIED: an absent level is never drift against a declared UNSPECIFIED.
+NO_COMPLIANCE_LEVEL = "UNSPECIFIED"
+
+
 def _rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "approve_after_days": int(rule.get("ApproveAfterDays") or 0),
         "approve_until_date": rule.get("ApproveUntilDate") or "",
-        "compliance_level": rule.get("ComplianceLevel") or "",
+        "compliance_level": rule.get("ComplianceLevel") or NO_COMPLIANCE_LEVEL,
         "enable_non_security": bool(rule.get("EnableNonSecurity", False)),
         "patch_filter": _filters(rule.get("PatchFilterGroup")),
     }
@@ -124,7 +132,9 @@ def ssm_patch_baseline(baseline: Mapping[str, Any], tags: Iterable[Mapping[str, 
         "description": baseline.get("Description", ""),
         "approval_rule": [_rule(r) for r in (baseline.get("ApprovalRules") or {}).get("PatchRules") or ()],
         "approved_patches": list(baseline.get("ApprovedPatches") or []),
-        "approved_patches_compliance_level": baseline.get("ApprovedPatchesComplianceLevel") or "",
+        "approved_patches_compliance_level": (
+            baseline.get("ApprovedPatchesComplianceLevel") or NO_COMPLIANCE_LEVEL
+        ),
         "approved_patches_enable_non_security": bool(baseline.get("ApprovedPatchesEnableNonSecurity", False)),
         "rejected_patches": list(baseline.get("RejectedPatches") or []),
         "rejected_patches_action": baseline.get("RejectedPatchesAction") or "",
