@@ -178,6 +178,15 @@ def test_a_kev_listing_starts_the_zero_day_cycle_of_the_affected_tenant_only(
         result = run_dag(
             fleet, "zero_day__cu_alpha", ZERO_DAY_AT, {"cve_ids": extra["cve_ids"], "justification": why}
         )
+        # 4. A zero-day cycle for the listing nobody has a fix for: nothing to patch, nothing touched, and
+        # the run says so instead of failing as an empty inventory would.
+        before = {n: len(changes(t)) for n, t in result.truth.items()}
+        unfixed = run_dag(
+            fleet,
+            "zero_day__cu_alpha",
+            "2026-11-26T09:00:00+00:00",
+            {"cve_ids": ["CVE-2026-21002"], "justification": "Exploited in the wild; no vendor fix yet"},
+        )
     assert result.returncode == 0, result.log[-3000:]
     evidence = result.evidence
     cycle = evidence["cycle"]
@@ -227,3 +236,15 @@ def test_a_kev_listing_starts_the_zero_day_cycle_of_the_affected_tenant_only(
     assert verify_pack(manifest, {f["name"]: result.files[f["name"]] for f in manifest["files"]}) == []
     assert manifest["previous_manifest_sha256"] == manifest_sha256(json.loads(dry.files["manifest.json"]))
     assert result.task_states["wait_for_monthly"] == "success"
+
+    assert unfixed.returncode == 0, unfixed.log[-3000:]
+    # Only the plan's Scan (read-only) reached the hosts.
+    assert {n: len(changes(t)) for n, t in unfixed.truth.items() if n in before} == before
+    assert not any(unfixed.evidence["plan"]["approved"].values())
+    (item,) = unfixed.evidence["risk"]["zero_day"]["without_fix"]
+    assert [(h["name"], [c["id"] for c in h["compensating_controls"]]) for h in item["exposed_hosts"]] == [
+        ("t-prd-win-01", ["EXC-2026-120"])
+    ]
+    assert (
+        "no fix for CVE-2026-21002" in unfixed.log.lower() or "NO FIX YET for CVE-2026-21002" in unfixed.log
+    )

@@ -58,6 +58,9 @@ class PreflightResult:
     decisions: tuple[HostDecision, ...]
     max_held_share: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # A zero-day cycle whose CVEs have no fix yet: its scope is empty by design (the plan says so, and the
+    # exposed hosts are recorded), not because the inventory is broken.
+    nothing_to_patch: bool = False
 
     @property
     def eligible(self) -> list[str]:
@@ -97,7 +100,7 @@ class PreflightResult:
         An empty scope is far more often a broken inventory (wrong account, tags renamed, agents gone)
         than a tenant with nothing to patch, and reporting it as a compliant cycle would hide that.
         """
-        return not self.in_scope or self.held_share > self.max_held_share
+        return (not self.in_scope and not self.nothing_to_patch) or self.held_share > self.max_held_share
 
     @property
     def in_scope(self) -> int:
@@ -110,6 +113,7 @@ class PreflightResult:
             "max_held_share": self.max_held_share,
             "held_share": round(self.held_share, 4),
             "halted": self.halted,
+            **({"nothing_to_patch": True} if self.nothing_to_patch else {}),
             "in_scope": self.in_scope,
             "eligible": len(self.eligible),
             "held": len(self.held),
@@ -204,7 +208,12 @@ def evaluate_preflight(
         if deferral is not None and decision.verdict == "eligible":
             decision = deferral
         decisions.append(decision)
-    return PreflightResult(decisions=tuple(decisions), max_held_share=tenant.preflight.max_held_share)
+    zero_day = ((plan or {}).get("risk") or {}).get("zero_day")
+    return PreflightResult(
+        decisions=tuple(decisions),
+        max_held_share=tenant.preflight.max_held_share,
+        nothing_to_patch=zero_day is not None and not any((plan or {}).get("approved", {}).values()),
+    )
 
 
 def outside_zero_day(plan: Mapping[str, Any] | None, host: Mapping[str, Any]) -> str | None:
