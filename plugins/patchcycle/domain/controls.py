@@ -42,6 +42,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "inventory.collected",
     "preflight.evaluated",
     "preflight.held",
+    "preflight.kev_exposure",
+    "zero_day.no_fix",
     "backup.created",
     "backup.reused",
     "backup.completed",
