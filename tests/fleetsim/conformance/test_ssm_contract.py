@@ -236,19 +236,22 @@ def test_patch_baseline_responses_conform_and_ubuntu_refuses_approval_dates(flee
     recorder = Recorder()
     ssm, _, _ = _clients(fleet, recorder)
     rule = {"PatchFilterGroup": {"PatchFilters": [{"Key": "CLASSIFICATION", "Values": ["Security"]}]}}
+    # Ubuntu's rules filter on PRODUCT and PRIORITY only (DescribePatchProperties for UBUNTU).
+    ubuntu_rule = {"PatchFilterGroup": {"PatchFilters": [{"Key": "PRODUCT", "Values": ["*"]}]}}
     with pytest.raises(ssm.exceptions.ClientError) as exc:
         ssm.create_patch_baseline(
             Name="ubuntu-dated",
             OperatingSystem="UBUNTU",
-            ApprovalRules={"PatchRules": [{**rule, "ApproveAfterDays": 7}]},
+            ApprovalRules={"PatchRules": [{**ubuntu_rule, "ApproveAfterDays": 7}]},
         )
     assert exc.value.response["Error"]["Code"] == "ValidationException"
+    assert "ApproveAfterDays" in exc.value.response["Error"]["Message"]
     with pytest.raises(ssm.exceptions.ClientError):
         ssm.create_patch_baseline(
             Name="al2-undated", OperatingSystem="AMAZON_LINUX_2", ApprovalRules={"PatchRules": [rule]}
         )
     ubuntu = ssm.create_patch_baseline(
-        Name="ubuntu-ok", OperatingSystem="UBUNTU", ApprovalRules={"PatchRules": [rule]}
+        Name="ubuntu-ok", OperatingSystem="UBUNTU", ApprovalRules={"PatchRules": [ubuntu_rule]}
     )
     al2 = ssm.create_patch_baseline(
         Name="al2-frozen",
