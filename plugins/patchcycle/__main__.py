@@ -100,8 +100,13 @@ def addenda_from_directory(root: Path) -> list[AddendumCopy]:
         raise PackReadError(exc.filename or str(root), exc.strerror or exc) from exc
 
 
+EVIDENCE_CHAINS = ("cycles", "drift")
+"""The chains of packs in a tenant's evidence bucket, each under its own prefix and linked on its own: the
+cycles' (monthly and zero-day) and the daily drift reports' (``reports/drift_store.py``)."""
+
+
 def evidence_from_bucket(
-    bucket: str, cycle: str | None, endpoint_url: str | None, region: str
+    bucket: str, cycle: str | None, endpoint_url: str | None, region: str, chain: str = "cycles"
 ) -> tuple[list[PackCopy], list[AddendumCopy]]:
     """Every pack in the evidence bucket (of one cycle, or all), and every distribution addendum
     (``runs/<run>/distribution/<pack>.json``, with the location of the pack it belongs to), each object
@@ -113,7 +118,7 @@ def evidence_from_bucket(
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    prefix = f"cycles/{cycle}/" if cycle else "cycles/"
+    prefix = f"{chain}/{cycle}/" if cycle else f"{chain}/"
     location = f"s3://{bucket}/{prefix}"
     try:
         s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
@@ -213,9 +218,9 @@ def _verify(args: argparse.Namespace) -> int:
             except TenantConfigError as exc:
                 return _fail(EXIT_USAGE, _one_line(exc))
             bucket = args.bucket or tenant.evidence.bucket
-            where = f"s3://{bucket}/cycles/{args.cycle + '/' if args.cycle else ''}"
+            where = f"s3://{bucket}/{args.chain}/{args.cycle + '/' if args.cycle else ''}"
             packs, addenda = evidence_from_bucket(
-                bucket, args.cycle, args.endpoint_url, tenant.evidence.region
+                bucket, args.cycle, args.endpoint_url, tenant.evidence.region, args.chain
             )
     except PackReadError as exc:
         return _fail(EXIT_UNREADABLE, str(exc))
@@ -280,6 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     verify.add_argument("--dir", help="verify a downloaded copy instead (a pack folder or a folder of them)")
     verify.add_argument("--bucket", help="override the tenant's evidence bucket")
+    verify.add_argument(
+        "--chain",
+        choices=EVIDENCE_CHAINS,
+        default="cycles",
+        help="which chain of packs: the cycles' (cycles/, the default) or the daily drift reports' "
+        "(drift/; the day is then the report's day)",
+    )
     verify.add_argument("--endpoint-url", type=_endpoint_url, help="S3 endpoint (e.g. fleetsim's URL)")
     verify.add_argument(
         "--expect-manifest", metavar="SHA256", help="the manifest digest that came with the pack's link"
