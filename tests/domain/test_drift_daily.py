@@ -25,7 +25,16 @@ from patchcycle.domain.drift import (
     read_plan,
     read_state,
 )
-from patchcycle.domain.drift.launch import LaunchVersion, launch_findings, plan_launch_templates
+from patchcycle.domain.drift.launch import (
+    GroupFinding,
+    LaunchVersion,
+    group_findings,
+    group_launch,
+    launch_configuration_data,
+    launch_findings,
+    plan_launch_templates,
+    tenants_group,
+)
 from patchcycle.domain.drift.model import Drift
 from patchcycle.domain.drift.stored import report_from_dict
 from patchcycle.domain.drift.summary import drift_email, drift_rows, summary_csv
@@ -121,6 +130,64 @@ def test_each_version_that_would_start_an_unmanaged_instance_is_one_finding() ->
     other = _data("amazon-ssm-agent", "someone-elses-profile")
     (finding,) = launch_findings(SCOPE, "lt", "fleet", declared, [LaunchVersion("latest", 5, other)])
     assert "someone-elses-profile is not the declared patchcycle-ssm-instance-cu_alpha" in finding.problems[0]
+
+
+def test_an_auto_scaling_groups_launch_source_is_its_template_its_mixed_policys_or_its_configuration() -> (
+    None
+):
+    pinned = group_launch(
+        {
+            "AutoScalingGroupName": "web",
+            "LaunchTemplate": {"LaunchTemplateId": "lt-1", "LaunchTemplateName": "fleet", "Version": "2"},
+            "Tags": [{"Key": "patchcycle:tenant", "Value": "cu_alpha"}],
+        }
+    )
+    assert (pinned.template_id, pinned.version, pinned.launch_configuration) == ("lt-1", "2", None)
+    mixed = group_launch(
+        {
+            "AutoScalingGroupName": "batch",
+            "MixedInstancesPolicy": {
+                "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateName": "fleet"}}
+            },
+        }
+    )
+    assert (mixed.template_name, mixed.version) == ("fleet", "$Default")  # the API's default
+    legacy = group_launch({"AutoScalingGroupName": "old", "LaunchConfigurationName": "lc-1"})
+    assert legacy.launch_configuration == "lc-1" and legacy.source == "launch configuration lc-1"
+    # The tenant's: a template its state manages (by id or name), or its tag; nothing else.
+    assert tenants_group(pinned, "cu_alpha", set()) and tenants_group(mixed, "cu_beta", {"fleet"})
+    assert not tenants_group(legacy, "cu_alpha", {"lt-1", "fleet"})
+    assert not tenants_group(pinned, "cu_beta", {"lt-9"})
+
+
+def test_a_group_is_judged_on_the_version_it_launches_and_an_unread_source_is_never_clean() -> None:
+    declared = _data("systemctl enable --now amazon-ssm-agent")
+    launch = group_launch(
+        {"AutoScalingGroupName": "web", "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "2"}}
+    )
+    # Version 2 lacks the bootstrap, whatever the template's latest and default are.
+    (old,) = group_findings(SCOPE, launch, "fleet v2", declared, LaunchVersion("2", 2, _data("yum -y nginx")))
+    assert old.checked and old.group == "web" and "SSM agent" in old.problems[0]
+    assert "reported before the next cycle" in old.sentence
+    assert group_findings(SCOPE, launch, "fleet v2", declared, LaunchVersion("2", 2, declared)) == []
+    (unread,) = group_findings(
+        SCOPE, launch, "fleet v2", declared, None, "not checked: version 2 was not found"
+    )
+    assert not unread.checked and "not counted as clean" in unread.sentence
+    assert GroupFinding.from_dict(unread.to_dict()) == unread
+    # A launch configuration: UserData base64 and IamInstanceProfile (a name or an ARN).
+    configuration = {"UserData": _data("yum -y nginx")["user_data"], "IamInstanceProfile": ""}
+    data = launch_configuration_data(configuration)
+    legacy = group_launch({"AutoScalingGroupName": "old", "LaunchConfigurationName": "lc-1"})
+    (bare,) = group_findings(SCOPE, legacy, legacy.source, None, LaunchVersion("lc", None, data))
+    assert len(bare.problems) == 2
+    good = launch_configuration_data(
+        {
+            "UserData": _data("snap start amazon-ssm-agent")["user_data"],
+            "IamInstanceProfile": "arn:aws:iam::1:instance-profile/ssm",
+        }
+    )
+    assert group_findings(SCOPE, legacy, legacy.source, None, LaunchVersion("lc", None, good)) == []
 
 
 def test_a_plan_gives_each_launch_templates_refreshed_latest_version_and_its_declared_one() -> None:

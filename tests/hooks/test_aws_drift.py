@@ -18,6 +18,7 @@ from botocore.stub import Stubber
 from devtools.local import aws_connection
 from patchcycle.domain.drift import compare_state, read_state
 from patchcycle.domain.drift.launch import launch_findings
+from patchcycle.domain.drift.state import StateInstance
 from patchcycle.hooks import aws_drift
 from patchcycle.hooks.aws_drift import (
     CallCounter,
@@ -396,3 +397,118 @@ def test_a_throttled_lookup_backs_off_and_is_sent_again_then_gives_up(connection
         stub.add_client_error("lookup_events", "ThrottlingException", http_status_code=400)
     with pytest.raises(ClientError, match="Throttling"):
         hook.lookup_events("pb-1", start, end)
+
+
+# -- Auto Scaling groups, against moto's server over HTTP -------------------------------------------------
+@pytest.fixture(scope="module")
+def moto_url() -> Any:
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_the_tenants_auto_scaling_groups_are_judged_on_what_they_launch(
+    moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_ASG", aws_connection(moto_url, "us-east-1"))
+    session = boto3.Session(aws_access_key_id="fleetsim", aws_secret_access_key="fleetsim")
+    ec2 = session.client("ec2", region_name="us-east-1", endpoint_url=moto_url)
+    autoscaling = session.client("autoscaling", region_name="us-east-1", endpoint_url=moto_url)
+    profile = {"Name": "patchcycle-ssm-instance-cu_alpha"}
+    bare = {
+        "ImageId": "ami-12c6146b",
+        "UserData": _b64("yum -y install nginx"),
+        "IamInstanceProfile": profile,
+    }
+    booted = {**bare, "UserData": _b64("systemctl enable --now amazon-ssm-agent")}
+    template = ec2.create_launch_template(LaunchTemplateName="asg-fleet", LaunchTemplateData=bare)
+    template_id = template["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template_version(LaunchTemplateId=template_id, LaunchTemplateData=booted)
+    ec2.modify_launch_template(LaunchTemplateId=template_id, DefaultVersion="2")  # latest and default fine
+    other = ec2.create_launch_template(LaunchTemplateName="someone-elses", LaunchTemplateData=bare)
+    autoscaling.create_launch_configuration(
+        LaunchConfigurationName="asg-legacy", ImageId="ami-12c6146b", InstanceType="t3.micro", UserData="echo"
+    )
+    zones = {"MinSize": 0, "MaxSize": 1, "AvailabilityZones": ["us-east-1a"]}
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="asg-pinned",
+        LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"},
+        **zones,
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="asg-latest",
+        LaunchTemplate={"LaunchTemplateName": "asg-fleet", "Version": "$Latest"},
+        **zones,
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="asg-legacy",
+        LaunchConfigurationName="asg-legacy",
+        Tags=[{"Key": "patchcycle:tenant", "Value": "cu_alpha", "PropagateAtLaunch": True}],
+        **zones,
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="asg-not-ours",
+        LaunchTemplate={"LaunchTemplateId": other["LaunchTemplate"]["LaunchTemplateId"], "Version": "1"},
+        **zones,
+    )
+    managed = StateInstance(
+        "aws_launch_template.fleet",
+        "managed",
+        "aws_launch_template",
+        "fleet",
+        'provider["registry.terraform.io/hashicorp/aws"]',
+        {"id": template_id, "name": "asg-fleet", "iam_instance_profile": [{"arn": "", **profile}]},
+    )
+    live = LiveResourceReader({"": Connection("aws_asg", "us-east-1")})
+    found = {f.group: f for f in live.read_groups("aws:1:us-east-1", "cu_alpha", [managed])}
+    assert set(found) == {"asg-pinned", "asg-legacy"}  # asg-latest is clean; asg-not-ours not ours
+    pinned = found["asg-pinned"]
+    assert (
+        pinned.checked and pinned.source == "launch template asg-fleet (aws_launch_template.fleet) version 1"
+    )
+    assert pinned.problems == ("its user data neither installs nor starts the SSM agent (amazon-ssm-agent)",)
+    legacy = found["asg-legacy"]
+    assert legacy.source == "launch configuration asg-legacy" and len(legacy.problems) == 2
+    assert live.counter.calls["autoscaling.DescribeAutoScalingGroups"] == 1
+    assert live.counter.calls["autoscaling.DescribeLaunchConfigurations"] == 1
+
+
+def test_auto_scaling_groups_are_listed_at_the_api_maximum_page_across_pages(connection) -> None:
+    hook = aws_drift.AutoScalingHook(aws_conn_id=connection, region_name="us-east-1")
+    stub = stubbed(hook)
+    group = {
+        "AutoScalingGroupName": "a",
+        "MinSize": 0,
+        "MaxSize": 1,
+        "DesiredCapacity": 0,
+        "DefaultCooldown": 300,
+        "AvailabilityZones": ["us-east-1a"],
+        "HealthCheckType": "EC2",
+        "CreatedTime": dt.datetime(2026, 1, 1),
+    }
+    stub.add_response(
+        "describe_auto_scaling_groups", {"AutoScalingGroups": [group], "NextToken": "t"}, {"MaxRecords": 100}
+    )
+    stub.add_response(
+        "describe_auto_scaling_groups",
+        {"AutoScalingGroups": [{**group, "AutoScalingGroupName": "b"}]},
+        {"MaxRecords": 100, "NextToken": "t"},
+    )
+    assert [g["AutoScalingGroupName"] for g in hook.groups()] == ["a", "b"]
+    stub.assert_no_pending_responses()

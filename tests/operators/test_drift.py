@@ -11,6 +11,7 @@ the evidence bucket is the in-memory one. The reads themselves are tested in tes
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -24,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from patchcycle.config.loader import default_tenants_dir
 from patchcycle.config.models import Tenant
-from patchcycle.domain.drift.launch import LaunchVersion
+from patchcycle.domain.drift.launch import GroupFinding, LaunchVersion
 from patchcycle.hooks import aws_drift
 from patchcycle.operators import drift as drift_operators
 from patchcycle.operators.drift import DriftNoticeOperator, DriftReportOperator
@@ -89,6 +90,8 @@ class Cloud:
         self.trail_down: ClientError | None = None
         self.live = fixture("live_view.json")["objects"]
         self.events = fixture("cloudtrail_lookup_events.json")["Events"]
+        self.groups: list[GroupFinding] = []  # what read_groups finds in each scope
+        self.group_reads: list[tuple[str, str]] = []  # (scope, tenant)
 
 
 class FakeClient:
@@ -124,6 +127,10 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Cloud:
                     ]
                 },
             )
+
+        def read_groups(self, scope: str, tenant_id: str, instances: Any) -> list[GroupFinding]:
+            found.group_reads.append((scope, tenant_id))
+            return [dataclasses.replace(g, scope=scope) for g in found.groups]
 
     class Trail:
         def __init__(self, aws_conn_id: str, region_name: str) -> None:
@@ -328,6 +335,40 @@ def test_the_pack_maps_the_drift_controls_and_calls_out_the_unbootstrapped_launc
     (finding,) = doc["launch_findings"]
     assert finding["address"] == "aws_launch_template.fleet" and finding["versions"] == ["latest (4)"]
     assert finding["notice"] == "reported before the next cycle"
+
+
+def test_the_tenants_auto_scaling_groups_without_the_bootstrap_reach_the_pack_and_the_mail(
+    bucket, state, cloud, mail
+) -> None:
+    cloud.groups = [
+        GroupFinding(
+            "s",
+            "web-asg",
+            "launch template patchcycle-cu_alpha-fleet (aws_launch_template.fleet) version 2",
+            ("its user data neither installs nor starts the SSM agent (amazon-ssm-agent)",),
+        ),
+        GroupFinding(
+            "s",
+            "legacy-asg",
+            "launch configuration old-lc",
+            ("not checked: launch configuration old-lc could not be read",),
+            checked=False,
+        ),
+    ]
+    result = report(bucket, state)
+    assert result["group_findings"] == 2
+    assert cloud.group_reads == [(f"aws:{ACCOUNT}:us-east-1", "cu_alpha")]
+    found = document(bucket, result)["group_findings"]
+    assert [(g["group"], g["checked"], g["notice"]) for g in found] == [
+        ("web-asg", True, "reported before the next cycle"),
+        ("legacy-asg", False, "reported before the next cycle"),
+    ]
+    assert found[0]["scope"] == f"aws:{ACCOUNT}:us-east-1"
+    notify(bucket, state, result)
+    (sent,) = mail.sent
+    assert "2 Auto Scaling group(s)" in sent["subject"]
+    assert "Auto Scaling group web-asg" in sent["body"] and "version 2" in sent["body"]
+    assert "legacy-asg" in sent["body"] and "not counted as clean" in sent["body"]
 
 
 def test_a_scope_that_cannot_be_read_halts_alone_and_the_report_says_it_is_incomplete(

@@ -215,6 +215,7 @@ def test_the_hooks_calls_are_read_from_their_source() -> None:
         "IamReadHook",
         "SsmConfigHook",
         "LaunchTemplateHook",
+        "AutoScalingHook",
         "BucketSettingsHook",
         "CloudTrailHook",
         "TerraformStateHook",
@@ -237,7 +238,11 @@ def test_execution_role_grants_exactly_what_the_ssm_ec2_and_rds_hooks_call() -> 
 def test_the_drift_reader_grants_the_execution_role_exactly_the_drift_hooks_reads_in_the_account() -> None:
     calls = aws_hook_calls()
     needed = iam_actions(
-        calls["IamReadHook"] | calls["SsmConfigHook"] | calls["LaunchTemplateHook"] | calls["CloudTrailHook"]
+        calls["IamReadHook"]
+        | calls["SsmConfigHook"]
+        | calls["LaunchTemplateHook"]
+        | calls["AutoScalingHook"]
+        | calls["CloudTrailHook"]
     )
     granted = policy_actions("orchestrator_iam_aws", "drift_reader")
     assert granted == needed, f"missing: {sorted(needed - granted)}; not called: {sorted(granted - needed)}"

@@ -12,7 +12,14 @@ each call's own (its API reference, Errors):
   MaxResults 100), DescribeDocument, GetDocument and DescribeDocumentPermission (``InvalidDocument``).
 - EC2 (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/): DescribeLaunchTemplates
   (``InvalidLaunchTemplateId.NotFound``), DescribeLaunchTemplateVersions (``$Latest``/``$Default``
-  name the latest and default versions).
+  name the latest and default versions; a version that is not there:
+  ``InvalidLaunchTemplateId.VersionNotFound``).
+- EC2 Auto Scaling (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/):
+  DescribeAutoScalingGroups (paged, MaxRecords 100; each group's ``LaunchTemplate`` {LaunchTemplateId,
+  LaunchTemplateName, Version: a number, ``$Latest`` or ``$Default``},
+  ``MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification`` or ``LaunchConfigurationName``)
+  and DescribeLaunchConfigurations (paged, MaxRecords 100, at most 50 names a request; ``UserData``
+  base64, ``IamInstanceProfile``).
 - S3 (https://docs.aws.amazon.com/AmazonS3/latest/API/): GetBucketTagging (``NoSuchTagSet``: no tags),
   GetBucketVersioning, GetObjectLockConfiguration (``ObjectLockConfigurationNotFoundError``),
   GetPublicAccessBlock (``NoSuchPublicAccessBlockConfiguration``), GetBucketEncryption
@@ -44,7 +51,14 @@ from botocore.exceptions import ClientError
 
 from patchcycle.domain.drift import live as shape
 from patchcycle.domain.drift.daily import provider_alias
-from patchcycle.domain.drift.launch import LaunchVersion
+from patchcycle.domain.drift.launch import (
+    GroupFinding,
+    LaunchVersion,
+    group_findings,
+    group_launch,
+    launch_configuration_data,
+    tenants_group,
+)
 from patchcycle.domain.drift.registry import rule_for
 from patchcycle.domain.drift.state import StateInstance
 from patchcycle.hooks.aws_session import CallerFromFrames
@@ -54,6 +68,8 @@ T = TypeVar("T")
 IAM_PAGE = 1000  # MaxItems maximum of ListAttachedRolePolicies
 SSM_PATCH_GROUPS_PAGE = 100  # DescribePatchGroups MaxResults maximum
 SSM_DOCUMENT_PERMISSION_PAGE = 200  # DescribeDocumentPermission MaxResults maximum
+AUTOSCALING_PAGE = 100  # DescribeAutoScalingGroups / DescribeLaunchConfigurations MaxRecords maximum
+LAUNCH_CONFIGURATION_NAMES = 50  # LaunchConfigurationNames per DescribeLaunchConfigurations request
 CLOUDTRAIL_PAGE = 50  # LookupEvents MaxResults maximum
 CLOUDTRAIL_INTERVAL = 0.5  # two requests a second per account and region
 CLOUDTRAIL_THROTTLE_RETRIES = 6
@@ -248,6 +264,63 @@ class LaunchTemplateHook(CallerFromFrames, AwsBaseHook):
             LaunchTemplateId=template_id, Versions=list(versions)
         )
         return list(response.get("LaunchTemplateVersions") or [])
+
+    def version(
+        self, template_id: str | None, template_name: str | None, version: str
+    ) -> dict[str, Any] | None:
+        """DescribeLaunchTemplateVersions: one version (a number, ``$Latest`` or ``$Default``) of the
+        template named by id (else by name), with its ``LaunchTemplateData``; None when the template or
+        the version is not there."""
+        kwargs: dict[str, Any] = {"Versions": [version]}
+        if template_id:
+            kwargs["LaunchTemplateId"] = template_id
+        else:
+            kwargs["LaunchTemplateName"] = template_name
+        found = _none_if(
+            frozenset(
+                {
+                    "InvalidLaunchTemplateId.NotFound",
+                    "InvalidLaunchTemplateName.NotFoundException",
+                    "InvalidLaunchTemplateId.VersionNotFound",
+                    "InvalidLaunchTemplateId.Malformed",
+                }
+            ),
+            lambda: self.conn.describe_launch_template_versions(**kwargs),
+        )
+        versions = (found or {}).get("LaunchTemplateVersions") or []
+        return dict(versions[0]) if versions else None
+
+
+class AutoScalingHook(CallerFromFrames, AwsBaseHook):
+    """EC2 Auto Scaling groups and launch configurations (read only)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "autoscaling"
+        super().__init__(*args, **kwargs)
+
+    def groups(self) -> list[dict[str, Any]]:
+        """DescribeAutoScalingGroups, all pages of 100: every group of the account and region."""
+        paginator = self.conn.get_paginator("describe_auto_scaling_groups")
+        return [
+            g
+            for page in paginator.paginate(PaginationConfig={"PageSize": AUTOSCALING_PAGE})
+            for g in page["AutoScalingGroups"]
+        ]
+
+    def launch_configurations(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """DescribeLaunchConfigurations, 50 names a request, all pages of 100: the named launch
+        configurations by name (one that is not there is simply absent)."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = sorted(set(names))
+        paginator = self.conn.get_paginator("describe_launch_configurations")
+        for start in range(0, len(wanted), LAUNCH_CONFIGURATION_NAMES):
+            chunk = wanted[start : start + LAUNCH_CONFIGURATION_NAMES]
+            for page in paginator.paginate(
+                LaunchConfigurationNames=chunk, PaginationConfig={"PageSize": AUTOSCALING_PAGE}
+            ):
+                for configuration in page["LaunchConfigurations"]:
+                    found[configuration["LaunchConfigurationName"]] = configuration
+        return found
 
 
 class BucketSettingsHook(CallerFromFrames, AwsBaseHook):
@@ -554,6 +627,84 @@ class LiveResourceReader:
             versions.append(LaunchVersion("default", default_number, shape.launch_template_data(data)))
         self._live_read.launch_versions[instance.address] = versions
         return shape.launch_template(template, latest)
+
+    # -- Auto Scaling ----------------------------------------------------------------------------------
+    def read_groups(
+        self, scope: str, tenant_id: str, instances: Iterable[StateInstance]
+    ) -> list[GroupFinding]:
+        """The findings of the tenant's Auto Scaling groups in the scope's connection (``""``): each
+        group whose launch template the state manages or that carries the tenant's tag
+        (:func:`~patchcycle.domain.drift.launch.tenants_group`), judged on the launch template version
+        it resolves to or on its launch configuration. Raises what the listing raises (the scope cannot
+        be read); None when there is no connection for the scope."""
+        connection = self.connections.get("")
+        if connection is None:
+            return []
+        templates: dict[str, StateInstance] = {}
+        for instance in instances:
+            if instance.mode != "managed" or instance.deposed or instance.type != "aws_launch_template":
+                continue
+            for key in ("id", "name"):
+                value = (instance.attributes or {}).get(key)
+                if value:
+                    templates[str(value)] = instance
+        autoscaling = self._hook(AutoScalingHook, connection)
+        launches = [group_launch(g) for g in autoscaling.groups()]
+        launches = [g for g in launches if tenants_group(g, tenant_id, templates)]
+        configurations = (
+            autoscaling.launch_configurations(
+                [g.launch_configuration for g in launches if g.launch_configuration]
+            )
+            if any(g.launch_configuration for g in launches)
+            else {}
+        )
+        found: list[GroupFinding] = []
+        for launch in sorted(launches, key=lambda g: g.name):
+            if launch.launch_configuration:
+                configuration = configurations.get(launch.launch_configuration)
+                launched = (
+                    LaunchVersion("launch configuration", None, launch_configuration_data(configuration))
+                    if configuration is not None
+                    else None
+                )
+                why = f"not checked: launch configuration {launch.launch_configuration} could not be read"
+                found += group_findings(scope, launch, launch.source, None, launched, why)
+                continue
+            if not (launch.template_id or launch.template_name):
+                found += group_findings(
+                    scope, launch, launch.source, None, None, "not checked: the group names no launch source"
+                )
+                continue
+            managed = templates.get(launch.template_id or "") or templates.get(launch.template_name or "")
+            declared = managed.attributes if managed is not None else None
+            name = str((declared or {}).get("name") or launch.template_name or launch.template_id)
+            ec2 = self._hook(LaunchTemplateHook, connection)
+            cache_key = (
+                "group_version",
+                connection,
+                launch.template_id,
+                launch.template_name,
+                launch.version,
+            )
+            if cache_key not in self._cache:
+                self._cache[cache_key] = ec2.version(launch.template_id, launch.template_name, launch.version)
+            version = self._cache[cache_key]
+            number = version.get("VersionNumber") if version else None
+            where = f" ({managed.address})" if managed is not None else ""
+            resolved = f" = {number}" if number is not None and str(number) != launch.version else ""
+            source = f"launch template {name}{where} version {launch.version}{resolved}"
+            launched = (
+                LaunchVersion(
+                    launch.version,
+                    number,
+                    shape.launch_template_data(version.get("LaunchTemplateData") or {}),
+                )
+                if version is not None
+                else None
+            )
+            why = f"not checked: {name} version {launch.version} was not found"
+            found += group_findings(scope, launch, source, declared, launched, why)
+        return found
 
     # -- S3 --------------------------------------------------------------------------------------------
     def _bucket(

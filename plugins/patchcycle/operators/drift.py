@@ -14,9 +14,12 @@ throttled), far less than what a deferral costs (a trigger, a reschedule and a n
 Per scope (:mod:`patchcycle.domain.drift.daily` has the policy): read the day's plan JSON (engine 1) or the
 state and the live objects (engine 2); name each drift's author from CloudTrail, excluding the
 orchestrator and Terraform; find launch template versions that would start instances without the SSM
-bootstrap or instance profile. A scope that cannot be read (no state, a refused or failing call, a state
-of another format) is a scope error: the others go on and the report says it is incomplete. A CloudTrail
-that cannot be read leaves the drifts without an author, with a note: the drift itself is still known.
+bootstrap or instance profile, and (state engine) the tenant's Auto Scaling groups that would: those
+whose launch template the state manages or that carry the tenant's ``patchcycle:tenant`` tag, judged on
+the version they resolve to or their launch configuration. A scope that cannot be read (no state, a
+refused or failing call, a state of another format) is a scope error: the others go on and the report
+says it is incomplete. A CloudTrail that cannot be read leaves the drifts without an author, with a note:
+the drift itself is still known.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from patchcycle.domain.drift import (
     read_state,
 )
 from patchcycle.domain.drift import daily as policy
-from patchcycle.domain.drift.launch import LaunchFinding, launch_findings, plan_launch_templates
+from patchcycle.domain.drift.launch import GroupFinding, LaunchFinding, launch_findings, plan_launch_templates
 from patchcycle.domain.drift.model import Engine
 from patchcycle.domain.terraform_vars import AwsScope, aws_scopes
 from patchcycle.operators.base import EventLog, TenantTaskMixin, run_type_name, utcnow
@@ -122,6 +125,7 @@ class ScopeRead:
     findings: list[LaunchFinding]
     facts: dict[str, Any]
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)
+    groups: list[GroupFinding] = dataclasses.field(default_factory=list)
 
 
 class _Trails:
@@ -237,7 +241,8 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
         if late := policy.late_note(drift.day, read_at, engine):
             report = dataclasses.replace(report, notes=(*report.notes, late))
         findings = [f for r in reads for f in r.findings]
-        return self._write(drift, log, report, findings, reads, requested, read_at)
+        groups = [g for r in reads for g in r.groups]
+        return self._write(drift, log, report, findings, reads, requested, read_at, groups)
 
     def _plans(self, drift: DriftContext, scopes: Sequence[AwsScope]) -> dict[str, Any]:
         """The day's plan JSON of each scope (None where the pipeline left none)."""
@@ -270,7 +275,10 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
 
     def _from_plan(self, label: str, plan: Mapping[str, Any], obj: Mapping[str, Any]) -> ScopeRead:
         result = read_plan(plan, scope=label)
-        result = dataclasses.replace(result, source={**result.source, "object": dict(obj)})
+        note = "Auto Scaling groups are not read by the plan engine (the state engine reads them)"
+        result = dataclasses.replace(
+            result, notes=(*result.notes, note), source={**result.source, "object": dict(obj)}
+        )
         findings = [
             f
             for address, name, declared, latest in plan_launch_templates(plan)
@@ -312,9 +320,11 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
                 versions,
             )
         ]
+        groups = reader.read_groups(label, self.tenant.id, state.managed())
         facts = {"scope": label, "engine": "state_compare", "api_calls": dict(reader.counter.calls)}
         aliases = {i.address: policy.provider_alias(i.provider) for i in state.managed()}
-        return ScopeRead(result, findings, facts, aliases), policy.caller_arns_in_state(state)
+        read = ScopeRead(result, findings, facts, aliases, groups)
+        return read, policy.caller_arns_in_state(state)
 
     def _attribute(
         self, read: ScopeRead, scope: AwsScope, excluded: Sequence[str], read_at: dt.datetime
@@ -373,6 +383,7 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
         reads: list[ScopeRead],
         requested: str,
         read_at: dt.datetime,
+        groups: Sequence[GroupFinding] = (),
     ) -> dict[str, Any]:
         from patchcycle.domain.controls import controls_summary, load_control_catalogs, map_controls
         from patchcycle.domain.drift.stored import report_from_dict
@@ -391,6 +402,7 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
             result="complete" if report.complete else "incomplete",
             open_drift=report.open_drift,
             launch_findings=len(findings),
+            group_findings=len(groups),
             unchecked=len(report.unchecked),
             failed_scopes=[e.scope for e in report.errors],
         )
@@ -417,6 +429,7 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
             },
             "report": report.to_dict(),
             "launch_findings": [f.to_dict() for f in findings],
+            "group_findings": [g.to_dict() for g in groups],
             "scopes": [r.facts for r in reads]
             + [{"scope": e.scope, "error": e.message} for e in report.errors],
             "trend": [p.to_dict() for p in trend],
@@ -456,6 +469,7 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
             "open_drift": report.open_drift,
             "drifted_resources": len(report.drifted_resources),
             "launch_findings": len(findings),
+            "group_findings": len(groups),
             "unchecked": len(report.unchecked),
             "failed_scopes": [e.scope for e in report.errors],
         }
@@ -483,7 +497,7 @@ class DriftNoticeOperator(DriftTaskMixin, BaseOperator):
         again), then fail when a scope could not be read; return whether it mailed."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from patchcycle.domain.drift.launch import LaunchFinding
+        from patchcycle.domain.drift.launch import GroupFinding, LaunchFinding
         from patchcycle.domain.drift.model import TrendPoint
         from patchcycle.domain.drift.stored import report_from_dict
         from patchcycle.domain.drift.summary import drift_email
@@ -506,6 +520,7 @@ class DriftNoticeOperator(DriftTaskMixin, BaseOperator):
             )
             for f in document.get("launch_findings") or ()
         ]
+        groups = [GroupFinding.from_dict(g) for g in document.get("group_findings") or ()]
         trend = [
             TrendPoint(
                 day=dt.date.fromisoformat(p["date"]),
@@ -520,6 +535,7 @@ class DriftNoticeOperator(DriftTaskMixin, BaseOperator):
             tenant_name=self.tenant.display_name,
             report=report,
             findings=findings,
+            groups=groups,
             trend=trend,
             pack_url=result["pack_url"],
             manifest_sha256=result["manifest_sha256"],
@@ -536,6 +552,7 @@ class DriftNoticeOperator(DriftTaskMixin, BaseOperator):
                 pack=result["pack_url"],
                 open_drift=report.open_drift,
                 launch_findings=len(findings),
+                group_findings=len(groups),
             )
         if not report.complete:
             raise AirflowFailException(

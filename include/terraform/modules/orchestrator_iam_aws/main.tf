@@ -143,7 +143,8 @@ resource "aws_iam_role_policy" "execution" {
 
 # hooks/aws_drift, the daily drift report's reads in this account (read only, its own inline policy so
 # the patching grants above stay as they were): IAM roles and policies, SSM baselines, patch groups and
-# documents, launch templates, and CloudTrail's event history for who changed them.
+# documents, launch templates, Auto Scaling groups and launch configurations, and CloudTrail's event
+# history for who changed them.
 data "aws_iam_policy_document" "drift_reader" {
   # IamReadHook. IAM is global: role and policy ARNs carry no region.
   statement {
@@ -171,12 +172,15 @@ data "aws_iam_policy_document" "drift_reader" {
       "arn:${local.p}:ssm:${local.region}:${local.acct}:document/*",
     ]
   }
-  # DescribePatchGroups, the launch template reads (LaunchTemplateHook) and CloudTrail's LookupEvents
-  # (CloudTrailHook) take no resource ARN ("*" only, Service Authorization Reference for Systems Manager,
-  # Amazon EC2 and AWS CloudTrail).
+  # DescribePatchGroups, the launch template reads (LaunchTemplateHook), the Auto Scaling reads
+  # (AutoScalingHook) and CloudTrail's LookupEvents (CloudTrailHook) take no resource ARN ("*" only,
+  # Service Authorization Reference for Systems Manager, Amazon EC2, Amazon EC2 Auto Scaling and AWS
+  # CloudTrail).
   statement {
     sid = "DriftNoResourceLevel"
     actions = [
+      "autoscaling:DescribeAutoScalingGroups",
+      "autoscaling:DescribeLaunchConfigurations",
       "cloudtrail:LookupEvents",
       "ec2:DescribeLaunchTemplateVersions",
       "ec2:DescribeLaunchTemplates",

@@ -158,3 +158,158 @@ def plan_launch_templates(
             name = str(values.get("name") or address)
             found.append((address, name, before.get(address) or values, latest))
     return sorted(found, key=lambda f: f[0])
+
+
+# -- Auto Scaling groups ---------------------------------------------------------------------------------
+# EC2 Auto Scaling DescribeAutoScalingGroups
+# (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeAutoScalingGroups.html): a group
+# launches from ``LaunchTemplate`` (a LaunchTemplateSpecification: ``LaunchTemplateId`` or
+# ``LaunchTemplateName``, and ``Version``: a number, ``$Latest`` or ``$Default``; "If you do not specify a
+# value, the default is $Default", API_LaunchTemplateSpecification.html), or from
+# ``MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification`` (the same shape), or from a legacy
+# launch configuration (``LaunchConfigurationName``, read with DescribeLaunchConfigurations: ``UserData``
+# base64, ``IamInstanceProfile`` a name or an ARN).
+#
+# Which groups are the tenant's, consistently with the launch template check (which judges the templates
+# the tenant's Terraform state manages): a group whose launch template (by id or by name) is one the
+# state of the scope manages, or a group tagged ``patchcycle:tenant`` with the tenant's id (the
+# compliance tag the tenant's resources carry; the only way a group on a launch configuration, which no
+# state template names, can be the tenant's). Other groups of the account are left alone.
+
+TENANT_TAG = "patchcycle:tenant"
+DEFAULT_VERSION = "$Default"
+
+
+@dataclass(frozen=True)
+class GroupLaunch:
+    """What one Auto Scaling group launches from, as DescribeAutoScalingGroups gives it."""
+
+    name: str
+    template_id: str | None
+    template_name: str | None
+    version: str  # a number, "$Latest" or "$Default"
+    launch_configuration: str | None
+    tags: Mapping[str, str]
+
+    @property
+    def source(self) -> str:
+        """What the group launches from, in words."""
+        if self.launch_configuration:
+            return f"launch configuration {self.launch_configuration}"
+        if self.template_id or self.template_name:
+            return f"launch template {self.template_name or self.template_id} version {self.version}"
+        return "nothing it names"
+
+
+def group_launch(group: Mapping[str, Any]) -> GroupLaunch:
+    """A DescribeAutoScalingGroups group's launch source: its ``LaunchTemplate``, else its mixed instances
+    policy's launch template, else its launch configuration."""
+    spec = group.get("LaunchTemplate") or (
+        ((group.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}).get(
+            "LaunchTemplateSpecification"
+        )
+        or {}
+    )
+    tags = {
+        str(t.get("Key")): str(t.get("Value") or "")
+        for t in group.get("Tags") or ()
+        if isinstance(t, Mapping) and t.get("Key")
+    }
+    return GroupLaunch(
+        name=str(group.get("AutoScalingGroupName") or ""),
+        template_id=spec.get("LaunchTemplateId") or None,
+        template_name=spec.get("LaunchTemplateName") or None,
+        version=str(spec.get("Version") or DEFAULT_VERSION),
+        launch_configuration=None if spec else (group.get("LaunchConfigurationName") or None),
+        tags=tags,
+    )
+
+
+def tenants_group(launch: GroupLaunch, tenant_id: str, managed_templates: Iterable[str]) -> bool:
+    """Whether the group is the tenant's: its launch template's id or name is one of
+    ``managed_templates`` (the ids and names of the templates the scope's state manages), or it carries
+    the tenant's ``patchcycle:tenant`` tag."""
+    managed = set(managed_templates)
+    if launch.template_id in managed or launch.template_name in managed:
+        return True
+    return launch.tags.get(TENANT_TAG) == tenant_id
+
+
+def launch_configuration_data(configuration: Mapping[str, Any]) -> dict[str, Any]:
+    """A DescribeLaunchConfigurations launch configuration in a launch template's state shape
+    (``user_data`` base64, ``iam_instance_profile`` blocks with the ARN or the name)."""
+    profile = str(configuration.get("IamInstanceProfile") or "")
+    blocks = [{"arn": profile, "name": ""} if profile.startswith("arn:") else {"arn": "", "name": profile}]
+    return {
+        "user_data": configuration.get("UserData") or "",
+        "iam_instance_profile": blocks if profile else [],
+    }
+
+
+@dataclass(frozen=True)
+class GroupFinding:
+    """An Auto Scaling group that would start instances without the SSM bootstrap or instance profile
+    (or whose launch source could not be checked: never counted as clean), and why."""
+
+    scope: str
+    group: str
+    source: str  # e.g. "launch template fleet (aws_launch_template.fleet) version 3"
+    problems: tuple[str, ...]
+    checked: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON evidence."""
+        return {
+            "scope": self.scope,
+            "group": self.group,
+            "source": self.source,
+            "problems": list(self.problems),
+            "checked": self.checked,
+            "notice": NOTICE,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GroupFinding:
+        """The finding from its JSON evidence."""
+        return cls(
+            scope=str(data["scope"]),
+            group=str(data["group"]),
+            source=str(data["source"]),
+            problems=tuple(str(p) for p in data.get("problems") or ()),
+            checked=bool(data.get("checked", True)),
+        )
+
+    @property
+    def sentence(self) -> str:
+        """The finding in one sentence, for the summary and the mail."""
+        if not self.checked:
+            return (
+                f"Auto Scaling group {self.group} ({self.scope}) launching from {self.source}: "
+                f"{'; '.join(self.problems)} ({NOTICE}; not counted as clean)."
+            )
+        return (
+            f"Auto Scaling group {self.group} ({self.scope}) launches from {self.source}: "
+            f"{'; '.join(self.problems)}. The instances it starts would not register with Systems "
+            f"Manager, so they would be missing from the next cycle's inventory ({NOTICE})."
+        )
+
+
+def group_findings(
+    scope: str,
+    launch: GroupLaunch,
+    source: str,
+    declared: Mapping[str, Any] | None,
+    launched: LaunchVersion | None,
+    unread: str | None = None,
+) -> list[GroupFinding]:
+    """The finding of one of the tenant's groups, judged as a launch template version is
+    (:func:`version_problems`) on what it would really launch: ``launched``, the version its ``Version``
+    resolves to (a group pinned to an old version is judged on that version, whatever the template's
+    latest and default are) or its launch configuration's data. ``declared`` is the template the state
+    declares (None: any instance profile will do, as long as there is one). ``launched`` None means it
+    could not be read (``unread`` says why): a finding marked not checked, never clean."""
+    if launched is None:
+        why = unread or f"not checked: {launch.source} could not be read"
+        return [GroupFinding(scope, launch.name, source, (why,), checked=False)]
+    problems = version_problems(launched.data, declared)
+    return [GroupFinding(scope, launch.name, source, tuple(problems))] if problems else []

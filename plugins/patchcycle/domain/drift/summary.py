@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from patchcycle.domain.drift.launch import NOTICE, LaunchFinding
+from patchcycle.domain.drift.launch import NOTICE, GroupFinding, LaunchFinding
 from patchcycle.domain.drift.model import Drift, DriftReport, TrendPoint
 
 CSV_COLUMNS = (
@@ -121,14 +121,18 @@ def drift_email(
     trend: Iterable[TrendPoint],
     pack_url: str,
     manifest_sha256: str,
+    groups: Sequence[GroupFinding] = (),
 ) -> tuple[str, str]:
     """Subject and HTML body of the SREs' daily drift mail: launch templates that would start unmanaged
     instances first, then every open drift (resource, attribute, who, when; never a value), what could
-    not be checked, and the trend."""
+    not be checked, and the trend. The tenant's Auto Scaling groups that would start such instances (or
+    whose launch source could not be checked) follow the launch templates."""
     day = report.day.isoformat()
     flags = []
     if findings:
         flags.append(f"{len(findings)} launch template version(s) without the SSM bootstrap")
+    if groups:
+        flags.append(f"{len(groups)} Auto Scaling group(s) without the SSM bootstrap or not checked")
     if not report.complete:
         flags.append("INCOMPLETE")
     subject = (
@@ -142,6 +146,12 @@ def drift_email(
         parts.append(
             f"<p><b>Launch templates that would start instances without the SSM bootstrap or "
             f"instance profile ({esc(NOTICE)}):</b></p><ul>{items}</ul>"
+        )
+    if groups:
+        items = "".join(f"<li>{esc(g.sentence)}</li>" for g in groups)
+        parts.append(
+            f"<p><b>Auto Scaling groups that would start instances without the SSM bootstrap or instance "
+            f"profile, or that could not be checked ({esc(NOTICE)}):</b></p><ul>{items}</ul>"
         )
     if report.drifts:
         rows = "".join(
