@@ -45,15 +45,15 @@ from azure.mgmt.hybridcompute import HybridComputeManagementClient
 from azure.mgmt.resourcegraph import ResourceGraphClient
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
+from patchcycle.hooks.azure_connection import read_azure_connection
+
 ARM_API_VERSION = "2024-07-10"  # latest stable HybridCompute swagger with installPatches (research §1.1)
 GRAPH_API_VERSION = "2021-03-01"
 DEFAULT_BASE_URL = "https://management.azure.com"
-DEFAULT_RETRY_TOTAL = 4
 MAX_RETRY_AFTER_SECONDS = 60.0  # a longer Retry-After is waited for at most this long per try
 GRAPH_PAGE = 1000  # Resource Graph's maximum rows per page ($top)
 CONNECT_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SUMMARY_TYPE = "microsoft.hybridcompute/machines/patchassessmentresults"
 PATCHES_TYPE = "microsoft.hybridcompute/machines/patchassessmentresults/softwarepatches"
 # Update Manager's install history (Learn, "Access Azure Update Manager operations data using Azure
@@ -135,21 +135,10 @@ class ArcHook(BaseHook):
     @cached_property
     def _client_kwargs(self) -> dict[str, Any]:
         """credential, base_url and pipeline settings shared by both clients, from the connection."""
-        conn = self.get_connection(self.azure_conn_id)
-        extra = conn.extra_dejson
-        base_url = str(extra.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        parsed = urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(
-                f"connection {self.azure_conn_id!r}: base_url {base_url!r} is not an http(s) URL"
-            )
-        try:
-            retry_total = int(extra.get("retry_total", DEFAULT_RETRY_TOTAL))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"connection {self.azure_conn_id!r}: retry_total must be an integer, "
-                f"got {extra.get('retry_total')!r}"
-            ) from exc
+        azure = read_azure_connection(
+            self.get_connection(self.azure_conn_id), self.azure_conn_id, "base_url", DEFAULT_BASE_URL
+        )
+        base_url, retry_total, static_token = azure.url, azure.retry_total, azure.static_token
         kwargs: dict[str, Any] = {
             "base_url": base_url,
             "retry_total": retry_total,
@@ -158,29 +147,11 @@ class ArcHook(BaseHook):
             "read_timeout": READ_TIMEOUT_SECONDS,
             "http_logging_policy": ARMHttpLoggingPolicy(logger=HTTP_LOG),
         }
-        static_token = extra.get("static_token")
         if static_token:
-            if parsed.hostname not in LOOPBACK_HOSTS:
-                raise ValueError(
-                    f"connection {self.azure_conn_id!r}: static_token is for a local emulator only, "
-                    f"refused for base_url {base_url!r}"
-                )
-            kwargs["credential"] = _StaticToken(str(static_token))
+            kwargs["credential"] = _StaticToken(static_token)
             kwargs["authentication_policy"] = HeadersPolicy({"Authorization": f"Bearer {static_token}"})
-        elif conn.login:
-            tenant_id = extra.get("tenantId") or extra.get("tenant_id")
-            if not tenant_id or not conn.password:
-                raise ValueError(
-                    f"connection {self.azure_conn_id!r}: a client id (login) needs the client secret "
-                    "(password) and extra tenantId"
-                )
-            from azure.identity import ClientSecretCredential
-
-            kwargs["credential"] = ClientSecretCredential(tenant_id, conn.login, conn.password)
         else:
-            from azure.identity import DefaultAzureCredential
-
-            kwargs["credential"] = DefaultAzureCredential()
+            kwargs["credential"] = azure.credential()
         if not static_token and base_url != DEFAULT_BASE_URL:  # another cloud's ARM: its own token audience
             kwargs["credential_scopes"] = [f"{base_url}/.default"]
         return kwargs

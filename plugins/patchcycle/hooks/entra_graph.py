@@ -37,15 +37,15 @@ from urllib.parse import urlparse
 import requests
 from airflow.sdk.bases.hook import BaseHook
 
+from patchcycle.hooks.azure_connection import read_azure_connection
+
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com"
 SAML_FILTER = "preferredSingleSignOnMode eq 'saml'"
 LIST_SELECT = "id,appId,displayName,preferredTokenSigningKeyThumbprint,notificationEmailAddresses"
 GRAPH_PAGE = 999  # $top maximum of directory-object lists
-DEFAULT_RETRY_TOTAL = 4
 RETRY_STATUSES = frozenset({429, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 60.0
 TIMEOUT_SECONDS = (10, 60)  # (connect, read)
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class GraphError(RuntimeError):
@@ -72,47 +72,16 @@ class EntraGraphHook(BaseHook):
     @cached_property
     def _settings(self) -> tuple[str, Any, int]:
         """(Graph base URL, a callable giving the bearer token, retry_total) from the connection."""
-        conn = self.get_connection(self.azure_conn_id)
-        extra = conn.extra_dejson
-        graph_url = str(extra.get("graph_url") or DEFAULT_GRAPH_URL).rstrip("/")
-        parsed = urlparse(graph_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(
-                f"connection {self.azure_conn_id!r}: graph_url {graph_url!r} is not an http(s) URL"
-            )
-        try:
-            retry_total = int(extra.get("retry_total", DEFAULT_RETRY_TOTAL))
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"connection {self.azure_conn_id!r}: retry_total must be an integer, "
-                f"got {extra.get('retry_total')!r}"
-            ) from None
-        static_token = extra.get("static_token")
-        if static_token:
-            if parsed.hostname not in LOOPBACK_HOSTS:
-                raise ValueError(
-                    f"connection {self.azure_conn_id!r}: static_token is for a local emulator only, "
-                    f"refused for graph_url {graph_url!r}"
-                )
-            return graph_url, lambda: str(static_token), retry_total
-        credential = self._credential(conn, extra)
+        azure = read_azure_connection(
+            self.get_connection(self.azure_conn_id), self.azure_conn_id, "graph_url", DEFAULT_GRAPH_URL
+        )
+        if azure.static_token:
+            token = azure.static_token
+            return azure.url, lambda: token, azure.retry_total
+        credential = azure.credential()
+        parsed = urlparse(azure.url)
         scope = f"{parsed.scheme}://{parsed.netloc}/.default"
-        return graph_url, lambda: credential.get_token(scope).token, retry_total
-
-    def _credential(self, conn: Any, extra: dict[str, Any]) -> Any:
-        if conn.login:
-            tenant_id = extra.get("tenantId") or extra.get("tenant_id")
-            if not tenant_id or not conn.password:
-                raise ValueError(
-                    f"connection {self.azure_conn_id!r}: a client id (login) needs the client secret "
-                    "(password) and extra tenantId"
-                )
-            from azure.identity import ClientSecretCredential
-
-            return ClientSecretCredential(tenant_id, conn.login, conn.password)
-        from azure.identity import DefaultAzureCredential
-
-        return DefaultAzureCredential()
+        return azure.url, lambda: credential.get_token(scope).token, azure.retry_total
 
     @cached_property
     def _session(self) -> requests.Session:
