@@ -178,17 +178,26 @@ class CycleTaskMixin(TenantTaskMixin):
     """True for the tasks after the stages (incidents, access review, evidence, distribution, outcome):
     they run however the run went, and when the plan never finished they work from an empty plan."""
 
+    context_class: type[CycleContext] = CycleContext
+    """The kind of context this task's executions get (the plan task, rollbacks: a subclass)."""
+
+    def context_arguments(self) -> dict[str, Any]:
+        """What a :attr:`context_class` needs beyond the tenant, store, actor and ``after_the_run``."""
+        return {}
+
     def cycle_context(self, context: Any) -> CycleContext:
-        """This execution's :class:`CycleContext`, built from Airflow's ``context`` (or ``context`` itself
-        when it already is one: a wait polled in the worker completes with the context it started with)."""
-        if isinstance(context, CycleContext):
+        """This execution's context (a :attr:`context_class`), built from Airflow's ``context`` (or
+        ``context`` itself when it already is one: a wait polled in the worker completes with the context
+        it started with)."""
+        if isinstance(context, self.context_class):
             return context
-        return CycleContext(
+        return self.context_class(
             context,
             tenant=self.tenant,
             store=self.store,
             actor=self.actor(context),
             after_the_run=self.after_the_run,
+            **self.context_arguments(),
         )
 
     # -- execution -----------------------------------------------------------------------------

@@ -415,6 +415,8 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
     (``run_commands``), as every cloud wait is; ``deferrable=False`` polls in the task (operator tests).
     """
 
+    context_class = PlanContext
+
     def __init__(
         self,
         *,
@@ -781,9 +783,3 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
                     offered=sorted(found - {""}),
                 )
         return sorted(offered)
-
-    def cycle_context(self, context: Any) -> PlanContext:
-        """This execution's :class:`PlanContext` (``context`` itself when it already is one)."""
-        if isinstance(context, PlanContext):
-            return context
-        return PlanContext(context, tenant=self.tenant, store=self.store, actor=self.actor(context))

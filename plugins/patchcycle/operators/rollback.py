@@ -125,18 +125,11 @@ class RollbackContextMixin(CycleTaskMixin):
         """True in the cycle DAG (``environment`` set), False in the manual rollback DAG."""
         return self.environment is not None
 
-    def cycle_context(self, context: Any) -> RollbackContext:
-        """This execution's :class:`RollbackContext` (``context`` itself when it already is one)."""
-        if isinstance(context, RollbackContext):
-            return context
-        return RollbackContext(
-            context,
-            environment=self.environment,
-            tenant=self.tenant,
-            store=self.store,
-            actor=self.actor(context),
-            after_the_run=self.after_the_run,
-        )
+    context_class = RollbackContext
+
+    def context_arguments(self) -> dict[str, Any]:
+        """A rollback's context knows its stage (automatic) or that it has none (manual)."""
+        return {"environment": self.environment}
 
     # -- connections per cloud -----------------------------------------------------------------------
     def conn_for(self, cycle: RollbackContext, target: RollbackTarget) -> str:
