@@ -58,8 +58,9 @@ def restored_disk_name(instance: str, key: str) -> str:
 
 
 def _set_aside_by_earlier_rollback(instances: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    """The DB instance an earlier rollback renamed ``name`` to (``<name>-pre-rollback-<token>``), the one
-    renamed last when there are several; ``None`` if there is none."""
+    """The DB instance an earlier rollback renamed ``name`` to (``<name>-pre-rollback-<token>``); when there
+    are several, the newest by ``InstanceCreateTime`` (a later rollback sets aside the instance an earlier
+    one restored, which was created after the one that one set aside); ``None`` if there is none."""
     stem = f"{name}-pre-rollback-"[:55]  # the 8-character token fits within RDS's 63 characters
     found = [db for db in instances if str(db.get("DBInstanceIdentifier", "")).startswith(stem)]
     return max(found, key=lambda db: str(db.get("InstanceCreateTime") or ""), default=None)
