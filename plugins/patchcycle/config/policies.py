@@ -11,6 +11,7 @@ from pydantic import (
     model_validator,
 )
 
+from patchcycle.config.falcon_rollout import FalconRollout
 from patchcycle.config.unique import unique
 from patchcycle.config.vocabulary import (
     IPV4_PATTERN,
@@ -55,6 +56,9 @@ class FalconPolicy(ConfigModel):
     """Airflow connection of the tenant's Falcon API client; default ``falcon_<tenant id>``."""
     required: bool = True
     """Hold hosts without a sensor or in reduced-functionality mode (patching a blind host is not allowed)."""
+    rollout: FalconRollout | None = None
+    """The ``falcon_rollout__<tenant>`` DAG: sensor installs, upgrades and validation, and the phases from
+    Detection to Prevention; absent: the tenant has no roll-out DAG."""
 
 
 class HealthPolicy(ConfigModel):
