@@ -26,7 +26,7 @@ from devtools.stack.processes import (
     wait_until,
 )
 from devtools.stack.services import running_postgres, running_redis
-from devtools.stack.settings import ADMIN_USER, COMPONENT_COMMANDS, INIT_COMMAND, LOCAL_FLAGS, stack_env
+from devtools.stack.settings import ADMIN_USER, COMPONENT_COMMANDS, INIT_COMMANDS, LOCAL_FLAGS, stack_env
 
 
 @dataclass
@@ -137,14 +137,17 @@ def running_stack(
             )
         )
         airflow = str(VENV_BIN / "airflow")
-        migrate = subprocess.run(
-            [airflow, *INIT_COMMAND], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
-        )
-        (log_dir / "init.log").write_text(migrate.stdout + migrate.stderr)
-        if migrate.returncode:
-            raise StackError(
-                f"airflow db migrate failed; see {log_dir / 'init.log'}:\n{migrate.stderr[-3000:]}"
-            )
+        with (log_dir / "init.log").open("w") as init_log:
+            for init in INIT_COMMANDS:
+                done = subprocess.run(
+                    [airflow, *init], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+                )
+                init_log.write(done.stdout + done.stderr)
+                if done.returncode:
+                    raise StackError(
+                        f"airflow {' '.join(init[:2])} failed; see {log_dir / 'init.log'}:\n"
+                        f"{done.stderr[-3000:]}"
+                    )
         components: dict[str, Component] = {}
         stack.callback(lambda: stop_components(components.values()))
         for name, command in COMPONENT_COMMANDS.items():

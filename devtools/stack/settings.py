@@ -9,13 +9,19 @@ import secrets
 from pathlib import Path
 
 from devtools.local import SESSION_FACTORY, airflow_env
+from patchcycle.domain.cycle_gate import GATE_POOL, GATE_POOL_DESCRIPTION
 
 EXECUTOR = "CeleryExecutor"
 AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 ADMIN_USER = "admin"
 
 # What each component runs, after ``airflow`` (the image's entrypoint prepends it in compose).
-INIT_COMMAND: tuple[str, ...] = ("db", "migrate")
+# Init, once before the others: migrate the database, then create the pool the cycle gates run in (a task
+# in a pool that does not exist is never scheduled: the scheduler only logs a warning).
+INIT_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("db", "migrate"),
+    ("pools", "set", GATE_POOL, "1", GATE_POOL_DESCRIPTION),
+)
 COMPONENT_COMMANDS: dict[str, tuple[str, ...]] = {
     "apiserver": ("api-server",),
     "scheduler": ("scheduler",),

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from airflow.providers.standard.operators.python import ShortCircuitOperator
-from airflow.sdk import DAG, Asset, AssetAlias, Param, TaskGroup, TriggerRule
+from airflow.sdk import DAG, Asset, AssetAlias, BaseOperator, Param, TaskGroup, TriggerRule
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
 from patchcycle.config.models import Environment, Tenant
@@ -191,8 +191,37 @@ def build_patch_cycle_dag(tenant: Tenant) -> DAG:
         # A prod change window may open up to a week after staging's soak ends.
         dagrun_timeout=dt.timedelta(days=10),
     ) as dag:
-        cycle_tasks(tenant, PlanCycleOperator(task_id="plan", **ids), evidence_asset(tenant))
+        plan = PlanCycleOperator(task_id="plan", **ids)
+        if tenant.risk.zero_day is not None:
+            cycle_gate(tenant, "monthly") >> plan
+        cycle_tasks(tenant, plan, evidence_asset(tenant))
     return dag
+
+
+MONTHLY_GATE = "wait_for_zero_day"
+"""The monthly cycle's first task, when the tenant has a zero-day cycle."""
+ZERO_DAY_GATE = "wait_for_monthly"
+"""The zero-day cycle's first task."""
+
+
+def cycle_gate(tenant: Tenant, cycle: str) -> BaseOperator:
+    """The first task of one of the tenant's two cycles (``monthly`` or ``zero_day``): it waits while the
+    other is live (see :mod:`patchcycle.domain.cycle_gate`)."""
+    from patchcycle.sensors.cycle_gate import OtherCycleIdleSensor
+
+    policy = tenant.risk.zero_day
+    if policy is None:
+        raise ValueError(f"tenant {tenant.id} declares no risk.zero_day policy: it has one cycle only")
+    if cycle == "monthly":
+        other, task_id, other_gate = zero_day_dag_id(tenant), MONTHLY_GATE, ZERO_DAY_GATE
+    else:
+        other, task_id, other_gate = tenant.dag_id, ZERO_DAY_GATE, MONTHLY_GATE
+    return OtherCycleIdleSensor(
+        task_id=task_id,
+        other_dag_id=other,
+        other_gate_task_id=other_gate,
+        other_goes_first=policy.starts_first != cycle,
+    )
 
 
 def cycle_tasks(tenant: Tenant, plan: Any, evidence_outlet: Asset) -> None:
@@ -406,7 +435,7 @@ def build_zero_day_dag(tenant: Tenant) -> DAG:
     """The out-of-band zero-day cycle of one tenant (it must declare ``risk.zero_day``): it waits while the
     monthly cycle runs, then plans only the fixes of its CVEs and runs the monthly cycle's tasks with the
     tenant's emergency soak and change-window policy; started by hand or by a KEV asset event."""
-    from patchcycle.operators.zero_day import MonthlyCycleIdleSensor, ZeroDayPlanOperator
+    from patchcycle.operators.zero_day import ZeroDayPlanOperator
 
     policy = tenant.risk.zero_day
     if policy is None:
@@ -443,7 +472,7 @@ def build_zero_day_dag(tenant: Tenant) -> DAG:
         dagrun_timeout=dt.timedelta(days=10),
     ) as dag:
         plan = ZeroDayPlanOperator(task_id="plan", tenant_id=tenant.id)
-        MonthlyCycleIdleSensor(task_id="wait_for_monthly", monthly_dag_id=tenant.dag_id) >> plan
+        cycle_gate(tenant, "zero_day") >> plan
         cycle_tasks(tenant, plan, zero_day_evidence_asset(tenant))
     return dag
 

@@ -45,14 +45,19 @@ def test_the_zero_day_dag_is_the_monthly_cycle_behind_a_wait_and_another_plan(tm
     tenant = alpha(tmp_path)
     dag, monthly = build_zero_day_dag(tenant), build_patch_cycle_dag(tenant)
     assert dag.dag_id == "zero_day__cu_alpha" and dag.max_active_runs == 1 and dag.catchup is False
-    assert set(dag.task_ids) == {*monthly.task_ids, "wait_for_monthly"}
+    assert set(dag.task_ids) - set(monthly.task_ids) == {"wait_for_monthly"}
     assert dag.get_task("plan").upstream_task_ids == {"wait_for_monthly"}
     assert type(dag.get_task("plan")).__name__ == "ZeroDayPlanOperator"
-    assert dag.get_task("wait_for_monthly").monthly_dag_id == "patch_cycle__cu_alpha"
-    assert dag.get_task("wait_for_monthly").mode == "reschedule"
+    # Each cycle's first task waits on the other's: the emergency goes first unless the tenant says not.
+    gate, monthly_gate = dag.get_task("wait_for_monthly"), monthly.get_task("wait_for_zero_day")
+    assert (gate.other_dag_id, gate.other_gate_task_id) == ("patch_cycle__cu_alpha", "wait_for_zero_day")
+    assert (monthly_gate.other_dag_id, monthly_gate.other_gate_task_id) == (dag.dag_id, "wait_for_monthly")
+    assert (gate.other_goes_first, monthly_gate.other_goes_first) == (False, True)
+    assert gate.pool == monthly_gate.pool == "patchcycle_cycle_gate"
+    assert monthly.get_task("plan").upstream_task_ids == {"wait_for_zero_day"}
     # The same stages, gates and evidence as the monthly cycle, edge for edge after the plan.
     for task_id in monthly.task_ids:
-        if task_id != "plan":
+        if task_id not in ("plan", "wait_for_zero_day"):
             assert dag.get_task(task_id).upstream_task_ids == monthly.get_task(task_id).upstream_task_ids
     # Its pack is its own asset's event, never the monthly round's the portfolio waits for.
     assert dag.get_task("evidence").outlets == [zero_day_evidence_asset(tenant)]
@@ -69,10 +74,18 @@ def test_it_is_scheduled_on_the_tenants_kev_asset_unless_the_tenant_starts_it_on
     assert type(manual.timetable).__name__ == "NullTimetable"
 
 
-def test_a_tenant_without_an_emergency_policy_has_no_zero_day_dag() -> None:
+def test_the_tenant_may_let_the_monthly_cycle_go_first_when_both_wait(tmp_path) -> None:
+    tenant = alpha(tmp_path, zero_day={**ZERO_DAY, "starts_first": "monthly"})
+    assert build_zero_day_dag(tenant).get_task("wait_for_monthly").other_goes_first is True
+    assert build_patch_cycle_dag(tenant).get_task("wait_for_zero_day").other_goes_first is False
+
+
+def test_a_tenant_without_an_emergency_policy_has_no_zero_day_dag_and_no_gate() -> None:
     tenant = load_tenants().tenants[0]
     with pytest.raises(ValueError, match="declares no risk.zero_day policy"):
         build_zero_day_dag(tenant)
+    monthly = build_patch_cycle_dag(tenant)
+    assert "wait_for_zero_day" not in monthly.task_ids and monthly.get_task("plan").upstream_task_ids == set()
 
 
 def _validated(dag, conf):

@@ -7,6 +7,7 @@ commands and setting names), so the two cannot drift apart.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,12 @@ def test_every_component_is_a_service_running_the_stacks_command(compose) -> Non
         assert command(services[f"airflow-{name}"]) == list(argv), name
 
 
-def test_init_migrates_the_database_as_the_stack_does(compose) -> None:
-    script = command(compose["services"]["airflow-init"])[-1]
-    assert script.strip().splitlines()[-1] == "exec /entrypoint airflow " + " ".join(stack.INIT_COMMAND)
+def test_init_migrates_the_database_and_creates_the_gate_pool_as_the_stack_does(compose) -> None:
+    script = command(compose["services"]["airflow-init"])[-1].strip().splitlines()
+    assert script[0] == "set -e"
+    runs = [shlex.split(line.removeprefix("exec ")) for line in script[-len(stack.INIT_COMMANDS) :]]
+    assert runs == [["/entrypoint", "airflow", *argv] for argv in stack.INIT_COMMANDS]
+    assert script[-1].startswith("exec ")
     assert compose["services"]["airflow-init"]["restart"] == "no"
 
 

@@ -21,7 +21,8 @@ import yaml
 
 from devtools.local import fleetsim_get, running_fleetsim
 from devtools.stack import ADMIN_USER, Stack, running_stack
-from devtools.tenant_fleet import bucket, tenant_id, write_scenario, write_tenants
+from devtools.tenant_fleet import bucket, tenant_id, write_tenants
+from devtools.tenant_fleet import scenario as tenant_scenario
 from tests.e2e.conftest import changes
 
 pytestmark = [
@@ -42,6 +43,24 @@ CONF = {
     "soak_hours_override": 0,
     "soak_override_reason": "deploy test: no soak",
     "window_override_reason": "deploy test: prod outside its change window",
+}
+ZERO_DAY = "zero_day__cu_alpha"
+ZERO_DAY_POLICY = {
+    "emergency_soak_hours": 0,
+    "emergency_change_window": "patch_outside_window",
+    "approver": "J. Alvarez",
+    "approver_role": "CISO",
+    "approved_on": "2026-10-01",
+    "automatic": False,
+}
+ZERO_DAY_FIX = {
+    "id": "KB5049999",
+    "os_family": "windows_2019",
+    "title": "2026-11 Out-of-band Security Update for Windows Server 2019",
+    "classification": "SecurityUpdates",
+    "severity": "Critical",
+    "cves": ["CVE-2026-21001"],
+    "released": "2026-11-24",
 }
 # AWS calls that change something in a cloud (reads and evidence writes are not among them).
 CHANGING_CALLS = (
@@ -84,9 +103,14 @@ def deployment(tmp_path_factory) -> Iterator[tuple[Stack, str]]:
     alpha = yaml.safe_load((E2E / "tenants" / "aws_only" / "cu_alpha.yaml").read_text())
     for env in alpha["environments"]:
         env["approval_required"] = env["name"] == "prod"
+    alpha["risk"] = {"zero_day": ZERO_DAY_POLICY}
     (tenants / "cu_alpha.yaml").write_text(yaml.safe_dump(alpha, sort_keys=False))
     small = yaml.safe_load((E2E / "scenarios" / "alpha_small.yaml").read_text())
-    scenario = write_scenario(work / "scenario.yaml", TENANTS, [FAILING], extra_tenants=small["tenants"])
+    fleet = tenant_scenario(TENANTS, [FAILING], extra_tenants=small["tenants"])
+    # Released after the November cutoff: no monthly run approves it; the zero-day cycle for its CVE does.
+    fleet["patch_catalog"].append(ZERO_DAY_FIX)
+    scenario = work / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(fleet, sort_keys=False))
     with (
         running_fleetsim(scenario, work / "fleetsim") as url,
         running_stack(
@@ -163,23 +187,25 @@ def approved_run(deployment) -> dict[str, Any]:
     return {"run": run, "run_id": run_id}
 
 
-def wait_for_approval_request(client: Any, run_id: str, timeout: float = 900) -> dict[str, Any]:
+def wait_for_approval_request(
+    client: Any, run_id: str, timeout: float = 900, dag_id: str = ALPHA
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         waiting = [
             d
-            for d in client.hitl_details(ALPHA, run_id)
+            for d in client.hitl_details(dag_id, run_id)
             if d["task_instance"]["task_id"] == "prod.approval" and not d.get("response_received")
         ]
         if waiting:
             return waiting[0]
-        if (state := client.dag_run(ALPHA, run_id)["state"]) in ("success", "failed"):
+        if (state := client.dag_run(dag_id, run_id)["state"]) in ("success", "failed"):
             raise AssertionError(
-                f"{run_id} ended {state} without asking: {client.task_states(ALPHA, run_id)}"
+                f"{run_id} ended {state} without asking: {client.task_states(dag_id, run_id)}"
             )
         time.sleep(2)
     raise TimeoutError(
-        f"no approval request in {run_id} within {timeout:.0f}s: {client.task_states(ALPHA, run_id)}"
+        f"no approval request in {run_id} within {timeout:.0f}s: {client.task_states(dag_id, run_id)}"
     )
 
 
@@ -310,3 +336,62 @@ def test_a_run_marked_failed_mid_cycle_still_gets_its_evidence_and_a_rollback(
     )
     host = next(h for h in fleetsim_get(url, "/fleetsim/ground-truth")["hosts"] if h["name"] == staging[0])
     assert any(a["action"] == "ec2.replace_root_volume" for a in host["actions"]), host["actions"]
+
+
+def gate_waits(client: Any, dag_id: str, run_id: str, gate: str, timeout: float = 600) -> None:
+    """Wait until the run's gate has looked at the other cycle and let it be (reschedule mode: it is
+    ``up_for_reschedule`` between looks); the run's plan has not started meanwhile."""
+    deadline = time.monotonic() + timeout
+    while (states := client.task_states(dag_id, run_id)).get(gate) != "up_for_reschedule":
+        assert states.get(gate) != "success", f"{dag_id} {run_id}: the gate let the run go: {states}"
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{dag_id} {run_id}: the gate has not waited within {timeout:.0f}s: {states}")
+        time.sleep(1)
+    assert states.get("plan") is None, states
+
+
+def started(client: Any, dag_id: str, run_id: str, task_id: str) -> str:
+    (ti,) = [t for t in client.task_instances(dag_id, run_id) if t["task_id"] == task_id]
+    return ti["start_date"]
+
+
+def test_the_monthly_and_zero_day_cycles_of_a_tenant_never_overlap(deployment) -> None:
+    """Each waits for the other on the scheduler: a monthly run that comes due while the zero-day cycle runs
+    waits at its gate until the zero-day run ends, and a zero-day run started while the monthly cycle runs
+    waits until that ends. Each run is held at its prod approval (a person's answer) so the other is
+    started while it is certainly live."""
+    stack, url = deployment
+    client = stack.client
+    client.unpause(ALPHA)
+    client.unpause(ZERO_DAY)
+    why = "deploy test: CVE-2026-21001 exploited in the wild"
+
+    # The zero-day cycle runs (its gate let it go: no monthly run was live) and waits for its approval.
+    emergency = client.trigger(
+        ZERO_DAY, {"cve_ids": ["CVE-2026-21001"], "justification": why}, logical_date="2026-11-25T09:00:00Z"
+    )["dag_run_id"]
+    wait_for_approval_request(client, emergency, dag_id=ZERO_DAY)
+    # A monthly run comes due meanwhile: it waits at its gate, its plan untouched.
+    monthly = client.trigger(ALPHA, CONF, logical_date="2026-11-22T05:00:00Z")["dag_run_id"]
+    gate_waits(client, ALPHA, monthly, "wait_for_zero_day")
+    client.respond_hitl(ZERO_DAY, emergency, "prod.approval", ["Approve"])
+    done = client.wait_for_run(ZERO_DAY, emergency, timeout=900)
+    assert done["state"] == "success", client.task_states(ZERO_DAY, emergency)
+    win = next(h for h in fleetsim_get(url, "/fleetsim/ground-truth")["hosts"] if h["name"] == "t-prd-win-01")
+    assert "KB5049999" in win["installed"]
+
+    # Then the monthly run goes; a zero-day run started while it waits for its approval waits in turn.
+    wait_for_approval_request(client, monthly)
+    assert started(client, ALPHA, monthly, "plan") >= done["end_date"]
+    later = client.trigger(
+        ZERO_DAY, {"cve_ids": ["CVE-2026-21001"], "justification": why}, logical_date="2026-11-26T09:00:00Z"
+    )["dag_run_id"]
+    gate_waits(client, ZERO_DAY, later, "wait_for_monthly")
+    client.respond_hitl(ALPHA, monthly, "prod.approval", ["Approve"])
+    month = client.wait_for_run(ALPHA, monthly, timeout=900)
+    assert month["state"] == "success", client.task_states(ALPHA, monthly)
+    wait_for_approval_request(client, later, dag_id=ZERO_DAY)
+    assert started(client, ZERO_DAY, later, "plan") >= month["end_date"]
+    client.respond_hitl(ZERO_DAY, later, "prod.approval", ["Approve"])
+    again = client.wait_for_run(ZERO_DAY, later, timeout=900)
+    assert again["state"] == "success", client.task_states(ZERO_DAY, later)

@@ -15,7 +15,7 @@ import yaml
 
 from patchcycle.config.loader import TENANTS_DIR_ENV, load_tenant
 from patchcycle.dag_factory import build_zero_day_dag
-from patchcycle.operators.zero_day import KEV_ASSET_EVENT, MANUAL, MonthlyCycleIdleSensor, zero_day_request
+from patchcycle.operators.zero_day import KEV_ASSET_EVENT, MANUAL, zero_day_request
 from tests.conftest import REPO
 
 NOW = dt.datetime(2026, 11, 25, 9, 30, tzinfo=dt.UTC)
@@ -115,20 +115,3 @@ def test_the_emergency_policy_is_the_runs_soak_and_window_with_its_approver(plan
 def test_the_request_without_events_is_the_forms() -> None:
     request = zero_day_request({"cve_ids": ["CVE-2025-33053"], "justification": " why "}, None)
     assert (request.cves, request.justification, request.trigger) == (("CVE-2025-33053",), "why", MANUAL)
-
-
-def test_the_wait_holds_while_a_monthly_run_is_queued_or_running() -> None:
-    sensor = MonthlyCycleIdleSensor(task_id="wait_for_monthly", monthly_dag_id="patch_cycle__cu_alpha")
-    asked = []
-
-    def count(running: int):
-        def get_dr_count(dag_id: str, states: list[str]) -> int:
-            asked.append((dag_id, tuple(states)))
-            return running
-
-        return {"ti": SimpleNamespace(get_dr_count=get_dr_count)}
-
-    assert sensor.poke(count(1)) is False
-    assert sensor.poke(count(0)) is True
-    assert asked[0] == ("patch_cycle__cu_alpha", ("queued", "running"))
-    assert sensor.mode == "reschedule"

@@ -35,6 +35,10 @@ class ZeroDayPolicy(ConfigModel):
     automatic: bool = True
     """Start a zero-day cycle when the daily feed refresh sees a new KEV entry affecting the tenant's hosts
     (an asset event); off: only by hand from the trigger form."""
+    starts_first: Literal["zero_day", "monthly"] = "zero_day"
+    """Which cycle starts first when a zero-day run and a monthly run are both waiting to start. A cycle
+    that has started is never interrupted: the other always waits until it ends (see
+    ``patchcycle.domain.cycle_gate``). The default lets the emergency go first."""
 
 
 class RiskPolicy(ConfigModel):

@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
-
 from patchcycle.domain.run_conf import conf_problems, cycle_date_problem
 from patchcycle.domain.zero_day import (
     ZERO_DAY_PARAMS,
@@ -137,35 +135,3 @@ class ZeroDayPlanOperator(PlanCycleOperator):
             problems.append(problem)
         cycle.cycle_date = cycle_date
         return cycle_date, ([] if problems else environments), list(dict.fromkeys(problems))
-
-
-class MonthlyCycleIdleSensor(BaseSensorOperator):
-    """Waits while a run of the tenant's monthly cycle is queued or running, so a zero-day cycle never
-    overlaps it: both drive the same SSM baselines (the plan rewrites their approval cutoff and list),
-    tag the same hosts and patch them through the same stages.
-
-    The monthly cycle wins: it may be days into its stages (a prod change window a week out), and
-    stopping it half-way would leave its hosts between two plans. Reschedule mode: between pokes the
-    task holds no worker slot. Airflow's own count of the monthly DAG's runs decides
-    (``RuntimeTaskInstance.get_dr_count``); the zero-day DAG's ``max_active_runs=1`` keeps two zero-day
-    cycles of one tenant apart.
-    """
-
-    template_fields: Sequence[str] = ("monthly_dag_id",)
-    ui_color = "#fde8e8"
-
-    def __init__(self, *, monthly_dag_id: str, **kwargs: Any) -> None:
-        from patchcycle.operators.base import poll_seconds
-
-        kwargs.setdefault("mode", "reschedule")
-        kwargs.setdefault("poke_interval", poll_seconds())
-        kwargs.setdefault("timeout", dt.timedelta(days=10).total_seconds())
-        super().__init__(**kwargs)
-        self.monthly_dag_id = monthly_dag_id
-
-    def poke(self, context: Any) -> bool:
-        """True once no run of the monthly cycle is queued or running."""
-        running = context["ti"].get_dr_count(dag_id=self.monthly_dag_id, states=["queued", "running"])
-        if running:
-            self.log.info("%d run(s) of %s queued or running: waiting", running, self.monthly_dag_id)
-        return not running
