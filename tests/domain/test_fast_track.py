@@ -267,3 +267,14 @@ def test_the_ssm_approved_list_is_capped_at_fifty_newest_listings_first() -> Non
     assert order[0] == "CVE-2026-1055" and len(order) == 56
     kept, left = capped(order)
     assert len(kept) == 50 and left == tuple(order[50:])
+
+
+def test_a_zero_day_puts_its_fixes_first_and_keeps_the_listed_ones_within_ssms_50() -> None:
+    from patchcycle.domain.fast_track import SSM_APPROVED_PATCHES_MAX, zero_day_approved_patches
+
+    assert zero_day_approved_patches(["KB2"], ["KB1", "KB2"]) == ["KB2", "KB1"]
+    assert zero_day_approved_patches([], ["KB1"]) == ["KB1"]
+    current = [f"KB{n}" for n in range(SSM_APPROVED_PATCHES_MAX)]
+    merged = zero_day_approved_patches(["KB-NEW"], current)
+    assert merged[0] == "KB-NEW" and len(merged) == SSM_APPROVED_PATCHES_MAX
+    assert merged[1:] == current[:-1]

@@ -30,6 +30,7 @@ ACCOUNT = "111111111111"
 TODAY = dt.date.today()
 FRESH = (TODAY - dt.timedelta(days=1)).isoformat()  # after the 7-day cutoff
 KEV_CVE = "CVE-2026-1111"
+ZERO_DAY_CVE = "CVE-2026-2222"  # on no list: a zero-day cycle is started for it by hand
 
 SCENARIO = scenario_dict(
     tenants=[
@@ -63,6 +64,7 @@ SCENARIO = scenario_dict(
             severity="Critical",
             title="curl-8.3.0-1.amzn2",
             released=FRESH,
+            cves=[ZERO_DAY_CVE],
         ),
         patch("RHSA-2026:0004", "rhel_8", severity="Important", title="openssl-3.0.7-27.el8"),
         patch(
@@ -174,3 +176,45 @@ def test_kev_fixes_are_approved_by_list_before_the_scan_and_planned_with_the_rea
     # The next plan of a tenant without the policy for that cycle empties the lists (cycle-owned).
     again, lists, _ = plan_once(aws, fast, PlanRisk(feeds(), FastTrackPolicy(kev=False)))
     assert lists["rhel_8"].entries == () and "curl.x86_64:0:7.61.1-34.el8" not in again.patch_ids
+
+
+def own_baselines(ssm) -> dict[str, dict]:
+    return {
+        b["BaselineName"]: ssm.get_patch_baseline(BaselineId=b["BaselineId"])
+        for b in ssm.describe_patch_baselines(Filters=[{"Key": "OWNER", "Values": ["Self"]}])[
+            "BaselineIdentities"
+        ]
+    }
+
+
+def test_a_zero_day_plan_adds_its_fixes_and_leaves_the_monthly_plans_cutoff(aws) -> None:
+    """Three days after the monthly plan, a zero-day plan for a CVE whose fix the monthly left waiting:
+    the fix joins the baseline's ApprovedPatches beside the monthly's fast-tracked fix, and the approval
+    rules keep the monthly's cutoff (three days later it would approve three more days of releases)."""
+    fast = tenant({"fast_track_kev": True})
+    plan_once(aws, fast, PlanRisk(feeds(), FastTrackPolicy(kev=True)))
+    ssm = aws.client("ssm", ACCOUNT)
+    monthly = own_baselines(ssm)
+
+    later, log = TODAY + dt.timedelta(days=3), EventLog("zero-day")
+    risk = PlanRisk(feeds(), zero_day_cves=(ZERO_DAY_CVE,))
+    lists = aws_approved_lists(fast, later, risk, log)
+    assert lists["amazon_linux_2"].entries == ("ALAS2-2026-0003",)
+    prepare_aws_catalog(fast, later, "run-zero-day", ["nonprod"], log, lists, zero_day=True)
+    after = own_baselines(ssm)
+    al2, rhel = after["patchcycle-cu_fast-amazon_linux_2"], after["patchcycle-cu_fast-rhel_8"]
+    assert al2["ApprovedPatches"] == ["ALAS2-2026-0003", "ALAS2-2026-0002"]
+    for name, baseline in after.items():
+        assert baseline["ApprovalRules"] == monthly[name]["ApprovalRules"], name
+        assert baseline["Description"] == monthly[name]["Description"], name
+    # RHEL's catalog is the Scan itself: the CVE id is listed (a CVE id approves its fixes there), beside
+    # the monthly's KEV CVE.
+    assert monthly["patchcycle-cu_fast-rhel_8"]["ApprovedPatches"] == [KEV_CVE]
+    assert rhel["ApprovedPatches"] == [ZERO_DAY_CVE, KEV_CVE]
+    recorded = {e["details"]["os_family"]: e for e in log.events if e["action"] == "plan.patch_baseline"}
+    assert recorded["amazon_linux_2"]["result"] == "approved_patches_extended"
+    assert recorded["amazon_linux_2"]["details"]["approved_patches"] == ["ALAS2-2026-0003", "ALAS2-2026-0002"]
+    assert (
+        recorded["amazon_linux_2"]["details"]["approval_rules"]
+        == monthly["patchcycle-cu_fast-amazon_linux_2"]["ApprovalRules"]
+    )

@@ -16,7 +16,7 @@ Pure: the feeds and the cycle date are passed in.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -195,6 +195,15 @@ def risk_notes(policy: FastTrackPolicy, feeds: FeedSnapshot, cycle_date: dt.date
 # -- AWS: what the tenant's SSM baselines are told to approve before the Scan ---------------------------
 SSM_APPROVED_PATCHES_MAX = 50
 """CreatePatchBaseline / UpdatePatchBaseline ``ApprovedPatches``: "Maximum number of 50 items"."""
+
+
+def zero_day_approved_patches(fixes: Sequence[str], current: Sequence[str]) -> list[str]:
+    """A baseline's ApprovedPatches after a zero-day plan: its fixes first, then what the baseline already
+    lists (the monthly plan's fast-tracked patches stay approved, so hosts that still miss them stay
+    non-compliant in Patch Manager), at most :data:`SSM_APPROVED_PATCHES_MAX`: the oldest entries of the
+    current list give way, since the next monthly plan rewrites the list anyway."""
+    merged = list(dict.fromkeys([*fixes, *current]))
+    return merged[:SSM_APPROVED_PATCHES_MAX]
 
 
 @dataclass(frozen=True)

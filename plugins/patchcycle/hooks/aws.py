@@ -123,8 +123,13 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
         return self.conn.create_patch_baseline(**request, ClientToken=client_token)["BaselineId"]
 
     def update_patch_baseline(self, baseline_id: str, request: dict[str, Any]) -> None:
-        """UpdatePatchBaseline: set ``request``'s fields on the baseline."""
+        """UpdatePatchBaseline: set ``request``'s fields on the baseline ("Fields not specified in the
+        request are left unchanged", API reference, UpdatePatchBaseline)."""
         self.conn.update_patch_baseline(BaselineId=baseline_id, **request)
+
+    def patch_baseline(self, baseline_id: str) -> dict[str, Any]:
+        """GetPatchBaseline: the baseline's approval rules and ApprovedPatches as they stand."""
+        return dict(self.conn.get_patch_baseline(BaselineId=baseline_id))
 
     def register_patch_group(self, baseline_id: str, patch_group: str, operating_system: str) -> bool:
         """Register the patch group with the baseline; False when it already was (nothing to do).

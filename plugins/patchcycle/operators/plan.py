@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from patchcycle.domain.catalog import (
     AVAILABLE_PATCHES_SOURCE,
     PATCH_GROUP_TAG,
     SCAN_SOURCE,
+    BaselineRequest,
     baseline_request,
     catalog_patch_from_instance_patch,
     moment,
@@ -35,7 +36,13 @@ from patchcycle.domain.catalog import (
     ssm_approved_list,
     supports_approval_date,
 )
-from patchcycle.domain.fast_track import ApprovedList, FastTrackPolicy, kev_clock_lines, kev_clocks
+from patchcycle.domain.fast_track import (
+    ApprovedList,
+    FastTrackPolicy,
+    kev_clock_lines,
+    kev_clocks,
+    zero_day_approved_patches,
+)
 from patchcycle.domain.inventory import environment_for_tag
 from patchcycle.domain.plan import (
     INSTALL_VARIANTS,
@@ -178,11 +185,17 @@ def prepare_aws_catalog(
     environments: list[str],
     log: EventLog,
     approved: Mapping[str, ApprovedList] | None = None,
+    zero_day: bool = False,
 ) -> dict[str, Any]:
     """Per account and region: the tenant's patch baseline for each family (approving up to the
     cycle's cutoff, and the ``approved`` lists when the tenant has a risk policy), its patch group, the
     ``Patch Group`` tag on the tenant's hosts of that family, and one AWS-RunPatchBaseline Scan of them
-    all. Returns what the read step needs (JSON)."""
+    all. Returns what the read step needs (JSON).
+
+    A ``zero_day`` plan leaves an existing baseline's approval rules (the monthly plan's cutoff) as they
+    are and adds its fixes to the baseline's ApprovedPatches (:func:`zero_day_approved_patches`): the
+    fixes are then Missing in the Scan whatever their age, and nothing else the baseline approves moves
+    until the next monthly plan."""
     from patchcycle.hooks.aws import Ec2BackupHook, SsmFleetHook
 
     scans = []
@@ -200,7 +213,10 @@ def prepare_aws_catalog(
                     tenant.id, baseline, approval_cutoff(cycle_date, baseline.approve_after_days), listed
                 )
                 baseline_id = ssm.patch_baseline_named(request.name)
-                if baseline_id is None:
+                if zero_day and baseline_id is not None:
+                    request, listed = _extend_approved_patches(ssm, baseline_id, request, listed)
+                    action = "approved_patches_extended"
+                elif baseline_id is None:
                     token = str(
                         uuid.uuid5(uuid.NAMESPACE_URL, f"{run_id}/{account.account_id}/{region}/{family}")
                     )
@@ -264,6 +280,21 @@ def prepare_aws_catalog(
                 create_tags_calls=tagging_calls,
             )
     return {"scans": scans}
+
+
+def _extend_approved_patches(
+    ssm: Any, baseline_id: str, request: BaselineRequest, listed: Sequence[str] | None
+) -> tuple[BaselineRequest, list[str]]:
+    """A zero-day plan's change to an existing baseline: its fixes added to ApprovedPatches, nothing else
+    (UpdatePatchBaseline leaves the fields it is not given unchanged). Returns the request with the
+    baseline's approval rules as they stand, and the list as it now is, for the plan's record."""
+    current = ssm.patch_baseline(baseline_id)
+    before = list(current.get("ApprovedPatches") or [])
+    merged = zero_day_approved_patches(listed or (), before)
+    if merged != before:
+        fields = {k: v for k, v in request.update_kwargs().items() if k.startswith("ApprovedPatches")}
+        ssm.update_patch_baseline(baseline_id, {**fields, "ApprovedPatches": merged})
+    return replace(request, approval_rules=current.get("ApprovalRules") or {}), merged
 
 
 def baseline_group(tenant: Tenant, family: str) -> str:
@@ -700,7 +731,15 @@ class PlanCycleOperator(WaitArguments, CycleOperator):
             feeds, prefix = cycle_feeds(cycle.store.hook, None)
             risk, pinned = self._plan_risk(cycle, feeds, {}), prefix or ""
         lists = aws_approved_lists(tenant, cycle_date, risk, log)
-        prepared = prepare_aws_catalog(tenant, cycle_date, cycle.run_id, environments, log, lists)
+        prepared = prepare_aws_catalog(
+            tenant,
+            cycle_date,
+            cycle.run_id,
+            environments,
+            log,
+            lists,
+            zero_day=self.zero_day_cves(cycle) is not None,
+        )
         if lists is not None:
             prepared["risk"] = {"feeds_prefix": pinned, "approved": {f: asdict(a) for f, a in lists.items()}}
         return prepared
