@@ -79,7 +79,7 @@ def test_the_demo_tenants_have_no_rollout() -> None:
 
 
 def test_a_short_rollout_section_takes_the_defaults(tmp_path: Path, base: dict[str, Any]) -> None:
-    tenant = load_tenant(write(tmp_path, base, {"host_groups": {"prod": "g-prod"}}))
+    tenant = load_tenant(write(tmp_path, base, {"host_groups": ROLLOUT["host_groups"]}))
     assert tenant.falcon is not None and tenant.falcon.required is True
     found = tenant.falcon.rollout
     assert found is not None
@@ -356,3 +356,21 @@ def test_an_install_path_is_written_only_for_a_cloud_of_the_tenant() -> None:
     ]
     # The defaults written by nobody are not an install path "for" a cloud.
     assert fits(ROLLOUT, ["nonprod", "staging", "prod"], ["gcp"]) == []
+
+
+def test_a_tenant_file_whose_rollout_does_not_fit_its_environments_is_refused(
+    tmp_path: Path, base: dict[str, Any]
+) -> None:
+    base["environments"] = [env for env in base["environments"] if env["name"] != "staging"]
+    found = problems(write(tmp_path, base, ROLLOUT))
+    assert [where for where, _ in found] == ["falcon"], found
+    assert "falcon.rollout.host_groups: environment 'staging' is not one the tenant declares" in found[0][1]
+
+
+def test_the_install_connection_is_the_tenants_alone(tmp_path: Path, base: dict[str, Any]) -> None:
+    tenant = load_tenant(write(tmp_path, base, rollout(connection_id="falcon_install_shared")))
+    assert (
+        "falcon.rollout.connection_id",
+        "connection",
+        "falcon_install_shared",
+    ) in tenant.exclusive_claims()

@@ -128,6 +128,18 @@ class Tenant(ConfigModel):
                     )
         return value
 
+    @field_validator("falcon")
+    @classmethod
+    def _rollout_fits(cls, value: FalconPolicy | None, info: ValidationInfo) -> FalconPolicy | None:
+        if value is None or value.rollout is None:
+            return value
+        clouds = info.data.get("clouds")
+        environments = [env.name for env in info.data.get("environments") or []]
+        problems = value.rollout.problems(environments, clouds.declared if isinstance(clouds, Clouds) else [])
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
     @field_validator("saml")
     @classmethod
     def _saml_watch_readable(cls, value: SamlPolicy, info: ValidationInfo) -> SamlPolicy:
@@ -213,6 +225,12 @@ class Tenant(ConfigModel):
         claims.append(("evidence.bucket", "evidence bucket", self.evidence.bucket))
         for where, connection in (
             ("falcon.connection_id", self.falcon_connection_id()),
+            (
+                "falcon.rollout.connection_id",
+                self.falcon.rollout.install_connection_id(self.id)
+                if self.falcon is not None and self.falcon.rollout is not None
+                else None,
+            ),
             ("health.connection_id", self.dynatrace_connection_id()),
             ("incidents.connection_id", self.pagerduty_connection_id()),
             # The SAML watch reads the tenant's directory and organization through these.
