@@ -51,7 +51,15 @@ class FalconSensor:
     version: str  # "7.14.16703.0"
     rfm: bool = False  # reduced-functionality mode
     stale_device_id: str | None = None  # a second, older record left by a reinstall
-    policy_id: str = "su-policy-default"
+    # When the sensor registered with the Falcon cloud (its record appears in the Hosts API from then
+    # on); None for a sensor seeded with the scenario, registered long before fleetsim started.
+    registered_at: float | None = None
+    # An upgrade installed but not yet reported: the version the sensor reports from ``upgrade_at`` on.
+    upgrade_to: str | None = None
+    upgrade_at: float | None = None
+
+    def registered(self, now: float) -> bool:
+        return self.registered_at is None or self.registered_at <= now
 
 
 @dataclass
@@ -116,9 +124,14 @@ class SimHost:
             if self.falcon is None
             else {
                 "device_id": self.falcon.device_id,
+                "cid": self.falcon.cid,
                 "version": self.falcon.version,
                 "rfm": self.falcon.rfm,
                 "stale_device_id": self.falcon.stale_device_id,
+                "registered_at": None
+                if self.falcon.registered_at is None
+                else dt.datetime.fromtimestamp(self.falcon.registered_at, dt.UTC).isoformat(),
+                "upgrade_to": self.falcon.upgrade_to,
             },
             "missing": sorted(self.missing),
             "installed": sorted(self.installed),
@@ -243,6 +256,10 @@ class FleetState:
         # Other vendors' lifecycles (Arc installs, OS Config jobs) apply their due effects here too, so
         # whoever reads the fleet (ground truth, Falcon, any cloud) sees every cloud's effects at once.
         self.advancers: list[Any] = []
+        # Falcon sensors installed or upgraded through a cloud's agent whose new version is not yet
+        # reported, by host key (install_falcon_sensor); applied when the fleet advances.
+        self._falcon_upgrades: set[tuple[str, str, str]] = set()
+        self._faults = {tenant.id: tenant.faults for tenant in scenario.tenants}
         # SSM: the patch baseline a host's patch operations use (its patch group's for its OS, else the
         # default). fleetsim.aws.ssm installs the resolver that reads moto's baselines and EC2 tags.
         self.ssm_baseline: Any = lambda host: baselines.predefined(
@@ -398,6 +415,98 @@ class FleetState:
             if supported is not True:
                 host.falcon.rfm = True
 
+    # -- the Falcon sensor, installed through a cloud's agent --------------------------------------
+    def falcon_install_fails(self, host: SimHost) -> bool:
+        """Whether installing the Falcon sensor on the host fails (fault ``falcon_install_fails``), so a
+        cloud's install path can fail its invocation when it schedules it."""
+        faults = self._faults.get(host.tenant)
+        return faults is not None and host.name in faults.falcon_install_fails
+
+    def _sensor_rfm(self, host: SimHost, version: str) -> bool:
+        """Whether a sensor of ``version`` runs the host's kernel in reduced-functionality mode: a Linux
+        kernel the vendor's support table does not list for the version (as :meth:`boot_kernel`)."""
+        if host.platform.platform_type != "Linux" or not host.kernel:
+            return False
+        return self.scenario.falcon.supported(version, host.kernel) is not True
+
+    def install_falcon_sensor(
+        self, host: SimHost, version: str, cid: str, *, via: str, at: float | None = None
+    ) -> dict[str, Any]:
+        """Install the Falcon sensor ``version`` with customer id ``cid`` on a host; return the effect.
+
+        What every cloud's install path ends in (an SSM document run, an Arc extension or Run Command,
+        an OS Config OS policy), ``via`` naming it for the ground truth; ``at`` is when the install ran
+        (default: now). Outcomes (``result``):
+
+        * ``installed``: the host had no sensor. It has one now (ground truth), with a new AID; its
+          device record appears in the Hosts API ``timings.falcon_registration_seconds`` later, under
+          ``cid``, or under another customer's CID when the host is in ``falcon_registers_other_cid``
+          (the tenant's API clients never see it). On a Linux kernel the support table does not list
+          for the version, the sensor runs in reduced-functionality mode.
+        * ``upgraded``: the host had another version. The installer upgrades in place (same AID, same
+          CID: ``cid`` is ignored); the record reports the new version after the registration delay,
+          and reduced-functionality mode is re-evaluated then (it clears when the new version supports
+          the host's kernel).
+        * ``unchanged``: that version is already installed (or on its way).
+        * ``failed``: the host is in ``falcon_install_fails``; nothing changes and nothing registers.
+        """
+        from fleetsim.seed import falcon_aid, falcon_cid  # fleetsim.seed imports this module
+
+        if host.kind != "instance":
+            raise ValueError(f"{host.name} is not an instance: only instances run a Falcon sensor")
+        full = version if version.count(".") == 3 else f"{version}.0"
+        with self.lock:
+            now = self.clock() if at is None else at
+            registers_at = now + self.timings.falcon_registration_seconds
+            effect: dict[str, Any] = {
+                "at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
+                "action": "falcon.install",
+                "via": via,
+                "version": full,
+            }
+            faults = self._faults.get(host.tenant)
+            sensor = host.falcon
+            if self.falcon_install_fails(host):
+                effect.update(result="failed", message="Falcon sensor installation failed")
+            elif sensor is None:
+                installs = sum(
+                    1
+                    for a in host.actions
+                    if a.get("action") == "falcon.install" and a.get("result") == "installed"
+                )
+                other = faults is not None and host.name in faults.falcon_registers_other_cid
+                host.falcon = FalconSensor(
+                    device_id=falcon_aid(host.tenant, host.name, f"install-{installs + 1}"),
+                    cid=falcon_cid(f"{host.tenant}:another-customer") if other else cid,
+                    version=full,
+                    rfm=self._sensor_rfm(host, full),
+                    registered_at=registers_at,
+                )
+                effect.update(result="installed", device_id=host.falcon.device_id)
+                effect["registers_at"] = dt.datetime.fromtimestamp(registers_at, dt.UTC).isoformat()
+            elif (sensor.upgrade_to or sensor.version) == full:
+                effect.update(result="unchanged", device_id=sensor.device_id)
+            else:
+                effect.update(result="upgraded", device_id=sensor.device_id, from_version=sensor.version)
+                effect["registers_at"] = dt.datetime.fromtimestamp(registers_at, dt.UTC).isoformat()
+                sensor.upgrade_to, sensor.upgrade_at = full, registers_at
+                self._falcon_upgrades.add((host.account, host.region, host.host_id))
+            host.actions.append(effect)
+            return effect
+
+    def _apply_falcon_upgrades(self, now: float) -> None:
+        for key in list(self._falcon_upgrades):
+            host = self.hosts.get(key)
+            sensor = host.falcon if host is not None else None
+            if host is None or sensor is None or sensor.upgrade_to is None:
+                self._falcon_upgrades.discard(key)
+                continue
+            if sensor.upgrade_at is not None and sensor.upgrade_at <= now:
+                sensor.version = sensor.upgrade_to
+                sensor.rfm = self._sensor_rfm(host, sensor.version)
+                sensor.upgrade_to = sensor.upgrade_at = None
+                self._falcon_upgrades.discard(key)
+
     # -- Run Command ----------------------------------------------------------------------------
     def schedule_command(self, command: Command, hosts: list[SimHost]) -> None:
         """Lay out each invocation's timeline under MaxConcurrency and MaxErrors, deterministically."""
@@ -449,6 +558,7 @@ class FleetState:
                 _, command_id, instance_id = heapq.heappop(self._due)
                 command = self.commands[command_id]
                 self._apply(command, command.invocations[instance_id])
+            self._apply_falcon_upgrades(now)
             for apply_due in self.advancers:
                 apply_due(now)
             return now
@@ -568,6 +678,7 @@ class FleetState:
             if host.falcon is not None and backup.falcon_version is not None:
                 host.falcon.version = backup.falcon_version
                 host.falcon.rfm = bool(backup.falcon_rfm)
+                host.falcon.upgrade_to = host.falcon.upgrade_at = None  # the disk predates it
             host.kernel = backup.kernel
             if backup.kernel is not None:
                 self.boot_kernel(host, backup.kernel)  # the restored disk boots its own kernel

@@ -47,6 +47,11 @@ class Timings(_Strict):
     rds_snapshot_seconds: float = 1.5
     rds_os_update_seconds: float = 1.5
     rds_restore_seconds: float = 1.5
+    # Falcon: a sensor installed (or upgraded) through a cloud's agent shows in the Hosts API (with its
+    # new version) this long after the install; a prevention or sensor-update policy assigned to a device
+    # reports ``applied: true`` this long after the assignment.
+    falcon_registration_seconds: float = Field(5.0, ge=0)
+    falcon_policy_apply_seconds: float = Field(3.0, ge=0)
 
 
 class CatalogPatch(_Strict):
@@ -165,6 +170,73 @@ class DatabaseGroup(_Strict):
         return self
 
 
+class DetectionProcess(_Strict):
+    """A process a detection names: its image file name and path, and its command line."""
+
+    filename: str = Field(min_length=1)
+    filepath: str = Field(min_length=1)
+    cmdline: str = ""
+    user_name: str = ""
+
+
+class _DetectionShape(_Strict):
+    """What the Falcon sensor reports for a detection (fields of an Alerts API ``epp`` alert).
+
+    ``kind`` is the technology that fired: ``machine_learning`` (a file judged malicious, which an ML
+    exclusion on its path silences) or ``behavioral`` (an indicator of attack, which an IOA exclusion
+    on its pattern, image file name and command line silences). ``disposition`` ``policy`` takes what
+    the device's applied prevention policy does (prevent when it sets prevention for that technology,
+    else detect); ``detect`` and ``prevent`` force one.
+    """
+
+    process: DetectionProcess
+    parent: DetectionProcess | None = None
+    kind: Literal["machine_learning", "behavioral"] = "behavioral"
+    severity: int = Field(50, ge=1, le=100)
+    confidence: int = Field(80, ge=1, le=100)
+    pattern_id: int = Field(10197, ge=1)
+    name: str | None = None
+    description: str | None = None
+    tactic: str | None = None
+    tactic_id: str | None = None
+    technique: str | None = None
+    technique_id: str | None = None
+    disposition: Literal["policy", "detect", "prevent"] = "policy"
+
+
+class DetectionSeed(_DetectionShape):
+    """Detections the sensor on ``host`` raises: ``count`` of them, the first ``at_seconds`` after fleetsim
+    started (negative: before it), then one every ``every_seconds``. A host without a registered sensor
+    at that moment raises nothing."""
+
+    host: str
+    at_seconds: float = 0.0
+    count: int = Field(1, ge=1, le=10000)
+    every_seconds: float = Field(60.0, gt=0)
+
+
+class DetectionStorm(_DetectionShape):
+    """Many detections: ``per_host`` on every device registered in the tenant's CID that is in
+    ``environment`` or in the Falcon host group named ``host_group`` when the storm starts
+    (``at_seconds`` after fleetsim started), spread evenly over ``spread_seconds``."""
+
+    environment: str | None = None
+    host_group: str | None = None
+    at_seconds: float = 0.0
+    per_host: int = Field(20, ge=1, le=1000)
+    spread_seconds: float = Field(60.0, ge=0)
+    process: DetectionProcess = DetectionProcess(
+        filename="kdevtmpfsi", filepath="/tmp/kdevtmpfsi", cmdline="/tmp/kdevtmpfsi -o pool:3333"
+    )
+    severity: int = Field(70, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DetectionStorm:
+        if (self.environment is None) == (self.host_group is None):
+            raise ValueError("detection_storm: name exactly one of environment or host_group")
+        return self
+
+
 class Faults(_Strict):
     """Hosts (by name) that misbehave.
 
@@ -193,6 +265,14 @@ class Faults(_Strict):
     open_problem: list[str] = Field(default_factory=list)
     health_problem_after_patch: list[str] = Field(default_factory=list)
     error_rate_after_patch: dict[str, float] = Field(default_factory=dict)
+    # Falcon roll-out: installing the sensor through the cloud's agent fails (nothing registers); the
+    # sensor installs but registers under another CID (the tenant's API clients never see it); every
+    # prevention or sensor-update policy assigned to the device stays ``applied: false``.
+    falcon_install_fails: list[str] = Field(default_factory=list)
+    falcon_registers_other_cid: list[str] = Field(default_factory=list)
+    policy_never_applied: list[str] = Field(default_factory=list)
+    # Falcon: many detections on every registered device of an environment or of a Falcon host group.
+    detection_storm: DetectionStorm | None = None
 
 
 class AwsFleet(_Strict):
@@ -332,6 +412,8 @@ class TenantFleet(_Strict):
     faults: Faults = Faults()
     # Console edits made after the Terraform apply (the tenant must be in terraform.tenants).
     drift: list[ConsoleEdit] = Field(default_factory=list)
+    # Falcon detections the scenario raises on the tenant's hosts (the Alerts API).
+    detections: list[DetectionSeed] = Field(default_factory=list)
 
 
 class TerraformApply(_Strict):
@@ -594,10 +676,28 @@ class Scenario(_Strict):
                 ("open_problem", f.open_problem),
                 ("health_problem_after_patch", f.health_problem_after_patch),
                 ("error_rate_after_patch", list(f.error_rate_after_patch)),
+                ("falcon_install_fails", f.falcon_install_fails),
+                ("falcon_registers_other_cid", f.falcon_registers_other_cid),
+                ("policy_never_applied", f.policy_never_applied),
+                ("detections.host", [d.host for d in tenant.detections]),
             ):
                 unknown = sorted(set(hosts) - names)
                 if unknown:
-                    raise ValueError(f"tenants[{tenant.id}].faults.{field}: unknown hosts {unknown}")
+                    where = field if field.startswith("detections") else f"faults.{field}"
+                    raise ValueError(f"tenants[{tenant.id}].{where}: unknown hosts {unknown}")
+            storm = f.detection_storm
+            if storm is not None and storm.environment is not None:
+                environments = {
+                    g.environment
+                    for fleet in (tenant.aws, tenant.azure, tenant.gcp)
+                    if fleet
+                    for g in fleet.groups
+                }
+                if storm.environment not in environments:
+                    raise ValueError(
+                        f"tenants[{tenant.id}].faults.detection_storm.environment: no group of the tenant "
+                        f"runs in {storm.environment!r}"
+                    )
         return self
 
 

@@ -1,6 +1,7 @@
 """One loopback HTTP endpoint for every emulated cloud, plus fleetsim's own control plane.
 
-Routing: ``/fleetsim/*`` is fleetsim's control plane (health, ground truth, call counts); everything
+Routing: ``/fleetsim/*`` is fleetsim's control plane (health, ground truth, call counts, what the
+vendors recorded: ``/fleetsim/pagerduty``, ``/fleetsim/falcon``); everything
 else is AWS, served by moto with fleetsim's add-ons installed. Every request is counted by service and
 action so tests and benchmarks can compare the calls made with the physical minimum.
 """
@@ -145,6 +146,15 @@ class FleetsimApp:
             }
         elif route == "pagerduty" and request.method == "GET":
             body = self._pagerduty().snapshot()
+        elif route == "falcon" and request.method == "GET":
+            # Each Falcon customer's groups, policies, exclusions with who made them and why, alerts.
+            body = self._falcon().snapshot()
+        elif route == "falcon/detections" and request.method == "POST":
+            # A Falcon sensor raises detections, timed from now (a scenario's detections entry).
+            try:
+                body = self._falcon().schedule_detection(json.loads(request.get_data() or b"{}"))
+            except ValueError as exc:  # not JSON, or not a detection (pydantic's error is a ValueError)
+                return Response(json.dumps({"error": str(exc)}), 400, mimetype="application/json")
         elif route == "faults/clear" and request.method == "POST":
             # The repair a person makes between two runs (a fixed repository, a host brought back).
             names = (json.loads(request.get_data() or b"{}")).get("hosts") or []
@@ -174,6 +184,12 @@ class FleetsimApp:
         from fleetsim.feeds import FeedsApi
 
         return next(v for v in self.vendors if isinstance(v, FeedsApi))
+
+    def _falcon(self) -> Any:
+        """The Falcon API, whose customers' state ``/fleetsim/falcon`` serves."""
+        from fleetsim.falcon.api import FalconApi
+
+        return next(v for v in self.vendors if isinstance(v, FalconApi))
 
     def _pagerduty(self) -> Any:
         """The PagerDuty Events API, whose incidents and events ``/fleetsim/pagerduty`` serves."""

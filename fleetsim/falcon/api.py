@@ -1,10 +1,14 @@
-"""The CrowdStrike Falcon API as FalconPy 1.6.6 speaks it: OAuth2 tokens, hosts, sensor-update kernels.
+"""The CrowdStrike Falcon API as FalconPy 1.6.6 speaks it: OAuth2 tokens, hosts, host groups, policies,
+alerts, exclusions and the sensor-update kernels.
 
-Served paths: ``/oauth2/token`` and ``/oauth2/revoke``; ``/devices/queries/devices/v1`` (offset paging,
+Served here: ``/oauth2/token`` and ``/oauth2/revoke``; ``/devices/queries/devices/v1`` (offset paging,
 ``limit + offset`` below 10,000), ``/devices/queries/devices-scroll/v1`` (opaque offset tokens that
 expire after two minutes), ``/devices/entities/devices/v2`` (POST up to 5,000 ids, GET up to 100);
 ``/policy/combined/sensor-update-kernels/v1``, ``/policy/queries/sensor-update-kernels/{field}/v1`` and
-``/policy/combined/sensor-update-builds/v1``. Every answer is Falcon's envelope
+``/policy/combined/sensor-update-builds/v1``. Each other service has its module, whose routes this app
+serves: :mod:`~fleetsim.falcon.host_groups`, :mod:`~fleetsim.falcon.policies` (prevention and sensor
+update), :mod:`~fleetsim.falcon.alerts`, :mod:`~fleetsim.falcon.exclusions` (ML and IOA); their state
+per customer is :mod:`~fleetsim.falcon.backend`'s. Every answer is Falcon's envelope
 ``{"meta": {query_time, powered_by, trace_id[, pagination]}, "resources": [...], "errors": [...]}``.
 
 The traps FalconPy sets for an emulator are honoured: the token endpoint answers **201** (FalconPy
@@ -15,25 +19,25 @@ expired) get 401.
 API clients and tenant visibility. Falcon scopes every API client to one customer (CID); an MSSP
 parent client may act for a child CID by passing ``member_cid`` with the token request. Here:
 
-* ``scenario.falcon.client_id`` / ``client_secret`` is the MSSP parent: it sees every tenant's hosts,
-  or only one tenant's when the token request names that tenant's CID as ``member_cid``;
+* ``scenario.falcon.client_id`` / ``client_secret`` is the MSSP parent: it sees every tenant's hosts
+  (and host groups, policies, exclusions, alerts), or only one tenant's when the token request names
+  that tenant's CID as ``member_cid``; what it creates without a ``member_cid`` goes to its own CID,
+  where no tenant device is;
 * ``<tenant id>`` with the same secret is that tenant's own API client: it sees only the tenant's
   hosts (cid = ``fleetsim.seed.falcon_cid(tenant)``), and a ``member_cid`` other than its own is refused.
 
-Device records are built from the fleet at request time (after applying finished Run Command effects),
-so a kernel installed and booted through any cloud shows up at once in ``kernel_version`` and, when the
-sensor does not support the new kernel, in ``reduced_functionality_mode: "yes"``. A host whose sensor
-was reinstalled (``falcon.stale_device_id``) also has an older, stale record with the same hostname and
-cloud identity. Calls are counted as ``falcon.<operation>`` (``falcon.oauth2.token``,
-``falcon.QueryDevicesByFilter``, ``falcon.QueryDevicesByFilterScroll``, ``falcon.GetDeviceDetails``,
-``falcon.GetDeviceDetailsV2``, ``falcon.queryCombinedSensorUpdateKernels``,
-``falcon.querySensorUpdateKernelsDistinct``, ``falcon.queryCombinedSensorUpdateBuilds``, ...).
+Device records are built from the fleet at request time (after applying every cloud's finished
+effects), so a kernel installed and booted through any cloud shows up at once in ``kernel_version``
+and, when the sensor does not support the new kernel, in ``reduced_functionality_mode: "yes"``; a
+sensor installed through a cloud's agent (``FleetState.install_falcon_sensor``) appears once it has
+registered. A host whose sensor was reinstalled (``falcon.stale_device_id``) also has an older, stale
+record with the same hostname and cloud identity. Calls are counted as ``falcon.<operation>``
+(``falcon.oauth2.token``, ``falcon.QueryDevicesByFilter``, ``falcon.GetDeviceDetails``,
+``falcon.queryCombinedHostGroups``, ``falcon.performGroupAction``, ``falcon.GetQueriesAlertsV2``, ...).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import re
 import secrets
@@ -41,21 +45,26 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from fleetsim.falcon import fql
-from fleetsim.fleet import FalconSensor, FleetState, SimHost
-from fleetsim.platforms import Platform
-from fleetsim.scenario import KernelSupport
+from fleetsim.falcon.alerts import AlertResponses, DetectionEvent, Detections
+from fleetsim.falcon.backend import FalconBackend
+from fleetsim.falcon.devices import device_field
+from fleetsim.falcon.exclusions import IOA, ML, ExclusionResponses
+from fleetsim.falcon.host_groups import HostGroupResponses
+from fleetsim.falcon.policies import PREVENTION, SENSOR_UPDATE, PolicyResponses
+from fleetsim.falcon.wire import DEFAULT_LIMIT, ApiError, Token, digest, filtered, int_arg, iso, short_cid
+from fleetsim.fleet import FleetState
+from fleetsim.scenario import DetectionSeed, KernelSupport, host_names
 from fleetsim.seed import falcon_cid
 
 # Documented limits of the real API (FalconPy's endpoint definitions and CrowdStrike's docs).
 TOKEN_LIFETIME_SECONDS = 1799
-DEFAULT_LIMIT = 100
 DEVICE_QUERY_MAX_LIMIT = 5000  # QueryDevicesByFilter limit 1-5000
 DEVICE_QUERY_WINDOW = 10000  # QueryDevicesByFilter: limit + offset must be less than 10000
 DEVICE_SCROLL_MAX_LIMIT = 10000  # QueryDevicesByFilterScroll limit 1-10000
@@ -66,48 +75,14 @@ KERNELS_MAX_LIMIT = 500  # queryCombinedSensorUpdateKernels / querySensorUpdateK
 REQUESTS_PER_MINUTE = 6000  # per customer account, sliding window
 BUILD_PLATFORMS = ("windows", "mac", "linux", "linuxarm64", "zlinux")
 
-STALE_RECORD_AGE = dt.timedelta(days=20)  # when a stale record's sensor was last heard from
-
-DEVICE_FIELDS = frozenset(
-    {
-        "device_id", "cid", "hostname", "platform_name", "platform_id", "os_version", "os_product_name",
-        "major_version", "minor_version", "kernel_version", "agent_version", "status", "last_seen",
-        "first_seen", "modified_timestamp", "reduced_functionality_mode", "product_type",
-        "product_type_desc", "local_ip", "external_ip", "mac_address", "tags", "groups",
-        "machine_domain", "system_manufacturer", "system_product_name", "instance_id",
-        "service_provider", "service_provider_account_id", "zone_group", "config_id_platform",
-        "agent_load_flags", "provision_status", "serial_number", "connection_ip",
-    }
-)  # fmt: skip
-DEVICE_NESTED = ("device_policies", "policies")
 KERNEL_FIELDS = (
     "id", "vendor", "distro", "distro_version", "architecture", "flavor", "release", "version",
     "base_package_supported_sensor_versions", "ztl_supported_sensor_versions",
     "ztl_module_supported_sensor_versions", "created_timestamp", "modified_timestamp",
 )  # fmt: skip
 
-_DEVICE_FIELD = fql.field_checker(DEVICE_FIELDS, DEVICE_NESTED)
 _KERNEL_FIELD = fql.field_checker(KERNEL_FIELDS)
 _DISTINCT_PATH = re.compile(r"^/policy/queries/sensor-update-kernels/([^/]+)/v1$")
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status and Falcon's error message."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-@dataclass(frozen=True)
-class Token:
-    """A bearer token this emulator issued: which client, which CIDs it sees (None: every CID)."""
-
-    client_id: str
-    cids: frozenset[str] | None
-    expires_at: float
 
 
 @dataclass
@@ -120,154 +95,12 @@ class ScrollCursor:
     expires_at: float
 
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
-
-
-def _fraction(*parts: str) -> float:
-    return int(_digest(*parts)[:12], 16) / 16**12
-
-
-def iso(ts: float | dt.datetime) -> str:
-    """A timestamp as Falcon writes it: ``2025-05-24T09:58:00Z``."""
-    moment = ts if isinstance(ts, dt.datetime) else dt.datetime.fromtimestamp(ts, dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _short_cid(cid: str) -> str:
-    """A CID compared as Falcon compares it: case-insensitive, without the ``-XX`` checksum suffix."""
-    return cid.strip().lower().split("-", 1)[0]
-
-
 def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
 
 
 def _short_version(version: str) -> str:
     return ".".join(version.split(".")[:3])
-
-
-def older_version(version: str) -> str:
-    """The sensor version a stale record reports: an older release than the live sensor."""
-    parts = [int(p) if p.isdigit() else 0 for p in version.split(".")] + [0, 0, 0, 0]
-    major, minor, build = parts[0], parts[1], parts[2]
-    return f"{major}.{max(minor - 1, 0)}.{max(build - 100, 0)}.0"
-
-
-# -- device records ---------------------------------------------------------------------------------
-_OS_SHORT = {
-    "Red Hat Enterprise Linux": "RHEL",
-    "Red Hat Enterprise Linux Server": "RHEL",
-    "CentOS Linux": "CentOS",
-}
-
-
-def _os_version(platform: Platform) -> str:
-    if platform.platform_type == "Windows":
-        return platform.platform_name.removeprefix("Microsoft ").removesuffix(" Datacenter")
-    short = _OS_SHORT.get(platform.platform_name, platform.platform_name)
-    return f"{short} {'.'.join(platform.platform_version.split('.')[:2])}"
-
-
-def _cloud_fields(host: SimHost) -> dict[str, Any]:
-    """What the sensor reads from the instance metadata: only EC2 and GCE hosts have it."""
-    if host.cloud == "aws":
-        return {
-            "instance_id": host.host_id,
-            "service_provider": "AWS_EC2_V2",
-            "service_provider_account_id": host.account,
-            "zone_group": f"{host.region}a",
-            "system_manufacturer": "Amazon EC2",
-            "system_product_name": "m5.large",
-        }
-    if host.cloud == "gcp":
-        return {
-            "instance_id": host.host_id,
-            "service_provider": "GCP",
-            "service_provider_account_id": host.account,
-            "zone_group": host.region,
-            "system_manufacturer": "Google",
-            "system_product_name": "Google Compute Engine",
-        }
-    return {"system_manufacturer": "VMware, Inc.", "system_product_name": "VMware7,1"}
-
-
-def device_record(
-    host: SimHost, sensor: FalconSensor, *, now: float, started: float, stale: bool, stale_kernel: str | None
-) -> dict[str, Any]:
-    """One device record as ``PostDeviceDetailsV2`` returns it, read from the host as it is now."""
-    platform = host.platform
-    linux = platform.platform_type == "Linux"
-    device_id = sensor.stale_device_id if stale and sensor.stale_device_id else sensor.device_id
-    if stale:
-        kernel = (stale_kernel if linux else platform.platform_version) or ""
-        seen = started - STALE_RECORD_AGE.total_seconds() - 3600 * _fraction("seen", device_id)
-        first = started - 400 * 86400
-        version, rfm = older_version(sensor.version), "no"
-    else:
-        kernel = (host.kernel if linux else platform.platform_version) or ""
-        seen = now - 240 * _fraction("seen", device_id)
-        reinstalled = sensor.stale_device_id is not None
-        first = started - (STALE_RECORD_AGE.total_seconds() - 3600) if reinstalled else started - 365 * 86400
-        version, rfm = sensor.version, "yes" if sensor.rfm else "no"
-    kernel_parts = kernel.replace("-", ".").split(".")
-    mac = _digest("mac", host.tenant, host.name)
-    prevention_id = _digest("prevention", sensor.cid)[:32]
-    assigned = iso(started - 90 * 86400)
-    policies = {
-        "prevention": {
-            "policy_type": "prevention",
-            "policy_id": prevention_id,
-            "applied": True,
-            "settings_hash": _digest("prevention-settings", sensor.cid)[:8],
-            "assigned_date": assigned,
-            "applied_date": assigned,
-            "rule_groups": [],
-        },
-        "sensor_update": {
-            "policy_type": "sensor-update",
-            "policy_id": sensor.policy_id,
-            "applied": True,
-            "settings_hash": f"{_short_version(version).rsplit('.', 1)[-1]}|n-1|tagged|5",
-            "assigned_date": assigned,
-            "applied_date": assigned,
-            "uninstall_protection": "ENABLED",
-        },
-    }
-    return {
-        "device_id": device_id,
-        "cid": sensor.cid,
-        "hostname": host.name,
-        "platform_id": "3" if linux else "0",
-        "platform_name": platform.platform_type,
-        "os_version": _os_version(platform),
-        "os_product_name": platform.platform_name.removeprefix("Microsoft "),
-        "major_version": kernel_parts[0] if kernel_parts and kernel_parts[0] else "",
-        "minor_version": kernel_parts[1] if len(kernel_parts) > 1 else "",
-        "kernel_version": kernel,
-        "agent_version": version,
-        "agent_load_flags": "0",
-        "config_id_platform": "8" if linux else "3",
-        "status": "normal",
-        "provision_status": "Provisioned",
-        "first_seen": iso(first),
-        "last_seen": iso(seen),
-        "modified_timestamp": iso(seen),
-        "reduced_functionality_mode": rfm,
-        "product_type": "3",
-        "product_type_desc": "Server",
-        "local_ip": host.private_ip,
-        "connection_ip": host.private_ip,
-        "external_ip": "",
-        "mac_address": "-".join(mac[i : i + 2] for i in range(0, 12, 2)),
-        "machine_domain": "",
-        "serial_number": _digest("serial", host.tenant, host.name)[:20].upper(),
-        "tags": [f"FalconGroupingTags/{host.environment}"],
-        "groups": [_digest("group", sensor.cid, host.environment)[:32]],
-        "device_policies": policies,
-        "policies": [policies["prevention"]],
-        **_cloud_fields(host),
-    }
 
 
 # -- kernel support records -------------------------------------------------------------------------
@@ -308,7 +141,7 @@ def kernel_record(kernel: KernelSupport, created: float) -> dict[str, Any]:
     """One record of ``queryCombinedSensorUpdateKernels`` for a kernel of the scenario's table."""
     distro = _distro(kernel)
     return {
-        "id": _digest("kernel", kernel.vendor, kernel.release, kernel.architecture)[:32],
+        "id": digest("kernel", kernel.vendor, kernel.release, kernel.architecture)[:32],
         "vendor": kernel.vendor,
         "distro": distro,
         "distro_version": _distro_version(kernel, distro),
@@ -331,7 +164,7 @@ Handler = Callable[[Request, Token], Response]
 class FalconApi:
     """The Falcon API over the fleet state (a WSGI app for fleetsim's server)."""
 
-    PREFIXES = ("/oauth2/", "/devices/", "/policy/")
+    PREFIXES = ("/oauth2/", "/devices/", "/policy/", "/alerts/")
 
     def __init__(self, state: FleetState) -> None:
         self.state = state
@@ -341,19 +174,45 @@ class FalconApi:
         self.secret = seed.client_secret
         self.tenant_cids = {t.id: falcon_cid(t.id) for t in state.scenario.tenants}
         self.started = state.clock()
-        with state.lock:
-            # The kernel each stale record was last seen on: the one the host ran when seeded.
-            self.stale_kernels = {
-                h.falcon.stale_device_id: h.kernel
-                for h in state.hosts.values()
-                if h.falcon is not None and h.falcon.stale_device_id
-            }
         published = state.scenario.last_scan.timestamp() - 30 * 86400
         self.kernels = [kernel_record(k, published) for k in seed.kernels]
         self.tokens: dict[str, Token] = {}
         self.cursors: dict[str, ScrollCursor] = {}
         self.windows: dict[str, deque[float]] = {}
         self._local = threading.local()  # the start of the request each server thread is answering
+        # Each customer's host groups, policies, exclusions and alerts; detections raised as the clock
+        # passes them, whoever advances the fleet.
+        self.backend = FalconBackend(state, self.started, self.parent_client)
+        self.detections = Detections(self)
+        state.on_advance(self.detections.advance)
+        self.routes: dict[tuple[str, str], tuple[str, Handler]] = {
+            ("POST", "/oauth2/token"): ("oauth2.token", self.oauth2_token),
+            ("POST", "/oauth2/revoke"): ("oauth2.revoke", self.oauth2_revoke),
+            ("GET", "/devices/queries/devices/v1"): ("QueryDevicesByFilter", self.query_devices),
+            ("GET", "/devices/queries/devices-scroll/v1"): (
+                "QueryDevicesByFilterScroll",
+                self.scroll_devices,
+            ),
+            ("POST", "/devices/entities/devices/v2"): ("GetDeviceDetails", self.device_details),
+            ("GET", "/devices/entities/devices/v2"): ("GetDeviceDetailsV2", self.device_details_get),
+            ("GET", "/policy/combined/sensor-update-kernels/v1"): (
+                "queryCombinedSensorUpdateKernels",
+                self.combined_kernels,
+            ),
+            ("GET", "/policy/combined/sensor-update-builds/v1"): (
+                "queryCombinedSensorUpdateBuilds",
+                self.combined_builds,
+            ),
+        }
+        for service in (
+            HostGroupResponses(self),
+            PolicyResponses(self, PREVENTION),
+            PolicyResponses(self, SENSOR_UPDATE),
+            ExclusionResponses(self, ML),
+            ExclusionResponses(self, IOA),
+            AlertResponses(self),
+        ):
+            self.routes.update(service.routes())
 
     def handles(self, path: str) -> bool:
         return path.startswith(self.PREFIXES)
@@ -373,7 +232,9 @@ class FalconApi:
             else:
                 token = self._authenticate(request)
                 limit_headers = self._rate_limit(token)
-                response = handler(request, token)
+                self.state.advance()  # every cloud's finished effects (kernel boots, installs) first
+                with self.state.lock:
+                    response = handler(request, token)
                 response.headers.update(limit_headers)
         except ApiError as exc:
             response = self.reply(
@@ -384,27 +245,8 @@ class FalconApi:
 
     def _route(self, request: Request) -> tuple[str, Handler | None]:
         method, path = request.method, request.path
-        routes: dict[tuple[str, str], tuple[str, Handler]] = {
-            ("POST", "/oauth2/token"): ("oauth2.token", self.oauth2_token),
-            ("POST", "/oauth2/revoke"): ("oauth2.revoke", self.oauth2_revoke),
-            ("GET", "/devices/queries/devices/v1"): ("QueryDevicesByFilter", self.query_devices),
-            ("GET", "/devices/queries/devices-scroll/v1"): (
-                "QueryDevicesByFilterScroll",
-                self.scroll_devices,
-            ),
-            ("POST", "/devices/entities/devices/v2"): ("GetDeviceDetails", self.device_details),
-            ("GET", "/devices/entities/devices/v2"): ("GetDeviceDetailsV2", self.device_details_get),
-            ("GET", "/policy/combined/sensor-update-kernels/v1"): (
-                "queryCombinedSensorUpdateKernels",
-                self.combined_kernels,
-            ),
-            ("GET", "/policy/combined/sensor-update-builds/v1"): (
-                "queryCombinedSensorUpdateBuilds",
-                self.combined_builds,
-            ),
-        }
-        if (method, path) in routes:
-            return routes[(method, path)]
+        if (method, path) in self.routes:
+            return self.routes[(method, path)]
         if method == "GET" and _DISTINCT_PATH.match(path):
             return "querySensorUpdateKernelsDistinct", self.distinct_kernels
         return "unknown", None
@@ -440,18 +282,18 @@ class FalconApi:
         member_cid = request.form.get("member_cid", "").strip()
         if not client_id or not secret:
             raise ApiError(400, "client_id and client_secret are required")
-        all_cids = {_short_cid(c) for c in self.tenant_cids.values()}
+        all_cids = {short_cid(c) for c in self.tenant_cids.values()}
         if client_id == self.parent_client and secrets.compare_digest(secret, self.secret):
             cids: frozenset[str] | None = None
             if member_cid:
-                if _short_cid(member_cid) not in all_cids:
+                if short_cid(member_cid) not in all_cids:
                     raise ApiError(
                         403, f"access denied, member_cid {member_cid!r} is not a child of this CID"
                     )
-                cids = frozenset({_short_cid(member_cid)})
+                cids = frozenset({short_cid(member_cid)})
         elif client_id in self.tenant_cids and secrets.compare_digest(secret, self.secret):
-            own = _short_cid(self.tenant_cids[client_id])
-            if member_cid and _short_cid(member_cid) != own:
+            own = short_cid(self.tenant_cids[client_id])
+            if member_cid and short_cid(member_cid) != own:
                 raise ApiError(403, f"access denied, member_cid {member_cid!r} is not a child of this CID")
             cids = frozenset({own})
         else:
@@ -501,73 +343,62 @@ class FalconApi:
             window.append(now)
             return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(limit - len(window))}
 
-    # -- parameters ---------------------------------------------------------------------------------
-    @staticmethod
-    def _int(request: Request, name: str, *, default: int, low: int, high: int | None) -> int:
-        raw = request.args.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(400, f"invalid {name} {raw!r}: not an integer") from None
-        if value < low or (high is not None and value > high):
-            bounds = f"{low}-{high}" if high is not None else f">= {low}"
-            raise ApiError(400, f"invalid {name} {value}: must be {bounds}")
-        return value
-
-    @staticmethod
-    def _filtered(
-        records: Iterable[dict[str, Any]], request: Request, known: Callable[[str], bool]
-    ) -> list[dict[str, Any]]:
-        try:
-            expr = fql.parse(request.args.get("filter", ""), known)
-            rows = [r for r in records if fql.matches(r, expr)]
-            sort = request.args.get("sort", "")
-            if sort:
-                field, descending = fql.sort_key(sort, known)
-                rows.sort(key=lambda r: fql.text(fql.lookup(r, field)), reverse=descending)
-        except fql.FqlError as exc:
-            raise ApiError(400, str(exc)) from None
-        return rows
-
     # -- hosts --------------------------------------------------------------------------------------
-    def _devices(self, token: Token) -> list[dict[str, Any]]:
+    def devices(self, token: Token) -> list[dict[str, Any]]:
         """Every device record the token's CIDs see, live from the fleet, ordered by device id."""
-        self.state.advance()  # apply finished Run Command effects (kernel boots) before reading
+        now = self.state.clock()
+        visible = self.backend.visible_cids(token)
+        return [d.record for d in self.backend.devices(now) if d.cid in visible]
+
+    def author(self, token: Token) -> str:
+        """Who a write is recorded as made by (``created_by``, ``modified_by``): the API client."""
+        return f"api-client-id:{token.client_id}"
+
+    def schedule_detection(self, raw: Any) -> dict[str, Any]:
+        """Raise detections as a scenario's ``detections`` entry would, timed from now (the control plane's
+        ``POST /fleetsim/falcon/detections``: ``{"tenant": ..., "host": ..., "process": {...}, ...}``).
+        Raises ValueError for a body that is not such an entry or names no host of the tenant."""
+        if not isinstance(raw, dict):
+            raise ValueError("body must be a JSON object naming the tenant and a detection")
+        body = dict(raw)
+        tenant = next((t for t in self.state.scenario.tenants if t.id == body.pop("tenant", None)), None)
+        if tenant is None:
+            raise ValueError(f"tenant {raw.get('tenant')!r} is not a tenant of the scenario")
+        seed = DetectionSeed.model_validate(body)
+        if seed.host not in host_names(tenant):
+            raise ValueError(f"host {seed.host!r} is not a host of tenant {tenant.id!r}")
         with self.state.lock:
             now = self.state.clock()
-            rows = []
-            for host in self.state.hosts.values():
-                sensor = host.falcon
-                if sensor is None or (token.cids is not None and _short_cid(sensor.cid) not in token.cids):
-                    continue
-                for stale in (False, True) if sensor.stale_device_id else (False,):
-                    rows.append(
-                        device_record(
-                            host,
-                            sensor,
-                            now=now,
-                            started=self.started,
-                            stale=stale,
-                            stale_kernel=self.stale_kernels.get(sensor.stale_device_id or ""),
-                        )
-                    )
-        rows.sort(key=lambda r: r["device_id"])
-        return rows
+            schedule = self.detections.schedule
+            for i in range(seed.count):
+                at = now + seed.at_seconds + i * seed.every_seconds
+                schedule.push(DetectionEvent(at, schedule.next_seq(), tenant.id, seed, host_name=seed.host))
+        return {"scheduled": seed.count, "first_at": iso(now + seed.at_seconds)}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Each customer's host groups, policies, exclusions (with their history and comments) and alert
+        count, and the detections not raised with why (fleetsim's ``GET /fleetsim/falcon``)."""
+        self.state.advance()
+        with self.state.lock:
+            customers = {cid: c.snapshot() for cid, c in sorted(self.backend.customers.items())}
+            return {
+                "tenant_cids": dict(self.backend.tenant_cids),
+                "customers": customers,
+                "skipped_detections": list(self.detections.skipped),
+            }
 
     def query_devices(self, request: Request, token: Token) -> Response:
-        limit = self._int(request, "limit", default=DEFAULT_LIMIT, low=1, high=DEVICE_QUERY_MAX_LIMIT)
-        offset = self._int(request, "offset", default=0, low=0, high=None)
+        limit = int_arg(request, "limit", default=DEFAULT_LIMIT, low=1, high=DEVICE_QUERY_MAX_LIMIT)
+        offset = int_arg(request, "offset", default=0, low=0, high=None)
         if offset + limit >= DEVICE_QUERY_WINDOW:
             raise ApiError(400, f"limit + offset must be less than {DEVICE_QUERY_WINDOW}")
-        ids = [r["device_id"] for r in self._filtered(self._devices(token), request, _DEVICE_FIELD)]
+        ids = [r["device_id"] for r in filtered(self.devices(token), request, device_field)]
         return self.reply(
             ids[offset : offset + limit], pagination={"offset": offset, "limit": limit, "total": len(ids)}
         )
 
     def scroll_devices(self, request: Request, token: Token) -> Response:
-        limit = self._int(request, "limit", default=DEFAULT_LIMIT, low=1, high=DEVICE_SCROLL_MAX_LIMIT)
+        limit = int_arg(request, "limit", default=DEFAULT_LIMIT, low=1, high=DEVICE_SCROLL_MAX_LIMIT)
         offset = request.args.get("offset", "")
         with self.state.lock:
             now = self.state.clock()
@@ -581,7 +412,7 @@ class FalconApi:
         if cursor is not None:
             ids, position = cursor.ids, cursor.position
         else:
-            ids = [r["device_id"] for r in self._filtered(self._devices(token), request, _DEVICE_FIELD)]
+            ids = [r["device_id"] for r in filtered(self.devices(token), request, device_field)]
             position = 0
         page = ids[position : position + limit]
         next_offset = secrets.token_urlsafe(24)
@@ -601,7 +432,7 @@ class FalconApi:
             raise ApiError(400, "ids: at least one device id is required")
         if len(ids) > cap:
             raise ApiError(400, f"ids: {len(ids)} given, at most {cap} device ids per request")
-        by_id = {r["device_id"]: r for r in self._devices(token)}
+        by_id = {r["device_id"]: r for r in self.devices(token)}
         found = [by_id[i] for i in ids if isinstance(i, str) and i in by_id]
         errors = [
             {"code": 404, "message": f"device {i!r} not found", "id": i}
@@ -626,9 +457,9 @@ class FalconApi:
 
     # -- sensor update policies ---------------------------------------------------------------------
     def combined_kernels(self, request: Request, token: Token) -> Response:
-        limit = self._int(request, "limit", default=DEFAULT_LIMIT, low=1, high=KERNELS_MAX_LIMIT)
-        offset = self._int(request, "offset", default=0, low=0, high=None)
-        rows = self._filtered(self.kernels, request, _KERNEL_FIELD)
+        limit = int_arg(request, "limit", default=DEFAULT_LIMIT, low=1, high=KERNELS_MAX_LIMIT)
+        offset = int_arg(request, "offset", default=0, low=0, high=None)
+        rows = filtered(self.kernels, request, _KERNEL_FIELD)
         return self.reply(
             rows[offset : offset + limit], pagination={"offset": offset, "limit": limit, "total": len(rows)}
         )
@@ -638,10 +469,10 @@ class FalconApi:
         field = match.group(1) if match else ""
         if field not in KERNEL_FIELDS:
             raise ApiError(400, f"invalid distinct field {field!r}; one of {', '.join(KERNEL_FIELDS)}")
-        limit = self._int(request, "limit", default=DEFAULT_LIMIT, low=1, high=KERNELS_MAX_LIMIT)
-        offset = self._int(request, "offset", default=0, low=0, high=None)
+        limit = int_arg(request, "limit", default=DEFAULT_LIMIT, low=1, high=KERNELS_MAX_LIMIT)
+        offset = int_arg(request, "offset", default=0, low=0, high=None)
         values: set[str] = set()
-        for row in self._filtered(self.kernels, request, _KERNEL_FIELD):
+        for row in filtered(self.kernels, request, _KERNEL_FIELD):
             value = row[field]
             values.update(value if isinstance(value, list) else [value])
         ordered = sorted(values)
@@ -655,9 +486,16 @@ class FalconApi:
         if platform not in BUILD_PLATFORMS:
             raise ApiError(400, f"invalid platform {platform!r}; one of {', '.join(BUILD_PLATFORMS)}")
         stages = request.args.getlist("stage") or ["prod"]
+        rows = self.build_rows(platform) if "prod" in stages else []
+        return self.reply(rows, pagination={"offset": 0, "limit": len(rows), "total": len(rows)})
+
+    def build_rows(self, platform: str) -> list[dict[str, Any]]:
+        """``queryCombinedSensorUpdateBuilds``' production builds for a platform (``linux``,
+        ``windows``), newest first: each version's build number, and the three newest also as their
+        ``<build>|n[-k]|tagged|<k+1>`` alias."""
+        if platform not in ("windows", "linux"):
+            return []
         versions = self._sensor_versions("Windows" if platform == "windows" else "Linux")
-        if platform not in ("windows", "linux") or "prod" not in stages:
-            versions = []
         rows: list[dict[str, Any]] = []
         for i, version in enumerate(sorted(versions, key=_version_key, reverse=True)):
             build = version.rsplit(".", 1)[-1]
@@ -668,7 +506,7 @@ class FalconApi:
                     {"build": alias, "platform": platform, "sensor_version": version, "stage": "prod"}
                 )
             rows.append({"build": build, "platform": platform, "sensor_version": version, "stage": "prod"})
-        return self.reply(rows, pagination={"offset": 0, "limit": len(rows), "total": len(rows)})
+        return rows
 
     def _sensor_versions(self, platform_type: str) -> set[str]:
         """Sensor versions (major.minor.build) the scenario mentions for a platform."""

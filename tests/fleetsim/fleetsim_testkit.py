@@ -146,6 +146,17 @@ class Fleet:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
             return json.load(resp)
 
+    def post_json(self, path: str, body: Any) -> tuple[int, Any]:
+        """(status, JSON answer) of a control-plane POST with a JSON body."""
+        data = json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method="POST")
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
     def status_of(self, path: str, method: str = "GET") -> int:
         req = urllib.request.Request(self.url + path, data=b"" if method == "POST" else None, method=method)
         try:
