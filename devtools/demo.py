@@ -2,9 +2,11 @@
 
 Starts fleetsim, prepares a local Airflow (SQLite under var/, connections pointing at fleetsim), runs
 each tenant's daily drift report for the day before the cycle (fleetsim applied the tenants' Terraform
-and made the scenario's console edits; the reports go to var/demo/drift/), then each tenant's cycle with
-``airflow dags test`` for the cycle date (its pre-flight records the drift report's open drift), copies
-each evidence pack out of the evidence bucket into out/, prints a summary per tenant, and stops fleetsim.
+and made the scenario's console edits; the reports go to var/demo/drift/) and the daily SAML
+certificate watch for that day (fleetsim's identity providers hold certificates close to expiry), then
+each tenant's cycle with ``airflow dags test`` for the cycle date (its pre-flight records the drift
+report's open drift), copies each evidence pack out of the evidence bucket into out/, prints a summary
+per tenant, and stops fleetsim.
 """
 
 from __future__ import annotations
@@ -157,6 +159,36 @@ def run_drift_reports(url: str, env: dict[str, str], tenants, day: dt.date, work
     return lines
 
 
+def run_saml_watch(url: str, env: dict[str, str], tenants, day: dt.date, work: Path) -> list[str]:
+    """The daily ``saml_certificates`` watch for ``day``: one line per tenant with its nearest expiry and
+    the certificates it alerts on (their renewal runbooks are mailed to the tenant's SREs)."""
+    log = work / "saml_certificates.log"
+    print(f"  running saml_certificates for {day} (log: {log.relative_to(REPO)}) ...", flush=True)
+    rc = run_cycle(env, "saml_certificates", f"{day.isoformat()}T06:30:00+00:00", {}, log)
+    s3 = fleetsim_s3(url)
+    lines = [f"  saml_certificates: rc={rc}"]
+    for tenant in tenants:
+        bucket = tenant.evidence.bucket
+        keys = sorted(
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"saml/{day}/")
+            for o in page.get("Contents", [])
+            if "/watch.try-" in o["Key"] and o["Key"].endswith(".json")
+        )
+        if not keys:
+            lines.append(f"    {tenant.id}: no record")
+            continue
+        record = json.loads(s3.get_object(Bucket=bucket, Key=keys[-1])["Body"].read())
+        nearest = record.get("nearest_expiry") or {}
+        alerts = len((record.get("incidents") or {}).get("open") or {})
+        lines.append(
+            f"    {tenant.id}: {len(record.get('certificates') or [])} certificate(s), nearest expiry "
+            f"{nearest.get('days_left', '-')} day(s) ({nearest.get('subject') or '-'}), "
+            f"{alerts} open alert(s)"
+        )
+    return lines
+
+
 def cycle_date_arg(value: str) -> dt.date:
     """``--cycle-date``: a calendar date written YYYY-MM-DD, else a usage error naming the value."""
     try:
@@ -213,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         seed_history(url, tenants)
         drift_lines = run_drift_reports(url, env, tenants, cycle_date - dt.timedelta(days=1), work)
+        saml_lines = run_saml_watch(url, env, tenants, cycle_date - dt.timedelta(days=1), work)
         for tenant in tenants:
             t0 = time.monotonic()
             log = work / f"{tenant.dag_id}.log"
@@ -231,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         (work / "ground-truth.json").write_text(json.dumps(truth, indent=1))
     print("\nDrift reports (the day before the cycle):")
     for line in drift_lines:
+        print(line)
+    print("\nSAML certificate watch (the day before the cycle):")
+    for line in saml_lines:
         print(line)
     print()
     for tenant, evidence, files, rc, seconds in results:
