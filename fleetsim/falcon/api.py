@@ -347,8 +347,7 @@ class FalconApi:
     def devices(self, token: Token) -> list[dict[str, Any]]:
         """Every device record the token's CIDs see, live from the fleet, ordered by device id."""
         now = self.state.clock()
-        visible = self.backend.visible_cids(token)
-        return [d.record for d in self.backend.devices(now) if d.cid in visible]
+        return [d.record for d in self.backend.devices(now, self.backend.visible_cids(token))]
 
     def author(self, token: Token) -> str:
         """Who a write is recorded as made by (``created_by``, ``modified_by``): the API client."""

@@ -159,13 +159,16 @@ class FalconBackend:
         return self.customer(next(iter(token.cids)))
 
     # -- devices ------------------------------------------------------------------------------------
-    def devices(self, now: float) -> list[Device]:
-        """Every registered device record (stale ones too), with groups and policies, by device id."""
+    def devices(self, now: float, cids: set[str] | None = None) -> list[Device]:
+        """Every registered device record (stale ones too) of the CIDs (default: all), with groups and
+        policies, by device id."""
         out: list[Device] = []
         with self.state.lock:
             for host in self.state.hosts.values():
                 sensor = host.falcon
                 if sensor is None or not sensor.registered(now):
+                    continue
+                if cids is not None and short_cid(sensor.cid) not in cids:
                     continue
                 customer = self.customer(sensor.cid)
                 for stale in (False, True) if sensor.stale_device_id else (False,):
@@ -182,9 +185,9 @@ class FalconBackend:
         out.sort(key=lambda d: d.record["device_id"])
         return out
 
-    def changed(self, now: float) -> None:
-        """Re-derive every device after a write, so new assignments date from it."""
-        self.devices(now)
+    def changed(self, now: float, token: Token) -> None:
+        """Re-derive the devices of the CIDs a write could touch, so new assignments date from it."""
+        self.devices(now, self.visible_cids(token))
 
     def _derive(
         self,

@@ -315,7 +315,7 @@ class HostGroupResponses:
         customer = self.api.backend.write_customer(token)
         now = self.api.state.clock()
         created = [customer.groups.create(item, self.api.author(token), now) for item in items]
-        self.api.backend.changed(now)
+        self.api.backend.changed(now, token)
         return self.api.reply([g.body() for g in created], status=201)
 
     def update_groups(self, request: Request, token: Token) -> Response:
@@ -333,7 +333,7 @@ class HostGroupResponses:
             customer, group = hit
             customer.groups.update(group, item, self.api.author(token), now)
             updated.append(group.body())
-        self.api.backend.changed(now)
+        self.api.backend.changed(now, token)
         return self.api.reply(updated, status=200 if updated else 404, errors=errors)
 
     def delete_groups(self, request: Request, token: Token) -> Response:
@@ -348,7 +348,7 @@ class HostGroupResponses:
                 continue
             hit[0].forget_group(group_id)
             deleted.append(group_id)
-        self.api.backend.changed(self.api.state.clock())
+        self.api.backend.changed(self.api.state.clock(), token)
         return self.api.reply(deleted, status=200 if deleted else 404, errors=errors)
 
     def group_action(self, request: Request, token: Token) -> Response:
@@ -394,7 +394,7 @@ class HostGroupResponses:
             else:
                 group.members -= values
             group.modified_by, group.modified_at = self.api.author(token), now
-        self.api.backend.changed(now)
+        self.api.backend.changed(now, token)
         return self.api.reply([g.body() for g in hits], errors=errors)
 
     # -- members ------------------------------------------------------------------------------------

@@ -657,7 +657,7 @@ class PolicyResponses:
                 policy.settings = self._settings(policy.platform_name, item["settings"], policy.settings)
             policy.modified_by, policy.modified_at = self.api.author(token), now
             updated.append(self.body(customer, policy))
-        self.api.backend.changed(now)
+        self.api.backend.changed(now, token)
         return self.api.reply(updated, status=200 if updated else 404, errors=errors)
 
     def delete(self, request: Request, token: Token) -> Response:
@@ -679,7 +679,7 @@ class PolicyResponses:
             store = customer.policies[self.kind]
             del store.policies[policy.id]
             store.order[policy.platform_name].remove(policy.id)
-        self.api.backend.changed(self.api.state.clock())
+        self.api.backend.changed(self.api.state.clock(), token)
         return self.api.reply([p.id for _, p in hits], status=200 if hits else 404, errors=errors)
 
     def action(self, request: Request, token: Token) -> Response:
@@ -714,7 +714,7 @@ class PolicyResponses:
             elif action == "remove-host-group" and group_id in policy.groups:
                 policy.groups.remove(group_id)
             policy.modified_by, policy.modified_at = self.api.author(token), now
-        self.api.backend.changed(now)
+        self.api.backend.changed(now, token)
         return self.api.reply([self.body(c, p) for c, p in hits], status=200 if hits else 404, errors=errors)
 
     def set_precedence(self, request: Request, token: Token) -> Response:
@@ -731,7 +731,7 @@ class PolicyResponses:
                 f"(expected {len(current)}: {', '.join(current) or 'none'})",
             )
         store.order[platform] = list(ids)
-        self.api.backend.changed(self.api.state.clock())
+        self.api.backend.changed(self.api.state.clock(), token)
         return self.api.reply([])
 
     # -- members ------------------------------------------------------------------------------------
