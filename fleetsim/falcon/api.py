@@ -164,7 +164,8 @@ Handler = Callable[[Request, Token], Response]
 class FalconApi:
     """The Falcon API over the fleet state (a WSGI app for fleetsim's server)."""
 
-    PREFIXES = ("/oauth2/", "/devices/", "/policy/", "/alerts/")
+    # Narrow enough for the Alerts API not to take an S3 path-style request to a bucket named "alerts".
+    PREFIXES = ("/oauth2/", "/devices/", "/policy/", "/alerts/queries/", "/alerts/entities/")
 
     def __init__(self, state: FleetState) -> None:
         self.state = state
