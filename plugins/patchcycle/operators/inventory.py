@@ -52,6 +52,97 @@ def scope_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:800]
 
 
+def inventory_scopes(
+    tenant: Any, cloud: str, plan: dict[str, Any] | None = None, plan_index: dict[str, Any] | None = None
+) -> Iterator[tuple[str, Callable[[], tuple[list[dict[str, Any]], dict[str, Any]]]]]:
+    """Each scope of one of the tenant's clouds (AWS account and region, Azure subscription, GCP project)
+    as ``(label, collect)``: ``collect()`` reads it into normalized host rows and its call counts. The
+    frozen ``plan`` (and its patch index) fill the rows' planned patches; without one (the Falcon
+    roll-out) the rows carry none."""
+    plan, plan_index = plan or {}, plan_index or {}
+    if cloud == "aws" and tenant.clouds.aws:
+        for account in tenant.clouds.aws.accounts:
+            for region in account.regions:
+                yield f"aws:{account.account_id}:{region}", _aws_scope(tenant, account, region, plan)
+    elif cloud == "azure" and tenant.clouds.azure:
+        for sub in tenant.clouds.azure.subscriptions:
+            yield f"azure:{sub.subscription_id}", _azure_scope(tenant, sub, plan_index)
+    elif cloud == "gcp" and tenant.clouds.gcp:
+        for project in tenant.clouds.gcp.projects:
+            yield f"gcp:{project.project_id}", _gcp_scope(tenant, project, plan_index)
+
+
+def _aws_scope(tenant: Any, account: Any, region: str, plan: dict[str, Any]) -> Callable[[], Any]:
+    def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        from patchcycle.hooks.aws import Ec2BackupHook, RdsHook, SsmFleetHook
+
+        conn_id = tenant.aws_connection_id(account)
+        ssm = SsmFleetHook(aws_conn_id=conn_id, region_name=region)
+        ec2 = Ec2BackupHook(aws_conn_id=conn_id, region_name=region)
+        instances = ssm.managed_instances()
+        keys = tenant.host_tags
+        tags = ec2.instance_tags([keys.name, keys.environment, keys.criticality])
+        ids = [i["InstanceId"] for i in instances]
+        states = ssm.patch_states(ids)
+        found = normalize_ssm_hosts(tenant, account.account_id, region, instances, tags, states)
+        found += unregistered_ec2_hosts(tenant, account.account_id, region, tags, set(ids))
+        counts = {"managed_instances": len(instances)}
+        if account.rds:
+            rds = RdsHook(aws_conn_id=conn_id, region_name=region)
+            databases = rds.db_instances()
+            rows = normalize_rds_instances(
+                tenant,
+                account.account_id,
+                region,
+                databases,
+                rds.pending_os_updates(),
+                planned_rds_updates(plan),
+            )
+            found += rows
+            counts["db_instances"] = len(rows)
+        return found, counts
+
+    return collect
+
+
+def _azure_scope(tenant: Any, subscription: Any, plan_index: dict[str, Any]) -> Callable[[], Any]:
+    def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        from patchcycle.hooks.azure_arc import ArcHook
+
+        sub = subscription.subscription_id
+        hook = ArcHook(azure_conn_id=tenant.azure_connection_id(subscription), subscription_id=sub)
+        machines = [m for rg in subscription.resource_groups for m in hook.machines(rg)]
+        assessments = hook.patch_assessments(list(subscription.resource_groups))
+        found = normalize_arc_machines(tenant, sub, machines, assessments, plan_index)
+        return found, {"machines": len(machines), "assessed": len(assessments)}
+
+    return collect
+
+
+def _gcp_scope(tenant: Any, project: Any, plan_index: dict[str, Any]) -> Callable[[], Any]:
+    def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        from patchcycle.hooks.gcp_compute import DiskSnapshotHook
+        from patchcycle.hooks.gcp_osconfig import OsConfigHook
+        from patchcycle.operators.verify import inventory_instance_id
+
+        conn_id = tenant.gcp_connection_id(project)
+        compute = DiskSnapshotHook(gcp_conn_id=conn_id, project_id=project.project_id)
+        osconfig = OsConfigHook(gcp_conn_id=conn_id, project_id=project.project_id)
+        instances, inventories, reports = [], {}, {}
+        for zone in project.zones:
+            instances.extend(compute.instances(zone))
+            for inv in osconfig.inventories(zone):
+                inventories[inventory_instance_id(inv)] = inv
+            for report in osconfig.vulnerability_reports(zone):
+                reports[inventory_instance_id(report)] = report
+        found = normalize_gcp_instances(
+            tenant, project.project_id, instances, inventories, reports, plan_index
+        )
+        return found, {"instances": len(instances), "inventories": len(inventories)}
+
+    return collect
+
+
 class CloudInventoryOperator(CycleOperator):
     """Every scope of one cloud into normalized rows (``inventory/<cloud>.json``)."""
 
@@ -93,86 +184,7 @@ class CloudInventoryOperator(CycleOperator):
     def _scopes(
         self, plan: dict[str, Any], plan_index: dict[str, Any]
     ) -> Iterator[tuple[str, Callable[[], Any]]]:
-        tenant = self.tenant
-        if self.cloud == "aws" and tenant.clouds.aws:
-            for account in tenant.clouds.aws.accounts:
-                for region in account.regions:
-                    yield f"aws:{account.account_id}:{region}", self._aws(account, region, plan)
-        elif self.cloud == "azure" and tenant.clouds.azure:
-            for sub in tenant.clouds.azure.subscriptions:
-                yield f"azure:{sub.subscription_id}", self._azure(sub, plan_index)
-        elif self.cloud == "gcp" and tenant.clouds.gcp:
-            for project in tenant.clouds.gcp.projects:
-                yield f"gcp:{project.project_id}", self._gcp(project, plan_index)
-
-    def _aws(self, account: Any, region: str, plan: dict[str, Any]) -> Callable[[], Any]:
-        def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-            from patchcycle.hooks.aws import Ec2BackupHook, RdsHook, SsmFleetHook
-
-            tenant = self.tenant
-            conn_id = tenant.aws_connection_id(account)
-            ssm = SsmFleetHook(aws_conn_id=conn_id, region_name=region)
-            ec2 = Ec2BackupHook(aws_conn_id=conn_id, region_name=region)
-            instances = ssm.managed_instances()
-            keys = tenant.host_tags
-            tags = ec2.instance_tags([keys.name, keys.environment, keys.criticality])
-            ids = [i["InstanceId"] for i in instances]
-            states = ssm.patch_states(ids)
-            found = normalize_ssm_hosts(tenant, account.account_id, region, instances, tags, states)
-            found += unregistered_ec2_hosts(tenant, account.account_id, region, tags, set(ids))
-            counts = {"managed_instances": len(instances)}
-            if account.rds:
-                rds = RdsHook(aws_conn_id=conn_id, region_name=region)
-                databases = rds.db_instances()
-                rows = normalize_rds_instances(
-                    tenant,
-                    account.account_id,
-                    region,
-                    databases,
-                    rds.pending_os_updates(),
-                    planned_rds_updates(plan),
-                )
-                found += rows
-                counts["db_instances"] = len(rows)
-            return found, counts
-
-        return collect
-
-    def _azure(self, subscription: Any, plan_index: dict[str, Any]) -> Callable[[], Any]:
-        def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-            from patchcycle.hooks.azure_arc import ArcHook
-
-            sub = subscription.subscription_id
-            hook = ArcHook(azure_conn_id=self.tenant.azure_connection_id(subscription), subscription_id=sub)
-            machines = [m for rg in subscription.resource_groups for m in hook.machines(rg)]
-            assessments = hook.patch_assessments(list(subscription.resource_groups))
-            found = normalize_arc_machines(self.tenant, sub, machines, assessments, plan_index)
-            return found, {"machines": len(machines), "assessed": len(assessments)}
-
-        return collect
-
-    def _gcp(self, project: Any, plan_index: dict[str, Any]) -> Callable[[], Any]:
-        def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-            from patchcycle.hooks.gcp_compute import DiskSnapshotHook
-            from patchcycle.hooks.gcp_osconfig import OsConfigHook
-            from patchcycle.operators.verify import inventory_instance_id
-
-            conn_id = self.tenant.gcp_connection_id(project)
-            compute = DiskSnapshotHook(gcp_conn_id=conn_id, project_id=project.project_id)
-            osconfig = OsConfigHook(gcp_conn_id=conn_id, project_id=project.project_id)
-            instances, inventories, reports = [], {}, {}
-            for zone in project.zones:
-                instances.extend(compute.instances(zone))
-                for inv in osconfig.inventories(zone):
-                    inventories[inventory_instance_id(inv)] = inv
-                for report in osconfig.vulnerability_reports(zone):
-                    reports[inventory_instance_id(report)] = report
-            found = normalize_gcp_instances(
-                self.tenant, project.project_id, instances, inventories, reports, plan_index
-            )
-            return found, {"instances": len(instances), "inventories": len(inventories)}
-
-        return collect
+        return inventory_scopes(self.tenant, self.cloud, plan, plan_index)
 
 
 class FalconInventoryOperator(CycleOperator):

@@ -1,4 +1,5 @@
 """The daily drift reports in a tenant's evidence store: their layout, their chain, and reading them back.
+The same daily chain, under another prefix, keeps the Falcon roll-out's packs (``falcon-rollout/``).
 
 Layout under ``drift/<YYYY-MM-DD>/`` (beside ``cycles/``, in the same write-once, locked bucket)::
 
@@ -33,16 +34,21 @@ class _Store(Protocol):
     def get_bytes(self, key: str) -> bytes: ...
 
 
-class DriftPaths:
-    """Keys of one drift run's evidence, under the day it reports."""
+class DailyPaths:
+    """Keys of one run's evidence in a daily chain (``<prefix><day>/runs/<run>/``), under the day it
+    reports."""
 
-    def __init__(self, day: str, run_id: str) -> None:
-        self.day = f"{PREFIX}{day}"
+    def __init__(self, day: str, run_id: str, prefix: str = PREFIX) -> None:
+        self.day = f"{prefix}{day}"
         self.run = f"{self.day}/runs/{safe_run_segment(run_id)}"
 
     def pack(self, name: str = "") -> str:
         """Key of a file of the run's first pack (``pack/<name>``)."""
         return f"{self.run}/pack/{name}"
+
+    def file(self, name: str) -> str:
+        """Key of a working record of the run (``records/<name>``), beside its pack and events."""
+        return f"{self.run}/records/{name}"
 
     def events(self, task_id: str, try_number: int) -> str:
         """Key of one task attempt's event log."""
@@ -54,12 +60,16 @@ class DriftPaths:
         return f"{self.day}/alerts/sre.json"
 
 
-def _manifests_by_day(store: _Store) -> dict[str, list[str]]:
+DriftPaths = DailyPaths
+"""Keys of one drift run's evidence (``drift/<day>/runs/<run>/``)."""
+
+
+def _manifests_by_day(store: _Store, prefix: str = PREFIX) -> dict[str, list[str]]:
     days: dict[str, list[str]] = {}
-    for key in store.keys(PREFIX):
-        parts = key.split("/")
-        if key.endswith(f"/{MANIFEST_NAME}") and len(parts) >= 6 and parts[4].startswith("pack"):
-            days.setdefault(parts[1], []).append(key)
+    for key in store.keys(prefix):
+        parts = key[len(prefix) :].split("/")
+        if key.endswith(f"/{MANIFEST_NAME}") and len(parts) >= 5 and parts[3].startswith("pack"):
+            days.setdefault(parts[0], []).append(key)
     return days
 
 
@@ -77,33 +87,38 @@ def _latest(store: _Store, manifests: list[str]) -> tuple[str, bytes]:
     return key, data
 
 
-def previous_manifest_sha256(store: _Store, day: str) -> str | None:
-    """The chain link of a drift pack of ``day``: the digest of the latest pack of the most recent
-    earlier day, or None for the tenant's first drift report."""
-    earlier = {d: keys for d, keys in _manifests_by_day(store).items() if d < day}
+def previous_manifest_sha256(store: _Store, day: str, prefix: str = PREFIX) -> str | None:
+    """The chain link of a pack of ``day`` in the daily chain under ``prefix`` (drift reports unless
+    told): the digest of the latest pack of the most recent earlier day, or None for the first."""
+    earlier = {d: keys for d, keys in _manifests_by_day(store, prefix).items() if d < day}
     if not earlier:
         return None
     return sha256_hex(_latest(store, earlier[max(earlier)])[1])
 
 
-def latest_reports(store: _Store, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, Any]]:
-    """The ``drift.json`` of the latest pack of each day from ``first`` to ``last`` that has one."""
+def latest_reports(
+    store: _Store, first: dt.date, last: dt.date, prefix: str = PREFIX, report_name: str = REPORT_NAME
+) -> dict[dt.date, dict[str, Any]]:
+    """The report (``drift.json`` unless told) of the latest pack of each day from ``first`` to ``last``
+    that has one."""
     found: dict[dt.date, dict[str, Any]] = {}
-    for day, manifests in _manifests_by_day(store).items():
+    for day, manifests in _manifests_by_day(store, prefix).items():
         try:
             when = dt.date.fromisoformat(day)
         except ValueError:
             continue
         if first <= when <= last:
             key, _ = _latest(store, manifests)
-            found[when] = json.loads(store.get_bytes(key.rsplit("/", 1)[0] + f"/{REPORT_NAME}"))
+            found[when] = json.loads(store.get_bytes(key.rsplit("/", 1)[0] + f"/{report_name}"))
     return found
 
 
-def latest_report(store: _Store, on_or_before: dt.date) -> dict[str, Any] | None:
-    """The ``drift.json`` of the tenant's latest drift report of a day on or before ``on_or_before``."""
-    days = sorted(d for d in _manifests_by_day(store) if d <= on_or_before.isoformat())
+def latest_report(
+    store: _Store, on_or_before: dt.date, prefix: str = PREFIX, report_name: str = REPORT_NAME
+) -> dict[str, Any] | None:
+    """The report of the latest pack of a day on or before ``on_or_before`` (drift unless told)."""
+    days = sorted(d for d in _manifests_by_day(store, prefix) if d <= on_or_before.isoformat())
     if not days:
         return None
     day = dt.date.fromisoformat(days[-1])
-    return latest_reports(store, day, day).get(day)
+    return latest_reports(store, day, day, prefix, report_name).get(day)
