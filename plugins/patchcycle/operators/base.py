@@ -15,7 +15,15 @@ from patchcycle.config.models import Tenant
 from patchcycle.operators.context import PLAN_TASK_ID, CycleContext
 from patchcycle.reports.store import EvidenceStore
 
-__all__ = ["PLAN_TASK_ID", "CycleContext", "CycleOperator", "CycleTaskMixin", "EventLog", "TenantTaskMixin"]
+__all__ = [
+    "PLAN_TASK_ID",
+    "CycleContext",
+    "CycleOperator",
+    "CycleTaskMixin",
+    "DailyTaskMixin",
+    "EventLog",
+    "TenantTaskMixin",
+]
 
 
 def poll_seconds() -> float:
@@ -167,6 +175,28 @@ class TenantTaskMixin:
         user = getattr(run, "triggering_user_name", None)
         who = f"airflow:{self.dag_id}/{self.task_id}"
         return f"{who} (triggered by {user})" if user else who
+
+
+class DailyTaskMixin(TenantTaskMixin):
+    """A task of a tenant's daily (or on-demand) run that is not a cycle: the daily drift report, the Falcon
+    roll-out. Its context (``context_class``, a :class:`TaskRunContext` with ``paths``) is built once per
+    execute, and its event log is appended to the evidence store whether the task returns or raises."""
+
+    context_class: type[Any]
+
+    def execute(self, context: Any) -> Any:
+        """Run :meth:`run` with this execution's context and a new event log; store the events."""
+        run = self.context_class(context, tenant=self.tenant, store=self.store, actor=self.actor(context))
+        log = EventLog(run.actor)
+        try:
+            return self.run(run, log)
+        finally:
+            if log.events:
+                run.store.put_json(run.paths.events(self.task_id, run.attempt), log.events)
+
+    def run(self, run: Any, log: EventLog) -> Any:  # pragma: no cover - abstract
+        """The task's own work."""
+        raise NotImplementedError
 
 
 class CycleTaskMixin(TenantTaskMixin):

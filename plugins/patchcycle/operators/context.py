@@ -61,6 +61,19 @@ class TaskRunContext:
         """This attempt's number (1 for the first try; a retry writes its records beside the earlier)."""
         return int(self.ti.try_number)
 
+    def write_record(self, key: str, obj: Any, step: int | None = None) -> str:
+        """Write this attempt's record (see :meth:`EvidenceStore.put_record`); ``step`` numbers the
+        records of a task that writes the same record several times in one attempt."""
+        return self.store.put_record(key, obj, self.attempt, step)
+
+    def read_record(self, key: str, *, required: bool = True) -> Any:
+        """The latest attempt's record at ``key``; when none was written, ``RuntimeError`` if ``required``,
+        else ``None``."""
+        record = self.store.get_record(key)
+        if record is None and required:
+            raise RuntimeError(f"{self.store.url(key)}: no attempt has written this record yet")
+        return record
+
 
 class CycleContext(TaskRunContext):
     """One execution of a cycle task: built from Airflow's context by the task's ``execute`` (or its
@@ -175,18 +188,6 @@ class CycleContext(TaskRunContext):
         raise KeyError(f"tenant {self.tenant.id} declares no GCP project {project_id}")
 
     # -- records -------------------------------------------------------------------------------
-    def write_record(self, key: str, obj: Any, step: int | None = None) -> str:
-        """Write this attempt's record (see :meth:`EvidenceStore.put_record`); ``step`` numbers the
-        records of a task that writes the same record several times in one attempt."""
-        return self.store.put_record(key, obj, self.attempt, step)
-
-    def read_record(self, key: str, *, required: bool = True) -> Any:
-        """The latest attempt's record at ``key``; when none was written, ``RuntimeError`` if ``required``,
-        else ``None``."""
-        record = self.store.get_record(key)
-        if record is None and required:
-            raise RuntimeError(f"{self.store.url(key)}: no attempt has written this record yet")
-        return record
 
     def stage_record(self, environment: str) -> dict[str, Any] | None:
         """A stage's verified record with its health gate folded in: a stage whose health gate failed

@@ -50,7 +50,7 @@ from patchcycle.domain.drift import daily as policy
 from patchcycle.domain.drift.launch import GroupFinding, LaunchFinding, launch_findings, plan_launch_templates
 from patchcycle.domain.drift.model import Engine
 from patchcycle.domain.terraform_vars import AwsScope, aws_scopes
-from patchcycle.operators.base import EventLog, TenantTaskMixin, run_type_name, utcnow
+from patchcycle.operators.base import DailyTaskMixin, EventLog, run_type_name, utcnow
 from patchcycle.operators.context import TaskRunContext
 from patchcycle.reports.drift_store import REPORT_NAME, SUMMARY_NAME, DriftPaths
 from patchcycle.reports.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_sha256
@@ -97,23 +97,11 @@ class DriftContext(TaskRunContext):
         return DriftPaths(self.day.isoformat(), self.run_id)
 
 
-class DriftTaskMixin(TenantTaskMixin):
+class DriftTaskMixin(DailyTaskMixin):
     """A drift task: its :class:`DriftContext` built once per execute, and its event log appended to the
     evidence store whether the task returns or raises."""
 
-    def execute(self, context: Any) -> Any:
-        """Run :meth:`run` with this execution's context and a new event log; store the events."""
-        drift = DriftContext(context, tenant=self.tenant, store=self.store, actor=self.actor(context))
-        log = EventLog(drift.actor)
-        try:
-            return self.run(drift, log)
-        finally:
-            if log.events:
-                drift.store.put_json(drift.paths.events(self.task_id, drift.attempt), log.events)
-
-    def run(self, drift: DriftContext, log: EventLog) -> Any:  # pragma: no cover - abstract
-        """The task's own work."""
-        raise NotImplementedError
+    context_class = DriftContext
 
 
 @dataclasses.dataclass
