@@ -577,6 +577,49 @@ def build_iac_drift_dag(tenant: Tenant) -> DAG:
     return dag
 
 
+def falcon_rollout_dag_id(tenant: Tenant) -> str:
+    """``falcon_rollout__<tenant>``."""
+    return f"falcon_rollout__{tenant.id}"
+
+
+def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
+    """The Falcon sensor roll-out of one tenant (it must declare ``falcon.rollout``): on the tenant's
+    schedule, or on demand from the trigger form (find -> evidence)."""
+    from patchcycle.operators.falcon_rollout import (
+        FIND_TASK_ID,
+        RolloutEvidenceOperator,
+        SensorNeedsOperator,
+    )
+
+    rollout = tenant.falcon.rollout if tenant.falcon is not None else None
+    if rollout is None:
+        raise ValueError(f"tenant {tenant.id} declares no falcon.rollout")
+    ids = {"tenant_id": tenant.id}
+    schedule = CronTriggerTimetable(rollout.schedule, timezone="UTC") if rollout.schedule else None
+    with DAG(
+        dag_id=falcon_rollout_dag_id(tenant),
+        description=f"CrowdStrike Falcon sensor roll-out of {tenant.display_name}",
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(tenant),
+        tags=["patchcycle", "falcon", f"tenant:{tenant.id}"],
+        doc_md=(
+            f"Falcon sensor roll-out of **{tenant.display_name}** "
+            + (f"(`{rollout.schedule}` UTC, and on demand)" if rollout.schedule else "(on demand)")
+            + ": finds every host of the tenant in every cloud without a Falcon sensor, with one older than "
+            "the tenant's version policy or in reduced-functionality mode, each with its reason. Evidence: "
+            f"`s3://{tenant.evidence.bucket}/falcon-rollout/<day>/runs/<run>/pack/` (`rollout.json`, "
+            "`hosts.csv`, a manifest chained to the previous roll-out). A scope that could not be read "
+            "fails the run after its pack is written."
+        ),
+        dagrun_timeout=dt.timedelta(days=1),
+    ) as dag:
+        SensorNeedsOperator(task_id=FIND_TASK_ID, **ids) >> RolloutEvidenceOperator(task_id="evidence", **ids)
+    return dag
+
+
 SAML_CERTIFICATES_CRON = "30 6 * * *"
 """Daily at 06:30 UTC: a certificate that crossed a tier overnight is paged and mailed before work starts."""
 PLATFORM_TASK_ID = "_platform"

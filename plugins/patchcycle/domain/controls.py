@@ -67,13 +67,16 @@ EVENT_TYPES: tuple[str, ...] = (
     "drift.checked",
     "drift.reported",
     "saml.certificates_checked",
+    "falcon.sensors_assessed",
+    "falcon.rollout_reported",
 )
 """The ``action`` of every evidence event a cycle, a daily drift run or a daily SAML certificate watch
 records that a catalog may map (catalogs may only map these)."""
 
-EvidenceKind = Literal["cycle", "drift", "saml"]
+EvidenceKind = Literal["cycle", "drift", "saml", "rollout"]
 """Which evidence a control is judged on: a cycle's pack (``controls``), a daily drift report's
-(``drift_controls``) or a daily SAML certificate watch's record (``saml_controls``)."""
+(``drift_controls``), a daily SAML certificate watch's record (``saml_controls``) or a Falcon sensor
+roll-out's pack (``rollout_controls``)."""
 
 REFERENCES = "references"
 """Catalog id of the references (NIST SP 800-40r4, CIS v8): mapped, but not a framework a tenant picks."""
@@ -155,8 +158,10 @@ class ControlCatalog(_CatalogModel):
     """The controls the daily drift report evidences (judged on its events, not a cycle's)."""
     saml_controls: list[Control] = Field(default_factory=list)
     """The controls the daily SAML certificate watch evidences (judged on its record's events)."""
+    rollout_controls: list[Control] = Field(default_factory=list)
+    """The controls a Falcon sensor roll-out evidences (endpoint protection; judged on its run's events)."""
 
-    @field_validator("controls", "drift_controls", "saml_controls")
+    @field_validator("controls", "drift_controls", "saml_controls", "rollout_controls")
     @classmethod
     def _unique_ids(cls, value: list[Control]) -> list[Control]:
         ids = [c.id for c in value]
@@ -176,6 +181,8 @@ class ControlCatalog(_CatalogModel):
         """The controls judged on ``evidence``: a cycle's pack, a daily drift report or a SAML watch."""
         if evidence == "saml":
             return self.saml_controls
+        if evidence == "rollout":
+            return self.rollout_controls
         return self.drift_controls if evidence == "drift" else self.controls
 
 

@@ -52,9 +52,8 @@ from patchcycle.domain.drift.model import Engine
 from patchcycle.domain.terraform_vars import AwsScope, aws_scopes
 from patchcycle.operators.base import DailyTaskMixin, EventLog, run_type_name, utcnow
 from patchcycle.operators.context import TaskRunContext
-from patchcycle.reports.drift_store import REPORT_NAME, SUMMARY_NAME, DriftPaths
+from patchcycle.reports.drift_store import REPORT_NAME, SUMMARY_NAME, DriftPaths, free_pack
 from patchcycle.reports.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_sha256
-from patchcycle.reports.store import EvidenceStore
 
 REPORT_TASK_ID = "report"
 SCHEMA_VERSION = "drift-1.0"
@@ -382,7 +381,7 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
         first = day - dt.timedelta(days=policy.TREND_DAYS - 1)
         earlier = latest_reports(store, first, day - dt.timedelta(days=1))
         trend = drift_trend([report_from_dict(doc["report"]) for _, doc in sorted(earlier.items())], report)
-        pack = self._free_pack(store, paths, drift.attempt)
+        pack = free_pack(store, paths, drift.attempt)
         now = utcnow().isoformat()
         log.record(
             "drift.reported",
@@ -461,12 +460,6 @@ class DriftReportOperator(DriftTaskMixin, BaseOperator):
             "unchecked": len(report.unchecked),
             "failed_scopes": [e.scope for e in report.errors],
         }
-
-    @staticmethod
-    def _free_pack(store: EvidenceStore, paths: DriftPaths, attempt: int) -> str:
-        """``pack`` on the first attempt; a retry writes beside it, never over it."""
-        base = paths.pack().rstrip("/")
-        return base if not store.keys(f"{base}/") else f"{base}-try{attempt}"
 
 
 class DriftNoticeOperator(DriftTaskMixin, BaseOperator):

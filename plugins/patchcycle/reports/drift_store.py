@@ -60,6 +60,12 @@ class DailyPaths:
         return f"{self.day}/alerts/sre.json"
 
 
+def free_pack(store: _Store, paths: DailyPaths, attempt: int) -> str:
+    """Where a run's pack goes: ``pack`` on the first attempt; a retry writes beside it, never over it."""
+    base = paths.pack().rstrip("/")
+    return base if not store.keys(f"{base}/") else f"{base}-try{attempt}"
+
+
 DriftPaths = DailyPaths
 """Keys of one drift run's evidence (``drift/<day>/runs/<run>/``)."""
 

@@ -1,0 +1,44 @@
+"""The Falcon roll-out's DAG: built by the factory only for tenants whose file declares falcon.rollout, on
+the tenant's schedule or on demand, and the evidence task last, run however the others end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from airflow.serialization.serialized_objects import DagSerialization
+
+from patchcycle.config.loader import load_tenant, load_tenants
+from patchcycle.dag_factory import build_falcon_rollout_dag
+from tests.conftest import REPO
+
+ROLLOUT = {"host_groups": {"nonprod": "g-nonprod", "staging": "g-staging", "prod": "g-prod"}}
+
+
+def alpha(tmp_path: Path, **rollout) -> object:
+    data = yaml.safe_load((REPO / "include" / "tenants" / "cu_alpha.yaml").read_text())
+    data["falcon"] = {"rollout": {**ROLLOUT, **rollout}}
+    path = tmp_path / "cu_alpha.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_tenant(path)
+
+
+def test_the_rollout_is_find_then_evidence_whatever_find_did(tmp_path: Path) -> None:
+    dag = build_falcon_rollout_dag(alpha(tmp_path))
+    assert dag.dag_id == "falcon_rollout__cu_alpha" and dag.max_active_runs == 1 and dag.catchup is False
+    assert dag.get_task("evidence").upstream_task_ids == {"find"}
+    assert dag.get_task("evidence").trigger_rule == "all_done"
+    assert type(dag.timetable).__name__ == "NullTimetable"  # no schedule in the file: on demand only
+    DagSerialization.validate_schema(DagSerialization.to_dict(dag))
+
+
+def test_it_runs_on_the_tenants_schedule_when_the_file_sets_one(tmp_path: Path) -> None:
+    dag = build_falcon_rollout_dag(alpha(tmp_path, schedule="0 6 * * MON"))
+    assert dag.timetable.expression == "0 6 * * MON"
+
+
+def test_a_tenant_without_a_rollout_has_no_rollout_dag() -> None:
+    tenant = load_tenants().tenants[0]
+    with pytest.raises(ValueError, match="declares no falcon.rollout"):
+        build_falcon_rollout_dag(tenant)
