@@ -1,5 +1,5 @@
 """The CrowdStrike Falcon API as FalconPy 1.6.6 speaks it: OAuth2 tokens, hosts, host groups, policies,
-alerts, exclusions and the sensor-update kernels.
+alerts, exclusions, the sensor-update kernels and the Sensor Download API.
 
 Served here: ``/oauth2/token`` and ``/oauth2/revoke``; ``/devices/queries/devices/v1`` (offset paging,
 ``limit + offset`` below 10,000), ``/devices/queries/devices-scroll/v1`` (opaque offset tokens that
@@ -7,7 +7,8 @@ expire after two minutes), ``/devices/entities/devices/v2`` (POST up to 5,000 id
 ``/policy/combined/sensor-update-kernels/v1``, ``/policy/queries/sensor-update-kernels/{field}/v1`` and
 ``/policy/combined/sensor-update-builds/v1``. Each other service has its module, whose routes this app
 serves: :mod:`~fleetsim.falcon.host_groups`, :mod:`~fleetsim.falcon.policies` (prevention and sensor
-update), :mod:`~fleetsim.falcon.alerts`, :mod:`~fleetsim.falcon.exclusions` (ML and IOA); their state
+update), :mod:`~fleetsim.falcon.alerts`, :mod:`~fleetsim.falcon.exclusions` (ML and IOA),
+:mod:`~fleetsim.falcon.installers` (Sensor Download: installers, their bytes, the CCID); their state
 per customer is :mod:`~fleetsim.falcon.backend`'s. Every answer is Falcon's envelope
 ``{"meta": {query_time, powered_by, trace_id[, pagination]}, "resources": [...], "errors": [...]}``.
 
@@ -57,6 +58,7 @@ from fleetsim.falcon.backend import FalconBackend
 from fleetsim.falcon.devices import device_field
 from fleetsim.falcon.exclusions import IOA, ML, ExclusionResponses
 from fleetsim.falcon.host_groups import HostGroupResponses
+from fleetsim.falcon.installers import InstallerResponses
 from fleetsim.falcon.policies import PREVENTION, SENSOR_UPDATE, PolicyResponses
 from fleetsim.falcon.wire import DEFAULT_LIMIT, ApiError, Token, digest, filtered, int_arg, iso, short_cid
 from fleetsim.fleet import FleetState
@@ -165,7 +167,17 @@ class FalconApi:
     """The Falcon API over the fleet state (a WSGI app for fleetsim's server)."""
 
     # Narrow enough for the Alerts API not to take an S3 path-style request to a bucket named "alerts".
-    PREFIXES = ("/oauth2/", "/devices/", "/policy/", "/alerts/queries/", "/alerts/entities/")
+    PREFIXES = (
+        "/oauth2/",
+        "/devices/",
+        "/policy/",
+        "/alerts/queries/",
+        "/alerts/entities/",
+        "/sensors/combined/installers/",
+        "/sensors/queries/installers/",
+        "/sensors/entities/installers/",
+        "/sensors/entities/download-installer/",
+    )
 
     def __init__(self, state: FleetState) -> None:
         self.state = state
@@ -205,7 +217,9 @@ class FalconApi:
                 self.combined_builds,
             ),
         }
+        self.installers = InstallerResponses(self)
         for service in (
+            self.installers,
             HostGroupResponses(self),
             PolicyResponses(self, PREVENTION),
             PolicyResponses(self, SENSOR_UPDATE),
