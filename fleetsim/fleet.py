@@ -182,6 +182,9 @@ class Command:
     invocations: dict[str, Invocation]
     # The InstallOverrideList's entries, read when the command was sent; None without a list.
     override_entries: tuple[baselines.OverrideEntry, ...] | None
+    # A document fleetsim follows step by step (fleetsim.aws.ssm_documents.FalconDocumentRun): it decides
+    # each invocation's outcome when the command is sent and applies its effect when it ends.
+    document_run: Any = None
 
     @property
     def operation(self) -> str:
@@ -422,6 +425,11 @@ class FleetState:
         faults = self._faults.get(host.tenant)
         return faults is not None and host.name in faults.falcon_install_fails
 
+    def sensor_rfm(self, host: SimHost, version: str) -> bool:
+        """Whether a sensor of ``version`` would run in reduced-functionality mode on the host now (a
+        cloud's install path checks it as the sensor's own ``falconctl -g --rfm-state`` would)."""
+        return self._sensor_rfm(host, version)
+
     def _sensor_rfm(self, host: SimHost, version: str) -> bool:
         """Whether a sensor of ``version`` runs the host's kernel in reduced-functionality mode: a Linux
         kernel the vendor's support table does not list for the version (as :meth:`boot_kernel`)."""
@@ -524,7 +532,10 @@ class FleetState:
                 outcome, end = "DeliveryTimedOut", start + t.delivery_timeout_seconds
             else:
                 duration = lo + (hi - lo) * _stable_fraction(command.command_id, host.host_id)
-                fails = command.operation == "Install" and host.install_fails
+                if command.document_run is not None:
+                    fails = command.document_run.fails(host)
+                else:
+                    fails = command.operation == "Install" and host.install_fails
                 outcome, end = ("Failed" if fails else "Success"), start + duration
             heapq.heappush(free_at, end)
             planned.append(
@@ -575,7 +586,14 @@ class FleetState:
             "command_id": command.command_id,
             "result": inv.outcome,
         }
-        if inv.outcome in ("Success", "Failed") and command.document_name == "AWS-RunPatchBaseline":
+        if command.document_run is not None:
+            if inv.outcome in ("Success", "Failed"):
+                action.update(command.document_run.apply(self, command, inv, host))
+            elif inv.outcome == "DeliveryTimedOut":
+                inv.response_code = -1
+            action["action"] = "ssm.runCommand"
+            action["document"] = command.document_name
+        elif inv.outcome in ("Success", "Failed") and command.document_name == "AWS-RunPatchBaseline":
             # The baseline snapshot is taken when the command is sent (AWS-RunPatchBaseline, "Snapshot ID").
             requested = dt.datetime.fromtimestamp(command.requested_at, dt.UTC)
             baseline = self.ssm_baseline(host)

@@ -27,6 +27,14 @@ from werkzeug.exceptions import HTTPException
 
 from fleetsim import fleet as fleet_module
 from fleetsim.aws import baselines
+from fleetsim.aws.ssm_documents import (
+    FalconDocumentRun,
+    InvalidPluginName,
+    document_content,
+    is_falcon_document,
+    validate_parameters,
+)
+from fleetsim.falcon.installers import InstallerCatalog
 from fleetsim.fleet import Command, FleetState, SimHost
 from fleetsim.platforms import PLATFORMS
 
@@ -314,12 +322,15 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
     state = _fleet()
     now = state.advance()
     document = self._get_param("DocumentName")
-    if document != PATCH_DOCUMENT:
-        try:
-            ssm_backends[self.current_account][self.region].get_document(document, None, None, "JSON")
-        except Exception as exc:
-            raise InvalidDocument(f"Document {document} does not exist") from exc
     parameters = self._get_param("Parameters") or {}
+    document_run: FalconDocumentRun | None = None
+    if document != PATCH_DOCUMENT:
+        content = document_content(self.current_account, self.region, document)
+        if content is None:
+            raise InvalidDocument(f"Document {document} does not exist")
+        values = validate_parameters(content, parameters)
+        if is_falcon_document(content):
+            document_run = FalconDocumentRun(values, _catalog(state))
     operation = (parameters.get("Operation") or ["Scan"])[0]
     if document == PATCH_DOCUMENT and operation not in ("Scan", "Install"):
         raise ValidationException(f"Operation must be Scan or Install, got {operation!r}")
@@ -350,11 +361,26 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
             timeout_seconds=int(self._get_param("TimeoutSeconds") or 3600),
             invocations={},
             override_entries=override,
+            document_run=document_run,
         )
+        if document_run is not None:
+            for host in hosts:
+                if host.agent_status == "Online":
+                    document_run.plans[host.host_id] = document_run.plan(state, command, host)
         state.schedule_command(command, hosts)
         if operation == "Install" and _lose_answer(state, self.current_account):
             raise InternalServerError("We encountered an internal error. Please try again.")
         return ActionResult({"Command": _command_object(command, now)})
+
+
+_CATALOG: list[tuple[FleetState, InstallerCatalog]] = []
+
+
+def _catalog(state: FleetState) -> InstallerCatalog:
+    """The Falcon installer catalog (the Sensor Download API's), built once per fleet."""
+    if not _CATALOG or _CATALOG[0][0] is not state:
+        _CATALOG[:] = [(state, InstallerCatalog(state.scenario))]
+    return _CATALOG[0][1]
 
 
 def _lose_answer(state: FleetState, account: str) -> bool:
@@ -448,7 +474,12 @@ def _invocation_object(command: Command, inv: Any, now: float, details: bool) ->
         "StandardOutputUrl": "",
         "StandardErrorUrl": "",
     }
-    if details:
+    if details and command.document_run is not None:
+        entry["CommandPlugins"] = [
+            _step_plugin(step, inv, internal, status, status_details)
+            for step in command.document_run.steps(inv)
+        ]
+    elif details:
         plugin: dict[str, Any] = {
             "Name": inv.plugin_name,
             "Status": status,
@@ -463,6 +494,32 @@ def _invocation_object(command: Command, inv: Any, now: float, details: bool) ->
             )
         entry["CommandPlugins"] = [plugin]
     return entry
+
+
+# CommandPlugin.Output: "Output of the plugin execution" holds at most 2,500 characters (API reference,
+# CommandPlugin); GetCommandInvocation's StandardOutputContent and StandardErrorContent at most 24,000.
+PLUGIN_OUTPUT_MAX = 2500
+INVOCATION_CONTENT_MAX = 24000
+
+
+def _step_plugin(step: Any, inv: Any, internal: str, status: str, status_details: str) -> dict[str, Any]:
+    """One step of a document fleetsim follows (CommandPlugin). A step whose precondition does not hold
+    ends Success with StatusDetails Skipped once the invocation has ended (no document describes the
+    skipped plugin's fields; this is what the agent is seen to report)."""
+    terminal = internal in fleet_module.TERMINAL_INVOCATION_STATES
+    plugin: dict[str, Any] = {"Name": step.name, "Status": status, "StatusDetails": status_details}
+    if not terminal:
+        return plugin
+    if step.skipped:
+        plugin.update(Status="Success", StatusDetails="Skipped")
+    output = step.stdout + (f"\n----------ERROR-------\n{step.stderr}" if step.stderr else "")
+    plugin.update(
+        ResponseCode=step.response_code if not step.skipped else 0,
+        ResponseStartDateTime=_ts(inv.started_at),
+        ResponseFinishDateTime=_ts(inv.ended_at),
+        Output=output[:PLUGIN_OUTPUT_MAX],
+    )
+    return plugin
 
 
 def _list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
@@ -498,11 +555,16 @@ def _get_command_invocation(self: SimpleSystemManagerResponse) -> ActionResult:
         command = _get_command(state, self._get_param("CommandId"), self.current_account, self.region)
         inv = command.invocations.get(self._get_param("InstanceId") or "")
         plugin = self._get_param("PluginName")
-        if inv is None or (plugin and plugin != inv.plugin_name):
+        if inv is None:
             raise InvocationDoesNotExist("An error occurred (InvocationDoesNotExist)")
         internal = inv.status_at(now)
         terminal = internal in fleet_module.TERMINAL_INVOCATION_STATES
         status, status_details = wire_status(internal)
+        run = command.document_run
+        if run is not None:
+            return ActionResult(_document_step_invocation(command, inv, plugin, now, internal))
+        if plugin and plugin != inv.plugin_name:
+            raise InvocationDoesNotExist("An error occurred (InvocationDoesNotExist)")
         return ActionResult(
             {
                 "CommandId": command.command_id,
@@ -523,6 +585,45 @@ def _get_command_invocation(self: SimpleSystemManagerResponse) -> ActionResult:
                 "StandardErrorUrl": "",
             }
         )
+
+
+def _document_step_invocation(
+    command: Command, inv: Any, plugin: str | None, now: float, internal: str
+) -> dict[str, Any]:
+    """GetCommandInvocation for a multi-step document: API reference, GetCommandInvocation, PluginName:
+    "If the document contains only one step, you can omit the name and details for that step. If the
+    document contains more than one step, you must specify the name of the step for which you want to
+    view details" (InvalidPluginName otherwise, one of the operation's documented errors)."""
+    steps = {s.name: s for s in command.document_run.steps(inv)}
+    if not plugin:
+        raise InvalidPluginName(
+            f"The document {command.document_name} has more than one step: name one of {sorted(steps)}"
+        )
+    step = steps.get(plugin)
+    if step is None:
+        raise InvalidPluginName(f"The document {command.document_name} has no step {plugin}")
+    terminal = internal in fleet_module.TERMINAL_INVOCATION_STATES
+    status, status_details = wire_status(internal)
+    if terminal and step.skipped:
+        status, status_details = "Success", "Skipped"
+    return {
+        "CommandId": command.command_id,
+        "InstanceId": inv.instance_id,
+        "Comment": command.comment,
+        "DocumentName": command.document_name,
+        "DocumentVersion": "$DEFAULT",
+        "PluginName": step.name,
+        "ResponseCode": (0 if step.skipped else step.response_code) if terminal else -1,
+        "ExecutionStartDateTime": _ts(inv.started_at).isoformat() if now >= inv.started_at else "",
+        "ExecutionElapsedTime": f"PT{max(0.0, min(now, inv.ended_at) - inv.started_at):.1f}S",
+        "ExecutionEndDateTime": _ts(inv.ended_at).isoformat() if terminal else "",
+        "Status": status,
+        "StatusDetails": status_details,
+        "StandardOutputContent": step.stdout[:INVOCATION_CONTENT_MAX] if terminal else "",
+        "StandardOutputUrl": "",
+        "StandardErrorContent": step.stderr[:INVOCATION_CONTENT_MAX] if terminal else "",
+        "StandardErrorUrl": "",
+    }
 
 
 # -- patch baselines and patch groups -----------------------------------------------------------
