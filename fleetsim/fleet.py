@@ -259,6 +259,9 @@ class FleetState:
         # Other vendors' lifecycles (Arc installs, OS Config jobs) apply their due effects here too, so
         # whoever reads the fleet (ground truth, Falcon, any cloud) sees every cloud's effects at once.
         self.advancers: list[Any] = []
+        # The Falcon cloud (fleetsim.falcon.api.FalconApi, which sets itself here): what an installer
+        # running on a host reaches with the API credentials it was given (Arc extension, OS policy).
+        self.falcon: Any = None
         # Falcon sensors installed or upgraded through a cloud's agent whose new version is not yet
         # reported, by host key (install_falcon_sensor); applied when the fleet advances.
         self._falcon_upgrades: set[tuple[str, str, str]] = set()

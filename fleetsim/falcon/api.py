@@ -196,6 +196,8 @@ class FalconApi:
         # Each customer's host groups, policies, exclusions and alerts; detections raised as the clock
         # passes them, whoever advances the fleet.
         self.backend = FalconBackend(state, self.started, self.parent_client)
+        # The Falcon cloud the clouds' install paths reach from a host (fleetsim.falcon.falcon_installer).
+        state.falcon = self
         self.detections = Detections(self)
         state.on_advance(self.detections.advance)
         self.routes: dict[tuple[str, str], tuple[str, Handler]] = {
@@ -295,6 +297,14 @@ class FalconApi:
         client_id = request.form.get("client_id", "")
         secret = request.form.get("client_secret", "")
         member_cid = request.form.get("member_cid", "").strip()
+        value = self.issue_token(client_id, secret, member_cid)
+        body = {"access_token": value, "token_type": "bearer", "expires_in": TOKEN_LIFETIME_SECONDS}
+        # 201, as the real endpoint answers; and never an X-Cs-Region header.
+        return Response(json.dumps(body), 201, mimetype="application/json")
+
+    def issue_token(self, client_id: str, secret: str, member_cid: str = "") -> str:
+        """A bearer token for an API client (``POST /oauth2/token``; also what an installer running on a
+        host gets with the credentials it was given). Raises ApiError 400/403 as the endpoint answers."""
         if not client_id or not secret:
             raise ApiError(400, "client_id and client_secret are required")
         all_cids = {short_cid(c) for c in self.tenant_cids.values()}
@@ -316,9 +326,15 @@ class FalconApi:
         value = secrets.token_hex(24)
         with self.state.lock:
             self.tokens[value] = Token(client_id, cids, self.state.clock() + TOKEN_LIFETIME_SECONDS)
-        body = {"access_token": value, "token_type": "bearer", "expires_in": TOKEN_LIFETIME_SECONDS}
-        # 201, as the real endpoint answers; and never an X-Cs-Region header.
-        return Response(json.dumps(body), 201, mimetype="application/json")
+        return value
+
+    def token(self, value: str) -> Token | None:
+        """The unexpired token this emulator issued with that value, or None."""
+        with self.state.lock:
+            token = self.tokens.get(value)
+            if token is not None and token.expires_at <= self.state.clock():
+                return None
+            return token
 
     def oauth2_revoke(self, request: Request, _: Token | None) -> Response:
         with self.state.lock:

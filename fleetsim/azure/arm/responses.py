@@ -32,6 +32,7 @@ from fleetsim.azure.arm.exceptions import (
     SubscriptionNotFound,
     json_response,
 )
+from fleetsim.azure.arm.extensions import PUBLISHER, ExtensionOperation, ExtensionStore
 from fleetsim.azure.arm.graph import decode_skip_token, parse_graph_query
 from fleetsim.azure.arm.models import (
     ALL_CLASSIFICATIONS,
@@ -90,6 +91,9 @@ class ArmApi:
         # Install effects are applied lazily: whenever the fleet advances (any Azure request, the
         # ground truth, other vendors reading hosts), as the other clouds' lifecycles are.
         state.on_advance(self._apply_due)
+        # Machine extensions clients put (the Falcon sensor's), each a long-running operation.
+        self.extension_store = ExtensionStore(state)
+        state.on_advance(self.extension_store.apply_due)
         self._routes: list[tuple[re.Pattern[str], str, str, Callable[..., Response]]] = [
             (pattern, method, operation, getattr(self, handler))
             for pattern, method, operation, handler in ROUTES
@@ -223,8 +227,82 @@ class ArmApi:
             return json_response(machine_json(self.state, self._machine(sub, rg, name)))
 
     def _extensions(self, request: Request, sub: str, rg: str, name: str) -> Response:
+        self.state.advance()
         with self.state.lock:
-            return json_response({"value": extension_resources(self.state, self._machine(sub, rg, name))})
+            host = self._machine(sub, rg, name)
+            made = self.extension_store.of(host)
+            rows = extension_resources(self.state, host)
+            if any(e.publisher == PUBLISHER for e in made):  # the sensor's own extension replaces the seed's
+                rows = [r for r in rows if r["properties"]["publisher"] != PUBLISHER]
+            rows += [e.resource() for e in made]
+            return json_response({"value": rows})
+
+    # -- machine extensions (fleetsim.azure.arm.extensions) -------------------------------------------
+    def _put_extension(self, request: Request, sub: str, rg: str, name: str, ext: str) -> Response:
+        now = self.state.advance()
+        try:
+            body = json.loads(request.get_data() or b"null")
+        except ValueError as exc:
+            raise InvalidRequestContent(f"The request body is not JSON: {exc}") from exc
+        with self.state.lock:
+            host = self._machine(sub, rg, name)
+            operation = self.extension_store.put(host, ext, body, now)
+            api = request.args.get("api-version", "2024-07-10")
+            base = (
+                f"{request.host_url.rstrip('/')}/subscriptions/{host.account}/providers/"
+                f"Microsoft.HybridCompute/locations/{host.region}"
+            )
+            headers = {
+                "Azure-AsyncOperation": f"{base}/operationStatus/{operation.id}?api-version={api}",
+                "Location": f"{base}/operationResults/{operation.id}?api-version={api}",
+                "Retry-After": str(OPERATION_RETRY_AFTER_SECONDS),
+            }
+        return Response(b"", 202, headers=headers)
+
+    def _get_extension(self, request: Request, sub: str, rg: str, name: str, ext: str) -> Response:
+        self.state.advance()
+        with self.state.lock:
+            host = self._machine(sub, rg, name)
+            extension = self.extension_store.get(host, ext)
+            if extension is not None:
+                return json_response(extension.resource())
+            for row in extension_resources(self.state, host):
+                if row["name"].lower() == ext.lower():
+                    return json_response(row)
+        raise ResourceNotFound(
+            f"The Resource 'Microsoft.HybridCompute/machines/{name}/extensions/{ext}' under resource group "
+            f"'{rg}' was not found."
+        )
+
+    def _extension_operation(self, sub: str, loc: str, op: str) -> ExtensionOperation:
+        operation = self.extension_store.operations.get(op)
+        host = operation.extension.host if operation else None
+        if host is None or (host.account.lower(), host.region.lower()) != (sub.lower(), loc.lower()):
+            raise ResourceNotFound(f"The operation '{op}' could not be found.")
+        return operation
+
+    def _extension_status(self, request: Request, sub: str, loc: str, op: str) -> Response:
+        self.state.advance()
+        with self.state.lock:
+            operation = self._extension_operation(sub, loc, op)
+            headers = (
+                {}
+                if operation.status != "InProgress"
+                else {"Retry-After": str(OPERATION_RETRY_AFTER_SECONDS)}
+            )
+            return json_response(self.extension_store.status_body(operation), 200, headers)
+
+    def _extension_result(self, request: Request, sub: str, loc: str, op: str) -> Response:
+        self.state.advance()
+        with self.state.lock:
+            operation = self._extension_operation(sub, loc, op)
+            if operation.status == "InProgress":
+                return Response(
+                    b"",
+                    202,
+                    headers={"Location": request.url, "Retry-After": str(OPERATION_RETRY_AFTER_SECONDS)},
+                )
+            return Response(b"", 204)
 
     # -- installPatches -----------------------------------------------------------------------------
     def _install(self, request: Request, sub: str, rg: str, name: str) -> Response:

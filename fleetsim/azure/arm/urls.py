@@ -22,6 +22,18 @@ ROUTES: tuple[tuple[re.Pattern[str], str, str, str], ...] = (
         "_extensions",
     ),
     (
+        re.compile(f"^{RG}{MACHINES}/(?P<name>[^/]+)/extensions/(?P<ext>[^/]+)$", re.I),
+        "PUT",
+        "MachineExtensions_CreateOrUpdate",
+        "_put_extension",
+    ),
+    (
+        re.compile(f"^{RG}{MACHINES}/(?P<name>[^/]+)/extensions/(?P<ext>[^/]+)$", re.I),
+        "GET",
+        "MachineExtensions_Get",
+        "_get_extension",
+    ),
+    (
         re.compile(f"^{RG}{MACHINES}/(?P<name>[^/]+)/installpatches$", re.I),
         "POST",
         "Machines_InstallPatches",
@@ -42,5 +54,26 @@ ROUTES: tuple[tuple[re.Pattern[str], str, str, str], ...] = (
         "GET",
         "OperationStatus_Get",
         "_operation",
+    ),
+    # A machine extension's Azure-AsyncOperation and Location (fleetsim.azure.arm.extensions).
+    (
+        re.compile(
+            f"^{SUB}/providers/microsoft\\.hybridcompute/locations/(?P<loc>[^/]+)"
+            "/operationstatus/(?P<op>[^/]+)$",
+            re.I,
+        ),
+        "GET",
+        "ExtensionOperationStatus_Get",
+        "_extension_status",
+    ),
+    (
+        re.compile(
+            f"^{SUB}/providers/microsoft\\.hybridcompute/locations/(?P<loc>[^/]+)"
+            "/operationresults/(?P<op>[^/]+)$",
+            re.I,
+        ),
+        "GET",
+        "ExtensionOperationResults_Get",
+        "_extension_result",
     ),
 )
