@@ -584,11 +584,12 @@ def falcon_rollout_dag_id(tenant: Tenant) -> str:
 
 def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
     """The Falcon sensor roll-out of one tenant (it must declare ``falcon.rollout``): on the tenant's
-    schedule, or on demand from the trigger form (find -> evidence)."""
+    schedule, or on demand from the trigger form (find -> validate -> evidence)."""
     from patchcycle.operators.falcon_rollout import (
         FIND_TASK_ID,
         RolloutEvidenceOperator,
         SensorNeedsOperator,
+        ValidateSensorsOperator,
     )
 
     rollout = tenant.falcon.rollout if tenant.falcon is not None else None
@@ -609,14 +610,18 @@ def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
             f"Falcon sensor roll-out of **{tenant.display_name}** "
             + (f"(`{rollout.schedule}` UTC, and on demand)" if rollout.schedule else "(on demand)")
             + ": finds every host of the tenant in every cloud without a Falcon sensor, with one older than "
-            "the tenant's version policy or in reduced-functionality mode, each with its reason. Evidence: "
+            "the tenant's version policy or in reduced-functionality mode, each with its reason, and "
+            "validates every host through the Falcon API (device record in the tenant's CID, version, "
+            "RFM, host group, prevention and sensor-update policies applied). Evidence: "
             f"`s3://{tenant.evidence.bucket}/falcon-rollout/<day>/runs/<run>/pack/` (`rollout.json`, "
-            "`hosts.csv`, a manifest chained to the previous roll-out). A scope that could not be read "
-            "fails the run after its pack is written."
+            "`hosts.csv`, a manifest chained to the previous roll-out). A scope that could not be read, or "
+            "a host that fails validation, fails the run after its pack is written."
         ),
         dagrun_timeout=dt.timedelta(days=1),
     ) as dag:
-        SensorNeedsOperator(task_id=FIND_TASK_ID, **ids) >> RolloutEvidenceOperator(task_id="evidence", **ids)
+        find = SensorNeedsOperator(task_id=FIND_TASK_ID, **ids)
+        validate = ValidateSensorsOperator(task_id="validate", **ids)
+        find >> validate >> RolloutEvidenceOperator(task_id="evidence", **ids)
     return dag
 
 

@@ -24,10 +24,12 @@ def alpha(tmp_path: Path, **rollout) -> object:
     return load_tenant(path)
 
 
-def test_the_rollout_is_find_then_evidence_whatever_find_did(tmp_path: Path) -> None:
+def test_the_rollout_is_find_validate_then_evidence_whatever_they_did(tmp_path: Path) -> None:
     dag = build_falcon_rollout_dag(alpha(tmp_path))
     assert dag.dag_id == "falcon_rollout__cu_alpha" and dag.max_active_runs == 1 and dag.catchup is False
-    assert dag.get_task("evidence").upstream_task_ids == {"find"}
+    assert dag.get_task("validate").upstream_task_ids == {"find"}
+    assert dag.get_task("validate").deferrable is True
+    assert dag.get_task("evidence").upstream_task_ids == {"validate"}
     assert dag.get_task("evidence").trigger_rule == "all_done"
     assert type(dag.timetable).__name__ == "NullTimetable"  # no schedule in the file: on demand only
     DagSerialization.validate_schema(DagSerialization.to_dict(dag))

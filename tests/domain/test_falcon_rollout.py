@@ -944,3 +944,56 @@ def test_the_next_cycle_and_a_rollout_run_before_it():
     assert rollout_run_before("0 6 * * MON", NOW, deadline) == dt.datetime(2026, 11, 30, 6, tzinfo=UTC)
     assert rollout_run_before("0 6 1 1 *", NOW, deadline) is None
     assert rollout_run_before(None, NOW, deadline) is None
+
+
+# --- the policies a host group gets, and validating every host --------------------------------------
+
+
+def _policy(pid: str, *, groups: tuple[str, ...] = (), enabled: bool = True, name: str | None = None):
+    return {"id": pid, "name": name or pid, "enabled": enabled, "groups": [{"id": g} for g in groups]}
+
+
+def test_the_expected_policy_is_the_first_enabled_one_holding_the_group_else_the_default() -> None:
+    from patchcycle.domain.falcon_rollout import expected_policy
+
+    default = _policy("p-default", name="platform_default")
+    ordered = [
+        _policy("p-off", groups=("g1",), enabled=False),
+        _policy("p-first", groups=("g1", "g2")),
+        _policy("p-second", groups=("g1",)),
+        default,
+    ]
+    assert expected_policy(ordered, "g1") == "p-first"  # precedence order, disabled skipped
+    assert expected_policy(ordered, "g3") == "p-default"
+    assert expected_policy([_policy("p-off", groups=("g1",), enabled=False)], "g1") is None
+
+
+def test_every_host_is_validated_against_its_environments_expectation() -> None:
+    from patchcycle.domain.falcon_rollout import Expectation, validate_hosts
+
+    host = {"host_id": "i-1", "name": "web-1", "cloud": "aws", "account": "111", "environment": "prod"}
+    device = {
+        "device_id": "d1",
+        "hostname": "web-1",
+        "instance_id": "i-1",
+        "service_provider": "AWS_EC2_V2",
+        "service_provider_account_id": "111",
+        "agent_version": "7.14.16703.0",
+        "reduced_functionality_mode": "no",
+        "groups": ["g-prod"],
+        "device_policies": {
+            "prevention": {"policy_id": "p1", "applied": True},
+            "sensor_update": {"policy_id": "s1", "applied": True},
+        },
+    }
+    ok = {("prod", "linux"): Expectation("g-prod", "p1", "s1")}
+    linux = {**host, "platform": "linux"}
+    (passed,) = validate_hosts([linux], [device], ok, {"i-1": "7.14.16703"})
+    assert passed.passed and passed.device_id == "d1"
+    (missing,) = validate_hosts([linux], [device], {}, {"i-1": "7.14.16703"})
+    assert not missing.passed and missing.reasons == ("nothing expected for ('prod', 'linux')",)
+    broken = {("prod", "linux"): Expectation(None, None, None, "host group 'x' does not exist")}
+    (refused,) = validate_hosts([linux], [device], broken, {"i-1": "7.14.16703"})
+    assert refused.reasons == ("host group 'x' does not exist",)
+    (newer,) = validate_hosts([linux], [device], ok, {"i-1": "7.15.17000"})
+    assert not newer.passed and "expected 7.15.17000 or newer" in newer.reasons[0]

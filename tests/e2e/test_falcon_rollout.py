@@ -20,8 +20,10 @@ pytestmark = pytest.mark.e2e
 
 DAG_ID = "falcon_rollout__cu_alpha"
 BUCKET = "patchcycle-evidence-cu-alpha"
+# nonprod: a static group the roll-out creates and fills; staging and prod: the dynamic groups the tenant's
+# Falcon already has (fleetsim seeds one per environment, by the FalconGroupingTags sensor tag).
 ROLLOUT = {
-    "host_groups": {"nonprod": "cu-alpha-nonprod", "staging": "cu-alpha-staging", "prod": "cu-alpha-prod"},
+    "host_groups": {"nonprod": "cu-alpha-nonprod", "staging": "tag-staging", "prod": "tag-prod"},
     "sensor_version": {"max_versions_behind": 0},
 }
 NEW_HOSTS = {"t-dev-new-01": "aws", "t-arc-dev-new-01": "azure", "t-gce-dev-new-01": "gcp"}
@@ -29,6 +31,15 @@ NEW_HOSTS = {"t-dev-new-01": "aws", "t-arc-dev-new-01": "azure", "t-gce-dev-new-
 
 def with_rollout(alpha: dict[str, Any]) -> None:
     alpha["falcon"] = {**alpha.get("falcon", {}), "rollout": ROLLOUT}
+
+
+def falcon_groups(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """The host groups of fleetsim's Falcon control-plane snapshot, whatever CID holds them."""
+    customers = snapshot.get("customers") or snapshot
+    found = []
+    for customer in customers.values() if isinstance(customers, dict) else customers:
+        found.extend(customer.get("host_groups") or customer.get("groups") or [])
+    return found
 
 
 def pack(url: str, day: str) -> dict[str, bytes]:
@@ -55,15 +66,17 @@ def test_a_rollout_finds_every_host_that_needs_a_sensor_in_every_cloud(
         edit_alpha=with_rollout,
     ) as fleet:
         rc = run_cycle(fleet.env, DAG_ID, "2026-12-01T06:00:00+00:00", {}, tmp_path / "day1.log")
-        assert rc == 0, (tmp_path / "day1.log").read_text()[-4000:]
         first = pack(fleet.url, "2026-12-01")
         again = run_cycle(fleet.env, DAG_ID, "2026-12-02T06:00:00+00:00", {}, tmp_path / "day2.log")
-        assert again == 0, (tmp_path / "day2.log").read_text()[-4000:]
         second = pack(fleet.url, "2026-12-02")
         truth = {h["name"]: h for h in fleetsim_get(fleet.url, "/fleetsim/ground-truth")["hosts"]}
+        falcon = fleetsim_get(fleet.url, "/fleetsim/falcon")
 
+    # Nothing installs a sensor yet: the hosts without a working, current one fail validation, so each run
+    # fails, after writing its pack.
+    assert rc != 0 and again != 0
     doc = json.loads(first["rollout.json"])
-    assert doc["kind"] == "falcon_rollout" and doc["outcome"] == "complete", doc["problems"]
+    assert doc["kind"] == "falcon_rollout" and doc["outcome"] == "incomplete"
     needs = {n["name"]: n for n in doc["needs"]}
     # Every host of every cloud, and only the tenant's.
     assert set(needs) == {name for name, h in truth.items() if h["tenant"] == "cu_alpha"}
@@ -80,15 +93,44 @@ def test_a_rollout_finds_every_host_that_needs_a_sensor_in_every_cloud(
         "azure:6f1c2b1e-4a8d-4c1e-9a52-0c3f6e7d8a10": "ok",
         "gcp:alpha-dr-standby": "ok",
     }
-    assert doc["summary"] == {"hosts": len(needs), "install": 3, "upgrade": 1, "rfm": 1, "ok": len(ok)}
+    # Every host that can carry a sensor is validated through the Falcon API, each failure with its reason.
+    checks = {v["name"]: v for v in doc["validation"]["validations"]}
+    assert set(checks) == set(needs)
+    failed = {name: v["reasons"] for name, v in checks.items() if not v["passed"]}
+    assert set(failed) == {*NEW_HOSTS, "t-arc-prd-old-01", "t-gce-dev-db-02"}, failed
+    for name in NEW_HOSTS:
+        assert failed[name][0].startswith("no device record in the tenant's CID"), failed[name]
+    assert any("expected 7.14.16703 or newer" in r for r in failed["t-arc-prd-old-01"])
+    assert any("reduced-functionality mode" in r for r in failed["t-gce-dev-db-02"])
+    assert all(f"{name} failed validation" in " ".join(doc["problems"]) for name in failed)
+    assert doc["summary"] == {
+        "hosts": len(needs),
+        "install": 3,
+        "upgrade": 1,
+        "rfm": 1,
+        "ok": len(ok),
+        "validated": len(ok),
+        "failed_validation": 5,
+    }
+    # The nonprod group did not exist: the roll-out created it (static) and put nonprod's sensors in it,
+    # which their device records then show (validated above: "in the tenant's host group").
+    (group,) = [g for g in falcon_groups(falcon) if g["name"] == "cu-alpha-nonprod"]
+    assert group["group_type"] == "static"
+    (added,) = [e for e in doc["events"] if e["action"] == "falcon.group_members_added"]
+    nonprod_sensors = {
+        n["device_id"] for n in needs.values() if n["environment"] == "nonprod" and n["device_id"]
+    }
+    assert len(nonprod_sensors) == 6 and set(added["details"]["devices"]) == nonprod_sensors
+    assert all(checks[n["name"]]["passed"] for n in ok if n["environment"] == "nonprod")
 
     # hosts.csv: one row per host, as the JSON says.
     rows = list(csv.DictReader(io.StringIO(first["hosts.csv"].decode())))
     assert {r["name"]: r["action"] for r in rows} == {n: v["action"] for n, v in needs.items()}
+    assert {r["name"] for r in rows if r["validated"] == "no"} == set(failed)
 
     # Endpoint protection, judged on the run's own events.
     status = {(c["framework"], c["control_id"]): c["status"] for c in doc["controls"]}
-    assert status[("soc2", "CC6.8")] == "evidenced"
+    assert status[("soc2", "CC6.8")] == "evidenced"  # assessed, validated and reported
     assert status[("pci_dss", "5.2.1")] == "evidenced"
 
     # A pack of its own, chained to the day before's.

@@ -68,6 +68,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "drift.reported",
     "saml.certificates_checked",
     "falcon.sensors_assessed",
+    "falcon.sensors_validated",
     "falcon.rollout_reported",
 )
 """The ``action`` of every evidence event a cycle, a daily drift run or a daily SAML certificate watch

@@ -404,6 +404,73 @@ def validate_install(
     )
 
 
+DEFAULT_POLICY = "platform_default"
+"""The name of the policy Falcon applies to a device no other enabled policy holds (one per platform and
+kind; it is always last in precedence)."""
+
+
+def expected_policy(policies: Sequence[Mapping[str, Any]], group_id: str) -> str | None:
+    """The id of the policy Falcon applies to a device of host group ``group_id``: among ``policies`` (one
+    platform and kind, highest precedence first), the first enabled one that holds the group, else the
+    platform's default; None when neither is there."""
+    for policy in policies:
+        if policy.get("name") == DEFAULT_POLICY or not policy.get("enabled"):
+            continue
+        if any(str((group or {}).get("id")) == group_id for group in policy.get("groups") or []):
+            return str(policy.get("id"))
+    default = next((p for p in policies if p.get("name") == DEFAULT_POLICY), None)
+    return str(default["id"]) if default is not None and default.get("id") else None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a validated host of one environment and platform must show: its host group and the prevention
+    and sensor-update policies that group gets; ``problem`` when one of them cannot be named."""
+
+    host_group_id: str | None
+    prevention_policy_id: str | None
+    sensor_update_policy_id: str | None
+    problem: str | None = None
+
+
+def validate_hosts(
+    hosts: Iterable[Mapping[str, Any]],
+    devices: Iterable[Mapping[str, Any]],
+    expectations: Mapping[tuple[str, str], Expectation],
+    expected_versions: Mapping[str, str],
+) -> list[InstallValidation]:
+    """Validate every host (inventory rows with ``platform`` set) from the tenant's device records:
+    ``expectations`` by (environment, platform), ``expected_versions`` by host id (the target of an
+    install or upgrade, the reported version of a host left alone). A host whose expectation has a problem
+    fails with it."""
+    out = []
+    for row, device in matched_devices(hosts, devices):
+        key = (str(row.get("environment")), str(row.get("platform")))
+        expected = expectations.get(key)
+        host_id = str(row.get("host_id"))
+        if (
+            expected is None
+            or expected.problem
+            or not (
+                expected.host_group_id and expected.prevention_policy_id and expected.sensor_update_policy_id
+            )
+        ):
+            why = expected.problem if expected and expected.problem else f"nothing expected for {key}"
+            out.append(InstallValidation(host_id, str(row.get("name") or ""), False, (why,)))
+            continue
+        out.append(
+            validate_install(
+                row,
+                device,
+                expected_version=expected_versions.get(host_id) or "0",
+                host_group_id=expected.host_group_id,
+                prevention_policy_id=expected.prevention_policy_id,
+                sensor_update_policy_id=expected.sensor_update_policy_id,
+            )
+        )
+    return out
+
+
 # --- Detection to Prevention phases -------------------------------------------------------------------
 
 

@@ -507,6 +507,18 @@ class FalconHook(BaseHook):
         policies = self._offset_pages(f"{query_call}(filter={fql!r})", query, POLICIES_PAGE, filter=fql)
         return next((p for p in policies if p.get("name") == name), None)
 
+    def policies(self, kind: PolicyKind, platform: str) -> list[dict[str, Any]]:
+        """Every prevention or sensor-update policy of ``platform`` (``Linux``, ``Windows``, ``Mac``), highest
+        precedence first (``sort=precedence.asc``, one of the sort values the definitions enumerate; the
+        records carry no precedence of their own), the records :meth:`policy_by_name` describes.
+        queryCombinedPreventionPolicies / queryCombinedSensorUpdatePoliciesV2, paged by 5,000."""
+        api, query_call, _ = self._policy_api(kind)
+        query = api.query_combined_policies if kind == "prevention" else api.query_combined_policies_v2
+        fql = f"platform_name:{fql_string(platform)}"
+        return self._offset_pages(
+            f"{query_call}(filter={fql!r})", query, POLICIES_PAGE, filter=fql, sort="precedence.asc"
+        )
+
     def policies_by_id(self, kind: PolicyKind, policy_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The prevention or sensor-update policies of the given ids (the records :meth:`policy_by_name`
         describes); ids Falcon does not know are left out. getPreventionPolicies /

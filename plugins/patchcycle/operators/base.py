@@ -177,6 +177,19 @@ class TenantTaskMixin:
         return f"{who} (triggered by {user})" if user else who
 
 
+def put_events(store: Any, paths: Any, name: str, attempt: int, events: list[Any], *, resumed: bool) -> None:
+    """Store one execution's events as their own object (``events/<name>.try-<n>.json``); a task that
+    resumes several times in one attempt (rounds of a deferred loop) adds one object per resume."""
+    key = paths.events(name, attempt)
+    if resumed:
+        taken = set(store.keys(f"{paths.events_prefix}{name}"))
+        step = 1
+        while key in taken:
+            step += 1
+            key = paths.events(f"{name}-{step}", attempt)
+    store.put_json(key, events)
+
+
 class DailyTaskMixin(TenantTaskMixin):
     """A task of a tenant's daily (or on-demand) run that is not a cycle: the daily drift report, the Falcon
     roll-out. Its context (``context_class``, a :class:`TaskRunContext` with ``paths``) is built once per
@@ -192,7 +205,19 @@ class DailyTaskMixin(TenantTaskMixin):
             return self.run(run, log)
         finally:
             if log.events:
-                run.store.put_json(run.paths.events(self.task_id, run.attempt), log.events)
+                put_events(run.store, run.paths, self.task_id, run.attempt, log.events, resumed=False)
+
+    def resume(self, context: Any, event: dict[str, Any], method: Any) -> Any:
+        """Run a deferred task's completion step with its own event log (``.resumed`` in the store)."""
+        run = self.context_class(context, tenant=self.tenant, store=self.store, actor=self.actor(context))
+        log = EventLog(run.actor)
+        try:
+            return method(run, event, log)
+        finally:
+            if log.events:
+                put_events(
+                    run.store, run.paths, f"{self.task_id}.resumed", run.attempt, log.events, resumed=True
+                )
 
     def run(self, run: Any, log: EventLog) -> Any:  # pragma: no cover - abstract
         """The task's own work."""
@@ -258,16 +283,9 @@ class CycleTaskMixin(TenantTaskMixin):
             paths = cycle.paths
         except RuntimeError:
             return  # no plan, no cycle to record against; the task's own log has the error
-        key = paths.events(f"{self.task_id}{phase}", cycle.attempt)
-        if phase:
-            # A task that resumes several times in one attempt (rounds of a deferred loop) adds one
-            # object per resume.
-            taken = set(cycle.store.keys(f"{paths.events_prefix}{self.task_id}{phase}"))
-            step = 1
-            while key in taken:
-                step += 1
-                key = paths.events(f"{self.task_id}{phase}-{step}", cycle.attempt)
-        cycle.store.put_json(key, log.events)
+        put_events(
+            cycle.store, paths, f"{self.task_id}{phase}", cycle.attempt, log.events, resumed=bool(phase)
+        )
 
     def run(self, cycle: CycleContext, log: EventLog) -> Any:  # pragma: no cover - abstract
         """The task's own work in this execution's ``cycle``, its facts recorded in ``log``; what it

@@ -32,7 +32,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from patchcycle import __version__
 from patchcycle.config.falcon_rollout import FalconRollout
 from patchcycle.domain.falcon_rollout import PLATFORMS, classify_hosts
-from patchcycle.operators.base import DailyTaskMixin, EventLog, run_type_name, utcnow
+from patchcycle.operators.base import DailyTaskMixin, EventLog, WaitArguments, run_type_name, utcnow
 from patchcycle.operators.context import TaskRunContext
 from patchcycle.operators.inventory import cloud_errors, inventory_scopes, scope_error
 from patchcycle.reports.drift_store import DailyPaths, free_pack, previous_manifest_sha256
@@ -42,6 +42,7 @@ ROLLOUT_PREFIX = "falcon-rollout/"
 REPORT_NAME = "rollout.json"
 HOSTS_NAME = "hosts.csv"
 NEEDS_RECORD = "needs.json"
+VALIDATION_RECORD = "validation.json"
 SCHEMA_VERSION = "rollout-1.0"
 FIND_TASK_ID = "find"
 
@@ -56,8 +57,12 @@ HOST_COLUMNS: tuple[str, ...] = (
     "device_id",
     "sensor_version",
     "target_version",
+    "validated",
+    "validation_reasons",
 )
 """The columns of ``hosts.csv``: one row per host the roll-out found."""
+IDENTITY: tuple[str, ...] = ("host_id", "name", "cloud", "account", "private_ip", "environment", "os_family")
+"""The inventory fields a host is matched to its Falcon device record by (``domain.sensor.attach_falcon``)."""
 
 
 class RolloutContext(TaskRunContext):
@@ -131,11 +136,18 @@ class SensorNeedsOperator(RolloutTaskMixin, BaseOperator):
         needs = classify_hosts(rows, devices, builds, rollout.sensor_version)
         counts = Counter(need.action for need in needs)
         failed = [s["scope"] for s in scopes if s["status"] == "failed"]
+        platform = {need.host_id: need.platform for need in needs}
         run.write_record(
             run.paths.file(NEEDS_RECORD),
             {
                 "read_at": utcnow().isoformat(),
                 "needs": [need.to_dict() for need in needs],
+                # What matches a host to its device record later (cloud identity, name and private IP).
+                "hosts": [
+                    {key: row.get(key) for key in IDENTITY}
+                    | {"platform": platform.get(str(row.get("host_id")))}
+                    for row in rows
+                ],
                 "scopes": scopes,
                 "devices": len(devices),
                 "builds": len(builds),
@@ -151,6 +163,158 @@ class SensorNeedsOperator(RolloutTaskMixin, BaseOperator):
             **{action: counts.get(action, 0) for action in ("install", "upgrade", "rfm", "ok", "skip")},
         )
         return {"hosts": len(needs), "failed_scopes": len(failed), **dict(counts)}
+
+
+VALIDATED_ACTIONS = ("install", "upgrade", "rfm", "ok")
+"""The hosts validated through the Falcon API: every one that can carry a sensor."""
+
+
+class ValidateSensorsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
+    """Each host validated through the Falcon API (``records/validation.json``): a device record in the
+    tenant's CID matched by cloud identity, the expected sensor version or newer, not in RFM, in its
+    environment's host group, and the prevention and sensor-update policies that group gets assigned and
+    applied. Static host groups get their missing members added first (a dynamic group picks its own by
+    its rule). Deferrable: it waits, holding no worker slot, until every host passes or the attempts run
+    out, then records every host's result with its reasons."""
+
+    template_fields: Sequence[str] = ("tenant_id",)
+    ui_color = "#e6f4ea"
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        deferrable: bool = True,
+        waiter_delay: float | None = None,
+        waiter_max_attempts: int = 60,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tenant_id = tenant_id
+        self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
+
+    def execute(self, context: Any) -> Any:
+        """Resolve what each host must show, add missing static group members, then wait."""
+        payload = super().execute(context)
+        return self.wait_for(context, "falcon_sensors", payload)
+
+    def run(self, run: RolloutContext, log: EventLog) -> dict[str, Any]:
+        """The wait's payload: the hosts, what their environment and platform expect, their versions."""
+        from patchcycle.hooks.falcon import FalconHook
+
+        needs = run.read_record(run.paths.file(NEEDS_RECORD))
+        by_id = {str(n["host_id"]): n for n in needs["needs"]}
+        hosts = [
+            h for h in needs["hosts"] if by_id.get(str(h["host_id"]), {}).get("action") in VALIDATED_ACTIONS
+        ]
+        conn_id = self.tenant.falcon_connection_id()
+        hook = FalconHook(falcon_conn_id=conn_id)
+        expectations = self._expectations(run, hook, hosts, log)
+        self._add_static_members(hook, hosts, expectations, log)
+        versions = {
+            str(h["host_id"]): str(
+                by_id[str(h["host_id"])].get("target_version")
+                or by_id[str(h["host_id"])].get("sensor_version")
+                or "0"
+            )
+            for h in hosts
+        }
+        return {
+            "conn_id": conn_id,
+            "hosts": hosts,
+            "expectations": list(expectations.values()),
+            "expected_versions": versions,
+        }
+
+    def _expectations(
+        self, run: RolloutContext, hook: Any, hosts: Sequence[Mapping[str, Any]], log: EventLog
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        from patchcycle.domain.falcon_rollout import expected_policy
+
+        groups = run.rollout.host_groups
+        policies: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for environment, platform in sorted({(str(h["environment"]), str(h["platform"])) for h in hosts}):
+            entry: dict[str, Any] = {"environment": environment, "platform": platform}
+            name = groups.get(environment)  # type: ignore[call-overload]
+            if not name:
+                entry["problem"] = f"falcon.rollout.host_groups names no group for environment {environment}"
+                out[(environment, platform)] = entry
+                continue
+            # The tenant's group, or a new static one the roll-out fills (a dynamic group fills itself).
+            group = hook.host_group_by_name(name)
+            if group is None:
+                group = hook.ensure_host_group(name, f"Patchcycle: {self.tenant.id} {environment} hosts")
+                log.record("falcon.host_group_created", target=f"falcon:group/{group['id']}", name=name)
+            entry.update(host_group_id=str(group["id"]), host_group_type=group.get("group_type"))
+            for kind in ("prevention", "sensor_update"):
+                listed = policies.setdefault((kind, platform), hook.policies(kind, platform.capitalize()))
+                entry[f"{kind}_policy_id"] = expected_policy(listed, str(group["id"]))
+            out[(environment, platform)] = entry
+            log.record(
+                "falcon.expectations",
+                target=f"falcon:{environment}/{platform}",
+                host_group=name,
+                **{k: v for k, v in entry.items() if k.endswith("_id")},
+            )
+        return out
+
+    def _add_static_members(
+        self,
+        hook: Any,
+        hosts: Sequence[Mapping[str, Any]],
+        expectations: Mapping[tuple[str, str], Mapping[str, Any]],
+        log: EventLog,
+    ) -> None:
+        from patchcycle.domain.falcon_rollout import matched_devices
+
+        devices = hook.devices()
+        wanted: dict[str, set[str]] = {}
+        for row, device in matched_devices(hosts, devices):
+            entry = expectations.get((str(row["environment"]), str(row["platform"]))) or {}
+            if device is not None and entry.get("host_group_type") in ("static", "staticByID"):
+                wanted.setdefault(str(entry["host_group_id"]), set()).add(str(device["device_id"]))
+        for group_id, device_ids in sorted(wanted.items()):
+            missing = sorted(device_ids - set(hook.host_group_members(group_id)))
+            if missing:
+                hook.add_hosts_to_group(group_id, missing)
+                log.record("falcon.group_members_added", target=f"falcon:group/{group_id}", devices=missing)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Record every host's validation (``records/validation.json``); failures are the evidence's to
+        report, the run goes on to it."""
+        return self.resume(context, event, self._complete)
+
+    def _complete(self, run: RolloutContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+        validations = event.get("validations") or []
+        failed = [v for v in validations if not v.get("passed")]
+        run.write_record(
+            run.paths.file(VALIDATION_RECORD),
+            {
+                "validated_at": utcnow().isoformat(),
+                "outcome": event.get("status"),
+                "validations": validations,
+            },
+        )
+        log.record(
+            "falcon.sensors_validated",
+            target=self.tenant.id,
+            result="failed" if failed else "ok",
+            hosts=len(validations),
+            passed=len(validations) - len(failed),
+            failed=[{"name": v["name"], "reasons": v["reasons"]} for v in failed],
+        )
+        return {"hosts": len(validations), "failed": len(failed)}
+
+
+def _validation_columns(validation: Mapping[str, Any] | None) -> dict[str, str]:
+    """A host's validation as ``hosts.csv`` shows it (empty when the host was not validated)."""
+    if validation is None:
+        return {"validated": "", "validation_reasons": ""}
+    return {
+        "validated": "yes" if validation["passed"] else "no",
+        "validation_reasons": "; ".join(validation.get("reasons") or []),
+    }
 
 
 def hosts_csv(needs: Sequence[Mapping[str, Any]]) -> bytes:
@@ -195,6 +359,16 @@ class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
         problems += [f"scope {s['scope']} could not be read: {s.get('error')}" for s in failed]
         host_needs = (needs or {}).get("needs", [])
         counts = Counter(str(n.get("action")) for n in host_needs)
+        validation = run.read_record(paths.file(VALIDATION_RECORD), required=False)
+        checked = {str(v["host_id"]): v for v in (validation or {}).get("validations", [])}
+        if needs is not None and validation is None:
+            problems.append("the validate task recorded no validation (see its log)")
+        problems += [
+            f"{v['name']} failed validation: {'; '.join(v['reasons'])}"
+            for v in checked.values()
+            if not v["passed"]
+        ]
+        rows = [{**n, **_validation_columns(checked.get(str(n.get("host_id"))))} for n in host_needs]
         pack = free_pack(store, paths, run.attempt)
         now = utcnow().isoformat()
         log.record(
@@ -228,8 +402,14 @@ class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
             },
             "outcome": "incomplete" if problems else "complete",
             "problems": problems,
-            "summary": {"hosts": len(host_needs), **{a: counts.get(a, 0) for a in sorted(counts)}},
+            "summary": {
+                "hosts": len(host_needs),
+                **{a: counts.get(a, 0) for a in sorted(counts)},
+                "validated": sum(1 for v in checked.values() if v["passed"]),
+                "failed_validation": sum(1 for v in checked.values() if not v["passed"]),
+            },
             "needs": host_needs,
+            "validation": validation,
             "scopes": (needs or {}).get("scopes", []),
             "events": events,
             "controls": [c.to_dict() for c in controls],
@@ -238,7 +418,7 @@ class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
         }
         files = {
             REPORT_NAME: (json.dumps(document, indent=1, sort_keys=True, default=str) + "\n").encode(),
-            HOSTS_NAME: hosts_csv(host_needs),
+            HOSTS_NAME: hosts_csv(rows),
         }
         previous = previous_manifest_sha256(store, run.day.isoformat(), prefix=ROLLOUT_PREFIX)
         manifest = build_manifest(

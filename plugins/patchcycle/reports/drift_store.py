@@ -55,6 +55,11 @@ class DailyPaths:
         return f"{self.run}/events/{task_id}.try-{try_number}.json"
 
     @property
+    def events_prefix(self) -> str:
+        """Prefix of every event log of the run."""
+        return f"{self.run}/events/"
+
+    @property
     def alert(self) -> str:
         """The marker that the day's mail to the SREs went out (one mail per day, whatever the runs)."""
         return f"{self.day}/alerts/sre.json"

@@ -374,3 +374,28 @@ def reboots(payload: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - one look
 def _host_key(host_id: str) -> str:
     # Arc machine ids are case-insensitive resource ids; the others are exact.
     return host_id.lower() if host_id.startswith("/subscriptions/") else host_id
+
+
+def falcon_sensors(payload: dict[str, Any]) -> dict[str, Any]:
+    """The Falcon roll-out's validation: every host of ``payload["hosts"]`` validated against the tenant's
+    device records (:func:`patchcycle.domain.falcon_rollout.validate_hosts`); done when every one passes.
+    One read of the CID's devices per look (a scroll and one details call per 5,000 devices)."""
+    from patchcycle.domain.falcon_rollout import Expectation, validate_hosts
+    from patchcycle.hooks.falcon import FalconHook
+
+    devices = FalconHook(falcon_conn_id=payload["conn_id"]).devices()
+    expectations = {
+        (e["environment"], e["platform"]): Expectation(
+            e.get("host_group_id"),
+            e.get("prevention_policy_id"),
+            e.get("sensor_update_policy_id"),
+            e.get("problem"),
+        )
+        for e in payload["expectations"]
+    }
+    results = validate_hosts(payload["hosts"], devices, expectations, payload["expected_versions"])
+    return {
+        "done": all(r.passed for r in results),
+        "validations": [r.to_dict() for r in results],
+        "failed": sum(1 for r in results if not r.passed),
+    }

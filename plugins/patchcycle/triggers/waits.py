@@ -26,6 +26,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "health": checks.health,
     "reboots": checks.reboots,
     "restores": checks.restores,
+    "falcon_sensors": checks.falcon_sensors,
 }
 
 
