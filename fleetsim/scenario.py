@@ -316,10 +316,17 @@ class AzureFleet(_Strict):
 
 
 class GcpFleet(_Strict):
-    """Compute Engine instances of one project, each group in its zone."""
+    """Compute Engine instances of one project, each group in its zone.
+
+    ``secrets``: the project's Secret Manager secrets (name -> the latest version's value) that its
+    instances' service account may read: what CrowdStrike's falcon-installer reads with
+    ``--gcp-project-id`` (``FALCON_CLIENT_ID``, ``FALCON_CLIENT_SECRET``, ...) when an OS policy runs it.
+    Made-up test values, never real credentials.
+    """
 
     project_id: str
     groups: list[FleetGroup]
+    secrets: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")], str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _groups_have_zones(self) -> GcpFleet:

@@ -85,8 +85,11 @@ def policy_version(api: Any, cid: str, host: SimHost, policy_name: str) -> str:
     return version
 
 
-def run(state: FleetState, host: SimHost, options: InstallerOptions, *, via: str, at: float) -> InstallerRun:
-    """Run falcon-installer on ``host`` at ``at`` (the caller holds ``state.lock``)."""
+def run(
+    state: FleetState, host: SimHost, options: InstallerOptions, *, via: str, at: float, dry_run: bool = False
+) -> InstallerRun:
+    """Run falcon-installer on ``host`` at ``at`` (the caller holds ``state.lock``). ``dry_run``: what the
+    run would end in, without installing (a rollout laid out ahead of its runs)."""
     api = state.falcon
     if api is None:
         return InstallerRun(1, "could not reach the CrowdStrike Falcon API\n")
@@ -117,6 +120,9 @@ def run(state: FleetState, host: SimHost, options: InstallerOptions, *, via: str
             0, "Sensor is already installed. Skipping download and installation\n", installer, skipped=True
         )
     cid = options.cid or ccid(customer.cid)
+    if dry_run:
+        fails = state.falcon_install_fails(host)
+        return InstallerRun(1 if fails else 0, "Error installing Falcon sensor\n" if fails else "", installer)
     effect = state.install_falcon_sensor(host, installer.version, cid, via=via, at=at)
     if effect["result"] == "failed":
         _, stderr = install_failure(installer)

@@ -1,4 +1,5 @@
-"""OS Config (VM Manager) v1 over REST: inventories, vulnerability reports and patch jobs of GCE instances.
+"""OS Config (VM Manager) v1 over REST: inventories, vulnerability reports and patch jobs of GCE instances,
+and OS policy assignments with their rollouts and reports (:mod:`.os_policies`).
 
 What ``google-cloud-os-config`` sends with ``transport="rest"`` (query ``$alt=json;enum-encoding=int``,
 enums as integers in bodies and queries) is parsed with the library's own message types, so integers
@@ -25,8 +26,9 @@ every zone at once; a zone whose budget is used up stops starting instances, the
 Without a rollout every instance is patched at once.
 
 Where things are, as in moto: :mod:`.models` (the instances as OS Config finds them, their inventories
-and vulnerability reports, and what a patch job selects, lays out and does), :mod:`.responses` (the HTTP
-endpoints and the wire format), :mod:`.urls` (which path and method reach which operation),
+and vulnerability reports, and what a patch job selects, lays out and does), :mod:`.os_policies` (OS
+policy assignments, their rollouts and reports, falcon-installer in an exec resource), :mod:`.responses`
+(the HTTP endpoints and the wire format), :mod:`.urls` (which path and method reach which operation),
 :mod:`.exceptions` (one class per google.rpc status).
 """
 

@@ -238,6 +238,16 @@ def select_instances(
 
 
 # -- inventories ------------------------------------------------------------------------------------
+def os_short_name_and_version(host: SimHost) -> tuple[str, str]:
+    """The instance's OS short name and version as its inventory's ``osInfo`` reports them (what OS
+    policy inventory filters match)."""
+    platform = host.platform
+    if platform.platform_type == "Windows":
+        return "windows", platform.platform_version
+    _, short, version, _ = _OS_INFO.get(host.os_family, ("", host.os_family, "", ""))
+    return short, version or platform.platform_version
+
+
 def inventory_time(state: FleetState, host: SimHost) -> str:
     """When the instance's agent last reported: its last patch job's end, else the scenario's last scan."""
     at = host.cloud_state.get("gcp_inventory_at")

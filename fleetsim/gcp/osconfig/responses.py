@@ -24,6 +24,7 @@ from fleetsim.gcp.osconfig.models import (
     seconds,
     vulnerability_report_body,
 )
+from fleetsim.gcp.osconfig.os_policies import OsPolicyBackend
 from fleetsim.gcp.osconfig.urls import ROUTES
 
 
@@ -32,7 +33,13 @@ class OsConfigApi:
 
     def __init__(self, state: FleetState) -> None:
         # The library's message types parse and render the wire format (imported here: ~1 s).
-        from google.cloud.osconfig_v1.types import inventory, patch_jobs, vulnerability
+        from google.cloud.osconfig_v1.types import (
+            inventory,
+            os_policy_assignment_reports,
+            os_policy_assignments,
+            patch_jobs,
+            vulnerability,
+        )
         from google.protobuf import json_format
 
         self.state = state
@@ -47,10 +54,18 @@ class OsConfigApi:
             "InventoryView": inventory.InventoryView,
             "VulnerabilityReport": vulnerability.VulnerabilityReport,
             "ListVulnerabilityReportsResponse": vulnerability.ListVulnerabilityReportsResponse,
+            "OSPolicyAssignment": os_policy_assignments.OSPolicyAssignment,
+            "ListOSPolicyAssignmentsResponse": os_policy_assignments.ListOSPolicyAssignmentsResponse,
+            "OSPolicyAssignmentReport": os_policy_assignment_reports.OSPolicyAssignmentReport,
+            "ListOSPolicyAssignmentReportsResponse": (
+                os_policy_assignment_reports.ListOSPolicyAssignmentReportsResponse
+            ),
         }
         self.backend = OsConfigBackend(state)
         # Patch effects are revealed lazily: also whenever the fleet advances (the ground truth does).
         state.on_advance(self.backend.advance)
+        self.policies = OsPolicyBackend(state, self.backend)
+        state.on_advance(self.policies.advance)
         self._routes: list[tuple[re.Pattern[str], str, str, Callable[..., dict[str, Any]]]] = [
             (pattern, method, operation, getattr(self, handler))
             for pattern, method, operation, handler in ROUTES
@@ -204,3 +219,78 @@ class OsConfigApi:
         if token:
             body["nextPageToken"] = token
         return self._render("ListPatchJobInstanceDetailsResponse", body)
+
+    # -- OS policy assignments ------------------------------------------------------------------------
+    def _parse_assignment(self, request: Request) -> dict[str, Any]:
+        raw = request.get_data(as_text=True) or "{}"
+        json_body(request)
+        message_type = self._types["OSPolicyAssignment"]
+        try:
+            return self._as_json(message_type.from_json(raw, ignore_unknown_fields=False))
+        except Exception as exc:  # json_format.ParseError names the field or the enum value
+            raise InvalidArgument(f"Invalid JSON payload received. {exc}") from exc
+
+    def _create_assignment(self, request: Request, now: float, project: str, zone: str) -> dict[str, Any]:
+        self.backend.project_instances(project)
+        body = self._parse_assignment(request)
+        assignment_id = request.args.get("osPolicyAssignmentId", "")
+        operation = self.policies.create(project, zone, assignment_id, body, now)
+        return self.policies.operation_body(operation, now, self._assignment_json)
+
+    def _assignment_json(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._render("OSPolicyAssignment", body)
+
+    def _get_assignment(
+        self, request: Request, now: float, project: str, zone: str, assignment: str
+    ) -> dict[str, Any]:
+        found = self.policies.get(project, zone, assignment, now)
+        return self._assignment_json(self.policies.assignment_body(found, now))
+
+    def _list_assignments(self, request: Request, now: float, project: str, zone: str) -> dict[str, Any]:
+        page, token = self._page(request, self.policies.listed(project, zone, now))
+        body: dict[str, Any] = {"osPolicyAssignments": [self.policies.assignment_body(a, now) for a in page]}
+        if token:
+            body["nextPageToken"] = token
+        return self._render("ListOSPolicyAssignmentsResponse", body)
+
+    def _delete_assignment(
+        self, request: Request, now: float, project: str, zone: str, assignment: str
+    ) -> dict[str, Any]:
+        operation = self.policies.delete(project, zone, assignment, now)
+        return self.policies.operation_body(operation, now, self._assignment_json)
+
+    def _get_operation(
+        self, request: Request, now: float, project: str, zone: str, assignment: str, op: str
+    ) -> dict[str, Any]:
+        name = f"projects/{project}/locations/{zone}/osPolicyAssignments/{assignment}/operations/{op}"
+        return self.policies.operation_body(self.policies.operation(name), now, self._assignment_json)
+
+    def _get_report(
+        self, request: Request, now: float, project: str, zone: str, instance: str, assignment: str
+    ) -> dict[str, Any]:
+        if "-" in (instance, assignment):
+            raise InvalidArgument(
+                "GetOSPolicyAssignmentReport names one instance and one assignment, not '-'"
+            )
+        rows = self.policies.reports(project, zone, instance, assignment, now)
+        if not rows:
+            raise NotFound(
+                f"Resource not found: projects/{project}/locations/{zone}/instances/{instance}"
+                f"/osPolicyAssignments/{assignment}/report"
+            )
+        return self._render("OSPolicyAssignmentReport", rows[0])
+
+    def _list_reports(
+        self, request: Request, now: float, project: str, zone: str, instance: str, assignment: str
+    ) -> dict[str, Any]:
+        if "-" not in (instance, assignment):
+            raise InvalidArgument(
+                "ListOSPolicyAssignmentReports: either {instance} or {assignment} must be '-'"
+            )
+        self._no_filter(request)
+        rows = self.policies.reports(project, zone, instance, assignment, now)
+        page, token = self._page(request, rows)
+        body: dict[str, Any] = {"osPolicyAssignmentReports": page}
+        if token:
+            body["nextPageToken"] = token
+        return self._render("ListOSPolicyAssignmentReportsResponse", body)

@@ -10,6 +10,9 @@ import re
 PROJECT = r"^/v1/projects/(?P<project>[^/]+)"
 ZONE = PROJECT + r"/locations/(?P<zone>[^/]+)/instances"
 JOB = PROJECT + r"/patchJobs/(?P<job_id>[^/:]+)"
+LOC = PROJECT + r"/locations/(?P<zone>[^/]+)"
+ASSIGNMENT = LOC + r"/osPolicyAssignments/(?P<assignment>[^/:]+)"
+REPORTS = LOC + r"/instances/(?P<instance>[^/]+)/osPolicyAssignments/(?P<assignment>[^/]+)"
 
 ROUTES: tuple[tuple[re.Pattern[str], str, str, str], ...] = (
     (re.compile(ZONE + r"/-/inventories$"), "GET", "ListInventories", "_list_inventories"),
@@ -36,4 +39,12 @@ ROUTES: tuple[tuple[re.Pattern[str], str, str, str], ...] = (
         "ListPatchJobInstanceDetails",
         "_list_instance_details",
     ),
+    # OsConfigZonalService: OS policy assignments (fleetsim.gcp.osconfig.os_policies).
+    (re.compile(LOC + r"/osPolicyAssignments$"), "POST", "CreateOSPolicyAssignment", "_create_assignment"),
+    (re.compile(LOC + r"/osPolicyAssignments$"), "GET", "ListOSPolicyAssignments", "_list_assignments"),
+    (re.compile(ASSIGNMENT + r"$"), "GET", "GetOSPolicyAssignment", "_get_assignment"),
+    (re.compile(ASSIGNMENT + r"$"), "DELETE", "DeleteOSPolicyAssignment", "_delete_assignment"),
+    (re.compile(ASSIGNMENT + r"/operations/(?P<op>[^/:]+)$"), "GET", "GetOperation", "_get_operation"),
+    (re.compile(REPORTS + r"/report$"), "GET", "GetOSPolicyAssignmentReport", "_get_report"),
+    (re.compile(REPORTS + r"/reports$"), "GET", "ListOSPolicyAssignmentReports", "_list_reports"),
 )

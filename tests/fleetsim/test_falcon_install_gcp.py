@@ -1,0 +1,298 @@
+"""The Falcon sensor installed on GCE instances through an OS Config OS policy assignment whose exec
+resource runs CrowdStrike's falcon-installer, driven with the unmodified google-cloud-os-config REST client
+(``OsConfigZonalServiceClient``: the create and delete long-running operations, get, list, reports).
+
+The assignment holds no secret: falcon-installer reads the API client's id and secret from the project's
+Secret Manager on the VM (``--gcp-project-id``; the scenario's ``gcp.secrets``). Covers the rollout under
+the disruption budget and minWaitDuration, per-instance reports, the device record only after the
+registration delay, the faults (install fails, other CID), a rollout stopped by non-compliant VMs, an
+enforce script that does not exit 100, VALIDATION mode, a sensor already at the version, another project's
+secrets, the 400s and 409 for bad input, and delete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+import pytest
+from falconpy import Hosts
+from fleetsim_testkit import Fleet, group, scenario_dict, wait_for
+from google.api_core import exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import osconfig_v1
+
+from fleetsim.falcon.wire import short_cid
+from fleetsim.seed import falcon_cid
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("fleetsim-falcon-gcp")]
+
+TENANT = "t_gcp"
+PROJECT = "falcon-gcp-prod"
+ZONE = "europe-west1-b"
+OTHER_ZONE = "europe-west1-c"
+SECRET = "fleetsim-falcon-secret"
+KERNEL = "5.15.0-119-generic"
+REGISTRATION_SECONDS = 2.0
+INSTALL = "/usr/local/bin/falcon-installer --gcp-project-id {project} --sensor-version {version}"
+
+
+def ubuntu(prefix: str, count: int, environment: str, zone: str = ZONE, **kw: Any) -> dict[str, Any]:
+    return group(prefix, count, "ubuntu_22_04", zone=zone, kernel=KERNEL, environment=environment, **kw)
+
+
+SCENARIO = scenario_dict(
+    tenants=[
+        {
+            "id": TENANT,
+            "gcp": {
+                "project_id": PROJECT,
+                "groups": [
+                    ubuntu("ok", 3, "staging", falcon_sensor=None),
+                    ubuntu("bad", 3, "qa", falcon_sensor=None),
+                    ubuntu("noexit", 1, "dev", falcon_sensor=None),
+                    ubuntu("lab", 2, "lab", falcon_sensor=None),
+                    ubuntu("val", 1, "perf", falcon_sensor=None),
+                    ubuntu("has", 2, "uat", falcon_sensor="7.14.16703"),
+                    ubuntu("far", 1, "prod", falcon_sensor=None),
+                    group("win", 1, "windows_2022", zone=OTHER_ZONE, falcon_sensor=None, environment="win"),
+                ],
+                "secrets": {"FALCON_CLIENT_ID": TENANT, "falcon-client-secret": SECRET},
+            },
+            "faults": {
+                "falcon_install_fails": ["bad-01", "bad-02"],
+                "falcon_registers_other_cid": ["lab-01"],
+                "agent_offline": ["lab-02"],
+            },
+        },
+        {"id": "t_elsewhere", "gcp": {"project_id": "another-project", "groups": [ubuntu("x", 1, "prod")]}},
+    ],
+    catalog=[],
+    falcon={
+        "kernels": [
+            {
+                "release": KERNEL,
+                "vendor": "ubuntu",
+                "base_package_supported_sensor_versions": ["7.14.16703", "7.15.16807"],
+            }
+        ]
+    },
+)
+SCENARIO["timings"].update(falcon_registration_seconds=REGISTRATION_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def zonal(fleet: Fleet) -> osconfig_v1.OsConfigZonalServiceClient:
+    return osconfig_v1.OsConfigZonalServiceClient(
+        transport="rest", credentials=AnonymousCredentials(), client_options={"api_endpoint": fleet.url}
+    )
+
+
+@pytest.fixture(scope="module")
+def hosts_api(fleet: Fleet) -> Hosts:
+    return Hosts(client_id=TENANT, client_secret=SECRET, base_url=fleet.url, timeout=10)
+
+
+def assignment(
+    environment: str,
+    *,
+    script: str | None = None,
+    version: str = "7.15.16807",
+    budget: dict[str, int] | None = None,
+    min_wait: str = "1s",
+    mode: str = "ENFORCEMENT",
+) -> dict[str, Any]:
+    """An OS policy assignment in the JSON form (what the product builds), enums by name."""
+    enforce = (
+        script if script is not None else INSTALL.format(project=PROJECT, version=version) + " && exit 100"
+    )
+    return {
+        "description": "CrowdStrike Falcon sensor",
+        "osPolicies": [
+            {
+                "id": "falcon-sensor",
+                "mode": mode,
+                "resourceGroups": [
+                    {
+                        "inventoryFilters": [{"osShortName": "ubuntu"}],
+                        "resources": [
+                            {
+                                "id": "falcon-installer",
+                                "exec": {
+                                    "validate": {
+                                        "script": "test -x /opt/CrowdStrike/falconctl && exit 100; exit 101",
+                                        "interpreter": "SHELL",
+                                    },
+                                    "enforce": {"script": enforce, "interpreter": "SHELL"},
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+        "instanceFilter": {"inclusionLabels": [{"labels": {"environment": environment}}]},
+        "rollout": {"disruptionBudget": budget or {"fixed": 1}, "minWaitDuration": min_wait},
+    }
+
+
+def create(zonal: Any, assignment_id: str, body: dict[str, Any], zone: str = ZONE) -> Any:
+    message = osconfig_v1.OSPolicyAssignment.from_json(json.dumps(body))
+    return zonal.create_os_policy_assignment(
+        parent=f"projects/{PROJECT}/locations/{zone}",
+        os_policy_assignment=message,
+        os_policy_assignment_id=assignment_id,
+    )
+
+
+def report(zonal: Any, instance: str, assignment_id: str) -> Any:
+    name = (
+        f"projects/{PROJECT}/locations/{ZONE}/instances/{instance}/osPolicyAssignments/{assignment_id}/report"
+    )
+    return zonal.get_os_policy_assignment_report(name=name)
+
+
+def state(report: Any) -> str:
+    return report.os_policy_compliances[0].compliance_state.name
+
+
+def records(hosts_api: Hosts, name: str) -> list[dict[str, Any]]:
+    found = hosts_api.query_devices_by_filter(filter=f"hostname:'{name}'")["body"]["resources"]
+    return hosts_api.get_device_details(ids=found)["body"]["resources"] if found else []
+
+
+def test_rollout_installs_under_the_budget_and_reports(fleet: Fleet, zonal: Any, hosts_api: Hosts) -> None:
+    operation = create(zonal, "falcon-staging", assignment("staging", min_wait="1s"))
+    assert operation.metadata.rollout_state.name == "IN_PROGRESS" and not operation.done()
+    result = operation.result(timeout=60)
+    assert result.rollout_state.name == "SUCCEEDED" and result.baseline and not result.reconciling
+    assert json.dumps(type(result).to_dict(result)).find(SECRET) == -1  # no secret in the assignment
+    got = zonal.get_os_policy_assignment(
+        name=f"projects/{PROJECT}/locations/{ZONE}/osPolicyAssignments/falcon-staging"
+    )
+    assert got.revision_id == result.revision_id and got.rollout.min_wait_duration.total_seconds() == 1
+    for name in ("ok-01", "ok-02", "ok-03"):
+        rep = report(zonal, name, "falcon-staging")
+        assert state(rep) == "COMPLIANT" and rep.instance == name
+        steps = [
+            s.type_.name for s in rep.os_policy_compliances[0].os_policy_resource_compliances[0].config_steps
+        ]
+        assert steps[-1] == "DESIRED_STATE_CHECK_POST_ENFORCEMENT"
+    truth = fleet.truth(TENANT)
+    runs = sorted(
+        dt.datetime.fromisoformat(a["at"].replace("Z", "+00:00")).timestamp()
+        for n in ("ok-01", "ok-02", "ok-03")
+        for a in truth[n]["actions"]
+        if a["action"] == "gcp.osPolicyAssignment"
+    )
+    # Budget 1 with a one-second minWaitDuration: each VM's run ends at least a second after the last.
+    assert all(later - earlier >= 1.0 for earlier, later in zip(runs, runs[1:], strict=False))
+    assert {truth[n]["falcon"]["version"] for n in ("ok-01", "ok-02", "ok-03")} == {"7.15.16807.0"}
+    registers_at = dt.datetime.fromisoformat(truth["ok-03"]["falcon"]["registered_at"]).timestamp()
+    [record] = wait_for(lambda: records(hosts_api, "ok-03"), bool, timeout=20)
+    assert time.time() >= registers_at
+    assert (
+        short_cid(record["cid"]) == short_cid(falcon_cid(TENANT))
+        and record["agent_version"] == "7.15.16807.0"
+    )
+    listed = zonal.list_os_policy_assignment_reports(
+        parent=f"projects/{PROJECT}/locations/{ZONE}/instances/-/osPolicyAssignments/falcon-staging"
+    )
+    assert {r.instance for r in listed} == {"ok-01", "ok-02", "ok-03"}
+    names = [
+        a.name.rsplit("/", 1)[1]
+        for a in zonal.list_os_policy_assignments(parent=f"projects/{PROJECT}/locations/{ZONE}")
+    ]
+    assert "falcon-staging" in names
+
+
+def test_non_compliant_vms_hold_the_budget_and_stop_the_rollout(fleet: Fleet, zonal: Any) -> None:
+    operation = create(zonal, "falcon-qa", assignment("qa", budget={"fixed": 2}))
+    with pytest.raises(exceptions.GoogleAPICallError) as stopped:
+        operation.result(timeout=60)
+    assert "not reached" in str(stopped.value)
+    for name in ("bad-01", "bad-02"):
+        rep = report(zonal, name, "falcon-qa")
+        assert state(rep) == "NON_COMPLIANT"
+        resource = rep.os_policy_compliances[0].os_policy_resource_compliances[0]
+        assert "Error installing Falcon sensor" in resource.config_steps[-1].error_message
+    with pytest.raises(exceptions.NotFound):
+        report(zonal, "bad-03", "falcon-qa")  # never reached
+    assert fleet.truth(TENANT)["bad-03"]["falcon"] is None
+
+
+def test_enforce_must_exit_100(fleet: Fleet, zonal: Any) -> None:
+    script = INSTALL.format(project=PROJECT, version="7.15.16807")  # falcon-installer's own exit 0
+    operation = create(zonal, "falcon-dev", assignment("dev", script=script))
+    operation.result(timeout=60)
+    rep = report(zonal, "noexit-01", "falcon-dev")
+    assert state(rep) == "NON_COMPLIANT"
+    assert (
+        "must exit 100"
+        in rep.os_policy_compliances[0].os_policy_resource_compliances[0].config_steps[-1].error_message
+    )
+    assert fleet.truth(TENANT)["noexit-01"]["falcon"] is not None  # installed all the same
+
+
+def test_other_cid_and_a_vm_without_agent(fleet: Fleet, zonal: Any, hosts_api: Hosts) -> None:
+    create(zonal, "falcon-lab", assignment("lab", budget={"percent": 50})).result(timeout=60)
+    assert state(report(zonal, "lab-01", "falcon-lab")) == "COMPLIANT"
+    offline = report(zonal, "lab-02", "falcon-lab").os_policy_compliances[0]
+    assert (
+        offline.compliance_state.name == "UNKNOWN" and offline.compliance_state_reason == "no-agent-detected"
+    )
+    registered = dt.datetime.fromisoformat(
+        fleet.truth(TENANT)["lab-01"]["falcon"]["registered_at"]
+    ).timestamp()
+    wait_for(time.time, lambda now: now > registered + 0.2, timeout=20)
+    assert records(hosts_api, "lab-01") == []  # it registered under another customer's CID
+
+
+def test_validation_mode_and_a_sensor_already_there(fleet: Fleet, zonal: Any) -> None:
+    create(zonal, "falcon-perf", assignment("perf", mode="VALIDATION")).result(timeout=60)
+    assert state(report(zonal, "val-01", "falcon-perf")) == "NON_COMPLIANT"
+    assert fleet.truth(TENANT)["val-01"]["falcon"] is None  # validation only: nothing installed
+    create(zonal, "falcon-uat", assignment("uat", version="7.14.16703", budget={"fixed": 2})).result(
+        timeout=60
+    )
+    assert state(report(zonal, "has-01", "falcon-uat")) == "COMPLIANT"
+    assert not [
+        a for a in fleet.truth(TENANT)["has-01"]["actions"] if a["action"] == "gcp.osPolicyAssignment"
+    ]
+
+
+def test_another_projects_secrets_are_out_of_reach(fleet: Fleet, zonal: Any) -> None:
+    script = INSTALL.format(project="another-project", version="7.15.16807") + " && exit 100"
+    create(zonal, "falcon-prod", assignment("prod", script=script)).result(timeout=60)
+    rep = report(zonal, "far-01", "falcon-prod")
+    assert state(rep) == "NON_COMPLIANT"
+    message = rep.os_policy_compliances[0].os_policy_resource_compliances[0].config_steps[-1].error_message
+    assert "access denied to Secret Manager" in message
+
+
+def test_bad_requests(zonal: Any) -> None:
+    with pytest.raises(exceptions.BadRequest):
+        create(zonal, "Falcon_Bad", assignment("staging"))
+    long_script = assignment("staging", script="echo " + "x" * 1100)
+    with pytest.raises(exceptions.BadRequest) as too_long:
+        create(zonal, "falcon-long", long_script)
+    assert "1024" in str(too_long.value)
+    no_rollout = assignment("staging")
+    del no_rollout["rollout"]
+    with pytest.raises(exceptions.BadRequest):
+        create(zonal, "falcon-norollout", no_rollout)
+    create(zonal, "falcon-dup", assignment("nobody")).result(timeout=60)
+    with pytest.raises(exceptions.Conflict):  # ids are unique within the project, whatever the zone
+        create(zonal, "falcon-dup", assignment("win"), zone=OTHER_ZONE)
+    with pytest.raises(exceptions.Forbidden):
+        zonal.list_os_policy_assignments(parent=f"projects/nowhere/locations/{ZONE}")
+
+
+def test_delete(zonal: Any) -> None:
+    create(zonal, "falcon-gone", assignment("nobody")).result(timeout=60)
+    name = f"projects/{PROJECT}/locations/{ZONE}/osPolicyAssignments/falcon-gone"
+    zonal.delete_os_policy_assignment(name=name).result(timeout=60)
+    with pytest.raises(exceptions.NotFound):
+        zonal.get_os_policy_assignment(name=name)
