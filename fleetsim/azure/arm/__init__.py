@@ -13,7 +13,11 @@ accepted whatever its value):
   ``ResourceGroupNotFound``.
 - ``GET .../machines/{name}``: one machine, 404 ``ResourceNotFound`` when unknown.
 - ``GET .../machines/{name}/extensions``: the machine's extensions (CrowdStrike Falcon sensor when the host
-  runs one, Azure Monitor agent).
+  runs one, Azure Monitor agent, and those clients put).
+- ``PUT`` / ``GET .../machines/{name}/extensions/{extension}``: CrowdStrike's Falcon sensor extension as a
+  long-running operation (``Azure-AsyncOperation`` ``.../locations/{loc}/operationStatus/{id}``,
+  ``Location`` ``.../operationResults/{id}``), run as its handler runs falcon-installer; see
+  :mod:`.extensions`.
 - ``POST .../machines/{name}/installPatches`` (MachineInstallPatchesParameters) → 202, empty body, absolute
   ``Location`` (``/subscriptions/{sub}/providers/Microsoft.HybridCompute/locations/{loc}/operationStatuses/
   {id}``) and ``Retry-After: 1``. 400 ``InvalidParameter`` for a body the service would refuse, 409
@@ -90,12 +94,15 @@ an opaque ``$skipToken`` bound to the query and scope; ``resultFormat`` must be 
 
 Calls counted in ``state.calls``: ``azure.arm.<swagger operationId>`` (``Machines_ListBySubscription``,
 ``Machines_ListByResourceGroup``, ``Machines_Get``, ``MachineExtensions_List``, ``Machines_InstallPatches``,
-``Machines_AssessPatches``, ``OperationStatus_Get``), ``azure.arm.throttled`` (a 429 counts only there),
-``azure.arm.unauthenticated``, ``azure.arm.unrouted``, and ``azure.resourcegraph.Resources``.
+``Machines_AssessPatches``, ``OperationStatus_Get``, ``MachineExtensions_CreateOrUpdate``,
+``MachineExtensions_Get``, ``ExtensionOperationStatus_Get``, ``ExtensionOperationResults_Get``),
+``azure.arm.throttled`` (a 429 counts only there), ``azure.arm.unauthenticated``, ``azure.arm.unrouted``,
+and ``azure.resourcegraph.Resources``.
 
 Where things are, as in moto: :mod:`.models` (the fleet as Azure sees it, and what an operation does),
 :mod:`.responses` (the HTTP endpoints), :mod:`.urls` (which path and method reach which operation),
-:mod:`.graph` (Resource Graph's query shapes and paging), :mod:`.exceptions` (one class per error code).
+:mod:`.graph` (Resource Graph's query shapes and paging), :mod:`.extensions` (machine extensions and their
+operations), :mod:`.exceptions` (one class per error code).
 """
 
 from fleetsim.azure.arm.responses import ArmApi
