@@ -116,6 +116,12 @@ def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, s
             env[f"AIRFLOW_CONN_{pagerduty_conn.upper()}"] = pagerduty_connection(url, tenant.id)
         if (falcon_conn := tenant.falcon_connection_id()) is not None:
             env[f"AIRFLOW_CONN_{falcon_conn.upper()}"] = falcon_connection(url, tenant.id)
+        if tenant.falcon is not None and tenant.falcon.rollout is not None:
+            # The roll-out's install secrets: no CID (the roll-out reads it from the API client), a token.
+            install = tenant.falcon.rollout.install_connection_id(tenant.id)
+            env[f"AIRFLOW_CONN_{install.upper()}"] = json.dumps(
+                {"conn_type": "generic", "password": f"fleetsim-install-token-{tenant.id}"}
+            )
         ev = tenant.evidence
         env[f"AIRFLOW_CONN_{ev.connection_id.upper()}"] = aws_connection(url, ev.region)
         # IAM Identity Center lives in the platform account too (the access review reads it).

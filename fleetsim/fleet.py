@@ -466,6 +466,10 @@ class FleetState:
         if host.kind != "instance":
             raise ValueError(f"{host.name} is not an instance: only instances run a Falcon sensor")
         full = version if version.count(".") == 3 else f"{version}.0"
+        # Installers take the CCID, the CID with its checksum ("<CID>-<2 hex>", upper case, as
+        # GetSensorInstallersCCIDByQuery answers it); the device record's ``cid`` is the bare customer id
+        # in lower case, the form every other API compares (host groups, policies, device queries).
+        cid = cid.strip().split("-")[0].lower()
         with self.lock:
             now = self.clock() if at is None else at
             registers_at = now + self.timings.falcon_registration_seconds

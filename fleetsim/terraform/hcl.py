@@ -37,7 +37,14 @@ _WHOLE = re.compile(r"^\$\{(?P<expr>.*)\}$", re.S)
 _INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
 _REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)+$")
 _CONDITIONAL = re.compile(r"^(?P<cond>[\w.]+)\s*\?\s*(?P<yes>\[[^\]]*\])\s*:\s*(?P<no>\[[^\]]*\])$")
-_FOR = re.compile(r'^\[for\s+(?P<var>\w+)\s+in\s+(?P<seq>[\w.]+)\s*:\s*"(?P<template>.*)"\]$', re.S)
+_FOR = re.compile(
+    r'^\[for\s+(?P<var>\w+)\s+in\s+(?P<seq>[\w.]+|values\([\w.]+\))\s*:\s*"(?P<template>.*)"\]$', re.S
+)
+# ``ref == null ? <yes> : <no>`` (and ``!=``), each branch ``[]`` or ``[ref]``: how a module turns an optional
+# object into a dynamic block's for_each.
+_NULL_CONDITIONAL = re.compile(
+    r"^(?P<ref>[\w.]+)\s*(?P<op>==|!=)\s*null\s*\?\s*(?P<yes>\[[\w.]*\])\s*:\s*(?P<no>\[[\w.]*\])$"
+)
 
 
 class HclError(ValueError):
@@ -137,13 +144,23 @@ def _expression(expr: str, scope: Scope) -> Any:
     expr = expr.strip()
     if _REFERENCE.match(expr) or expr in scope.bound:
         return scope.reference(expr)
+    null_test = _NULL_CONDITIONAL.match(expr)
+    if null_test:
+        is_null = scope.reference(null_test["ref"]) is None
+        branch = null_test["yes"] if is_null == (null_test["op"] == "==") else null_test["no"]
+        inner = branch[1:-1].strip()
+        return [scope.reference(inner)] if inner else []
     conditional = _CONDITIONAL.match(expr)
     if conditional:
         chosen = conditional["yes"] if scope.reference(conditional["cond"]) else conditional["no"]
         return json.loads(chosen)
     loop = _FOR.match(expr)
     if loop:
-        items = scope.reference(loop["seq"])
+        seq = loop["seq"]
+        values = seq.startswith("values(")
+        items = scope.reference(seq[len("values(") : -1] if values else seq)
+        if values:
+            items = [items[k] for k in sorted(items)]  # Terraform's values() is in key order
         template = loop["template"].replace('\\"', '"')
         out = []
         for item in items:
@@ -203,8 +220,13 @@ def policy_statements(scope: Scope, name: str) -> list[Statement]:
         for label, body in dynamic.items():
             if label != "statement":
                 raise HclError(f"{scope.module_dir.name}: dynamic {label!r} blocks are not rendered")
-            for _ in evaluate(body["for_each"], scope):
-                statements += [_statement(block, scope) for block in body["content"]]
+            iterator = str(body.get("iterator") or label)
+            for item in evaluate(body["for_each"], scope):
+                scope.bound[iterator] = {"value": item}  # the block's iterator: <label>.value
+                try:
+                    statements += [_statement(block, scope) for block in body["content"]]
+                finally:
+                    scope.bound.pop(iterator, None)
     return statements
 
 

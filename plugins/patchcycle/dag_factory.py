@@ -584,9 +584,10 @@ def falcon_rollout_dag_id(tenant: Tenant) -> str:
 
 def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
     """The Falcon sensor roll-out of one tenant (it must declare ``falcon.rollout``): on the tenant's
-    schedule, or on demand from the trigger form (find -> validate -> evidence)."""
+    schedule, or on demand from the trigger form (find -> install per cloud -> validate -> evidence)."""
     from patchcycle.operators.falcon_rollout import (
         FIND_TASK_ID,
+        InstallSensorsAwsOperator,
         RolloutEvidenceOperator,
         SensorNeedsOperator,
         ValidateSensorsOperator,
@@ -621,6 +622,8 @@ def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
     ) as dag:
         find = SensorNeedsOperator(task_id=FIND_TASK_ID, **ids)
         validate = ValidateSensorsOperator(task_id="validate", **ids)
+        if tenant.clouds.aws is not None:
+            find >> InstallSensorsAwsOperator(task_id="install_aws", **ids) >> validate
         find >> validate >> RolloutEvidenceOperator(task_id="evidence", **ids)
     return dag
 

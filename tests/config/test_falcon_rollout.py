@@ -374,3 +374,13 @@ def test_the_install_connection_is_the_tenants_alone(tmp_path: Path, base: dict[
         "connection",
         "falcon_install_shared",
     ) in tenant.exclusive_claims()
+
+
+def test_the_aws_installer_bucket_is_a_bucket_name(tmp_path: Path, base: dict[str, Any]) -> None:
+    good = load_tenant(
+        write(tmp_path, base, rollout(install={"aws": {"installer_bucket": "pc-falcon-pkgs"}}))
+    )
+    assert good.falcon.rollout.install.aws.installer_bucket == "pc-falcon-pkgs"
+    assert load_tenant(write(tmp_path, base, ROLLOUT)).falcon.rollout.install.aws.installer_bucket is None
+    found = problems(write(tmp_path, base, rollout(install={"aws": {"installer_bucket": "Bad_Bucket"}})))
+    assert [where for where, _ in found] == ["falcon.rollout.install.aws.installer_bucket"], found

@@ -27,8 +27,11 @@ def alpha(tmp_path: Path, **rollout) -> object:
 def test_the_rollout_is_find_validate_then_evidence_whatever_they_did(tmp_path: Path) -> None:
     dag = build_falcon_rollout_dag(alpha(tmp_path))
     assert dag.dag_id == "falcon_rollout__cu_alpha" and dag.max_active_runs == 1 and dag.catchup is False
-    assert dag.get_task("validate").upstream_task_ids == {"find"}
-    assert dag.get_task("validate").deferrable is True
+    # cu_alpha has AWS: its hosts get the sensor through the Falcon install document first.
+    assert dag.get_task("install_aws").upstream_task_ids == {"find"}
+    assert dag.get_task("validate").upstream_task_ids == {"find", "install_aws"}
+    assert dag.get_task("validate").trigger_rule == "all_done"  # whatever the installs did
+    assert dag.get_task("validate").deferrable is True and dag.get_task("install_aws").deferrable is True
     assert dag.get_task("evidence").upstream_task_ids == {"validate"}
     assert dag.get_task("evidence").trigger_rule == "all_done"
     assert type(dag.timetable).__name__ == "NullTimetable"  # no schedule in the file: on demand only

@@ -25,6 +25,7 @@ BUCKET = "patchcycle-evidence-cu-alpha"
 ROLLOUT = {
     "host_groups": {"nonprod": "cu-alpha-nonprod", "staging": "tag-staging", "prod": "tag-prod"},
     "sensor_version": {"max_versions_behind": 0},
+    "install": {"aws": {"installer_bucket": "patchcycle-falcon-installers-cu-alpha"}},
 }
 NEW_HOSTS = {"t-dev-new-01": "aws", "t-arc-dev-new-01": "azure", "t-gce-dev-new-01": "gcp"}
 
@@ -72,11 +73,22 @@ def test_a_rollout_finds_every_host_that_needs_a_sensor_in_every_cloud(
         truth = {h["name"]: h for h in fleetsim_get(fleet.url, "/fleetsim/ground-truth")["hosts"]}
         falcon = fleetsim_get(fleet.url, "/fleetsim/falcon")
 
-    # Nothing installs a sensor yet: the hosts without a working, current one fail validation, so each run
-    # fails, after writing its pack.
+    # The AWS host gets its sensor through the Falcon install document and validates; Arc and GCP have no
+    # install task yet, so their hosts fail validation and each run fails, after writing its pack.
     assert rc != 0 and again != 0
     doc = json.loads(first["rollout.json"])
     assert doc["kind"] == "falcon_rollout" and doc["outcome"] == "incomplete"
+    new_aws = truth["t-dev-new-01"]["falcon"]
+    assert new_aws is not None and new_aws["version"].startswith("7.14.16703"), truth["t-dev-new-01"]
+    (sent,) = [e for e in doc["events"] if e["action"] == "falcon.install_sent"]
+    assert sent["details"]["document"] == "Patchcycle-FalconSensorInstall"
+    assert sent["details"]["hosts"] == ["t-dev-new-01"]
+    assert sent["details"]["installer"].startswith(
+        "s3://patchcycle-falcon-installers-cu-alpha/falcon-sensor/"
+    )
+    assert [(i["name"], i["result"]) for i in doc["installs"].values()] == [
+        ("t-dev-new-01", "sent_succeeded")
+    ]
     needs = {n["name"]: n for n in doc["needs"]}
     # Every host of every cloud, and only the tenant's.
     assert set(needs) == {name for name, h in truth.items() if h["tenant"] == "cu_alpha"}
@@ -97,8 +109,11 @@ def test_a_rollout_finds_every_host_that_needs_a_sensor_in_every_cloud(
     checks = {v["name"]: v for v in doc["validation"]["validations"]}
     assert set(checks) == set(needs)
     failed = {name: v["reasons"] for name, v in checks.items() if not v["passed"]}
-    assert set(failed) == {*NEW_HOSTS, "t-arc-prd-old-01", "t-gce-dev-db-02"}, failed
-    for name in NEW_HOSTS:
+    assert set(failed) == {"t-arc-dev-new-01", "t-gce-dev-new-01", "t-arc-prd-old-01", "t-gce-dev-db-02"}, (
+        failed
+    )
+    assert checks["t-dev-new-01"]["passed"], checks["t-dev-new-01"]
+    for name in ("t-arc-dev-new-01", "t-gce-dev-new-01"):
         assert failed[name][0].startswith("no device record in the tenant's CID"), failed[name]
     assert any("expected 7.14.16703 or newer" in r for r in failed["t-arc-prd-old-01"])
     assert any("reduced-functionality mode" in r for r in failed["t-gce-dev-db-02"])
@@ -109,18 +124,20 @@ def test_a_rollout_finds_every_host_that_needs_a_sensor_in_every_cloud(
         "upgrade": 1,
         "rfm": 1,
         "ok": len(ok),
-        "validated": len(ok),
-        "failed_validation": 5,
+        "validated": len(ok) + 1,
+        "failed_validation": 4,
     }
     # The nonprod group did not exist: the roll-out created it (static) and put nonprod's sensors in it,
     # which their device records then show (validated above: "in the tenant's host group").
     (group,) = [g for g in falcon_groups(falcon) if g["name"] == "cu-alpha-nonprod"]
     assert group["group_type"] == "static"
-    (added,) = [e for e in doc["events"] if e["action"] == "falcon.group_members_added"]
+    before, after = [e for e in doc["events"] if e["action"] == "falcon.group_members_added"]
     nonprod_sensors = {
         n["device_id"] for n in needs.values() if n["environment"] == "nonprod" and n["device_id"]
     }
-    assert len(nonprod_sensors) == 6 and set(added["details"]["devices"]) == nonprod_sensors
+    assert len(nonprod_sensors) == 6 and set(before["details"]["devices"]) == nonprod_sensors
+    # The sensor the AWS install registered joined it once its device record appeared (the wait woke).
+    assert after["details"]["devices"] == [checks["t-dev-new-01"]["device_id"]]
     assert all(checks[n["name"]]["passed"] for n in ok if n["environment"] == "nonprod")
 
     # hosts.csv: one row per host, as the JSON says.
@@ -139,6 +156,7 @@ def test_a_rollout_finds_every_host_that_needs_a_sensor_in_every_cloud(
     assert manifest["previous_manifest_sha256"] is None
     later = json.loads(second["manifest.json"])
     assert later["previous_manifest_sha256"] == manifest_sha256(manifest)
-    # Nothing was installed by a run that only finds: no host's sensor changed.
-    for name in NEW_HOSTS:
+    # No secret in the evidence: the CID and install token went to Parameter Store, not into the pack.
+    assert b"fleetsim-install-token" not in first["rollout.json"]
+    for name in ("t-arc-dev-new-01", "t-gce-dev-new-01"):
         assert truth[name]["falcon"] is None, truth[name]

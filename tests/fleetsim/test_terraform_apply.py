@@ -284,8 +284,10 @@ def test_the_policy_documents_are_the_modules_statements(states):
                 found[f"module.orchestrator_iam_aws.aws_iam_role_policy.{resource}"]["policy"]
             )
             blocks = list(module[document].get("statement", []))
+            falcon = variables.get("falcon")
             for dynamic in module[document].get("dynamic", []):
-                if variables["rds"]:
+                on_falcon = "var.falcon" in dynamic["statement"]["for_each"]
+                if falcon if on_falcon else variables["rds"]:
                     blocks += dynamic["statement"]["content"]
             assert {s["Sid"] for s in written["Statement"]} == {b["sid"] for b in blocks}
             for block in blocks:
@@ -299,11 +301,17 @@ def test_the_policy_documents_are_the_modules_statements(states):
                     if isinstance(statement["Resource"], list)
                     else [statement["Resource"]]
                 )
+                listed = block["resources"]
+                if isinstance(listed, str) and "parameter_names" in listed:
+                    # [for name in values(statement.value.parameter_names) : "...:parameter${name}"]
+                    template = "arn:${local.p}:ssm:${local.region}:${local.acct}:parameter"
+                    listed = [template + name for _, name in sorted(falcon["parameter_names"].items())]
                 substituted = [
                     r.replace("${local.p}", "aws")
                     .replace("${local.region}", region)
                     .replace("${local.acct}", account)
-                    for r in block["resources"]
+                    .replace("${statement.value.document_name}", (falcon or {}).get("document_name", ""))
+                    for r in listed
                 ]
                 assert sorted(resources) == sorted(substituted)
 

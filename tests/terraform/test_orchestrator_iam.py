@@ -284,9 +284,29 @@ def test_evidence_bucket_grants_the_writer_exactly_what_the_evidence_hook_calls(
 def test_rds_actions_are_granted_only_where_the_account_patches_rds() -> None:
     doc = read_dir(MODULES / "orchestrator_iam_aws")["data"]["aws_iam_policy_document"]["execution"]
     plain = {a for s in doc["statement"] for a in s["actions"]}
-    conditional = {a for d in doc["dynamic"] for s in d["statement"]["content"] for a in s["actions"]}
-    assert all(a.startswith("rds:") for a in conditional) and not any(a.startswith("rds:") for a in plain)
-    assert all(d["statement"]["for_each"] == "${var.rds ? [1] : []}" for d in doc["dynamic"])
+    rds = [d for d in doc["dynamic"] if d["statement"]["for_each"] == "${var.rds ? [1] : []}"]
+    conditional = {a for d in rds for s in d["statement"]["content"] for a in s["actions"]}
+    assert conditional and all(a.startswith("rds:") for a in conditional)
+    assert not any(a.startswith("rds:") for a in plain)
+
+
+def test_the_falcon_rollout_may_send_only_its_document_and_write_only_its_two_parameters() -> None:
+    doc = read_dir(MODULES / "orchestrator_iam_aws")["data"]["aws_iam_policy_document"]["execution"]
+    falcon = {
+        content["sid"]: content
+        for d in doc["dynamic"]
+        if d["statement"]["for_each"] == "${var.falcon == null ? [] : [var.falcon]}"
+        for content in d["statement"]["content"]
+    }
+    assert set(falcon) == {"FalconInstallDocument", "FalconInstallSecrets"}
+    assert falcon["FalconInstallDocument"]["actions"] == ["ssm:SendCommand"]
+    assert any(
+        "document/${statement.value.document_name}" in r for r in falcon["FalconInstallDocument"]["resources"]
+    )
+    assert falcon["FalconInstallSecrets"]["actions"] == ["ssm:PutParameter"]
+    # Everything else of the policy is as before: no other statement grants PutParameter.
+    plain = {a for s in doc["statement"] for a in s["actions"]}
+    assert "ssm:PutParameter" not in plain
 
 
 # -- Azure -------------------------------------------------------------------------------------------

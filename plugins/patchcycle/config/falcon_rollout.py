@@ -28,6 +28,9 @@ FALCON_INSTALL_DOCUMENT = "Patchcycle-FalconSensorInstall"
 """The SSM Command document ``include/terraform/modules/falcon_install_document`` declares for each tenant
 with Falcon (its ``document_name``, as ``patchcycle.domain.terraform_vars`` fills it)."""
 
+BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+"""An S3 bucket name (the evidence bucket's pattern)."""
+
 DEFAULT_MONITORING_DAYS = 14.0
 """The paper's monitoring period: two weeks in a phase before the next one."""
 
@@ -87,6 +90,10 @@ class AwsSensorInstall(ConfigModel):
     """The SSM Command document that installs, registers and verifies the sensor."""
     rate_control: RateControl = Field(default_factory=_install_rate)
     """SendCommand's MaxConcurrency and MaxErrors for the install runs."""
+    installer_bucket: BucketName | None = None
+    """The S3 bucket, in each account the tenant patches (or readable from it), the roll-out stages each
+    sensor package in (``falcon-sensor/<sha256>/<file>``) for the document's ``InstallerUrl``: the hosts
+    read it with their instance profile. Without it no AWS host is installed (each is reported so)."""
 
 
 class ArcSensorInstall(ConfigModel):

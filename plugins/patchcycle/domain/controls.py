@@ -69,6 +69,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "saml.certificates_checked",
     "falcon.sensors_assessed",
     "falcon.sensors_validated",
+    "falcon.install_sent",
     "falcon.rollout_reported",
 )
 """The ``action`` of every evidence event a cycle, a daily drift run or a daily SAML certificate watch

@@ -404,6 +404,45 @@ def validate_install(
     )
 
 
+INSTALLER_OS: dict[str, tuple[str, str]] = {
+    "amazon_linux_2": ("Amazon Linux", "2"),
+    "amazon_linux_2023": ("Amazon Linux", "2023"),
+    "rhel_7": ("RHEL/CentOS/Oracle", "7"),
+    "centos_7": ("RHEL/CentOS/Oracle", "7"),
+    "rhel_8": ("RHEL/CentOS/Oracle", "8"),
+    "rhel_9": ("RHEL/CentOS/Oracle", "9"),
+    "ubuntu_20_04": ("Ubuntu", "20"),
+    "ubuntu_22_04": ("Ubuntu", "22"),
+    "windows_2016": ("Windows", ""),
+    "windows_2019": ("Windows", ""),
+    "windows_2022": ("Windows", ""),
+}
+"""The sensor installer of each OS family, as the Sensor Download API names its ``os`` and ``os_version``
+(one package per distribution release, one DEB for the Ubuntu releases it lists as ``16/18/20/22/24``,
+one EXE for every Windows Server). No document lists the values: these are the ones CrowdStrike's
+falcon-installer filters on (``os:"Amazon Linux"``, ``os:"RHEL/CentOS/Oracle"``, ``os:"Ubuntu"``)."""
+
+
+def pick_installer(
+    installers: Iterable[Mapping[str, Any]], os_family: str, version: str
+) -> Mapping[str, Any] | None:
+    """The installer of ``version`` (major.minor.build) for hosts of ``os_family``; None when Falcon offers
+    none (or the family has no known package)."""
+    wanted = INSTALLER_OS.get(os_family)
+    if wanted is None:
+        return None
+    name, release = wanted
+    for installer in installers:
+        if sensor_build(str(installer.get("version") or "")) != sensor_build(version):
+            continue
+        if str(installer.get("os")) != name:
+            continue
+        listed = str(installer.get("os_version") or "")
+        if release == "" or release in listed.split("/"):
+            return installer
+    return None
+
+
 DEFAULT_POLICY = "platform_default"
 """The name of the policy Falcon applies to a device no other enabled policy holds (one per platform and
 kind; it is always last in precedence)."""

@@ -21,6 +21,7 @@ from patchcycle.hooks.aws_session import CallerFromFrames
 SSM_INSTANCE_INFORMATION_PAGE = 50
 SSM_PATCH_STATES_BATCH = 50  # InstanceIds per DescribeInstancePatchStates
 SSM_INVOCATIONS_PAGE = 50
+SSM_SEND_INSTANCE_IDS = 50  # SendCommand InstanceIds: "up to a maximum of 50 IDs"
 SSM_AVAILABLE_PATCHES_PAGE = 100
 # DescribeInstancePatches takes one InstanceId (required) and MaxResults 10-100: a per-instance API,
 # there is no batch form (API_DescribeInstancePatches, Request Parameters).
@@ -233,6 +234,43 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
             Comment=comment[:100],
         )
         return response["Command"]
+
+    def send_document(
+        self,
+        *,
+        document: str,
+        instance_ids: Sequence[str],
+        parameters: dict[str, list[str]],
+        max_concurrency: str,
+        max_errors: str,
+        comment: str,
+    ) -> dict[str, Any]:
+        """SendCommand of a Command document to at most 50 instances by id ("InstanceIds ... up to a
+        maximum of 50 IDs", API reference, SendCommand), sent exactly once (SendCommand takes no
+        idempotency token: a resend after a lost answer would run the document twice)."""
+        if not instance_ids or len(instance_ids) > SSM_SEND_INSTANCE_IDS:
+            raise ValueError(
+                f"SendCommand takes 1 to {SSM_SEND_INSTANCE_IDS} instance ids, got {len(instance_ids)}"
+            )
+        client = self.get_client_type(
+            region_name=self.region_name, config=self.config.merge(Config(retries={"total_max_attempts": 1}))
+        )
+        response = client.send_command(
+            DocumentName=document,
+            InstanceIds=list(instance_ids),
+            Parameters=parameters,
+            MaxConcurrency=max_concurrency,
+            MaxErrors=max_errors,
+            Comment=comment[:100],
+        )
+        return dict(response["Command"])
+
+    def put_secure_string(self, name: str, value: str, description: str) -> None:
+        """PutParameter of a SecureString (under the account's AWS managed key, ``alias/aws/ssm``),
+        overwriting the value it had; the value is never logged."""
+        self.conn.put_parameter(
+            Name=name, Value=value, Type="SecureString", Overwrite=True, Description=description[:1024]
+        )
 
     def command(self, command_id: str) -> dict[str, Any]:
         """ListCommands for one command id: the command (``Status``, ``Targets``, and its target, completed

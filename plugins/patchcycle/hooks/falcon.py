@@ -420,6 +420,33 @@ class FalconHook(BaseHook):
                 by_sha256.setdefault(row.get("sha256"), row)
         return sorted(by_sha256.values(), key=lambda row: _version_key(row.get("version")), reverse=True)
 
+    def ccid(self) -> str:
+        """The customer's CID with its checksum, as sensors are installed with it
+        (GetSensorInstallersCCIDByQuery; what CrowdStrike's falcon-installer reads too)."""
+        response = self.sensor_download_api.get_sensor_installer_ccid()
+        body = self._ok("GetSensorInstallersCCIDByQuery", response)
+        resources = body.get("resources") or []
+        if not resources:
+            raise FalconApiError(f"Falcon GetSensorInstallersCCIDByQuery at {self.base_url} returned no CID")
+        return str(resources[0])
+
+    def download_installer(self, sha256: str) -> bytes:
+        """The sensor package whose SHA-256 is ``sha256`` (DownloadSensorInstallerByIdV2: the API answers the
+        file's bytes), checked against that digest before it is handed on."""
+        import hashlib
+
+        response = self.sensor_download_api.download_sensor_installer_v2(id=sha256)
+        data = response if isinstance(response, bytes) else None
+        if data is None:
+            status = response.get("status_code") if isinstance(response, dict) else None
+            raise FalconApiError(
+                f"Falcon DownloadSensorInstallerByIdV2(id={sha256[:12]}...) at {self.base_url} failed with "
+                f"HTTP {status}: {_api_errors(response) if isinstance(response, dict) else 'no content'}"
+            )
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise FalconApiError(f"Falcon installer {sha256[:12]}... downloaded with another SHA-256")
+        return data
+
     # -- host groups ------------------------------------------------------------------------------------
     def host_group_by_name(self, name: str) -> dict[str, Any] | None:
         """The host group named exactly ``name`` (FQL matches names without regard to case; the name is

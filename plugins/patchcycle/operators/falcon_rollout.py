@@ -43,6 +43,8 @@ REPORT_NAME = "rollout.json"
 HOSTS_NAME = "hosts.csv"
 NEEDS_RECORD = "needs.json"
 VALIDATION_RECORD = "validation.json"
+WAIT_RECORD = "validation-wait.json"
+"""What the validation waits on (its hosts and expectations), read again when a wake adds group members."""
 SCHEMA_VERSION = "rollout-1.0"
 FIND_TASK_ID = "find"
 
@@ -57,11 +59,21 @@ HOST_COLUMNS: tuple[str, ...] = (
     "device_id",
     "sensor_version",
     "target_version",
+    "install",
     "validated",
     "validation_reasons",
 )
 """The columns of ``hosts.csv``: one row per host the roll-out found."""
-IDENTITY: tuple[str, ...] = ("host_id", "name", "cloud", "account", "private_ip", "environment", "os_family")
+IDENTITY: tuple[str, ...] = (
+    "host_id",
+    "name",
+    "cloud",
+    "account",
+    "region",
+    "private_ip",
+    "environment",
+    "os_family",
+)
 """The inventory fields a host is matched to its Falcon device record by (``domain.sensor.attach_falcon``)."""
 
 
@@ -165,6 +177,217 @@ class SensorNeedsOperator(RolloutTaskMixin, BaseOperator):
         return {"hosts": len(needs), "failed_scopes": len(failed), **dict(counts)}
 
 
+INSTALLED_ACTIONS = ("install", "upgrade", "rfm")
+"""The needs the roll-out acts on: a sensor installed, upgraded, or reinstalled/upgraded out of RFM."""
+
+
+SENT_RECORD = "install-aws-sent.json"
+"""What the AWS install task sent (its commands and the hosts it could not send to)."""
+
+
+def install_record(cloud: str) -> str:
+    """The record of one cloud's install task (``records/install-<cloud>.json``)."""
+    return f"install-{cloud}.json"
+
+
+class InstallSensorsAwsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
+    """Installs or upgrades the sensor on the tenant's EC2 hosts that need it, with no SSH: Run Command of
+    the tenant's Falcon install document (``falcon.rollout.install.aws.document_name``, the one its
+    Terraform declares). Per account and region, the CID and installation token (from the roll-out's
+    connection: login and password) are written as the SecureString parameters the document reads on the
+    host, under the names Terraform gave it; each sensor package is downloaded from Falcon (checked against
+    its SHA-256) and staged in the tenant's installer bucket; the document gets only the package's URL and
+    SHA-256, never a secret. At most 50 instances per SendCommand, under the tenant's rate control; the task
+    waits deferred for the commands, then records each host's result (``records/install-aws.json``)."""
+
+    template_fields: Sequence[str] = ("tenant_id",)
+    ui_color = "#fff4e5"
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        deferrable: bool = True,
+        waiter_delay: float | None = None,
+        waiter_max_attempts: int = 120,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("trigger_rule", TriggerRule.ALL_SUCCESS)
+        super().__init__(**kwargs)
+        self.tenant_id = tenant_id
+        self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
+
+    def execute(self, context: Any) -> Any:
+        """Send the installs; wait for them when any was sent."""
+        payload = super().execute(context)
+        if not payload["commands"]:
+            return self.resume(context, {"status": "done", "commands": {}}, self._complete)
+        return self.wait_for(context, "run_commands", payload)
+
+    def run(self, run: RolloutContext, log: EventLog) -> dict[str, Any]:
+        """Stage packages and secrets, send the commands; the wait's payload (and the hosts not sent)."""
+        from patchcycle.domain.falcon_rollout import pick_installer
+        from patchcycle.domain.terraform_vars import falcon_parameter_names
+
+        needs = run.read_record(run.paths.file(NEEDS_RECORD))
+        identity = {str(h["host_id"]): h for h in needs["hosts"]}
+        wanted = [n for n in needs["needs"] if n["cloud"] == "aws" and n["action"] in INSTALLED_ACTIONS]
+        install = run.rollout.install.aws
+        not_sent: dict[str, str] = {}
+        commands: list[dict[str, Any]] = []
+        if wanted and install.installer_bucket is None:
+            not_sent = {
+                n["host_id"]: "falcon.rollout.install.aws.installer_bucket is not set" for n in wanted
+            }
+            wanted = []
+        groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+        for need in wanted:
+            host = identity[str(need["host_id"])]
+            if not need.get("target_version"):
+                not_sent[need["host_id"]] = f"no sensor version to install: {need['reason']}"
+                continue
+            key = (
+                str(host["account"]),
+                str(host["region"]),
+                str(host["os_family"]),
+                str(need["target_version"]),
+            )
+            groups.setdefault(key, []).append(need)
+        if groups:
+            commands = self._send(run, log, groups, not_sent, pick_installer, falcon_parameter_names)
+        sent = {"commands": commands, "not_sent": not_sent}
+        run.write_record(run.paths.file(SENT_RECORD), sent)
+        return sent
+
+    def _send(
+        self,
+        run: RolloutContext,
+        log: EventLog,
+        groups: Mapping[tuple[str, str, str, str], list[dict[str, Any]]],
+        not_sent: dict[str, str],
+        pick_installer: Any,
+        parameter_names: Any,
+    ) -> list[dict[str, Any]]:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from airflow.sdk.bases.hook import BaseHook
+
+        from patchcycle.domain.falcon_rollout import host_platform
+        from patchcycle.hooks.aws import SSM_SEND_INSTANCE_IDS, SsmFleetHook
+        from patchcycle.hooks.falcon import FalconHook, chunks
+
+        tenant, install = self.tenant, run.rollout.install.aws
+        secret = BaseHook.get_connection(run.rollout.install_connection_id(tenant.id))
+        names = parameter_names(tenant.id)
+        falcon = FalconHook(falcon_conn_id=tenant.falcon_connection_id())
+        staged: dict[str, str] = {}
+        secured: set[tuple[str, str]] = set()
+        rate = install.rate_control
+        commands = []
+        for (account_id, region, family, version), needs in sorted(groups.items()):
+            account = next(a for a in tenant.clouds.aws.accounts if a.account_id == account_id)
+            conn_id = tenant.aws_connection_id(account)
+            platform = host_platform({"os_family": family}, None) or "linux"
+            installer = pick_installer(falcon.sensor_installers(platform, [version]), family, version)
+            if installer is None:
+                for need in needs:
+                    not_sent[need["host_id"]] = f"Falcon offers no {family} installer of sensor {version}"
+                continue
+            sha256 = str(installer["sha256"])
+            key = f"falcon-sensor/{sha256}/{installer['name']}"
+            if key not in staged:
+                data = falcon.download_installer(sha256)
+                S3Hook(aws_conn_id=conn_id).load_bytes(data, key, install.installer_bucket, replace=True)
+                staged[key] = f"s3://{install.installer_bucket}/{key}"
+                log.record("falcon.installer_staged", target=staged[key], sha256=sha256, version=version)
+            ssm = SsmFleetHook(aws_conn_id=conn_id, region_name=region)
+            if (account_id, region) not in secured:
+                cid = str(secret.login or "") or falcon.ccid()  # the connection's, else the API client's
+                ssm.put_secure_string(names["cid"], cid, f"Falcon CID of {tenant.id}")
+                ssm.put_secure_string(
+                    names["installation_token"],
+                    str(secret.password),
+                    f"Falcon installation token of {tenant.id}",
+                )
+                secured.add((account_id, region))
+            for batch in chunks(needs, SSM_SEND_INSTANCE_IDS):
+                ids = [str(n["host_id"]) for n in batch]
+                command = ssm.send_document(
+                    document=install.document_name,
+                    instance_ids=ids,
+                    parameters={"InstallerUrl": [staged[key]], "InstallerSha256": [sha256]},
+                    max_concurrency=rate.max_concurrency,
+                    max_errors=rate.max_errors,
+                    comment=f"patchcycle {tenant.id} falcon sensor {version}",
+                )
+                commands.append(
+                    {
+                        "conn_id": conn_id,
+                        "region": region,
+                        "command_id": command["CommandId"],
+                        "hosts": {n["host_id"]: n["name"] for n in batch},
+                        "version": version,
+                    }
+                )
+                log.record(
+                    "falcon.install_sent",
+                    target=f"aws:{account_id}:{region}",
+                    command_id=command["CommandId"],
+                    document=install.document_name,
+                    version=version,
+                    installer=staged[key],
+                    hosts=[n["name"] for n in batch],
+                )
+        return commands
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Record each host's install result."""
+        return self.resume(context, event, self._complete)
+
+    def _complete(self, run: RolloutContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+        from patchcycle.hooks.aws import SsmFleetHook
+
+        payload = self._payload(run)
+        results: dict[str, dict[str, Any]] = {
+            host_id: {"result": "not_sent", "reason": why} for host_id, why in payload["not_sent"].items()
+        }
+        for command in payload["commands"]:
+            hook = SsmFleetHook(aws_conn_id=command["conn_id"], region_name=command["region"])
+            seen = {i["InstanceId"]: i for i in hook.command_invocations(command["command_id"])}
+            for host_id, name in command["hosts"].items():
+                invocation = seen.get(host_id)
+                status = (invocation or {}).get("Status", "NotDelivered")
+                output = " ".join(
+                    str(p.get("Output") or "")
+                    for p in (invocation or {}).get("CommandPlugins") or []
+                    if p.get("Status") != "Success" or p.get("StatusDetails") != "Skipped"
+                ).strip()
+                results[host_id] = {
+                    "name": name,
+                    "result": "sent_succeeded" if status == "Success" else "failed",
+                    "status": status,
+                    "command_id": command["command_id"],
+                    "version": command["version"],
+                    "output": output[-800:],
+                }
+        failed = [r for r in results.values() if r["result"] != "sent_succeeded"]
+        run.write_record(
+            run.paths.file(install_record("aws")), {"wait": event.get("status"), "hosts": results}
+        )
+        log.record(
+            "falcon.install_finished",
+            target=f"aws:{self.tenant.id}",
+            result="failed" if failed else "ok",
+            hosts=len(results),
+            failed=len(failed),
+        )
+        return {"hosts": len(results), "failed": len(failed)}
+
+    def _payload(self, run: RolloutContext) -> dict[str, Any]:
+        """What :meth:`run` sent (``records/install-aws-sent.json``)."""
+        sent = run.read_record(run.paths.file(SENT_RECORD), required=False)
+        return sent or {"commands": [], "not_sent": {}}
+
+
 VALIDATED_ACTIONS = ("install", "upgrade", "rfm", "ok")
 """The hosts validated through the Falcon API: every one that can carry a sensor."""
 
@@ -189,6 +412,7 @@ class ValidateSensorsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
         waiter_max_attempts: int = 60,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)  # validate whatever the installs did
         super().__init__(**kwargs)
         self.tenant_id = tenant_id
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
@@ -211,20 +435,36 @@ class ValidateSensorsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
         hook = FalconHook(falcon_conn_id=conn_id)
         expectations = self._expectations(run, hook, hosts, log)
         self._add_static_members(hook, hosts, expectations, log)
-        versions = {
-            str(h["host_id"]): str(
-                by_id[str(h["host_id"])].get("target_version")
-                or by_id[str(h["host_id"])].get("sensor_version")
-                or "0"
-            )
-            for h in hosts
-        }
-        return {
+        installed = self._installed(run)
+        versions, awaited = {}, []
+        for host in hosts:
+            host_id = str(host["host_id"])
+            need = by_id[host_id]
+            if need["action"] == "ok":
+                versions[host_id] = str(need.get("sensor_version") or "0")
+                awaited.append(host_id)  # its group's policies may still be applying
+            else:
+                versions[host_id] = str(need.get("target_version") or "0")
+                if installed.get(host_id) == "sent_succeeded":
+                    awaited.append(host_id)  # its device record registers after the install
+        payload = {
             "conn_id": conn_id,
             "hosts": hosts,
             "expectations": list(expectations.values()),
             "expected_versions": versions,
+            "awaited": awaited,
         }
+        run.write_record(run.paths.file(WAIT_RECORD), payload)
+        return payload
+
+    def _installed(self, run: RolloutContext) -> dict[str, str]:
+        """Each host's install result in this run, by host id, across the clouds' install tasks."""
+        found: dict[str, str] = {}
+        for cloud in self.tenant.clouds.declared:
+            record = run.read_record(run.paths.file(install_record(cloud)), required=False) or {}
+            for host_id, result in (record.get("hosts") or {}).items():
+                found[str(host_id)] = str(result.get("result"))
+        return found
 
     def _expectations(
         self, run: RolloutContext, hook: Any, hosts: Sequence[Mapping[str, Any]], log: EventLog
@@ -280,10 +520,26 @@ class ValidateSensorsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
                 hook.add_hosts_to_group(group_id, missing)
                 log.record("falcon.group_members_added", target=f"falcon:group/{group_id}", devices=missing)
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        """Record every host's validation (``records/validation.json``); failures are the evidence's to
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Woken by sensors that registered outside their static group: add them, wait again. Otherwise
+        record every host's validation (``records/validation.json``); failures are the evidence's to
         report, the run goes on to it."""
+        if event.get("status") == "wake":
+            payload = self.resume(context, event, self._join)
+            return self.wait_for(context, "falcon_sensors", payload)
         return self.resume(context, event, self._complete)
+
+    def _join(self, run: RolloutContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
+        """Add newly registered sensors to their static groups; the wait's payload, as first written."""
+        from patchcycle.hooks.falcon import FalconHook
+
+        hook = FalconHook(falcon_conn_id=self.tenant.falcon_connection_id())
+        joined = list(event.get("joined") or [])
+        for group_id, device_ids in sorted((event.get("join") or {}).items()):
+            hook.add_hosts_to_group(group_id, device_ids)
+            log.record("falcon.group_members_added", target=f"falcon:group/{group_id}", devices=device_ids)
+            joined.extend(device_ids)
+        return {**run.read_record(run.paths.file(WAIT_RECORD)), "joined": sorted(set(joined))}
 
     def _complete(self, run: RolloutContext, event: dict[str, Any], log: EventLog) -> dict[str, Any]:
         validations = event.get("validations") or []
@@ -368,7 +624,23 @@ class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
             for v in checked.values()
             if not v["passed"]
         ]
-        rows = [{**n, **_validation_columns(checked.get(str(n.get("host_id"))))} for n in host_needs]
+        installs: dict[str, dict[str, Any]] = {}
+        for cloud in self.tenant.clouds.declared:
+            record = run.read_record(paths.file(install_record(cloud)), required=False) or {}
+            installs.update({str(k): v for k, v in (record.get("hosts") or {}).items()})
+        for need in host_needs:
+            done = installs.get(str(need["host_id"]))
+            if done is not None and done["result"] != "sent_succeeded":
+                why = done.get("reason") or done.get("output") or done.get("status") or ""
+                problems.append(f"{need['name']}: the {need['action']} was not done: {why}")
+        rows = [
+            {
+                **n,
+                **_validation_columns(checked.get(str(n.get("host_id")))),
+                "install": (installs.get(str(n.get("host_id"))) or {}).get("result", ""),
+            }
+            for n in host_needs
+        ]
         pack = free_pack(store, paths, run.attempt)
         now = utcnow().isoformat()
         log.record(
@@ -410,6 +682,7 @@ class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
             },
             "needs": host_needs,
             "validation": validation,
+            "installs": installs,
             "scopes": (needs or {}).get("scopes", []),
             "events": events,
             "controls": [c.to_dict() for c in controls],

@@ -378,7 +378,8 @@ def _host_key(host_id: str) -> str:
 
 def falcon_sensors(payload: dict[str, Any]) -> dict[str, Any]:
     """The Falcon roll-out's validation: every host of ``payload["hosts"]`` validated against the tenant's
-    device records (:func:`patchcycle.domain.falcon_rollout.validate_hosts`); done when every one passes.
+    device records (:func:`patchcycle.domain.falcon_rollout.validate_hosts`); done when every host passes or
+    is not awaited (nothing this run did can still change it).
     One read of the CID's devices per look (a scroll and one details call per 5,000 devices)."""
     from patchcycle.domain.falcon_rollout import Expectation, validate_hosts
     from patchcycle.hooks.falcon import FalconHook
@@ -394,8 +395,28 @@ def falcon_sensors(payload: dict[str, Any]) -> dict[str, Any]:
         for e in payload["expectations"]
     }
     results = validate_hosts(payload["hosts"], devices, expectations, payload["expected_versions"])
+    # A host no install reached this run (or whose install failed) will not change by waiting.
+    awaited = set(payload.get("awaited") or [])
+    # A sensor that registered since the task looked is not yet in its static group: the task adds it
+    # (a write, so the wait wakes it), then waits again.
+    static = {
+        (e["environment"], e["platform"]): e["host_group_id"]
+        for e in payload["expectations"]
+        if e.get("host_group_type") in ("static", "staticByID") and e.get("host_group_id")
+    }
+    where = {str(h["host_id"]): (str(h["environment"]), str(h["platform"])) for h in payload["hosts"]}
+    joined = set(payload.get("joined") or [])  # added once already: never woken for again
+    join: dict[str, list[str]] = {}
+    for r in results:
+        group = static.get(where.get(r.host_id, ("", "")))
+        outside = any(reason.startswith("not in host group") for reason in r.reasons)
+        if r.device_id and group and outside and r.device_id not in joined:
+            join.setdefault(group, []).append(r.device_id)
     return {
-        "done": all(r.passed for r in results),
+        "wake": bool(join),
+        "join": join,
+        "joined": sorted(joined),
+        "done": all(r.passed or r.host_id not in awaited for r in results),
         "validations": [r.to_dict() for r in results],
         "failed": sum(1 for r in results if not r.passed),
     }

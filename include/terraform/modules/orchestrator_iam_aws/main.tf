@@ -75,10 +75,37 @@ data "aws_iam_policy_document" "execution" {
     sid = "SsmPatchBaselines"
     actions = [
       "ssm:DeregisterPatchBaselineForPatchGroup",
+      "ssm:GetPatchBaseline",
       "ssm:RegisterPatchBaselineForPatchGroup",
       "ssm:UpdatePatchBaseline",
     ]
     resources = ["arn:${local.p}:ssm:${local.region}:${local.acct}:patchbaseline/*"]
+  }
+  # The Falcon roll-out (operators/falcon_rollout.InstallSensorsAwsOperator): Run Command of the tenant's
+  # Falcon install document on this account's instances, and the two SecureString parameters it reads on
+  # the host (the roll-out writes the CID and installation token there; nothing else is writable).
+  dynamic "statement" {
+    for_each = var.falcon == null ? [] : [var.falcon]
+    content {
+      sid     = "FalconInstallDocument"
+      actions = ["ssm:SendCommand"]
+      resources = [
+        "arn:${local.p}:ssm:${local.region}:${local.acct}:document/${statement.value.document_name}",
+        "arn:${local.p}:ec2:${local.region}:${local.acct}:instance/*",
+      ]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.falcon == null ? [] : [var.falcon]
+    content {
+      sid     = "FalconInstallSecrets"
+      actions = ["ssm:PutParameter"]
+      # Parameter names are absolute paths ("/patchcycle/<tenant>/falcon/cid"): the ARN is parameter<name>.
+      resources = [
+        for name in values(statement.value.parameter_names) :
+        "arn:${local.p}:ssm:${local.region}:${local.acct}:parameter${name}"
+      ]
+    }
   }
   # Run Command: only AWS-RunPatchBaseline (hooks/aws.PATCH_DOCUMENT), only on this account's instances.
   statement {

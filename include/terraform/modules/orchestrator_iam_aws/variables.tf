@@ -17,3 +17,15 @@ variable "tags" {
   description = "Compliance tags."
   type        = map(string)
 }
+
+variable "falcon" {
+  description = "The Falcon install document and its SecureString parameter names the roll-out may write; null without Falcon."
+  type = object({
+    document_name = string
+    parameter_names = object({
+      cid                = string
+      installation_token = string
+    })
+  })
+  default = null
+}

@@ -29,6 +29,7 @@ module "orchestrator_iam_aws" {
   role_name             = var.aws_scope.execution_role_name
   trusted_principal_arn = var.platform.orchestrator_principal_arn
   rds                   = var.rds
+  falcon                = var.falcon
   tags                  = var.compliance_tags
 }
 
