@@ -285,9 +285,16 @@ def test_the_policy_documents_are_the_modules_statements(states):
             )
             blocks = list(module[document].get("statement", []))
             falcon = variables.get("falcon")
+            bucket = variables.get("falcon_installer_bucket")
             for dynamic in module[document].get("dynamic", []):
-                on_falcon = "var.falcon" in dynamic["statement"]["for_each"]
-                if falcon if on_falcon else variables["rds"]:
+                for_each = dynamic["statement"]["for_each"]
+                if "falcon_installer_bucket" in for_each:
+                    wanted = bucket
+                elif "var.falcon" in for_each:
+                    wanted = falcon
+                else:
+                    wanted = variables["rds"]
+                if wanted:
                     blocks += dynamic["statement"]["content"]
             assert {s["Sid"] for s in written["Statement"]} == {b["sid"] for b in blocks}
             for block in blocks:
@@ -311,6 +318,7 @@ def test_the_policy_documents_are_the_modules_statements(states):
                     .replace("${local.region}", region)
                     .replace("${local.acct}", account)
                     .replace("${statement.value.document_name}", (falcon or {}).get("document_name", ""))
+                    .replace("${statement.value}", str(bucket))
                     for r in listed
                 ]
                 assert sorted(resources) == sorted(substituted)

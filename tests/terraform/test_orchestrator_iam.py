@@ -231,6 +231,9 @@ def test_the_hooks_calls_are_read_from_their_source() -> None:
 def test_execution_role_grants_exactly_what_the_ssm_ec2_and_rds_hooks_call() -> None:
     calls = aws_hook_calls()
     needed = iam_actions(calls["SsmFleetHook"] | calls["Ec2BackupHook"] | calls["RdsHook"])
+    # The Falcon roll-out stages sensor packages with the Amazon provider's S3Hook.load_bytes, a PutObject
+    # without Object Lock (operators/falcon_rollout.InstallSensorsAwsOperator).
+    needed |= {"s3:PutObject"}
     granted = policy_actions("orchestrator_iam_aws", "execution")
     assert granted == needed, f"missing: {sorted(needed - granted)}; not called: {sorted(granted - needed)}"
 
@@ -299,6 +302,14 @@ def test_the_falcon_rollout_may_send_only_its_document_and_write_only_its_two_pa
         for content in d["statement"]["content"]
     }
     assert set(falcon) == {"FalconInstallDocument", "FalconInstallSecrets"}
+    (staging,) = [
+        content
+        for d in doc["dynamic"]
+        if "falcon_installer_bucket" in d["statement"]["for_each"]
+        for content in d["statement"]["content"]
+    ]
+    assert staging["actions"] == ["s3:PutObject"]
+    assert staging["resources"] == ["arn:${local.p}:s3:::${statement.value}/falcon-sensor/*"]
     assert falcon["FalconInstallDocument"]["actions"] == ["ssm:SendCommand"]
     assert any(
         "document/${statement.value.document_name}" in r for r in falcon["FalconInstallDocument"]["resources"]

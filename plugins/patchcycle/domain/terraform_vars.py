@@ -210,6 +210,7 @@ def terraform_vars(
     scopes = aws_scopes(tenant)
     azure = tenant.clouds.azure
     gcp = tenant.clouds.gcp
+    rollout = tenant.falcon.rollout if tenant.falcon is not None else None
     return {
         "tenant_id": tenant.id,
         "as_of": as_of.isoformat(),
@@ -226,12 +227,14 @@ def terraform_vars(
         "launch_templates": launch_template_vars(tenant),
         "falcon": (
             {
-                "document_name": FALCON_DOCUMENT,
+                "document_name": rollout.install.aws.document_name if rollout else FALCON_DOCUMENT,
                 "parameter_names": falcon_parameter_names(tenant.id),
             }
             if tenant.falcon is not None
             else None
         ),
+        # Where the Falcon roll-out stages sensor packages (the orchestrator may write falcon-sensor/ there).
+        "falcon_installer_bucket": rollout.install.aws.installer_bucket if rollout else None,
         "evidence": {
             "bucket": tenant.evidence.bucket,
             "region": tenant.evidence.region,

@@ -95,6 +95,15 @@ data "aws_iam_policy_document" "execution" {
       ]
     }
   }
+  # Staging a sensor package for the document's InstallerUrl: only under falcon-sensor/ of that bucket.
+  dynamic "statement" {
+    for_each = var.falcon_installer_bucket == null ? [] : [var.falcon_installer_bucket]
+    content {
+      sid       = "FalconInstallerStaging"
+      actions   = ["s3:PutObject"]
+      resources = ["arn:${local.p}:s3:::${statement.value}/falcon-sensor/*"]
+    }
+  }
   dynamic "statement" {
     for_each = var.falcon == null ? [] : [var.falcon]
     content {

@@ -29,3 +29,9 @@ variable "falcon" {
   })
   default = null
 }
+
+variable "falcon_installer_bucket" {
+  description = "The bucket the Falcon roll-out stages sensor packages in; null: no such write is granted."
+  type        = string
+  default     = null
+}

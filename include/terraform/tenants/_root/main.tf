@@ -25,12 +25,13 @@ module "launch_template" {
 }
 
 module "orchestrator_iam_aws" {
-  source                = "../../modules/orchestrator_iam_aws"
-  role_name             = var.aws_scope.execution_role_name
-  trusted_principal_arn = var.platform.orchestrator_principal_arn
-  rds                   = var.rds
-  falcon                = var.falcon
-  tags                  = var.compliance_tags
+  source                  = "../../modules/orchestrator_iam_aws"
+  role_name               = var.aws_scope.execution_role_name
+  trusted_principal_arn   = var.platform.orchestrator_principal_arn
+  rds                     = var.rds
+  falcon                  = var.falcon
+  falcon_installer_bucket = var.falcon_installer_bucket
+  tags                    = var.compliance_tags
 }
 
 module "evidence_bucket" {

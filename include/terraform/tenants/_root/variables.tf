@@ -78,6 +78,12 @@ variable "falcon" {
   })
 }
 
+variable "falcon_installer_bucket" {
+  description = "The bucket the Falcon roll-out stages sensor packages in (falcon-sensor/...); null without a roll-out on AWS."
+  type        = string
+  default     = null
+}
+
 variable "evidence" {
   description = "The evidence bucket, its region and connection, its retention, and the accounts whose hosts read install lists."
   type = object({
