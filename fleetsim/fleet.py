@@ -467,8 +467,9 @@ class FleetState:
             raise ValueError(f"{host.name} is not an instance: only instances run a Falcon sensor")
         full = version if version.count(".") == 3 else f"{version}.0"
         # Installers take the CCID, the CID with its checksum ("<CID>-<2 hex>", upper case, as
-        # GetSensorInstallersCCIDByQuery answers it); the device record's ``cid`` is the bare customer id
-        # in lower case, the form every other API compares (host groups, policies, device queries).
+        # GetSensorInstallersCCIDByQuery answers it: FalconPy _endpoint/_sensor_download.py, "the CID with
+        # checksum"); the device record's ``cid`` is the bare customer id in lower case (the Hosts API's
+        # device schema, e.g. FalconPy's hosts examples), the form every other API compares.
         cid = cid.strip().split("-")[0].lower()
         with self.lock:
             now = self.clock() if at is None else at

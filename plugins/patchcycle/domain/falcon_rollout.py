@@ -451,7 +451,10 @@ kind; it is always last in precedence)."""
 def expected_policy(policies: Sequence[Mapping[str, Any]], group_id: str) -> str | None:
     """The id of the policy Falcon applies to a device of host group ``group_id``: among ``policies`` (one
     platform and kind, highest precedence first), the first enabled one that holds the group, else the
-    platform's default; None when neither is there."""
+    platform's default; None when neither is there. FalconPy's setPreventionPoliciesPrecedence says "the
+    first ID specified will have the highest precedence"; no published document states which policy wins
+    for a device in several groups, so this takes the highest-precedence enabled one (fleetsim does the
+    same, saying so)."""
     for policy in policies:
         if policy.get("name") == DEFAULT_POLICY or not policy.get("enabled"):
             continue

@@ -212,7 +212,6 @@ class InstallSensorsAwsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
         waiter_max_attempts: int = 120,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("trigger_rule", TriggerRule.ALL_SUCCESS)
         super().__init__(**kwargs)
         self.tenant_id = tenant_id
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
@@ -226,9 +225,6 @@ class InstallSensorsAwsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
 
     def run(self, run: RolloutContext, log: EventLog) -> dict[str, Any]:
         """Stage packages and secrets, send the commands; the wait's payload (and the hosts not sent)."""
-        from patchcycle.domain.falcon_rollout import pick_installer
-        from patchcycle.domain.terraform_vars import falcon_parameter_names
-
         needs = run.read_record(run.paths.file(NEEDS_RECORD))
         identity = {str(h["host_id"]): h for h in needs["hosts"]}
         wanted = [n for n in needs["needs"] if n["cloud"] == "aws" and n["action"] in INSTALLED_ACTIONS]
@@ -254,7 +250,7 @@ class InstallSensorsAwsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
             )
             groups.setdefault(key, []).append(need)
         if groups:
-            commands = self._send(run, log, groups, not_sent, pick_installer, falcon_parameter_names)
+            commands = self._send(run, log, groups, not_sent)
         sent = {"commands": commands, "not_sent": not_sent}
         run.write_record(run.paths.file(SENT_RECORD), sent)
         return sent
@@ -265,21 +261,21 @@ class InstallSensorsAwsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
         log: EventLog,
         groups: Mapping[tuple[str, str, str, str], list[dict[str, Any]]],
         not_sent: dict[str, str],
-        pick_installer: Any,
-        parameter_names: Any,
     ) -> list[dict[str, Any]]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
         from airflow.sdk.bases.hook import BaseHook
 
-        from patchcycle.domain.falcon_rollout import host_platform
+        from patchcycle.domain.falcon_rollout import host_platform, pick_installer
+        from patchcycle.domain.terraform_vars import falcon_parameter_names
         from patchcycle.hooks.aws import SSM_SEND_INSTANCE_IDS, SsmFleetHook
         from patchcycle.hooks.falcon import FalconHook, chunks
 
         tenant, install = self.tenant, run.rollout.install.aws
         secret = BaseHook.get_connection(run.rollout.install_connection_id(tenant.id))
-        names = parameter_names(tenant.id)
+        names = falcon_parameter_names(tenant.id)
         falcon = FalconHook(falcon_conn_id=tenant.falcon_connection_id())
         staged: dict[str, str] = {}
+        offered: dict[tuple[str, str], list[dict[str, Any]]] = {}
         secured: set[tuple[str, str]] = set()
         rate = install.rate_control
         commands = []
@@ -287,7 +283,9 @@ class InstallSensorsAwsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
             account = next(a for a in tenant.clouds.aws.accounts if a.account_id == account_id)
             conn_id = tenant.aws_connection_id(account)
             platform = host_platform({"os_family": family}, None) or "linux"
-            installer = pick_installer(falcon.sensor_installers(platform, [version]), family, version)
+            if (platform, version) not in offered:  # one query per platform and version, whatever the scopes
+                offered[(platform, version)] = falcon.sensor_installers(platform, [version])
+            installer = pick_installer(offered[(platform, version)], family, version)
             if installer is None:
                 for need in needs:
                     not_sent[need["host_id"]] = f"Falcon offers no {family} installer of sensor {version}"
@@ -473,6 +471,7 @@ class ValidateSensorsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
 
         groups = run.rollout.host_groups
         policies: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        found: dict[str, dict[str, Any]] = {}  # one look (and at most one create) per environment's group
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for environment, platform in sorted({(str(h["environment"]), str(h["platform"])) for h in hosts}):
             entry: dict[str, Any] = {"environment": environment, "platform": platform}
@@ -481,15 +480,19 @@ class ValidateSensorsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
                 entry["problem"] = f"falcon.rollout.host_groups names no group for environment {environment}"
                 out[(environment, platform)] = entry
                 continue
-            # The tenant's group, or a new static one the roll-out fills (a dynamic group fills itself).
-            group = hook.host_group_by_name(name)
-            if group is None:
-                group = hook.ensure_host_group(name, f"Patchcycle: {self.tenant.id} {environment} hosts")
-                log.record("falcon.host_group_created", target=f"falcon:group/{group['id']}", name=name)
+            if environment not in found:
+                # The tenant's group, or a new static one the roll-out fills (a dynamic group fills itself).
+                group = hook.host_group_by_name(name)
+                if group is None:
+                    group = hook.ensure_host_group(name, f"Patchcycle: {self.tenant.id} {environment} hosts")
+                    log.record("falcon.host_group_created", target=f"falcon:group/{group['id']}", name=name)
+                found[environment] = group
+            group = found[environment]
             entry.update(host_group_id=str(group["id"]), host_group_type=group.get("group_type"))
             for kind in ("prevention", "sensor_update"):
-                listed = policies.setdefault((kind, platform), hook.policies(kind, platform.capitalize()))
-                entry[f"{kind}_policy_id"] = expected_policy(listed, str(group["id"]))
+                if (kind, platform) not in policies:  # one listing per kind and platform
+                    policies[(kind, platform)] = hook.policies(kind, platform.capitalize())
+                entry[f"{kind}_policy_id"] = expected_policy(policies[(kind, platform)], str(group["id"]))
             out[(environment, platform)] = entry
             log.record(
                 "falcon.expectations",
