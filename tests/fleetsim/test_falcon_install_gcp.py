@@ -7,7 +7,7 @@ Secret Manager on the VM (``--gcp-project-id``; the scenario's ``gcp.secrets``).
 the disruption budget and minWaitDuration, per-instance reports, the device record only after the
 registration delay, the faults (install fails, other CID), a rollout stopped by non-compliant VMs, an
 enforce script that does not exit 100, VALIDATION mode, a sensor already at the version, another project's
-secrets, the 400s and 409 for bad input, and delete.
+secrets, the 400s and 409 for bad input, an update that makes a new revision and rolls it out, and delete.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ SCENARIO = scenario_dict(
                     ubuntu("val", 1, "perf", falcon_sensor=None),
                     ubuntu("has", 2, "uat", falcon_sensor="7.14.16703"),
                     ubuntu("far", 1, "prod", falcon_sensor=None),
+                    ubuntu("upd", 1, "demo", falcon_sensor=None),
                     group("win", 1, "windows_2022", zone=OTHER_ZONE, falcon_sensor=None, environment="win"),
                 ],
                 "secrets": {"FALCON_CLIENT_ID": TENANT, "falcon-client-secret": SECRET},
@@ -296,3 +297,38 @@ def test_delete(zonal: Any) -> None:
     zonal.delete_os_policy_assignment(name=name).result(timeout=60)
     with pytest.raises(exceptions.NotFound):
         zonal.get_os_policy_assignment(name=name)
+
+
+def test_update_makes_a_new_revision_and_rolls_it_out(fleet: Fleet, zonal: Any) -> None:
+    first = create(zonal, "falcon-demo", assignment("demo", mode="VALIDATION")).result(timeout=60)
+    assert state(report(zonal, "upd-01", "falcon-demo")) == "NON_COMPLIANT"
+    assert fleet.truth(TENANT)["upd-01"]["falcon"] is None
+    name = f"projects/{PROJECT}/locations/{ZONE}/osPolicyAssignments/falcon-demo"
+    # UpdateOSPolicyAssignment (os_config_zonal_service.update_os_policy_assignment): "creates a new
+    # revision"; a change to os_policies triggers a rollout (OSPolicyAssignment.rollout).
+    body = {**assignment("demo"), "name": name, "etag": first.etag}
+    message = osconfig_v1.OSPolicyAssignment.from_json(json.dumps(body))
+    operation = zonal.update_os_policy_assignment(os_policy_assignment=message)
+    assert operation.metadata.api_method.name == "UPDATE"
+    updated = operation.result(timeout=60)
+    assert updated.revision_id != first.revision_id and updated.rollout_state.name == "SUCCEEDED"
+    assert state(report(zonal, "upd-01", "falcon-demo")) == "COMPLIANT"
+    assert fleet.truth(TENANT)["upd-01"]["falcon"]["version"] == "7.15.16807.0"
+    # Only the rollout (update_mask): no new revision, no rollout.
+    slower = {**assignment("demo", budget={"fixed": 3}), "name": name}
+    again = zonal.update_os_policy_assignment(
+        os_policy_assignment=osconfig_v1.OSPolicyAssignment.from_json(json.dumps(slower)),
+        update_mask={"paths": ["rollout"]},
+    ).result(timeout=60)
+    assert again.revision_id == updated.revision_id and again.rollout.disruption_budget.fixed == 3
+    stale = {**assignment("demo"), "name": name, "etag": first.etag}
+    with pytest.raises(exceptions.BadRequest):  # the etag "must match the server's etag"
+        zonal.update_os_policy_assignment(
+            os_policy_assignment=osconfig_v1.OSPolicyAssignment.from_json(json.dumps(stale))
+        )
+    with pytest.raises(exceptions.NotFound):
+        zonal.update_os_policy_assignment(
+            os_policy_assignment=osconfig_v1.OSPolicyAssignment.from_json(
+                json.dumps({**assignment("demo"), "name": name.replace("falcon-demo", "falcon-none")})
+            )
+        )

@@ -15,6 +15,10 @@ Documents followed (google-cloud-os-config 1.26's protos: ``types/os_policy_assi
   ``minWaitDuration``); an OS policy's id, ``mode`` and ``resourceGroups``; a resource's id; an exec's
   ``validate`` and its ``interpreter`` (INTERPRETER_UNSPECIFIED "will return validation error"); "The size
   of the script is limited to 1024 characters". Each is a 400 INVALID_ARGUMENT naming the field.
+* ``UpdateOSPolicyAssignment`` (``PATCH /v1/{os_policy_assignment.name}?updateMask=``): "creates a new
+  revision of the OS policy assignment" and a long-running operation (``apiMethod`` UPDATE) whose rollout
+  runs again when ``instance_filter`` or ``os_policies`` changed (the ``rollout`` field's documented
+  triggers); ``etag``, when given, "must match the server's etag" (400 FAILED_PRECONDITION).
 * ``GetOSPolicyAssignment``, ``ListOSPolicyAssignments``, ``DeleteOSPolicyAssignment`` (a long-running
   operation too, whose rollout carries the ``deleted`` revision; it removes no software: an exec resource
   has nothing to undo it), and the operations (``GET .../osPolicyAssignments/{id}/operations/{op}``).
@@ -66,7 +70,7 @@ from typing import Any
 from fleetsim.falcon import falcon_installer
 from fleetsim.fleet import FleetState, SimHost, _stable_fraction
 from fleetsim.gcp import instance_labels, rfc3339
-from fleetsim.gcp.osconfig.exceptions import InvalidArgument, NotFound, OsConfigError
+from fleetsim.gcp.osconfig.exceptions import FailedPrecondition, InvalidArgument, NotFound, OsConfigError
 
 ASSIGNMENT_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 SCRIPT_MAX = 1024
@@ -326,6 +330,49 @@ class OsPolicyBackend:
         self.assignments[name] = assignment
         return self._operation(assignment, "CREATE", now, assignment.rollout_ends or now)
 
+    def update(
+        self,
+        project: str,
+        zone: str,
+        assignment_id: str,
+        body: dict[str, Any],
+        paths: list[str],
+        now: float,
+    ) -> Operation:
+        """UpdateOSPolicyAssignment: "creates a new revision of the OS policy assignment" and a rollout when
+        the update changes ``instance_filter`` or ``os_policies`` (the proto's ``rollout`` field); with an
+        ``update_mask`` only its fields change. An ``etag`` given must match the server's. Reports are of
+        the revision the VM last ran: a VM the new rollout has not reached yet has none (fleetsim keeps no
+        history of revisions)."""
+        assignment = self.get(project, zone, assignment_id, now)
+        if assignment.deleted_at is not None:
+            raise NotFound(f"Resource not found: {assignment.name}")
+        etag = body.get("etag")
+        if etag and etag != f"{assignment.uid[:8]}-{assignment.revision_id}":
+            raise FailedPrecondition(f"etag {etag!r} does not match the OS policy assignment's")
+        fields = {"description": "description", "os_policies": "osPolicies"}
+        fields |= {"instance_filter": "instanceFilter", "rollout": "rollout"}
+        wanted = [fields.get(p, p) for p in paths] if paths else list(fields.values())
+        unknown = [p for p in wanted if p not in fields.values()]
+        _require(not unknown, f"update_mask: fields that cannot be updated: {unknown}")
+        merged = dict(assignment.body)
+        for key in wanted:
+            if key in body:
+                merged[key] = body[key]
+            else:
+                merged.pop(key, None)
+        validate_assignment(assignment_id, merged)
+        changed = any(merged.get(k) != assignment.body.get(k) for k in ("osPolicies", "instanceFilter"))
+        assignment.body = merged
+        if not changed:
+            return self._operation(assignment, "UPDATE", now, now)
+        assignment.revision_id = uuid.uuid4().hex[:8]
+        assignment.revision_created = assignment.rollout_started = now
+        assignment.rollout_error, assignment.runs = "", []
+        hosts = [h for h in self.instances.project_instances(project) if h.region == zone]
+        self._schedule(assignment, select(hosts, merged["instanceFilter"]), now)
+        return self._operation(assignment, "UPDATE", now, assignment.rollout_ends or now)
+
     def delete(self, project: str, zone: str, assignment_id: str, now: float) -> Operation:
         assignment = self.get(project, zone, assignment_id)
         assignment.deleted_at = now + self.state.timings.command_pending_seconds
@@ -334,7 +381,7 @@ class OsPolicyBackend:
     def _operation(self, assignment: Assignment, method: str, now: float, ends: float) -> Operation:
         name = f"{assignment.name}/operations/{uuid.uuid4()}"
         operation = Operation(
-            name, assignment, method, now, ends, assignment.rollout_error if method == "CREATE" else ""
+            name, assignment, method, now, ends, "" if method == "DELETE" else assignment.rollout_error
         )
         self.operations[name] = operation
         return operation
@@ -640,7 +687,7 @@ class OsPolicyBackend:
     def operation_body(self, operation: Operation, now: float, render: Any) -> dict[str, Any]:
         assignment = operation.assignment
         done = now >= operation.ends
-        if operation.method == "CREATE":
+        if operation.method != "DELETE":
             rollout = assignment.rollout_state(now)
         else:
             rollout = "SUCCEEDED" if done else "IN_PROGRESS"
@@ -658,7 +705,7 @@ class OsPolicyBackend:
         }
         if done and operation.error:
             body["error"] = {"code": 10, "message": operation.error}  # google.rpc.Code ABORTED
-        elif done and operation.method == "CREATE":
+        elif done and operation.method != "DELETE":
             body["response"] = {"@type": ASSIGNMENT_TYPE, **render(self.assignment_body(assignment, now))}
         elif done:
             body["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}

@@ -253,6 +253,15 @@ class OsConfigApi:
             body["nextPageToken"] = token
         return self._render("ListOSPolicyAssignmentsResponse", body)
 
+    def _update_assignment(
+        self, request: Request, now: float, project: str, zone: str, assignment: str
+    ) -> dict[str, Any]:
+        body = self._parse_assignment(request)
+        mask = request.args.get("updateMask", "")
+        paths = [p.strip() for p in mask.split(",") if p.strip()]
+        operation = self.policies.update(project, zone, assignment, body, paths, now)
+        return self.policies.operation_body(operation, now, self._assignment_json)
+
     def _delete_assignment(
         self, request: Request, now: float, project: str, zone: str, assignment: str
     ) -> dict[str, Any]:

@@ -43,6 +43,7 @@ ROUTES: tuple[tuple[re.Pattern[str], str, str, str], ...] = (
     (re.compile(LOC + r"/osPolicyAssignments$"), "POST", "CreateOSPolicyAssignment", "_create_assignment"),
     (re.compile(LOC + r"/osPolicyAssignments$"), "GET", "ListOSPolicyAssignments", "_list_assignments"),
     (re.compile(ASSIGNMENT + r"$"), "GET", "GetOSPolicyAssignment", "_get_assignment"),
+    (re.compile(ASSIGNMENT + r"$"), "PATCH", "UpdateOSPolicyAssignment", "_update_assignment"),
     (re.compile(ASSIGNMENT + r"$"), "DELETE", "DeleteOSPolicyAssignment", "_delete_assignment"),
     (re.compile(ASSIGNMENT + r"/operations/(?P<op>[^/:]+)$"), "GET", "GetOperation", "_get_operation"),
     (re.compile(REPORTS + r"/report$"), "GET", "GetOSPolicyAssignmentReport", "_get_report"),
