@@ -1,5 +1,5 @@
 """Azure Arc-enabled servers, spoken to only here: machines, Update Manager's installPatches and
-assessPatches, and the machines' patch assessments through Azure Resource Graph.
+assessPatches, machine extensions, and the machines' patch assessments through Azure Resource Graph.
 
 Thin seams over the unmodified azure-mgmt SDKs (``HybridComputeManagementClient`` pinned to the stable
 api-version 2024-07-10, as the SDK's own default is a preview; ``ResourceGraphClient``). One method per
@@ -21,7 +21,9 @@ Errors are :class:`ArcError` naming the subscription and what was asked; HTTP ca
 10 s, read 60 s). Long-running installs and assessments are not waited for here:
 :meth:`ArcHook.start_install` / :meth:`ArcHook.start_assessment` return the operation's status URL and
 :meth:`ArcHook.operation_result` (alias :meth:`ArcHook.install_result`) reads it once, so a sensor or a
-deferrable operator can poll across tasks.
+deferrable operator can poll across tasks. Machine extensions (the Falcon sensor's) likewise:
+:meth:`ArcHook.start_extension` returns the operation's ``Azure-AsyncOperation`` URL,
+:meth:`ArcHook.extension_operation` reads it, :meth:`ArcHook.extension` reads the extension's instance view.
 """
 
 from __future__ import annotations
@@ -252,10 +254,16 @@ class ArcHook(BaseHook):
             what, lambda **kw: self.client.machines.begin_assess_patches(resource_group, name, **kw)
         )
 
-    def _start(self, what: str, begin: Callable[..., Any]) -> str:
-        """POST a long-running patch operation and return the 202's ``Location`` header, taken from the
-        final HTTP response through azure-core's ``raw_response_hook`` (``polling=False`` returns right
-        after the 202 and exposes no headers)."""
+    def _start(
+        self,
+        what: str,
+        begin: Callable[..., Any],
+        header: str = "Location",
+        statuses: tuple[int, ...] = (202,),
+    ) -> str:
+        """Send a long-running operation's request and return its ``header`` (the 202's ``Location`` for
+        the patch operations), taken from the final HTTP response through azure-core's
+        ``raw_response_hook`` (``polling=False`` returns right after the answer and exposes no headers)."""
         responses: list[Any] = []
         with self._calling(what):
             begin(
@@ -263,12 +271,13 @@ class ArcHook(BaseHook):
                 raw_response_hook=lambda pipeline_response: responses.append(pipeline_response.http_response),
             )
         final = responses[-1] if responses else None
-        location = final.headers.get("Location") if final is not None else None
-        if final is None or final.status_code != 202 or not location:
+        location = final.headers.get(header) if final is not None else None
+        if final is None or final.status_code not in statuses or not location:
             status = final.status_code if final is not None else "no response"
+            expected = " or ".join(str(code) for code in statuses)
             raise ArcError(
-                f"Azure subscription {self.subscription_id}: {what}: expected 202 with a Location header, "
-                f"got {status}"
+                f"Azure subscription {self.subscription_id}: {what}: expected {expected} with a {header} "
+                f"header, got {status}"
             )
         self._check_same_origin(location, what)
         return location
@@ -295,6 +304,63 @@ class ArcHook(BaseHook):
             f"Azure subscription {self.subscription_id}: {what}: HTTP {response.status_code} "
             f"{error.get('code', response.reason)}: {error.get('message', response.text()[:200])}"
         )
+
+    # -- machine extensions -------------------------------------------------------------------------
+    def start_extension(self, resource_group: str, machine: str, name: str, extension: dict[str, Any]) -> str:
+        """Put an extension on one machine without waiting (MachineExtensions_CreateOrUpdate through the
+        SDK's ``machine_extensions.begin_create_or_update``); return the operation's
+        ``Azure-AsyncOperation`` URL, to be read with :meth:`extension_operation`.
+
+        ``extension`` is the MachineExtension JSON (``location``, ``properties``: publisher, type,
+        typeHandlerVersion, settings, protectedSettings). The HybridCompute swagger 2024-07-10
+        (azure-rest-api-specs, ``Microsoft.HybridCompute/stable/2024-07-10/HybridCompute.json``) makes it a
+        long-running PUT answered 200 or 202; ARM's asynchronous pattern ("Track asynchronous Azure
+        operations", Learn) reports its outcome, error included, at ``Azure-AsyncOperation``, while
+        ``Location`` ends in 204 with no body. The request body is never logged (the HTTP logging policy
+        logs headers only, at WARNING here), nor put in an error message.
+        """
+        _check_resource_group(resource_group)
+        what = f"putting extension {name} on machine {machine} in resource group {resource_group}"
+        return self._start(
+            what,
+            lambda **kw: self.client.machine_extensions.begin_create_or_update(
+                resource_group, machine, name, extension, **kw
+            ),
+            header="Azure-AsyncOperation",
+            statuses=(200, 201, 202),
+        )
+
+    def extension_operation(self, status_url: str) -> dict[str, Any]:
+        """One read of an extension operation's ``Azure-AsyncOperation`` URL: ARM's operation status
+        resource, ``status`` (InProgress while it runs; Succeeded, Failed or Canceled at the end),
+        ``error`` (``code``, ``message``) when it failed, ``startTime`` / ``endTime``."""
+        what = f"reading extension operation {status_url}"
+        self._check_same_origin(status_url, what)
+        with self._calling(what):
+            response = self.client.send_request(HttpRequest("GET", status_url))
+        if response.status_code == 200:
+            return response.json()
+        try:
+            error = response.json().get("error") or {}
+        except ValueError:
+            error = {}
+        raise ArcError(
+            f"Azure subscription {self.subscription_id}: {what}: HTTP {response.status_code} "
+            f"{error.get('code', response.reason)}: {error.get('message', response.text()[:200])}"
+        )
+
+    def extension(self, resource_group: str, machine: str, name: str) -> dict[str, Any] | None:
+        """One machine extension as ARM's JSON (MachineExtensions_Get: ``properties.provisioningState``,
+        ``properties.instanceView.status``: code, level, displayStatus, message, the handler's own
+        status); None when the machine has no extension of that name. Protected settings are never
+        answered (the swagger's ``Extension_Get.json`` example: ``"protectedSettings": {}``)."""
+        _check_resource_group(resource_group)
+        what = f"reading extension {name} of machine {machine} in resource group {resource_group}"
+        try:
+            with self._calling(what, ArcMachineNotFound):
+                return self.client.machine_extensions.get(resource_group, machine, name).as_dict()
+        except ArcMachineNotFound:
+            return None
 
     def install_result(self, location_url: str) -> dict[str, Any] | None:
         """:meth:`operation_result` under its former name (reads installs and assessments alike)."""

@@ -168,6 +168,36 @@ def arc_installs(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# ARM's terminal statuses of an asynchronous operation (Learn, "Track asynchronous Azure operations").
+ARM_OPERATION_TERMINAL = {"Succeeded", "Failed", "Canceled"}
+
+
+def arc_extensions(payload: dict[str, Any]) -> dict[str, Any]:
+    """One read of every Arc machine-extension operation still in flight (its ``Azure-AsyncOperation``
+    status); as :func:`arc_installs`: done when all have ended and none is queued, a wake once
+    ``wake_after`` have ended while machines are queued. Each ended one is answered with its ``status``
+    and ``error`` only."""
+    from patchcycle.hooks.azure_arc import ArcHook
+
+    hooks: dict[tuple[str, str], ArcHook] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for host_id, op in payload["operations"].items():
+        key = (op["conn_id"], op["subscription"])
+        if key not in hooks:
+            hooks[key] = ArcHook(azure_conn_id=op["conn_id"], subscription_id=op["subscription"])
+        answer = hooks[key].extension_operation(op["operation"])
+        if answer.get("status") in ARM_OPERATION_TERMINAL:
+            results[host_id] = {"status": answer["status"], "error": answer.get("error")}
+    queued = int(payload.get("queued", 0))
+    ended = len(results)
+    return {
+        "done": ended == len(payload["operations"]) and not queued,
+        "wake": queued > 0
+        and (ended >= max(1, int(payload.get("wake_after", 1))) or ended == len(payload["operations"])),
+        "results": results,
+    }
+
+
 def osconfig_jobs(payload: dict[str, Any]) -> dict[str, Any]:
     """State of each OS Config patch job of a stage; done when all are terminal."""
     from patchcycle.hooks.gcp_osconfig import OsConfigHook

@@ -22,6 +22,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "run_commands": checks.run_commands,
     "rds_updates": checks.rds_updates,
     "arc_installs": checks.arc_installs,
+    "arc_extensions": checks.arc_extensions,
     "osconfig_jobs": checks.osconfig_jobs,
     "health": checks.health,
     "reboots": checks.reboots,
