@@ -122,6 +122,13 @@ def tenant_connections(url: str, tenants_dir: Path | None = None) -> dict[str, s
             env[f"AIRFLOW_CONN_{install.upper()}"] = json.dumps(
                 {"conn_type": "generic", "password": f"fleetsim-install-token-{tenant.id}"}
             )
+            if tenant.clouds.azure:
+                # The API client CrowdStrike's Arc extension installs with: fleetsim's Falcon takes the
+                # tenant's own client id with its secret (fleetsim/falcon/api.py, "API clients").
+                client = tenant.falcon.rollout.install.azure.api_client_connection(tenant.id)
+                env[f"AIRFLOW_CONN_{client.upper()}"] = json.dumps(
+                    {"conn_type": "generic", "login": tenant.id, "password": FLEETSIM_FALCON_SECRET}
+                )
         ev = tenant.evidence
         env[f"AIRFLOW_CONN_{ev.connection_id.upper()}"] = aws_connection(url, ev.region)
         # IAM Identity Center lives in the platform account too (the access review reads it).

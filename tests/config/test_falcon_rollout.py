@@ -87,7 +87,8 @@ def test_a_short_rollout_section_takes_the_defaults(tmp_path: Path, base: dict[s
     assert found.install_connection_id(tenant.id) == "falcon_install_cu_gen"
     assert (found.sensor_version.max_versions_behind, found.sensor_version.minimum_version) == (2, None)
     assert found.install.aws.document_name == FALCON_INSTALL_DOCUMENT
-    assert (found.install.azure.method, found.install.azure.publisher) == ("extension", "Crowdstrike.Falcon")
+    assert found.install.azure.publisher == "Crowdstrike.Falcon"
+    assert found.install.azure.api_client_connection(tenant.id) == "falcon_sensor_download_cu_gen"
     assert (found.install.azure.linux_type, found.install.azure.windows_type) == (
         "FalconSensorLinux",
         "FalconSensorWindows",
@@ -114,7 +115,7 @@ def test_a_complete_rollout_section_is_read(tmp_path: Path, base: dict[str, Any]
                 "document_name": "Tenant-FalconInstall",
                 "rate_control": {"max_concurrency": 5, "max_errors": 0},
             },
-            "azure": {"method": "run_command", "run_command_name": "FalconInstall"},
+            "azure": {"api_client_connection_id": "falcon_download_complete"},
             "gcp": {"os_policy_assignment": "falcon-sensor"},
         },
     )
@@ -124,7 +125,7 @@ def test_a_complete_rollout_section_is_read(tmp_path: Path, base: dict[str, Any]
     assert found.install_connection_id("cu_gen") == "falcon_install_complete"
     assert found.sensor_version.minimum_version == "7.14.16703"
     assert found.install.aws.rate_control.max_concurrency == "5"
-    assert found.install.azure.method == "run_command"
+    assert found.install.azure.api_client_connection("cu_gen") == "falcon_download_complete"
     first, second = found.prevention_phases
     # Listed in patching order whatever order the file writes them in.
     assert first.environments == [EnvironmentName.nonprod, EnvironmentName.staging]
@@ -202,7 +203,12 @@ WRONG = [
         "falcon.rollout.install.aws.rate_control.max_concurrency",
         "(got '0')",
     ),
-    (rollout(install={"azure": {"method": "ssh"}}), "falcon.rollout.install.azure.method", "(got 'ssh')"),
+    # Arc Run Command is not an install path Patchcycle implements: the option does not exist.
+    (
+        rollout(install={"azure": {"method": "run_command"}}),
+        "falcon.rollout.install.azure.method",
+        "unknown field",
+    ),
     (
         rollout(install={"gcp": {"os_policy_assignment": "Falcon_Sensor"}}),
         "falcon.rollout.install.gcp.os_policy_assignment",
@@ -350,7 +356,7 @@ def test_prod_is_not_the_first_phase_of_a_tenant_with_other_environments() -> No
 
 
 def test_an_install_path_is_written_only_for_a_cloud_of_the_tenant() -> None:
-    data = rollout(install={"azure": {"method": "run_command"}, "aws": {}})
+    data = rollout(install={"azure": {"linux_type": "FalconSensorLinux"}, "aws": {}})
     assert fits(data, ["nonprod", "staging", "prod"], ["aws"]) == [
         "falcon.rollout.install.azure: an install path for azure, where the tenant declares no hosts"
     ]
@@ -374,6 +380,18 @@ def test_the_install_connection_is_the_tenants_alone(tmp_path: Path, base: dict[
         "connection",
         "falcon_install_shared",
     ) in tenant.exclusive_claims()
+
+
+def test_the_extensions_api_client_is_the_tenants_alone(tmp_path: Path, base: dict[str, Any]) -> None:
+    assert base["clouds"].get("azure"), "the fixture tenant has Arc machines"
+    install = {"azure": {"api_client_connection_id": "falcon_download_shared"}}
+    claims = load_tenant(write(tmp_path, base, rollout(install=install))).exclusive_claims()
+    where = "falcon.rollout.install.azure.api_client_connection_id"
+    assert (where, "connection", "falcon_download_shared") in claims
+    # Without Arc machines nothing is handed the client, and nothing is claimed.
+    base["clouds"].pop("azure")
+    claims = load_tenant(write(tmp_path, base, rollout(install={}))).exclusive_claims()
+    assert where not in [claim[0] for claim in claims]
 
 
 def test_the_aws_installer_bucket_is_a_bucket_name(tmp_path: Path, base: dict[str, Any]) -> None:

@@ -97,19 +97,26 @@ class AwsSensorInstall(ConfigModel):
 
 
 class ArcSensorInstall(ConfigModel):
-    """How Azure Arc machines get the sensor: CrowdStrike's machine extension, or a Run Command."""
+    """How Azure Arc machines get the sensor: CrowdStrike's machine extension (github.com/CrowdStrike/
+    azure-vm-extension), which downloads and installs the sensor itself with a Falcon API client."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Literal["extension", "run_command"] = "extension"
     publisher: AzureName = "Crowdstrike.Falcon"
     """The extension's publisher (CrowdStrike's Azure VM extension)."""
     linux_type: AzureName = "FalconSensorLinux"
     windows_type: AzureName = "FalconSensorWindows"
-    run_command_name: AzureName = "PatchcycleFalconSensorInstall"
-    """The machine Run Command's name, with ``method: run_command``."""
+    api_client_connection_id: ConnectionId | None = None
+    """Airflow connection of the Falcon API client the extension is given (login = client id, password =
+    client secret; default ``falcon_sensor_download_<tenant id>``). A narrow client of its own, with only
+    the scopes CrowdStrike's extension needs (Sensor Download: read, Sensor update policies: read), distinct
+    from the tenant's Falcon read connection (``falcon.connection_id``): it is handed to every machine."""
     rate_control: RateControl = Field(default_factory=_install_rate)
     """Machines installed at once and failures tolerated, as the cycle applies them to Arc."""
+
+    def api_client_connection(self, tenant_id: str) -> str:
+        """Airflow connection of the Falcon API client the extension installs with."""
+        return self.api_client_connection_id or f"falcon_sensor_download_{tenant_id}"
 
 
 class GcpSensorInstall(ConfigModel):

@@ -231,6 +231,12 @@ class Tenant(ConfigModel):
                 if self.falcon is not None and self.falcon.rollout is not None
                 else None,
             ),
+            (
+                "falcon.rollout.install.azure.api_client_connection_id",
+                self.falcon.rollout.install.azure.api_client_connection(self.id)
+                if self.falcon is not None and self.falcon.rollout is not None and clouds.azure
+                else None,
+            ),
             ("health.connection_id", self.dynatrace_connection_id()),
             ("incidents.connection_id", self.pagerduty_connection_id()),
             # The SAML watch reads the tenant's directory and organization through these.
