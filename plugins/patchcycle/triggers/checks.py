@@ -211,6 +211,24 @@ def osconfig_jobs(payload: dict[str, Any]) -> dict[str, Any]:
     return {"done": all(s in OSCONFIG_JOB_TERMINAL for s in states.values()), "jobs": states}
 
 
+def os_policy_assignments(payload: dict[str, Any]) -> dict[str, Any]:
+    """One look at each OS policy assignment's long-running operation (create or update): done when every
+    operation is (it is "done" when the rollout is; its ``error`` when the rollout stopped), with each
+    operation's ``done``, ``rolloutState`` and error message."""
+    from patchcycle.hooks.gcp_osconfig import OsConfigHook
+
+    out: dict[str, dict[str, Any]] = {}
+    for sent in payload["assignments"]:
+        hook = OsConfigHook(gcp_conn_id=sent["conn_id"], project_id=sent["project"])
+        operation = hook.os_policy_assignment_operation(sent["operation"])
+        out[sent["operation"]] = {
+            "done": bool(operation.get("done")),
+            "rollout_state": (operation.get("metadata") or {}).get("rolloutState"),
+            "error": (operation.get("error") or {}).get("message"),
+        }
+    return {"done": all(o["done"] for o in out.values()), "operations": out}
+
+
 def health(payload: dict[str, Any]) -> dict[str, Any]:
     """One look at a stage's health in Dynatrace: problems that opened since the stage began on its
     hosts or services, and its services' error rate since the stage ended against the baseline.

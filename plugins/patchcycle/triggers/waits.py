@@ -24,6 +24,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "arc_installs": checks.arc_installs,
     "arc_extensions": checks.arc_extensions,
     "osconfig_jobs": checks.osconfig_jobs,
+    "os_policy_assignments": checks.os_policy_assignments,
     "health": checks.health,
     "reboots": checks.reboots,
     "restores": checks.restores,
