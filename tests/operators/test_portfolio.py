@@ -49,3 +49,21 @@ def test_the_latest_cycle_skips_a_newer_refusal_and_dry_run() -> None:
     assert latest is not None and latest["cycle"]["outcome"] == "partial"
     assert latest_cycle_evidence(EvidenceBucket({key(DEC, "scheduled__late"): refused}), BUCKET) is None  # type: ignore[arg-type]
     assert latest_cycle_evidence(EvidenceBucket({}), BUCKET) is None  # type: ignore[arg-type]
+
+
+def test_the_latest_rollout_pack_is_read_through_the_hook_even_when_incomplete() -> None:
+    from patchcycle.operators.portfolio import latest_rollout_pack
+
+    def report(day: str, outcome: str, finished_at: str) -> dict[str, Any]:
+        return {"day": day, "outcome": outcome, "run": {"finished_at": finished_at}, "needs": []}
+
+    complete = report("2026-12-01", "complete", "2026-12-01T07:00:00+00:00")
+    incomplete = report("2026-12-02", "incomplete", "2026-12-02T07:00:00+00:00")
+    packs = {
+        "falcon-rollout/2026-12-01/runs/scheduled__2026-12-01T06_00_00_00_00/pack/rollout.json": complete,
+        "falcon-rollout/2026-12-02/runs/manual__2026-12-02T06_00_00_00_00/pack/rollout.json": incomplete,
+        "falcon-rollout/2026-12-02/runs/manual__2026-12-02T06_00_00_00_00/records/needs.json": {"needs": []},
+    }
+    latest = latest_rollout_pack(EvidenceBucket(packs), BUCKET)  # type: ignore[arg-type]
+    assert latest is not None and (latest.day, latest.document) == ("2026-12-02", incomplete)
+    assert latest_rollout_pack(EvidenceBucket({}), BUCKET) is None  # type: ignore[arg-type]

@@ -1,9 +1,12 @@
-"""The cross-tenant roll-up: one row per tenant from its latest evidence pack, and the totals."""
+"""The cross-tenant roll-up: one row per tenant from its latest evidence pack, and the totals; each row
+also carries the tenant's Falcon sensor coverage and mode (:mod:`patchcycle.domain.sensor_coverage`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from patchcycle.domain.sensor_coverage import SENSOR_COLUMNS, empty_sensor_columns, sensor_totals
 
 PORTFOLIO_COLUMNS = (
     "tenant",
@@ -25,6 +28,7 @@ PORTFOLIO_COLUMNS = (
     "expired_exceptions",
     "saml_nearest_expiry",
     "saml_days_left",
+    *SENSOR_COLUMNS,
 )
 
 
@@ -42,8 +46,11 @@ def tenant_row(
     display_name: str,
     evidence: Mapping[str, Any] | None,
     saml_watch: Mapping[str, Any] | None = None,
+    sensor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A tenant's line in the portfolio; a tenant with no pack yet is listed, not skipped."""
+    """A tenant's line in the portfolio; a tenant with no pack yet is listed, not skipped. ``sensor`` is its
+    sensor columns (:func:`patchcycle.domain.sensor_coverage.sensor_columns`); None: not assessed."""
+    sensor_part = dict(sensor) if sensor is not None else empty_sensor_columns()
     if evidence is None:
         return (
             {c: None for c in PORTFOLIO_COLUMNS}
@@ -53,10 +60,12 @@ def tenant_row(
                 "outcome": "no evidence yet",
             }
             | saml_columns(saml_watch)
+            | sensor_part
         )
     summary = evidence.get("summary", {})
     risk = (evidence.get("risk") or {}).get("summary", {})
     exceptions = evidence.get("exceptions") or {}
+    extra = saml_columns(saml_watch) | sensor_part
     return {
         "tenant": tenant_id,
         "display_name": display_name,
@@ -76,7 +85,7 @@ def tenant_row(
         "open_risk_items": risk.get("open", 0),
         "active_exceptions": len(exceptions.get("active", [])),
         "expired_exceptions": len(exceptions.get("expired", [])),
-    } | saml_columns(saml_watch)
+    } | extra
 
 
 def portfolio(rows: list[dict[str, Any]], generated_at: str) -> dict[str, Any]:
@@ -107,5 +116,6 @@ def portfolio(rows: list[dict[str, Any]], generated_at: str) -> dict[str, Any]:
         "saml_soonest_days_left": min(
             (r["saml_days_left"] for r in rows if r.get("saml_days_left") is not None), default=None
         ),
+        **sensor_totals(rows),
     }
     return {"schema_version": "1.0", "generated_at": generated_at, "totals": totals, "tenants": rows}

@@ -13,6 +13,7 @@ from patchcycle.config.loader import default_tenants_dir, load_tenant
 from patchcycle.reports.store import safe_run_segment
 
 if TYPE_CHECKING:
+    from patchcycle.domain.sensor_coverage import RolloutPack
     from patchcycle.hooks.s3 import EvidenceBucketHook
 
 EVIDENCE_CONNECTION = "patchcycle_evidence"
@@ -25,6 +26,14 @@ def latest_cycle_evidence(hook: EvidenceBucketHook, bucket: str) -> dict[str, An
 
     latest = latest_packs(hook.keys(bucket, "cycles/"), lambda key: json.loads(hook.get(bucket, key)))
     return dict(latest.cycle.evidence) if latest.cycle else None
+
+
+def latest_rollout_pack(hook: EvidenceBucketHook, bucket: str) -> RolloutPack | None:
+    """The tenant's latest Falcon roll-out pack (newest day, then newest run:
+    :func:`patchcycle.domain.sensor_coverage.latest_rollout_pack`); None before its first roll-out."""
+    from patchcycle.domain.sensor_coverage import latest_rollout_pack as latest
+
+    return latest(hook.keys(bucket, "falcon-rollout/"), lambda key: json.loads(hook.get(bucket, key)))
 
 
 class PortfolioRollupOperator(BaseOperator):
@@ -48,13 +57,14 @@ class PortfolioRollupOperator(BaseOperator):
         self.region_name = region_name
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Read each tenant's latest cycle evidence (an unreadable bucket gives a row saying so), write
-        ``portfolio.json``, ``.csv`` and ``.pdf`` under ``rounds/<latest cycle>/<run>/`` in the
-        portfolio bucket; return the prefix and the totals."""
+        """Read each tenant's latest cycle evidence, SAML watch and Falcon roll-out pack (an unreadable
+        bucket gives a row saying so), write ``portfolio.json``, ``.csv`` and ``.pdf`` under
+        ``rounds/<latest cycle>/<run>/`` in the portfolio bucket; return the prefix and the totals."""
         import pandas as pd
         from botocore.exceptions import ClientError
 
         from patchcycle.domain.portfolio import PORTFOLIO_COLUMNS, portfolio, tenant_row
+        from patchcycle.domain.sensor_coverage import sensor_columns
         from patchcycle.hooks.s3 import EvidenceBucketHook
         from patchcycle.operators.saml import latest_record
         from patchcycle.reports.portfolio_pdf import render_portfolio_report
@@ -70,13 +80,15 @@ class PortfolioRollupOperator(BaseOperator):
                 evidence = latest_cycle_evidence(hook, tenant.evidence.bucket)
                 # The nearest SAML certificate expiry, from the tenant's latest daily SAML watch.
                 saml_watch = latest_record(EvidenceStore(hook, tenant.evidence.bucket))
+                rollout = latest_rollout_pack(hook, tenant.evidence.bucket) if tenant.falcon else None
             except ClientError as exc:
                 # One unreachable bucket must not hide every other tenant; the row says what is wrong.
                 self.log.warning("tenant %s: evidence bucket unreadable: %s", tenant.id, exc)
                 row = tenant_row(tenant.id, tenant.display_name, None)
                 rows.append(row | {"outcome": f"evidence unreadable ({exc.response['Error']['Code']})"})
                 continue
-            rows.append(tenant_row(tenant.id, tenant.display_name, evidence, saml_watch))
+            sensor = sensor_columns(tenant.falcon, tenant.environment_names, rollout, evidence)
+            rows.append(tenant_row(tenant.id, tenant.display_name, evidence, saml_watch, sensor))
         now = dt.datetime.now(dt.UTC).isoformat()
         view = portfolio(rows, now)
         store = EvidenceStore(

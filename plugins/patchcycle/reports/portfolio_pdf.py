@@ -97,5 +97,98 @@ def render_portfolio_report(view: dict[str, Any]) -> bytes:
         )
     )
     story.append(table)
+    story.extend(_sensor_section(view, styles))
     doc.build(story)
     return buffer.getvalue()
+
+
+def _count(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _sensor_section(view: dict[str, Any], styles: Any) -> list[Flowable]:
+    """The Falcon sensor table: each tenant's coverage, what is wrong with the rest, its mode per environment,
+    and where the figures come from; then why anything is unknown."""
+    t = view["totals"]
+    small = styles["Normal"].clone("sensor", fontSize=8, leading=10)
+    summary = (
+        f"{t['sensor_healthy']} of {t['sensor_hosts']} hosts have a healthy sensor "
+        f"({_pct(t['sensor_coverage'])}) across {t['sensor_tenants']} tenants; "
+        f"{_count(t['sensor_missing'])} without a sensor, {_count(t['sensor_rfm'])} in reduced-functionality "
+        f"mode, {_count(t['sensor_below_policy'])} below the version policy, "
+        f"{_count(t['sensor_failed_validation'])} failing validation."
+        if t.get("sensor_tenants")
+        else "No tenant's sensor coverage is known yet."
+    )
+    story: list[Flowable] = [
+        Spacer(1, 14),
+        Paragraph("Falcon sensor coverage and mode", styles["Heading2"]),
+        Paragraph(escape(summary), styles["Normal"]),
+        Spacer(1, 6),
+    ]
+    rows: list[list[str | Paragraph]] = [
+        [
+            "Tenant",
+            "Source (as of)",
+            "Healthy",
+            "Per cloud",
+            "No sensor",
+            "RFM",
+            "Below policy",
+            "Failed valid.",
+            "Mode per environment",
+            "Roll-out pack",
+        ]
+    ]
+    notes: list[Flowable] = []
+    for r in view["tenants"]:
+        source = f"{r['sensor_source']} ({r['sensor_as_of']})" if r.get("sensor_source") else "-"
+        healthy = (
+            f"{r['sensor_healthy']}/{r['sensor_hosts']} ({_pct(r['sensor_coverage'])})"
+            if r.get("sensor_hosts") is not None
+            else "-"
+        )
+        mode = r.get("falcon_mode")
+        mode_text = ("<br/>".join(escape(part) for part in mode.split("; ")) if mode else "unknown") + (
+            escape(f" (phase {r['falcon_phase']})") if r.get("falcon_phase") and not mode else ""
+        )
+        rollout = (
+            f"{r['rollout_day']} {r.get('rollout_outcome') or ''}".strip() if r.get("rollout_day") else "none"
+        )
+        rows.append(
+            [
+                Paragraph(escape(str(r["tenant"])), small),
+                Paragraph(escape(source), small),
+                healthy,
+                Paragraph(escape((r.get("sensor_coverage_by_cloud") or "-").replace("; ", ", ")), small),
+                *(
+                    _count(r.get(k))
+                    for k in (
+                        "sensor_missing",
+                        "sensor_rfm",
+                        "sensor_below_policy",
+                        "sensor_failed_validation",
+                    )
+                ),
+                Paragraph(mode_text, small),
+                Paragraph(escape(rollout), small),
+            ]
+        )
+        if r.get("sensor_note"):
+            notes.append(Paragraph(escape(f"{r['tenant']}: {r['sensor_note']}."), small))
+    table = Table(rows, repeatRows=1, colWidths=[85, 95, 75, 90, 40, 30, 45, 45, 125, 70])
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#263238")),
+                ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
+                ("FONTSIZE", (0, 0), (-1, -1), 8),
+                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ]
+        )
+    )
+    story.append(table)
+    if notes:
+        story += [Spacer(1, 6), *notes]
+    return story
