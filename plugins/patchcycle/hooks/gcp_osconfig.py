@@ -1,4 +1,5 @@
-"""GCP VM Manager (OS Config v1), spoken to only here: inventories, vulnerability reports, patch jobs.
+"""GCP VM Manager (OS Config v1), spoken to only here: inventories, vulnerability reports, patch jobs, OS
+policy assignments.
 
 Thin seams over ``google-cloud-os-config`` (``OsConfigServiceClient`` and ``OsConfigZonalServiceClient``
 with ``transport="rest"``): one method per cloud call, lists read to the end at :data:`OSCONFIG_PAGE_SIZE`
@@ -13,7 +14,8 @@ A patch job is not a long-running operation: :meth:`OsConfigHook.execute_patch_j
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -243,3 +245,94 @@ class OsConfigHook(GoogleRestHook):
             return message_dict(job)
         except CALL_ERRORS as exc:
             raise self.failed(f"canceling patch job {name}", exc) from exc
+
+    # -- OS policy assignments ------------------------------------------------------------------------
+    def _assignment_name(self, zone: str, assignment_id: str) -> str:
+        return f"projects/{self.project}/locations/{zone}/osPolicyAssignments/{assignment_id}"
+
+    @staticmethod
+    def _assignment_message(body: Mapping[str, Any]) -> Any:
+        """An ``OSPolicyAssignment`` from its REST JSON form (camelCase, enums by name)."""
+        from google.cloud import osconfig_v1
+
+        return osconfig_v1.OSPolicyAssignment.from_json(json.dumps(body))
+
+    def create_os_policy_assignment(self, zone: str, assignment_id: str, body: Mapping[str, Any]) -> str:
+        """CreateOSPolicyAssignment in a zone: a long-running operation, done when its rollout is; returns
+        the operation's name. ``body`` is the assignment in its REST JSON form (``osPolicies``,
+        ``instanceFilter``, ``rollout``, ``description``). The id is "unique within the project" (a 409 is
+        :class:`~patchcycle.hooks.gcp_base.GcpConflict`). google-cloud-os-config,
+        ``OsConfigZonalServiceClient.create_os_policy_assignment``."""
+        try:
+            operation = self.zonal.create_os_policy_assignment(
+                parent=f"projects/{self.project}/locations/{zone}",
+                os_policy_assignment=self._assignment_message(body),
+                os_policy_assignment_id=assignment_id,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except CALL_ERRORS as exc:
+            raise self.failed(f"creating OS policy assignment {assignment_id} in zone {zone}", exc) from exc
+        return str(operation.operation.name)
+
+    def update_os_policy_assignment(
+        self, zone: str, assignment_id: str, body: Mapping[str, Any], etag: str | None = None
+    ) -> str:
+        """UpdateOSPolicyAssignment: the whole assignment replaced by ``body``; "This method creates a new
+        revision of the OS policy assignment" and a rollout when ``instance_filter`` or ``os_policies``
+        changed. ``etag`` (from :meth:`os_policy_assignment`), when given, "must match the server's etag".
+        Returns the long-running operation's name."""
+        message = {**body, "name": self._assignment_name(zone, assignment_id)}
+        if etag:
+            message["etag"] = etag
+        try:
+            operation = self.zonal.update_os_policy_assignment(
+                os_policy_assignment=self._assignment_message(message), timeout=CALL_TIMEOUT_SECONDS
+            )
+        except CALL_ERRORS as exc:
+            raise self.failed(f"updating OS policy assignment {assignment_id} in zone {zone}", exc) from exc
+        return str(operation.operation.name)
+
+    def os_policy_assignment(self, zone: str, assignment_id: str) -> dict[str, Any]:
+        """GetOSPolicyAssignment: its latest revision (``revisionId``, ``etag``, ``rolloutState``
+        IN_PROGRESS | CANCELLING | CANCELLED | SUCCEEDED, ``baseline``, ``reconciling``, ...). Absent: a
+        :class:`~patchcycle.hooks.gcp_base.GcpNotFound`."""
+        name = self._assignment_name(zone, assignment_id)
+        try:
+            return message_dict(self.zonal.get_os_policy_assignment(name=name, timeout=CALL_TIMEOUT_SECONDS))
+        except CALL_ERRORS as exc:
+            raise self.failed(f"reading OS policy assignment {name}", exc) from exc
+
+    def os_policy_assignment_operation(self, name: str) -> dict[str, Any]:
+        """An assignment's long-running operation by name (``.../osPolicyAssignments/ID/operations/OP``):
+        ``done``, ``metadata`` (OSPolicyAssignmentOperationMetadata: ``osPolicyAssignment``
+        ``name@revisionId``, ``apiMethod``, ``rolloutState``), and when done ``error`` or ``response``
+        (google.longrunning.Operations.GetOperation, the REST transport's ``operations_client``)."""
+        from google.protobuf import json_format
+
+        try:
+            operation = self.zonal.transport.operations_client.get_operation(
+                name=name, timeout=CALL_TIMEOUT_SECONDS
+            )
+        except CALL_ERRORS as exc:
+            raise self.failed(f"reading operation {name}", exc) from exc
+        return json_format.MessageToDict(operation)
+
+    def os_policy_assignment_reports(self, zone: str, assignment_id: str) -> list[dict[str, Any]]:
+        """Every instance's report for the assignment in a zone (ListOSPolicyAssignmentReports with ``-``
+        for the instance): ``instance`` (its name), ``osPolicyAssignment`` (``name@revisionId``),
+        ``osPolicyCompliances`` (per OS policy ``complianceState`` COMPLIANT | NON_COMPLIANT | UNKNOWN,
+        ``complianceStateReason``, ``osPolicyResourceCompliances`` with their ``configSteps`` and the
+        failed step's ``errorMessage``), ``lastRunId``. An instance the rollout has not reached has none."""
+        from google.cloud import osconfig_v1
+
+        parent = f"{self._all_instances(zone)}/osPolicyAssignments/{assignment_id}"
+        request = osconfig_v1.ListOSPolicyAssignmentReportsRequest(
+            parent=parent, page_size=OSCONFIG_PAGE_SIZE
+        )
+        try:
+            pages = self.zonal.list_os_policy_assignment_reports(
+                request=request, timeout=CALL_TIMEOUT_SECONDS
+            )
+            return [message_dict(report) for report in pages]
+        except CALL_ERRORS as exc:
+            raise self.failed(f"listing the reports of OS policy assignment {parent}", exc) from exc
