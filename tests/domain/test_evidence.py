@@ -818,7 +818,7 @@ def test_the_document_validates_against_the_schema_it_declares(unassessed_run):
     from patchcycle.domain.evidence import evidence_schema_path
 
     _, doc = unassessed_run
-    assert doc["schema_version"] == EVIDENCE_SCHEMA_VERSION == "1.3"
+    assert doc["schema_version"] == EVIDENCE_SCHEMA_VERSION == "1.4"
     doc["cycle"]["generated_by"] = "patchcycle test"  # the operator adds it
     doc["events"] = []  # this module's events are abbreviated (no actor, result or details)
     schema = json.loads(evidence_schema_path(doc["schema_version"]).read_text())

@@ -37,7 +37,7 @@ def test_the_schema_is_a_valid_draft_2020_12_schema(version) -> None:
 def test_every_published_schema_is_known_and_the_newest_is_written() -> None:
     published = sorted(p.name for p in (REPO / "include" / "schemas").glob("evidence-*.schema.json"))
     assert published == [f"evidence-{v}.schema.json" for v in EVIDENCE_SCHEMA_VERSIONS]
-    assert EVIDENCE_SCHEMA_VERSION == EVIDENCE_SCHEMA_VERSIONS[-1] == "1.3"
+    assert EVIDENCE_SCHEMA_VERSION == EVIDENCE_SCHEMA_VERSIONS[-1] == "1.4"
     with pytest.raises(ValueError, match="unknown evidence schema_version"):
         evidence_schema_path("2.0")
 

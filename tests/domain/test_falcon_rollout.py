@@ -25,10 +25,12 @@ from patchcycle.domain.falcon_rollout import (
     decide_phase,
     exclusion_problem,
     exclusions_to_apply,
+    follow_up_upgrades,
     kernel_held_upgrades,
     listed_versions,
     matched_devices,
     next_cycle_start,
+    open_upgrades,
     planned_kernels,
     propose_exclusions,
     rollout_run_before,
@@ -997,3 +999,57 @@ def test_every_host_is_validated_against_its_environments_expectation() -> None:
     assert refused.reasons == ("host group 'x' does not exist",)
     (newer,) = validate_hosts([linux], [device], ok, {"i-1": "7.15.17000"})
     assert not newer.passed and "expected 7.15.17000 or newer" in newer.reasons[0]
+
+
+# --- the hand-off followed up by the next cycle ----------------------------------------------------------
+
+HANDED = {
+    "host_id": "i-1",
+    "name": "web-01",
+    "sensor_version": "7.10.16303",
+    "kernel": "5.15.0-119-generic",
+    "upgrade_to": "7.14.16703",
+    "reason": "sensor 7.10.16303 does not support kernel 5.15.0-119-generic",
+    "due_before": "2026-12-27T02:00:00+00:00",
+}
+
+
+def cycle_host(**fields: Any) -> dict[str, Any]:
+    return {
+        "host_id": "i-1",
+        "falcon_sensor_version": "7.14.16703",
+        "final_state": "patched",
+        "install_variant": None,
+    } | fields
+
+
+@pytest.mark.parametrize(
+    ("host", "status", "why"),
+    [
+        (
+            cycle_host(),
+            "resolved",
+            "sensor upgraded to 7.14.16703; this cycle patched the host with its kernel",
+        ),
+        (cycle_host(falcon_sensor_version="7.10.16303"), "open", "still 7.10.16303, older than 7.14.16703"),
+        (cycle_host(install_variant="no_kernel"), "open", "left it patched without its kernel"),
+        (cycle_host(final_state="failed"), "open", "this cycle left it failed"),
+        (cycle_host(falcon_sensor_version=None), "open", "found no Falcon sensor version"),
+        (cycle_host(host_id="i-2"), "open", "not in this cycle's inventory"),
+    ],
+)
+def test_a_handed_off_upgrade_is_resolved_only_when_the_sensor_moved_and_the_kernel_was_installed(
+    host: dict[str, Any], status: str, why: str
+) -> None:
+    (follow_up,) = follow_up_upgrades([HANDED], [host])
+    assert follow_up.status == status and why in follow_up.reason
+    assert follow_up.kernel == "5.15.0-119-generic" and follow_up.upgrade_to == "7.14.16703"
+
+
+def test_open_upgrades_are_the_handed_off_hosts_still_due_with_their_kernel() -> None:
+    late = HANDED | {"host_id": "i-2", "due_before": "2026-11-22T02:00:00+00:00"}
+    assert open_upgrades([HANDED, late], dt.datetime(2026, 12, 1, tzinfo=dt.UTC)) == {
+        "i-1": "5.15.0-119-generic"
+    }
+    with pytest.raises(ValueError, match="timezone-aware"):
+        open_upgrades([HANDED], dt.datetime(2026, 12, 1))

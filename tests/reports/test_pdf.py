@@ -598,3 +598,53 @@ def test_a_document_without_what_the_report_needs_raises_the_schema_error() -> N
         EvidenceSchemaError, match=r"evidence-1\.0\.schema\.json at \$: 'cycle' is a required"
     ):
         render_cycle_report(evidence)
+
+
+def test_the_kernel_held_hand_off_and_its_follow_up_are_in_the_report() -> None:
+    evidence = make_evidence(5, sections=True)
+    evidence["sensor_upgrades"] = {
+        "rollout_dag_id": "falcon_rollout__cu_alpha",
+        "handed_off": [
+            {
+                "host_id": "i-0old",
+                "name": "web-old-01",
+                "sensor_version": "7.10.16303",
+                "kernel": "5.10.230-223.885.amzn2.x86_64",
+                "upgrade_to": "7.14.16703",
+                "reason": "sensor 7.10.16303 does not support kernel 5.10.230-223.885.amzn2.x86_64",
+                "due_before": "2026-12-27T02:00:00+00:00",
+            }
+        ],
+        "previous_cycle_date": "2026-10-25",
+        "followed_up": [
+            {
+                "host_id": "i-0arc",
+                "name": "arc-old-01",
+                "kernel": "5.15.0-126-generic",
+                "upgrade_to": "7.14.16703",
+                "status": "open",
+                "reason": "its sensor is still 7.10.16303, older than 7.14.16703",
+                "sensor_version": "7.10.16303",
+                "final_state": "non_compliant",
+            }
+        ],
+    }
+    _, text = _pdf_text(render_cycle_report(evidence, generated_at="2026-11-22T09:00:00+00:00"))
+    text = _squash(text)
+    assert "Falcon sensor upgrades for held kernels" in text
+    assert "1 host kept its kernel" in text and "falcon_rollout__cu_alpha" in text
+    assert "web-old-01" in text and "7.14.16703" in text
+    assert "The previous cycle (2026-10-25) handed off 1 upgrade: 0 resolved, 1 open." in text
+    assert "still 7.10.16303" in text
+
+
+def test_a_cycle_without_a_hand_off_has_no_sensor_upgrade_section() -> None:
+    evidence = make_evidence(5, sections=True)
+    evidence["sensor_upgrades"] = {
+        "rollout_dag_id": None,
+        "handed_off": [],
+        "previous_cycle_date": None,
+        "followed_up": [],
+    }
+    _, text = _pdf_text(render_cycle_report(evidence, generated_at="2026-11-22T09:00:00+00:00"))
+    assert "Falcon sensor upgrades" not in text

@@ -162,6 +162,11 @@ class Tenant(ConfigModel):
         return f"patch_cycle__{self.id}"
 
     @property
+    def falcon_rollout_dag_id(self) -> str:
+        """Id of the tenant's Falcon sensor roll-out DAG (when it declares ``falcon.rollout``)."""
+        return f"falcon_rollout__{self.id}"
+
+    @property
     def environment_names(self) -> list[EnvironmentName]:
         """The tenant's environments, in patching order."""
         return [env.name for env in self.environments]

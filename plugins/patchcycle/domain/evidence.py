@@ -18,8 +18,8 @@ from patchcycle.domain.plan import host_patch_ids
 
 # 1.1 adds the not_assessed state, a host's installed_versions and the plan's catalog facts (see the
 # schema's description); packs written as 1.0 stay valid against evidence-1.0.schema.json.
-EVIDENCE_SCHEMA_VERSION = "1.3"
-EVIDENCE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+EVIDENCE_SCHEMA_VERSION = "1.4"
+EVIDENCE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")
 _COUNTED = ("patched", "failed", "held", "excepted", "not_run", "out_of_scope")
 
 

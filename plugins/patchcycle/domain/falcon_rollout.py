@@ -1181,3 +1181,83 @@ def kernel_held_upgrades(
             )
         )
     return upgrades
+
+
+@dataclass(frozen=True)
+class UpgradeFollowUp:
+    """A sensor upgrade the previous cycle handed to the roll-out, as this cycle finds the host."""
+
+    host_id: str
+    name: str
+    kernel: str
+    upgrade_to: str | None
+    status: Literal["resolved", "open"]
+    reason: str
+    sensor_version: str | None = None
+    final_state: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The follow-up as the cycle's evidence records it."""
+        return asdict(self)
+
+
+def follow_up_upgrades(
+    handed_off: Iterable[Mapping[str, Any]], hosts: Iterable[Mapping[str, Any]]
+) -> list[UpgradeFollowUp]:
+    """Whether each upgrade the previous cycle handed off (:meth:`KernelUpgrade.to_dict`) is resolved in this
+    cycle's evidence ``hosts``: resolved when the host's sensor is at ``upgrade_to`` or newer (when one was
+    named) and this cycle patched it with the whole plan (its kernel not held again); open otherwise, with
+    why. A host this cycle did not see stays open."""
+    rows = {str(row.get("host_id")): row for row in hosts}
+    found = []
+    for upgrade in handed_off:
+        host_id = str(upgrade.get("host_id"))
+        base = UpgradeFollowUp(
+            host_id=host_id,
+            name=str(upgrade.get("name") or ""),
+            kernel=str(upgrade.get("kernel") or ""),
+            upgrade_to=upgrade.get("upgrade_to"),
+            status="open",
+            reason="",
+        )
+        row = rows.get(host_id)
+        if row is None:
+            found.append(replace(base, reason="the host is not in this cycle's inventory"))
+            continue
+        version = str(row.get("falcon_sensor_version") or "") or None
+        state = str(row.get("final_state") or "") or None
+        seen = replace(base, sensor_version=version, final_state=state)
+        target = base.upgrade_to
+        if version is None:
+            found.append(replace(seen, reason="this cycle found no Falcon sensor version on the host"))
+        elif target and version_key(version) < version_key(str(target)):
+            found.append(replace(seen, reason=f"its sensor is still {version}, older than {target}"))
+        elif state != "patched" or row.get("install_variant") == "no_kernel":
+            found.append(
+                replace(
+                    seen,
+                    reason=f"its sensor is {version}, but this cycle left it {state}"
+                    + (" without its kernel" if row.get("install_variant") == "no_kernel" else ""),
+                )
+            )
+        else:
+            found.append(
+                replace(
+                    seen,
+                    status="resolved",
+                    reason=f"sensor upgraded to {version}; this cycle patched the host with its kernel",
+                )
+            )
+    return found
+
+
+def open_upgrades(handed_off: Iterable[Mapping[str, Any]], now: dt.datetime) -> dict[str, str]:
+    """The kernel each handed-off host must be able to run (host id -> release), for the upgrades still due
+    (``due_before`` after ``now``): what the roll-out's ``find`` treats as the host's planned kernel."""
+    _aware(now, "now")
+    due = {}
+    for upgrade in handed_off:
+        when = dt.datetime.fromisoformat(str(upgrade["due_before"]))
+        if when > now and upgrade.get("kernel"):
+            due[str(upgrade["host_id"])] = str(upgrade["kernel"])
+    return due

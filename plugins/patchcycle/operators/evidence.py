@@ -96,6 +96,7 @@ class WriteEvidencePackOperator(CycleOperator):
             exceptions=register,
             scopes=cycle.read_record(paths.run_file("scopes.json"), required=False),
         )
+        evidence["sensor_upgrades"] = self._sensor_upgrades(cycle, evidence, preflight)
         frameworks = [f.value for f in self.tenant.frameworks]
         evidence["risk"] = self._risk_section(cycle, evidence, frameworks)
         if info.get("zero_day"):
@@ -210,6 +211,33 @@ class WriteEvidencePackOperator(CycleOperator):
                 low_days=self.tenant.sla.low,
             ),
         )
+
+    def _sensor_upgrades(
+        self, cycle: CycleContext, evidence: dict[str, Any], preflight: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The kernel-held hand-off (the paper's 6.2): the sensor upgrades this cycle hands to the tenant's
+        Falcon roll-out (from the pre-flight), and whether those the previous cycle handed off are resolved
+        (the host's sensor upgraded and the host patched with its kernel in this cycle)."""
+        from patchcycle.domain.falcon_rollout import follow_up_upgrades
+        from patchcycle.domain.fleet_status import PackUnreadable, latest_packs
+
+        falcon = self.tenant.falcon
+        rollout = self.tenant.falcon_rollout_dag_id if falcon is not None and falcon.rollout else None
+        cycle_date = evidence["cycle"]["cycle_date"]
+        keys = [k for k in cycle.store.keys("cycles/") if k.split("/")[1] < cycle_date]
+        try:
+            previous = latest_packs(keys, cycle.store.get_json).cycle
+        except PackUnreadable:
+            previous = None  # the chain check reports an unreadable pack; the hand-off is only its reader
+        before = (previous.evidence.get("sensor_upgrades") or {}) if previous else {}
+        return {
+            "rollout_dag_id": rollout,
+            "handed_off": list((preflight or {}).get("sensor_upgrades") or []),
+            "previous_cycle_date": previous.evidence["cycle"]["cycle_date"] if previous else None,
+            "followed_up": [
+                f.to_dict() for f in follow_up_upgrades(before.get("handed_off") or [], evidence["hosts"])
+            ],
+        }
 
     def _trend(self, cycle: CycleContext, cycle_date: str) -> list[dict[str, Any]]:
         """Compliance of each previous cycle (oldest first), from the latest of its packs that patched."""

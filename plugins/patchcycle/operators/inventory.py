@@ -305,6 +305,8 @@ class PreflightOperator(CycleOperator):
             self.tenant, rows, info["environments"], deferrals, plan, support, now=dt.datetime.now(dt.UTC)
         )
         record = result.to_dict()
+        if result.kernel_held or any(d.variant == "no_kernel" for d in result.decisions):
+            record["sensor_upgrades"] = self._sensor_upgrades(log, record["decisions"], rows, plan, support)
         record["drift"] = self._open_drift(cycle, log, as_of)
         record["kev_exposure"] = self._kev_exposure(cycle, log, rows, record, register, as_of)
         cycle.write_record(paths.run_file("preflight.json"), record)
@@ -392,6 +394,44 @@ class PreflightOperator(CycleOperator):
                     without_compensating_control=item["uncovered_hosts"][:100],
                 )
         return exposure
+
+    def _sensor_upgrades(
+        self,
+        log: EventLog,
+        decisions: list[dict[str, Any]],
+        rows: list[dict[str, Any]],
+        plan: dict[str, Any],
+        support: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """The sensor upgrade each kernel-held host needs before the next cycle (the paper's 6.2: pin the
+        kernel, upgrade the sensor): handed to the tenant's Falcon roll-out through the cycle's evidence
+        (``sensor_upgrades``), which the roll-out's ``find`` reads."""
+        import datetime as dt
+
+        from patchcycle.config.falcon_rollout import SensorVersionPolicy
+        from patchcycle.domain.falcon_rollout import kernel_held_upgrades, planned_kernels
+        from patchcycle.hooks.falcon import FalconHook
+
+        falcon = self.tenant.falcon
+        rollout = falcon.rollout if falcon is not None else None
+        policy = rollout.sensor_version if rollout is not None else SensorVersionPolicy()
+        builds = FalconHook(falcon_conn_id=self.tenant.falcon_connection_id()).sensor_builds("linux")
+        upgrades = kernel_held_upgrades(
+            decisions, rows, planned_kernels(plan, rows), support, builds, policy, dt.datetime.now(dt.UTC)
+        )
+        for upgrade in upgrades:
+            log.record(
+                "falcon.sensor_upgrade_handed_off",
+                target=upgrade.host_id,
+                result="scheduled" if rollout is not None and upgrade.upgrade_to else "unscheduled",
+                name=upgrade.name,
+                kernel=upgrade.kernel,
+                sensor_version=upgrade.sensor_version,
+                upgrade_to=upgrade.upgrade_to,
+                due_before=upgrade.due_before.isoformat(),
+                reason=upgrade.reason,
+            )
+        return [upgrade.to_dict() for upgrade in upgrades]
 
     def _open_drift(self, cycle: CycleContext, log: EventLog, as_of: Any) -> dict[str, Any]:
         """What the tenant's latest drift report (of a day on or before the cycle's) says about what the

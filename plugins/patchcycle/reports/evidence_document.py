@@ -35,7 +35,7 @@ from patchcycle.domain.evidence import EVIDENCE_SCHEMA_VERSIONS, evidence_schema
 
 log = logging.getLogger(__name__)
 
-SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3"]
+SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3", "1.4"]
 FrameworkId = Literal["soc2", "pci_dss", "hipaa", "sox"]
 #: ``refused`` from 1.2.
 Outcome = Literal["completed", "partial", "failed", "planned", "refused"]
@@ -230,7 +230,7 @@ class TrendPoint(TypedDict):
 
 
 class CycleEvidence(TypedDict):
-    """A cycle's evidence document (``evidence.json``), schema 1.0 to 1.3."""
+    """A cycle's evidence document (``evidence.json``), schema 1.0 to 1.4."""
 
     schema_version: SchemaVersion
     tenant: Tenant
@@ -247,6 +247,7 @@ class CycleEvidence(TypedDict):
     trend: NotRequired[list[TrendPoint]]
     exceptions: NotRequired[dict[str, object] | None]
     access: NotRequired[AccessReview | None]
+    sensor_upgrades: NotRequired[dict[str, object]]
 
 
 class EvidenceSchemaError(ValueError):

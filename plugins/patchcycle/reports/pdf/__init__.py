@@ -1,7 +1,7 @@
 """The patch cycle PDF report a tenant's compliance contact (and their auditor) reads.
 
 Built with reportlab platypus and reportlab.graphics charts from the cycle's evidence document
-(``schema_version`` "1.0" to "1.3"), read as the typed view of
+(``schema_version`` "1.0" to "1.4"), read as the typed view of
 :mod:`patchcycle.reports.evidence_document` (checked against the schema of its version). Pure: no cloud
 or file I/O. Only hosts needing attention are laid out (capped); the full per-host list is the CSV in the
 same evidence pack.

@@ -24,6 +24,7 @@ from patchcycle.reports.pdf.layout import FooterCanvas
 from patchcycle.reports.pdf.overview import stage_section, summary_section, title_block
 from patchcycle.reports.pdf.patches import patch_section
 from patchcycle.reports.pdf.risk import risk_section, trend_section
+from patchcycle.reports.pdf.sensors import sensor_upgrades_section
 from patchcycle.reports.pdf.style import MARGIN, PAGE_SIZE, Styles, as_text
 
 
@@ -68,6 +69,7 @@ def _cycle_report(evidence: CycleEvidence, generated_at: str | None) -> bytes:
     flow += exceptions_section(evidence, styles)
     flow += access_section(evidence, styles)
     flow += attention_section(evidence, styles)
+    flow += sensor_upgrades_section(evidence, styles)
     flow += patch_section(evidence, styles)
     flow += host_appendix(evidence, styles)
 
