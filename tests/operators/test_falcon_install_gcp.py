@@ -103,7 +103,12 @@ def tenant_file(tmp_path: Path) -> Any:
         **data.get("falcon", {}),
         "rollout": {
             "host_groups": {"nonprod": "g-nonprod", "staging": "g-staging", "prod": "g-prod"},
-            "install": {"gcp": {"rate_control": {"max_concurrency": "50%", "max_errors": "50%"}}},
+            "install": {
+                "gcp": {
+                    "rate_control": {"max_concurrency": "50%", "max_errors": "50%"},
+                    "min_wait_seconds": 0,
+                }
+            },
         },
     }
     path = tmp_path / "cu_alpha.yaml"
@@ -177,7 +182,6 @@ def task(fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     op = InstallSensorsGcpOperator(
         task_id="install_gcp",
         tenant_id=tenant.id,
-        min_wait_seconds=0,
         deferrable=False,
         waiter_delay=0.3,
         waiter_max_attempts=100,

@@ -126,6 +126,10 @@ class GcpSensorInstall(ConfigModel):
 
     os_policy_assignment: OsPolicyAssignmentId = "patchcycle-falcon-sensor"
     """The OS policy assignment id (in each of the tenant's projects and zones) that installs the sensor."""
+    min_wait_seconds: int = Field(default=60, ge=0, le=86_400)
+    """The rollout's ``minWaitDuration``: "A VM continues to count towards the disruption_budget at least
+    until this duration of time has passed after configuration changes are applied" (OS Config's
+    ``OSPolicyAssignment.Rollout``), so the next VMs of a zone wait that long after each install."""
     rate_control: RateControl = Field(default_factory=_install_rate)
     """The assignment's rollout disruption budget and the failures tolerated, as for a patch job."""
 

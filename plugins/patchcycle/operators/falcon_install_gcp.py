@@ -202,7 +202,6 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
         self,
         *,
         tenant_id: str,
-        min_wait_seconds: int = 60,
         deferrable: bool = True,
         waiter_delay: float | None = None,
         waiter_max_attempts: int = 120,
@@ -210,7 +209,6 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.tenant_id = tenant_id
-        self.min_wait_seconds = min_wait_seconds
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     def execute(self, context: Any) -> Any:
@@ -287,7 +285,7 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
             families=[short_name(str(h["os_family"])) for h in hosts],
             labels=list(labels.values()),
             budget=disruption_budget(install.rate_control.max_errors),
-            min_wait_seconds=self.min_wait_seconds,
+            min_wait_seconds=install.min_wait_seconds,
         )
         hook = OsConfigHook(gcp_conn_id=conn_id, project_id=project)
         name = assignment_id(install.os_policy_assignment, zone)
