@@ -624,7 +624,23 @@ def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
         validate = ValidateSensorsOperator(task_id="validate", **ids)
         if tenant.clouds.aws is not None:
             find >> InstallSensorsAwsOperator(task_id="install_aws", **ids) >> validate
-        find >> validate >> RolloutEvidenceOperator(task_id="evidence", **ids)
+        evidence = RolloutEvidenceOperator(task_id="evidence", **ids)
+        find >> validate >> evidence
+        if rollout.prevention_phases:
+            # Detection to Prevention: decide (count, propose, page once) -> the cycle's approval step ->
+            # promote; the evidence waits for them and reports the phases.
+            from patchcycle.operators.falcon_phases import (
+                APPROVAL_TASK_ID,
+                DECIDE_TASK_ID,
+                PROMOTE_TASK_ID,
+                PhaseApprovalOperator,
+                PhaseDecideOperator,
+                PhasePromoteOperator,
+            )
+
+            decide = PhaseDecideOperator(task_id=DECIDE_TASK_ID, **ids)
+            approval = PhaseApprovalOperator(task_id=APPROVAL_TASK_ID, **ids)
+            validate >> decide >> approval >> PhasePromoteOperator(task_id=PROMOTE_TASK_ID, **ids) >> evidence
     return dag
 
 

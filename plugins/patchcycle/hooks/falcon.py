@@ -601,6 +601,18 @@ class FalconHook(BaseHook):
         """Enable a prevention or sensor-update policy (perform...PoliciesAction ``enable``); the policy."""
         return self._policy_action(kind, "enable", policy_id, {"ids": [policy_id]})
 
+    def set_policies_precedence(self, kind: PolicyKind, platform: str, policy_ids: Sequence[str]) -> None:
+        """Order the policies of ``platform`` (``Linux``, ``Windows``, ``Mac``): "The first ID specified
+        will have the highest precedence and the last ID specified will have the lowest. You must specify
+        all non-Default Policies for a platform when updating precedence" (setPreventionPoliciesPrecedence
+        / setSensorUpdatePoliciesPrecedence, body ``{"ids", "platform_name"}``)."""
+        api, _, _ = self._policy_api(kind)
+        name = (
+            "setPreventionPoliciesPrecedence" if kind == "prevention" else "setSensorUpdatePoliciesPrecedence"
+        )
+        response = api.set_policies_precedence(body={"ids": list(policy_ids), "platform_name": platform})
+        self._ok(f"{name}(platform_name={platform!r}, {len(policy_ids)} ids)", response)
+
     def _policy_action(
         self, kind: PolicyKind, action: str, policy_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:

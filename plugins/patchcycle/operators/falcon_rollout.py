@@ -636,6 +636,10 @@ class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
             if done is not None and done["result"] != "sent_succeeded":
                 why = done.get("reason") or done.get("output") or done.get("status") or ""
                 problems.append(f"{need['name']}: the {need['action']} was not done: {why}")
+        from patchcycle.operators.falcon_phases import phases_evidence
+
+        phases = phases_evidence(run)  # None when the tenant declares no prevention phases
+        problems += (phases or {}).get("problems", [])
         rows = [
             {
                 **n,
@@ -684,6 +688,7 @@ class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
                 "failed_validation": sum(1 for v in checked.values() if not v["passed"]),
             },
             "needs": host_needs,
+            "phases": phases,
             "validation": validation,
             "installs": installs,
             "scopes": (needs or {}).get("scopes", []),
