@@ -27,20 +27,32 @@ def alpha(tmp_path: Path, **rollout) -> object:
 def test_the_rollout_is_find_validate_then_evidence_whatever_they_did(tmp_path: Path) -> None:
     dag = build_falcon_rollout_dag(alpha(tmp_path))
     assert dag.dag_id == "falcon_rollout__cu_alpha" and dag.max_active_runs == 1 and dag.catchup is False
-    # cu_alpha has AWS: its hosts get the sensor through the Falcon install document first.
-    assert dag.get_task("install_aws").upstream_task_ids == {"find"}
-    assert dag.get_task("validate").upstream_task_ids == {"find", "install_aws"}
+    # cu_alpha has AWS, Azure Arc and GCP: each cloud's own agent installs the sensor, then validation.
+    installs = {"install_aws", "install_azure", "install_gcp"}
+    for task_id in installs:
+        assert dag.get_task(task_id).upstream_task_ids == {"find"}
+        assert dag.get_task(task_id).deferrable is True
+    assert dag.get_task("validate").upstream_task_ids == {"find", *installs}
     assert dag.get_task("validate").trigger_rule == "all_done"  # whatever the installs did
-    assert dag.get_task("validate").deferrable is True and dag.get_task("install_aws").deferrable is True
+    assert dag.get_task("validate").deferrable is True
     assert dag.get_task("evidence").upstream_task_ids == {"validate"}
     assert dag.get_task("evidence").trigger_rule == "all_done"
-    assert type(dag.timetable).__name__ == "NullTimetable"  # no schedule in the file: on demand only
+    # No schedule in the file: after each monthly cycle of the tenant (its evidence asset), and on demand.
+    assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
+    assert [a.name for a in dag.timetable.asset_condition.objects] == [
+        "patchcycle_evidence__cu_alpha"
+    ]
     DagSerialization.validate_schema(DagSerialization.to_dict(dag))
 
 
-def test_it_runs_on_the_tenants_schedule_when_the_file_sets_one(tmp_path: Path) -> None:
+def test_it_runs_on_the_tenants_schedule_and_after_each_cycle(tmp_path: Path) -> None:
     dag = build_falcon_rollout_dag(alpha(tmp_path, schedule="0 6 * * MON"))
-    assert dag.timetable.expression == "0 6 * * MON"
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert dag.timetable.timetable.expression == "0 6 * * MON"
+    assert [a.name for a in dag.timetable.asset_condition.objects] == [
+        "patchcycle_evidence__cu_alpha"
+    ]
+    DagSerialization.validate_schema(DagSerialization.to_dict(dag))
 
 
 def test_a_tenant_without_a_rollout_has_no_rollout_dag() -> None:
