@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import DAG, Asset, AssetAlias, BaseOperator, Param, TaskGroup, TriggerRule
+from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
 from patchcycle.config.models import Environment, Tenant
@@ -579,12 +580,14 @@ def build_iac_drift_dag(tenant: Tenant) -> DAG:
 
 def falcon_rollout_dag_id(tenant: Tenant) -> str:
     """``falcon_rollout__<tenant>``."""
-    return f"falcon_rollout__{tenant.id}"
+    return tenant.falcon_rollout_dag_id
 
 
 def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
     """The Falcon sensor roll-out of one tenant (it must declare ``falcon.rollout``): on the tenant's
     schedule, or on demand from the trigger form (find -> install per cloud -> validate -> evidence)."""
+    from patchcycle.operators.falcon_install_azure import InstallSensorsArcOperator
+    from patchcycle.operators.falcon_install_gcp import InstallSensorsGcpOperator
     from patchcycle.operators.falcon_rollout import (
         FIND_TASK_ID,
         InstallSensorsAwsOperator,
@@ -597,7 +600,16 @@ def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
     if rollout is None:
         raise ValueError(f"tenant {tenant.id} declares no falcon.rollout")
     ids = {"tenant_id": tenant.id}
-    schedule = CronTriggerTimetable(rollout.schedule, timezone="UTC") if rollout.schedule else None
+    # After each monthly cycle (its evidence asset): the kernel-held hosts it handed off get their sensor
+    # upgrade then, well before the next cycle, and the sensors are validated again after the kernels moved.
+    after_cycle = evidence_asset(tenant)
+    schedule: Any = (
+        AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(rollout.schedule, timezone="UTC"), assets=[after_cycle]
+        )
+        if rollout.schedule
+        else [after_cycle]
+    )
     with DAG(
         dag_id=falcon_rollout_dag_id(tenant),
         description=f"CrowdStrike Falcon sensor roll-out of {tenant.display_name}",
@@ -609,7 +621,8 @@ def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
         tags=["patchcycle", "falcon", f"tenant:{tenant.id}"],
         doc_md=(
             f"Falcon sensor roll-out of **{tenant.display_name}** "
-            + (f"(`{rollout.schedule}` UTC, and on demand)" if rollout.schedule else "(on demand)")
+            + (f"(`{rollout.schedule}` UTC, " if rollout.schedule else "(")
+            + f"after each `{tenant.dag_id}` run, and on demand)"
             + ": finds every host of the tenant in every cloud without a Falcon sensor, with one older than "
             "the tenant's version policy or in reduced-functionality mode, each with its reason, and "
             "validates every host through the Falcon API (device record in the tenant's CID, version, "
@@ -624,6 +637,10 @@ def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
         validate = ValidateSensorsOperator(task_id="validate", **ids)
         if tenant.clouds.aws is not None:
             find >> InstallSensorsAwsOperator(task_id="install_aws", **ids) >> validate
+        if tenant.clouds.azure is not None:
+            find >> InstallSensorsArcOperator(task_id="install_azure", **ids) >> validate
+        if tenant.clouds.gcp is not None:
+            find >> InstallSensorsGcpOperator(task_id="install_gcp", **ids) >> validate
         evidence = RolloutEvidenceOperator(task_id="evidence", **ids)
         find >> validate >> evidence
         if rollout.prevention_phases:

@@ -39,9 +39,7 @@ def test_the_rollout_is_find_validate_then_evidence_whatever_they_did(tmp_path: 
     assert dag.get_task("evidence").trigger_rule == "all_done"
     # No schedule in the file: after each monthly cycle of the tenant (its evidence asset), and on demand.
     assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
-    assert [a.name for a in dag.timetable.asset_condition.objects] == [
-        "patchcycle_evidence__cu_alpha"
-    ]
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["patchcycle_evidence__cu_alpha"]
     DagSerialization.validate_schema(DagSerialization.to_dict(dag))
 
 
@@ -49,9 +47,7 @@ def test_it_runs_on_the_tenants_schedule_and_after_each_cycle(tmp_path: Path) ->
     dag = build_falcon_rollout_dag(alpha(tmp_path, schedule="0 6 * * MON"))
     assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
     assert dag.timetable.timetable.expression == "0 6 * * MON"
-    assert [a.name for a in dag.timetable.asset_condition.objects] == [
-        "patchcycle_evidence__cu_alpha"
-    ]
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["patchcycle_evidence__cu_alpha"]
     DagSerialization.validate_schema(DagSerialization.to_dict(dag))
 
 

@@ -126,6 +126,33 @@ def read_fleet(tenant: Any, log: EventLog) -> tuple[list[dict[str, Any]], list[d
     return rows, scopes
 
 
+def handed_off_kernels(run: RolloutContext, log: EventLog) -> dict[str, str]:
+    """The kernel each host the tenant's latest cycle held must be able to run, for the sensor upgrades it
+    handed off that are still due (its evidence's ``sensor_upgrades.handed_off``, the paper's 6.2): the
+    roll-out upgrades those sensors to one that supports the kernel before the next cycle."""
+    from patchcycle.domain.falcon_rollout import open_upgrades
+    from patchcycle.domain.fleet_status import PackUnreadable, latest_packs
+
+    try:
+        latest = latest_packs(run.store.keys("cycles/"), run.store.get_json).cycle
+    except PackUnreadable as exc:
+        log.record("falcon.handoff_unreadable", target=run.tenant.id, result="failed", error=str(exc))
+        return {}
+    if latest is None:
+        return {}
+    handed = list((latest.evidence.get("sensor_upgrades") or {}).get("handed_off") or [])
+    due = open_upgrades(handed, utcnow())
+    if handed:
+        log.record(
+            "falcon.handoff_read",
+            target=latest.key,
+            cycle_date=latest.evidence["cycle"]["cycle_date"],
+            handed_off=len(handed),
+            due=sorted(due),
+        )
+    return due
+
+
 class SensorNeedsOperator(RolloutTaskMixin, BaseOperator):
     """What every host of the tenant needs from the roll-out (``records/needs.json``)."""
 
@@ -145,7 +172,9 @@ class SensorNeedsOperator(RolloutTaskMixin, BaseOperator):
         falcon = FalconHook(falcon_conn_id=self.tenant.falcon_connection_id())
         devices = falcon.devices()
         builds = [build for platform in PLATFORMS for build in falcon.sensor_builds(platform)]
-        needs = classify_hosts(rows, devices, builds, rollout.sensor_version)
+        handoff = handed_off_kernels(run, log)
+        support = falcon.kernel_support(sorted(set(handoff.values()))) if handoff else {}
+        needs = classify_hosts(rows, devices, builds, rollout.sensor_version, handoff, support)
         counts = Counter(need.action for need in needs)
         failed = [s["scope"] for s in scopes if s["status"] == "failed"]
         platform = {need.host_id: need.platform for need in needs}
@@ -161,6 +190,8 @@ class SensorNeedsOperator(RolloutTaskMixin, BaseOperator):
                     for row in rows
                 ],
                 "scopes": scopes,
+                # Hosts a cycle's kernel gate held, with the kernel their sensor must support.
+                "kernel_handoff": handoff,
                 "devices": len(devices),
                 "builds": len(builds),
             },
@@ -692,6 +723,7 @@ class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
             "validation": validation,
             "installs": installs,
             "scopes": (needs or {}).get("scopes", []),
+            "kernel_handoff": (needs or {}).get("kernel_handoff") or {},
             "events": events,
             "controls": [c.to_dict() for c in controls],
             "controls_summary": controls_summary(controls),
