@@ -1053,3 +1053,24 @@ def test_open_upgrades_are_the_handed_off_hosts_still_due_with_their_kernel() ->
     }
     with pytest.raises(ValueError, match="timezone-aware"):
         open_upgrades([HANDED], dt.datetime(2026, 12, 1))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tmp/kdevtmpfsi",
+        "/var/tmp/.x/miner",
+        "/dev/shm/payload",
+        "\\Device\\HarddiskVolume3\\Windows\\Temp\\drop.exe",
+        "\\Device\\HarddiskVolume3\\Users\\bob\\AppData\\Local\\Temp\\setup.exe",
+        "\\Device\\HarddiskVolume3\\Users\\Public\\run.exe",
+    ],
+)
+def test_nothing_that_runs_from_a_directory_anyone_can_write_to_is_proposed_for_exclusion(path: str) -> None:
+    seen = [alert("aid-1", "2026-11-03T10:00:00Z", filepath=path, filename=path.rsplit("/", 1)[-1])]
+    seen.append(alert("aid-1", "2026-11-03T11:00:00Z", filepath=path, tactic="Machine Learning"))
+    found = propose_exclusions(seen, PHASE_DEVICES, ["grp-np"])
+    assert found.proposals == ()
+    assert any("a directory any user or process can write to" in why for why in found.not_proposed), (
+        found.not_proposed
+    )

@@ -1026,9 +1026,24 @@ def exclusion_problem(proposal: ExclusionProposal) -> str | None:
     if not proposal.groups or any(group.lower() == "all" for group in proposal.groups):
         scope = "all host groups" if proposal.groups else "no host group"
         return f"applies to {scope}; exclusions stay in the phase's host groups"
+    if _WRITABLE_BY_ANYONE.search(proposal.process):
+        return (
+            f"{proposal.process} runs from a directory any user or process can write to; an exclusion there "
+            "would let a dropped binary of that name run unchecked (the detection may well be real)"
+        )
     if proposal.kind == "ml":
         return _ml_problem(proposal.value or "")
     return _ioa_problem(proposal)
+
+
+_WRITABLE_BY_ANYONE = re.compile(
+    r"^(?:/tmp/|/var/tmp/|/dev/shm/|/run/user/)"
+    r"|\\(?:Windows\\Temp|Users\\Public|AppData\\Local\\Temp|\$Recycle\.Bin)\\",
+    re.IGNORECASE,
+)
+"""Where no exclusion is ever proposed: world-writable and temporary directories (the sticky temp dirs of
+Linux, Windows' temp and public folders), the usual drop sites of miners and droppers (e.g. the Kinsing
+miner's ``/tmp/kdevtmpfsi``)."""
 
 
 def _ml_problem(value: str) -> str | None:
