@@ -71,6 +71,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "falcon.sensors_validated",
     "falcon.install_sent",
     "falcon.rollout_reported",
+    "falcon.prevention_phase_decided",
+    "falcon.prevention_phase_changed",
+    "falcon.exclusion_created",
 )
 """The ``action`` of every evidence event a cycle, a daily drift run or a daily SAML certificate watch
 records that a catalog may map (catalogs may only map these)."""
