@@ -122,7 +122,7 @@ def rollout_document(
     fleet: Sequence[Mapping[str, Any]] = FLEET,
     before: Sequence[Mapping[str, Any]] = BEFORE,
     after: Sequence[Mapping[str, Any]] | None = AFTER,
-    phases: Mapping[str, Any] | None = None,
+    phases: Mapping[str, Any] | None | str = "absent",
     problems: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A roll-out pack's report (``rollout.json``'s sections the portfolio reads) of a run over ``fleet``:
@@ -159,8 +159,8 @@ def rollout_document(
         "validation": None if validations is None else {"validations": validations},
         "scopes": [{"cloud": "aws", "scope": "aws:111111111111:us-east-1", "status": "ok"}],
     }
-    if phases is not None:
-        document["phases"] = dict(phases)
+    if phases != "absent":  # a pack written before phases were recorded has no such section
+        document["phases"] = phases
     return document
 
 
@@ -247,7 +247,7 @@ def test_the_latest_pack_is_the_newest_days_last_finished_run_and_its_retry() ->
 
 
 def test_a_rollout_pack_counts_each_host_as_the_run_left_it(tenant: Tenant) -> None:
-    got = columns(tenant, pack(phases={"current": None}), None)
+    got = columns(tenant, pack(phases={"phase": None}), None)
     assert tuple(got) == SENSOR_COLUMNS
     # WEB and NEW healthy; ARC without a sensor; GCE in RFM; OLD below N-1; DRIFT failing; DB takes none.
     assert {k: got[k] for k in SENSOR_COLUMNS if k.startswith("sensor_") and k != "sensor_note"} == {
@@ -368,14 +368,14 @@ def test_a_tenant_without_falcon_has_no_sensor_figures() -> None:
 @pytest.mark.parametrize(
     ("phases", "phase", "mode"),
     [
-        ({"current": None}, None, "nonprod Detection; staging Detection; prod Detection"),
+        ({"phase": None}, None, "nonprod Detection; staging Detection; prod Detection"),
         (
-            {"current": "non-prod"},
+            {"phase": "non-prod"},
             "non-prod",
             "nonprod Prevention (non-prod); staging Prevention (non-prod); prod Detection",
         ),
         (
-            {"current": "prod"},
+            {"phase": "prod"},
             "prod",
             "nonprod Prevention (non-prod); staging Prevention (non-prod); prod Prevention (prod)",
         ),
@@ -396,8 +396,19 @@ def test_a_pack_without_phases_leaves_the_mode_unknown_and_says_why(tenant: Tena
     assert got["sensor_hosts"] == 6  # the coverage is still the pack's
 
 
+def test_no_phases_declared_or_no_phase_decided_leaves_the_mode_unknown(tenant: Tenant) -> None:
+    unmanaged = columns(tenant, pack(phases=None), None)
+    assert unmanaged["falcon_mode"] is None
+    assert "the roll-out of 2026-12-01 manages no prevention policy" in unmanaged["sensor_note"]
+    undecided = columns(
+        tenant, pack(phases={"problems": ["the phase_decide task recorded no decision"]}), None
+    )
+    assert undecided["falcon_mode"] is None
+    assert "records no phase (the phase_decide task recorded no decision)" in undecided["sensor_note"]
+
+
 def test_a_phase_the_tenant_file_no_longer_declares_leaves_the_mode_unknown(tenant: Tenant) -> None:
-    got = columns(tenant, pack(phases={"current": "canary"}), None)
+    got = columns(tenant, pack(phases={"phase": "canary"}), None)
     assert (got["falcon_phase"], got["falcon_mode"]) == ("canary", None)
     assert (
         "phase 'canary' of the roll-out pack of 2026-12-01 is not in the tenant file's prevention_phases"
@@ -416,7 +427,7 @@ def test_the_portfolio_lists_each_tenants_coverage_and_mode_and_totals_them(tena
             "Alpha",
             evidence,
             None,
-            columns(tenant, pack(phases={"current": "non-prod"}), evidence),
+            columns(tenant, pack(phases={"phase": "non-prod"}), evidence),
         ),
         tenant_row("cu_birch", "Birch", evidence, None, columns(tenant, None, evidence)),
         tenant_row("cu_cedar", "Cedar", None),

@@ -499,6 +499,12 @@ def test_the_portfolio_rolls_up_every_tenant_after_a_round(fleet) -> None:
     # The other tenants have no bucket in this scenario: listed, with the reason, never dropped.
     assert rows["cu_birch"]["outcome"].startswith("evidence unreadable")
     assert view["totals"]["tenants"] == 3 and view["totals"]["tenants_reported"] == 1
+    # The AWS-only cu_alpha declares no Falcon: no sensor figure, and the row says why.
+    assert rows["cu_alpha"]["sensor_hosts"] is None
+    assert rows["cu_alpha"]["sensor_note"] == "no Falcon in the tenant file"
+    pdf = s3.get_object(Bucket="patchcycle-portfolio", Key=next(k for k in keys if k.endswith(".pdf")))
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf["Body"].read())).pages)
+    assert "Falcon sensor coverage and mode" in text
 
 
 @pytest.mark.scenario("alpha_every_state.yaml")

@@ -10,10 +10,12 @@ Two sources say which hosts have a healthy sensor:
 
 The newer one is authoritative (a tie goes to the roll-out, which checks more); a roll-out pack that lists
 no host cannot be, whatever its day. The mode (Detection or Prevention, per environment) comes from the
-roll-out pack's ``phases.current`` (the last phase applied; null: Detection everywhere) and the tenant file's
-``falcon.rollout.prevention_phases``: that phase and the ones before it moved their environments to
-Prevention. A pack without a ``phases`` section says nothing about the mode, so it is reported unknown,
-never assumed Detection: settings may have been moved by a run before it, or outside Patchcycle.
+roll-out pack's ``phases.phase`` (the phase the tenant is in after the run; null: Detection everywhere) and
+the tenant file's ``falcon.rollout.prevention_phases``: that phase and the ones before it moved their
+environments to Prevention. Otherwise the mode is reported unknown, never assumed Detection: a pack without
+a ``phases`` section was written before the roll-out recorded phases (settings may have been moved by a run
+before it, or outside Patchcycle); ``phases: null`` means the tenant declares no phases, so the roll-out
+does not manage its prevention policies; a section without ``phase`` means the run could not decide it.
 
 Pure: plain records in (the tenant file's Falcon policy, the pack and evidence documents), columns out.
 """
@@ -218,15 +220,30 @@ def prevention_modes(
     the mode is unknown (then the modes are None)."""
     if pack is None:
         return None, None, "mode unknown: no roll-out pack records it"
-    phases = pack.document.get("phases")
-    if not isinstance(phases, Mapping):
+    if "phases" not in pack.document:
         return (
             None,
             None,
             f"mode unknown: the roll-out pack of {pack.day} records no phases (written before phases were "
-            "recorded, or its phase step did not run); not assumed to be Detection",
+            "recorded); not assumed to be Detection",
         )
-    current = phases.get("current")
+    phases = pack.document["phases"]
+    if not isinstance(phases, Mapping):
+        return (
+            None,
+            None,
+            f"mode unknown: the roll-out of {pack.day} manages no prevention policy (the tenant file "
+            "declared no prevention_phases)",
+        )
+    if "phase" not in phases:
+        problems = [str(p) for p in phases.get("problems") or []]
+        return (
+            None,
+            None,
+            f"mode unknown: the roll-out pack of {pack.day} records no phase"
+            + (f" ({problems[0]})" if problems else ""),
+        )
+    current = phases["phase"]
     if current is None:
         return None, {str(env): DETECTION for env in environments}, None
     declared = list(falcon.rollout.prevention_phases) if falcon.rollout else []
