@@ -556,6 +556,71 @@ def test_a_decision_is_json_ready():
     }
 
 
+def test_a_held_phase_is_entered_again_behind_an_approval():
+    found = decide_phase("cu_test", PHASES, in_phase(), 3, ENTERED + dt.timedelta(days=2), reenter="non-prod")
+    assert (found.action, found.phase, found.next_phase, found.approval) == (
+        "reenter",
+        "non-prod",
+        "non-prod",
+        None,
+    )
+    assert found.reason == (
+        "3 detections on phase 'non-prod''s hosts since 2026-11-01T09:00:00+00:00 exceed its threshold of 2; "
+        "phase 'prod' is not promoted; entering phase 'non-prod' again (its detections counted anew from "
+        "then) needs approval"
+    )
+    # The hold's incident, not a new one: re-entering pages nobody.
+    assert found.incident_key == "patchcycle/cu_test/2026-11-01/falcon-prevention-non-prod"
+    assert found.to_dict()["action"] == "reenter"
+    # The last phase held can be entered again too.
+    last = decide_phase(
+        "cu_test", PHASES, in_phase("prod"), 1, ENTERED + dt.timedelta(days=2), reenter="prod"
+    )
+    assert (last.action, last.phase, last.next_phase) == ("reenter", "prod", "prod")
+
+
+@pytest.mark.parametrize(
+    ("state", "detections", "reason"),
+    [
+        (in_phase("prod"), 5, "phase 'non-prod' is not entered again: the tenant is in phase 'prod'"),
+        (
+            PhaseState(),
+            5,
+            "phase 'non-prod' is not entered again: the tenant is in Detection everywhere "
+            "(no phase entered yet)",
+        ),
+        (
+            in_phase(),
+            2,
+            "phase 'non-prod' is not entered again: it is not held (2 detections since "
+            "2026-11-01T09:00:00+00:00, threshold 2)",
+        ),
+    ],
+)
+def test_entering_a_phase_again_is_refused_unless_it_is_the_current_one_and_held(state, detections, reason):
+    found = decide_phase("cu_test", PHASES, state, detections, ENTERED + dt.timedelta(days=20), "non-prod")
+    assert (found.action, found.reason, found.approval, found.incident_key) == ("refused", reason, None, None)
+
+
+def test_entering_a_phase_the_tenant_does_not_declare_is_an_error():
+    with pytest.raises(ValueError, match=re.escape("declares no such phase (phases: non-prod, prod)")):
+        decide_phase("cu_test", PHASES, in_phase(), 5, ENTERED, reenter="canary")
+
+
+def test_a_reentered_phase_held_again_is_a_new_incident_even_the_same_day():
+    first = decide_phase("cu_test", PHASES, in_phase(), 3, ENTERED + dt.timedelta(hours=2))
+    again = PhaseState(
+        phase="non-prod", entered_at=ENTERED + dt.timedelta(hours=5, seconds=7), reentered=True
+    )
+    held = decide_phase("cu_test", PHASES, again, 3, ENTERED + dt.timedelta(hours=8))
+    assert held.action == "blocked"
+    assert first.incident_key == "patchcycle/cu_test/2026-11-01/falcon-prevention-non-prod"
+    assert held.incident_key == "patchcycle/cu_test/2026-11-01/falcon-prevention-non-prod-reentered-140007"
+    # The re-entry's count and monitoring start from its own entry.
+    quiet = decide_phase("cu_test", PHASES, again, 0, ENTERED + dt.timedelta(hours=8))
+    assert (quiet.action, quiet.monitoring_ends) == ("stay", dt.datetime(2026, 11, 15, 14, 0, 7, tzinfo=UTC))
+
+
 # --- detections and exclusions -------------------------------------------------------------------------
 
 SSM_SCRIPT = (

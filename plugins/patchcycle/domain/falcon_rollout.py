@@ -12,7 +12,8 @@ alerts), typed decisions out, the clock passed in. Hosts are matched to device r
   kernel), ``ok``; ``skip`` for what takes no sensor (RDS, unknown platforms). Each with its reason.
 * :func:`validate_install`: passed, or every reason it did not.
 * :func:`decide_phase`: stay (monitoring, days left), promote (behind an approval), blocked (detections
-  above the threshold; one incident key per phase entry), done.
+  above the threshold; one incident key per phase entry), done; and, when a person asks, reenter a held
+  phase (behind an approval; its count starts again) or refused with the reason.
 * :func:`summarise_detections`, :func:`propose_exclusions`, :func:`exclusion_problem`,
   :func:`exclusions_to_apply`: what the detections name, and narrow ML or IOA exclusions with their evidence,
   applied only with an approver.
@@ -533,14 +534,15 @@ class Approval:
 @dataclass(frozen=True)
 class PhaseState:
     """Where the tenant is: the phase applied last (None: Detection everywhere, no phase yet), when it was
-    applied, and the approvals recorded so far."""
+    applied, the approvals recorded so far, and whether that entry was a re-entry of a held phase."""
 
     phase: str | None = None
     entered_at: dt.datetime | None = None
     approvals: tuple[Approval, ...] = ()
+    reentered: bool = False
 
 
-PhaseAction = Literal["stay", "promote", "blocked", "done"]
+PhaseAction = Literal["stay", "promote", "blocked", "done", "reenter", "refused"]
 
 
 @dataclass(frozen=True)
@@ -549,7 +551,10 @@ class PhaseDecision:
 
     ``promote`` with ``approval`` None: ask for one (the cycle's approval step); with an approval: apply
     ``next_phase``'s settings. ``blocked``: page with ``incident_key`` (the same key for every run while the
-    phase stays blocked, so the tenant is paged once).
+    phase stays blocked, so the tenant is paged once). ``reenter``: a person asked to enter the held
+    ``phase`` again (``next_phase`` is the same phase; ``incident_key`` the hold's); behind an approval, its
+    entry time is then reset and its detections counted anew. ``refused``: that request cannot be done, the
+    ``reason`` says why.
     """
 
     action: PhaseAction
@@ -582,6 +587,7 @@ def decide_phase(
     state: PhaseState,
     detections: int,
     now: dt.datetime,
+    reenter: str | None = None,
 ) -> PhaseDecision:
     """Decide the next step from Detection to Prevention.
 
@@ -591,40 +597,26 @@ def decide_phase(
     monitoring period: ``stay``. After it: ``promote`` the next phase, behind an approval given since the
     current phase was entered (the latest answer counts; a rejection keeps the tenant where it is), or
     ``done`` after the last phase.
+
+    ``reenter`` names the phase a person asked to enter again (the trigger form's): ``reenter`` when it is
+    the current phase and it is blocked, else ``refused`` with the reason; a phase the tenant does not
+    declare is a ``ValueError``.
     """
     _aware(now, "now")
     if detections < 0:
         raise ValueError(f"detections must be zero or more, got {detections}")
+    if reenter is not None:
+        return _reentry(tenant_id, phases, state, detections, reenter)
     if not phases:
         return PhaseDecision("done", state.phase, None, "the tenant declares no prevention phases")
-    names = [phase.name for phase in phases]
     if state.phase is None:
         return _promotion(phases[0], None, state, None, "Detection everywhere; the first phase is next")
-    if state.phase not in names:
-        raise ValueError(
-            f"the roll-out's state names phase {state.phase!r}, which the tenant file no longer declares "
-            f"(phases: {', '.join(names)})"
-        )
-    if state.entered_at is None:
-        raise ValueError(f"the roll-out's state names phase {state.phase!r} but not when it was entered")
-    entered = _aware(state.entered_at, "entered_at")
-    index = names.index(state.phase)
+    index, entered = _current(phases, state)
     phase = phases[index]
     ends = entered + dt.timedelta(days=phase.monitoring_days)
     following = phases[index + 1] if index + 1 < len(phases) else None
     if detections > phase.detection_threshold:
-        return PhaseDecision(
-            "blocked",
-            phase.name,
-            following.name if following else None,
-            f"{detections} detections on phase {phase.name!r}'s hosts since {entered.isoformat()} exceed its "
-            f"threshold of {phase.detection_threshold}; "
-            + (f"phase {following.name!r} is not promoted" if following else "the last phase is not done"),
-            monitoring_ends=ends,
-            incident_key=incident_key(
-                tenant_id, entered.astimezone(dt.UTC).date(), f"falcon-prevention-{phase.name}"
-            ),
-        )
+        return _held(tenant_id, phase, following, entered, state.reentered, detections)
     if now < ends:
         left = (ends - now).total_seconds() / 86400
         return PhaseDecision(
@@ -652,6 +644,85 @@ def decide_phase(
         entered,
         f"phase {phase.name!r} was monitored until {ends.isoformat()} with {detections} detections "
         f"(threshold {phase.detection_threshold})",
+    )
+
+
+def _current(phases: Sequence[PreventionPhase], state: PhaseState) -> tuple[int, dt.datetime]:
+    """The index of the state's phase among ``phases`` and when it was entered; ``ValueError`` when the
+    state cannot be read against them."""
+    names = [phase.name for phase in phases]
+    if state.phase not in names:
+        raise ValueError(
+            f"the roll-out's state names phase {state.phase!r}, which the tenant file no longer declares "
+            f"(phases: {', '.join(names)})"
+        )
+    if state.entered_at is None:
+        raise ValueError(f"the roll-out's state names phase {state.phase!r} but not when it was entered")
+    return names.index(state.phase), _aware(state.entered_at, "entered_at")
+
+
+def _held(
+    tenant_id: str,
+    phase: PreventionPhase,
+    following: PreventionPhase | None,
+    entered: dt.datetime,
+    reentered: bool,
+    detections: int,
+) -> PhaseDecision:
+    """The ``blocked`` decision of the current phase, entered at ``entered``. Its incident is the phase
+    entry's: the day it was entered, and for a re-entry also the time (a re-entry held on the day of the
+    first entry is a new incident, paged again)."""
+    stage = f"falcon-prevention-{phase.name}"
+    if reentered:
+        stage += f"-reentered-{entered.astimezone(dt.UTC):%H%M%S}"
+    return PhaseDecision(
+        "blocked",
+        phase.name,
+        following.name if following else None,
+        f"{detections} detections on phase {phase.name!r}'s hosts since {entered.isoformat()} exceed its "
+        f"threshold of {phase.detection_threshold}; "
+        + (f"phase {following.name!r} is not promoted" if following else "the last phase is not done"),
+        monitoring_ends=entered + dt.timedelta(days=phase.monitoring_days),
+        incident_key=incident_key(tenant_id, entered.astimezone(dt.UTC).date(), stage),
+    )
+
+
+def _reentry(
+    tenant_id: str, phases: Sequence[PreventionPhase], state: PhaseState, detections: int, name: str
+) -> PhaseDecision:
+    """A person's request to enter phase ``name`` again: ``reenter`` when it is the current phase and it
+    is held, else ``refused`` saying why."""
+    names = [phase.name for phase in phases]
+    if name not in names:
+        raise ValueError(
+            f"phase {name!r} cannot be entered again: the tenant file declares no such phase "
+            f"(phases: {', '.join(names) or 'none'})"
+        )
+    if state.phase != name:
+        where = f"phase {state.phase!r}" if state.phase else "Detection everywhere (no phase entered yet)"
+        return PhaseDecision(
+            "refused", state.phase, None, f"phase {name!r} is not entered again: the tenant is in {where}"
+        )
+    index, entered = _current(phases, state)
+    phase = phases[index]
+    following = phases[index + 1] if index + 1 < len(phases) else None
+    if detections <= phase.detection_threshold:
+        return PhaseDecision(
+            "refused",
+            phase.name,
+            following.name if following else None,
+            f"phase {name!r} is not entered again: it is not held ({detections} detections since "
+            f"{entered.isoformat()}, threshold {phase.detection_threshold})",
+        )
+    held = _held(tenant_id, phase, following, entered, state.reentered, detections)
+    return PhaseDecision(
+        "reenter",
+        phase.name,
+        phase.name,
+        f"{held.reason}; entering phase {name!r} again (its detections counted anew from then) "
+        "needs approval",
+        monitoring_ends=held.monitoring_ends,
+        incident_key=held.incident_key,
     )
 
 
@@ -1028,8 +1099,8 @@ def exclusion_problem(proposal: ExclusionProposal) -> str | None:
         return f"applies to {scope}; exclusions stay in the phase's host groups"
     if _WRITABLE_BY_ANYONE.search(proposal.process):
         return (
-            f"{proposal.process} runs from a directory any user or process can write to; an exclusion there "
-            "would let a dropped binary of that name run unchecked (the detection may well be real)"
+            "it runs from a directory any user or process can write to; an exclusion there would let a "
+            "dropped binary of that name run unchecked (the detection may well be real)"
         )
     if proposal.kind == "ml":
         return _ml_problem(proposal.value or "")
