@@ -519,6 +519,13 @@ def test_falcon_is_asked_about_the_plans_target_kernels_and_a_sensor_without_sup
             asked.append(kernels)
             return {target: {"base_package_supported_sensor_versions": ["7.14.16703"]}}
 
+        def sensor_builds(self, platform: str) -> list[dict[str, Any]]:
+            assert platform == "linux"
+            return [
+                {"platform": "linux", "sensor_version": version, "build": version.rsplit(".", 1)[1]}
+                for version in ("7.10.1", "7.12.16500", "7.14.16703")
+            ]
+
     monkeypatch.setattr(falcon, "FalconHook", Falcon)
     # The first two sensors support the plan's kernel, the other two are older.
     versions = ["7.14.16703.0", "7.14.16703.0", "7.10.1.0", "7.10.1.0"]
@@ -538,6 +545,14 @@ def test_falcon_is_asked_about_the_plans_target_kernels_and_a_sensor_without_sup
         e["details"]["name"] for e in recorded_events(bucket) if e["action"] == "preflight.kernel_held"
     ]
     assert held_back == ["alpha-dev-03", "alpha-dev-04"]
+    # Their sensor upgrades are handed to the roll-out: the oldest listed build that runs the kernel.
+    upgrades = record(bucket, "preflight.json")["sensor_upgrades"]
+    assert [(u["name"], u["kernel"], u["upgrade_to"]) for u in upgrades] == [
+        ("alpha-dev-03", target, "7.14.16703"),
+        ("alpha-dev-04", target, "7.14.16703"),
+    ]
+    handed = [e for e in recorded_events(bucket) if e["action"] == "falcon.sensor_upgrade_handed_off"]
+    assert [e["details"]["upgrade_to"] for e in handed] == ["7.14.16703", "7.14.16703"]
 
 
 def test_falcon_is_not_asked_when_the_plan_moves_no_kernel(bucket, mail, monkeypatch) -> None:
