@@ -610,6 +610,17 @@ def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
         if rollout.schedule
         else [after_cycle]
     )
+    params: dict[str, Param] = {}
+    held = ""
+    if rollout.prevention_phases:
+        from patchcycle.operators.falcon_phases import reentry_params
+
+        # The way out of a held phase: enter it again from the trigger form, behind the approval step.
+        params = reentry_params([phase.name for phase in rollout.prevention_phases])
+        held = (
+            " A prevention phase held by its detections is entered again from the trigger form "
+            "(`reenter_phase` and its `reason`), behind the same approval as a promotion."
+        )
     with DAG(
         dag_id=falcon_rollout_dag_id(tenant),
         description=f"CrowdStrike Falcon sensor roll-out of {tenant.display_name}",
@@ -618,6 +629,7 @@ def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
         catchup=False,
         max_active_runs=1,
         default_args=default_args(tenant),
+        params=params,
         tags=["patchcycle", "falcon", f"tenant:{tenant.id}"],
         doc_md=(
             f"Falcon sensor roll-out of **{tenant.display_name}** "
@@ -629,7 +641,7 @@ def build_falcon_rollout_dag(tenant: Tenant) -> DAG:
             "RFM, host group, prevention and sensor-update policies applied). Evidence: "
             f"`s3://{tenant.evidence.bucket}/falcon-rollout/<day>/runs/<run>/pack/` (`rollout.json`, "
             "`hosts.csv`, a manifest chained to the previous roll-out). A scope that could not be read, or "
-            "a host that fails validation, fails the run after its pack is written."
+            "a host that fails validation, fails the run after its pack is written." + held
         ),
         dagrun_timeout=dt.timedelta(days=1),
     ) as dag:

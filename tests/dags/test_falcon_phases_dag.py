@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
+from airflow.sdk.definitions.param import ParamValidationError
 from airflow.serialization.serialized_objects import DagSerialization
 
 from patchcycle.config.loader import load_tenant
@@ -65,3 +67,31 @@ def test_the_phases_run_after_validate_and_before_the_evidence(tmp_path: Path) -
 def test_a_tenant_without_phases_gets_no_phase_tasks(tmp_path: Path) -> None:
     dag = build_falcon_rollout_dag(alpha(tmp_path))
     assert not [t for t in dag.task_ids if t.startswith("phase_")]
+
+
+def triggered(dag: object, conf: dict) -> dict:
+    """The params of a run triggered with ``conf``, validated as Airflow does when it creates the run (the
+    serialized DAG's params merged with the conf)."""
+    serialized = DagSerialization.to_dict(dag)
+    DagSerialization.validate_schema(serialized)
+    return DagSerialization.from_dict(serialized).params.deep_merge(conf).validate()
+
+
+def test_a_held_phase_is_entered_again_from_the_trigger_form(tmp_path: Path) -> None:
+    dag = build_falcon_rollout_dag(alpha(tmp_path, prevention_phases=PHASES))
+    assert triggered(dag, {}) == {"reenter_phase": None, "reason": None}  # a scheduled run: as usual
+    asked = triggered(dag, {"reenter_phase": "nonprod", "reason": "excluded the SSM agent's script"})
+    assert asked == {"reenter_phase": "nonprod", "reason": "excluded the SSM agent's script"}
+    assert "`reenter_phase`" in dag.doc_md
+
+
+def test_a_phase_the_tenant_does_not_declare_is_refused_when_the_run_is_triggered(tmp_path: Path) -> None:
+    dag = build_falcon_rollout_dag(alpha(tmp_path, prevention_phases=PHASES))
+    with pytest.raises(ParamValidationError) as refused:
+        triggered(dag, {"reenter_phase": "canary", "reason": "why not"})
+    message = str(refused.value)
+    assert "reenter_phase" in message and "'canary' is not one of [None, 'nonprod', 'prod']" in message
+
+
+def test_only_a_tenant_with_phases_gets_the_reentry_params(tmp_path: Path) -> None:
+    assert dict(build_falcon_rollout_dag(alpha(tmp_path)).params) == {}

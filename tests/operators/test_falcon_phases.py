@@ -5,6 +5,7 @@ and precedence, the approval's request and answer, and the ``phases`` section of
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from patchcycle.operators.falcon_phases import (
     platform_settings,
     precedence_with_first,
     proposal_from_dict,
+    reentry_request,
     run_moment,
 )
 
@@ -47,6 +49,51 @@ def test_a_backfilled_day_sees_the_phase_the_tenant_was_in_then() -> None:
     changes = [change("nonprod", "2026-12-01T06:00:00+00:00"), change("prod", "2026-12-20T06:00:00+00:00")]
     assert phase_state(changes, dt.datetime(2026, 12, 10, tzinfo=UTC)).phase == "nonprod"
     assert phase_state(changes, dt.datetime(2026, 11, 30, tzinfo=UTC)).phase is None
+
+
+def test_a_reentry_starts_the_phase_again_from_its_own_entry() -> None:
+    reentered = {**change("nonprod", "2026-12-09T15:00:00+00:00"), "reentered": True}
+    changes = [change("nonprod", "2026-12-01T06:00:00+00:00"), reentered]
+    state = phase_state(changes, dt.datetime(2026, 12, 10, tzinfo=UTC))
+    assert (state.phase, state.entered_at, state.reentered) == (
+        "nonprod",
+        dt.datetime(2026, 12, 9, 15, tzinfo=UTC),
+        True,
+    )
+    before = phase_state(changes, dt.datetime(2026, 12, 9, 14, tzinfo=UTC))
+    assert (before.entered_at, before.reentered) == (dt.datetime(2026, 12, 1, 6, tzinfo=UTC), False)
+
+
+PHASE_NAMES = ["nonprod", "prod"]
+
+
+def test_the_trigger_form_asks_to_enter_a_phase_again_with_a_reason() -> None:
+    asked = reentry_request(
+        {"reenter_phase": "nonprod", "reason": " tuned the SSM exclusion "}, PHASE_NAMES, "jlee"
+    )
+    assert asked is not None and asked.to_dict() == {
+        "phase": "nonprod",
+        "reason": "tuned the SSM exclusion",
+        "by": "jlee",
+    }
+    assert reentry_request({}, PHASE_NAMES, None) is None
+    assert reentry_request({"reenter_phase": None, "reason": None}, PHASE_NAMES, None) is None
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        (
+            {"reenter_phase": "canary", "reason": "x"},
+            "param reenter_phase='canary' names no prevention phase of the tenant (declared: nonprod, prod)",
+        ),
+        ({"reenter_phase": "prod", "reason": "  "}, "param reason is required with reenter_phase='prod'"),
+        ({"reenter_phase": "prod"}, "param reason is required with reenter_phase='prod'"),
+    ],
+)
+def test_a_reentry_the_form_cannot_ask_for_is_an_error_naming_the_param(params, says) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
+        reentry_request(params, PHASE_NAMES, "jlee")
 
 
 def test_the_runs_moment_is_its_logical_date_else_when_it_was_due() -> None:
@@ -159,6 +206,50 @@ def test_the_approval_request_lists_the_phase_the_figures_the_processes_and_the_
     assert "Approving creates these exclusions:\n- `exclusion-abc` ioa /bin/sh (2 detections)" in body
     proposed_only = approval_body("Alpha", {**DECIDED, "exclusions_mode": "propose"})
     assert "Proposed (not created: mode propose)" in proposed_only
+
+
+REENTER = {
+    **DECIDED,
+    "decision": {
+        "action": "reenter",
+        "phase": "nonprod",
+        "next_phase": "nonprod",
+        "reason": "9 detections on phase 'nonprod''s hosts exceed its threshold of 5; entering phase "
+        "'nonprod' again (its detections counted anew from then) needs approval",
+        "incident_key": "patchcycle/cu_alpha/2026-12-01/falcon-prevention-nonprod",
+    },
+    "reentry": {"phase": "nonprod", "reason": "the SSM agent's script is excluded", "by": "jlee"},
+}
+
+
+def test_the_reentry_request_lists_who_asked_why_the_figures_and_the_proposals() -> None:
+    body = approval_body("Alpha Credit Union", REENTER)
+    assert body.startswith("**Alpha Credit Union**: enter Falcon prevention phase `nonprod` again;")
+    assert "Asked by jlee: the SSM agent's script is excluded\nWhy: 9 detections" in body
+    assert "2 detections on 6 devices of g-nonprod from 2026-12-01T06:00:00+00:00" in body
+    assert "- 2 x /bin/sh on web-1, web-2" in body
+    assert "Approving creates these exclusions:\n- `exclusion-abc` ioa /bin/sh (2 detections)" in body
+
+
+def test_a_refused_reentry_is_a_problem_of_the_evidence() -> None:
+    refused = {
+        **DECIDED,
+        "decision": {
+            "action": "refused",
+            "phase": "nonprod",
+            "next_phase": "prod",
+            "reason": "phase 'nonprod' is not entered again: it is not held (2 detections since "
+            "2026-12-01T06:00:00+00:00, threshold 5)",
+        },
+        "reentry": {"phase": "nonprod", "reason": "tuned", "by": "jlee"},
+    }
+    section = phases_section({"phases": refused, "approval": None, "change": None})
+    assert section["problems"] == [
+        "the request to enter a prevention phase again was refused: phase 'nonprod' is not entered again: "
+        "it is not held (2 detections since 2026-12-01T06:00:00+00:00, threshold 5)"
+    ]
+    assert section["reentry"]["by"] == "jlee" and section["changes"] == []
+    assert phases_section({"phases": REENTER, "approval": None, "change": None})["problems"] == []
 
 
 def test_the_evidence_section_shows_the_change_and_its_approver() -> None:

@@ -15,6 +15,17 @@ Three tasks, wired after ``validate`` when the tenant declares ``falcon.rollout.
 * ``phase_promote`` (:class:`PhasePromoteOperator`) applies the next phase's settings and, in
   ``apply_approved`` mode, creates the approved exclusions; ``records/phase-change.json``.
 
+**A way out of a held phase**: the trigger form's ``reenter_phase`` (and its required ``reason``) asks to
+enter the current, held phase again once its exclusions were tuned. ``phase_decide`` decides ``reenter``
+(or ``refused``, with why: the phase is not the current one or is not held; the run's evidence then
+names it as a problem, so the run fails after its pack is written), the same approval step asks with the
+detections, what they named and the exclusion proposals, and on approval ``phase_promote`` creates the
+approved exclusions (``apply_approved`` mode) and records a ``phase-change`` of the same phase with
+``reentered: true``, the reason and a new ``entered_at``: the detections and the monitoring period count
+from there. The phase's settings are not applied again (they are in place). A rejection changes nothing.
+A phase the tenant does not declare is refused when the run is triggered (the param's ``enum``), and by
+``phase_decide`` before anything else (the tenant file may have changed since).
+
 Choices the issue leaves open, made here:
 
 * **Where the tenant is** is derived from the evidence store, not kept in a mutable file: the latest
@@ -46,11 +57,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import BaseOperator, TriggerRule
+from airflow.sdk import BaseOperator, Param, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from patchcycle.config.falcon_rollout import FalconRollout, PreventionPhase
@@ -78,6 +89,11 @@ APPROVAL_RECORD = "phase-approval.json"
 CHANGE_RECORD = "phase-change.json"
 PAGE_MARKERS = f"{ROLLOUT_PREFIX}phase-pages/"
 """Where the marker of each prevention incident paged lives (one per incident key, write-once)."""
+REENTER_PARAM = "reenter_phase"
+REASON_PARAM = "reason"
+"""The trigger form's params asking to enter a held phase again, and why."""
+ASKED = ("promote", "reenter")
+"""The decisions the approval step asks a person about."""
 ALERT_DEVICES_PER_QUERY = 100
 """Device ids per Alerts API filter (``device.device_id:[...]``): keeps the query string far below URL
 length limits, as the hook's other id lists do."""
@@ -98,13 +114,74 @@ def _when(value: Any) -> dt.datetime:
 
 def phase_state(changes: Iterable[Mapping[str, Any]], now: dt.datetime) -> PhaseState:
     """Where the tenant was at ``now``: the phase of the latest ``phase-change`` record entered no later
-    than ``now`` (none: Detection everywhere). Approvals are not carried over (each run asks its own)."""
-    entered = [(_when(c["entered_at"]), str(c["phase"])) for c in changes if c.get("phase")]
-    entered = [(at, phase) for at, phase in entered if at <= now]
+    than ``now`` (none: Detection everywhere), and whether that entry was a re-entry. Approvals are not
+    carried over (each run asks its own)."""
+    entered = [(_when(c["entered_at"]), c) for c in changes if c.get("phase")]
+    entered = [(at, change) for at, change in entered if at <= now]
     if not entered:
         return PhaseState()
-    at, phase = max(entered)
-    return PhaseState(phase=phase, entered_at=at)
+    at, latest = max(entered, key=lambda item: item[0])
+    return PhaseState(phase=str(latest["phase"]), entered_at=at, reentered=bool(latest.get("reentered")))
+
+
+def reentry_params(phases: Sequence[str]) -> dict[str, Param]:
+    """The roll-out's trigger form for a tenant with prevention phases (validated as JSON Schema when the
+    run is triggered: a phase the tenant does not declare is refused then)."""
+    return {
+        REENTER_PARAM: Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *phases],
+            title="Enter a held prevention phase again",
+            description=(
+                "The current phase, held by too many detections, to enter again once its exclusions were "
+                "tuned: behind the same approval as a promotion, the approved exclusions are created and "
+                "its detections and monitoring period count anew. Empty: decide as usual."
+            ),
+        ),
+        REASON_PARAM: Param(
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            title="Reason for entering it again",
+            description="Required with the phase above: what was tuned, recorded in the evidence.",
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class ReentryRequest:
+    """A person's request, from the trigger form, to enter a held phase again."""
+
+    phase: str
+    reason: str
+    by: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as evidence records it."""
+        return asdict(self)
+
+
+def reentry_request(
+    params: Mapping[str, Any], phases: Sequence[str], by: str | None
+) -> ReentryRequest | None:
+    """The run's request to enter a phase again (its ``reenter_phase`` and ``reason`` params; ``by``: who
+    triggered the run), None when it makes none. ``ValueError`` naming the param when the phase is not one
+    the tenant declares or the reason is missing."""
+    phase = str(params.get(REENTER_PARAM) or "").strip()
+    if not phase:
+        return None
+    if phase not in phases:
+        raise ValueError(
+            f"param {REENTER_PARAM}={phase!r} names no prevention phase of the tenant "
+            f"(declared: {', '.join(phases) or 'none'})"
+        )
+    reason = str(params.get(REASON_PARAM) or "").strip()
+    if not reason:
+        raise ValueError(
+            f"param {REASON_PARAM} is required with {REENTER_PARAM}={phase!r}: say what was tuned"
+        )
+    return ReentryRequest(phase=phase, reason=reason, by=by)
 
 
 def alerts_filters(device_ids: Sequence[str], since: dt.datetime) -> list[str]:
@@ -170,11 +247,19 @@ def approval_body(tenant_name: str, record: Mapping[str, Any]) -> str:
     """The approval request's text: the phase, the monitoring figures, the processes and the proposals."""
     decision, detections = record["decision"], record.get("detections") or {}
     mode = record.get("exclusions_mode") or "propose"
-    lines = [
-        f"**{tenant_name}**: promote Falcon prevention phase `{decision['next_phase']}` "
-        f"(from `{decision['phase'] or 'Detection'}`).",
-        f"Why: {decision['reason']}.",
-    ]
+    if decision["action"] == "reenter":
+        request = record.get("reentry") or {}
+        lines = [
+            f"**{tenant_name}**: enter Falcon prevention phase `{decision['phase']}` again; its detections "
+            "and monitoring period count anew from then.",
+            f"Asked by {request.get('by') or 'an unnamed user'}: {request.get('reason')}",
+        ]
+    else:
+        lines = [
+            f"**{tenant_name}**: promote Falcon prevention phase `{decision['next_phase']}` "
+            f"(from `{decision['phase'] or 'Detection'}`).",
+        ]
+    lines.append(f"Why: {decision['reason']}.")
     if detections:
         lines.append(
             f"{detections['count']} detections on {detections['devices']} devices of "
@@ -199,12 +284,16 @@ def phases_section(records: Mapping[str, Any]) -> dict[str, Any]:
     decided, answer, change = records.get("phases"), records.get("approval"), records.get("change")
     if decided is None:
         return {"problems": ["the phase_decide task recorded no decision (see its log)"]}
-    current = decided["state"]["phase"]
+    current, decision = decided["state"]["phase"], decided["decision"]
+    problems = []
+    if decision["action"] == "refused":
+        problems.append(f"the request to enter a prevention phase again was refused: {decision['reason']}")
     return {
         "phase_before": current,
         "entered_at": decided["state"]["entered_at"],
         "phase": change["phase"] if change else current,
-        "decision": decided["decision"],
+        "decision": decision,
+        "reentry": decided.get("reentry"),
         "detections": decided.get("detections"),
         "processes": decided.get("processes") or [],
         "proposals": decided.get("proposals") or [],
@@ -213,7 +302,7 @@ def phases_section(records: Mapping[str, Any]) -> dict[str, Any]:
         "approval": answer,
         "exclusions_created": (change or {}).get("exclusions") or [],
         "changes": [change] if change else [],
-        "problems": [],
+        "problems": problems,
     }
 
 
@@ -268,6 +357,12 @@ class PhaseDecideOperator(RolloutTaskMixin, BaseOperator):
         from patchcycle.hooks.falcon import FalconHook
 
         rollout, phases = _phases(run)
+        try:
+            request = reentry_request(
+                run.params, [p.name for p in phases], getattr(run.dag_run, "triggering_user_name", None)
+            )
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
         now = _moment(run)
         state = phase_state(earlier_records(run, CHANGE_RECORD), now)
         hook = FalconHook(falcon_conn_id=self.tenant.falcon_connection_id())
@@ -277,12 +372,14 @@ class PhaseDecideOperator(RolloutTaskMixin, BaseOperator):
             "state": {
                 "phase": state.phase,
                 "entered_at": state.entered_at.isoformat() if state.entered_at else None,
+                "reentered": state.reentered,
             },
+            "reentry": request.to_dict() if request else None,
         }
         count = 0
         if state.phase is not None and state.entered_at is not None:
             count = self._observe(hook, rollout, phases, state, now, record)
-        decision = decide_phase(self.tenant.id, phases, state, count, now)
+        decision = decide_phase(self.tenant.id, phases, state, count, now, request.phase if request else None)
         record["decision"] = decision.to_dict()
         record["exclusions_mode"] = rollout.phase(state.phase).exclusions if state.phase else "propose"
         if decision.action == "blocked":
@@ -405,8 +502,8 @@ def _group_ids(hook: Any, rollout: FalconRollout, environments: Iterable[Any]) -
 
 class PhaseApprovalOperator(RolloutTaskMixin, ApprovalOperator):
     """The cycle's approval step (Airflow's HITL ``ApprovalOperator``) before a prevention phase is
-    promoted; skipped unless ``phase_decide`` decided to promote. The answer is recorded with who gave it
-    and when; a rejection skips ``phase_promote``."""
+    promoted or a held one entered again; skipped unless ``phase_decide`` decided one of them. The answer
+    is recorded with who gave it and when; a rejection skips ``phase_promote``."""
 
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "tenant_id")
 
@@ -427,12 +524,16 @@ class PhaseApprovalOperator(RolloutTaskMixin, ApprovalOperator):
         run = self._context(context)
         record = run.read_record(run.paths.file(PHASES_RECORD))
         decision = record["decision"]
-        if decision["action"] != "promote":
+        if decision["action"] not in ASKED:
             raise AirflowSkipException(
-                f"no promotion to approve: {decision['action']} ({decision['reason']})"
+                f"nothing to approve: {decision['action']} ({decision['reason']})"
             )
         self.body = approval_body(self.tenant.display_name, record)
-        self.subject = f"Approve Falcon prevention phase {decision['next_phase']} of {self.tenant.id}"
+        self.subject = (
+            f"Approve entering Falcon prevention phase {decision['phase']} of {self.tenant.id} again"
+            if decision["action"] == "reenter"
+            else f"Approve Falcon prevention phase {decision['next_phase']} of {self.tenant.id}"
+        )
         log = EventLog(run.actor)
         log.record("approval.requested", target=f"falcon-phase:{decision['next_phase']}")
         self._flush(run, log, "")
@@ -447,6 +548,7 @@ class PhaseApprovalOperator(RolloutTaskMixin, ApprovalOperator):
         by = event.get("responded_by_user") or {}
         at = event.get("responded_at")
         answer = {
+            "action": record["decision"]["action"],
             "phase": record["decision"]["next_phase"],
             "from_phase": record["decision"]["phase"],
             "decision": "approved" if chosen == self.APPROVE else "rejected" if chosen else "no answer",
@@ -479,7 +581,8 @@ class PhaseApprovalOperator(RolloutTaskMixin, ApprovalOperator):
 
 class PhasePromoteOperator(RolloutTaskMixin, BaseOperator):
     """Apply the approved next phase: the approved exclusions (``apply_approved`` mode), then the phase's
-    prevention settings on its host groups (see the module for how); ``records/phase-change.json``."""
+    prevention settings on its host groups (see the module for how); or, for an approved re-entry, the
+    exclusions and a new entry of the same phase; ``records/phase-change.json``."""
 
     template_fields: Sequence[str] = ("tenant_id",)
     ui_color = "#fdecea"
@@ -489,7 +592,8 @@ class PhasePromoteOperator(RolloutTaskMixin, BaseOperator):
         self.tenant_id = tenant_id
 
     def run(self, run: RolloutContext, log: EventLog) -> dict[str, Any]:
-        """Create the approved exclusions, move the groups to the phase's settings, record the change."""
+        """Create the approved exclusions, move the groups to the phase's settings (not on a re-entry),
+        record the change."""
         from patchcycle.hooks.falcon import FalconHook
 
         rollout, _ = _phases(run)
@@ -497,14 +601,16 @@ class PhasePromoteOperator(RolloutTaskMixin, BaseOperator):
         answer = run.read_record(run.paths.file(APPROVAL_RECORD), required=False) or {}
         decision = record["decision"]
         approval = approval_from_answer(answer)
-        if decision["action"] != "promote" or approval is None or approval.subject != decision["next_phase"]:
+        if decision["action"] not in ASKED or approval is None or approval.subject != decision["next_phase"]:
             raise AirflowSkipException(f"nothing approved to promote ({answer.get('decision', 'no answer')})")
+        reentry = decision["action"] == "reenter"
         hook = FalconHook(falcon_conn_id=self.tenant.falcon_connection_id())
         exclusions = self._exclusions(hook, record, approval, log)
         target = rollout.phase(decision["next_phase"])
         groups = _group_ids(hook, rollout, target.environments)
-        policies = self._apply(hook, target, groups, log)
-        change = {
+        # A re-entry restarts the count of a phase whose settings are in place: nothing to apply again.
+        policies = [] if reentry else self._apply(hook, target, groups, log)
+        change: dict[str, Any] = {
             "phase": target.name,
             "previous_phase": decision["phase"],
             "entered_at": _moment(run).isoformat(),
@@ -516,6 +622,9 @@ class PhasePromoteOperator(RolloutTaskMixin, BaseOperator):
             "exclusions": exclusions,
             "run_id": run.run_id,
         }
+        if reentry:
+            request = record.get("reentry") or {}
+            change.update(reentered=True, reason=request.get("reason"), requested_by=request.get("by"))
         run.write_record(run.paths.file(CHANGE_RECORD), change)
         log.record(
             "falcon.prevention_phase_changed",
@@ -525,6 +634,7 @@ class PhasePromoteOperator(RolloutTaskMixin, BaseOperator):
             approved_by=approval.by,
             approved_at=approval.at.isoformat(),
             policies=[p["id"] for p in policies],
+            reentered=reentry,
         )
         return {"phase": target.name, "policies": len(policies), "exclusions": len(exclusions)}
 
