@@ -133,9 +133,15 @@ def test_a_rollout_finds_every_host_that_needs_a_sensor_in_every_cloud(
         "upgrade": 1,
         "rfm": 1,
         "ok": len(ok),
+        "installed": 3,
+        "upgraded": 0,
+        "not_done": 2,
         "validated": len(ok) + 3,
         "failed_validation": 2,
     }
+    timing = doc["timing"]
+    assert timing["started_at"] < timing["validation_ended_at"] and timing["validation_outcome"] == "done"
+    assert 0 < timing["seconds_to_last_validation"] < 600, timing
     # The nonprod group did not exist: the roll-out created it (static) and put nonprod's sensors in it,
     # which their device records then show (validated above: "in the tenant's host group").
     (group,) = [g for g in falcon_groups(falcon) if g["name"] == "cu-alpha-nonprod"]

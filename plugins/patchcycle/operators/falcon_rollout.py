@@ -625,6 +625,46 @@ def run_events(run: RolloutContext) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: str(e.get("at") or ""))
 
 
+def install_counts(
+    needs: Sequence[Mapping[str, Any]], installs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, int]:
+    """How many sensors the run installed (``install``) and upgraded or repaired (``upgrade``, ``rfm``)
+    through the clouds' agents, and how many it meant to but did not (not sent, or failed)."""
+    done = {"installed": 0, "upgraded": 0, "not_done": 0}
+    for need in needs:
+        result = (installs.get(str(need.get("host_id"))) or {}).get("result")
+        if result is None:
+            continue
+        if result != "sent_succeeded":
+            done["not_done"] += 1
+        elif need.get("action") == "install":
+            done["installed"] += 1
+        else:
+            done["upgraded"] += 1
+    return done
+
+
+def rollout_timing(
+    events: Sequence[Mapping[str, Any]], validation: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """When the run began (its first recorded step), when validation ended (the last host passed, or the
+    wait gave up), and the seconds between: the roll-out's time from start to last validation."""
+    started = min((str(e["at"]) for e in events if e.get("at")), default=None)
+    validated = (validation or {}).get("validated_at")
+    seconds = None
+    if started and validated:
+        seconds = round(
+            (dt.datetime.fromisoformat(str(validated)) - dt.datetime.fromisoformat(started)).total_seconds(),
+            1,
+        )
+    return {
+        "started_at": started,
+        "validation_ended_at": validated,
+        "validation_outcome": (validation or {}).get("outcome"),
+        "seconds_to_last_validation": seconds,
+    }
+
+
 class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
     """The run's pack, however the tasks before it ended; then the run fails if it did not complete."""
 
@@ -715,9 +755,11 @@ class RolloutEvidenceOperator(RolloutTaskMixin, BaseOperator):
             "summary": {
                 "hosts": len(host_needs),
                 **{a: counts.get(a, 0) for a in sorted(counts)},
+                **install_counts(host_needs, installs),
                 "validated": sum(1 for v in checked.values() if v["passed"]),
                 "failed_validation": sum(1 for v in checked.values() if not v["passed"]),
             },
+            "timing": rollout_timing(events, validation),
             "needs": host_needs,
             "phases": phases,
             "validation": validation,
