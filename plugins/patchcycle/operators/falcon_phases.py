@@ -525,9 +525,7 @@ class PhaseApprovalOperator(RolloutTaskMixin, ApprovalOperator):
         record = run.read_record(run.paths.file(PHASES_RECORD))
         decision = record["decision"]
         if decision["action"] not in ASKED:
-            raise AirflowSkipException(
-                f"nothing to approve: {decision['action']} ({decision['reason']})"
-            )
+            raise AirflowSkipException(f"nothing to approve: {decision['action']} ({decision['reason']})")
         self.body = approval_body(self.tenant.display_name, record)
         self.subject = (
             f"Approve entering Falcon prevention phase {decision['phase']} of {self.tenant.id} again"
