@@ -95,3 +95,11 @@ def test_a_phase_the_tenant_does_not_declare_is_refused_when_the_run_is_triggere
 
 def test_only_a_tenant_with_phases_gets_the_reentry_params(tmp_path: Path) -> None:
     assert dict(build_falcon_rollout_dag(alpha(tmp_path)).params) == {}
+
+
+def test_an_unanswered_phase_approval_expires_before_the_run_does(tmp_path: Path) -> None:
+    from patchcycle.operators.falcon_phases import APPROVAL_RESPONSE_TIMEOUT
+
+    dag = build_falcon_rollout_dag(alpha(tmp_path, prevention_phases=PHASES))
+    approval = dag.get_task("phase_approval")
+    assert approval.response_timeout == APPROVAL_RESPONSE_TIMEOUT < dag.dagrun_timeout

@@ -87,6 +87,9 @@ PROMOTE_TASK_ID = "phase_promote"
 PHASES_RECORD = "phases.json"
 APPROVAL_RECORD = "phase-approval.json"
 CHANGE_RECORD = "phase-change.json"
+APPROVAL_RESPONSE_TIMEOUT = dt.timedelta(hours=20)
+"""How long a phase approval waits for a person: less than the roll-out run's own timeout (one day), so an
+unanswered request still leaves the run's pack, and the next run asks again."""
 PAGE_MARKERS = f"{ROLLOUT_PREFIX}phase-pages/"
 """Where the marker of each prevention incident paged lives (one per incident key, write-once)."""
 REENTER_PARAM = "reenter_phase"
@@ -503,11 +506,14 @@ def _group_ids(hook: Any, rollout: FalconRollout, environments: Iterable[Any]) -
 class PhaseApprovalOperator(RolloutTaskMixin, ApprovalOperator):
     """The cycle's approval step (Airflow's HITL ``ApprovalOperator``) before a prevention phase is
     promoted or a held one entered again; skipped unless ``phase_decide`` decided one of them. The answer
-    is recorded with who gave it and when; a rejection skips ``phase_promote``."""
+    is recorded with who gave it and when; a rejection skips ``phase_promote``. A request no one answers
+    within :data:`APPROVAL_RESPONSE_TIMEOUT` fails this task (recorded "no answer"): the run still writes
+    its pack before its own one-day timeout, and the next run asks again."""
 
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "tenant_id")
 
     def __init__(self, *, tenant_id: str, **kwargs: Any) -> None:
+        kwargs.setdefault("response_timeout", APPROVAL_RESPONSE_TIMEOUT)
         super().__init__(
             subject=f"Approve the next Falcon prevention phase of {tenant_id}",
             body=f"Approve the next Falcon Detection-to-Prevention phase of {tenant_id}.",
