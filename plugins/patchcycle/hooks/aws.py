@@ -51,6 +51,14 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
         kwargs["client_type"] = "ssm"
         super().__init__(*args, **kwargs)
 
+    @cached_property
+    def _send_once_client(self) -> Any:
+        """An SSM client that never retries (for SendCommand), made once per hook: each client made anew
+        would start a new session (and assume the connection's role again)."""
+        return self.get_client_type(
+            region_name=self.region_name, config=self.config.merge(Config(retries={"total_max_attempts": 1}))
+        )
+
     def managed_instances(self) -> list[dict[str, Any]]:
         """Every SSM managed instance (DescribeInstanceInformation, all pages of 50): its ping status,
         platform and agent version."""
@@ -219,12 +227,7 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
         # and SendCommand takes no idempotency token, so a resend can install twice. The operator finds
         # a send whose answer was lost with find_patch_command instead. A Scan only assesses; the
         # connection's retries stand.
-        client = self.conn
-        if parameters.get("Operation") == ["Install"]:
-            client = self.get_client_type(
-                region_name=self.region_name,
-                config=self.config.merge(Config(retries={"total_max_attempts": 1})),
-            )
+        client = self._send_once_client if parameters.get("Operation") == ["Install"] else self.conn
         response = client.send_command(
             DocumentName=PATCH_DOCUMENT,
             Targets=targets,
@@ -252,10 +255,7 @@ class SsmFleetHook(CallerFromFrames, AwsBaseHook):
             raise ValueError(
                 f"SendCommand takes 1 to {SSM_SEND_INSTANCE_IDS} instance ids, got {len(instance_ids)}"
             )
-        client = self.get_client_type(
-            region_name=self.region_name, config=self.config.merge(Config(retries={"total_max_attempts": 1}))
-        )
-        response = client.send_command(
+        response = self._send_once_client.send_command(
             DocumentName=document,
             InstanceIds=list(instance_ids),
             Parameters=parameters,

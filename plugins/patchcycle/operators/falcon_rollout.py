@@ -114,7 +114,7 @@ def read_fleet(tenant: Any, log: EventLog) -> tuple[list[dict[str, Any]], list[d
     scopes: list[dict[str, Any]] = []
     errors = cloud_errors()
     for cloud in tenant.clouds.declared:
-        for label, collect in inventory_scopes(tenant, cloud):
+        for label, collect in inventory_scopes(tenant, cloud, patch_data=False):
             try:
                 found, calls = collect()
             except errors as exc:
@@ -379,9 +379,12 @@ class InstallSensorsAwsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
         results: dict[str, dict[str, Any]] = {
             host_id: {"result": "not_sent", "reason": why} for host_id, why in payload["not_sent"].items()
         }
+        hooks: dict[tuple[str, str], SsmFleetHook] = {}  # one per scope: its session (and role) reused
         for command in payload["commands"]:
-            hook = SsmFleetHook(aws_conn_id=command["conn_id"], region_name=command["region"])
-            seen = {i["InstanceId"]: i for i in hook.command_invocations(command["command_id"])}
+            key = (command["conn_id"], command["region"])
+            if key not in hooks:
+                hooks[key] = SsmFleetHook(aws_conn_id=command["conn_id"], region_name=command["region"])
+            seen = {i["InstanceId"]: i for i in hooks[key].command_invocations(command["command_id"])}
             for host_id, name in command["hosts"].items():
                 invocation = seen.get(host_id)
                 status = (invocation or {}).get("Status", "NotDelivered")

@@ -53,26 +53,36 @@ def scope_error(exc: BaseException) -> str:
 
 
 def inventory_scopes(
-    tenant: Any, cloud: str, plan: dict[str, Any] | None = None, plan_index: dict[str, Any] | None = None
+    tenant: Any,
+    cloud: str,
+    plan: dict[str, Any] | None = None,
+    plan_index: dict[str, Any] | None = None,
+    *,
+    patch_data: bool = True,
 ) -> Iterator[tuple[str, Callable[[], tuple[list[dict[str, Any]], dict[str, Any]]]]]:
     """Each scope of one of the tenant's clouds (AWS account and region, Azure subscription, GCP project)
     as ``(label, collect)``: ``collect()`` reads it into normalized host rows and its call counts. The
     frozen ``plan`` (and its patch index) fill the rows' planned patches; without one (the Falcon
-    roll-out) the rows carry none."""
+    roll-out) the rows carry none. ``patch_data=False`` (the roll-out) reads the hosts only, not what they
+    miss: no SSM patch states, no RDS pending updates, no Arc patch assessments, no OS Config
+    vulnerability reports (the hosts' patch columns stay empty)."""
     plan, plan_index = plan or {}, plan_index or {}
     if cloud == "aws" and tenant.clouds.aws:
         for account in tenant.clouds.aws.accounts:
             for region in account.regions:
-                yield f"aws:{account.account_id}:{region}", _aws_scope(tenant, account, region, plan)
+                label = f"aws:{account.account_id}:{region}"
+                yield label, _aws_scope(tenant, account, region, plan, patch_data)
     elif cloud == "azure" and tenant.clouds.azure:
         for sub in tenant.clouds.azure.subscriptions:
-            yield f"azure:{sub.subscription_id}", _azure_scope(tenant, sub, plan_index)
+            yield f"azure:{sub.subscription_id}", _azure_scope(tenant, sub, plan_index, patch_data)
     elif cloud == "gcp" and tenant.clouds.gcp:
         for project in tenant.clouds.gcp.projects:
-            yield f"gcp:{project.project_id}", _gcp_scope(tenant, project, plan_index)
+            yield f"gcp:{project.project_id}", _gcp_scope(tenant, project, plan_index, patch_data)
 
 
-def _aws_scope(tenant: Any, account: Any, region: str, plan: dict[str, Any]) -> Callable[[], Any]:
+def _aws_scope(
+    tenant: Any, account: Any, region: str, plan: dict[str, Any], patch_data: bool = True
+) -> Callable[[], Any]:
     def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         from patchcycle.hooks.aws import Ec2BackupHook, RdsHook, SsmFleetHook
 
@@ -83,7 +93,7 @@ def _aws_scope(tenant: Any, account: Any, region: str, plan: dict[str, Any]) -> 
         keys = tenant.host_tags
         tags = ec2.instance_tags([keys.name, keys.environment, keys.criticality])
         ids = [i["InstanceId"] for i in instances]
-        states = ssm.patch_states(ids)
+        states = ssm.patch_states(ids) if patch_data else {}
         found = normalize_ssm_hosts(tenant, account.account_id, region, instances, tags, states)
         found += unregistered_ec2_hosts(tenant, account.account_id, region, tags, set(ids))
         counts = {"managed_instances": len(instances)}
@@ -95,7 +105,7 @@ def _aws_scope(tenant: Any, account: Any, region: str, plan: dict[str, Any]) -> 
                 account.account_id,
                 region,
                 databases,
-                rds.pending_os_updates(),
+                rds.pending_os_updates() if patch_data else {},
                 planned_rds_updates(plan),
             )
             found += rows
@@ -105,21 +115,25 @@ def _aws_scope(tenant: Any, account: Any, region: str, plan: dict[str, Any]) -> 
     return collect
 
 
-def _azure_scope(tenant: Any, subscription: Any, plan_index: dict[str, Any]) -> Callable[[], Any]:
+def _azure_scope(
+    tenant: Any, subscription: Any, plan_index: dict[str, Any], patch_data: bool = True
+) -> Callable[[], Any]:
     def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         from patchcycle.hooks.azure_arc import ArcHook
 
         sub = subscription.subscription_id
         hook = ArcHook(azure_conn_id=tenant.azure_connection_id(subscription), subscription_id=sub)
         machines = [m for rg in subscription.resource_groups for m in hook.machines(rg)]
-        assessments = hook.patch_assessments(list(subscription.resource_groups))
+        assessments = hook.patch_assessments(list(subscription.resource_groups)) if patch_data else {}
         found = normalize_arc_machines(tenant, sub, machines, assessments, plan_index)
         return found, {"machines": len(machines), "assessed": len(assessments)}
 
     return collect
 
 
-def _gcp_scope(tenant: Any, project: Any, plan_index: dict[str, Any]) -> Callable[[], Any]:
+def _gcp_scope(
+    tenant: Any, project: Any, plan_index: dict[str, Any], patch_data: bool = True
+) -> Callable[[], Any]:
     def collect() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         from patchcycle.hooks.gcp_compute import DiskSnapshotHook
         from patchcycle.hooks.gcp_osconfig import OsConfigHook
@@ -133,7 +147,7 @@ def _gcp_scope(tenant: Any, project: Any, plan_index: dict[str, Any]) -> Callabl
             instances.extend(compute.instances(zone))
             for inv in osconfig.inventories(zone):
                 inventories[inventory_instance_id(inv)] = inv
-            for report in osconfig.vulnerability_reports(zone):
+            for report in osconfig.vulnerability_reports(zone) if patch_data else []:
                 reports[inventory_instance_id(report)] = report
         found = normalize_gcp_instances(
             tenant, project.project_id, instances, inventories, reports, plan_index

@@ -104,12 +104,13 @@ def run_commands(payload: dict[str, Any]) -> dict[str, Any]:
     """Status of each Run Command of a stage; done when all are terminal."""
     from patchcycle.hooks.aws import SsmFleetHook
 
-    states = {
-        c["command_id"]: SsmFleetHook(aws_conn_id=c["conn_id"], region_name=c["region"]).command(
-            c["command_id"]
-        )["Status"]
-        for c in payload["commands"]
-    }
+    hooks: dict[tuple[str, str], SsmFleetHook] = {}  # one per scope: its session (and role) reused
+    states = {}
+    for c in payload["commands"]:
+        key = (c["conn_id"], c["region"])
+        if key not in hooks:
+            hooks[key] = SsmFleetHook(aws_conn_id=c["conn_id"], region_name=c["region"])
+        states[c["command_id"]] = hooks[key].command(c["command_id"])["Status"]
     return {"done": all(s in COMMAND_TERMINAL for s in states.values()), "commands": states}
 
 
