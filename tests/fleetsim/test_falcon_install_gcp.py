@@ -8,6 +8,13 @@ the disruption budget and minWaitDuration, per-instance reports, the device reco
 registration delay, the faults (install fails, other CID), a rollout stopped by non-compliant VMs, an
 enforce script that does not exit 100, VALIDATION mode, a sensor already at the version, another project's
 secrets, the 400s and 409 for bad input, an update that makes a new revision and rolls it out, and delete.
+
+Windows VMs through PowerShell scripts (``Exec.Interpreter`` POWERSHELL, which the OS Config agent runs with
+Windows PowerShell 5.1, github.com/GoogleCloudPlatform/osconfig ``config/exec_resource.go``): the exit-100
+mapping as PowerShell writes it, the inconvenient parts (no ``exit``: 0, "Powershell will always return an
+exit code of 0 unless an exit statement is provided"; a bare ``exit 100`` reached on failure too; ``&&``,
+which Windows PowerShell 5.1 does not parse), a PowerShell script on a Linux VM (the agent refuses it), and
+a SHELL script on Windows (cmd.exe, not emulated).
 """
 
 from __future__ import annotations
@@ -37,10 +44,26 @@ SECRET = "fleetsim-falcon-secret"
 KERNEL = "5.15.0-119-generic"
 REGISTRATION_SECONDS = 2.0
 INSTALL = "/usr/local/bin/falcon-installer --gcp-project-id {project} --sensor-version {version}"
+# falcon-installer's Windows build called through a variable, as a PowerShell script downloads it.
+PS_INSTALL = (
+    "$P = Join-Path $env:SystemRoot\\Temp 'falcon-installer.exe'\n"
+    "& $P --gcp-project-id {project} --sensor-version {version}\n"
+)
+PS_ON_SUCCESS = "if ($LASTEXITCODE -eq 0) { exit 100 }\nexit $LASTEXITCODE\n"
+PS_VALIDATE = (
+    "$v = Get-ItemProperty 'HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\*' |"
+    " Where-Object { $_.DisplayName -like '*CrowdStrike*' } |"
+    " Select-Object -First 1 -ExpandProperty DisplayVersion\n"
+    "if ($v) { exit 100 }\nexit 101\n"
+)
 
 
 def ubuntu(prefix: str, count: int, environment: str, zone: str = ZONE, **kw: Any) -> dict[str, Any]:
     return group(prefix, count, "ubuntu_22_04", zone=zone, kernel=KERNEL, environment=environment, **kw)
+
+
+def windows(prefix: str, environment: str, sensor: str | None = None) -> dict[str, Any]:
+    return group(prefix, 1, "windows_2022", zone=ZONE, environment=environment, falcon_sensor=sensor)
 
 
 SCENARIO = scenario_dict(
@@ -59,11 +82,21 @@ SCENARIO = scenario_dict(
                     ubuntu("far", 1, "prod", falcon_sensor=None),
                     ubuntu("upd", 1, "demo", falcon_sensor=None),
                     group("win", 1, "windows_2022", zone=OTHER_ZONE, falcon_sensor=None, environment="win"),
+                    ubuntu("pslx", 1, "pslinux", falcon_sensor=None),
+                    windows("wok", "w-ok"),
+                    windows("wfail", "w-fail"),
+                    windows("wany", "w-any"),
+                    windows("wnoexit", "w-noexit"),
+                    windows("wquiet", "w-quiet"),
+                    windows("wchain", "w-chain"),
+                    windows("wdollar", "w-dollar"),
+                    windows("wcmd", "w-cmd"),
+                    windows("whas", "w-has", sensor="7.15.16807"),
                 ],
                 "secrets": {"FALCON_CLIENT_ID": TENANT, "falcon-client-secret": SECRET},
             },
             "faults": {
-                "falcon_install_fails": ["bad-01", "bad-02"],
+                "falcon_install_fails": ["bad-01", "bad-02", "wfail-01", "wany-01", "wquiet-01"],
                 "falcon_registers_other_cid": ["lab-01"],
                 "agent_offline": ["lab-02"],
             },
@@ -104,6 +137,9 @@ def assignment(
     budget: dict[str, int] | None = None,
     min_wait: str = "1s",
     mode: str = "ENFORCEMENT",
+    interpreter: str = "SHELL",
+    os_short_name: str = "ubuntu",
+    validate: str = "test -x /opt/CrowdStrike/falconctl && exit 100; exit 101",
 ) -> dict[str, Any]:
     """An OS policy assignment in the JSON form (what the product builds), enums by name."""
     enforce = (
@@ -117,16 +153,13 @@ def assignment(
                 "mode": mode,
                 "resourceGroups": [
                     {
-                        "inventoryFilters": [{"osShortName": "ubuntu"}],
+                        "inventoryFilters": [{"osShortName": os_short_name}],
                         "resources": [
                             {
                                 "id": "falcon-installer",
                                 "exec": {
-                                    "validate": {
-                                        "script": "test -x /opt/CrowdStrike/falconctl && exit 100; exit 101",
-                                        "interpreter": "SHELL",
-                                    },
-                                    "enforce": {"script": enforce, "interpreter": "SHELL"},
+                                    "validate": {"script": validate, "interpreter": interpreter},
+                                    "enforce": {"script": enforce, "interpreter": interpreter},
                                 },
                             }
                         ],
@@ -332,3 +365,106 @@ def test_update_makes_a_new_revision_and_rolls_it_out(fleet: Fleet, zonal: Any) 
                 json.dumps({**assignment("demo"), "name": name.replace("falcon-demo", "falcon-none")})
             )
         )
+
+
+# -- Windows: PowerShell scripts -----------------------------------------------------------------------
+def powershell(environment: str, enforce: str, **kw: Any) -> dict[str, Any]:
+    """A Windows OS policy assignment whose scripts run with PowerShell."""
+    kw.setdefault("os_short_name", "windows")
+    return assignment(environment, script=enforce, interpreter="POWERSHELL", validate=PS_VALIDATE, **kw)
+
+
+def resource_steps(report: Any) -> list[Any]:
+    return list(report.os_policy_compliances[0].os_policy_resource_compliances[0].config_steps)
+
+
+def installs(fleet: Fleet, name: str) -> list[dict[str, Any]]:
+    return [a for a in fleet.truth(TENANT)[name]["actions"] if a["action"] == "gcp.osPolicyAssignment"]
+
+
+def test_powershell_installs_on_windows_and_maps_success_to_100(fleet: Fleet, zonal: Any) -> None:
+    script = PS_INSTALL.format(project=PROJECT, version="7.15.16807") + PS_ON_SUCCESS
+    result = create(zonal, "falcon-w-ok", powershell("w-ok", script)).result(timeout=60)
+    assert (
+        result.os_policies[0].resource_groups[0].resources[0].exec_.enforce.interpreter.name == "POWERSHELL"
+    )
+    rep = report(zonal, "wok-01", "falcon-w-ok")
+    assert state(rep) == "COMPLIANT", rep
+    assert resource_steps(rep)[-1].type_.name == "DESIRED_STATE_CHECK_POST_ENFORCEMENT"
+    assert fleet.truth(TENANT)["wok-01"]["falcon"]["version"] == "7.15.16807.0"
+    (action,) = installs(fleet, "wok-01")
+    assert action["exit_code"] == 0 and action["secrets_in_clear"] == []
+
+
+def test_powershell_failure_exits_with_the_installers_code(fleet: Fleet, zonal: Any) -> None:
+    script = PS_INSTALL.format(project=PROJECT, version="7.15.16807") + PS_ON_SUCCESS
+    create(zonal, "falcon-w-fail", powershell("w-fail", script)).result(timeout=60)
+    rep = report(zonal, "wfail-01", "falcon-w-fail")
+    assert state(rep) == "NON_COMPLIANT"
+    message = resource_steps(rep)[-1].error_message
+    assert message.startswith("enforce exited 1:") and "Error installing Falcon sensor" in message
+
+
+def test_a_bare_exit_100_reports_success_even_when_the_install_failed(fleet: Fleet, zonal: Any) -> None:
+    # A native command's exit code never stops Windows PowerShell 5.1: the script goes on to exit 100.
+    script = PS_INSTALL.format(project=PROJECT, version="7.15.16807") + "exit 100\n"
+    create(zonal, "falcon-w-any", powershell("w-any", script)).result(timeout=60)
+    assert state(report(zonal, "wany-01", "falcon-w-any")) == "COMPLIANT"
+    assert fleet.truth(TENANT)["wany-01"]["falcon"] is None  # nothing installed all the same
+    assert installs(fleet, "wany-01")[0]["exit_code"] == 1
+
+
+def test_powershell_without_exit_ends_0_and_unrecognised_mappings_are_not_success(
+    fleet: Fleet, zonal: Any
+) -> None:
+    # "Powershell will always return an exit code of 0 unless an exit statement is provided".
+    noexit = PS_INSTALL.format(project=PROJECT, version="7.15.16807")
+    create(zonal, "falcon-w-noexit", powershell("w-noexit", noexit)).result(timeout=60)
+    dollar = noexit + "if ($?) { exit 100 }\n"  # not a form fleetsim reads as success
+    create(zonal, "falcon-w-dollar", powershell("w-dollar", dollar)).result(timeout=60)
+    for name, assignment_id in (("wnoexit-01", "falcon-w-noexit"), ("wdollar-01", "falcon-w-dollar")):
+        rep = report(zonal, name, assignment_id)
+        assert state(rep) == "NON_COMPLIANT", name
+        assert "must exit 100" in resource_steps(rep)[-1].error_message, name
+        assert fleet.truth(TENANT)[name]["falcon"] is not None, name  # installed: only the report is wrong
+    # The installer failed, yet the script without exit ends 0, not with the installer's code.
+    create(zonal, "falcon-w-quiet", powershell("w-quiet", noexit)).result(timeout=60)
+    message = resource_steps(report(zonal, "wquiet-01", "falcon-w-quiet"))[-1].error_message
+    assert message.startswith("enforce exited 0:") and "falcon-installer exited 1" in message, message
+
+
+def test_pipeline_chain_operators_do_not_parse_in_windows_powershell(fleet: Fleet, zonal: Any) -> None:
+    script = PS_INSTALL.format(project=PROJECT, version="7.15.16807").rstrip() + " && exit 100\n"
+    create(zonal, "falcon-w-chain", powershell("w-chain", script)).result(timeout=60)
+    rep = report(zonal, "wchain-01", "falcon-w-chain")
+    assert state(rep) == "NON_COMPLIANT"
+    assert "The token '&&' is not a valid statement separator" in resource_steps(rep)[-1].error_message
+    assert fleet.truth(TENANT)["wchain-01"]["falcon"] is None and not installs(fleet, "wchain-01")
+
+
+def test_powershell_on_linux_and_shell_on_windows(fleet: Fleet, zonal: Any) -> None:
+    script = PS_INSTALL.format(project=PROJECT, version="7.15.16807") + PS_ON_SUCCESS
+    create(zonal, "falcon-pslinux", powershell("pslinux", script, os_short_name="ubuntu")).result(timeout=60)
+    compliance = report(zonal, "pslx-01", "falcon-pslinux").os_policy_compliances[0]
+    resource = compliance.os_policy_resource_compliances[0]
+    assert compliance.compliance_state.name == "UNKNOWN"
+    assert resource.compliance_state_reason == "execution-errors"
+    check = resource.config_steps[-1]
+    assert check.type_.name == "DESIRED_STATE_CHECK"
+    assert check.error_message.startswith("unexpected return code from validate: 0")
+    assert fleet.truth(TENANT)["pslx-01"]["falcon"] is None and not installs(fleet, "pslx-01")
+    shell = assignment("w-cmd", os_short_name="windows")  # a SHELL script runs with cmd.exe on Windows
+    create(zonal, "falcon-w-cmd", shell).result(timeout=60)
+    cmd = report(zonal, "wcmd-01", "falcon-w-cmd").os_policy_compliances[0]
+    assert cmd.compliance_state.name == "UNKNOWN"
+    assert "cmd.exe" in cmd.os_policy_resource_compliances[0].config_steps[0].error_message
+    assert not installs(fleet, "wcmd-01")
+
+
+def test_powershell_validate_leaves_a_windows_sensor_at_the_version(fleet: Fleet, zonal: Any) -> None:
+    script = PS_INSTALL.format(project=PROJECT, version="7.15.16807") + PS_ON_SUCCESS
+    create(zonal, "falcon-w-has", powershell("w-has", script)).result(timeout=60)
+    rep = report(zonal, "whas-01", "falcon-w-has")
+    assert state(rep) == "COMPLIANT"
+    assert [s.type_.name for s in resource_steps(rep)] == ["VALIDATION", "DESIRED_STATE_CHECK"]
+    assert not installs(fleet, "whas-01")

@@ -1,6 +1,6 @@
 """OS policy assignments (OS Config v1, ``OsConfigZonalService``): their rollout to each zone's instances,
 the per-instance reports, and the one kind of OS policy resource fleetsim runs: an ``exec`` resource that
-runs CrowdStrike's falcon-installer.
+runs CrowdStrike's falcon-installer (a shell script on Linux, a PowerShell script on Windows).
 
 Documents followed (google-cloud-os-config 1.26's protos: ``types/os_policy_assignments.py``,
 ``os_policy.py``, ``os_policy_assignment_reports.py``; REST paths from ``transports/rest_base.py``):
@@ -56,6 +56,34 @@ enforce stage exits 100 when the script maps the installer's success to it (``..
 resource (pkg, repository, file, another exec) is reported UNKNOWN ``execution-errors`` ("fleetsim does
 not emulate"). A credential passed on the command line in clear is accepted, as the service accepts it,
 and recorded in the ground truth (``secrets_in_clear``) for the product's tests to find.
+
+The interpreter (``Exec.Interpreter``: SHELL "runs with ``/bin/sh`` on Linux and ``cmd.exe`` on Windows",
+POWERSHELL "runs with PowerShell"), as the OS Config agent runs it (github.com/GoogleCloudPlatform/osconfig
+``config/exec_resource.go``: ``System32\\WindowsPowerShell\\v1.0\\PowerShell.exe -File script.ps1``,
+Windows PowerShell 5.1):
+
+* POWERSHELL on a VM that is not Windows: the agent's ``run`` refuses it ("interpreter %q can only be used
+  on Windows systems") with exit code 0, which ``checkState`` reports as "unexpected return code from
+  validate: 0": the resource is UNKNOWN ``execution-errors`` at DESIRED_STATE_CHECK and nothing runs.
+* A PowerShell script with ``&&`` or ``||`` outside quotes: pipeline chain operators came with PowerShell 7
+  (Microsoft's ``about_Pipeline_Chain_Operators``); Windows PowerShell 5.1 does not parse the script ("The
+  token '&&' is not a valid statement separator in this version."), so it runs nothing and exits 1 (a
+  validate stage: UNKNOWN as above; an enforce stage: NON_COMPLIANT, nothing installed).
+* A PowerShell enforce script is read statement by statement (lines and ``;`` outside quotes and braces).
+  The installer's call is a statement whose command (after ``&``) names ``falcon-installer*``: a path, a
+  quoted path, or a ``$variable`` whose last assignment in the script ends in such a name (``$P = Join-Path
+  $D 'falcon-installer.exe'``; ``$name`` expanded from the script's own assignments); its flags as above.
+  After the call, the recognised endings, in order: ``if ($LASTEXITCODE -eq 0) { exit 100 }`` (success
+  exits 100); then the first top-level ``exit``: ``exit 100`` is reached on failure too (a native command's
+  exit code never stops Windows PowerShell 5.1, whatever ``$ErrorActionPreference``), ``exit
+  $LASTEXITCODE`` exits with the installer's code, ``exit <n>`` with n, and a script with no ``exit``
+  exits 0 (ExecResource: "Powershell will always return an exit code of 0 unless an exit statement is
+  provided"). Any other form (``if ($?)``, ``-not $LASTEXITCODE``, ``Start-Process``, a call fleetsim
+  cannot resolve) is not read as a success: the script exits as above without 100, and the VM is left
+  NON_COMPLIANT, or its resource is not emulated when the call is not found. The validate script is read as
+  for Linux (100 when a sensor at ``--sensor-version`` is installed, else 101).
+* A SHELL script on a Windows VM runs with ``cmd.exe``, which fleetsim does not emulate (UNKNOWN
+  ``execution-errors``).
 """
 
 from __future__ import annotations
@@ -177,6 +205,7 @@ class InstallerCall:
 
     flags: dict[str, str]
     exits_100: str  # "never" | "on_success" | "always"
+    otherwise: int | None = None  # the script's exit code when it does not exit 100 (None: the installer's)
 
 
 def _flags(tokens: list[str]) -> dict[str, str]:
@@ -211,6 +240,8 @@ def installer_call(enforce: dict[str, Any] | None) -> InstallerCall | None:
     """The falcon-installer call of an enforce stage, or None when it runs something else."""
     if not enforce:
         return None
+    if "script" in enforce and enforce.get("interpreter") == "POWERSHELL":
+        return powershell_call(enforce["script"])
     if "script" in enforce:
         script = enforce["script"]
         for line in script.replace("\r", "").split("\n"):
@@ -238,6 +269,135 @@ def installer_call(enforce: dict[str, Any] | None) -> InstallerCall | None:
     if path and _is_installer(path):
         return InstallerCall(_flags(list(enforce.get("args") or [])), "never")
     return None
+
+
+# -- falcon-installer in a PowerShell script ----------------------------------------------------------
+_PS_TOKEN = re.compile(r"'[^']*'|\"[^\"]*\"|[^\s]+")
+_PS_ASSIGNMENT = re.compile(r"^\$(\w+)\s*=\s*(.+)$", re.S)
+_PS_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+_PS_ON_SUCCESS = re.compile(r"^if\s*\(\s*\$LASTEXITCODE\s+-eq\s+0\s*\)\s*\{\s*exit\s+100\s*;?\s*\}$", re.I)
+_PS_EXIT = re.compile(r"^exit(?:\s+(\S+))?$", re.I)
+PS_CHAIN_ERROR = "The token '{token}' is not a valid statement separator in this version."
+
+
+def powershell_statements(script: str) -> list[str]:
+    """The script's top-level statements: split at line ends and ``;`` outside quotes and braces (a
+    ``{ ... }`` block stays one statement with its ``if``)."""
+    statements: list[str] = []
+    current: list[str] = []
+    quote, depth = "", 0
+    for char in script.replace("\r", ""):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth = max(0, depth - 1)
+        elif char in "\n;" and depth == 0:
+            statements.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    statements.append("".join(current).strip())
+    return [st for st in statements if st and not st.startswith("#")]
+
+
+def powershell_chain_operator(script: str) -> str:
+    """``&&`` or ``||`` used outside quotes (a parse error in Windows PowerShell 5.1), else ""."""
+    bare = re.sub(r"'[^']*'|\"[^\"]*\"", "''", script)
+    found = re.search(r"&&|\|\|", bare)
+    return found.group(0) if found else ""
+
+
+def _ps_expand(text: str, variables: dict[str, str], depth: int = 0) -> str:
+    """``$name`` replaced by what the script last assigned to it (unquoted), a few levels deep."""
+    if depth > 4:
+        return text
+    return _PS_VARIABLE.sub(
+        lambda m: (
+            _ps_expand(_ps_unquote(variables[m.group(1).lower()]), variables, depth + 1)
+            if m.group(1).lower() in variables
+            else m.group(0)
+        ),
+        text,
+    )
+
+
+def _ps_unquote(token: str) -> str:
+    token = token.strip().strip("()")
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        return token[1:-1]
+    return token
+
+
+def _ps_names_installer(expression: str, variables: dict[str, str]) -> bool:
+    """Whether a command word (a path, a quoted path, ``$var``) names falcon-installer: the last word of
+    what it expands to (``Join-Path $D 'falcon-installer.exe'``, ``"$D\falcon-installer.exe"``)."""
+    expanded = _ps_expand(_ps_unquote(expression), variables).strip()
+    words = _PS_TOKEN.findall(expanded)
+    return bool(words) and _is_installer(_ps_unquote(words[-1]))
+
+
+def powershell_call(script: str) -> InstallerCall | None:
+    """falcon-installer as a PowerShell script calls it: ``& <path or $var> --flag value ...`` or
+    ``falcon-installer.exe --flag ...``; then the exit-100 mapping after the call (see the module)."""
+    variables: dict[str, str] = {}
+    statements = powershell_statements(script)
+    for index, statement in enumerate(statements):
+        assigned = _PS_ASSIGNMENT.match(statement)
+        if assigned:
+            variables[assigned.group(1).lower()] = assigned.group(2).strip()
+            continue
+        tokens = _PS_TOKEN.findall(statement)
+        if tokens and tokens[0] == "&":
+            tokens = tokens[1:]
+        if not tokens or not _ps_names_installer(tokens[0], variables):
+            continue
+        words = [
+            _ps_unquote(_ps_expand(t, variables)) if t.startswith("$") else _ps_unquote(t) for t in tokens
+        ]
+        return _ps_exits(_flags(words[1:]), statements[index + 1 :])
+    return None
+
+
+def _ps_exits(flags: dict[str, str], after: list[str]) -> InstallerCall:
+    """How the statements after the call end the script: ``if ($LASTEXITCODE -eq 0) { exit 100 }`` maps
+    success to 100; a top-level ``exit 100`` is reached on failure too (a native command's exit code never
+    stops Windows PowerShell); ``exit $LASTEXITCODE`` gives the installer's code, ``exit <n>`` n, and no
+    ``exit`` at all 0 ("Powershell will always return an exit code of 0 unless an exit statement is
+    provided", ExecResource)."""
+    exits, otherwise = "never", 0
+    for statement in after:
+        if _PS_ON_SUCCESS.match(statement):
+            exits = "on_success"
+            continue
+        ends = _PS_EXIT.match(statement)
+        if ends is None:
+            continue
+        code = ends.group(1) or "0"
+        if code == "100":
+            exits = "always"
+        elif code.lower() == "$lastexitcode":
+            return InstallerCall(flags, exits, None)
+        elif code.lstrip("-").isdigit():
+            otherwise = int(code)
+        break
+    return InstallerCall(flags, exits, otherwise)
+
+
+def stage_failure(stage: dict[str, Any] | None, windows: bool) -> tuple[int, str] | None:
+    """(exit code, stderr) of a stage the agent cannot run as written, else None: ``POWERSHELL`` on a VM
+    that is not Windows (the agent's ``run`` refuses it and reports exit code 0), or a PowerShell script
+    that uses ``&&`` or ``||`` (a parse error in the Windows PowerShell 5.1 the agent runs: the script does
+    not run, exit code 1)."""
+    if not stage or stage.get("interpreter") != "POWERSHELL":
+        return None
+    if not windows:
+        return 0, ""
+    token = powershell_chain_operator(stage.get("script", ""))
+    return (1, PS_CHAIN_ERROR.format(token=token)) if token else None
 
 
 # -- state ---------------------------------------------------------------------------------------------
@@ -526,27 +686,50 @@ class OsPolicyBackend:
         at: float | None,
     ) -> dict[str, Any]:
         rid = resource["id"]
-        call = installer_call((resource.get("exec") or {}).get("enforce"))
-        if call is None:
+        stages = resource.get("exec") or {}
+        windows = host.platform.platform_type == "Windows"
+        call = installer_call(stages.get("enforce"))
+        cmd = windows and any(
+            (stages.get(s) or {}).get("interpreter") == "SHELL" for s in ("validate", "enforce")
+        )
+        if call is None or cmd:
+            why = (
+                "a SHELL script on Windows (cmd.exe)"
+                if call
+                else "only an exec resource that runs falcon-installer"
+            )
             return {
                 "osPolicyResourceId": rid,
                 "complianceState": "UNKNOWN",
                 "complianceStateReason": "execution-errors",
                 "configSteps": [
-                    {
-                        "type": "VALIDATION",
-                        "errorMessage": "fleetsim does not emulate this resource: "
-                        "only an exec resource that runs falcon-installer",
-                    }
+                    {"type": "VALIDATION", "errorMessage": f"fleetsim does not emulate this resource: {why}"}
                 ],
             }
-        steps = [{"type": "VALIDATION"}, {"type": "DESIRED_STATE_CHECK"}]
+        steps: list[dict[str, Any]] = [{"type": "VALIDATION"}]
+        failure = stage_failure(stages.get("validate"), windows)
+        if failure is not None:  # the agent's checkState: any code but 100 or 101 is an error
+            code, stderr = failure
+            message = f"unexpected return code from validate: {code}, stdout: , stderr: {stderr}"
+            steps.append({"type": "DESIRED_STATE_CHECK", "errorMessage": message})
+            return {
+                "osPolicyResourceId": rid,
+                "complianceState": "UNKNOWN",
+                "complianceStateReason": "execution-errors",
+                "configSteps": steps,
+            }
+        steps.append({"type": "DESIRED_STATE_CHECK"})
         wanted = call.flags.get("--sensor-version", "")
         if self._in_desired_state(host, wanted):
             return {"osPolicyResourceId": rid, "complianceState": "COMPLIANT", "configSteps": steps}
         if policy["mode"] == "VALIDATION":
             return {"osPolicyResourceId": rid, "complianceState": "NON_COMPLIANT", "configSteps": steps}
-        exit_code, message = self._enforce(assignment, call, host, at)
+        failure = stage_failure(stages.get("enforce"), windows)
+        if failure is not None:  # the script never ran: nothing installed
+            exit_code = failure[0]
+            message = f"enforce exited {exit_code}: {failure[1] or 'the agent could not run the script'}"
+        else:
+            exit_code, message = self._enforce(assignment, call, host, at)
         steps.append(
             {"type": "DESIRED_STATE_ENFORCEMENT"}
             if exit_code == 100
@@ -597,9 +780,11 @@ class OsPolicyBackend:
             return 100, ""
         if code != 0 and call.exits_100 == "always":
             return 100, ""
-        if code == 0:
-            return 0, "enforce exited 0: an ExecResource's enforce must exit 100 to report success"
-        return code, f"enforce exited {code}: {message}"
+        exit_code = code if call.otherwise is None else call.otherwise
+        if exit_code == 0:
+            output = f" (falcon-installer exited {code}: {message})" if code else ""
+            return 0, "enforce exited 0: an ExecResource's enforce must exit 100 to report success" + output
+        return exit_code, f"enforce exited {exit_code}: {message}"
 
     def _options(self, call: InstallerCall, host: SimHost) -> tuple[falcon_installer.InstallerOptions, str]:
         flags = dict(call.flags)
