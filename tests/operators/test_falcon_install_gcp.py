@@ -1,12 +1,15 @@
 """The roll-out's GCP install task against fleetsim's OS Config (google-cloud-os-config over REST): one OS
-policy assignment per project and zone whose exec resource runs falcon-installer with the project's Secret
-Manager (``--gcp-project-id``), the wait on each assignment's operation, and each host's result from the
-per-instance reports (``records/install-gcp.json``, the shape validate and evidence read).
+policy assignment per project and zone whose exec resources run falcon-installer with the project's Secret
+Manager (``--gcp-project-id``), a Linux OS policy with shell scripts and a Windows one with PowerShell
+scripts, the wait on each assignment's operation, and each host's result from the per-instance reports,
+read from the OS policy of its OS (``records/install-gcp.json``, the shape validate and evidence read).
 
 Vendor behaviour relied on: OSPolicyAssignment ids unique in the project, the exec validate/enforce exit
-codes 100/101, the 1,024-character scripts and UpdateOSPolicyAssignment's new revision
-(google-cloud-os-config ``types/os_policy.py``, ``types/os_policy_assignments.py``); falcon-installer's
-``--gcp-project-id``, ``--sensor-version`` and ``--update`` (github.com/CrowdStrike/falcon-installer).
+codes 100/101, the 1,024-character scripts, the POWERSHELL interpreter and UpdateOSPolicyAssignment's new
+revision (google-cloud-os-config ``types/os_policy.py``, ``types/os_policy_assignments.py``);
+falcon-installer's ``--gcp-project-id``, ``--sensor-version`` and ``--update`` and its release assets
+(``falcon-installer-<v>-windows-<arch>.exe`` in ``checksums.txt``, github.com/CrowdStrike/falcon-installer
+``.goreleaser.yaml``, ``scripts/install.ps1``).
 """
 
 from __future__ import annotations
@@ -20,15 +23,21 @@ from typing import Any
 
 import pytest
 import yaml
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import osconfig_v1
 
 from patchcycle.config.loader import default_tenants_dir, load_tenant
 from patchcycle.operators.falcon_install_gcp import (
     ENFORCE,
+    INSTALLER_RELEASE,
+    POLICY_ID,
     REINSTALL_REASON,
     SCRIPT_MAX,
     VALIDATE,
-    WINDOWS_REASON,
+    WINDOWS_POLICY_ID,
     InstallSensorsGcpOperator,
+    SensorTarget,
+    assignment_body,
     assignment_id,
 )
 from patchcycle.operators.falcon_rollout import NEEDS_RECORD, RolloutContext, install_record
@@ -70,6 +79,14 @@ SCENARIO = scenario_dict(
                     rhel("prd", 1, "prod", ZONE_B, falcon_sensor=None),
                     rhel("rfm", 1, "nonprod", ZONE_B, falcon_sensor=TARGET),
                     group("win", 1, "windows_2022", zone=ZONE_A, environment="nonprod", falcon_sensor=None),
+                    group(
+                        "wold",
+                        1,
+                        "windows_2019",
+                        zone=ZONE_B,
+                        environment="nonprod",
+                        falcon_sensor="7.10.16303",
+                    ),
                 ],
                 # What falcon-installer reads on the VM (internal/vault/gcp.go): never seen by Airflow.
                 "secrets": {"falcon-client-id": "cu_alpha", "falcon-client-secret": SECRET},
@@ -95,6 +112,17 @@ SCENARIO = scenario_dict(
 def fleet() -> Iterator[Fleet]:
     with running(SCENARIO) as served:
         yield served
+
+
+BODY_ARGS: dict[str, Any] = {
+    "tenant_id": "t",
+    "project": "p",
+    "linux": None,
+    "windows": None,
+    "labels": [{"env": "x"}],
+    "budget": {"fixed": 1},
+    "min_wait_seconds": 0,
+}
 
 
 def tenant_file(tmp_path: Path) -> Any:
@@ -157,6 +185,7 @@ def needs_record(fleet: Fleet) -> dict[str, Any]:
         "prd-01": host("prd-01", ZONE_B, "prod"),
         "rfm-01": host("rfm-01", ZONE_B, "nonprod"),
         "win-01": host("win-01", ZONE_A, "nonprod", family="windows_2022"),
+        "wold-01": host("wold-01", ZONE_B, "nonprod", family="windows_2019"),
     }
     for name, row in rows.items():
         row["host_id"] = str(truth[name]["host_id"])
@@ -167,6 +196,7 @@ def needs_record(fleet: Fleet) -> dict[str, Any]:
         need(rows["old-01"], "upgrade", "7.10.16303"),
         need(rows["rfm-01"], "rfm", TARGET, remedy="reinstall"),
         need(rows["win-01"], "install"),
+        need(rows["wold-01"], "upgrade", "7.10.16303"),
         need(rows["prd-01"], "install", target=None),
     ]
     return {"needs": needs, "hosts": list(rows.values())}
@@ -195,6 +225,33 @@ def test_scripts_fit_the_documented_limit_and_ids_stay_unique_per_zone() -> None
     enforce = ENFORCE.format(release="10.100.100", project="p" * 30, version="7.99.99999", update=" --update")
     assert len(enforce) <= SCRIPT_MAX and len(VALIDATE.format(version="7.99.99999")) <= SCRIPT_MAX
     assert "secret" not in enforce.lower() and "--client" not in enforce  # the VM reads Secret Manager
+    # The Windows OS policy at its longest (a 30-character project id, the longest version, --update).
+    target = SensorTarget(version="7.99.99999", update=True, short_names=("windows",))
+    body = assignment_body(
+        tenant_id="t",
+        project="p" * 30,
+        linux=None,
+        windows=target,
+        labels=[{"env": "x"}],
+        budget={"fixed": 1},
+        min_wait_seconds=0,
+    )
+    (policy,) = body["osPolicies"]
+    (group_,) = policy["resourceGroups"]
+    assert policy["id"] == WINDOWS_POLICY_ID and group_["inventoryFilters"] == [{"osShortName": "windows"}]
+    stages = group_["resources"][0]["exec"]
+    assert {s["interpreter"] for s in stages.values()} == {"POWERSHELL"}
+    script = stages["enforce"]["script"]
+    assert len(script) <= SCRIPT_MAX and len(stages["validate"]["script"]) <= SCRIPT_MAX, len(script)
+    assert f"falcon-installer-{INSTALLER_RELEASE}-windows-$a.exe" in script and "Get-FileHash" in script
+    assert "--gcp-project-id " + "p" * 30 + " --sensor-version 7.99.99999 --update" in script
+    assert "if($LASTEXITCODE -eq 0){exit 100}" in script and "&&" not in script  # Windows PowerShell 5.1
+    assert "secret" not in script.lower() and "--client" not in script
+    unchanged = SensorTarget("7.14.16703", update=False, short_names=("windows",))
+    (plain,) = assignment_body(**{**BODY_ARGS, "windows": unchanged})["osPolicies"]
+    assert "--update" not in plain["resourceGroups"][0]["resources"][0]["exec"]["enforce"]["script"]
+    with pytest.raises(ValueError, match="1024"):  # the API would refuse it: refused before it is sent
+        assignment_body(**{**BODY_ARGS, "project": "p" * 200, "windows": target})
     long_id = "a" * 60
     ids = {assignment_id(long_id, zone) for zone in ("us-central1-a", "us-central1-b")}
     assert len(ids) == 2 and all(len(i) <= 63 and i[-1].isalnum() for i in ids)
@@ -221,18 +278,27 @@ def test_install_and_upgrade_per_zone_leaving_compliant_vms_untouched(fleet: Fle
         "old-01": "sent_succeeded",
         "bad-01": "failed",
         "rfm-01": "not_sent",
-        "win-01": "not_sent",
+        "win-01": "sent_succeeded",
+        "wold-01": "sent_succeeded",
         "prd-01": "not_sent",
     }
     assert "Error installing Falcon sensor" in results["bad-01"]["reason"], results["bad-01"]
-    assert results["win-01"]["reason"] == WINDOWS_REASON and results["rfm-01"]["reason"] == REINSTALL_REASON
+    assert results["rfm-01"]["reason"] == REINSTALL_REASON
+    # The Windows VMs: installed and upgraded by the PowerShell OS policy, read back from its report.
+    assert results["win-01"]["status"] == "COMPLIANT" and results["win-01"]["version"] == TARGET
     assert results["prd-01"]["reason"].startswith("no sensor version to install")
     truth = fleet.truth("cu_alpha")
     assert truth["new-01"]["falcon"]["version"].startswith(TARGET)
     old = truth["old-01"]["falcon"]  # upgraded (--update): the new build runs once it registers
     assert (old["upgrade_to"] or old["version"]).startswith(TARGET), old
+    assert truth["win-01"]["falcon"]["version"].startswith(TARGET)
+    wold = truth["wold-01"]["falcon"]  # --update: only a Windows host of zone B has a sensor to upgrade
+    assert (wold["upgrade_to"] or wold["version"]).startswith(TARGET), wold
+    for name in ("win-01", "wold-01"):
+        (action,) = [a for a in truth[name]["actions"] if a["action"] == "gcp.osPolicyAssignment"]
+        assert action["exit_code"] == 0 and action["secrets_in_clear"] == [], action
     # Selected by the filter but already in the desired state: validate exits 100, enforce never runs.
-    for name in ("cur-01", "rfm-01", "win-01"):
+    for name in ("cur-01", "rfm-01"):
         assert truth[name]["falcon"] == before[name]["falcon"], name
         assert not [a for a in truth[name]["actions"] if a["action"] == "gcp.osPolicyAssignment"], name
     # A newer sensor is kept. (The validate script accepts the target or newer; fleetsim reads a validate
@@ -244,6 +310,24 @@ def test_install_and_upgrade_per_zone_leaving_compliant_vms_untouched(fleet: Fle
     sent = [e for e in events if e["action"] == "falcon.install_sent"]
     assert sorted(e["target"] for e in sent) == [f"gcp:{PROJECT}:{ZONE_A}", f"gcp:{PROJECT}:{ZONE_B}"]
     assert {e["details"]["method"] for e in sent} == {"create"}
+    assert {e["target"]: e["details"]["versions"] for e in sent} == {
+        f"gcp:{PROJECT}:{ZONE_A}": {"linux": TARGET, "windows": TARGET},
+        f"gcp:{PROJECT}:{ZONE_B}": {"linux": TARGET, "windows": TARGET},
+    }
+    # One assignment per zone, with an OS policy per OS family; the Windows one runs PowerShell.
+    zonal = osconfig_v1.OsConfigZonalServiceClient(
+        transport="rest", credentials=AnonymousCredentials(), client_options={"api_endpoint": fleet.url}
+    )
+    got = zonal.get_os_policy_assignment(
+        name=f"projects/{PROJECT}/locations/{ZONE_A}/osPolicyAssignments/"
+        + next(e["details"]["assignment"] for e in sent if e["target"].endswith(ZONE_A))
+    )
+    policies = {p.id: p for p in got.os_policies}
+    assert set(policies) == {POLICY_ID, WINDOWS_POLICY_ID}
+    windows = policies[WINDOWS_POLICY_ID].resource_groups[0]
+    assert [f.os_short_name for f in windows.inventory_filters] == ["windows"]
+    assert windows.resources[0].exec_.enforce.interpreter.name == "POWERSHELL"
+    assert "--update" not in windows.resources[0].exec_.enforce.script  # no Windows sensor to upgrade here
     finished = [e for e in events if e["action"] == "falcon.install_finished"]
     assert finished and finished[-1]["result"] == "failed"
 
@@ -263,7 +347,7 @@ def test_a_second_run_updates_the_assignment_it_left(fleet: Fleet, task: Any) ->
 
     events = recorded_events(bucket)
     (sent,) = [e for e in events if e["action"] == "falcon.install_sent"]
-    assert sent["details"]["method"] == "update" and sent["details"]["version"] == "7.15.16807"
+    assert sent["details"]["method"] == "update" and sent["details"]["versions"] == {"linux": "7.15.16807"}
     result = run.read_record(run.paths.file(install_record("gcp")))["hosts"]
     assert [r["result"] for r in result.values()] == ["sent_succeeded"]
     sensor = fleet.truth("cu_alpha")["new-01"]["falcon"]

@@ -2,41 +2,59 @@
 instances through an OS Config OS policy assignment, with no SSH and no secret in Airflow.
 
 One assignment per project and zone (its id is unique within the project, so the zone is part of it:
-:func:`assignment_id`), holding one Linux OS policy whose ``exec`` resource runs CrowdStrike's
-falcon-installer (github.com/CrowdStrike/falcon-installer):
+:func:`assignment_id`), holding an OS policy per OS family the zone's hosts need, each with an ``exec``
+resource that runs CrowdStrike's falcon-installer (github.com/CrowdStrike/falcon-installer): the Linux one
+(inventory filters: the hosts' OS short names) with SHELL scripts, the Windows one (inventory filter
+``windows``) with POWERSHELL scripts (``Exec.Interpreter``: POWERSHELL "runs with PowerShell"; the agent
+runs Windows PowerShell 5.1, so no ``&&``).
 
-* ``validate`` exits 100 when ``falconctl`` reports a sensor at the target version or newer, 101 otherwise
+* ``validate`` exits 100 when a sensor at the target version or newer is installed, 101 otherwise
   (ExecResource: "exit code of 100 indicates 'in desired state', and exit code of 101 indicates 'not in
-  desired state'"). A VM the filter selects that already has a sensor at or above the target is left
-  untouched: enforce never runs on it.
-* ``enforce`` downloads the pinned falcon-installer release, checks it against the release's
+  desired state'"): on Linux as ``falconctl`` reports it, on Windows as the ``CrowdStrike`` entry of the
+  uninstall registry key reports it (what falcon-installer itself reads, ``osutils.InstalledFalconVersion``).
+  A VM the filter selects that already has a sensor at or above the target is left untouched: enforce
+  never runs on it.
+* ``enforce`` downloads the pinned falcon-installer release (:data:`INSTALLER_RELEASE`: the Linux archive;
+  on Windows the raw ``.exe`` its ``checksums.txt`` lists beside the archives, as its ``scripts/install.ps1``
+  reads it) into a directory only the agent's account can write to, checks it against the release's
   ``checksums.txt``, and runs it with ``--gcp-project-id`` (the installer reads the ``falcon-*`` secrets of
   that project's Secret Manager on the VM, ``internal/vault/gcp.go``) and ``--sensor-version``, with
-  ``--update`` when a host of the zone has a sensor to upgrade; it ends ``&& exit 100`` ("An exit code of
-  100 indicates 'success'"). Each script stays within the documented 1,024 characters.
+  ``--update`` when a host of that OS family in the zone has a sensor to upgrade (``pkg/installer/update.go``
+  upgrades on Linux and Windows); it maps the installer's success to exit 100 ("An exit code of 100
+  indicates 'success'"): ``&& exit 100`` in the shell, ``if($LASTEXITCODE -eq 0){exit 100}`` then ``exit
+  $LASTEXITCODE`` in PowerShell (which "will always return an exit code of 0 unless an exit statement is
+  provided"). Each script stays within the documented 1,024 characters.
+
+One assignment rather than one per OS: the instance filter (environment labels) is the same for both, so
+one rollout under one disruption budget covers the zone (the tenant's ``max_errors`` counts a zone's
+failures whatever their OS), one operation is waited on, and a second id in the project is not needed. Each
+OS policy allows no resource group match, so a VM of the other OS is compliant with it and left alone.
 
 The instance filter cannot name instances (``InstanceFilter``: all, inclusion/exclusion labels,
 inventories), so it selects the zone's VMs labelled with the environments of the hosts that need the
 sensor (the tenant's environment label, every tag value each environment matches); the validate step keeps
 the others as they are, and a VM with another OS (no resource group matches its inventory) is left alone
-(``allowNoResourceGroupMatch``). The version is the highest target version of the zone's hosts: every host
-there gets at least what it needs. An assignment left by an earlier run is updated (a new revision and a
-rollout when its OS policies or filter changed). The rollout's disruption budget is the tenant's roll-out
+(``allowNoResourceGroupMatch``). Each OS policy's version is the highest target version of the zone's hosts
+of that OS (sensor builds differ per platform): every host there gets at least what it needs. An
+assignment left by an earlier run is updated (a new revision and a rollout when its OS policies or filter
+changed). The rollout's disruption budget is the tenant's roll-out
 ``max_errors`` (as the cycle's patch jobs), so failures stop it early.
 
 The Falcon API client the installer uses (secrets ``falcon-client-id`` and ``falcon-client-secret`` in each
 project's Secret Manager, readable by the instances' service account) is provisioned outside Airflow: the
 assignment carries no secret, and Airflow never reads one.
 
-Not sent (each with its reason): Windows instances (the path is Linux only, see :data:`WINDOWS_REASON`),
-an RFM host whose remedy is a reinstall of the same version (falcon-installer skips an installed sensor),
-a host with no target version or no environment label to select it by.
+Not sent (each with its reason): an RFM host whose remedy is a reinstall of the same version
+(falcon-installer skips an installed sensor, :data:`REINSTALL_REASON`), a host with no target version, a
+Linux host whose OS family is not known (no inventory filter would select it) or a host of another
+platform, and a host with no environment label to select it by.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -54,9 +72,15 @@ SENT_RECORD = "install-gcp-sent.json"
 """What the GCP install task sent (its assignments and the hosts it could not send to)."""
 INSTALLER_RELEASE = "0.27.0"
 """The falcon-installer release the enforce step downloads (github.com/CrowdStrike/falcon-installer
-releases, assets ``falcon-installer-<version>-linux-<arch>.tar.gz`` beside ``checksums.txt``, as its
-``scripts/install.sh`` reads them)."""
+releases, assets ``falcon-installer-<version>-linux-<arch>.tar.gz`` and
+``falcon-installer-<version>-windows-<arch>.exe`` beside ``checksums.txt``, as its ``scripts/install.sh``
+and ``scripts/install.ps1`` read them; ``.goreleaser.yaml`` builds both)."""
 POLICY_ID = "falcon-sensor-linux"
+WINDOWS_POLICY_ID = "falcon-sensor-windows"
+PLATFORMS = ("linux", "windows")
+"""The platforms an OS policy of the assignment installs on, one OS policy each."""
+WINDOWS_SHORT_NAME = "windows"
+"""The inventory ``osInfo.shortName`` of every Windows VM (what the Windows OS policy's filter matches)."""
 RESOURCE_ID = "falcon-installer"
 SCRIPT_MAX = 1024
 """ExecResource.Exec: "The size of the script is limited to 1024 characters"."""
@@ -65,10 +89,7 @@ ID_MAX = 63
 # OS Config inventory ``osInfo.shortName`` per OS family prefix (what an OS policy's inventory filter
 # matches); a family not listed uses its prefix.
 SHORT_NAMES = {"ubuntu": "ubuntu", "rhel": "rhel", "centos": "centos", "debian": "debian", "sles": "sles"}
-WINDOWS_REASON = (
-    "Windows instances are not installed through the GCP OS policy path yet: it runs falcon-installer's "
-    "Linux build from a shell exec resource"
-)
+UNKNOWN_OS_REASON = "its OS is not known (the OS policies select VMs by their OS short name)"
 REINSTALL_REASON = (
     "a reinstall out of reduced-functionality mode cannot go through falcon-installer, which skips a host "
     "whose sensor is installed (pkg/installer/installer.go): repair it by hand or upgrade it"
@@ -95,6 +116,49 @@ ENFORCE = (
     '"$D/falcon-installer" --gcp-project-id {project} --sensor-version {version}{update} --tmpdir "$D"'
     " && exit 100\n"
 )
+# Windows PowerShell 5.1 (what the OS Config agent runs): TLS 1.2 for GitHub is not always on by default, and
+# the progress bar slows Invoke-WebRequest (both as install.ps1 says). The download directory is made
+# private to SYSTEM and Administrators before anything is written to it (install.ps1's concern: the
+# installer runs elevated), as mktemp -d is on Linux. Get-FileHash's default algorithm is SHA-256; -ne
+# compares its upper-case hex to checksums.txt's case-insensitively.
+VALIDATE_WINDOWS = (
+    "$k='HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\*'\n"
+    "$v=Get-ItemProperty $k -ErrorAction SilentlyContinue|"
+    "Where-Object{{$_.DisplayName -like '*CrowdStrike*'}}|"
+    "Select-Object -First 1 -ExpandProperty DisplayVersion\n"
+    "if($v -and [version]$v -ge [version]'{version}'){{exit 100}}\n"
+    "exit 101\n"
+)
+ENFORCE_WINDOWS = (
+    "$ErrorActionPreference='Stop'\n"
+    "$ProgressPreference='SilentlyContinue'\n"
+    "[Net.ServicePointManager]::SecurityProtocol='Tls12'\n"
+    "$R='https://github.com/CrowdStrike/falcon-installer/releases/download/v{release}'\n"
+    "$a=('x86_64','arm64')[$env:PROCESSOR_ARCHITECTURE -eq 'ARM64']\n"
+    '$A="falcon-installer-{release}-windows-$a.exe"\n'
+    "$D=Join-Path $env:SystemRoot\\Temp ([guid]::NewGuid().ToString('N'))\n"
+    "$null=mkdir $D\n"
+    "icacls $D /inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F'|Out-Null\n"
+    "if($LASTEXITCODE){{exit 1}}\n"
+    "$P=Join-Path $D 'falcon-installer.exe'\n"
+    'Invoke-WebRequest "$R/checksums.txt" -OutFile "$D\\c.txt" -UseBasicParsing\n'
+    'Invoke-WebRequest "$R/$A" -OutFile $P -UseBasicParsing\n'
+    '$h=Get-Content "$D\\c.txt"|ForEach-Object{{$f=-split $_;if($f[1] -ceq $A){{$f[0]}}}}\n'
+    "if(-not $h -or (Get-FileHash $P).Hash -ne $h){{'checksum mismatch';exit 1}}\n"
+    "& $P --gcp-project-id {project} --sensor-version {version}{update} --tmpdir $D\n"
+    "if($LASTEXITCODE -eq 0){{exit 100}}\n"
+    "exit $LASTEXITCODE\n"
+)
+
+
+@dataclass(frozen=True)
+class SensorTarget:
+    """What one OS policy installs: the sensor version, whether an installed sensor is upgraded
+    (``--update``), and the inventory OS short names its resource group matches."""
+
+    version: str
+    update: bool
+    short_names: tuple[str, ...]
 
 
 def assignment_id(configured: str, zone: str) -> str:
@@ -111,69 +175,102 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
 
 
+def _target(hosts: Sequence[Mapping[str, Any]]) -> SensorTarget | None:
+    """One OS family's target in a zone: the highest version its hosts need, ``--update`` when one of them
+    has a sensor to upgrade, the OS short names to match (None: no host of that family)."""
+    if not hosts:
+        return None
+    windows = hosts[0]["platform"] == "windows"
+    return SensorTarget(
+        version=max((str(h["target_version"]) for h in hosts), key=_version_key),
+        update=any(h.get("sensor_version") for h in hosts),
+        short_names=(WINDOWS_SHORT_NAME,)
+        if windows
+        else tuple(short_name(str(h["os_family"])) for h in hosts),
+    )
+
+
 def short_name(os_family: str) -> str:
     """The inventory ``osShortName`` of an OS family (``rhel_8`` -> ``rhel``)."""
     prefix = os_family.split("_", 1)[0]
     return SHORT_NAMES.get(prefix, prefix)
 
 
-def assignment_body(
-    *,
-    tenant_id: str,
-    project: str,
-    version: str,
-    update: bool,
-    families: Sequence[str],
-    labels: Sequence[Mapping[str, str]],
-    budget: Mapping[str, int],
-    min_wait_seconds: int,
-) -> dict[str, Any]:
-    """The OS policy assignment (REST JSON form) that installs ``version`` on the selected Linux VMs."""
-    validate = VALIDATE.format(version=version)
-    enforce = ENFORCE.format(
-        release=INSTALLER_RELEASE, project=project, version=version, update=" --update" if update else ""
-    )
-    for script in (validate, enforce):
-        if len(script) > SCRIPT_MAX:  # the API would refuse it (400)
-            raise ValueError(f"exec script of {len(script)} characters: at most {SCRIPT_MAX}")
+def _script(template: str, **values: str) -> str:
+    script = template.format(**values)
+    if len(script) > SCRIPT_MAX:  # the API would refuse it (400)
+        raise ValueError(f"exec script of {len(script)} characters: at most {SCRIPT_MAX}")
+    return script
+
+
+def os_policy(project: str, target: SensorTarget, *, windows: bool) -> dict[str, Any]:
+    """The OS policy (REST JSON form) that installs ``target`` on the VMs of its OS short names."""
+    update = " --update" if target.update else ""
+    values = {"release": INSTALLER_RELEASE, "project": project, "version": target.version, "update": update}
+    validate, enforce = (VALIDATE_WINDOWS, ENFORCE_WINDOWS) if windows else (VALIDATE, ENFORCE)
+    interpreter = "POWERSHELL" if windows else "SHELL"
     return {
-        "description": f"patchcycle {tenant_id}: CrowdStrike Falcon sensor {version} or newer"[:1024],
-        "osPolicies": [
+        "id": WINDOWS_POLICY_ID if windows else POLICY_ID,
+        "description": "falcon-installer, API client from the project's Secret Manager",
+        "mode": "ENFORCEMENT",
+        "allowNoResourceGroupMatch": True,
+        "resourceGroups": [
             {
-                "id": POLICY_ID,
-                "description": "falcon-installer, API client from the project's Secret Manager",
-                "mode": "ENFORCEMENT",
-                "allowNoResourceGroupMatch": True,
-                "resourceGroups": [
+                "inventoryFilters": [{"osShortName": name} for name in sorted(set(target.short_names))],
+                "resources": [
                     {
-                        "inventoryFilters": [{"osShortName": name} for name in sorted(set(families))],
-                        "resources": [
-                            {
-                                "id": RESOURCE_ID,
-                                "exec": {
-                                    "validate": {"interpreter": "SHELL", "script": validate},
-                                    "enforce": {"interpreter": "SHELL", "script": enforce},
-                                },
-                            }
-                        ],
+                        "id": RESOURCE_ID,
+                        "exec": {
+                            "validate": {"interpreter": interpreter, "script": _script(validate, **values)},
+                            "enforce": {"interpreter": interpreter, "script": _script(enforce, **values)},
+                        },
                     }
                 ],
             }
         ],
+    }
+
+
+def assignment_body(
+    *,
+    tenant_id: str,
+    project: str,
+    linux: SensorTarget | None,
+    windows: SensorTarget | None,
+    labels: Sequence[Mapping[str, str]],
+    budget: Mapping[str, int],
+    min_wait_seconds: int,
+) -> dict[str, Any]:
+    """The OS policy assignment (REST JSON form) that installs each target on the selected VMs of its OS:
+    a Linux and a Windows OS policy, each only when given."""
+    policies = [os_policy(project, linux, windows=False)] if linux else []
+    policies += [os_policy(project, windows, windows=True)] if windows else []
+    if not policies:
+        raise ValueError("an OS policy assignment needs a Linux or a Windows target")
+    versions = " and ".join(sorted({t.version for t in (linux, windows) if t}, key=_version_key))
+    return {
+        "description": f"patchcycle {tenant_id}: CrowdStrike Falcon sensor {versions} or newer"[:1024],
+        "osPolicies": policies,
         "instanceFilter": {"inclusionLabels": [{"labels": dict(label)} for label in labels]},
         "rollout": {"disruptionBudget": dict(budget), "minWaitDuration": f"{int(min_wait_seconds)}s"},
     }
 
 
-def host_result(report: Mapping[str, Any] | None, never: str) -> dict[str, Any]:
-    """One host's install result from its assignment report (None: the rollout never reached it)."""
+def host_result(report: Mapping[str, Any] | None, never: str, *, windows: bool = False) -> dict[str, Any]:
+    """One host's install result from its assignment report (None: the rollout never reached it), read
+    from the OS policy of its OS."""
     if report is None:
         return {"result": "failed", "status": "NOT_REACHED", "reason": never}
+    policy_id = WINDOWS_POLICY_ID if windows else POLICY_ID
     compliance = next(
-        (c for c in report.get("osPolicyCompliances") or [] if c.get("osPolicyId") == POLICY_ID), None
+        (c for c in report.get("osPolicyCompliances") or [] if c.get("osPolicyId") == policy_id), None
     )
     if compliance is None:
-        return {"result": "failed", "status": "UNKNOWN", "reason": "its report names no Falcon OS policy"}
+        return {
+            "result": "failed",
+            "status": "UNKNOWN",
+            "reason": f"its report names no {policy_id} OS policy",
+        }
     state = str(compliance.get("complianceState") or "UNKNOWN")
     if state == "COMPLIANT":
         return {"result": "sent_succeeded", "status": state}
@@ -188,12 +285,14 @@ def host_result(report: Mapping[str, Any] | None, never: str) -> dict[str, Any]:
 
 
 class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
-    """Installs or upgrades the sensor on the tenant's GCE instances that need it: one OS Config OS policy
-    assignment per project and zone (created, or updated when an earlier run left it), whose exec resource
-    runs falcon-installer (see the module). The Falcon API client the installer reads from each project's
-    Secret Manager (``falcon-client-id``, ``falcon-client-secret``) is provisioned outside Airflow; the
-    assignment holds no secret. Waits deferred until every assignment's rollout is done, then records each
-    host's result from the per-instance reports (``records/install-gcp.json``)."""
+    """Installs or upgrades the sensor on the tenant's GCE instances that need it, Linux and Windows: one
+    OS Config OS policy assignment per project and zone (created, or updated when an earlier run left it),
+    with a Linux OS policy (shell scripts) and a Windows one (PowerShell scripts) for the OS families the
+    zone's hosts need, whose exec resources run falcon-installer (see the module). The Falcon API client
+    the installer reads from each project's Secret Manager (``falcon-client-id``, ``falcon-client-secret``)
+    is provisioned outside Airflow; the assignment holds no secret. Waits deferred until every assignment's
+    rollout is done, then records each host's result from the per-instance reports, read from the OS policy
+    of its OS (``records/install-gcp.json``)."""
 
     template_fields: Sequence[str] = ("tenant_id",)
     ui_color = "#fff4e5"
@@ -246,8 +345,10 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
             return f"no sensor version to install: {need['reason']}"
         if need["action"] == "rfm" and need.get("remedy") == "reinstall":
             return REINSTALL_REASON
-        if need.get("platform") != "linux" or not host.get("os_family"):
-            return WINDOWS_REASON if need.get("platform") == "windows" else "its OS is not known"
+        if need.get("platform") not in ("linux", "windows"):
+            return UNKNOWN_OS_REASON
+        if need["platform"] == "linux" and not host.get("os_family"):
+            return UNKNOWN_OS_REASON
         if not self._labels(str(host.get("environment") or "")):
             return "no environment label selects it (the OS policy's filter selects VMs by label)"
         return None
@@ -271,7 +372,9 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
         install = run.rollout.install.gcp
         gcp_project = next(p for p in self.tenant.clouds.gcp.projects if p.project_id == project)
         conn_id = self.tenant.gcp_connection_id(gcp_project)
-        version = max((str(h["target_version"]) for h in hosts), key=_version_key)
+        targets = {
+            platform: _target([h for h in hosts if h["platform"] == platform]) for platform in PLATFORMS
+        }
         labels = {
             tuple(sorted(label.items())): label
             for environment in sorted({str(h["environment"]) for h in hosts})
@@ -280,9 +383,8 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
         body = assignment_body(
             tenant_id=self.tenant.id,
             project=project,
-            version=version,
-            update=any(h.get("sensor_version") for h in hosts),
-            families=[short_name(str(h["os_family"])) for h in hosts],
+            linux=targets["linux"],
+            windows=targets["windows"],
             labels=list(labels.values()),
             budget=disruption_budget(install.rate_control.max_errors),
             min_wait_seconds=install.min_wait_seconds,
@@ -300,7 +402,7 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
             assignment=name,
             operation=operation,
             method=method,
-            version=version,
+            versions={platform: t.version for platform, t in targets.items() if t},
             hosts=[str(h["name"]) for h in hosts],
         )
         return {
@@ -309,8 +411,9 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
             "zone": zone,
             "assignment": name,
             "operation": operation,
-            "version": version,
+            "versions": {platform: t.version for platform, t in targets.items() if t},
             "hosts": {str(h["host_id"]): str(h["name"]) for h in hosts},
+            "windows": sorted(str(h["host_id"]) for h in hosts if h["platform"] == "windows"),
         }
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
@@ -343,12 +446,16 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
                 never = f"the rollout stopped before reaching it: {answer['error']}"
             else:
                 never = "the rollout did not select it (check its environment label and OS Config agent)"
+            # A record written before Windows was sent holds one Linux "version" and no "windows".
+            windows = set(sent_to.get("windows") or [])
+            versions = sent_to.get("versions") or {"linux": sent_to.get("version")}
             for host_id, name in sent_to["hosts"].items():
+                platform = "windows" if host_id in windows else "linux"
                 results[host_id] = {
                     "name": name,
-                    "version": sent_to["version"],
+                    "version": versions[platform],
                     "assignment": sent_to["assignment"],
-                    **host_result(reports.get(name), never),
+                    **host_result(reports.get(name), never, windows=host_id in windows),
                 }
         failed = [r for r in results.values() if r["result"] != "sent_succeeded"]
         run.write_record(
