@@ -461,7 +461,7 @@ def analyse(calls: Counter[str], facts: dict[str, Any]) -> dict[str, Any]:
             },
         }
     # Fewer calls than the documented page size allows: the emulator answered more per page than the cloud
-    # would (moto's DescribeTags ignores MaxResults), or the minimum's assumption does not hold here.
+    # would, or the minimum's assumption does not hold here.
     below = {
         op: {"calls": v["calls"], "minimum": v["minimum"]}
         for op, v in sorted(per_op.items())

@@ -222,11 +222,14 @@ def zone_counts(scenario: Path) -> list[int]:
 
 
 def minimum_inventory(per_cloud: int, zones: list[int], rds_scopes: int = 0) -> dict[str, int]:
-    """The fewest calls that read every host: each list at its documented page size; an account and
-    region that patches RDS reads its DB instances and their pending maintenance once each (one page
-    here: at most 100 DB instances)."""
+    """The fewest calls that read every host: each list at its documented page size (DescribeTags returns
+    one row per tag: each host's Name, Environment and Criticality tags); an account and region that
+    patches RDS reads its DB instances and their pending maintenance once each (one page here: at most
+    100 DB instances)."""
     return {
-        "aws": math.ceil(per_cloud / SSM_PAGE) * 2 + math.ceil(per_cloud / EC2_TAGS_PAGE) + 2 * rds_scopes,
+        "aws": math.ceil(per_cloud / SSM_PAGE) * 2
+        + math.ceil(3 * per_cloud / EC2_TAGS_PAGE)
+        + 2 * rds_scopes,
         "azure": math.ceil(per_cloud / ARM_MACHINES_PAGE) + 2 * math.ceil(per_cloud / GRAPH_PAGE),
         # Instances, inventories and vulnerability reports are listed per zone.
         "gcp": sum(math.ceil(n / COMPUTE_PAGE) + 2 * math.ceil(n / OSCONFIG_PAGE) for n in zones),

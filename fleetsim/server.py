@@ -26,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 from fleetsim.aws import audit
 from fleetsim.aws import cloudtrail as cloudtrail_addon
 from fleetsim.aws import ec2 as ec2_addon
+from fleetsim.aws import ec2_tags as ec2_tags_addon
 from fleetsim.aws import identity_center as identity_center_addon
 from fleetsim.aws import rds as rds_addon
 from fleetsim.aws import root_volume as root_volume_addon
@@ -213,6 +214,7 @@ class FleetsimServer:
         cloudtrail_addon.install(lambda: self.state.clock())
         ssm_addon.install(self.state)
         ec2_addon.install(self.state)
+        ec2_tags_addon.install()
         root_volume_addon.install(self.state)
         rds_addon.install(self.state)
         identity_center_addon.install(self.state)
