@@ -100,9 +100,10 @@ def addenda_from_directory(root: Path) -> list[AddendumCopy]:
         raise PackReadError(exc.filename or str(root), exc.strerror or exc) from exc
 
 
-EVIDENCE_CHAINS = ("cycles", "drift")
+EVIDENCE_CHAINS = ("cycles", "drift", "falcon-rollout")
 """The chains of packs in a tenant's evidence bucket, each under its own prefix and linked on its own: the
-cycles' (monthly and zero-day) and the daily drift reports' (``reports/drift_store.py``)."""
+cycles' (monthly and zero-day), the daily drift reports' (``reports/drift_store.py``) and the Falcon sensor
+roll-outs' (``operators/falcon_rollout.py``)."""
 
 
 def evidence_from_bucket(
