@@ -335,6 +335,12 @@ def test_install_and_upgrade_per_zone_leaving_compliant_vms_untouched(fleet: Fle
 def test_a_second_run_updates_the_assignment_it_left(fleet: Fleet, task: Any) -> None:
     op, run, bucket = task
     record = needs_record(fleet)
+    # A first run leaves zone A's assignment (it creates it, or updates the one another test left: this
+    # test does not depend on which tests ran before it, or where).
+    first = dict(record, needs=[n for n in record["needs"] if n["name"] == "new-01"])
+    run.write_record(run.paths.file(NEEDS_RECORD), first)
+    attempt(op, 1)
+    bucket.objects.clear()  # the next run starts with records and events of its own
     # The next run: zone A's staging host again, now asked for a newer version (a new revision).
     record["needs"] = [
         dict(n, action="upgrade", sensor_version=TARGET, target_version="7.15.16807")

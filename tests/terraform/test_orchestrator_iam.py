@@ -80,6 +80,18 @@ def boto3_calls(path: Path, cls: ast.ClassDef, default_service: str) -> set[tupl
                     and isinstance(node.value, ast.Constant)
                 ):
                     other_clients[fn.name] = str(node.value.value)
+            # A cached property returning ``self.get_client_type(...)`` of the hook's own service
+            # (SsmFleetHook._send_once_client: the same client without retries).
+            decorated = any(
+                getattr(d, "id", getattr(d, "attr", None)) == "cached_property" for d in fn.decorator_list
+            )
+            returns = [n.value for n in ast.walk(fn) if isinstance(n, ast.Return) and n.value is not None]
+            if (
+                decorated
+                and fn.name not in other_clients
+                and any(isinstance(r, ast.Call) and _is_self_attr(r.func, "get_client_type") for r in returns)
+            ):
+                other_clients[fn.name] = service
 
     def receiver_service(node: ast.AST, local: dict[str, str]) -> str | None:
         if _is_self_attr(node, "conn"):
@@ -335,6 +347,13 @@ AZURE_CALLS = {
         "Microsoft.HybridCompute/locations/operationstatus/read",
     },
     "graph.resources": {"Microsoft.ResourceGraph/resources/read"},
+    # The Falcon roll-out's sensor extension (granted only to a tenant with a roll-out).
+    "machine_extensions.begin_create_or_update": {"Microsoft.HybridCompute/machines/extensions/write"},
+    "machine_extensions.get": {"Microsoft.HybridCompute/machines/extensions/read"},
+}
+FALCON_AZURE_ACTIONS = {
+    "Microsoft.HybridCompute/machines/extensions/write",
+    "Microsoft.HybridCompute/machines/extensions/read",
 }
 
 
@@ -380,6 +399,14 @@ def test_azure_custom_roles_grant_exactly_what_the_arc_hook_does() -> None:
     # Machines and their results where the machines are; operation status and the query per subscription.
     assert all("/locations/" not in a and "ResourceGraph" not in a for a in roles["arc_patching"])
     assert roles["arc_operations"] == {a for a in needed if "/locations/" in a or "ResourceGraph" in a}
+    # Writing an extension can run code on a machine: only the Falcon role has it, only with a roll-out.
+    assert roles["arc_falcon_extension"] == FALCON_AZURE_ACTIONS
+    assert not FALCON_AZURE_ACTIONS & (roles["arc_patching"] | roles["arc_operations"])
+    resources = read_dir(MODULES / "azure_orchestrator")["resource"]
+    assert resources["azurerm_role_definition"]["arc_falcon_extension"]["count"] == (
+        "${var.falcon_rollout ? 1 : 0}"
+    )
+    assert "var.falcon_rollout" in resources["azurerm_role_assignment"]["arc_falcon_extension"]["for_each"]
 
 
 # -- GCP ---------------------------------------------------------------------------------------------
@@ -415,6 +442,16 @@ GCP_CALLS = {
     "snapshots.get": {"compute.snapshots.get"},
     "zone_operations.get": {"compute.zoneOperations.get"},
 }
+# The Falcon roll-out's OS policy assignments (granted only to a tenant with a roll-out). The transport is
+# used for the assignments' operations only (osPolicyAssignments.operations.get: "Requires the following
+# IAM permission: osconfig.osPolicyAssignments.get").
+GCP_FALCON_CALLS = {
+    "zonal.create_os_policy_assignment": {"osconfig.osPolicyAssignments.create"},
+    "zonal.update_os_policy_assignment": {"osconfig.osPolicyAssignments.update"},
+    "zonal.get_os_policy_assignment": {"osconfig.osPolicyAssignments.get"},
+    "zonal.transport": {"osconfig.osPolicyAssignments.get"},
+    "zonal.list_os_policy_assignment_reports": {"osconfig.osPolicyAssignmentReports.list"},
+}
 GCP_CLIENTS = {"zonal", "service", "instances_client", "disks", "snapshots", "zone_operations"}
 
 
@@ -430,14 +467,16 @@ def gcp_hook_calls() -> set[str]:
 
 def test_gcp_custom_role_grants_exactly_what_the_os_config_and_compute_hooks_call() -> None:
     calls = gcp_hook_calls()
-    assert calls == set(GCP_CALLS), (
-        f"unmapped: {sorted(calls - set(GCP_CALLS))}; gone: {sorted(set(GCP_CALLS) - calls)}"
-    )
+    mapped = set(GCP_CALLS) | set(GCP_FALCON_CALLS)
+    assert calls == mapped, f"unmapped: {sorted(calls - mapped)}; gone: {sorted(mapped - calls)}"
     config = read_dir(MODULES / "gcp_orchestrator")
     (local_block,) = [b for b in config["locals"] if "permissions" in b]
     assert set(local_block["permissions"]) == set().union(*GCP_CALLS.values())
+    assert set(local_block["falcon_permissions"]) == set().union(*GCP_FALCON_CALLS.values())
     role = config["resource"]["google_project_iam_custom_role"]["orchestrator"]
-    assert role["permissions"] == "${local.permissions}"
+    assert role["permissions"] == (
+        "${var.falcon_rollout ? concat(local.permissions, local.falcon_permissions) : local.permissions}"
+    )
 
 
 def test_no_hook_calls_a_cloud_the_modules_do_not_cover() -> None:

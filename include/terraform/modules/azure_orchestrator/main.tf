@@ -7,6 +7,9 @@
 #   https://learn.microsoft.com/azure/governance/resource-graph/overview#permissions-in-azure-resource-graph);
 # - per subscription: the Resource Graph query itself, and the long-running operations' status URLs
 #   (the 202's Location header is /subscriptions/{id}/providers/Microsoft.HybridCompute/locations/...).
+# - only for a tenant with a Falcon roll-out (var.falcon_rollout), per resource group: put and read
+#   CrowdStrike's machine extension (MachineExtensions_CreateOrUpdate and _Get). Writing extensions can
+#   run code on a machine, so a tenant without a roll-out never gets it.
 # Action names: Azure resource provider operations, Microsoft.HybridCompute and Microsoft.ResourceGraph
 # (https://learn.microsoft.com/azure/role-based-access-control/permissions/hybrid-multicloud,
 # https://learn.microsoft.com/azure/role-based-access-control/permissions/management-and-governance).
@@ -68,5 +71,28 @@ resource "azurerm_role_assignment" "arc_operations" {
   for_each           = toset(local.subscription_scopes)
   scope              = each.value
   role_definition_id = azurerm_role_definition.arc_operations.role_definition_resource_id
+  principal_id       = var.principal_object_id
+}
+
+resource "azurerm_role_definition" "arc_falcon_extension" {
+  count             = var.falcon_rollout ? 1 : 0
+  name              = "Patchcycle Arc Falcon sensor extension (${var.tenant_id})"
+  scope             = local.subscription_scopes[0]
+  description       = "Put and read the CrowdStrike Falcon sensor extension on Arc-enabled servers."
+  assignable_scopes = local.resource_group_scopes
+
+  permissions {
+    actions = [
+      "Microsoft.HybridCompute/machines/extensions/read",
+      "Microsoft.HybridCompute/machines/extensions/write",
+    ]
+    not_actions = []
+  }
+}
+
+resource "azurerm_role_assignment" "arc_falcon_extension" {
+  for_each           = var.falcon_rollout ? toset(local.resource_group_scopes) : toset([])
+  scope              = each.value
+  role_definition_id = azurerm_role_definition.arc_falcon_extension[0].role_definition_resource_id
   principal_id       = var.principal_object_id
 }

@@ -16,3 +16,9 @@ variable "principal_object_id" {
   description = "Object id of the service principal (or managed identity) the azure_<tenant> connection signs in as."
   type        = string
 }
+
+variable "falcon_rollout" {
+  description = "Whether the tenant declares a Falcon roll-out (falcon.rollout): then the orchestrator may put the sensor extension."
+  type        = bool
+  default     = false
+}

@@ -41,6 +41,14 @@ locals {
     "osconfig.patchJobs.list",
     "osconfig.vulnerabilityReports.list",
   ]
+  # Only for a tenant with a Falcon roll-out (var.falcon_rollout): OS policy assignments that install the
+  # sensor, their operations (operations.get needs osconfig.osPolicyAssignments.get) and reports.
+  falcon_permissions = [
+    "osconfig.osPolicyAssignmentReports.list",
+    "osconfig.osPolicyAssignments.create",
+    "osconfig.osPolicyAssignments.get",
+    "osconfig.osPolicyAssignments.update",
+  ]
 }
 
 resource "google_service_account" "orchestrator" {
@@ -55,7 +63,7 @@ resource "google_project_iam_custom_role" "orchestrator" {
   role_id     = "patchcycle_${var.tenant_id}"
   title       = "Patchcycle orchestrator (${var.tenant_id})"
   description = "OS Config inventories, vulnerability reports and patch jobs; disk snapshots and restores."
-  permissions = local.permissions
+  permissions = var.falcon_rollout ? concat(local.permissions, local.falcon_permissions) : local.permissions
 }
 
 resource "google_project_iam_member" "orchestrator" {

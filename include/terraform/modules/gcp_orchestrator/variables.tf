@@ -11,3 +11,9 @@ variable "projects" {
     connection_id = string
   }))
 }
+
+variable "falcon_rollout" {
+  description = "Whether the tenant declares a Falcon roll-out (falcon.rollout): then the role may manage the sensor's OS policy assignments."
+  type        = bool
+  default     = false
+}

@@ -51,11 +51,13 @@ module "azure_orchestrator" {
   tenant_id           = var.tenant_id
   subscriptions       = var.azure.subscriptions
   principal_object_id = var.platform.azure_principal_object_id
+  falcon_rollout      = var.falcon_rollout
 }
 
 module "gcp_orchestrator" {
-  source    = "../../modules/gcp_orchestrator"
-  count     = var.tenant_wide && var.gcp != null ? 1 : 0
-  tenant_id = var.tenant_id
-  projects  = var.gcp.projects
+  source         = "../../modules/gcp_orchestrator"
+  count          = var.tenant_wide && var.gcp != null ? 1 : 0
+  tenant_id      = var.tenant_id
+  projects       = var.gcp.projects
+  falcon_rollout = var.falcon_rollout
 }

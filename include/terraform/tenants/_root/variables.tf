@@ -78,6 +78,12 @@ variable "falcon" {
   })
 }
 
+variable "falcon_rollout" {
+  description = "Whether the tenant declares a Falcon roll-out: the Arc and GCP orchestrator roles then may install the sensor."
+  type        = bool
+  default     = false
+}
+
 variable "falcon_installer_bucket" {
   description = "The bucket the Falcon roll-out stages sensor packages in (falcon-sensor/...); null without a roll-out on AWS."
   type        = string
