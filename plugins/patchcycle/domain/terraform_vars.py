@@ -233,7 +233,7 @@ def terraform_vars(
             if tenant.falcon is not None
             else None
         ),
-        # Whether the Arc and GCP orchestrator roles may install the sensor (extensions, OS policy assignments).
+        # Whether the Arc and GCP orchestrator roles may install the sensor (extension, OS policy assignment).
         "falcon_rollout": rollout is not None,
         # Where the Falcon roll-out stages sensor packages (the orchestrator may write falcon-sensor/ there).
         "falcon_installer_bucket": rollout.install.aws.installer_bucket if rollout else None,
