@@ -424,5 +424,18 @@ def test_a_held_phase_is_entered_again_on_approval_and_counts_anew(
     assert decision["action"] == "stay", after["decision"]
     assert after["state"] == {"phase": "nonprod", "entered_at": moment.isoformat(), "reentered": True}
     assert after["detections"]["count"] == 0 and after["detections"]["since"] == moment.isoformat()
-    paged = [e for e in fleet.get("/fleetsim/pagerduty")["events"] if e.get("dedup_key") == key]
-    assert len(paged) == 1
+    # Paged once when held; the hold's incident resolved when the phase was entered again.
+    sent = [e for e in fleet.get("/fleetsim/pagerduty")["events"] if e.get("dedup_key") == key]
+    assert [e.get("event_action") for e in sent] == ["trigger", "resolve"], sent
+    assert change["incident_resolved"] == key
+
+
+def test_a_reentry_without_its_reason_fails_the_run_before_any_install(tmp_path: Path) -> None:
+    phases = Phases(tmp_path, threshold=5)
+    find = phases.dag.get_task("find")
+    find.__dict__.update(tenant=phases.tenant, store=phases.store)
+    context = phases.context(now(), user="jlee", reenter_phase="nonprod")
+    # No cloud connection is set: a find that read anything would fail otherwise than here.
+    with pytest.raises(AirflowFailException, match="refused before any change: param reason is required"):
+        find.execute(context)
+    assert phases.bucket.objects == {}

@@ -629,6 +629,7 @@ class PhasePromoteOperator(RolloutTaskMixin, BaseOperator):
         if reentry:
             request = record.get("reentry") or {}
             change.update(reentered=True, reason=request.get("reason"), requested_by=request.get("by"))
+            change["incident_resolved"] = self._resolve_hold(run, decision.get("incident_key"), log)
         run.write_record(run.paths.file(CHANGE_RECORD), change)
         log.record(
             "falcon.prevention_phase_changed",
@@ -641,6 +642,21 @@ class PhasePromoteOperator(RolloutTaskMixin, BaseOperator):
             reentered=reentry,
         )
         return {"phase": target.name, "policies": len(policies), "exclusions": len(exclusions)}
+
+    def _resolve_hold(self, run: RolloutContext, key: str | None, log: EventLog) -> str | None:
+        """Resolve the held phase's incident once the phase is entered again (its marker says it was paged;
+        PagerDuty drops a resolve when no incident of that key is open); the key
+        resolved, None when there was none to resolve."""
+        if not key or run.store.get_json_or_none(page_marker(key)) is None:
+            return None
+        conn_id = self.tenant.pagerduty_connection_id()
+        if conn_id is None:
+            return None
+        from patchcycle.hooks.pagerduty import PagerDutyEventsHook
+
+        PagerDutyEventsHook(pagerduty_conn_id=conn_id).resolve(key)
+        log.record("incident.resolved", target=key, step="falcon-prevention-reentered")
+        return key
 
     def _exclusions(
         self, hook: Any, record: Mapping[str, Any], approval: Approval, log: EventLog

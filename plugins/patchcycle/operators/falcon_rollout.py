@@ -164,10 +164,19 @@ class SensorNeedsOperator(RolloutTaskMixin, BaseOperator):
         self.tenant_id = tenant_id
 
     def run(self, run: RolloutContext, log: EventLog) -> dict[str, Any]:
-        """Read the fleet and Falcon, classify every host, write the needs; return the counts by action."""
+        """Read the fleet and Falcon, classify every host, write the needs; return the counts by action. A
+        trigger form's request to re-enter a prevention phase is checked first: a bad one fails the run
+        before any install."""
         from patchcycle.hooks.falcon import FalconHook
 
         rollout = run.rollout
+        if rollout.prevention_phases:
+            from patchcycle.operators.falcon_phases import reentry_request
+
+            try:
+                reentry_request(run.params, [p.name for p in rollout.prevention_phases], None)
+            except ValueError as exc:
+                raise AirflowFailException(f"refused before any change: {exc}") from exc
         rows, scopes = read_fleet(self.tenant, log)
         falcon = FalconHook(falcon_conn_id=self.tenant.falcon_connection_id())
         devices = falcon.devices()
