@@ -296,14 +296,7 @@ class ArcHook(BaseHook):
             return None
         if response.status_code == 200:
             return response.json()
-        try:
-            error = response.json().get("error") or {}
-        except ValueError:
-            error = {}
-        raise ArcError(
-            f"Azure subscription {self.subscription_id}: {what}: HTTP {response.status_code} "
-            f"{error.get('code', response.reason)}: {error.get('message', response.text()[:200])}"
-        )
+        raise self._http_error(what, response)
 
     # -- machine extensions -------------------------------------------------------------------------
     def start_extension(self, resource_group: str, machine: str, name: str, extension: dict[str, Any]) -> str:
@@ -340,14 +333,7 @@ class ArcHook(BaseHook):
             response = self.client.send_request(HttpRequest("GET", status_url))
         if response.status_code == 200:
             return response.json()
-        try:
-            error = response.json().get("error") or {}
-        except ValueError:
-            error = {}
-        raise ArcError(
-            f"Azure subscription {self.subscription_id}: {what}: HTTP {response.status_code} "
-            f"{error.get('code', response.reason)}: {error.get('message', response.text()[:200])}"
-        )
+        raise self._http_error(what, response)
 
     def extension(self, resource_group: str, machine: str, name: str) -> dict[str, Any] | None:
         """One machine extension as ARM's JSON (MachineExtensions_Get: ``properties.provisioningState``,
@@ -365,6 +351,18 @@ class ArcHook(BaseHook):
     def install_result(self, location_url: str) -> dict[str, Any] | None:
         """:meth:`operation_result` under its former name (reads installs and assessments alike)."""
         return self.operation_result(location_url)
+
+    def _http_error(self, what: str, response: Any) -> ArcError:
+        """An unexpected answer of a raw request as an :class:`ArcError`: its status, ARM's error code and
+        message (the first 200 characters of the body when it has none)."""
+        try:
+            error = response.json().get("error") or {}
+        except ValueError:
+            error = {}
+        return ArcError(
+            f"Azure subscription {self.subscription_id}: {what}: HTTP {response.status_code} "
+            f"{error.get('code', response.reason)}: {error.get('message', response.text()[:200])}"
+        )
 
     def _check_same_origin(self, url: str, what: str) -> None:
         """The bearer token goes only to the configured ARM endpoint, never to a URL elsewhere."""

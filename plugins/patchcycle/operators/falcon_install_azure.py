@@ -14,15 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
 from patchcycle.domain import arc_extension, arc_installs
-from patchcycle.operators.base import EventLog, WaitArguments
+from patchcycle.operators.base import EventLog
 from patchcycle.operators.falcon_rollout import (
     INSTALLED_ACTIONS,
     NEEDS_RECORD,
     RolloutContext,
-    RolloutTaskMixin,
+    SensorInstallOperator,
     install_record,
 )
 
@@ -32,29 +30,13 @@ not sent to (no secret)."""
 CHECK = "arc_extensions"
 
 
-class InstallSensorsArcOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
+class InstallSensorsArcOperator(SensorInstallOperator):
     """Installs the Falcon sensor on the tenant's Azure Arc machines that have none, through CrowdStrike's
     machine extension (``FalconSensorLinux`` / ``FalconSensorWindows``, publisher ``Crowdstrike.Falcon``),
     with no SSH. Each machine is told the sensor-update policy whose build is its target version (else
     ``platform_default``). At most the install rate control's MaxConcurrency of the machines at once, no new
     machine once the failures exceed MaxErrors (as the cycle's Arc patching); the task defers between rounds
     and records each host's result (``records/install-azure.json``)."""
-
-    template_fields: Sequence[str] = ("tenant_id",)
-    ui_color = "#fff4e5"
-
-    def __init__(
-        self,
-        *,
-        tenant_id: str,
-        deferrable: bool = True,
-        waiter_delay: float | None = None,
-        waiter_max_attempts: int = 120,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.tenant_id = tenant_id
-        self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     # -- Airflow's entry points ---------------------------------------------------------------------
     def execute(self, context: Any) -> Any:

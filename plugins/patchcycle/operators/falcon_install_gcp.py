@@ -57,14 +57,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from patchcycle.operators.base import EventLog, WaitArguments
+from patchcycle.operators.base import EventLog
 from patchcycle.operators.falcon_rollout import (
     INSTALLED_ACTIONS,
     NEEDS_RECORD,
     RolloutContext,
-    RolloutTaskMixin,
+    SensorInstallOperator,
     install_record,
 )
 
@@ -284,7 +282,7 @@ def host_result(report: Mapping[str, Any] | None, never: str, *, windows: bool =
     return {"result": "failed", "status": state, "reason": reason[-800:]}
 
 
-class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
+class InstallSensorsGcpOperator(SensorInstallOperator):
     """Installs or upgrades the sensor on the tenant's GCE instances that need it, Linux and Windows: one
     OS Config OS policy assignment per project and zone (created, or updated when an earlier run left it),
     with a Linux OS policy (shell scripts) and a Windows one (PowerShell scripts) for the OS families the
@@ -293,22 +291,6 @@ class InstallSensorsGcpOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
     is provisioned outside Airflow; the assignment holds no secret. Waits deferred until every assignment's
     rollout is done, then records each host's result from the per-instance reports, read from the OS policy
     of its OS (``records/install-gcp.json``)."""
-
-    template_fields: Sequence[str] = ("tenant_id",)
-    ui_color = "#fff4e5"
-
-    def __init__(
-        self,
-        *,
-        tenant_id: str,
-        deferrable: bool = True,
-        waiter_delay: float | None = None,
-        waiter_max_attempts: int = 120,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.tenant_id = tenant_id
-        self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
 
     def execute(self, context: Any) -> Any:
         """Create or update the assignments; wait for their rollouts when any was sent."""

@@ -230,15 +230,9 @@ def install_record(cloud: str) -> str:
     return f"install-{cloud}.json"
 
 
-class InstallSensorsAwsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
-    """Installs or upgrades the sensor on the tenant's EC2 hosts that need it, with no SSH: Run Command of
-    the tenant's Falcon install document (``falcon.rollout.install.aws.document_name``, the one its
-    Terraform declares). Per account and region, the CID and installation token (from the roll-out's
-    connection: login and password) are written as the SecureString parameters the document reads on the
-    host, under the names Terraform gave it; each sensor package is downloaded from Falcon (checked against
-    its SHA-256) and staged in the tenant's installer bucket; the document gets only the package's URL and
-    SHA-256, never a secret. At most 50 instances per SendCommand, under the tenant's rate control; the task
-    waits deferred for the commands, then records each host's result (``records/install-aws.json``)."""
+class SensorInstallOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
+    """A cloud's install task of the roll-out: deferrable, waiting on its cloud's check (the one waiting
+    contract), writing ``records/install-<cloud>.json``."""
 
     template_fields: Sequence[str] = ("tenant_id",)
     ui_color = "#fff4e5"
@@ -255,6 +249,17 @@ class InstallSensorsAwsOperator(WaitArguments, RolloutTaskMixin, BaseOperator):
         super().__init__(**kwargs)
         self.tenant_id = tenant_id
         self.set_wait_arguments(deferrable, waiter_delay, waiter_max_attempts)
+
+
+class InstallSensorsAwsOperator(SensorInstallOperator):
+    """Installs or upgrades the sensor on the tenant's EC2 hosts that need it, with no SSH: Run Command of
+    the tenant's Falcon install document (``falcon.rollout.install.aws.document_name``, the one its
+    Terraform declares). Per account and region, the CID and installation token (from the roll-out's
+    connection: login and password) are written as the SecureString parameters the document reads on the
+    host, under the names Terraform gave it; each sensor package is downloaded from Falcon (checked against
+    its SHA-256) and staged in the tenant's installer bucket; the document gets only the package's URL and
+    SHA-256, never a secret. At most 50 instances per SendCommand, under the tenant's rate control; the task
+    waits deferred for the commands, then records each host's result (``records/install-aws.json``)."""
 
     def execute(self, context: Any) -> Any:
         """Send the installs; wait for them when any was sent."""
